@@ -1,0 +1,76 @@
+"""Constants shared by every part of the Spark Control integration."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+DOMAIN: Final = "spark_control"
+LOGGER = logging.getLogger(__package__)
+
+# Services the cluster runs. Their keys appear in actions, events and unique ids.
+SERVICE_VLLM: Final = "vllm"
+SERVICE_PARAKEET: Final = "parakeet"
+SERVICE_MAGPIE: Final = "magpie"
+SERVICES: Final = (SERVICE_VLLM, SERVICE_PARAKEET, SERVICE_MAGPIE)
+SPEECH_SERVICES: Final = (SERVICE_PARAKEET, SERVICE_MAGPIE)
+
+DEFAULT_CONTAINERS: Final = {
+    SERVICE_VLLM: "vllm_node",
+    SERVICE_PARAKEET: "parakeet-asr",
+    SERVICE_MAGPIE: "magpie-tts",
+}
+DEFAULT_PORTS: Final = {SERVICE_VLLM: 8888, SERVICE_PARAKEET: 8000, SERVICE_MAGPIE: 9000}
+
+# Config entry data.
+CONF_CLUSTER_NAME: Final = "cluster_name"
+CONF_NODES: Final = "nodes"  # list[str] of hosts; the first is the head node
+CONF_SSH_USER: Final = "ssh_user"
+CONF_SSH_PORT: Final = "ssh_port"
+CONF_PRIVATE_KEY: Final = "private_key"  # OpenSSH PEM text
+CONF_PUBLIC_KEY: Final = "public_key"  # authorized_keys line
+CONF_HOST_KEYS: Final = "host_keys"  # {host: openssh public host key line}
+CONF_REPO_PATH: Final = "repo_path"  # spark-vllm-docker checkout on the head node
+CONF_ENDPOINTS: Final = "endpoints"  # {service: {"host": str, "port": int}}
+CONF_CONTAINERS: Final = "containers"  # {service: container name}
+CONF_GATEWAY_URL: Final = "gateway_url"  # set by add-on discovery
+CONF_GATEWAY_API_KEY: Final = "gateway_api_key"
+
+DEFAULT_SSH_PORT: Final = 22
+DEFAULT_REPO_PATH: Final = "~/spark-vllm-docker"
+
+# Options.
+CONF_POLL_INTERVAL: Final = "poll_interval"
+CONF_METRICS_INTERVAL: Final = "metrics_interval"
+CONF_SWAP_TIMEOUT: Final = "swap_timeout"
+CONF_DEEP_CHECK_INTERVAL: Final = "deep_check_interval"  # minutes, 0 disables
+CONF_RESTART_LIMIT: Final = "restart_limit"
+CONF_RESTART_WINDOW: Final = "restart_window"  # minutes
+CONF_PROBE_TIMEOUT: Final = "probe_timeout"  # seconds
+CONF_VOICE_BRIDGES: Final = "voice_bridges"
+CONF_STT_PORT: Final = "stt_port"
+CONF_TTS_PORT: Final = "tts_port"
+
+DEFAULT_POLL_INTERVAL: Final = 5  # seconds
+DEFAULT_METRICS_INTERVAL: Final = 30  # seconds
+DEFAULT_SWAP_TIMEOUT: Final = 15  # minutes
+DEFAULT_DEEP_CHECK_INTERVAL: Final = 5  # minutes
+DEFAULT_RESTART_LIMIT: Final = 3
+DEFAULT_RESTART_WINDOW: Final = 30  # minutes
+DEFAULT_PROBE_TIMEOUT: Final = 30  # seconds
+DEFAULT_VOICE_BRIDGES: Final = True
+# Clear of the Whisper (10300) and Piper (10200) add-ons' usual ports.
+DEFAULT_STT_PORT: Final = 10310
+DEFAULT_TTS_PORT: Final = 10210
+
+# Events fired on the HA bus; payloads are documented in docs/events.md.
+EVENT_SWAP_STARTED: Final = f"{DOMAIN}_swap_started"
+EVENT_SWAP_FINISHED: Final = f"{DOMAIN}_swap_finished"
+EVENT_SWAP_FAILED: Final = f"{DOMAIN}_swap_failed"
+EVENT_WEDGE_DETECTED: Final = f"{DOMAIN}_wedge_detected"
+EVENT_SERVICE_RESTARTED: Final = f"{DOMAIN}_service_restarted"
+EVENT_RESTART_SUPPRESSED: Final = f"{DOMAIN}_restart_suppressed"
+EVENT_SERVICE_RECOVERED: Final = f"{DOMAIN}_service_recovered"
+EVENT_HEALTH_REPORT: Final = f"{DOMAIN}_health_report"
+# A wedge report from the add-on gateway or the Wyoming bridge; triggers a deep probe at once.
+EVENT_WEDGE_REPORT: Final = f"{DOMAIN}_wedge_report"

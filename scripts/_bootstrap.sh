@@ -1,0 +1,66 @@
+# shellcheck shell=bash
+# Sourced by scripts/test and scripts/demo: finds Python 3.13, installs the Debian packages the
+# simulator and Home Assistant need, and keeps .venv in step with requirements_test.txt.
+# Idempotent: a stamp of the requirement files' hash makes the second run take well under a second.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+DEBIAN_PACKAGES=(flite ffmpeg)
+
+find_python() {
+  local candidate
+  for candidate in "${SPARK_PYTHON:-}" python3.13 \
+      "$(pyenv root 2>/dev/null)/versions/3.13.0/bin/python3" \
+      "$HOME/.pyenv/versions/3.13.0/bin/python3"; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 \
+        && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  if command -v pyenv >/dev/null 2>&1; then
+    local found
+    found=$(ls -d "$(pyenv root)"/versions/3.13.*/bin/python3 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$found" ] && { echo "$found"; return 0; }
+  fi
+  echo "Python 3.13 not found: install it (pyenv install 3.13) or set SPARK_PYTHON" >&2
+  return 1
+}
+
+ensure_debian_packages() {
+  local missing=() pkg
+  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Debian packages: ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive \
+           apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+  else
+    echo "Please install these packages (sudo apt-get install ${missing[*]}); continuing without them" >&2
+  fi
+}
+
+ensure_venv() {
+  local python stamp want
+  python=$(find_python)
+  [ -x "$VENV/bin/python" ] || "$python" -m venv "$VENV"
+  want=$(cat "$ROOT/requirements_test.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)
+  stamp="$VENV/.requirements.sha256"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "Installing Python requirements into .venv (first run takes a few minutes)" >&2
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    # HA 2026.2.3 declares Python >= 3.13.2 but runs on 3.13.0 (verified), hence the flag.
+    "$VENV/bin/python" -m pip install --quiet --ignore-requires-python -r "$ROOT/requirements_test.txt"
+    echo "$want" > "$stamp"
+  fi
+}
+
+ensure_debian_packages
+ensure_venv
+export PATH="$VENV/bin:$PATH"
+cd "$ROOT"
