@@ -1,0 +1,435 @@
+"""Orchestrates `./scripts/demo`: simulator → add-on gateway → Home Assistant with the integration.
+
+Everything listens on 127.0.0.1. Child processes run in their own sessions so that Ctrl-C (or
+SIGTERM) reaches only this orchestrator, which then stops each child's whole process group and
+the in-process simulator: nothing is left running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "addon"))
+
+from tests.sim import SimCluster, SimConfig  # noqa: E402
+from tests.sim.keys import generate_client_key  # noqa: E402
+
+DEMO_DIR = ROOT / ".demo"
+HA_USER = "demo"
+HA_PASSWORD = "spark-demo"  # a throwaway local demo account, printed for the user
+CLIENT_ID_PATH = "/"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Children:
+    """Child processes, each in its own session, stopped as whole process groups."""
+
+    def __init__(self) -> None:
+        self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(
+        self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        self._procs.append((name, proc))
+
+    def check_alive(self) -> None:
+        for name, proc in self._procs:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {proc.returncode}; see .demo/logs/{name}.log"
+                )
+
+    def stop_all(self) -> None:
+        for _name, proc in reversed(self._procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for _name, proc in reversed(self._procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+async def wait_http(url: str, *, within: float, children: Children, ok: set[int]) -> None:
+    """Poll `url` until it answers with one of the `ok` statuses."""
+    deadline = asyncio.get_running_loop().time() + within
+    async with aiohttp.ClientSession() as session:
+        while True:
+            children.check_alive()
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=3)) as resp:
+                    if resp.status in ok:
+                        return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{url} did not come up within {within:.0f} s")
+            await asyncio.sleep(0.5)
+
+
+def write_gateway_config(sim: SimCluster, port: int, api_key: str) -> Path:
+    config = {
+        "host": "127.0.0.1",
+        "port": port,
+        "vllm_url": sim.vllm.url,
+        "parakeet_url": sim.parakeet.url,
+        "magpie_url": sim.magpie.url,
+        "api_keys": [api_key],
+        "data_dir": str(DEMO_DIR / "gateway-data"),
+    }
+    path = DEMO_DIR / "gateway.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def write_ha_config(ha_dir: Path, port: int) -> None:
+    if ha_dir.exists():
+        shutil.rmtree(ha_dir)  # a fresh instance each run keeps onboarding deterministic
+    (ha_dir / "custom_components").mkdir(parents=True)
+    (ha_dir / "custom_components" / "spark_control").symlink_to(
+        ROOT / "custom_components" / "spark_control"
+    )
+    (ha_dir / "configuration.yaml").write_text(
+        f"""homeassistant:
+  name: Spark Control demo
+  latitude: 52.37
+  longitude: 4.89
+  elevation: 0
+  unit_system: metric
+  time_zone: UTC
+  country: NL
+http:
+  server_host: 127.0.0.1
+  server_port: {port}
+frontend:
+config:
+api:
+logbook:
+history:
+logger:
+  default: warning
+  logs:
+    custom_components.spark_control: info
+lovelace:
+  dashboards:
+    spark-control:
+      mode: yaml
+      title: Spark Control
+      icon: mdi:expansion-card-variant
+      show_in_sidebar: true
+      filename: spark_dashboard.yaml
+"""
+    )
+    (ha_dir / "spark_dashboard.yaml").write_text("title: Spark Control\nviews: []\n")
+
+
+async def write_dashboard(ha_dir: Path, url: str, token: str) -> None:
+    """Build the YAML dashboard from the entities the integration registered.
+
+    Reading the entity registry keeps the dashboard true to whatever entity ids HA assigned.
+    """
+    async with aiohttp.ClientSession() as session:
+        entities = await websocket_call(
+            session, url, token, {"type": "config/entity_registry/list"}
+        )
+    ours = sorted(e["entity_id"] for e in entities if e.get("platform") == "spark_control")
+    by_domain: dict[str, list[str]] = {}
+    for entity_id in ours:
+        by_domain.setdefault(entity_id.split(".", 1)[0], []).append(entity_id)
+    sensors = by_domain.get("sensor", [])
+    gpu = [e for e in sensors if "gpu" in e]
+    cards: list[dict[str, Any]] = [
+        {
+            "type": "entities",
+            "title": "Model",
+            "entities": by_domain.get("select", []) + [e for e in sensors if "swap" in e],
+        },
+        {
+            "type": "entities",
+            "title": "Services",
+            "entities": by_domain.get("binary_sensor", [])
+            + by_domain.get("switch", [])
+            + by_domain.get("button", []),
+        },
+        {
+            "type": "entities",
+            "title": "LLM",
+            "entities": [e for e in sensors if e not in gpu and "swap" not in e],
+        },
+        {"type": "entities", "title": "GPUs", "entities": gpu},
+    ]
+    dashboard = {
+        "title": "Spark Control",
+        "views": [
+            {"title": "Cluster", "path": "cluster", "cards": [c for c in cards if c["entities"]]}
+        ],
+    }
+    (ha_dir / "spark_dashboard.yaml").write_text(json.dumps(dashboard, indent=2))
+
+
+async def onboard(url: str) -> tuple[str, str]:
+    """Create the demo user through HA's onboarding API; return (access token, long-lived token)."""
+    client_id = url + CLIENT_ID_PATH
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{url}/api/onboarding/users",
+            json={
+                "client_id": client_id,
+                "name": "Demo",
+                "username": HA_USER,
+                "password": HA_PASSWORD,
+                "language": "en",
+            },
+        ) as resp:
+            resp.raise_for_status()
+            auth_code = (await resp.json())["auth_code"]
+        async with session.post(
+            f"{url}/auth/token",
+            data={"grant_type": "authorization_code", "code": auth_code, "client_id": client_id},
+        ) as resp:
+            resp.raise_for_status()
+            access = (await resp.json())["access_token"]
+        headers = {"Authorization": f"Bearer {access}"}
+        for step, body in (
+            ("core_config", {}),
+            ("analytics", {}),
+            ("integration", {"client_id": client_id, "redirect_uri": client_id}),
+        ):
+            async with session.post(f"{url}/api/onboarding/{step}", json=body, headers=headers):
+                pass
+        long_lived = await websocket_call(
+            session,
+            url,
+            access,
+            {"type": "auth/long_lived_access_token", "client_name": "spark-demo", "lifespan": 3650},
+        )
+    return access, str(long_lived)
+
+
+async def websocket_call(
+    session: aiohttp.ClientSession, url: str, token: str, message: dict[str, Any]
+) -> Any:
+    async with session.ws_connect(f"{url}/api/websocket") as ws:
+        await ws.receive_json()  # auth_required
+        await ws.send_json({"type": "auth", "access_token": token})
+        if (await ws.receive_json())["type"] != "auth_ok":
+            raise RuntimeError("Home Assistant refused the demo token")
+        await ws.send_json({"id": 1, **message})
+        reply = await ws.receive_json()
+        if not reply.get("success"):
+            raise RuntimeError(f"websocket call failed: {reply}")
+        return reply["result"]
+
+
+def flow_answers(
+    sim: SimCluster, private_key: str, gateway_url: str, api_key: str
+) -> dict[str, Any]:
+    """Values for the integration's config-flow fields, keyed by field name."""
+    head, *others = sim.nodes
+    speech = others[0] if others else head
+    return {
+        "cluster_name": "Demo cluster",
+        "nodes": ", ".join(f"{n.host}:{n.ssh_port}" for n in sim.nodes),
+        "ssh_user": sim.config.username,
+        "ssh_port": head.ssh_port,
+        "repo_path": sim.config.repo_path,
+        "vllm": f"{head.host}:{_port(sim.vllm.url)}",
+        "parakeet": f"{speech.host}:{_port(sim.parakeet.url)}",
+        "magpie": f"{speech.host}:{_port(sim.magpie.url)}",
+        "key_source": "paste",
+        "private_key": private_key,
+        "gateway_url": gateway_url,
+        "gateway_api_key": api_key,
+    }
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+async def add_integration(url: str, token: str, answers: dict[str, Any]) -> dict[str, Any]:
+    """Walk the integration's real config flow over HA's REST API, answering by field name."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.post(
+            f"{url}/api/config/config_entries/flow", json={"handler": "spark_control"}
+        ) as resp:
+            step = await resp.json()
+        for _ in range(10):
+            if step.get("type") == "create_entry":
+                return dict(step)
+            if step.get("type") != "form":
+                raise RuntimeError(f"config flow stopped: {step}")
+            if step.get("errors"):
+                raise RuntimeError(f"config flow step {step['step_id']} errors: {step['errors']}")
+            fields = [field["name"] for field in step.get("data_schema", [])]
+            payload = {name: answers[name] for name in fields if name in answers}
+            async with session.post(
+                f"{url}/api/config/config_entries/flow/{step['flow_id']}", json=payload
+            ) as resp:
+                step = await resp.json()
+    raise RuntimeError("config flow did not finish")
+
+
+@contextlib.asynccontextmanager
+async def stop_signals() -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield stop
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def run(args: argparse.Namespace) -> None:
+    DEMO_DIR.mkdir(exist_ok=True)
+    private_key, public_key = generate_client_key()
+    key_dir = DEMO_DIR / "ssh"
+    key_dir.mkdir(exist_ok=True)
+    (key_dir / "id_ed25519").write_text(private_key)
+    (key_dir / "id_ed25519").chmod(0o600)
+    (key_dir / "id_ed25519.pub").write_text(public_key + "\n")
+
+    children = Children()
+    endpoints_file = DEMO_DIR / "endpoints.json"
+    endpoints_file.unlink(missing_ok=True)
+    async with (
+        stop_signals() as stop,
+        SimCluster(
+            SimConfig(
+                nodes=args.nodes, authorized_keys=[public_key], load_seconds=args.load_seconds
+            )
+        ) as sim,
+    ):
+        try:
+            endpoints: dict[str, Any] = {"simulator": sim.endpoints()}
+            gateway_port = free_port()
+            api_key = "sk-demo-" + secrets.token_urlsafe(18)
+            gateway_config = write_gateway_config(sim, gateway_port, api_key)
+            children.start(
+                "gateway",
+                [sys.executable, "-m", "spark_gateway", "--config", str(gateway_config)],
+                DEMO_DIR / "logs" / "gateway.log",
+                env={"PYTHONPATH": str(ROOT / "addon")},
+            )
+            gateway_url = f"http://127.0.0.1:{gateway_port}"
+            await wait_http(f"{gateway_url}/health", within=60, children=children, ok={200})
+            endpoints["gateway"] = {
+                "url": gateway_url,
+                "openai_base_url": f"{gateway_url}/v1",
+                "api_key": api_key,
+            }
+
+            if not args.no_ha:
+                ha_port = free_port()
+                ha_dir = DEMO_DIR / "ha"
+                write_ha_config(ha_dir, ha_port)
+                children.start(
+                    "homeassistant",
+                    [sys.executable, "-m", "homeassistant", "-c", str(ha_dir), "--skip-pip"],
+                    DEMO_DIR / "logs" / "homeassistant.log",
+                )
+                ha_url = f"http://127.0.0.1:{ha_port}"
+                print(f"Starting Home Assistant at {ha_url} (takes a little while)...", flush=True)
+                await wait_http(f"{ha_url}/api/onboarding", within=240, children=children, ok={200})
+                access, long_lived = await onboard(ha_url)
+                entry = await add_integration(
+                    ha_url, access, flow_answers(sim, private_key, gateway_url, api_key)
+                )
+                await asyncio.sleep(3)  # let the platforms register their entities
+                await write_dashboard(ha_dir, ha_url, access)
+                endpoints["home_assistant"] = {
+                    "url": ha_url,
+                    "dashboard": f"{ha_url}/spark-control/cluster",
+                    "username": HA_USER,
+                    "password": HA_PASSWORD,
+                    "long_lived_access_token": long_lived,
+                    "config_entry_id": entry.get("result", {}).get("entry_id"),
+                }
+                endpoints["wyoming"] = await wyoming_endpoints(ha_url, long_lived)
+
+            endpoints_file.write_text(json.dumps(endpoints, indent=2))
+            print_summary(endpoints, endpoints_file)
+            while not stop.is_set():
+                children.check_alive()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=2)
+            print("\nStopping...", flush=True)
+        finally:
+            children.stop_all()
+
+
+async def wyoming_endpoints(ha_url: str, token: str) -> dict[str, str]:
+    """The bridges the integration runs inside HA, as tcp:// URIs (from its diagnostics)."""
+    # The bridge ports are the integration's option defaults unless changed in the options flow.
+    from custom_components.spark_control.const import DEFAULT_STT_PORT, DEFAULT_TTS_PORT
+
+    del ha_url, token
+    return {
+        "stt": f"tcp://127.0.0.1:{DEFAULT_STT_PORT}",
+        "tts": f"tcp://127.0.0.1:{DEFAULT_TTS_PORT}",
+    }
+
+
+def print_summary(endpoints: dict[str, Any], path: Path) -> None:
+    print(f"\nSpark Control demo is up. Endpoints (also in {path.relative_to(ROOT)}):")
+    for node in endpoints["simulator"].get("nodes", []):
+        print(f"  simulated node  ssh://{node.get('host')}:{node.get('ssh_port')}")
+    for name, url in endpoints["simulator"].get("services", {}).items():
+        print(f"  simulated {name:<8} {url}")
+    gateway = endpoints["gateway"]
+    print(f"  gateway         {gateway['openai_base_url']}  (API key {gateway['api_key']})")
+    if "home_assistant" in endpoints:
+        ha = endpoints["home_assistant"]
+        print(f"  Home Assistant  {ha['url']}  (user {ha['username']} / {ha['password']})")
+        print(f"  dashboard       {ha['dashboard']}")
+        for name, uri in endpoints["wyoming"].items():
+            print(f"  wyoming {name:<7} {uri}")
+    print("Press Ctrl-C to stop.", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=2, help="simulated GPU nodes")
+    parser.add_argument("--load-seconds", type=float, default=8.0, help="simulated model load time")
+    parser.add_argument("--no-ha", action="store_true", help="skip Home Assistant")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
