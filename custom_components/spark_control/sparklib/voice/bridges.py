@@ -1,0 +1,73 @@
+"""Both voice bridges, started and stopped together; the one object the HA glue holds."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+import aiohttp
+
+from .errors import SpeechServiceError
+from .magpie import MagpieClient
+from .parakeet import ParakeetClient
+from .server import WyomingBridgeServer
+from .stt_handler import SttBridge, SttEventHandler, WedgeCallback
+from .tts_handler import TtsBridge, TtsEventHandler
+from .voices import VoiceCatalog
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceBridgeConfig:
+    """Where the speech servers are and where the bridges listen."""
+
+    parakeet_url: str
+    magpie_url: str
+    stt_port: int
+    tts_port: int
+    host: str = "0.0.0.0"
+    request_timeout: float = 60.0
+
+
+class VoiceBridges:
+    """A Wyoming STT server for Parakeet and a Wyoming TTS server for Magpie."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        config: VoiceBridgeConfig,
+        *,
+        on_wedge: WedgeCallback | None = None,
+    ) -> None:
+        parakeet = ParakeetClient(session, config.parakeet_url, timeout=config.request_timeout)
+        magpie = MagpieClient(session, config.magpie_url, timeout=config.request_timeout)
+        self.voices = VoiceCatalog(magpie)
+        self.stt_bridge = SttBridge(parakeet=parakeet, on_wedge=on_wedge)
+        self.tts_bridge = TtsBridge(magpie=magpie, voices=self.voices)
+        self.stt = WyomingBridgeServer(
+            config.host, config.stt_port, partial(SttEventHandler, self.stt_bridge)
+        )
+        self.tts = WyomingBridgeServer(
+            config.host, config.tts_port, partial(TtsEventHandler, self.tts_bridge)
+        )
+
+    async def start(self) -> None:
+        """Read Magpie's voices (best effort) and open both ports."""
+        try:
+            await self.voices.refresh()
+        except SpeechServiceError as err:
+            # Magpie may still be loading; the voice list is read again at the next Describe.
+            _LOGGER.warning("Magpie's voices are not available yet: %s", err)
+        await self.stt.start()
+        try:
+            await self.tts.start()
+        except BaseException:
+            await self.stt.stop()
+            raise
+
+    async def async_stop(self) -> None:
+        """Close both ports and every open connection."""
+        await self.stt.stop()
+        await self.tts.stop()

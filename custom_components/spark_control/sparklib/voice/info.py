@@ -1,0 +1,70 @@
+"""The Wyoming `Info` each bridge answers `Describe` with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from wyoming.info import (
+    AsrModel,
+    AsrProgram,
+    Attribution,
+    Info,
+    TtsProgram,
+    TtsVoice,
+)
+
+from .magpie import MAGPIE_MODEL, MagpieVoice
+from .parakeet import PARAKEET_LANGUAGES, PARAKEET_MODEL
+
+BRIDGE_VERSION = "0.1.0"
+STT_PROGRAM_NAME = "spark-parakeet"
+TTS_PROGRAM_NAME = "spark-magpie"
+_NVIDIA = "NVIDIA"
+_PARAKEET_URL = "https://huggingface.co/nvidia/parakeet-tdt-0.6b-v3"
+_MAGPIE_URL = "https://build.nvidia.com/nvidia/magpie-tts-multilingual"
+
+
+def stt_info(languages: Iterable[str] = PARAKEET_LANGUAGES) -> Info:
+    """Describe the STT bridge: one ASR program with Parakeet as its model."""
+    model = AsrModel(
+        name=PARAKEET_MODEL,
+        description="NVIDIA Parakeet TDT 0.6B v3",
+        attribution=Attribution(name=_NVIDIA, url=_PARAKEET_URL),
+        installed=True,
+        version="v3",
+        languages=list(languages),
+    )
+    program = AsrProgram(
+        name=STT_PROGRAM_NAME,
+        description="Parakeet speech-to-text on the Spark cluster",
+        attribution=Attribution(name="Spark Control", url=_PARAKEET_URL),
+        installed=True,
+        version=BRIDGE_VERSION,
+        models=[model],
+        supports_transcript_streaming=True,
+    )
+    return Info(asr=[program])
+
+
+def tts_info(voices: Iterable[MagpieVoice]) -> Info:
+    """Describe the TTS bridge: one streaming TTS program with Magpie's voices."""
+    program = TtsProgram(
+        name=TTS_PROGRAM_NAME,
+        description="Magpie text-to-speech on the Spark cluster",
+        attribution=Attribution(name="Spark Control", url=_MAGPIE_URL),
+        installed=True,
+        version=BRIDGE_VERSION,
+        voices=[
+            TtsVoice(
+                name=voice.name,
+                description=voice.description,
+                attribution=Attribution(name=_NVIDIA, url=_MAGPIE_URL),
+                installed=True,
+                version=MAGPIE_MODEL,
+                languages=[voice.language],
+            )
+            for voice in voices
+        ],
+        supports_synthesize_streaming=True,
+    )
+    return Info(tts=[program])

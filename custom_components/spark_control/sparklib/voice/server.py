@@ -1,0 +1,89 @@
+"""A Wyoming TCP server that can be stopped without leaving connections or tasks behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from functools import partial
+from typing import cast
+
+from wyoming.event import Event
+from wyoming.server import AsyncEventHandler, AsyncTcpServer
+
+Connections = set[asyncio.Task[None]]
+HandlerFactory = Callable[
+    [Connections, asyncio.StreamReader, asyncio.StreamWriter], AsyncEventHandler
+]
+
+
+class TrackedEventHandler(AsyncEventHandler):
+    """An event handler whose connection task is known to its server, so stop() can end it."""
+
+    def __init__(
+        self, connections: Connections, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        super().__init__(reader, writer)
+        self._connections = connections
+
+    async def run(self) -> None:
+        """Serve the connection while registered with the server."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        try:
+            await super().run()
+        finally:
+            if task is not None:
+                self._connections.discard(task)
+
+    async def handle_event(self, event: Event) -> bool:  # pragma: no cover - abstract
+        """Handle one event; subclasses implement it."""
+        raise NotImplementedError
+
+
+class WyomingBridgeServer:
+    """Serve one Wyoming handler class on a TCP port."""
+
+    def __init__(self, host: str, port: int, handler_factory: HandlerFactory) -> None:
+        self.host = host
+        self._requested_port = port
+        self._factory = handler_factory
+        self._connections: Connections = set()
+        self._tcp: AsyncTcpServer | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when port 0 was asked for)."""
+        if self._tcp is None or self._tcp._server is None:
+            return self._requested_port
+        # wyoming keeps the asyncio server private; its sockets are the only source of the port.
+        server = cast(asyncio.Server, self._tcp._server)
+        sockname = server.sockets[0].getsockname()
+        return int(sockname[1])
+
+    @property
+    def uri(self) -> str:
+        """`tcp://host:port` of this server."""
+        return f"tcp://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind the port and start accepting connections (raises OSError if taken)."""
+        self._tcp = AsyncTcpServer(self.host, self._requested_port)
+        await self._tcp.start(partial(self._factory, self._connections))
+
+    async def stop(self) -> None:
+        """Stop listening, end every open connection and wait until they are gone."""
+        if self._tcp is None:
+            return
+        tcp, self._tcp = self._tcp, None
+        await tcp.stop()
+        tasks = list(self._connections)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if tcp._server is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    await tcp._server.wait_closed()
