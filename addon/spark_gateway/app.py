@@ -1,0 +1,62 @@
+"""The gateway's application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from . import __version__
+from .appkeys import API_KEYS, CONFIG, METRICS, NOTIFIER, SESSION, UPSTREAM
+from .auth import auth_middleware, resolve_api_keys
+from .config import GatewayConfig
+from .cors import setup_cors
+from .errors import error_middleware
+from .ha_events import HaNotifier
+from .limits import concurrency_middleware
+from .metrics import GatewayMetrics
+from .routes import setup_routes
+from .upstream import UpstreamClient
+
+
+def create_app(config: GatewayConfig) -> web.Application:
+    """Build the gateway: middlewares, routes, and the upstream session's lifecycle."""
+    metrics = GatewayMetrics()
+    keys = resolve_api_keys(config)
+    app = web.Application(
+        client_max_size=config.max_upload_bytes,
+        middlewares=[
+            metrics.middleware(),  # outermost: sees the final status of every answer
+            error_middleware,
+            auth_middleware(keys, required=config.auth_required),
+            concurrency_middleware(config.max_concurrent_requests),
+        ],
+    )
+    app[CONFIG] = config
+    app[METRICS] = metrics
+    app[API_KEYS] = keys
+    app.cleanup_ctx.append(_upstream_session)
+    setup_routes(app)
+    setup_cors(app, config.cors_origins)
+    return app
+
+
+async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
+    """One pooled client session for every upstream call, closed on shutdown."""
+    config = app[CONFIG]
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+    session = aiohttp.ClientSession(
+        connector=connector,
+        headers={"User-Agent": f"spark-gateway/{__version__}"},
+        auto_decompress=True,
+    )
+    notifier = HaNotifier.from_config(session, config)
+    app[SESSION] = session
+    app[NOTIFIER] = notifier
+    app[UPSTREAM] = UpstreamClient(config, session, notifier, app[METRICS])
+    try:
+        yield
+    finally:
+        await notifier.drain()
+        await session.close()

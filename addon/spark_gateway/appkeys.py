@@ -1,0 +1,22 @@
+"""Typed keys for the state the gateway keeps on its `web.Application`."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aiohttp
+from aiohttp import web
+
+from .config import GatewayConfig
+from .ha_events import HaNotifier
+from .metrics import GatewayMetrics
+from .upstream import UpstreamClient
+
+CONFIG: Final = web.AppKey("config", GatewayConfig)
+METRICS: Final = web.AppKey("metrics", GatewayMetrics)
+# The API keys in force: configured ones, or the one generated and persisted on first start.
+API_KEYS: Final = web.AppKey("api_keys", tuple[str, ...])
+# Set while the app runs (created in a cleanup_ctx, closed on shutdown).
+SESSION: Final = web.AppKey("session", aiohttp.ClientSession)
+NOTIFIER: Final = web.AppKey("notifier", HaNotifier)
+UPSTREAM: Final = web.AppKey("upstream", UpstreamClient)

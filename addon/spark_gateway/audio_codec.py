@@ -1,0 +1,295 @@
+"""PyAV audio conversions: any upload to 16 kHz mono WAV, and PCM to the OpenAI speech formats.
+
+Formats are recognised from the bytes (PyAV/FFmpeg probing), never from a file name or MIME type,
+because browsers and Open WebUI mislabel recordings. Everything here is CPU-bound and blocking:
+call it through `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import io
+import wave
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Final
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+from av.audio.resampler import AudioResampler
+from av.audio.stream import AudioStream
+from av.filter import Graph
+
+TARGET_RATE: Final = 16000
+SPEECH_FORMATS: Final = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+
+# format -> (container, codec, sample format the encoder takes, output rate or None to keep)
+_ENCODERS: Final[dict[str, tuple[str, str, str, int | None]]] = {
+    "mp3": ("mp3", "libmp3lame", "s16p", None),
+    "opus": ("ogg", "libopus", "s16", 48000),  # Opus only runs at 8/12/16/24/48 kHz
+    "aac": ("adts", "aac", "fltp", None),
+    "flac": ("flac", "flac", "s16", None),
+}
+
+CONTENT_TYPES: Final = {
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg; codecs=opus",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "pcm": "audio/pcm",
+}
+
+
+class AudioDecodeError(ValueError):
+    """The bytes are empty, not audio, or damaged beyond decoding (the client's fault: 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedAudio:
+    """Audio normalised for Parakeet: 16 kHz mono signed 16-bit."""
+
+    wav: bytes
+    samples: npt.NDArray[np.int16]
+    duration_s: float
+
+
+def decode_to_wav16k(data: bytes, *, max_duration_s: float | None = None) -> DecodedAudio:
+    """Decode any audio container/codec FFmpeg knows and resample to 16 kHz mono s16 WAV."""
+    samples = decode_to_pcm(data, rate=TARGET_RATE, max_duration_s=max_duration_s)
+    return DecodedAudio(
+        wav=pcm_to_wav(samples, TARGET_RATE),
+        samples=samples,
+        duration_s=len(samples) / TARGET_RATE,
+    )
+
+
+def decode_to_pcm(
+    data: bytes, *, rate: int, max_duration_s: float | None = None
+) -> npt.NDArray[np.int16]:
+    """Decode the first audio stream to mono s16 samples at `rate`."""
+    if not data:
+        raise AudioDecodeError("the audio file is empty")
+    max_samples = None if max_duration_s is None else int(max_duration_s * rate)
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.audio:
+                raise AudioDecodeError("the file holds no audio stream")
+            stream = container.streams.audio[0]
+            resampler = AudioResampler(format="s16", layout="mono", rate=rate)
+            parts: list[npt.NDArray[np.int16]] = []
+            total = 0
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunk = np.asarray(out.to_ndarray(), dtype=np.int16).reshape(-1)
+                    parts.append(chunk)
+                    total += len(chunk)
+                if max_samples is not None and total > max_samples:
+                    raise AudioDecodeError(
+                        f"the audio is longer than the {max_duration_s:.0f} s allowed"
+                    )
+            parts.extend(
+                np.asarray(out.to_ndarray(), dtype=np.int16).reshape(-1)
+                for out in resampler.resample(None)
+            )
+    except AudioDecodeError:
+        raise
+    except (av.error.FFmpegError, ValueError, IndexError) as err:
+        raise AudioDecodeError(f"the audio could not be decoded: {err}") from err
+    samples = np.concatenate(parts).astype(np.int16, copy=False) if parts else _EMPTY
+    if samples.size == 0:
+        raise AudioDecodeError("the audio holds no samples")
+    return samples
+
+
+_EMPTY: Final = np.zeros(0, dtype=np.int16)
+
+
+def pcm_to_wav(samples: npt.NDArray[np.int16], rate: int) -> bytes:
+    """Wrap mono s16 samples in a canonical 44-byte-header WAV."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.astype("<i2", copy=False).tobytes())
+    return buffer.getvalue()
+
+
+def wav_to_pcm(data: bytes) -> tuple[npt.NDArray[np.int16], int]:
+    """Read any WAV (int16, float32, extra chunks) as mono s16 samples and its rate."""
+    try:
+        with av.open(io.BytesIO(data), mode="r", format="wav") as container:
+            rate = container.streams.audio[0].rate
+    except (av.error.FFmpegError, IndexError) as err:
+        raise AudioDecodeError(f"the WAV could not be read: {err}") from err
+    return decode_to_pcm(data, rate=rate), rate
+
+
+def change_speed(samples: npt.NDArray[np.int16], rate: int, speed: float) -> npt.NDArray[np.int16]:
+    """Change tempo without changing pitch (FFmpeg's atempo; chained for factors beyond 0.5-2)."""
+    if abs(speed - 1.0) < 1e-3 or samples.size == 0:
+        return samples
+    graph = Graph()
+    source = graph.add_abuffer(
+        format="s16", sample_rate=rate, layout="mono", time_base=Fraction(1, rate)
+    )
+    node = source
+    for factor in _atempo_steps(speed):
+        step = graph.add("atempo", f"{factor:.6f}")
+        node.link_to(step)
+        node = step
+    sink = graph.add("abuffersink")
+    node.link_to(sink)
+    graph.configure()
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = rate
+    frame.pts = 0
+    graph.push(frame)
+    graph.push(None)
+    parts: list[npt.NDArray[np.int16]] = []
+    while True:
+        try:
+            out = graph.pull()
+        except (av.error.BlockingIOError, av.error.EOFError):
+            break
+        parts.append(np.asarray(out.to_ndarray(), dtype=np.int16).reshape(-1))
+    return np.concatenate(parts).astype(np.int16, copy=False) if parts else _EMPTY
+
+
+def _atempo_steps(speed: float) -> list[float]:
+    steps: list[float] = []
+    while speed > 2.0:
+        steps.append(2.0)
+        speed /= 2.0
+    while speed < 0.5:
+        steps.append(0.5)
+        speed /= 0.5
+    steps.append(speed)
+    return steps
+
+
+def content_type(fmt: str, rate: int) -> str:
+    """The Content-Type for a speech format; raw PCM carries its rate, as Open WebUI reads it."""
+    if fmt == "pcm":
+        return f"audio/pcm;rate={rate};channels=1"
+    return CONTENT_TYPES[fmt]
+
+
+def encode_audio(samples: npt.NDArray[np.int16], rate: int, fmt: str) -> bytes:
+    """Encode mono s16 samples as a complete file in one of the OpenAI speech formats."""
+    if fmt == "wav":
+        return pcm_to_wav(samples, rate)
+    if fmt == "pcm":
+        return samples.astype("<i2", copy=False).tobytes()
+    encoder = StreamEncoder(fmt, rate)
+    encoder.encode(samples)
+    encoder.finish()
+    # The whole buffer, not the streamed pieces: FLAC rewrites its header on close.
+    return encoder.written
+
+
+class StreamEncoder:
+    """Encodes successive blocks of samples into one continuous stream of `fmt` bytes.
+
+    Used sentence by sentence for streamed speech: each call returns the bytes ready so far.
+    """
+
+    def __init__(self, fmt: str, rate: int) -> None:
+        if fmt not in SPEECH_FORMATS:
+            raise ValueError(f"unknown audio format {fmt!r}")
+        self.fmt = fmt
+        self.rate = rate
+        self._sent = 0
+        self._header_sent = False
+        self._buffer = io.BytesIO()
+        self._container: av.container.OutputContainer | None = None
+        self._stream: AudioStream | None = None
+        self._resampler: AudioResampler | None = None
+        if fmt in _ENCODERS:
+            container_fmt, codec, sample_fmt, out_rate = _ENCODERS[fmt]
+            self._container = av.open(self._buffer, mode="w", format=container_fmt)
+            stream = self._container.add_stream(codec, rate=out_rate or rate)
+            assert isinstance(stream, AudioStream)
+            stream.layout = "mono"
+            if fmt == "mp3":
+                stream.bit_rate = 64000 if (out_rate or rate) <= 24000 else 128000
+            self._stream = stream
+            self._resampler = AudioResampler(
+                format=sample_fmt, layout="mono", rate=out_rate or rate
+            )
+            self._pts = 0
+
+    def encode(self, samples: npt.NDArray[np.int16]) -> bytes:
+        """Feed samples; return the encoded bytes that are ready."""
+        if self.fmt == "pcm":
+            return samples.astype("<i2", copy=False).tobytes()
+        if self.fmt == "wav":
+            header = b"" if self._header_sent else _streaming_wav_header(self.rate)
+            self._header_sent = True
+            return header + samples.astype("<i2", copy=False).tobytes()
+        if samples.size:
+            frame = av.AudioFrame.from_ndarray(
+                samples.astype(np.int16, copy=False).reshape(1, -1), format="s16", layout="mono"
+            )
+            frame.sample_rate = self.rate
+            self._mux(frame)
+        return self._take()
+
+    def finish(self) -> bytes:
+        """Flush the encoder and close the container; return the remaining bytes."""
+        if self._container is None or self._stream is None:
+            if self.fmt == "wav" and not self._header_sent:
+                self._header_sent = True
+                return _streaming_wav_header(self.rate)
+            return b""
+        self._mux(None)
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+        return self._take()
+
+    @property
+    def written(self) -> bytes:
+        """Everything the container wrote, including headers it rewrote on close."""
+        return self._buffer.getvalue()
+
+    def _mux(self, frame: av.AudioFrame | None) -> None:
+        assert self._container is not None
+        assert self._stream is not None
+        assert self._resampler is not None
+        for out in self._resampler.resample(frame):
+            out.pts = self._pts
+            self._pts += out.samples
+            for packet in self._stream.encode(out):
+                self._container.mux(packet)
+
+    def _take(self) -> bytes:
+        data = self._buffer.getvalue()
+        fresh = data[self._sent :]
+        self._sent = len(data)
+        return fresh
+
+
+def _streaming_wav_header(rate: int) -> bytes:
+    """A WAV header with the 'unknown length' sizes, so audio can follow as it is made."""
+    unknown = 0xFFFFFFFF
+    return b"".join(
+        (
+            b"RIFF",
+            unknown.to_bytes(4, "little"),
+            b"WAVE",
+            b"fmt ",
+            (16).to_bytes(4, "little"),
+            (1).to_bytes(2, "little"),
+            (1).to_bytes(2, "little"),
+            rate.to_bytes(4, "little"),
+            (rate * 2).to_bytes(4, "little"),
+            (2).to_bytes(2, "little"),
+            (16).to_bytes(2, "little"),
+            b"data",
+            unknown.to_bytes(4, "little"),
+        )
+    )

@@ -1,0 +1,209 @@
+"""Gateway settings: one frozen dataclass, loaded from add-on options or a YAML/JSON file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+import yaml
+
+SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+DEFAULT_PORT = 8300
+SUPERVISOR_CORE_URL = "http://supervisor/core/api"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds allowed for each kind of upstream call (and the client's idle stream)."""
+
+    connect: float = 5.0
+    chat: float = 600.0  # whole non-streamed completion
+    stream_idle: float = 120.0  # longest pause between two streamed chunks
+    transcription: float = 300.0
+    diarization: float = 900.0
+    speech: float = 120.0
+    health: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """Everything the gateway needs; built once at start and shared read-only."""
+
+    vllm_url: str | None = None
+    parakeet_url: str | None = None
+    magpie_url: str | None = None
+    api_keys: tuple[str, ...] = ()
+    auth_required: bool = True
+    # OpenAI voice names (and any user alias) -> Magpie voice name.
+    voice_aliases: Mapping[str, str] = field(default_factory=dict)
+    default_voice: str = "Magpie-Multilingual.EN-US.Aria"
+    default_speech_format: str = "mp3"
+    magpie_sample_rate: int = 22050
+    magpie_max_chars: int = 2000  # NIM limit per HTTP request
+    tts_chunk_chars: int = 400  # keep each request well under Magpie's 20 s offline cap
+    max_speech_input_chars: int = 4096  # OpenAI's limit on `input`
+    max_upload_bytes: int = 200 * 1024 * 1024
+    max_json_bytes: int = 1024 * 1024
+    max_concurrent_requests: int = 256  # beyond this the gateway answers 429
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    cors_origins: tuple[str, ...] = ()
+    ha_url: str | None = None  # HA Core REST API base, e.g. http://ha:8123/api
+    ha_token: str | None = None
+    data_dir: Path = Path("/data")
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    public_url: str | None = None  # what discovery announces; derived from hostname if unset
+    stt_model: str = "nvidia/parakeet-tdt-0.6b-v3"
+    stt_model_aliases: tuple[str, ...] = ("whisper-1", "parakeet", "gpt-4o-transcribe")
+    tts_model: str = "nvidia/magpie-tts-multilingual"
+    tts_model_aliases: tuple[str, ...] = ("tts-1", "tts-1-hd", "magpie", "gpt-4o-mini-tts")
+    # Long-audio and speaker settings, used by spark_gateway.speakers.
+    long_audio_threshold_s: float = 600.0
+    chunk_concurrency: int = 2
+    chunk_target_s: float = 300.0
+    chunk_overlap_s: float = 2.0
+    speaker_link_threshold: float = 0.35
+    log_level: str = "info"
+
+
+# OpenAI's voice names, mapped to Magpie voices so apps that only know them still work.
+DEFAULT_VOICE_ALIASES: Mapping[str, str] = {
+    "alloy": "Magpie-Multilingual.EN-US.Aria",
+    "ash": "Magpie-Multilingual.EN-US.Jason",
+    "ballad": "Magpie-Multilingual.EN-US.Jason",
+    "coral": "Magpie-Multilingual.EN-US.Mia",
+    "echo": "Magpie-Multilingual.EN-US.Jason",
+    "fable": "Magpie-Multilingual.EN-US.Mia",
+    "nova": "Magpie-Multilingual.EN-US.Mia",
+    "onyx": "Magpie-Multilingual.EN-US.Jason",
+    "sage": "Magpie-Multilingual.EN-US.Aria",
+    "shimmer": "Magpie-Multilingual.EN-US.Aria",
+    "verse": "Magpie-Multilingual.EN-US.Jason",
+}
+
+
+class ConfigError(ValueError):
+    """The options or config file are invalid."""
+
+
+def _url(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    text = str(vol.Url()(value))
+    return text.rstrip("/")
+
+
+_TIMEOUTS_SCHEMA = vol.Schema(
+    {
+        vol.Optional(item.name): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=86400))
+        for item in fields(Timeouts)
+    }
+)
+
+_ALIAS_ENTRY = vol.Schema({vol.Required("alias"): str, vol.Required("voice"): str})
+
+OPTIONS_SCHEMA = vol.Schema(
+    {
+        vol.Optional("vllm_url"): _url,
+        vol.Optional("parakeet_url"): _url,
+        vol.Optional("magpie_url"): _url,
+        vol.Optional("api_keys"): vol.Any(None, [vol.All(str, vol.Length(min=8))]),
+        vol.Optional("auth_required"): bool,
+        # A mapping, or the add-on UI's list of {alias, voice} pairs.
+        vol.Optional("voice_aliases"): vol.Any(None, {str: str}, [_ALIAS_ENTRY]),
+        vol.Optional("default_voice"): vol.All(str, vol.Length(min=1)),
+        vol.Optional("default_speech_format"): vol.In(SPEECH_FORMATS),
+        vol.Optional("magpie_sample_rate"): vol.All(int, vol.Range(min=8000, max=48000)),
+        vol.Optional("tts_chunk_chars"): vol.All(int, vol.Range(min=50, max=2000)),
+        vol.Optional("max_upload_mb"): vol.All(vol.Coerce(float), vol.Range(min=0.001, max=4096)),
+        vol.Optional("max_concurrent_requests"): vol.All(int, vol.Range(min=1, max=100000)),
+        vol.Optional("timeouts"): _TIMEOUTS_SCHEMA,
+        vol.Optional("cors_origins"): vol.Any(None, [str]),
+        vol.Optional("ha_url"): _url,
+        vol.Optional("ha_token"): vol.Any(None, str),
+        vol.Optional("data_dir"): str,
+        vol.Optional("host"): str,
+        vol.Optional("port"): vol.All(int, vol.Range(min=1, max=65535)),
+        vol.Optional("public_url"): _url,
+        vol.Optional("long_audio_threshold_s"): vol.All(vol.Coerce(float), vol.Range(min=1)),
+        vol.Optional("chunk_concurrency"): vol.All(int, vol.Range(min=1, max=32)),
+        vol.Optional("chunk_target_s"): vol.All(vol.Coerce(float), vol.Range(min=10)),
+        vol.Optional("chunk_overlap_s"): vol.All(vol.Coerce(float), vol.Range(min=0, max=30)),
+        vol.Optional("speaker_link_threshold"): vol.All(vol.Coerce(float), vol.Range(min=0, max=2)),
+        vol.Optional("log_level"): vol.In(("debug", "info", "warning", "error")),
+    },
+    extra=vol.REMOVE_EXTRA,
+)
+
+
+def config_from_options(options: Mapping[str, Any]) -> GatewayConfig:
+    """Validate add-on options (or a config file's mapping) into a GatewayConfig."""
+    try:
+        opts = OPTIONS_SCHEMA(dict(options))
+    except vol.Invalid as err:
+        raise ConfigError(
+            f"invalid option {'.'.join(map(str, err.path)) or '?'}: {err.msg}"
+        ) from err
+    kwargs: dict[str, Any] = {}
+    for name in (
+        "vllm_url",
+        "parakeet_url",
+        "magpie_url",
+        "auth_required",
+        "default_voice",
+        "default_speech_format",
+        "magpie_sample_rate",
+        "tts_chunk_chars",
+        "max_concurrent_requests",
+        "ha_url",
+        "host",
+        "port",
+        "public_url",
+        "long_audio_threshold_s",
+        "chunk_concurrency",
+        "chunk_target_s",
+        "chunk_overlap_s",
+        "speaker_link_threshold",
+        "log_level",
+    ):
+        if opts.get(name) is not None:
+            kwargs[name] = opts[name]
+    if opts.get("ha_token"):
+        kwargs["ha_token"] = opts["ha_token"]
+    kwargs["api_keys"] = tuple(opts.get("api_keys") or ())
+    aliases = dict(DEFAULT_VOICE_ALIASES)
+    raw_aliases = opts.get("voice_aliases") or {}
+    if isinstance(raw_aliases, list):
+        raw_aliases = {entry["alias"]: entry["voice"] for entry in raw_aliases}
+    aliases.update(raw_aliases)
+    kwargs["voice_aliases"] = aliases
+    if opts.get("max_upload_mb") is not None:
+        kwargs["max_upload_bytes"] = int(opts["max_upload_mb"] * 1024 * 1024)
+    if opts.get("timeouts"):
+        kwargs["timeouts"] = Timeouts(**opts["timeouts"])
+    kwargs["cors_origins"] = tuple(opts.get("cors_origins") or ())
+    if opts.get("data_dir"):
+        kwargs["data_dir"] = Path(opts["data_dir"])
+    return GatewayConfig(**kwargs)
+
+
+def load_config(path: Path | str) -> GatewayConfig:
+    """Read a YAML or JSON file (JSON is valid YAML, e.g. Supervisor's /data/options.json)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read config {path}: {err}") from err
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config {path} must hold a mapping of options")
+    return config_from_options(raw)
+
+
+def supervisor_token() -> str | None:
+    """The token Supervisor gives add-ons; None when running standalone."""
+    return os.environ.get("SUPERVISOR_TOKEN") or None
