@@ -74,3 +74,7 @@ EVENT_SERVICE_RECOVERED: Final = f"{DOMAIN}_service_recovered"
 EVENT_HEALTH_REPORT: Final = f"{DOMAIN}_health_report"
 # A wedge report from the add-on gateway or the Wyoming bridge; triggers a deep probe at once.
 EVENT_WEDGE_REPORT: Final = f"{DOMAIN}_wedge_report"
+
+# Recovery (recovery engineer): a restart that failed (SSH error) or did not bring the service back.
+EVENT_RESTART_FAILED: Final = f"{DOMAIN}_restart_failed"
+SERVICE_RUN_DEEP_CHECK: Final = "run_deep_check"
