@@ -1,0 +1,197 @@
+"""`ClusterClient`: the one object the HA glue talks to for a configured cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from .catalog import ModelEntry
+from .commands import (
+    DockerAction,
+    docker_action,
+    docker_ps,
+    nvidia_smi_query,
+    probe,
+    update_check,
+)
+from .containers import ContainerInfo, parse_docker_ps
+from .errors import InvalidInput, SparkError
+from .gpu import GpuStats, parse_nvidia_smi
+from .http_api import MAGPIE, PARAKEET, VLLM, Endpoint, ServiceApi
+from .keys import fingerprint
+from .ssh import SshNode
+from .swap import ProgressCallback, SwapResult, SwapRunner
+from .validation import validate_container, validate_path
+
+_LOGGER = logging.getLogger(__name__)
+
+SERVICES = (VLLM, PARAKEET, MAGPIE)
+DEFAULT_CONTAINERS = {VLLM: "vllm_node", PARAKEET: "parakeet-asr", MAGPIE: "magpie-tts"}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """How to reach one node over SSH."""
+
+    host: str
+    ssh_port: int = 22
+    username: str = "root"
+
+
+@dataclass(slots=True)
+class ClusterConfig:
+    """Everything needed to talk to a cluster; the first node is the head (vLLM + repo)."""
+
+    name: str
+    nodes: list[NodeConfig]
+    private_key: str
+    host_keys: dict[str, str] = field(default_factory=dict)  # host -> OpenSSH line
+    repo_path: str = "~/spark-vllm-docker"
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    containers: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CONTAINERS))
+
+
+class ClusterClient:
+    """Nodes over SSH, services over HTTP, and the swap runner, for one cluster.
+
+    Create it in the event loop with HA's shared session; call `close()` on unload.
+    """
+
+    def __init__(
+        self, config: ClusterConfig, session: aiohttp.ClientSession, *, http_timeout: float = 5.0
+    ) -> None:
+        if not config.nodes:
+            raise InvalidInput("nodes", "at least one node is needed")
+        self.config = config
+        validate_path(config.repo_path, "repo_path")
+        for container in config.containers.values():
+            validate_container(container)
+        self.nodes: dict[str, SshNode] = {}
+        for node in config.nodes:
+            ssh = SshNode(
+                node.host,
+                node.ssh_port,
+                node.username,
+                config.private_key,
+                config.host_keys.get(node.host),
+            )
+            if ssh.host in self.nodes:
+                raise InvalidInput("nodes", f"{node.host} is listed twice")
+            self.nodes[ssh.host] = ssh
+        self.head: SshNode = next(iter(self.nodes.values()))
+        self.api = ServiceApi(session, config.endpoints, timeout=http_timeout)
+        self.swapper = SwapRunner(
+            self.head,
+            self.api,
+            config.repo_path,
+            self.container(VLLM),
+            port=config.endpoints[VLLM].port if VLLM in config.endpoints else 8888,
+        )
+
+    @property
+    def hosts(self) -> list[str]:
+        """Node hosts, head first."""
+        return list(self.nodes)
+
+    @property
+    def host_keys(self) -> dict[str, str]:
+        """Pinned host keys (OpenSSH lines) by host, to store after `validate()`."""
+        return {host: key for host, node in self.nodes.items() if (key := node.pinned_host_key)}
+
+    def container(self, service: str) -> str:
+        """The container name of a service."""
+        if service not in SERVICES:
+            raise InvalidInput("service", f"must be one of {', '.join(SERVICES)}")
+        return self.config.containers.get(service, DEFAULT_CONTAINERS[service])
+
+    def node_for(self, service: str) -> SshNode:
+        """The node that hosts a service: the one whose host is the endpoint's, else the head."""
+        endpoint = self.config.endpoints.get(service)
+        if endpoint is not None and endpoint.host in self.nodes:
+            return self.nodes[endpoint.host]
+        return self.head
+
+    async def validate(self) -> dict[str, str]:
+        """Connect to every node, pin unknown host keys, run the probe: host -> fingerprint.
+
+        Raises the first node's error (CannotConnect, AuthRejected, HostKeyChanged); the
+        exception's `host` says which node.
+        """
+        fingerprints: dict[str, str] = {}
+        for host, node in self.nodes.items():
+            if node.pinned_host_key is None:
+                node.pin(await node.fetch_host_key())
+            await node.run(probe(), timeout=15)
+            fingerprints[host] = fingerprint(node.pinned_host_key or "")
+        return fingerprints
+
+    async def service_action(self, service: str, action: DockerAction) -> None:
+        """`docker start|stop|restart` the service's container on its node."""
+        command = docker_action(action, self.container(service))
+        await self.node_for(service).run(command, timeout=120)
+
+    async def containers(self) -> dict[str, ContainerInfo | None]:
+        """Each service's container state (None when the container does not exist)."""
+        nodes = {service: self.node_for(service) for service in SERVICES}
+        listings: dict[str, dict[str, ContainerInfo]] = {}
+        for node in dict.fromkeys(nodes.values()):
+            result = await node.run(docker_ps(), timeout=30)
+            listings[node.host] = parse_docker_ps(result.stdout)
+        return {
+            service: listings[node.host].get(self.container(service))
+            for service, node in nodes.items()
+        }
+
+    async def gpu_stats(self) -> dict[str, list[GpuStats]]:
+        """GPU readings per host, queried concurrently.
+
+        Nodes that fail are left out (logged at debug level) so one node down does not blank
+        the other's sensors; if every node fails, the first error is raised.
+        """
+
+        async def query(node: SshNode) -> list[GpuStats]:
+            result = await node.run(nvidia_smi_query(), timeout=30)
+            return parse_nvidia_smi(result.stdout)
+
+        nodes = list(self.nodes.values())
+        results = await asyncio.gather(*(query(node) for node in nodes), return_exceptions=True)
+        stats: dict[str, list[GpuStats]] = {}
+        errors: list[SparkError] = []
+        for node, result in zip(nodes, results, strict=True):
+            if isinstance(result, SparkError):
+                _LOGGER.debug("GPU stats of %s unavailable: %s", node.host, result)
+                errors.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                stats[node.host] = result
+        if errors and not stats:
+            raise errors[0]
+        return stats
+
+    async def swap(
+        self,
+        entry: ModelEntry,
+        *,
+        timeout: float,  # noqa: ASYNC109  (the deadline is part of the API)
+        on_progress: ProgressCallback | None = None,
+    ) -> SwapResult:
+        """Swap vLLM to `entry` across this cluster's nodes (see `SwapRunner.swap`)."""
+        return await self.swapper.swap(
+            entry, nodes=self.hosts, timeout=timeout, on_progress=on_progress
+        )
+
+    async def check_updates(self) -> int:
+        """How many commits the head's spark-vllm-docker checkout is behind upstream."""
+        result = await self.head.run(update_check(self.config.repo_path), timeout=120)
+        try:
+            return int(result.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError) as err:
+            raise SparkError(f"unexpected update check output: {result.stdout!r}") from err
+
+    async def close(self) -> None:
+        """Close every SSH connection (HTTP uses the injected session, which we do not own)."""
+        await asyncio.gather(*(node.close() for node in self.nodes.values()))

@@ -1,0 +1,218 @@
+"""Builders for every remote command (see docs/remote-commands.md).
+
+A command is one or more argv lists joined by `&&`, optionally run inside a directory.
+Every argument is validated first and quoted with `shlex.join`; the only shell syntax we
+ever emit is `cd <dir> &&` and the `&&` between steps.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from .errors import InvalidInput
+from .validation import (
+    validate_container,
+    validate_host,
+    validate_path,
+    validate_port,
+    validate_repo_id,
+)
+
+if TYPE_CHECKING:
+    from .catalog import ModelEntry
+
+type DockerAction = Literal["start", "stop", "restart"]
+DOCKER_ACTIONS: tuple[DockerAction, ...] = ("start", "stop", "restart")
+
+LAUNCH_SCRIPT = "./launch-cluster.sh"
+VLLM_CONTAINER = "vllm_node"
+NVIDIA_SMI_FIELDS = (
+    "index",
+    "name",
+    "utilization.gpu",
+    "memory.used",
+    "memory.total",
+    "temperature.gpu",
+    "power.draw",
+)
+
+_DURATION_RE = re.compile(r"^\d{1,9}(\.\d{1,6})?[smh]$")
+_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteCommand:
+    """One remote command line: `[cd <cwd> &&] step1 [&& step2 ...]`."""
+
+    steps: tuple[tuple[str, ...], ...]
+    cwd: str | None = None
+
+    @classmethod
+    def of(cls, argv: Sequence[str], cwd: str | None = None) -> RemoteCommand:
+        """A single-step command."""
+        return cls((tuple(argv),), cwd)
+
+    def render(self) -> str:
+        """The exact string sent over SSH."""
+        parts = [shlex.join(step) for step in self.steps]
+        if self.cwd is not None:
+            parts.insert(0, f"cd {quote_path(self.cwd)}")
+        return " && ".join(parts)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def quote_path(path: str) -> str:
+    """Quote a validated path, leaving a leading `~/` unquoted so the shell expands it."""
+    path = validate_path(path)
+    if path == "~":
+        return "~"
+    if path.startswith("~/"):
+        rest = path[2:]
+        return "~/" + shlex.quote(rest) if rest else "~/"
+    return shlex.quote(path)
+
+
+def probe() -> RemoteCommand:
+    """Harmless command used to validate a node: kernel name, release and machine."""
+    return RemoteCommand.of(["uname", "-srm"])
+
+
+def docker_action(action: DockerAction, container: str) -> RemoteCommand:
+    """`docker start|stop|restart <container>`."""
+    if action not in DOCKER_ACTIONS:
+        raise InvalidInput("action", f"must be one of {', '.join(DOCKER_ACTIONS)}")
+    return RemoteCommand.of(["docker", action, validate_container(container)])
+
+
+def docker_ps() -> RemoteCommand:
+    """Every container, one JSON object per line."""
+    return RemoteCommand.of(["docker", "ps", "-a", "--format", "{{json .}}"])
+
+
+def docker_inspect(container: str) -> RemoteCommand:
+    """`docker inspect <container>` (a JSON array)."""
+    return RemoteCommand.of(["docker", "inspect", validate_container(container)])
+
+
+def docker_logs(
+    container: str,
+    *,
+    follow: bool,
+    since: str | datetime | None = None,
+    tail: int | Literal["all"] | None = None,
+) -> RemoteCommand:
+    """`docker logs [-f] [--since S] [--tail N] <container>`.
+
+    `since` is a duration (`10m`), an RFC 3339 time string, or an aware datetime.
+    """
+    argv = ["docker", "logs"]
+    if follow:
+        argv.append("-f")
+    if since is not None:
+        argv += ["--since", _since_text(since)]
+    if tail is not None:
+        if tail != "all" and (isinstance(tail, bool) or not isinstance(tail, int) or tail < 0):
+            raise InvalidInput("tail", "must be a non-negative number or 'all'")
+        argv += ["--tail", str(tail)]
+    argv.append(validate_container(container))
+    return RemoteCommand.of(argv)
+
+
+def _since_text(since: str | datetime) -> str:
+    if isinstance(since, datetime):
+        if since.tzinfo is None:
+            raise InvalidInput("since", "needs a timezone")
+        return since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if not (_DURATION_RE.fullmatch(since) or _RFC3339_RE.fullmatch(since)):
+        raise InvalidInput("since", f"not a duration or RFC 3339 time: {since!r}")
+    return since
+
+
+def nvidia_smi_query() -> RemoteCommand:
+    """GPU stats as CSV without header or units (parse with `gpu.parse_nvidia_smi`)."""
+    return RemoteCommand.of(
+        [
+            "nvidia-smi",
+            "--query-gpu=" + ",".join(NVIDIA_SMI_FIELDS),
+            "--format=csv,noheader,nounits",
+        ]
+    )
+
+
+def launch_model(
+    entry: ModelEntry, *, port: int, nodes: Sequence[str], repo_path: str
+) -> RemoteCommand:
+    """Start vLLM detached with the entry's flags.
+
+    `nodes` are the hosts of the cluster (head first); a "cluster" entry runs on all of
+    them with `-n`, a "solo" one runs on the head alone with `--solo`.
+    """
+    argv = [LAUNCH_SCRIPT]
+    if entry.mode == "cluster":
+        hosts = [validate_host(host, "nodes") for host in nodes]
+        if len(hosts) < 2:
+            raise InvalidInput("nodes", f"{entry.key} runs across nodes; the cluster has one")
+        argv += ["-n", ",".join(hosts)]
+    else:
+        argv.append("--solo")
+    argv += [
+        "-d",
+        "exec",
+        "vllm",
+        "serve",
+        validate_repo_id(entry.repo_id),
+        "--port",
+        str(validate_port(port)),
+        "--host",
+        "0.0.0.0",
+        "--max-model-len",
+        str(entry.max_model_len),
+        "--gpu-memory-utilization",
+        f"{entry.gpu_memory_utilization:g}",
+    ]
+    if entry.prefix_caching:
+        argv.append("--enable-prefix-caching")
+    if entry.fp8_kv_cache:
+        argv += ["--kv-cache-dtype", "fp8"]
+    if entry.fastsafetensors:
+        argv += ["--load-format", "fastsafetensors"]
+    argv += ["-tp", str(entry.tensor_parallel)]
+    return RemoteCommand.of(argv, validate_path(repo_path, "repo_path"))
+
+
+def stop_cluster(repo_path: str) -> RemoteCommand:
+    """Stop vLLM on every node (`launch-cluster.sh stop`)."""
+    return RemoteCommand.of([LAUNCH_SCRIPT, "stop"], validate_path(repo_path, "repo_path"))
+
+
+def cluster_status(repo_path: str) -> RemoteCommand:
+    """`launch-cluster.sh status`: one `vllm_node on <host>: <state>` line per node."""
+    return RemoteCommand.of([LAUNCH_SCRIPT, "status"], validate_path(repo_path, "repo_path"))
+
+
+def update_check(repo_path: str) -> RemoteCommand:
+    """Fetch and count commits the checkout is behind its upstream (a single integer)."""
+    return RemoteCommand(
+        (("git", "fetch", "--quiet"), ("git", "rev-list", "--count", "HEAD..@{u}")),
+        validate_path(repo_path, "repo_path"),
+    )
+
+
+def update_apply(repo_path: str) -> RemoteCommand:
+    """Fast-forward the checkout and rebuild/copy the image (streamed; last line `Done.`)."""
+    return RemoteCommand(
+        (("git", "pull", "--ff-only"), ("./build-and-copy.sh", "-c")),
+        validate_path(repo_path, "repo_path"),
+    )
+
+
+def hf_download(repo_id: str) -> RemoteCommand:
+    """Download a model snapshot into the node's Hugging Face cache."""
+    return RemoteCommand.of(["hf", "download", validate_repo_id(repo_id)])

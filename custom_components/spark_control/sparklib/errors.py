@@ -1,0 +1,105 @@
+"""Errors raised by sparklib; the HA glue maps each to a translated message."""
+
+from __future__ import annotations
+
+
+class SparkError(Exception):
+    """Base class of every error sparklib raises on purpose."""
+
+
+class CannotConnect(SparkError):
+    """A node or its SSH port could not be reached (refused, timed out, dropped)."""
+
+    def __init__(self, host: str, detail: str = "") -> None:
+        self.host = host
+        self.detail = detail
+        super().__init__(f"Cannot connect to {host}" + (f": {detail}" if detail else ""))
+
+
+class AuthRejected(SparkError):
+    """The node refused our SSH key (not in authorized_keys, or the user is wrong)."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        super().__init__(f"SSH key rejected by {host}")
+
+
+class HostKeyNotPinned(SparkError):
+    """A command was attempted before the node's host key was pinned (see `SshNode.pin`)."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        super().__init__(f"No pinned host key for {host}; validate the cluster first")
+
+
+class HostKeyChanged(SparkError):
+    """The node presented a host key other than the pinned one: refuse to talk to it."""
+
+    def __init__(self, host: str, expected_fingerprint: str, actual_fingerprint: str) -> None:
+        self.host = host
+        self.expected_fingerprint = expected_fingerprint
+        self.actual_fingerprint = actual_fingerprint
+        super().__init__(
+            f"Host key of {host} changed: expected {expected_fingerprint}, got {actual_fingerprint}"
+        )
+
+
+class CommandFailed(SparkError):
+    """A remote command exited non-zero."""
+
+    def __init__(self, command: str, exit_status: int, stderr: str) -> None:
+        self.command = command
+        self.exit_status = exit_status
+        self.stderr = stderr
+        super().__init__(f"`{command}` exited {exit_status}: {stderr.strip()[:500]}")
+
+
+class CommandTimeout(SparkError):
+    """A remote command did not finish in time (the channel was closed)."""
+
+    def __init__(self, command: str, timeout: float) -> None:
+        self.command = command
+        self.timeout = timeout
+        super().__init__(f"`{command}` did not finish within {timeout:g} s")
+
+
+class InvalidInput(SparkError, ValueError):
+    """A value failed validation before anything was sent; `field` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class SwapInProgress(SparkError):
+    """A swap was requested while another one is running on the same cluster."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        super().__init__(f"A swap to {model} is already in progress")
+
+
+class SwapFailed(SparkError):
+    """A swap ended without the model becoming ready.
+
+    `reason` is short ("timeout", "crashed", "container exited", or the SSH error);
+    `last_lines` are the last log lines seen. The underlying SparkError, if any, is
+    chained as `__cause__` (e.g. HostKeyChanged, so the caller can raise a repair issue).
+    """
+
+    def __init__(self, model: str, reason: str, last_lines: list[str]) -> None:
+        self.model = model
+        self.reason = reason
+        self.last_lines = last_lines
+        super().__init__(f"Swap to {model} failed: {reason}")
+
+
+class ServiceUnreachable(SparkError):
+    """An HTTP endpoint refused, timed out or answered garbage."""
+
+    def __init__(self, service: str, url: str, detail: str = "") -> None:
+        self.service = service
+        self.url = url
+        self.detail = detail
+        super().__init__(f"{service} unreachable at {url}" + (f": {detail}" if detail else ""))

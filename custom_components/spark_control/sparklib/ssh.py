@@ -1,0 +1,283 @@
+"""One kept SSH connection per node, with the host key pinned.
+
+The connection is opened lazily, reused for every command, and reopened transparently
+when it has dropped. The server must present exactly the pinned host key; anything else
+raises HostKeyChanged carrying both fingerprints, so the user can decide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+
+import asyncssh
+
+from .commands import RemoteCommand
+from .errors import (
+    AuthRejected,
+    CannotConnect,
+    CommandFailed,
+    CommandTimeout,
+    HostKeyChanged,
+    HostKeyNotPinned,
+    InvalidInput,
+)
+from .keys import import_public_line, public_line
+from .validation import validate_host, validate_port, validate_username
+
+_LOGGER = logging.getLogger(__name__)
+
+# Errors that mean "the transport is gone", as opposed to a refusal by the server.
+_TRANSPORT_ERRORS = (OSError, asyncssh.ConnectionLost, asyncssh.DisconnectError, EOFError)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a finished remote command produced."""
+
+    stdout: str
+    stderr: str
+    exit_status: int
+
+
+class _PinnedHostKeyClient(asyncssh.SSHClient):
+    """Remembers the host key the server offered when it did not match the pin."""
+
+    def __init__(self) -> None:
+        self.offered_key: asyncssh.SSHKey | None = None
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        self.offered_key = key
+        return False
+
+
+class SshNode:
+    """A GPU node reached over SSH as `username@host:port` with our private key."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        private_key: str,
+        pinned_host_key: str | None,
+        connect_timeout: float = 10,
+    ) -> None:
+        self.host = validate_host(host)
+        self.port = validate_port(port, "ssh_port")
+        self.username = validate_username(username)
+        try:
+            self._client_key = asyncssh.import_private_key(private_key)
+        except (asyncssh.KeyImportError, ValueError) as err:
+            raise InvalidInput("private_key", "not a readable private key") from err
+        self.connect_timeout = connect_timeout
+        self._pinned: asyncssh.SSHKey | None = None
+        if pinned_host_key is not None:
+            self.pin(pinned_host_key)
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._connect_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"SshNode({self.username}@{self.host}:{self.port})"
+
+    @property
+    def pinned_host_key(self) -> str | None:
+        """The pinned host key as an OpenSSH line, or None before first use."""
+        return public_line(self._pinned) if self._pinned is not None else None
+
+    @property
+    def pinned_fingerprint(self) -> str | None:
+        """SHA256 fingerprint of the pinned host key."""
+        return self._pinned.get_fingerprint("sha256") if self._pinned is not None else None
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is currently open."""
+        return self._conn is not None and not self._conn.is_closed()
+
+    def pin(self, openssh_public_line: str) -> None:
+        """Trust exactly this host key from now on (drops a connection made with another)."""
+        key = import_public_line(openssh_public_line)
+        if self._pinned is not None and public_line(self._pinned) != public_line(key):
+            self._drop()
+        self._pinned = key
+
+    async def fetch_host_key(self) -> str:
+        """The server's current host key as an OpenSSH line (for pinning on first use)."""
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                key = await asyncssh.get_server_host_key(
+                    self.host, self.port, server_host_key_algs="default", config=None
+                )
+        except (TimeoutError, *_TRANSPORT_ERRORS, asyncssh.Error) as err:
+            raise CannotConnect(self.host, _describe(err)) from err
+        if key is None:
+            raise CannotConnect(self.host, "the server offered no host key")
+        return public_line(key)
+
+    async def run(
+        self,
+        argv: Sequence[str] | RemoteCommand,
+        *,
+        cwd: str | None = None,
+        timeout: float = 30,  # noqa: ASYNC109  (the deadline is part of the API)
+        check: bool = True,
+    ) -> CommandResult:
+        """Run a command to completion and return its output.
+
+        `argv` is a plain argv list (joined with `shlex.join`, prefixed with `cd <cwd> &&`
+        when `cwd` is given) or a prebuilt RemoteCommand. With `check`, a non-zero exit
+        raises CommandFailed. A drop mid-command raises CannotConnect (never retried: the
+        command may not be idempotent); a drop noticed before sending is healed by
+        reconnecting once.
+        """
+        command = _render(argv, cwd)
+        process = await self._open_process(command)
+        try:
+            async with asyncio.timeout(timeout):
+                completed = await process.wait(check=False)
+        except TimeoutError:
+            raise CommandTimeout(command, timeout) from None
+        except _TRANSPORT_ERRORS as err:
+            self._drop()
+            raise CannotConnect(self.host, f"connection lost during `{command}`") from err
+        finally:
+            process.close()
+        if completed.exit_status is None:
+            # No exit status means the channel or the connection closed under us.
+            self._drop()
+            raise CannotConnect(self.host, f"connection lost during `{command}`")
+        result = CommandResult(
+            stdout=_text(completed.stdout),
+            stderr=_text(completed.stderr),
+            exit_status=completed.exit_status,
+        )
+        if check and result.exit_status != 0:
+            raise CommandFailed(command, result.exit_status, result.stderr)
+        return result
+
+    async def stream_lines(
+        self, argv: Sequence[str] | RemoteCommand, *, cwd: str | None = None
+    ) -> AsyncGenerator[str]:
+        """Yield output lines (stdout and stderr merged, newline stripped) as they arrive.
+
+        Ends when the remote command exits; closing the iterator (`aclose`, or leaving an
+        `async for` early) closes the channel, which stops e.g. `docker logs -f`. A lost
+        connection raises CannotConnect.
+        """
+        command = _render(argv, cwd)
+        process = await self._open_process(command, merge_stderr=True)
+        try:
+            while True:
+                try:
+                    line = await process.stdout.readline()
+                except _TRANSPORT_ERRORS as err:
+                    self._drop()
+                    raise CannotConnect(self.host, f"connection lost during `{command}`") from err
+                if not line:
+                    break
+                yield line.rstrip("\r\n")
+            if process.exit_status is None and not self.connected:
+                raise CannotConnect(self.host, f"connection lost during `{command}`")
+        finally:
+            process.close()
+
+    async def close(self) -> None:
+        """Close the kept connection (it is reopened on the next command)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+            await conn.wait_closed()
+
+    async def _open_process(
+        self, command: str, *, merge_stderr: bool = False
+    ) -> asyncssh.SSHClientProcess[str]:
+        stderr = asyncssh.STDOUT if merge_stderr else asyncssh.PIPE
+        for attempt in (1, 2):
+            conn = await self._connection()
+            try:
+                _LOGGER.debug("%s: %s", self.host, command)
+                return await conn.create_process(
+                    command, stdin=asyncssh.DEVNULL, stderr=stderr, encoding="utf-8"
+                )
+            except (*_TRANSPORT_ERRORS, asyncssh.ChannelOpenError) as err:
+                # The kept connection died while idle; the command was never sent.
+                self._drop()
+                if attempt == 2:
+                    raise CannotConnect(self.host, _describe(err)) from err
+        raise AssertionError("unreachable")
+
+    async def _connection(self) -> asyncssh.SSHClientConnection:
+        async with self._connect_lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return self._conn
+            self._conn = await self._connect()
+            return self._conn
+
+    async def _connect(self) -> asyncssh.SSHClientConnection:
+        if self._pinned is None:
+            raise HostKeyNotPinned(self.host)
+        client = _PinnedHostKeyClient()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                conn, _ = await asyncssh.create_connection(
+                    lambda: client,
+                    self.host,
+                    self.port,
+                    username=self.username,
+                    client_keys=[self._client_key],
+                    known_hosts=([self._pinned], [], []),
+                    # Offer every algorithm so a host key of another type still reaches the
+                    # check above and is reported, instead of failing the key exchange.
+                    server_host_key_algs="default",
+                    preferred_auth="publickey",
+                    agent_path=None,
+                    config=None,
+                    keepalive_interval=30,
+                )
+        except asyncssh.HostKeyNotVerifiable as err:
+            expected = self.pinned_fingerprint or ""
+            actual = (
+                client.offered_key.get_fingerprint("sha256")
+                if client.offered_key is not None
+                else "unknown"
+            )
+            raise HostKeyChanged(self.host, expected, actual) from err
+        except asyncssh.PermissionDenied as err:
+            raise AuthRejected(self.host) from err
+        except TimeoutError as err:
+            raise CannotConnect(self.host, "timed out") from err
+        except (*_TRANSPORT_ERRORS, asyncssh.Error) as err:
+            raise CannotConnect(self.host, _describe(err)) from err
+        return conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort()
+
+
+def _render(argv: Sequence[str] | RemoteCommand, cwd: str | None) -> str:
+    if isinstance(argv, RemoteCommand):
+        if cwd is not None:
+            raise ValueError("a RemoteCommand carries its own cwd")
+        return argv.render()
+    if isinstance(argv, str):
+        raise TypeError("pass an argv list, not a command string")
+    return RemoteCommand.of(argv, cwd).render()
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value)
+
+
+def _describe(err: BaseException) -> str:
+    return str(err) or type(err).__name__

@@ -1,0 +1,232 @@
+"""Swap the model vLLM serves: stop, launch detached, follow the log until it is ready.
+
+One swap at a time per cluster. The log is followed line by line so "ready" is reported
+within milliseconds of `Application startup complete.` (plus one `/health` request),
+instead of waiting for the next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from .catalog import ModelEntry
+from .commands import docker_inspect, docker_logs, launch_model, stop_cluster
+from .containers import parse_docker_inspect
+from .errors import ServiceUnreachable, SparkError, SwapFailed, SwapInProgress
+from .http_api import VLLM, ServiceApi
+from .ssh import SshNode
+
+_LOGGER = logging.getLogger(__name__)
+
+type SwapStatus = Literal["idle", "stopping", "starting", "loading", "ready", "failed"]
+
+STARTUP_COMPLETE = "Application startup complete."
+LAST_LINES = 20
+HEALTH_POLL_INTERVAL = 0.1
+_TRACEBACK = "Traceback (most recent call last):"
+_ERROR_LINE = re.compile(r"\b(RuntimeError|[A-Z]\w*Error|[A-Z]\w*Exception)\b:")
+
+
+@dataclass(frozen=True, slots=True)
+class SwapProgress:
+    """A snapshot of a swap, passed to `on_progress` at each phase and log line."""
+
+    status: SwapStatus
+    model: str  # catalog key
+    started_at: datetime
+    elapsed: float  # seconds since started_at
+    last_line: str | None = None
+    repo_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SwapResult:
+    """A finished, successful swap."""
+
+    model: str
+    repo_id: str
+    duration: float
+    served_models: list[str] = field(default_factory=list)
+
+
+type ProgressCallback = Callable[[SwapProgress], None]
+
+
+class SwapRunner:
+    """Runs swaps on the head node, one at a time."""
+
+    def __init__(
+        self,
+        head: SshNode,
+        api: ServiceApi,
+        repo_path: str,
+        container: str = "vllm_node",
+        *,
+        port: int | None = None,
+    ) -> None:
+        self._head = head
+        self._api = api
+        self._repo_path = repo_path
+        self._container = container
+        self._port = port if port is not None else api.endpoints[VLLM].port
+        self._lock = asyncio.Lock()
+        self._progress: SwapProgress | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a swap is running."""
+        return self._lock.locked()
+
+    @property
+    def progress(self) -> SwapProgress | None:
+        """The running swap's latest progress, else the last finished one's (None before any)."""
+        return self._progress
+
+    async def swap(
+        self,
+        entry: ModelEntry,
+        *,
+        nodes: Sequence[str],
+        timeout: float,  # noqa: ASYNC109  (the deadline is part of the API)
+        on_progress: ProgressCallback | None = None,
+    ) -> SwapResult:
+        """Swap to `entry`; returns when vLLM serves it.
+
+        Raises SwapInProgress at once if a swap is running, SwapFailed on timeout, crash,
+        container exit or SSH error (the SSH error chained as `__cause__`), InvalidInput
+        if the entry cannot be launched on these nodes. `nodes` are the cluster's hosts,
+        head first.
+        """
+        if self._lock.locked():
+            running = self._progress.model if self._progress is not None else entry.key
+            raise SwapInProgress(running)
+        async with self._lock:
+            return await _Swap(self, entry, nodes, on_progress).run(timeout)
+
+
+class _Swap:
+    """The state of one swap (kept off SwapRunner so nothing leaks between swaps)."""
+
+    def __init__(
+        self,
+        runner: SwapRunner,
+        entry: ModelEntry,
+        nodes: Sequence[str],
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.runner = runner
+        self.entry = entry
+        # Build the command first: bad input fails before anything is stopped.
+        self.launch = launch_model(
+            entry, port=runner._port, nodes=nodes, repo_path=runner._repo_path
+        )
+        self.on_progress = on_progress
+        self.started_at = datetime.now(UTC)
+        self.t0 = time.monotonic()
+        self.lines: deque[str] = deque(maxlen=LAST_LINES)
+
+    def report(self, status: SwapStatus, line: str | None = None) -> None:
+        progress = SwapProgress(
+            status=status,
+            model=self.entry.key,
+            started_at=self.started_at,
+            elapsed=time.monotonic() - self.t0,
+            last_line=line if line is not None else (self.lines[-1] if self.lines else None),
+            repo_id=self.entry.repo_id,
+        )
+        self.runner._progress = progress
+        if self.on_progress is not None:
+            try:
+                self.on_progress(progress)
+            except Exception:
+                _LOGGER.exception("Swap progress callback failed")
+
+    def fail(self, reason: str) -> SwapFailed:
+        self.report("failed")
+        _LOGGER.warning("Swap to %s failed: %s", self.entry.key, reason)
+        return SwapFailed(self.entry.key, reason, list(self.lines))
+
+    async def run(self, timeout: float) -> SwapResult:  # noqa: ASYNC109
+        head = self.runner._head
+        try:
+            async with asyncio.timeout(timeout):
+                self.report("stopping")
+                await head.run(stop_cluster(self.runner._repo_path), timeout=timeout)
+                since = datetime.now(UTC)
+                self.report("starting")
+                await head.run(self.launch, timeout=timeout)
+                self.report("loading")
+                await self.follow_log(since)
+                served = await self.wait_healthy()
+        except TimeoutError:
+            raise self.fail(f"timeout after {timeout:g} s") from None
+        except SwapFailed:
+            raise
+        except SparkError as err:
+            raise self.fail(str(err)) from err
+        self.report("ready")
+        return SwapResult(
+            model=self.entry.key,
+            repo_id=self.entry.repo_id,
+            duration=time.monotonic() - self.t0,
+            served_models=served,
+        )
+
+    async def follow_log(self, since: datetime) -> None:
+        """Return once the startup line appears; SwapFailed on a crash or container exit."""
+        runner = self.runner
+        seen = 0  # lines already consumed, when the follow has to be reopened
+        in_traceback = False
+        while True:
+            command = docker_logs(runner._container, follow=True, since=since)
+            count = 0
+            stream = runner._head.stream_lines(command)
+            async with contextlib.aclosing(stream):
+                async for line in stream:
+                    count += 1
+                    if count <= seen:
+                        continue
+                    seen = count
+                    self.lines.append(line)
+                    self.report("loading", line)
+                    if STARTUP_COMPLETE in line:
+                        return
+                    if _TRACEBACK in line:
+                        in_traceback = True
+                    elif (in_traceback or "RuntimeError" in line) and _ERROR_LINE.search(line):
+                        raise self.fail(f"crashed: {line.strip()}")
+            # The follow ended: the container stopped, or it had not started yet.
+            if not await self.container_running():
+                reason = "crashed" if in_traceback else "container exited"
+                raise self.fail(f"{reason} before startup completed")
+            await asyncio.sleep(0.5)
+
+    async def container_running(self) -> bool:
+        result = await self.runner._head.run(
+            docker_inspect(self.runner._container), check=False, timeout=30
+        )
+        if result.exit_status != 0:
+            return False
+        return parse_docker_inspect(result.stdout).running
+
+    async def wait_healthy(self) -> list[str]:
+        """Poll `/health` from the moment the startup line appeared until it answers 200."""
+        api = self.runner._api
+        while True:
+            with contextlib.suppress(ServiceUnreachable):
+                if await api.vllm_healthy():
+                    break
+            await asyncio.sleep(HEALTH_POLL_INTERVAL)
+        try:
+            return (await api.vllm_state()).models
+        except ServiceUnreachable:
+            return []
