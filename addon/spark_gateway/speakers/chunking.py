@@ -1,0 +1,91 @@
+"""Cut long audio at silences into chunks that overlap a little.
+
+Each chunk *owns* the span between two cut points; it is sent with `overlap_s` of extra
+audio on each side so words at its edges are heard whole, and `dedupe` later keeps only
+what falls in the owned span. Cuts go to the quietest stretch near the target length, so a
+cut rarely lands inside a word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+DEFAULT_CHUNK_S = 300.0
+DEFAULT_OVERLAP_S = 1.0
+DEFAULT_SEARCH_S = 30.0
+_FRAME_S = 0.02
+_QUIET_WINDOW_S = 0.4  # the pause we look for is about this long
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One piece of the recording, in seconds from its start."""
+
+    index: int
+    start_s: float  # audio sent (with overlap)
+    end_s: float
+    own_start_s: float  # span this chunk is responsible for
+    own_end_s: float
+
+
+def plan_chunks(
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    chunk_s: float = DEFAULT_CHUNK_S,
+    overlap_s: float = DEFAULT_OVERLAP_S,
+    search_s: float = DEFAULT_SEARCH_S,
+) -> list[Chunk]:
+    """Plan chunks of at most about `chunk_s` (+ overlap) covering all of `samples`."""
+    if chunk_s <= 0 or overlap_s < 0 or search_s < 0:
+        raise ValueError("chunk_s must be positive; overlap_s and search_s not negative")
+    duration = len(samples) / sample_rate
+    if duration <= chunk_s:
+        return [Chunk(0, 0.0, duration, 0.0, duration)]
+    energy = _quiet_energy(samples, sample_rate)
+    search = min(search_s, chunk_s / 2)
+    cuts = [0.0]
+    while duration - cuts[-1] > chunk_s:
+        target = cuts[-1] + chunk_s
+        cuts.append(_quietest(energy, target - search, target))
+    cuts.append(duration)
+    return [
+        Chunk(
+            index=i,
+            start_s=max(0.0, own_start - overlap_s),
+            end_s=min(duration, own_end + overlap_s),
+            own_start_s=own_start,
+            own_end_s=own_end,
+        )
+        for i, (own_start, own_end) in enumerate(pairwise(cuts))
+    ]
+
+
+def _quiet_energy(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Frame energy smoothed over a pause-length window (one value per 20 ms frame)."""
+    frame = max(int(sample_rate * _FRAME_S), 1)
+    n_frames = len(samples) // frame
+    frames = samples[: n_frames * frame].astype(np.float32).reshape(n_frames, frame)
+    power = np.mean(frames * frames, axis=1)
+    width = max(int(_QUIET_WINDOW_S / _FRAME_S), 1)
+    kernel = np.ones(width, dtype=np.float32) / width
+    return np.convolve(power, kernel, mode="same")
+
+
+def _quietest(energy: np.ndarray, lo_s: float, hi_s: float) -> float:
+    """Centre of the quietest frame in [lo_s, hi_s]; the latest one on ties keeps chunks long."""
+    lo = max(int(lo_s / _FRAME_S), 1)
+    hi = min(int(hi_s / _FRAME_S), len(energy) - 1)
+    if hi <= lo:
+        return hi_s
+    window = energy[lo : hi + 1]
+    quietest = np.flatnonzero(window <= window.min() * 1.0001 + 1e-6)
+    return float((lo + quietest[-1]) * _FRAME_S + _FRAME_S / 2)
+
+
+def slice_samples(samples: np.ndarray, sample_rate: int, chunk: Chunk) -> np.ndarray:
+    """The samples sent for `chunk`."""
+    return samples[round(chunk.start_s * sample_rate) : round(chunk.end_s * sample_rate)]

@@ -1,0 +1,98 @@
+"""Render speaker turns as the JSON contract, SRT, WebVTT or labelled plain text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from .records import Turn
+
+OutputFormat = Literal["json", "srt", "vtt", "text"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "srt", "vtt", "text")
+CONTENT_TYPES: Mapping[OutputFormat, str] = {
+    "json": "application/json",
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+    "text": "text/plain",
+}
+
+
+def speaker_label(turn: Turn) -> str:
+    """The label shown in text formats; a trailing `?` marks a low-confidence turn."""
+    return f"{turn.speaker}?" if turn.low_confidence else turn.speaker
+
+
+def speakers_in_order(turns: Sequence[Turn]) -> list[str]:
+    """Distinct speakers in order of first appearance."""
+    return list(dict.fromkeys(turn.speaker for turn in turns))
+
+
+def to_contract_json(
+    turns: Sequence[Turn],
+    *,
+    duration_s: float,
+    language: str | None,
+    models: Mapping[str, str | None],
+    speakers: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The `transcribe-with-speakers` body (tests/contracts/transcribe_with_speakers.json)."""
+    names = list(speakers) if speakers is not None else speakers_in_order(turns)
+    return {
+        "duration": round(duration_s, 3),
+        "language": language,
+        "speakers_detected": len(names),
+        "speakers": names,
+        "segments": [
+            {
+                "start_ms": round(turn.start * 1000),
+                "end_ms": round(turn.end * 1000),
+                "speaker": turn.speaker,
+                "text": turn.text,
+                "confidence": turn.confidence,
+                "low_confidence": turn.low_confidence,
+            }
+            for turn in turns
+        ],
+        "models": dict(models),
+    }
+
+
+def _clock(seconds: float, separator: str) -> str:
+    millis = max(round(seconds * 1000), 0)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def to_srt(turns: Sequence[Turn]) -> str:
+    """SubRip cues, one per turn, numbered from 1."""
+    cues = [
+        f"{n}\n{_clock(t.start, ',')} --> {_clock(t.end, ',')}\n{speaker_label(t)}: {t.text}\n"
+        for n, t in enumerate(turns, start=1)
+    ]
+    return "\n".join(cues)
+
+
+def to_vtt(turns: Sequence[Turn]) -> str:
+    """WebVTT with the speaker as a voice span, so players can style speakers."""
+    cues = [
+        f"{_clock(t.start, '.')} --> {_clock(t.end, '.')}\n<v {speaker_label(t)}>{t.text}\n"
+        for t in turns
+    ]
+    return "WEBVTT\n\n" + "\n".join(cues)
+
+
+def to_text(turns: Sequence[Turn]) -> str:
+    """`[mm:ss] Speaker_0: text` lines; hours appear once the recording passes one."""
+    long_form = any(t.start >= 3600 for t in turns)
+    lines = []
+    for t in turns:
+        total = int(t.start)
+        hours, rest = divmod(total, 3600)
+        minutes, secs = divmod(rest, 60)
+        stamp = f"{minutes:02d}:{secs:02d}"
+        if long_form:
+            stamp = f"{hours:02d}:{stamp}"
+        lines.append(f"[{stamp}] {speaker_label(t)}: {t.text}")
+    return "\n".join(lines) + ("\n" if lines else "")

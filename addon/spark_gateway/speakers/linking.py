@@ -1,0 +1,148 @@
+"""Link the local speakers of every chunk into one global set of speakers.
+
+Each chunk's diarizer numbers speakers in its own order of arrival, so `Speaker_0` of one
+chunk may be `Speaker_1` of the next. Every local speaker brings a voice fingerprint:
+
+1. Fingerprints from enough clean speech ("reliable") are clustered by average-linkage
+   agglomerative clustering on cosine distance, cut at `threshold`.
+2. Each chunk's local speakers are then matched to the cluster centroids with the Hungarian
+   method, so two speakers of one chunk never share a cluster (cannot-link). A reliable
+   speaker whose match is farther than `threshold` starts a new cluster instead.
+3. Unreliable speakers (little clean speech) and speakers without a fingerprint take part in
+   the same matching, but never start a cluster while one is free: they join the nearest.
+
+Global labels follow the order in which speakers first talk in the recording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.optimize import linear_sum_assignment
+
+# Chosen by measurement with benchmarks/eval_diarization.py (see docs/diarization.md).
+DEFAULT_LINK_THRESHOLD = 0.5
+DEFAULT_MIN_RELIABLE_SPEECH_S = 3.0
+# Cost for a speaker without a fingerprint: worse than any real match, still finite.
+_NO_FINGERPRINT_COST = 1.5
+_FORBIDDEN_COST = 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSpeaker:
+    """One speaker as one chunk's diarizer saw it."""
+
+    chunk: int
+    label: str
+    fingerprint: np.ndarray | None
+    clean_speech_s: float
+    first_start_s: float  # recording time of its first segment, for stable global naming
+
+
+LocalKey = tuple[int, str]
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def link_speakers(
+    speakers: Sequence[LocalSpeaker],
+    *,
+    threshold: float = DEFAULT_LINK_THRESHOLD,
+    min_reliable_speech_s: float = DEFAULT_MIN_RELIABLE_SPEECH_S,
+    label_prefix: str = "Speaker_",
+) -> dict[LocalKey, str]:
+    """Map every (chunk, local label) to a global label such as `Speaker_0`."""
+    if not speakers:
+        return {}
+    usable = [
+        s for s in speakers if s.fingerprint is not None and np.linalg.norm(s.fingerprint) > 0
+    ]
+    reliable = [s for s in usable if s.clean_speech_s >= min_reliable_speech_s] or usable
+    centroids = _initial_centroids(reliable, threshold)
+    cluster_of = _constrained_assignment(speakers, centroids, threshold, set(map(id, reliable)))
+    return _name_clusters(speakers, cluster_of, label_prefix)
+
+
+def _initial_centroids(reliable: Sequence[LocalSpeaker], threshold: float) -> list[np.ndarray]:
+    """Cluster the reliable fingerprints and return unit-length centroids."""
+    if not reliable:
+        return []
+    vectors = _unit_rows(np.stack([np.asarray(s.fingerprint, dtype=np.float64) for s in reliable]))
+    if len(reliable) == 1:
+        return [vectors[0]]
+    tree = linkage(vectors, method="average", metric="cosine")
+    labels = fcluster(tree, t=threshold, criterion="distance")
+    centroids = []
+    for cluster in np.unique(labels):
+        mean = vectors[labels == cluster].mean(axis=0)
+        centroids.append(mean / (np.linalg.norm(mean) or 1.0))
+    return centroids
+
+
+def _constrained_assignment(
+    speakers: Sequence[LocalSpeaker],
+    centroids: list[np.ndarray],
+    threshold: float,
+    reliable_ids: set[int],
+) -> dict[LocalKey, int]:
+    """Hungarian matching per chunk: distinct clusters for the speakers of one chunk."""
+    by_chunk: dict[int, list[LocalSpeaker]] = {}
+    for s in speakers:
+        by_chunk.setdefault(s.chunk, []).append(s)
+    matrix = np.stack(centroids) if centroids else np.zeros((0, 1))
+    cluster_of: dict[LocalKey, int] = {}
+    for chunk in sorted(by_chunk):
+        members = by_chunk[chunk]
+        n_clusters = matrix.shape[0]
+        # Extra columns let a speaker stay unmatched ("new cluster") when clusters run out.
+        cost = np.full((len(members), n_clusters + len(members)), _FORBIDDEN_COST)
+        for row, s in enumerate(members):
+            if n_clusters:
+                if s.fingerprint is None or not np.any(s.fingerprint):
+                    cost[row, :n_clusters] = _NO_FINGERPRINT_COST
+                else:
+                    unit = np.asarray(s.fingerprint, dtype=np.float64)
+                    unit = unit / np.linalg.norm(unit)
+                    cost[row, :n_clusters] = 1.0 - matrix @ unit
+            # Opening a cluster costs `threshold` for a reliable speaker (so any match closer
+            # than the threshold wins) and more than any match for the others.
+            cost[row, n_clusters + row] = threshold if id(s) in reliable_ids else 2.5
+        rows, cols = linear_sum_assignment(cost)
+        for row, col in zip(rows, cols, strict=True):
+            s = members[row]
+            if col < n_clusters:
+                cluster_of[(s.chunk, s.label)] = int(col)
+                continue
+            new_centroid = (
+                np.asarray(s.fingerprint, dtype=np.float64)
+                if s.fingerprint is not None and np.any(s.fingerprint)
+                else None
+            )
+            if new_centroid is not None:
+                new_centroid = new_centroid / np.linalg.norm(new_centroid)
+                matrix = (
+                    np.vstack([matrix, new_centroid]) if matrix.shape[0] else new_centroid[None, :]
+                )
+                cluster_of[(s.chunk, s.label)] = matrix.shape[0] - 1
+            else:
+                # No voice and no free cluster: a speaker of its own, with no centroid.
+                cluster_of[(s.chunk, s.label)] = -1 - len(cluster_of)
+    return cluster_of
+
+
+def _name_clusters(
+    speakers: Sequence[LocalSpeaker], cluster_of: Mapping[LocalKey, int], prefix: str
+) -> dict[LocalKey, str]:
+    first_seen: dict[int, float] = {}
+    for s in speakers:
+        cluster = cluster_of[(s.chunk, s.label)]
+        first_seen[cluster] = min(first_seen.get(cluster, float("inf")), s.first_start_s)
+    order = sorted(first_seen, key=lambda c: (first_seen[c], c))
+    names = {cluster: f"{prefix}{n}" for n, cluster in enumerate(order)}
+    return {key: names[cluster] for key, cluster in cluster_of.items()}

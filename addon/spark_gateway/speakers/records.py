@@ -1,0 +1,47 @@
+"""Typed records shared by the speaker-attribution steps (times in seconds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One ASR token with its time span."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerSegment:
+    """A stretch of time attributed to one speaker by the diarizer."""
+
+    start: float
+    end: float
+    speaker: str
+    confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttributedWord:
+    """A word with the speaker it was assigned to."""
+
+    word: Word
+    speaker: str
+    confidence: float | None
+    overlapped: bool  # False when assigned by the nearest-edge fallback
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """Consecutive words of one speaker without a long pause."""
+
+    start: float
+    end: float
+    speaker: str
+    text: str
+    confidence: float | None
+    low_confidence: bool
+    word_count: int

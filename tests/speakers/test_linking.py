@@ -1,0 +1,110 @@
+"""Cross-chunk speaker linking: clustering, cannot-link, unreliable and missing fingerprints.
+
+These pin the algorithm with controlled vectors; `test_linking_real_voices.py` runs it on
+fingerprints of real recordings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spark_gateway.speakers.linking import LocalSpeaker, link_speakers
+
+RNG = np.random.default_rng(7)
+VOICES = {name: RNG.standard_normal(192) for name in "ABCDEF"}
+
+
+def noisy(name: str, noise: float = 0.3) -> np.ndarray:
+    base = VOICES[name] / np.linalg.norm(VOICES[name])
+    vec = base + RNG.standard_normal(192) * noise / np.sqrt(192)
+    return vec / np.linalg.norm(vec)
+
+
+def local(chunk: int, label: str, voice: str | None, clean: float = 20.0,
+          at: float | None = None, vector: np.ndarray | None = None) -> LocalSpeaker:  # fmt: skip
+    fingerprint = vector if vector is not None else (noisy(voice) if voice else None)
+    return LocalSpeaker(chunk, label, fingerprint, clean, at if at is not None else chunk * 300.0)
+
+
+def groups(mapping: dict[tuple[int, str], str]) -> set[frozenset[tuple[int, str]]]:
+    by_label: dict[str, set[tuple[int, str]]] = {}
+    for key, label in mapping.items():
+        by_label.setdefault(label, set()).add(key)
+    return {frozenset(v) for v in by_label.values()}
+
+
+def test_same_voice_linked_across_chunks_labels_in_time_order() -> None:
+    speakers = [
+        local(0, "Speaker_0", "B", at=0.0), local(0, "Speaker_1", "A", at=5.0),
+        local(1, "Speaker_0", "A", at=300.0), local(1, "Speaker_1", "B", at=301.0),
+        local(2, "Speaker_0", "C", at=600.0), local(2, "Speaker_1", "B", at=610.0),
+    ]  # fmt: skip
+    mapping = link_speakers(speakers, threshold=0.5)
+    assert mapping[(0, "Speaker_0")] == mapping[(1, "Speaker_1")] == mapping[(2, "Speaker_1")]
+    assert mapping[(0, "Speaker_1")] == mapping[(1, "Speaker_0")]
+    assert mapping[(0, "Speaker_0")] == "Speaker_0"
+    assert mapping[(0, "Speaker_1")] == "Speaker_1"
+    assert mapping[(2, "Speaker_0")] == "Speaker_2"
+
+
+def test_two_speakers_of_one_chunk_never_merged() -> None:
+    # Two very similar voices in the same chunk: AHC alone would merge them.
+    twin = noisy("A", 0.05)
+    speakers = [
+        local(0, "Speaker_0", None, vector=noisy("A", 0.05)),
+        local(0, "Speaker_1", None, vector=twin, at=1.0),
+        local(1, "Speaker_0", None, vector=noisy("A", 0.05)),
+    ]
+    mapping = link_speakers(speakers, threshold=0.5)
+    assert mapping[(0, "Speaker_0")] != mapping[(0, "Speaker_1")]
+
+
+def test_unreliable_speaker_joins_nearest_cluster() -> None:
+    speakers = [
+        local(0, "Speaker_0", "A"), local(0, "Speaker_1", "B", at=2.0),
+        # little clean speech and a very noisy print, still nearer to B than to A
+        local(1, "Speaker_0", None, clean=0.8, vector=noisy("B", 2.5)),
+    ]  # fmt: skip
+    mapping = link_speakers(speakers, threshold=0.3, min_reliable_speech_s=3.0)
+    assert mapping[(1, "Speaker_0")] == mapping[(0, "Speaker_1")]
+    assert len(set(mapping.values())) == 2
+
+
+def test_missing_fingerprint_takes_a_free_cluster() -> None:
+    speakers = [
+        local(0, "Speaker_0", "A"), local(0, "Speaker_1", "B", at=1.0),
+        local(1, "Speaker_0", "A"), local(1, "Speaker_1", None, clean=0.0, at=305.0),
+    ]  # fmt: skip
+    mapping = link_speakers(speakers)
+    assert mapping[(1, "Speaker_1")] == mapping[(0, "Speaker_1")]
+    assert mapping[(1, "Speaker_0")] == mapping[(0, "Speaker_0")]
+
+
+def test_missing_fingerprint_without_free_cluster_gets_own_label() -> None:
+    speakers = [local(0, "Speaker_0", "A"), local(0, "Speaker_1", None, clean=0.0, at=3.0)]
+    mapping = link_speakers(speakers)
+    assert mapping == {(0, "Speaker_0"): "Speaker_0", (0, "Speaker_1"): "Speaker_1"}
+
+
+def test_six_speakers_over_many_chunks_exact_count() -> None:
+    speakers = []
+    for chunk in range(20):
+        present = [v for i, v in enumerate("ABCDEF") if (chunk + i) % 3 != 0][:4]
+        for n, voice in enumerate(present):
+            speakers.append(local(chunk, f"Speaker_{n}", voice, at=chunk * 300.0 + n))
+    mapping = link_speakers(speakers, threshold=0.5)
+    assert len(set(mapping.values())) == 6
+    assert len(groups(mapping)) == 6
+
+
+def test_single_and_empty_inputs() -> None:
+    assert link_speakers([]) == {}
+    assert link_speakers([local(0, "Speaker_0", "A")]) == {(0, "Speaker_0"): "Speaker_0"}
+    zero = local(0, "Speaker_0", None, vector=np.zeros(192))
+    assert link_speakers([zero]) == {(0, "Speaker_0"): "Speaker_0"}
+
+
+def test_new_voice_far_from_all_clusters_starts_its_own() -> None:
+    speakers = [local(0, "Speaker_0", "A"), local(1, "Speaker_0", "D", at=300.0)]
+    mapping = link_speakers(speakers, threshold=0.5)
+    assert mapping[(1, "Speaker_0")] != mapping[(0, "Speaker_0")]
