@@ -1,18 +1,295 @@
-"""Self-healing of the speech services (owned by the recovery engineer)."""
+"""Self-healing of the GPU services: deep checks, wedge reports, restarts, events and repairs.
+
+The policy lives in `sparklib.recovery` (no HA import); this module wires it to Home Assistant:
+wedge reports arrive as bus events, checks also run on a timer and on demand, the restart
+budget is persisted per entry in HA storage, every step is fired as an event, and a repair
+issue explains a suppressed restart.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Coroutine, Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import voluptuous as vol
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.storage import Store
+
+from .cluster_config import endpoint_of
+from .const import (
+    CONF_DEEP_CHECK_INTERVAL,
+    CONF_PROBE_TIMEOUT,
+    CONF_RESTART_LIMIT,
+    CONF_RESTART_WINDOW,
+    DEFAULT_DEEP_CHECK_INTERVAL,
+    DEFAULT_PROBE_TIMEOUT,
+    DEFAULT_RESTART_LIMIT,
+    DEFAULT_RESTART_WINDOW,
+    DOMAIN,
+    EVENT_RESTART_FAILED,
+    EVENT_RESTART_SUPPRESSED,
+    EVENT_SERVICE_RECOVERED,
+    EVENT_SERVICE_RESTARTED,
+    EVENT_WEDGE_DETECTED,
+    EVENT_WEDGE_REPORT,
+    LOGGER,
+    SERVICES,
+)
+from .sparklib.probes import DeepProber
+from .sparklib.recovery import (
+    EventKind,
+    RecoveryEvent,
+    RecoveryManager,
+    RecoveryOutcome,
+    RecoveryTuning,
+    RestartBudget,
+    ServiceRecoveryState,
+)
 
 if TYPE_CHECKING:
-    from homeassistant.core import HomeAssistant
-
     from .coordinator import SparkControlConfigEntry
+
+STORAGE_VERSION = 1
+PROBE_CLIP = Path(__file__).parent / "probe_clip.wav"
+MAX_REPORTED_ERROR = 500  # characters of a client's error text kept in events
+
+EVENT_TYPES: dict[EventKind, str] = {
+    "wedge_detected": EVENT_WEDGE_DETECTED,
+    "service_restarted": EVENT_SERVICE_RESTARTED,
+    "restart_suppressed": EVENT_RESTART_SUPPRESSED,
+    "restart_failed": EVENT_RESTART_FAILED,
+    "service_recovered": EVENT_SERVICE_RECOVERED,
+}
+
+WEDGE_REPORT_SCHEMA = vol.Schema(
+    {
+        vol.Required("service"): vol.In(SERVICES),
+        vol.Optional("error", default=""): vol.All(
+            vol.Coerce(str), lambda text: text[:MAX_REPORTED_ERROR]
+        ),
+        vol.Optional("source", default="unknown"): vol.All(vol.Coerce(str), vol.Length(max=64)),
+        vol.Optional("entry_id"): str,
+    },
+    extra=vol.REMOVE_EXTRA,
+)
+
+
+def recovery_signal(entry: SparkControlConfigEntry) -> str:
+    """Dispatcher signal sent whenever the recovery state of an entry changes."""
+    return f"{DOMAIN}_{entry.entry_id}_recovery"
+
+
+def suppressed_issue_id(entry: SparkControlConfigEntry, service: str) -> str:
+    """Repair issue id for a service whose automatic restarts are exhausted."""
+    return f"restart_suppressed_{entry.entry_id}_{service}"
+
+
+def _read_probe_clip() -> bytes:
+    return PROBE_CLIP.read_bytes()
+
+
+class SparkRecovery:
+    """The recovery of one cluster entry (kept in `entry.runtime_data.recovery`)."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: SparkControlConfigEntry,
+        prober: DeepProber,
+        budget: RestartBudget,
+        store: Store[dict[str, Any]],
+    ) -> None:
+        """Build the manager; nothing runs until `async_start`."""
+        self.hass = hass
+        self.entry = entry
+        self._store = store
+        self._unsubscribers: list[CALLBACK_TYPE] = []
+        client = entry.runtime_data.client
+
+        async def restart(service: str) -> None:
+            await client.service_action(service, "restart")
+
+        self.manager = RecoveryManager(
+            services=SERVICES,
+            prober=prober,
+            restarter=restart,
+            budget=budget,
+            on_event=self._announce,
+            save_budget=self._save,
+            on_change=self._state_changed,
+            tuning=RecoveryTuning(),
+            task_factory=self._create_task,
+        )
+
+    def state(self, service: str) -> ServiceRecoveryState:
+        """What recovery knows about `service`."""
+        return self.manager.state(service)
+
+    def restarts_in_window(self, service: str) -> int:
+        """Automatic restarts of `service` in the current window."""
+        return self.manager.budget.used(service)
+
+    def restore(self, saved: dict[str, Any] | None) -> None:
+        """Bring back the last wedge times saved before a restart of Home Assistant."""
+        last_wedges = (saved or {}).get("last_wedge")
+        if not isinstance(last_wedges, dict):
+            return
+        for service, stamp in last_wedges.items():
+            if service in SERVICES and isinstance(stamp, int | float):
+                self.manager.state(service).last_wedge_at = float(stamp)
+
+    @callback
+    def async_start(self, deep_check_minutes: float) -> None:
+        """Listen for wedge reports and start the periodic deep checks."""
+        self._unsubscribers.append(
+            self.hass.bus.async_listen(EVENT_WEDGE_REPORT, self._handle_wedge_report)
+        )
+        if deep_check_minutes > 0:
+            self._unsubscribers.append(
+                async_track_time_interval(
+                    self.hass,
+                    self._periodic_check,
+                    timedelta(minutes=deep_check_minutes),
+                    name=f"{DOMAIN} deep check {self.entry.title}",
+                    cancel_on_shutdown=True,
+                )
+            )
+
+    async def async_stop(self) -> None:
+        """Stop listening, cancel running checks and write the budget out."""
+        while self._unsubscribers:
+            self._unsubscribers.pop()()
+        await self.manager.aclose()
+        await self._store.async_save(self._data_to_save())
+
+    async def async_run_deep_check(
+        self, services: Iterable[str], source: str = "manual"
+    ) -> dict[str, RecoveryOutcome]:
+        """Check the given services now (joining checks already running)."""
+        wanted = list(dict.fromkeys(services))
+        outcomes = await asyncio.gather(
+            *(self.manager.deep_check(service, source) for service in wanted)
+        )
+        return dict(zip(wanted, outcomes, strict=True))
+
+    def _create_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        # Tied to the entry so an unload cancels whatever is still running.
+        return self.entry.async_create_background_task(self.hass, coro, name)
+
+    @callback
+    def _handle_wedge_report(self, event: Event[dict[str, Any]]) -> None:
+        try:
+            report = WEDGE_REPORT_SCHEMA(dict(event.data))
+        except vol.Invalid as err:
+            LOGGER.warning("Ignoring a malformed wedge report %s: %s", event.data, err)
+            return
+        if report.get("entry_id", self.entry.entry_id) != self.entry.entry_id:
+            return
+        LOGGER.debug(
+            "%s: wedge report for %s from %s", self.entry.title, report["service"], report["source"]
+        )
+        self._create_task(
+            self.manager.report_wedge(report["service"], report["error"], report["source"]),
+            f"{DOMAIN} wedge report {report['service']}",
+        )
+
+    @callback
+    def _periodic_check(self, _now: datetime) -> None:
+        self._create_task(
+            self.async_run_deep_check(SERVICES, source="periodic"), f"{DOMAIN} periodic deep check"
+        )
+
+    @callback
+    def _announce(self, event: RecoveryEvent) -> None:
+        data = {**event.data, "entry_id": self.entry.entry_id, "cluster": self.entry.title}
+        self.hass.bus.async_fire(EVENT_TYPES[event.kind], data)
+        log = LOGGER.warning if event.kind != "service_recovered" else LOGGER.info
+        log("%s: %s %s", self.entry.title, event.kind.replace("_", " "), event.data)
+        if event.kind == "restart_suppressed":
+            self._raise_issue(event)
+        elif event.kind == "service_recovered":
+            ir.async_delete_issue(self.hass, DOMAIN, suppressed_issue_id(self.entry, event.service))
+        if event.kind == "wedge_detected":
+            # Keep the last wedge time across restarts even when no restart follows.
+            self._create_task(self._save(), f"{DOMAIN} save recovery state")
+
+    def _raise_issue(self, event: RecoveryEvent) -> None:
+        budget = self.manager.budget
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            suppressed_issue_id(self.entry, event.service),
+            is_fixable=False,
+            is_persistent=True,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="restart_suppressed",
+            translation_placeholders={
+                "cluster": self.entry.title,
+                "service": event.service,
+                "limit": str(budget.limit),
+                "window": f"{budget.window / 60:g}",
+                "error": str(event.data.get("error", ""))[:200],
+            },
+        )
+
+    @callback
+    def _state_changed(self) -> None:
+        async_dispatcher_send(self.hass, recovery_signal(self.entry))
+
+    def _data_to_save(self) -> dict[str, Any]:
+        return {
+            "budget": self.manager.budget.to_dict(),
+            "last_wedge": {
+                service: self.manager.state(service).last_wedge_at
+                for service in SERVICES
+                if self.manager.state(service).last_wedge_at is not None
+            },
+        }
+
+    async def _save(self, _budget: dict[str, Any] | None = None) -> None:
+        await self._store.async_save(self._data_to_save())
 
 
 async def async_setup_recovery(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-    """Start watching the speech services (filled in by the recovery engineer)."""
+    """Start watching the cluster's services and repairing wedges."""
+    options = entry.options
+    store: Store[dict[str, Any]] = Store(
+        hass, STORAGE_VERSION, f"{DOMAIN}.recovery.{entry.entry_id}"
+    )
+    saved = await store.async_load()
+    budget = RestartBudget.from_dict(
+        (saved or {}).get("budget"),
+        limit=int(options.get(CONF_RESTART_LIMIT, DEFAULT_RESTART_LIMIT)),
+        window=float(options.get(CONF_RESTART_WINDOW, DEFAULT_RESTART_WINDOW)) * 60,
+    )
+    clip = await hass.async_add_executor_job(_read_probe_clip)
+    base_urls = {}
+    for service in SERVICES:
+        address = endpoint_of(entry.data, service)
+        base_urls[service] = f"http://{address.url_host}:{address.port}"
+    prober = DeepProber(
+        async_get_clientsession(hass),
+        base_urls,
+        clip_wav=clip,
+        timeout=float(options.get(CONF_PROBE_TIMEOUT, DEFAULT_PROBE_TIMEOUT)),
+    )
+    recovery = SparkRecovery(hass, entry, prober, budget, store)
+    recovery.restore(saved)
+    recovery.async_start(float(options.get(CONF_DEEP_CHECK_INTERVAL, DEFAULT_DEEP_CHECK_INTERVAL)))
+    entry.runtime_data.recovery = recovery
+    async_dispatcher_send(hass, recovery_signal(entry))
 
 
 async def async_unload_recovery(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-    """Stop watching the speech services (filled in by the recovery engineer)."""
+    """Stop watching the cluster's services."""
+    recovery = entry.runtime_data.recovery
+    if isinstance(recovery, SparkRecovery):
+        entry.runtime_data.recovery = None
+        await recovery.async_stop()

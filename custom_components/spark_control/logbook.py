@@ -1,0 +1,101 @@
+"""Describe Spark Control's recovery and health events in the logbook (the connectivity log)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from homeassistant.components.logbook.const import LOGBOOK_ENTRY_MESSAGE, LOGBOOK_ENTRY_NAME
+from homeassistant.core import Event, HomeAssistant, callback
+
+from .const import (
+    DOMAIN,
+    EVENT_HEALTH_REPORT,
+    EVENT_RESTART_FAILED,
+    EVENT_RESTART_SUPPRESSED,
+    EVENT_SERVICE_RECOVERED,
+    EVENT_SERVICE_RESTARTED,
+    EVENT_WEDGE_DETECTED,
+)
+
+SERVICE_NAMES = {"vllm": "vLLM", "parakeet": "Parakeet", "magpie": "Magpie"}
+
+type Describer = Callable[[Mapping[str, Any]], str]
+
+
+def _service(data: Mapping[str, Any]) -> str:
+    service = str(data.get("service", "service"))
+    name = SERVICE_NAMES.get(service, service)
+    cluster = data.get("cluster")
+    return f"{cluster} {name}" if cluster else name
+
+
+def _source(data: Mapping[str, Any]) -> str:
+    source = data.get("source")
+    return f" (reported by {source})" if source and source != "unknown" else ""
+
+
+def _wedge_detected(data: Mapping[str, Any]) -> str:
+    return f"is wedged: {data.get('error') or 'unknown error'}{_source(data)}"
+
+
+def _service_restarted(data: Mapping[str, Any]) -> str:
+    return (
+        f"was restarted automatically (attempt {data.get('attempt')}, "
+        f"{data.get('budget_left')} restart(s) left in the window)"
+    )
+
+
+def _restart_suppressed(data: Mapping[str, Any]) -> str:
+    return (
+        f"is wedged but was not restarted: {data.get('restarts_in_window')} automatic restarts "
+        f"already in the last {data.get('window_minutes')} minutes; restart it manually"
+    )
+
+
+def _restart_failed(data: Mapping[str, Any]) -> str:
+    return f"could not be restarted: {data.get('error') or 'unknown error'}"
+
+
+def _service_recovered(data: Mapping[str, Any]) -> str:
+    return f"recovered after {float(data.get('downtime') or 0):.1f} s of downtime"
+
+
+def _health_report(data: Mapping[str, Any]) -> str:
+    latency = f" in {data['ms']} ms" if isinstance(data.get("ms"), int | float) else ""
+    by = f" by {data['source']}" if data.get("source") else ""
+    if data.get("ok"):
+        return f"was reported working{by}{latency}"
+    error = f": {data['error']}" if data.get("error") else ""
+    return f"was reported failing{by}{latency}{error}"
+
+
+DESCRIBERS: dict[str, Describer] = {
+    EVENT_WEDGE_DETECTED: _wedge_detected,
+    EVENT_SERVICE_RESTARTED: _service_restarted,
+    EVENT_RESTART_SUPPRESSED: _restart_suppressed,
+    EVENT_RESTART_FAILED: _restart_failed,
+    EVENT_SERVICE_RECOVERED: _service_recovered,
+    EVENT_HEALTH_REPORT: _health_report,
+}
+
+
+@callback
+def async_describe_events(
+    hass: HomeAssistant,
+    async_describe_event: Callable[[str, str, Callable[[Event], dict[str, str]]], None],
+) -> None:
+    """Register a description for each recovery and health event."""
+
+    def make(describe: Describer) -> Callable[[Event], dict[str, str]]:
+        @callback
+        def describe_event(event: Event) -> dict[str, str]:
+            return {
+                LOGBOOK_ENTRY_NAME: _service(event.data),
+                LOGBOOK_ENTRY_MESSAGE: describe(event.data),
+            }
+
+        return describe_event
+
+    for event_type, describe in DESCRIBERS.items():
+        async_describe_event(DOMAIN, event_type, make(describe))
