@@ -1,0 +1,54 @@
+"""The `run_deep_check` action: probe services now and answer with what was found and done."""
+
+from __future__ import annotations
+
+import voluptuous as vol
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+
+from .const import DOMAIN, SERVICE_RUN_DEEP_CHECK, SERVICES
+from .recovery import SparkRecovery
+from .services import ATTR_CLUSTER, ATTR_SERVICE, _loaded_entry
+
+RUN_DEEP_CHECK_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CLUSTER): cv.string,
+        vol.Optional(ATTR_SERVICE): vol.All(cv.ensure_list, [vol.In(SERVICES)]),
+    }
+)
+
+
+async def _run_deep_check(call: ServiceCall) -> ServiceResponse:
+    entry = _loaded_entry(call.hass, call)
+    recovery = entry.runtime_data.recovery
+    if not isinstance(recovery, SparkRecovery):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="recovery_not_running",
+            translation_placeholders={"cluster": entry.title},
+        )
+    services = call.data.get(ATTR_SERVICE) or list(SERVICES)
+    outcomes = await recovery.async_run_deep_check(services, source="manual")
+    return {
+        "cluster": entry.title,
+        "services": {service: outcome.as_dict() for service, outcome in outcomes.items()},
+    }
+
+
+@callback
+def async_setup_recovery_services(hass: HomeAssistant) -> None:
+    """Register `run_deep_check` (called from `async_setup_services`)."""
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_RUN_DEEP_CHECK,
+        _run_deep_check,
+        schema=RUN_DEEP_CHECK_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
