@@ -1,18 +1,143 @@
-"""Wyoming voice bridges for the cluster's speech services (owned by the voice engineer)."""
+"""Wyoming voice bridges for the cluster's speech services, run inside Home Assistant."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+
+from .const import (
+    CONF_ENDPOINTS,
+    CONF_STT_PORT,
+    CONF_TTS_PORT,
+    CONF_VOICE_BRIDGES,
+    DEFAULT_PORTS,
+    DEFAULT_STT_PORT,
+    DEFAULT_TTS_PORT,
+    DEFAULT_VOICE_BRIDGES,
+    EVENT_WEDGE_REPORT,
+    LOGGER,
+    SERVICE_MAGPIE,
+    SERVICE_PARAKEET,
+)
+from .sparklib.voice import VoiceBridgeConfig, VoiceBridges
+from .voice_discovery import BridgeAnnouncement, VoiceAnnouncer, async_lan_address
 
 if TYPE_CHECKING:
-    from homeassistant.core import HomeAssistant
+    import asyncio
 
     from .coordinator import SparkControlConfigEntry
 
 
+@dataclass
+class VoiceService:
+    """The running bridges of one config entry and their announcements."""
+
+    bridges: VoiceBridges
+    announcer: VoiceAnnouncer | None
+    announcing: asyncio.Task[None] | None = None
+    _stopped: bool = field(default=False, init=False)
+
+    async def async_stop(self) -> None:
+        """Withdraw the announcements and close the servers (safe to call twice)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.announcing is not None and not self.announcing.done():
+            self.announcing.cancel()
+            with contextlib.suppress(BaseException):
+                await self.announcing
+        if self.announcer is not None:
+            await self.announcer.async_withdraw()
+        await self.bridges.async_stop()
+
+
+def voice_bridge_config(entry: SparkControlConfigEntry) -> VoiceBridgeConfig:
+    """Where the bridges listen and which speech servers they use, from the entry."""
+    endpoints: dict[str, dict[str, Any]] = entry.data.get(CONF_ENDPOINTS, {})
+
+    def url(service: str) -> str:
+        endpoint = endpoints.get(service, {})
+        host = str(endpoint.get("host", ""))
+        port = int(endpoint.get("port", DEFAULT_PORTS[service]))
+        # IPv6 literals need brackets inside a URL.
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    return VoiceBridgeConfig(
+        parakeet_url=url(SERVICE_PARAKEET),
+        magpie_url=url(SERVICE_MAGPIE),
+        stt_port=int(entry.options.get(CONF_STT_PORT, DEFAULT_STT_PORT)),
+        tts_port=int(entry.options.get(CONF_TTS_PORT, DEFAULT_TTS_PORT)),
+    )
+
+
 async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-    """Start the voice bridges for this entry (filled in by the voice engineer)."""
+    """Start the voice bridges for this entry, announce them and offer them to `wyoming`."""
+    if not entry.options.get(CONF_VOICE_BRIDGES, DEFAULT_VOICE_BRIDGES):
+        return
+    config = voice_bridge_config(entry)
+
+    @callback
+    def report_wedge(error: str) -> None:
+        hass.bus.async_fire(
+            EVENT_WEDGE_REPORT,
+            {
+                "service": SERVICE_PARAKEET,
+                "error": error[:200],
+                "source": "wyoming",
+                "entry_id": entry.entry_id,
+            },
+        )
+
+    bridges = VoiceBridges(async_get_clientsession(hass), config, on_wedge=report_wedge)
+    try:
+        await bridges.start()
+    except OSError as err:
+        # A taken port must not take the whole cluster entry down with it.
+        LOGGER.error(
+            "Voice bridges cannot listen on ports %s (STT) and %s (TTS): %s; "
+            "choose other ports in the integration's options",
+            config.stt_port,
+            config.tts_port,
+            err,
+        )
+        return
+    LOGGER.debug("Voice bridges listening: %s, %s", bridges.stt.uri, bridges.tts.uri)
+
+    announcer: VoiceAnnouncer | None = None
+    if (address := await async_lan_address(hass)) is not None:
+        suffix = entry.entry_id[-8:].lower()
+        announcer = VoiceAnnouncer(
+            hass,
+            [
+                BridgeAnnouncement(f"spark-control-stt-{suffix}", address, bridges.stt.port),
+                BridgeAnnouncement(f"spark-control-tts-{suffix}", address, bridges.tts.port),
+            ],
+        )
+    voice = VoiceService(bridges=bridges, announcer=announcer)
+    entry.runtime_data.voice = voice
+
+    async def stop_on_shutdown(_event: Event) -> None:
+        await voice.async_stop()
+
+    entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, stop_on_shutdown))
+    if announcer is not None:
+        announcer.async_offer_to_wyoming()
+        # mDNS probing takes a second or two; setup does not wait for it.
+        voice.announcing = entry.async_create_background_task(
+            hass, announcer.async_register(), "spark_control voice announcement"
+        )
 
 
 async def async_unload_voice(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-    """Stop the voice bridges for this entry (filled in by the voice engineer)."""
+    """Stop the voice bridges for this entry and withdraw their announcements."""
+    runtime = getattr(entry, "runtime_data", None)
+    voice: VoiceService | None = getattr(runtime, "voice", None)
+    if voice is None:
+        return
+    await voice.async_stop()
+    runtime.voice = None  # type: ignore[union-attr]

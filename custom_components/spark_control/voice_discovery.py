@@ -1,0 +1,125 @@
+"""Announce the voice bridges over mDNS and offer them to Home Assistant's `wyoming` integration."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from dataclasses import dataclass
+from ipaddress import IPv4Address, ip_address
+
+from homeassistant.components import network, zeroconf
+from homeassistant.components.network.const import MDNS_TARGET_IP
+from homeassistant.config_entries import SOURCE_ZEROCONF
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import discovery_flow
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from zeroconf import BadTypeInNameException, NonUniqueNameException
+from zeroconf.asyncio import AsyncServiceInfo
+
+from .const import LOGGER
+
+WYOMING_DOMAIN = "wyoming"
+WYOMING_ZEROCONF_TYPE = "_wyoming._tcp.local."
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeAnnouncement:
+    """One bridge as it appears on the LAN: `<instance>._wyoming._tcp.local.` at address:port."""
+
+    instance: str
+    address: str
+    port: int
+
+    @property
+    def service_name(self) -> str:
+        """The full mDNS service instance name."""
+        return f"{self.instance}.{WYOMING_ZEROCONF_TYPE}"
+
+    def service_info(self) -> AsyncServiceInfo:
+        """The record registered with HA's shared zeroconf instance."""
+        return AsyncServiceInfo(
+            WYOMING_ZEROCONF_TYPE,
+            self.service_name,
+            addresses=[socket.inet_aton(self.address)],
+            port=self.port,
+            server=f"{self.instance}.local.",
+        )
+
+    def discovery_info(self) -> ZeroconfServiceInfo:
+        """The same record in the shape HA's zeroconf discovery hands to config flows."""
+        address = ip_address(self.address)
+        return ZeroconfServiceInfo(
+            ip_address=address,
+            ip_addresses=[address],
+            port=self.port,
+            hostname=f"{self.instance}.local.",
+            type=WYOMING_ZEROCONF_TYPE,
+            name=self.service_name,
+            properties={},
+        )
+
+
+async def async_lan_address(hass: HomeAssistant) -> str | None:
+    """The IPv4 address other LAN hosts reach HA on (never 0.0.0.0 or loopback)."""
+    try:
+        address = await network.async_get_source_ip(hass, target_ip=MDNS_TARGET_IP)
+    except HomeAssistantError as err:
+        LOGGER.warning("Cannot find the LAN address to announce the voice bridges: %s", err)
+        return None
+    parsed = ip_address(address)
+    if not isinstance(parsed, IPv4Address) or parsed.is_unspecified or parsed.is_loopback:
+        LOGGER.warning("Not announcing the voice bridges on %s: not a LAN address", address)
+        return None
+    return address
+
+
+class VoiceAnnouncer:
+    """Keeps the bridges' mDNS records registered and their wyoming discovery flows offered."""
+
+    def __init__(self, hass: HomeAssistant, announcements: list[BridgeAnnouncement]) -> None:
+        self._hass = hass
+        self.announcements = announcements
+        self._registered: list[AsyncServiceInfo] = []
+
+    async def async_register(self) -> None:
+        """Register every record with HA's shared zeroconf instance and wait until announced."""
+        aiozc = await zeroconf.async_get_async_instance(self._hass)
+        for announcement in self.announcements:
+            info = announcement.service_info()
+            try:
+                announced = await aiozc.async_register_service(info)
+                self._registered.append(info)
+                await announced
+            except (NonUniqueNameException, BadTypeInNameException) as err:
+                LOGGER.warning("Cannot announce %s: %r", announcement.service_name, err)
+
+    @callback
+    def async_offer_to_wyoming(self) -> None:
+        """Start a discovered `wyoming` flow per bridge, so the user only clicks Configure."""
+        for announcement in self.announcements:
+            discovery_flow.async_create_flow(
+                self._hass,
+                WYOMING_DOMAIN,
+                context={"source": SOURCE_ZEROCONF},
+                data=announcement.discovery_info(),
+            )
+
+    async def async_withdraw(self) -> None:
+        """Unregister the records and drop discovery offers nobody accepted yet."""
+        flows = self._hass.config_entries.flow
+        names = {announcement.service_name for announcement in self.announcements}
+        for flow in flows.async_progress_by_handler(WYOMING_DOMAIN, include_uninitialized=True):
+            unique_id = flow["context"].get("unique_id") or ""
+            if any(unique_id.startswith(f"{name}_") for name in names):
+                with contextlib.suppress(Exception):
+                    flows.async_abort(flow["flow_id"])
+        registered, self._registered = self._registered, []
+        if not registered:
+            return
+        aiozc = await zeroconf.async_get_async_instance(self._hass)
+        for info in registered:
+            # Zeroconf may already be closing when HA stops; the goodbye is best effort then.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(await aiozc.async_unregister_service(info), timeout=5)
