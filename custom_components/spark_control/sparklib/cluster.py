@@ -21,7 +21,6 @@ from .containers import ContainerInfo, parse_docker_ps
 from .errors import InvalidInput, SparkError
 from .gpu import GpuStats, parse_nvidia_smi
 from .http_api import MAGPIE, PARAKEET, VLLM, Endpoint, ServiceApi
-from .keys import fingerprint
 from .ssh import SshNode
 from .swap import ProgressCallback, SwapResult, SwapRunner
 from .validation import validate_container, validate_path
@@ -34,11 +33,22 @@ DEFAULT_CONTAINERS = {VLLM: "vllm_node", PARAKEET: "parakeet-asr", MAGPIE: "magp
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
-    """How to reach one node over SSH."""
+    """How to reach one node over SSH.
+
+    `node_id` is the caller's name for the node (HA uses its node string); it defaults to
+    the host. Every per-node dict of ClusterClient is keyed by it, and errors name it in
+    their `host` attribute. Set it when two nodes share a host (different SSH ports).
+    """
 
     host: str
     ssh_port: int = 22
     username: str = "root"
+    node_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The node's key in every per-node dict."""
+        return self.node_id or self.host
 
 
 @dataclass(slots=True)
@@ -48,10 +58,12 @@ class ClusterConfig:
     name: str
     nodes: list[NodeConfig]
     private_key: str
-    host_keys: dict[str, str] = field(default_factory=dict)  # host -> OpenSSH line
+    host_keys: dict[str, str] = field(default_factory=dict)  # node key -> OpenSSH line
     repo_path: str = "~/spark-vllm-docker"
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     containers: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CONTAINERS))
+    # service -> node key, where the endpoint's host alone is ambiguous (nodes sharing a host).
+    service_nodes: dict[str, str] = field(default_factory=dict)
 
 
 class ClusterClient:
@@ -71,16 +83,19 @@ class ClusterClient:
             validate_container(container)
         self.nodes: dict[str, SshNode] = {}
         for node in config.nodes:
-            ssh = SshNode(
+            if node.key in self.nodes:
+                raise InvalidInput("nodes", f"{node.key} is listed twice")
+            self.nodes[node.key] = SshNode(
                 node.host,
                 node.ssh_port,
                 node.username,
                 config.private_key,
-                config.host_keys.get(node.host),
+                config.host_keys.get(node.key),
+                name=node.key,
             )
-            if ssh.host in self.nodes:
-                raise InvalidInput("nodes", f"{node.host} is listed twice")
-            self.nodes[ssh.host] = ssh
+        for service, key in config.service_nodes.items():
+            if key not in self.nodes:
+                raise InvalidInput("service_nodes", f"{service} placed on unknown node {key}")
         self.head: SshNode = next(iter(self.nodes.values()))
         self.api = ServiceApi(session, config.endpoints, timeout=http_timeout)
         self.swapper = SwapRunner(
@@ -108,24 +123,29 @@ class ClusterClient:
         return self.config.containers.get(service, DEFAULT_CONTAINERS[service])
 
     def node_for(self, service: str) -> SshNode:
-        """The node that hosts a service: the one whose host is the endpoint's, else the head."""
+        """The node that hosts a service: as placed in `service_nodes`, else the first node
+        whose host is the endpoint's, else the head."""
+        if service in self.config.service_nodes:
+            return self.nodes[self.config.service_nodes[service]]
         endpoint = self.config.endpoints.get(service)
-        if endpoint is not None and endpoint.host in self.nodes:
-            return self.nodes[endpoint.host]
+        if endpoint is not None:
+            for node in self.nodes.values():
+                if node.host == endpoint.host:
+                    return node
         return self.head
 
     async def validate(self) -> dict[str, str]:
-        """Connect to every node, pin unknown host keys, run the probe: host -> fingerprint.
+        """Connect to every node, pin unknown host keys, run the probe: node key -> fingerprint.
 
         Raises the first node's error (CannotConnect, AuthRejected, HostKeyChanged); the
         exception's `host` says which node.
         """
         fingerprints: dict[str, str] = {}
-        for host, node in self.nodes.items():
+        for name, node in self.nodes.items():
             if node.pinned_host_key is None:
                 node.pin(await node.fetch_host_key())
             await node.run(probe(), timeout=15)
-            fingerprints[host] = fingerprint(node.pinned_host_key or "")
+            fingerprints[name] = node.pinned_fingerprint or ""
         return fingerprints
 
     async def service_action(self, service: str, action: DockerAction) -> None:
@@ -139,14 +159,14 @@ class ClusterClient:
         listings: dict[str, dict[str, ContainerInfo]] = {}
         for node in dict.fromkeys(nodes.values()):
             result = await node.run(docker_ps(), timeout=30)
-            listings[node.host] = parse_docker_ps(result.stdout)
+            listings[node.name] = parse_docker_ps(result.stdout)
         return {
-            service: listings[node.host].get(self.container(service))
+            service: listings[node.name].get(self.container(service))
             for service, node in nodes.items()
         }
 
     async def gpu_stats(self) -> dict[str, list[GpuStats]]:
-        """GPU readings per host, queried concurrently.
+        """GPU readings per node key, queried concurrently.
 
         Nodes that fail are left out (logged at debug level) so one node down does not blank
         the other's sensors; if every node fails, the first error is raised.
@@ -162,12 +182,12 @@ class ClusterClient:
         errors: list[SparkError] = []
         for node, result in zip(nodes, results, strict=True):
             if isinstance(result, SparkError):
-                _LOGGER.debug("GPU stats of %s unavailable: %s", node.host, result)
+                _LOGGER.debug("GPU stats of %s unavailable: %s", node.name, result)
                 errors.append(result)
             elif isinstance(result, BaseException):
                 raise result
             else:
-                stats[node.host] = result
+                stats[node.name] = result
         if errors and not stats:
             raise errors[0]
         return stats

@@ -66,8 +66,12 @@ class SshNode:
         private_key: str,
         pinned_host_key: str | None,
         connect_timeout: float = 10,
+        *,
+        name: str | None = None,
     ) -> None:
         self.host = validate_host(host)
+        # How errors name this node (e.g. HostKeyChanged.host): the caller's node key.
+        self.name = name or self.host
         self.port = validate_port(port, "ssh_port")
         self.username = validate_username(username)
         try:
@@ -82,7 +86,7 @@ class SshNode:
         self._connect_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
-        return f"SshNode({self.username}@{self.host}:{self.port})"
+        return f"SshNode({self.name}: {self.username}@{self.host}:{self.port})"
 
     @property
     def pinned_host_key(self) -> str | None:
@@ -114,9 +118,9 @@ class SshNode:
                     self.host, self.port, server_host_key_algs="default", config=None
                 )
         except (TimeoutError, *_TRANSPORT_ERRORS, asyncssh.Error) as err:
-            raise CannotConnect(self.host, _describe(err)) from err
+            raise CannotConnect(self.name, _describe(err)) from err
         if key is None:
-            raise CannotConnect(self.host, "the server offered no host key")
+            raise CannotConnect(self.name, "the server offered no host key")
         return public_line(key)
 
     async def run(
@@ -144,13 +148,13 @@ class SshNode:
             raise CommandTimeout(command, timeout) from None
         except _TRANSPORT_ERRORS as err:
             self._drop()
-            raise CannotConnect(self.host, f"connection lost during `{command}`") from err
+            raise CannotConnect(self.name, f"connection lost during `{command}`") from err
         finally:
             process.close()
         if completed.exit_status is None:
             # No exit status means the channel or the connection closed under us.
             self._drop()
-            raise CannotConnect(self.host, f"connection lost during `{command}`")
+            raise CannotConnect(self.name, f"connection lost during `{command}`")
         result = CommandResult(
             stdout=_text(completed.stdout),
             stderr=_text(completed.stderr),
@@ -177,12 +181,12 @@ class SshNode:
                     line = await process.stdout.readline()
                 except _TRANSPORT_ERRORS as err:
                     self._drop()
-                    raise CannotConnect(self.host, f"connection lost during `{command}`") from err
+                    raise CannotConnect(self.name, f"connection lost during `{command}`") from err
                 if not line:
                     break
                 yield line.rstrip("\r\n")
             if process.exit_status is None and not self.connected:
-                raise CannotConnect(self.host, f"connection lost during `{command}`")
+                raise CannotConnect(self.name, f"connection lost during `{command}`")
         finally:
             process.close()
 
@@ -200,7 +204,7 @@ class SshNode:
         for attempt in (1, 2):
             conn = await self._connection()
             try:
-                _LOGGER.debug("%s: %s", self.host, command)
+                _LOGGER.debug("%s: %s", self.name, command)
                 return await conn.create_process(
                     command, stdin=asyncssh.DEVNULL, stderr=stderr, encoding="utf-8"
                 )
@@ -208,7 +212,7 @@ class SshNode:
                 # The kept connection died while idle; the command was never sent.
                 self._drop()
                 if attempt == 2:
-                    raise CannotConnect(self.host, _describe(err)) from err
+                    raise CannotConnect(self.name, _describe(err)) from err
         raise AssertionError("unreachable")
 
     async def _connection(self) -> asyncssh.SSHClientConnection:
@@ -220,7 +224,7 @@ class SshNode:
 
     async def _connect(self) -> asyncssh.SSHClientConnection:
         if self._pinned is None:
-            raise HostKeyNotPinned(self.host)
+            raise HostKeyNotPinned(self.name)
         client = _PinnedHostKeyClient()
         try:
             async with asyncio.timeout(self.connect_timeout):
@@ -246,13 +250,13 @@ class SshNode:
                 if client.offered_key is not None
                 else "unknown"
             )
-            raise HostKeyChanged(self.host, expected, actual) from err
+            raise HostKeyChanged(self.name, expected, actual) from err
         except asyncssh.PermissionDenied as err:
-            raise AuthRejected(self.host) from err
+            raise AuthRejected(self.name) from err
         except TimeoutError as err:
-            raise CannotConnect(self.host, "timed out") from err
+            raise CannotConnect(self.name, "timed out") from err
         except (*_TRANSPORT_ERRORS, asyncssh.Error) as err:
-            raise CannotConnect(self.host, _describe(err)) from err
+            raise CannotConnect(self.name, _describe(err)) from err
         return conn
 
     def _drop(self) -> None:
