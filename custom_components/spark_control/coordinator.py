@@ -2,24 +2,213 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+
+from .const import (
+    CONF_METRICS_INTERVAL,
+    CONF_POLL_INTERVAL,
+    DEFAULT_METRICS_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+    DOMAIN,
+    LOGGER,
+    SERVICE_MAGPIE,
+    SERVICE_PARAKEET,
+    SERVICE_VLLM,
+)
+from .host_key_issue import async_create_host_key_issue
+from .sparklib.cluster import ClusterClient
+from .sparklib.errors import AuthRejected, HostKeyChanged, ServiceUnreachable, SparkError
+from .sparklib.gpu import GpuStats
+from .sparklib.http_api import VllmState
+from .sparklib.metrics import MetricsTracker, VllmMetrics, parse_vllm_metrics
+
+if TYPE_CHECKING:
+    from .catalog_store import CatalogStore
+    from .swap_control import SwapControl
 
 type SparkControlConfigEntry = ConfigEntry[SparkControlRuntimeData]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SparkControlRuntimeData:
     """Everything a loaded cluster entry holds while it runs.
 
     `voice` and `recovery` are filled by their own modules (objects with `async_stop()`).
     """
 
-    client: Any
-    status: Any
-    metrics: Any
-    catalog: Any
+    client: ClusterClient
+    status: SparkStatusCoordinator
+    metrics: SparkMetricsCoordinator
+    catalog: CatalogStore
+    swap: SwapControl
     voice: Any | None = None
     recovery: Any | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterStatus:
+    """What the fast poll saw; None means the service did not answer at all."""
+
+    vllm: VllmState | None
+    parakeet_healthy: bool | None
+    magpie_ready: bool | None
+
+    def reachable(self, service: str) -> bool:
+        """Whether the service answered its health endpoint (healthy or not)."""
+        value: object = {
+            SERVICE_VLLM: self.vllm,
+            SERVICE_PARAKEET: self.parakeet_healthy,
+            SERVICE_MAGPIE: self.magpie_ready,
+        }[service]
+        return value is not None
+
+    def healthy(self, service: str) -> bool:
+        """Whether the service is up and ready for traffic."""
+        if service == SERVICE_VLLM:
+            return self.vllm is not None and self.vllm.healthy
+        if service == SERVICE_PARAKEET:
+            return bool(self.parakeet_healthy)
+        return bool(self.magpie_ready)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterMetrics:
+    """What the slow poll saw; None means that source could not be read this time."""
+
+    vllm: VllmMetrics | None
+    gpus: dict[str, list[GpuStats]] = field(default_factory=dict)
+
+
+async def _answer_or_none[T](service: str, call: Callable[[], Awaitable[T]]) -> T | None:
+    """Return None when a service does not answer, so one dead service spares the others."""
+    try:
+        return await call()
+    except ServiceUnreachable:
+        return None
+
+
+class _AvailabilityLog:
+    """Log a service going away once, and once more when it comes back."""
+
+    def __init__(self, cluster: str) -> None:
+        self._cluster = cluster
+        self._down: set[str] = set()
+
+    def note(self, service: str, reachable: bool) -> None:
+        if not reachable and service not in self._down:
+            self._down.add(service)
+            LOGGER.info("%s: %s is unreachable", self._cluster, service)
+        elif reachable and service in self._down:
+            self._down.discard(service)
+            LOGGER.info("%s: %s is reachable again", self._cluster, service)
+
+
+def _raise_for_ssh_error(
+    hass: HomeAssistant, entry: SparkControlConfigEntry, error: SparkError
+) -> None:
+    """Map the SSH errors that need the user into setup/reauth/repair signals."""
+    if isinstance(error, HostKeyChanged):
+        async_create_host_key_issue(hass, entry, error)
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="host_key_changed",
+            translation_placeholders={"host": error.host},
+        ) from error
+    if isinstance(error, AuthRejected):
+        if entry.state is ConfigEntryState.LOADED:
+            # A reload after the first load is what starts the reauth flow.
+            hass.config_entries.async_schedule_reload(entry.entry_id)
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN,
+            translation_key="auth_rejected",
+            translation_placeholders={"host": error.host},
+        ) from error
+
+
+class SparkStatusCoordinator(DataUpdateCoordinator[ClusterStatus]):
+    """Fast poll of the services' HTTP health endpoints (keep-alive, HA's shared session)."""
+
+    config_entry: SparkControlConfigEntry
+
+    def __init__(
+        self, hass: HomeAssistant, entry: SparkControlConfigEntry, client: ClusterClient
+    ) -> None:
+        self.client = client
+        self._availability = _AvailabilityLog(entry.title)
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{entry.title} status",
+            update_interval=timedelta(
+                seconds=entry.options.get(CONF_POLL_INTERVAL, DEFAULT_POLL_INTERVAL)
+            ),
+        )
+
+    async def _async_update_data(self) -> ClusterStatus:
+        api = self.client.api
+        try:
+            vllm, parakeet, magpie = await asyncio.gather(
+                _answer_or_none(SERVICE_VLLM, api.vllm_state),
+                _answer_or_none(SERVICE_PARAKEET, api.parakeet_healthy),
+                _answer_or_none(SERVICE_MAGPIE, api.magpie_ready),
+            )
+        except SparkError as error:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="communication_error",
+                translation_placeholders={"error": str(error)},
+            ) from error
+        status = ClusterStatus(vllm=vllm, parakeet_healthy=parakeet, magpie_ready=magpie)
+        for service in (SERVICE_VLLM, SERVICE_PARAKEET, SERVICE_MAGPIE):
+            self._availability.note(service, status.reachable(service))
+        return status
+
+
+class SparkMetricsCoordinator(DataUpdateCoordinator[ClusterMetrics]):
+    """Slow poll of vLLM's Prometheus metrics and every node's nvidia-smi."""
+
+    config_entry: SparkControlConfigEntry
+
+    def __init__(
+        self, hass: HomeAssistant, entry: SparkControlConfigEntry, client: ClusterClient
+    ) -> None:
+        self.client = client
+        self._tracker = MetricsTracker()
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{entry.title} metrics",
+            update_interval=timedelta(
+                seconds=entry.options.get(CONF_METRICS_INTERVAL, DEFAULT_METRICS_INTERVAL)
+            ),
+        )
+
+    async def _read_vllm(self) -> VllmMetrics | None:
+        text = await _answer_or_none(SERVICE_VLLM, self.client.api.vllm_metrics_text)
+        if text is None:
+            return None
+        # Parsing a few KB of exposition text is cheap enough for the loop.
+        return self._tracker.update(parse_vllm_metrics(text))
+
+    async def _async_update_data(self) -> ClusterMetrics:
+        try:
+            vllm, gpus = await asyncio.gather(self._read_vllm(), self.client.gpu_stats())
+        except SparkError as error:
+            _raise_for_ssh_error(self.hass, self.config_entry, error)
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="communication_error",
+                translation_placeholders={"error": str(error)},
+            ) from error
+        return ClusterMetrics(vllm=vllm, gpus=gpus)

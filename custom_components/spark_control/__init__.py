@@ -1,0 +1,133 @@
+"""Spark Control: run a home-lab GPU cluster (vLLM, Parakeet, Magpie) from Home Assistant."""
+
+from __future__ import annotations
+
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryError,
+    ConfigEntryNotReady,
+)
+from homeassistant.helpers import config_validation as cv, issue_registry as ir
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.typing import ConfigType
+
+from .catalog_store import CatalogStore, async_remove_catalog
+from .cluster_config import build_cluster_config, nodes_of
+from .const import DOMAIN
+from .coordinator import (
+    SparkControlConfigEntry,
+    SparkControlRuntimeData,
+    SparkMetricsCoordinator,
+    SparkStatusCoordinator,
+)
+from .host_key_issue import async_create_host_key_issue, host_key_issue_id
+from .recovery import async_setup_recovery, async_unload_recovery
+from .services import async_setup_services
+from .sparklib.cluster import ClusterClient
+from .sparklib.errors import AuthRejected, HostKeyChanged, InvalidInput, SparkError
+from .swap_control import SwapControl
+from .voice import async_setup_voice, async_unload_voice
+
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions once for every cluster."""
+    async_setup_services(hass)
+    return True
+
+
+async def _async_connect(hass: HomeAssistant, entry: SparkControlConfigEntry) -> ClusterClient:
+    """Connect to every node with the pinned host keys; map failures to setup outcomes."""
+    try:
+        client = ClusterClient(build_cluster_config(entry.data), async_get_clientsession(hass))
+    except InvalidInput as error:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_config",
+            translation_placeholders={"error": str(error)},
+        ) from error
+    try:
+        await client.validate()
+    except HostKeyChanged as error:
+        await client.close()
+        async_create_host_key_issue(hass, entry, error)
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="host_key_changed",
+            translation_placeholders={"host": error.host},
+        ) from error
+    except AuthRejected as error:
+        await client.close()
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN,
+            translation_key="auth_rejected",
+            translation_placeholders={"host": error.host},
+        ) from error
+    except SparkError as error:
+        await client.close()
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="setup_failed",
+            translation_placeholders={"error": str(error)},
+        ) from error
+    return client
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry) -> bool:
+    """Connect, load the catalog, poll once, then add the entities and the extras."""
+    client = await _async_connect(hass, entry)
+    for node in nodes_of(entry.data):
+        ir.async_delete_issue(hass, DOMAIN, host_key_issue_id(entry.entry_id, node))
+
+    async def _close_client(_: Event | None = None) -> None:
+        await client.close()
+
+    try:
+        catalog = CatalogStore(hass, entry.entry_id)
+        await catalog.async_load(hass)
+        status = SparkStatusCoordinator(hass, entry, client)
+        metrics = SparkMetricsCoordinator(hass, entry, client)
+        entry.runtime_data = SparkControlRuntimeData(
+            client=client,
+            status=status,
+            metrics=metrics,
+            catalog=catalog,
+            swap=SwapControl(hass, entry),
+        )
+        await status.async_config_entry_first_refresh()
+        await metrics.async_config_entry_first_refresh()
+    except BaseException:
+        await client.close()
+        raise
+    # HA does not unload entries on stop; close the SSH connections ourselves.
+    entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _close_client))
+
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await async_setup_voice(hass, entry)
+    await async_setup_recovery(hass, entry)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: SparkControlConfigEntry) -> bool:
+    """Stop the extras, remove the entities and close the SSH connections."""
+    await async_unload_recovery(hass, entry)
+    await async_unload_voice(hass, entry)
+    if unloaded := await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
+        await entry.runtime_data.client.close()
+    return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
+    """Forget the cluster's stored catalog."""
+    await async_remove_catalog(hass, entry.entry_id)

@@ -1,0 +1,79 @@
+"""Buttons: restart a service's container."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from homeassistant.components.button import (
+    ButtonDeviceClass,
+    ButtonEntity,
+    ButtonEntityDescription,
+)
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import SERVICE_VLLM, SERVICES
+from .coordinator import SparkControlConfigEntry, SparkStatusCoordinator
+from .entity import SparkControlEntity, service_device
+from .errors import spark_exception_handler
+
+PARALLEL_UPDATES = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class SparkButtonEntityDescription(ButtonEntityDescription):
+    """A button acting on one service."""
+
+    service: str
+
+
+BUTTONS: tuple[SparkButtonEntityDescription, ...] = tuple(
+    SparkButtonEntityDescription(
+        key=f"{service}_restart",
+        device_class=ButtonDeviceClass.RESTART,
+        entity_category=EntityCategory.CONFIG,
+        service=service,
+    )
+    for service in SERVICES
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: SparkControlConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add a restart button per service."""
+    status = entry.runtime_data.status
+    async_add_entities(SparkRestartButton(status, description) for description in BUTTONS)
+
+
+class SparkRestartButton(SparkControlEntity[SparkStatusCoordinator], ButtonEntity):
+    """`docker restart` of the service's container on its node."""
+
+    entity_description: SparkButtonEntityDescription
+
+    def __init__(
+        self, coordinator: SparkStatusCoordinator, description: SparkButtonEntityDescription
+    ) -> None:
+        super().__init__(
+            coordinator,
+            key=description.key,
+            device_info=service_device(coordinator.config_entry, description.service),
+        )
+        self.entity_description = description
+
+    @property
+    def available(self) -> bool:
+        """A restart also works on a service that does not answer: only SSH matters."""
+        return True
+
+    @spark_exception_handler
+    async def async_press(self) -> None:
+        """Restart the container, then poll at once to show the outcome."""
+        service = self.entity_description.service
+        if service == SERVICE_VLLM:
+            self.coordinator.config_entry.runtime_data.swap.ensure_idle()
+        await self.coordinator.client.service_action(service, "restart")
+        await self.coordinator.async_request_refresh()

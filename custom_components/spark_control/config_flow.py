@@ -1,0 +1,471 @@
+"""Config, reauth, reconfigure and options flows of Spark Control."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.config_entries import (
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+    OptionsFlowWithReload,
+)
+from homeassistant.core import callback
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    TextSelector,
+    TextSelectorConfig,
+)
+
+from .cluster_check import async_check_ssh, async_unreachable_services
+from .cluster_config import Address, default_endpoints, parse_address
+from .const import (
+    CONF_CLUSTER_NAME,
+    CONF_DEEP_CHECK_INTERVAL,
+    CONF_ENDPOINTS,
+    CONF_HOST_KEYS,
+    CONF_METRICS_INTERVAL,
+    CONF_NODES,
+    CONF_POLL_INTERVAL,
+    CONF_PRIVATE_KEY,
+    CONF_PROBE_TIMEOUT,
+    CONF_PUBLIC_KEY,
+    CONF_REPO_PATH,
+    CONF_RESTART_LIMIT,
+    CONF_RESTART_WINDOW,
+    CONF_SSH_PORT,
+    CONF_SSH_USER,
+    CONF_STT_PORT,
+    CONF_SWAP_TIMEOUT,
+    CONF_TTS_PORT,
+    CONF_VOICE_BRIDGES,
+    DEFAULT_DEEP_CHECK_INTERVAL,
+    DEFAULT_METRICS_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_PROBE_TIMEOUT,
+    DEFAULT_REPO_PATH,
+    DEFAULT_RESTART_LIMIT,
+    DEFAULT_RESTART_WINDOW,
+    DEFAULT_SSH_PORT,
+    DEFAULT_STT_PORT,
+    DEFAULT_SWAP_TIMEOUT,
+    DEFAULT_TTS_PORT,
+    DEFAULT_VOICE_BRIDGES,
+    DOMAIN,
+    LOGGER,
+    SERVICES,
+)
+from .coordinator import SparkControlConfigEntry
+from .sparklib.errors import (
+    AuthRejected,
+    CannotConnect,
+    HostKeyChanged,
+    InvalidInput,
+    SparkError,
+)
+from .sparklib.keys import KeyPair, fingerprint, generate_keypair, parse_private_key
+from .sparklib.validation import validate_path, validate_port, validate_username
+
+CONF_KEY_SOURCE = "key_source"
+KEY_SOURCE_GENERATE = "generate"
+KEY_SOURCE_PASTE = "paste"
+DEFAULT_SSH_USER = "spark"
+
+_TEXT = TextSelector()
+_MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
+
+
+def _number(minimum: int, maximum: int, unit: str) -> NumberSelector:
+    return NumberSelector(
+        NumberSelectorConfig(
+            min=minimum, max=maximum, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement=unit
+        )
+    )
+
+
+def _parse_nodes(text: str, ssh_port: int) -> list[str]:
+    """Split the node list and normalise each entry; InvalidInput on any bad one."""
+    nodes: list[str] = []
+    for raw in text.replace("\n", ",").split(","):
+        if not raw.strip():
+            continue
+        address = parse_address(raw, ssh_port, field=CONF_NODES)
+        node = address.host if address.port == ssh_port else f"{address.url_host}:{address.port}"
+        if node not in nodes:
+            nodes.append(node)
+    if not nodes:
+        raise InvalidInput(CONF_NODES, "at least one node is needed")
+    return nodes
+
+
+def _address_text(address: Mapping[str, Any]) -> str:
+    host = str(address["host"])
+    return f"[{host}]:{address['port']}" if ":" in host else f"{host}:{address['port']}"
+
+
+def _fingerprint_lines(host_keys: Mapping[str, str]) -> str:
+    return "\n".join(f"- {node}: {fingerprint(line)}" for node, line in host_keys.items())
+
+
+def _ssh_error(error: SparkError, errors: dict[str, str], placeholders: dict[str, str]) -> None:
+    """Fill the form's error for an SSH failure, naming the node."""
+    if isinstance(error, AuthRejected):
+        errors["base"] = "auth_rejected"
+        placeholders["host"] = error.host
+    elif isinstance(error, HostKeyChanged):
+        errors["base"] = "host_key_changed"
+        placeholders["host"] = error.host
+    elif isinstance(error, CannotConnect):
+        errors["base"] = "cannot_connect"
+        placeholders["host"] = error.host
+    else:
+        errors["base"] = "ssh_failed"
+        placeholders["host"] = str(error)
+
+
+class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up a cluster: nodes and SSH, the client key, then where each service lives."""
+
+    VERSION = 1
+
+    def __init__(self) -> None:
+        self._data: dict[str, Any] = {}
+        self._keypair: KeyPair | None = None
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: SparkControlConfigEntry) -> OptionsFlow:
+        """Options live in their own flow."""
+        return SparkControlOptionsFlow()
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Cluster name, nodes, SSH login and how to get a key."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                ssh_port = validate_port(int(user_input[CONF_SSH_PORT]), CONF_SSH_PORT)
+                nodes = _parse_nodes(user_input[CONF_NODES], ssh_port)
+                username = validate_username(user_input[CONF_SSH_USER], CONF_SSH_USER)
+                repo_path = validate_path(user_input[CONF_REPO_PATH], CONF_REPO_PATH)
+            except InvalidInput as error:
+                errors[error.field] = f"invalid_{error.field}"
+            else:
+                await self.async_set_unique_id(nodes[0].lower())
+                self._abort_if_unique_id_configured()
+                self._data = {
+                    CONF_CLUSTER_NAME: user_input[CONF_CLUSTER_NAME].strip() or nodes[0],
+                    CONF_NODES: nodes,
+                    CONF_SSH_USER: username,
+                    CONF_SSH_PORT: ssh_port,
+                    CONF_REPO_PATH: repo_path,
+                }
+                if user_input[CONF_KEY_SOURCE] == KEY_SOURCE_PASTE:
+                    return await self.async_step_paste_key()
+                self._keypair = generate_keypair()
+                return await self.async_step_authorize_key()
+        else:
+            user_input = {}
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_CLUSTER_NAME): _TEXT,
+                vol.Required(CONF_NODES): _TEXT,
+                vol.Required(CONF_SSH_USER, default=DEFAULT_SSH_USER): _TEXT,
+                vol.Required(CONF_SSH_PORT, default=DEFAULT_SSH_PORT): _number(1, 65535, ""),
+                vol.Required(CONF_REPO_PATH, default=DEFAULT_REPO_PATH): _TEXT,
+                vol.Required(CONF_KEY_SOURCE, default=KEY_SOURCE_GENERATE): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[KEY_SOURCE_GENERATE, KEY_SOURCE_PASTE],
+                        translation_key=CONF_KEY_SOURCE,
+                    )
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input),
+            errors=errors,
+        )
+
+    async def async_step_authorize_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the generated public key; connect once the user has installed it."""
+        assert self._keypair is not None
+        errors: dict[str, str] = {}
+        placeholders = {"public_key": self._keypair.public_key, "host": ""}
+        if user_input is not None and await self._async_connect(
+            self._keypair, errors, placeholders
+        ):
+            return await self.async_step_services()
+        return self.async_show_form(
+            step_id="authorize_key",
+            data_schema=vol.Schema({}),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_paste_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Use an existing private key instead of a generated one."""
+        errors: dict[str, str] = {}
+        placeholders = {"host": ""}
+        if user_input is not None:
+            try:
+                keypair = parse_private_key(user_input[CONF_PRIVATE_KEY])
+            except InvalidInput:
+                errors[CONF_PRIVATE_KEY] = "invalid_private_key"
+            else:
+                if await self._async_connect(keypair, errors, placeholders):
+                    return await self.async_step_services()
+        return self.async_show_form(
+            step_id="paste_key",
+            data_schema=vol.Schema({vol.Required(CONF_PRIVATE_KEY): _MULTILINE}),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def _async_connect(
+        self, keypair: KeyPair, errors: dict[str, str], placeholders: dict[str, str]
+    ) -> bool:
+        """Connect to every node, run the probe command and pin the host keys."""
+        data = {
+            **self._data,
+            CONF_PRIVATE_KEY: keypair.private_key,
+            CONF_PUBLIC_KEY: keypair.public_key,
+            CONF_HOST_KEYS: {},
+        }
+        try:
+            host_keys = await async_check_ssh(self.hass, data)
+        except SparkError as error:
+            _ssh_error(error, errors, placeholders)
+            return False
+        self._data = {**data, CONF_HOST_KEYS: host_keys}
+        return True
+
+    async def async_step_services(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Where vLLM, Parakeet and Magpie listen; each endpoint is probed."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            endpoints = _parse_endpoints(user_input, errors)
+            if not errors:
+                data = {**self._data, CONF_ENDPOINTS: endpoints}
+                for service in await async_unreachable_services(self.hass, data):
+                    errors[service] = "endpoint_unreachable"
+                if not errors:
+                    return self.async_create_entry(title=data[CONF_CLUSTER_NAME], data=data)
+        else:
+            nodes = [
+                parse_address(node, self._data[CONF_SSH_PORT]) for node in self._data[CONF_NODES]
+            ]
+            user_input = {
+                service: _address_text(address)
+                for service, address in default_endpoints(nodes).items()
+            }
+        return self.async_show_form(
+            step_id="services",
+            data_schema=self.add_suggested_values_to_schema(_ENDPOINTS_SCHEMA, user_input),
+            errors=errors,
+            description_placeholders={
+                "fingerprints": _fingerprint_lines(self._data[CONF_HOST_KEYS])
+            },
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """A node rejected the key."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the public key again, or take a pasted private key, then reconnect."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        placeholders = {"public_key": entry.data[CONF_PUBLIC_KEY], "host": ""}
+        if user_input is not None:
+            pasted = (user_input.get(CONF_PRIVATE_KEY) or "").strip()
+            try:
+                keypair = (
+                    parse_private_key(pasted)
+                    if pasted
+                    else KeyPair(entry.data[CONF_PRIVATE_KEY], entry.data[CONF_PUBLIC_KEY])
+                )
+            except InvalidInput:
+                errors[CONF_PRIVATE_KEY] = "invalid_private_key"
+            else:
+                data = {
+                    **entry.data,
+                    CONF_PRIVATE_KEY: keypair.private_key,
+                    CONF_PUBLIC_KEY: keypair.public_key,
+                }
+                try:
+                    await async_check_ssh(self.hass, data)
+                except SparkError as error:
+                    _ssh_error(error, errors, placeholders)
+                else:
+                    return self.async_update_reload_and_abort(
+                        entry,
+                        data_updates={
+                            CONF_PRIVATE_KEY: keypair.private_key,
+                            CONF_PUBLIC_KEY: keypair.public_key,
+                        },
+                    )
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=vol.Schema({vol.Optional(CONF_PRIVATE_KEY): _MULTILINE}),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change hosts and ports; new nodes get their host keys pinned."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        placeholders = {"host": ""}
+        if user_input is not None:
+            try:
+                ssh_port = validate_port(int(user_input[CONF_SSH_PORT]), CONF_SSH_PORT)
+                nodes = _parse_nodes(user_input[CONF_NODES], ssh_port)
+                repo_path = validate_path(user_input[CONF_REPO_PATH], CONF_REPO_PATH)
+            except InvalidInput as error:
+                errors[error.field] = f"invalid_{error.field}"
+            else:
+                endpoints = _parse_endpoints(user_input, errors)
+            if not errors:
+                unique_id = nodes[0].lower()
+                if unique_id != entry.unique_id:
+                    await self.async_set_unique_id(unique_id)
+                    self._abort_if_unique_id_configured()
+                data = {
+                    **entry.data,
+                    CONF_NODES: nodes,
+                    CONF_SSH_PORT: ssh_port,
+                    CONF_REPO_PATH: repo_path,
+                    CONF_ENDPOINTS: endpoints,
+                    # Keep the keys of nodes that stay; new nodes are pinned on first use.
+                    CONF_HOST_KEYS: {
+                        node: line
+                        for node, line in entry.data[CONF_HOST_KEYS].items()
+                        if node in nodes
+                    },
+                }
+                try:
+                    data[CONF_HOST_KEYS] = await async_check_ssh(self.hass, data)
+                except SparkError as error:
+                    _ssh_error(error, errors, placeholders)
+                else:
+                    for service in await async_unreachable_services(self.hass, data):
+                        errors[service] = "endpoint_unreachable"
+                if not errors:
+                    return self.async_update_reload_and_abort(entry, unique_id=unique_id, data=data)
+        else:
+            user_input = {
+                CONF_NODES: ", ".join(entry.data[CONF_NODES]),
+                CONF_SSH_PORT: entry.data[CONF_SSH_PORT],
+                CONF_REPO_PATH: entry.data[CONF_REPO_PATH],
+                **{
+                    service: _address_text(entry.data[CONF_ENDPOINTS][service])
+                    for service in SERVICES
+                },
+            }
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_NODES): _TEXT,
+                vol.Required(CONF_SSH_PORT): _number(1, 65535, ""),
+                vol.Required(CONF_REPO_PATH): _TEXT,
+            }
+        ).extend(_ENDPOINTS_SCHEMA.schema)
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+
+_ENDPOINTS_SCHEMA = vol.Schema({vol.Required(service): _TEXT for service in SERVICES})
+
+
+def _parse_endpoints(
+    user_input: Mapping[str, Any], errors: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """`host:port` per service; an entry in `errors` for each bad one."""
+    endpoints: dict[str, dict[str, Any]] = {}
+    for service in SERVICES:
+        try:
+            address: Address = parse_address(str(user_input[service]), -1, field=service)
+        except InvalidInput:
+            errors[service] = "invalid_endpoint"
+        else:
+            endpoints[service] = {"host": address.host, "port": address.port}
+    return endpoints
+
+
+class SparkControlOptionsFlow(OptionsFlowWithReload):
+    """Polling, swap and recovery settings, and the voice bridges."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One form with every option; the entry reloads to apply it."""
+        if user_input is not None:
+            LOGGER.debug("Options of %s changed", self.config_entry.title)
+            return self.async_create_entry(data={k: _whole(v) for k, v in user_input.items()})
+        options = self.config_entry.options
+        schema = vol.Schema(
+            {
+                vol.Required(
+                    CONF_POLL_INTERVAL,
+                    default=options.get(CONF_POLL_INTERVAL, DEFAULT_POLL_INTERVAL),
+                ): _number(1, 300, "s"),
+                vol.Required(
+                    CONF_METRICS_INTERVAL,
+                    default=options.get(CONF_METRICS_INTERVAL, DEFAULT_METRICS_INTERVAL),
+                ): _number(5, 3600, "s"),
+                vol.Required(
+                    CONF_SWAP_TIMEOUT,
+                    default=options.get(CONF_SWAP_TIMEOUT, DEFAULT_SWAP_TIMEOUT),
+                ): _number(1, 180, "min"),
+                vol.Required(
+                    CONF_DEEP_CHECK_INTERVAL,
+                    default=options.get(CONF_DEEP_CHECK_INTERVAL, DEFAULT_DEEP_CHECK_INTERVAL),
+                ): _number(0, 1440, "min"),
+                vol.Required(
+                    CONF_RESTART_LIMIT,
+                    default=options.get(CONF_RESTART_LIMIT, DEFAULT_RESTART_LIMIT),
+                ): _number(0, 100, ""),
+                vol.Required(
+                    CONF_RESTART_WINDOW,
+                    default=options.get(CONF_RESTART_WINDOW, DEFAULT_RESTART_WINDOW),
+                ): _number(1, 1440, "min"),
+                vol.Required(
+                    CONF_PROBE_TIMEOUT,
+                    default=options.get(CONF_PROBE_TIMEOUT, DEFAULT_PROBE_TIMEOUT),
+                ): _number(1, 600, "s"),
+                vol.Required(
+                    CONF_VOICE_BRIDGES,
+                    default=options.get(CONF_VOICE_BRIDGES, DEFAULT_VOICE_BRIDGES),
+                ): BooleanSelector(),
+                vol.Required(
+                    CONF_STT_PORT, default=options.get(CONF_STT_PORT, DEFAULT_STT_PORT)
+                ): _number(1, 65535, ""),
+                vol.Required(
+                    CONF_TTS_PORT, default=options.get(CONF_TTS_PORT, DEFAULT_TTS_PORT)
+                ): _number(1, 65535, ""),
+            }
+        )
+        return self.async_show_form(step_id="init", data_schema=schema)
+
+
+def _whole(value: Any) -> Any:
+    """Number selectors hand back floats; the options are whole numbers."""
+    return int(value) if isinstance(value, float) else value

@@ -1,0 +1,293 @@
+"""Sensors: swap progress, vLLM serving metrics and per-node GPU readings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import (
+    PERCENTAGE,
+    EntityCategory,
+    UnitOfInformation,
+    UnitOfPower,
+    UnitOfTemperature,
+    UnitOfTime,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+
+from .cluster_config import node_address, nodes_of
+from .const import SERVICE_VLLM
+from .coordinator import (
+    SparkControlConfigEntry,
+    SparkMetricsCoordinator,
+    SparkStatusCoordinator,
+)
+from .entity import SparkControlEntity, node_device, service_device
+from .sparklib.gpu import GpuStats
+from .sparklib.metrics import VllmMetrics
+
+PARALLEL_UPDATES = 0
+
+SWAP_STATES = ["idle", "stopping", "starting", "loading", "ready", "failed"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SparkVllmSensorEntityDescription(SensorEntityDescription):
+    """A reading from vLLM's Prometheus metrics."""
+
+    value_fn: Callable[[VllmMetrics], StateType]
+    exists_fn: Callable[[SparkControlConfigEntry], bool] = lambda _: True
+
+
+@dataclass(frozen=True, kw_only=True)
+class SparkGpuSensorEntityDescription(SensorEntityDescription):
+    """A reading of one node's GPUs (summed or averaged when a node has several)."""
+
+    value_fn: Callable[[list[GpuStats]], float | None]
+    exists_fn: Callable[[SparkControlConfigEntry], bool] = lambda _: True
+
+
+def _values(gpus: list[GpuStats], field: str) -> list[float]:
+    return [value for gpu in gpus if (value := getattr(gpu, field)) is not None]
+
+
+def _mean(field: str) -> Callable[[list[GpuStats]], float | None]:
+    def read(gpus: list[GpuStats]) -> float | None:
+        values = _values(gpus, field)
+        return round(sum(values) / len(values), 1) if values else None
+
+    return read
+
+
+def _total(field: str) -> Callable[[list[GpuStats]], float | None]:
+    def read(gpus: list[GpuStats]) -> float | None:
+        values = _values(gpus, field)
+        return round(sum(values), 1) if values else None
+
+    return read
+
+
+def _highest(field: str) -> Callable[[list[GpuStats]], float | None]:
+    def read(gpus: list[GpuStats]) -> float | None:
+        values = _values(gpus, field)
+        return max(values) if values else None
+
+    return read
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return round(value, digits) if value is not None else None
+
+
+VLLM_SENSORS: tuple[SparkVllmSensorEntityDescription, ...] = (
+    SparkVllmSensorEntityDescription(
+        key="generation_tokens_per_second",
+        translation_key="generation_tokens_per_second",
+        native_unit_of_measurement="tok/s",
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda metrics: _rounded(metrics.generation_tokens_per_s, 2),
+    ),
+    SparkVllmSensorEntityDescription(
+        key="requests_running",
+        translation_key="requests_running",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda metrics: int(metrics.requests_running),
+    ),
+    SparkVllmSensorEntityDescription(
+        key="requests_waiting",
+        translation_key="requests_waiting",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda metrics: int(metrics.requests_waiting),
+    ),
+    SparkVllmSensorEntityDescription(
+        key="kv_cache_usage",
+        translation_key="kv_cache_usage",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda metrics: _rounded(metrics.kv_cache_usage_pct, 2),
+    ),
+    SparkVllmSensorEntityDescription(
+        key="time_to_first_token",
+        translation_key="time_to_first_token",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        suggested_unit_of_measurement=UnitOfTime.MILLISECONDS,
+        suggested_display_precision=0,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda metrics: _rounded(metrics.ttft_median_s, 4),
+    ),
+)
+
+GPU_SENSORS: tuple[SparkGpuSensorEntityDescription, ...] = (
+    SparkGpuSensorEntityDescription(
+        key="gpu_utilization",
+        translation_key="gpu_utilization",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=_mean("utilization_pct"),
+    ),
+    SparkGpuSensorEntityDescription(
+        key="gpu_memory_used",
+        translation_key="gpu_memory_used",
+        device_class=SensorDeviceClass.DATA_SIZE,
+        native_unit_of_measurement=UnitOfInformation.MEBIBYTES,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=_total("memory_used_mib"),
+    ),
+    SparkGpuSensorEntityDescription(
+        key="gpu_temperature",
+        translation_key="gpu_temperature",
+        device_class=SensorDeviceClass.TEMPERATURE,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=_highest("temperature_c"),
+    ),
+    SparkGpuSensorEntityDescription(
+        key="gpu_power",
+        translation_key="gpu_power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=_total("power_w"),
+    ),
+)
+
+SWAP_SENSOR = SensorEntityDescription(
+    key="swap_status",
+    translation_key="swap_status",
+    device_class=SensorDeviceClass.ENUM,
+    options=SWAP_STATES,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: SparkControlConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the swap sensor, the vLLM metrics sensors and each node's GPU sensors."""
+    runtime = entry.runtime_data
+    entities: list[SensorEntity] = [SparkSwapSensor(runtime.status)]
+    entities.extend(
+        SparkVllmSensor(runtime.metrics, description)
+        for description in VLLM_SENSORS
+        if description.exists_fn(entry)
+    )
+    entities.extend(
+        SparkGpuSensor(runtime.metrics, description, node)
+        for node in nodes_of(entry.data)
+        for description in GPU_SENSORS
+        if description.exists_fn(entry)
+    )
+    async_add_entities(entities)
+
+
+class SparkSwapSensor(SparkControlEntity[SparkStatusCoordinator], SensorEntity):
+    """Where the current (or last) swap is; updates live from the swap's progress."""
+
+    entity_description = SWAP_SENSOR
+
+    def __init__(self, coordinator: SparkStatusCoordinator) -> None:
+        super().__init__(
+            coordinator,
+            key=SWAP_SENSOR.key,
+            device_info=service_device(coordinator.config_entry, SERVICE_VLLM),
+        )
+        self._swap = coordinator.config_entry.runtime_data.swap
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the swap's progress as well as the polls."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self._swap.async_add_listener(self.async_write_ha_state))
+
+    @property
+    def available(self) -> bool:
+        """The swap state is ours, not the cluster's: always known."""
+        return True
+
+    @property
+    def native_value(self) -> str:
+        """idle before the first swap, then the latest swap's status."""
+        progress = self._swap.progress
+        return progress.status if progress is not None else "idle"
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any]:
+        """Target model, seconds since the start and the last vLLM log line."""
+        progress = self._swap.progress
+        if progress is None:
+            return {"target_model": None, "elapsed": None, "last_log_line": None}
+        return {
+            "target_model": progress.model,
+            "elapsed": round(progress.elapsed, 1),
+            "last_log_line": progress.last_line,
+        }
+
+
+class SparkVllmSensor(SparkControlEntity[SparkMetricsCoordinator], SensorEntity):
+    """A vLLM metric; unavailable while vLLM's /metrics does not answer."""
+
+    entity_description: SparkVllmSensorEntityDescription
+
+    def __init__(
+        self, coordinator: SparkMetricsCoordinator, description: SparkVllmSensorEntityDescription
+    ) -> None:
+        super().__init__(
+            coordinator,
+            key=description.key,
+            device_info=service_device(coordinator.config_entry, SERVICE_VLLM),
+        )
+        self.entity_description = description
+
+    @property
+    def available(self) -> bool:
+        """Only when the last poll read vLLM's metrics."""
+        return super().available and self.coordinator.data.vllm is not None
+
+    @property
+    def native_value(self) -> StateType:
+        """The description's reading."""
+        metrics = self.coordinator.data.vllm
+        return self.entity_description.value_fn(metrics) if metrics is not None else None
+
+
+class SparkGpuSensor(SparkControlEntity[SparkMetricsCoordinator], SensorEntity):
+    """A GPU reading of one node; unavailable while nvidia-smi on that node fails."""
+
+    entity_description: SparkGpuSensorEntityDescription
+
+    def __init__(
+        self,
+        coordinator: SparkMetricsCoordinator,
+        description: SparkGpuSensorEntityDescription,
+        node: str,
+    ) -> None:
+        entry = coordinator.config_entry
+        super().__init__(
+            coordinator, key=f"{node}_{description.key}", device_info=node_device(entry, node)
+        )
+        self.entity_description = description
+        self._host = node_address(entry.data, node).host
+
+    @property
+    def available(self) -> bool:
+        """Only when the last poll read this node's GPUs."""
+        return super().available and self._host in self.coordinator.data.gpus
+
+    @property
+    def native_value(self) -> float | None:
+        """The description's reading of this node's GPUs."""
+        gpus = self.coordinator.data.gpus.get(self._host)
+        return self.entity_description.value_fn(gpus) if gpus is not None else None

@@ -1,0 +1,228 @@
+"""Actions of Spark Control: swaps, service control and the model catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+
+from .const import DOMAIN, SERVICES
+from .coordinator import SparkControlConfigEntry
+from .errors import translate_error
+from .sparklib.catalog import ModelOptions
+from .sparklib.commands import DockerAction
+from .sparklib.errors import AuthRejected, SparkError
+
+ATTR_CLUSTER = "cluster"
+ATTR_MODEL = "model"
+ATTR_WAIT = "wait"
+ATTR_SERVICE = "service"
+ATTR_NAME = "name"
+ATTR_REPO_ID = "repo_id"
+ATTR_MODE = "mode"
+ATTR_MAX_MODEL_LEN = "max_model_len"
+ATTR_GPU_MEMORY_UTILIZATION = "gpu_memory_utilization"
+ATTR_FASTSAFETENSORS = "fastsafetensors"
+ATTR_PREFIX_CACHING = "prefix_caching"
+ATTR_FP8_KV_CACHE = "fp8_kv_cache"
+
+ACTION_SWAP_MODEL = "swap_model"
+ACTION_START_SERVICE = "start_service"
+ACTION_STOP_SERVICE = "stop_service"
+ACTION_RESTART_SERVICE = "restart_service"
+ACTION_SET_MODEL_OPTIONS = "set_model_options"
+ACTION_ADD_MODEL = "add_model"
+ACTION_REMOVE_MODEL = "remove_model"
+
+_OPTION_FIELDS: dict[vol.Marker, Any] = {
+    vol.Optional(ATTR_MAX_MODEL_LEN): vol.Coerce(int),
+    vol.Optional(ATTR_GPU_MEMORY_UTILIZATION): vol.Coerce(float),
+    vol.Optional(ATTR_FASTSAFETENSORS): cv.boolean,
+    vol.Optional(ATTR_PREFIX_CACHING): cv.boolean,
+    vol.Optional(ATTR_FP8_KV_CACHE): cv.boolean,
+}
+_OPTION_NAMES = tuple(str(key) for key in _OPTION_FIELDS)
+
+_CLUSTER: dict[vol.Marker, Any] = {vol.Required(ATTR_CLUSTER): cv.string}
+SWAP_MODEL_SCHEMA = vol.Schema(
+    {
+        **_CLUSTER,
+        vol.Required(ATTR_MODEL): cv.string,
+        vol.Optional(ATTR_WAIT, default=False): cv.boolean,
+    }
+)
+SERVICE_ACTION_SCHEMA = vol.Schema({**_CLUSTER, vol.Required(ATTR_SERVICE): cv.string})
+SET_MODEL_OPTIONS_SCHEMA = vol.Schema(
+    {**_CLUSTER, vol.Required(ATTR_MODEL): cv.string, **_OPTION_FIELDS}
+)
+ADD_MODEL_SCHEMA = vol.Schema(
+    {
+        **_CLUSTER,
+        vol.Required(ATTR_NAME): cv.string,
+        vol.Required(ATTR_REPO_ID): cv.string,
+        vol.Optional(ATTR_MODE, default="solo"): cv.string,
+        **_OPTION_FIELDS,
+    }
+)
+REMOVE_MODEL_SCHEMA = vol.Schema({**_CLUSTER, vol.Required(ATTR_MODEL): cv.string})
+
+
+def _loaded_entry(hass: HomeAssistant, call: ServiceCall) -> SparkControlConfigEntry:
+    """The cluster entry named in the call; a translated error if it is not usable."""
+    entry_id = call.data[ATTR_CLUSTER]
+    entry: SparkControlConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
+    if entry is None or entry.domain != DOMAIN:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_cluster",
+            translation_placeholders={"cluster": entry_id},
+        )
+    if entry.state is not ConfigEntryState.LOADED:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="cluster_not_loaded",
+            translation_placeholders={"cluster": entry.title},
+        )
+    return entry
+
+
+def _options(call: ServiceCall) -> ModelOptions:
+    return ModelOptions(**{name: call.data[name] for name in _OPTION_NAMES if name in call.data})
+
+
+async def _guarded[T](
+    hass: HomeAssistant, entry: SparkControlConfigEntry, work: Callable[[], Awaitable[T]]
+) -> T:
+    """Run library work; its errors become translated HA errors."""
+    try:
+        return await work()
+    except AuthRejected as error:
+        # A reload runs the setup again, which starts the reauth flow.
+        hass.config_entries.async_schedule_reload(entry.entry_id)
+        raise translate_error(error) from error
+    except SparkError as error:
+        raise translate_error(error) from error
+
+
+async def _swap_model(call: ServiceCall) -> ServiceResponse:
+    entry = _loaded_entry(call.hass, call)
+    swap = entry.runtime_data.swap
+    model = call.data[ATTR_MODEL]
+    if not call.data[ATTR_WAIT]:
+        try:
+            entry.runtime_data.catalog.catalog.get(model)
+        except SparkError as error:
+            raise translate_error(error) from error
+        swap.async_start(model)
+        return {"model": model, "status": "started"}
+    result = await swap.async_swap(model)
+    return {"model": result.model, "status": "ready", "duration": round(result.duration, 3)}
+
+
+def _service_action(action: DockerAction) -> Callable[[ServiceCall], Coroutine[Any, Any, None]]:
+    async def handle(call: ServiceCall) -> None:
+        entry = _loaded_entry(call.hass, call)
+        service = call.data[ATTR_SERVICE]
+        if service not in SERVICES:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_service",
+                translation_placeholders={"service": service, "services": ", ".join(SERVICES)},
+            )
+        if service == "vllm":
+            # Starting or stopping vLLM under a running swap would break the swap.
+            entry.runtime_data.swap.ensure_idle()
+        await _guarded(
+            call.hass, entry, lambda: entry.runtime_data.client.service_action(service, action)
+        )
+        await entry.runtime_data.status.async_request_refresh()
+
+    return handle
+
+
+async def _set_model_options(call: ServiceCall) -> None:
+    entry = _loaded_entry(call.hass, call)
+    store = entry.runtime_data.catalog
+
+    async def work() -> None:
+        store.catalog.set_options(call.data[ATTR_MODEL], _options(call))
+        await store.async_changed()
+
+    await _guarded(call.hass, entry, work)
+
+
+async def _add_model(call: ServiceCall) -> ServiceResponse:
+    entry = _loaded_entry(call.hass, call)
+    store = entry.runtime_data.catalog
+    mode = call.data[ATTR_MODE]
+    if mode not in ("solo", "cluster"):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_mode",
+            translation_placeholders={"mode": mode},
+        )
+
+    async def work() -> dict[str, Any]:
+        added = store.catalog.add(
+            call.data[ATTR_NAME], call.data[ATTR_REPO_ID], mode, options=_options(call)
+        )
+        await store.async_changed()
+        return added.to_dict()
+
+    return await _guarded(call.hass, entry, work)
+
+
+async def _remove_model(call: ServiceCall) -> None:
+    entry = _loaded_entry(call.hass, call)
+    store = entry.runtime_data.catalog
+
+    async def work() -> None:
+        store.catalog.remove(call.data[ATTR_MODEL])
+        await store.async_changed()
+
+    await _guarded(call.hass, entry, work)
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register every action of the integration (once, in async_setup)."""
+    hass.services.async_register(
+        DOMAIN,
+        ACTION_SWAP_MODEL,
+        _swap_model,
+        schema=SWAP_MODEL_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    docker_actions: tuple[tuple[str, DockerAction], ...] = (
+        (ACTION_START_SERVICE, "start"),
+        (ACTION_STOP_SERVICE, "stop"),
+        (ACTION_RESTART_SERVICE, "restart"),
+    )
+    for name, action in docker_actions:
+        hass.services.async_register(
+            DOMAIN, name, _service_action(action), schema=SERVICE_ACTION_SCHEMA
+        )
+    hass.services.async_register(
+        DOMAIN, ACTION_SET_MODEL_OPTIONS, _set_model_options, schema=SET_MODEL_OPTIONS_SCHEMA
+    )
+    hass.services.async_register(
+        DOMAIN,
+        ACTION_ADD_MODEL,
+        _add_model,
+        schema=ADD_MODEL_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN, ACTION_REMOVE_MODEL, _remove_model, schema=REMOVE_MODEL_SCHEMA
+    )

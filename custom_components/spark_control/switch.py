@@ -1,0 +1,80 @@
+"""Switches: a service's container running or stopped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import SERVICE_VLLM, SERVICES
+from .coordinator import SparkControlConfigEntry, SparkStatusCoordinator
+from .entity import SparkControlEntity, service_device
+from .errors import spark_exception_handler
+from .sparklib.commands import DockerAction
+
+PARALLEL_UPDATES = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class SparkSwitchEntityDescription(SwitchEntityDescription):
+    """A switch for one service's container."""
+
+    service: str
+
+
+SWITCHES: tuple[SparkSwitchEntityDescription, ...] = tuple(
+    SparkSwitchEntityDescription(
+        key=f"{service}_running", translation_key="running", service=service
+    )
+    for service in SERVICES
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: SparkControlConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add a running/stopped switch per service."""
+    status = entry.runtime_data.status
+    async_add_entities(SparkServiceSwitch(status, description) for description in SWITCHES)
+
+
+class SparkServiceSwitch(SparkControlEntity[SparkStatusCoordinator], SwitchEntity):
+    """On while the service answers over HTTP (a loading vLLM counts); toggles the container."""
+
+    entity_description: SparkSwitchEntityDescription
+
+    def __init__(
+        self, coordinator: SparkStatusCoordinator, description: SparkSwitchEntityDescription
+    ) -> None:
+        super().__init__(
+            coordinator,
+            key=description.key,
+            device_info=service_device(coordinator.config_entry, description.service),
+        )
+        self.entity_description = description
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the service's port answers."""
+        return self.coordinator.data.reachable(self.entity_description.service)
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """`docker start` the container."""
+        await self._act("start")
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """`docker stop` the container."""
+        await self._act("stop")
+
+    @spark_exception_handler
+    async def _act(self, action: DockerAction) -> None:
+        service = self.entity_description.service
+        if service == SERVICE_VLLM:
+            self.coordinator.config_entry.runtime_data.swap.ensure_idle()
+        await self.coordinator.client.service_action(service, action)
+        await self.coordinator.async_refresh()
