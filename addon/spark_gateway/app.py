@@ -8,7 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from . import __version__
-from .appkeys import API_KEYS, CONFIG, METRICS, NOTIFIER, SESSION, UPSTREAM
+from .appkeys import API_KEYS, CONFIG, METRICS, NOTIFIER, SESSION, UPSTREAM, VOICES
 from .auth import auth_middleware, resolve_api_keys
 from .config import GatewayConfig
 from .cors import setup_cors
@@ -18,6 +18,7 @@ from .limits import concurrency_middleware
 from .metrics import GatewayMetrics
 from .routes import setup_routes
 from .upstream import UpstreamClient
+from .voices import VoiceCatalog
 
 
 def create_app(config: GatewayConfig) -> web.Application:
@@ -36,6 +37,7 @@ def create_app(config: GatewayConfig) -> web.Application:
     app[CONFIG] = config
     app[METRICS] = metrics
     app[API_KEYS] = keys
+    app[VOICES] = VoiceCatalog(config)
     app.cleanup_ctx.append(_upstream_session)
     setup_routes(app)
     setup_cors(app, config.cors_origins)

@@ -11,9 +11,11 @@ from .config import GatewayConfig
 from .ha_events import HaNotifier
 from .metrics import GatewayMetrics
 from .upstream import UpstreamClient
+from .voices import VoiceCatalog
 
 CONFIG: Final = web.AppKey("config", GatewayConfig)
 METRICS: Final = web.AppKey("metrics", GatewayMetrics)
+VOICES: Final = web.AppKey("voices", VoiceCatalog)
 # The API keys in force: configured ones, or the one generated and persisted on first start.
 API_KEYS: Final = web.AppKey("api_keys", tuple[str, ...])
 # Set while the app runs (created in a cleanup_ctx, closed on shutdown).

@@ -48,6 +48,7 @@ class GatewayConfig:
     max_speech_input_chars: int = 4096  # OpenAI's limit on `input`
     max_upload_bytes: int = 200 * 1024 * 1024
     max_json_bytes: int = 1024 * 1024
+    max_audio_seconds: float = 4 * 3600.0  # decoded length cap: a small file can expand a lot
     max_concurrent_requests: int = 256  # beyond this the gateway answers 429
     timeouts: Timeouts = field(default_factory=Timeouts)
     cors_origins: tuple[str, ...] = ()
@@ -120,6 +121,7 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional("magpie_sample_rate"): vol.All(int, vol.Range(min=8000, max=48000)),
         vol.Optional("tts_chunk_chars"): vol.All(int, vol.Range(min=50, max=2000)),
         vol.Optional("max_upload_mb"): vol.All(vol.Coerce(float), vol.Range(min=0.001, max=4096)),
+        vol.Optional("max_audio_minutes"): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=1440)),
         vol.Optional("max_concurrent_requests"): vol.All(int, vol.Range(min=1, max=100000)),
         vol.Optional("timeouts"): _TIMEOUTS_SCHEMA,
         vol.Optional("cors_origins"): vol.Any(None, [str]),
@@ -183,6 +185,8 @@ def config_from_options(options: Mapping[str, Any]) -> GatewayConfig:
     kwargs["voice_aliases"] = aliases
     if opts.get("max_upload_mb") is not None:
         kwargs["max_upload_bytes"] = int(opts["max_upload_mb"] * 1024 * 1024)
+    if opts.get("max_audio_minutes") is not None:
+        kwargs["max_audio_seconds"] = opts["max_audio_minutes"] * 60.0
     if opts.get("timeouts"):
         kwargs["timeouts"] = Timeouts(**opts["timeouts"])
     kwargs["cors_origins"] = tuple(opts.get("cors_origins") or ())

@@ -1,0 +1,87 @@
+"""Chat, completions and embeddings: relayed to vLLM byte for byte.
+
+Streams are passed on chunk by chunk as they arrive (no parsing, no buffering). When the client
+goes away the write fails (or the handler is cancelled) and the upstream connection is closed,
+which makes vLLM abort the generation. Upstream errors keep their status and body.
+"""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+from aiohttp import web
+
+from ..appkeys import CONFIG, UPSTREAM
+from ..errors import ApiError
+
+_SSE = "text/event-stream"
+
+
+async def _relay(request: web.Request, path: str) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    if request.content_length is not None and request.content_length > config.max_json_bytes:
+        raise ApiError(413, f"request body over {config.max_json_bytes} bytes",
+                       code="request_too_large")  # fmt: skip
+    body = await request.read()
+    try:
+        payload = json.loads(body)
+    except ValueError as err:
+        raise ApiError(400, f"the body is not valid JSON: {err}", code="invalid_json") from err
+    if not isinstance(payload, dict):
+        raise ApiError(400, "the body must be a JSON object", code="invalid_json")
+    stream = payload.get("stream") is True
+    upstream = request.app[UPSTREAM]
+    resp = await upstream.open_vllm(path, body, request.headers, stream=stream)
+    out: web.StreamResponse | None = None
+    try:
+        content_type = resp.headers.get("Content-Type", "application/json")
+        if not content_type.startswith(_SSE):
+            data = await resp.read()
+            resp.release()
+            return web.Response(
+                status=resp.status, body=data, headers={"Content-Type": content_type}
+            )
+        out = web.StreamResponse(
+            status=resp.status,
+            headers={"Content-Type": content_type, "Cache-Control": "no-cache",
+                     "X-Accel-Buffering": "no"},
+        )  # fmt: skip
+        await out.prepare(request)
+        async for chunk in resp.content.iter_any():
+            await out.write(chunk)
+        resp.release()
+        await out.write_eof()
+        return out
+    except (aiohttp.ClientError, TimeoutError) as err:
+        if out is None:
+            raise upstream.relay_failure(err) from err
+        # Headers are gone already: end the stream; the client sees no [DONE] and knows.
+        upstream.relay_failure(err)
+        return out
+    finally:
+        # No-op after release(); otherwise (client gone, error, cancel) drops the connection
+        # so vLLM stops generating.
+        resp.close()
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """POST /v1/chat/completions → vLLM."""
+    return await _relay(request, "/v1/chat/completions")
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    """POST /v1/completions → vLLM."""
+    return await _relay(request, "/v1/completions")
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    """POST /v1/embeddings → vLLM."""
+    return await _relay(request, "/v1/embeddings")
+
+
+def setup(app: web.Application) -> None:
+    """Register the relayed routes."""
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/embeddings", embeddings)

@@ -1,0 +1,79 @@
+"""Model and voice listings in the shapes OpenAI clients and Open WebUI read."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ..appkeys import CONFIG, UPSTREAM, VOICES
+from ..errors import ApiError, UpstreamError
+
+_STARTED = int(time.time())
+
+
+def _card(model_id: str, owner: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": _STARTED, "owned_by": owner}
+
+
+def audio_model_cards(request: web.Request) -> list[dict[str, Any]]:
+    """The STT and TTS models (with their OpenAI-style aliases) this gateway serves."""
+    config = request.app[CONFIG]
+    cards: list[dict[str, Any]] = []
+    if config.parakeet_url:
+        cards += [_card(m, "nvidia") for m in (config.stt_model, *config.stt_model_aliases)]
+    if config.magpie_url:
+        cards += [_card(m, "nvidia") for m in (config.tts_model, *config.tts_model_aliases)]
+    return cards
+
+
+async def _all_cards(request: web.Request) -> list[dict[str, Any]]:
+    cards: list[dict[str, Any]] = []
+    if request.app[CONFIG].vllm_url:
+        try:
+            cards = await request.app[UPSTREAM].vllm_models()
+        except UpstreamError:
+            cards = []  # chat is down; the speech models are still usable
+    return cards + audio_model_cards(request)
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """vLLM's models (cards passed on as vLLM sends them) plus the speech models."""
+    return web.json_response({"object": "list", "data": await _all_cards(request)})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    """One model card by id (ids such as `RedHatAI/Qwen...` contain slashes)."""
+    model_id = request.match_info["model"]
+    for card in await _all_cards(request):
+        if card.get("id") == model_id:
+            return web.json_response(card)
+    raise ApiError(404, f"model {model_id!r} not found", code="model_not_found", param="model")
+
+
+async def audio_models(request: web.Request) -> web.Response:
+    """Open WebUI's TTS/STT model dropdown: `{"models": [{"id"}]}`."""
+    return web.json_response({"models": [{"id": c["id"]} for c in audio_model_cards(request)]})
+
+
+async def audio_voices(request: web.Request) -> web.Response:
+    """Open WebUI's voice dropdown: `{"voices": [{"id", "name"}]}`: Magpie voices, then aliases."""
+    catalog = request.app[VOICES]
+    try:
+        names = await catalog.magpie_voices(request.app[UPSTREAM])
+    except UpstreamError:
+        names = []  # Magpie down: the aliases still tell apps what they may ask for
+    voices = [{"id": n, "name": n.split(".", 1)[-1]} for n in names]
+    voices += [
+        {"id": alias, "name": f"{alias} ({target})"} for alias, target in catalog.aliases().items()
+    ]
+    return web.json_response({"voices": voices})
+
+
+def setup(app: web.Application) -> None:
+    """Register the listing routes."""
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
+    app.router.add_get("/v1/audio/models", audio_models)
+    app.router.add_get("/v1/audio/voices", audio_voices)

@@ -1,0 +1,83 @@
+"""The gateway's own API: upstream endpoints for other apps, and health reports for HA."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import voluptuous as vol
+from aiohttp import web
+
+from ..appkeys import CONFIG, NOTIFIER, UPSTREAM
+from ..errors import ApiError, UpstreamError
+from ..ha_events import EVENT_HEALTH_REPORT
+from ..upstream import MAGPIE, PARAKEET, VLLM
+
+HEALTH_EVENT_SCHEMA = vol.Schema(
+    {
+        vol.Required("service"): vol.All(str, vol.Length(min=1, max=64)),
+        vol.Required("ok"): bool,
+        vol.Optional("source"): vol.Any(None, vol.All(str, vol.Length(max=128))),
+        vol.Optional("error"): vol.Any(None, vol.All(str, vol.Length(max=2000))),
+        vol.Optional("ms"): vol.Any(None, vol.All(vol.Any(int, float), vol.Range(min=0))),
+    }
+)
+
+
+async def endpoints(request: web.Request) -> web.Response:
+    """Where each GPU service lives and whether to route traffic to it (design contract)."""
+    config = request.app[CONFIG]
+    upstream = request.app[UPSTREAM]
+    vllm_ready, parakeet_ready, magpie_ready, models = await asyncio.gather(
+        upstream.probe(VLLM), upstream.probe(PARAKEET), upstream.probe(MAGPIE),
+        _served_model(request),
+    )  # fmt: skip
+    body: dict[str, Any] = {
+        "vllm": {
+            "ready": vllm_ready and models is not None,
+            "base_url": f"{config.vllm_url}/v1" if config.vllm_url else None,
+            "model": models,
+            "openai_compat": True,
+        },
+        "parakeet": {
+            "ready": parakeet_ready,
+            "base_url": config.parakeet_url,
+            "kind": "stt",
+            "model": config.stt_model,
+        },
+        "magpie": {"ready": magpie_ready, "base_url": config.magpie_url, "kind": "tts"},
+    }
+    return web.json_response(body)
+
+
+async def _served_model(request: web.Request) -> str | None:
+    if not request.app[CONFIG].vllm_url:
+        return None
+    try:
+        cards = await request.app[UPSTREAM].vllm_models()
+    except UpstreamError:
+        return None
+    return str(cards[0]["id"]) if cards and "id" in cards[0] else None
+
+
+async def health_event(request: web.Request) -> web.Response:
+    """Record an app's view of a service's health: forwarded to HA as an event."""
+    try:
+        payload = await request.json()
+    except ValueError as err:
+        raise ApiError(400, "the body must be JSON", code="invalid_json") from err
+    try:
+        event = HEALTH_EVENT_SCHEMA(payload)
+    except vol.Invalid as err:
+        field = ".".join(map(str, err.path)) or None
+        raise ApiError(400, f"invalid health event: {err.msg}" + (f" ({field})" if field else ""),
+                       code="invalid_health_event", param=field) from err  # fmt: skip
+    event.setdefault("source", "unknown")
+    forwarded = await request.app[NOTIFIER].fire(EVENT_HEALTH_REPORT, event)
+    return web.json_response({"accepted": True, "forwarded": forwarded}, status=202)
+
+
+def setup(app: web.Application) -> None:
+    """Register the /api routes."""
+    app.router.add_get("/api/endpoints", endpoints)
+    app.router.add_post("/api/health-event", health_event)

@@ -1,0 +1,168 @@
+"""POST /v1/audio/transcriptions: any browser/app audio → 16 kHz WAV → Parakeet → OpenAI shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from ..appkeys import CONFIG, UPSTREAM
+from ..audio_codec import AudioDecodeError, decode_to_wav16k
+from ..errors import ApiError
+from ..transcript_formats import to_srt, to_vtt, usage, verbose_transcription
+
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+GRANULARITIES = ("word", "segment")
+_LANGUAGE = re.compile(r"^(?:[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*|multi)$")
+
+
+@dataclass(slots=True)
+class TranscriptionRequest:
+    """The fields of an OpenAI transcription request, validated."""
+
+    audio: bytes
+    model: str | None = None
+    language: str | None = None
+    response_format: str = "json"
+    granularities: list[str] = field(default_factory=list)
+
+
+async def read_transcription_request(request: web.Request) -> TranscriptionRequest:
+    """Parse multipart (the OpenAI API) or Open WebUI's JSON `input_audio` form."""
+    if request.content_type == "application/json":
+        return await _read_json(request)
+    if request.content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise ApiError(415, "send multipart/form-data with a 'file' field",
+                       code="unsupported_media_type")  # fmt: skip
+    form = await request.post()  # enforces the upload cap (413)
+    upload = form.get("file")
+    if upload is None:
+        raise ApiError(400, "the 'file' field is required", code="missing_file", param="file")
+    if isinstance(upload, web.FileField):
+        audio = await asyncio.to_thread(upload.file.read)
+    else:
+        audio = upload.encode() if isinstance(upload, str) else bytes(upload)
+    granularities = [
+        *form.getall("timestamp_granularities[]", []),
+        *form.getall("timestamp_granularities", []),
+    ]
+    return _validated(
+        audio,
+        model=_text(form.get("model")),
+        language=_text(form.get("language")),
+        response_format=_text(form.get("response_format")),
+        granularities=[str(g) for g in granularities],
+        temperature=_text(form.get("temperature")),
+    )
+
+
+async def _read_json(request: web.Request) -> TranscriptionRequest:
+    config = request.app[CONFIG]
+    if request.content_length is not None and request.content_length > config.max_upload_bytes:
+        raise ApiError(413, "request body too large", code="request_too_large")
+    try:
+        payload = await request.json()
+        encoded = payload["input_audio"]["data"]
+        audio = base64.b64decode(encoded, validate=True)
+    except (ValueError, KeyError, TypeError, binascii.Error) as err:
+        raise ApiError(400, "JSON requests need input_audio.data (base64 audio)",
+                       code="invalid_request", param="input_audio") from err  # fmt: skip
+    granularities = payload.get("timestamp_granularities") or []
+    return _validated(
+        audio,
+        model=_text(payload.get("model")),
+        language=_text(payload.get("language")),
+        response_format=_text(payload.get("response_format")),
+        granularities=[str(g) for g in granularities] if isinstance(granularities, list) else [],
+        temperature=_text(payload.get("temperature")),
+    )
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, web.FileField):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _validated(
+    audio: bytes,
+    *,
+    model: str | None,
+    language: str | None,
+    response_format: str | None,
+    granularities: list[str],
+    temperature: str | None,
+) -> TranscriptionRequest:
+    if not audio:
+        raise ApiError(400, "the audio file is empty", code="empty_audio", param="file")
+    fmt = response_format or "json"
+    if fmt not in RESPONSE_FORMATS:
+        raise ApiError(400, f"response_format must be one of {', '.join(RESPONSE_FORMATS)}",
+                       code="unsupported_response_format", param="response_format")  # fmt: skip
+    if language is not None and not _LANGUAGE.match(language):
+        raise ApiError(400, f"language {language!r} is not a language code",
+                       code="invalid_language", param="language")  # fmt: skip
+    for granularity in granularities:
+        if granularity not in GRANULARITIES:
+            raise ApiError(400, "timestamp_granularities[] must be 'word' and/or 'segment'",
+                           code="invalid_granularity",
+                           param="timestamp_granularities")  # fmt: skip
+    if temperature is not None:
+        try:
+            value = float(temperature)
+        except ValueError:
+            value = -1.0
+        if not 0.0 <= value <= 1.0:
+            raise ApiError(400, "temperature must be a number between 0 and 1",
+                           code="invalid_temperature", param="temperature")  # fmt: skip
+    return TranscriptionRequest(audio, model, language, fmt, granularities)
+
+
+async def transcriptions(request: web.Request) -> web.Response:
+    """Transcribe an upload and answer in the requested OpenAI format."""
+    config = request.app[CONFIG]
+    req = await read_transcription_request(request)
+    try:
+        decoded = await asyncio.to_thread(
+            decode_to_wav16k, req.audio, max_duration_s=config.max_audio_seconds
+        )
+    except AudioDecodeError as err:
+        raise ApiError(400, str(err), code="invalid_audio", param="file") from err
+    upstream = request.app[UPSTREAM]
+    verbose = req.response_format in ("verbose_json", "srt", "vtt")
+    result = await upstream.transcribe(
+        decoded.wav,
+        language=req.language,
+        response_format="verbose_json" if verbose else "json",
+        granularities=["word", "segment"] if verbose else [],
+        model=None,
+    )
+    if not isinstance(result, dict):
+        result = {"text": str(result)}
+    text = str(result.get("text", "")).strip()
+    if req.response_format == "json":
+        return web.json_response({"text": text, "usage": usage(decoded.duration_s)})
+    if req.response_format == "text":
+        return web.Response(text=text, content_type="text/plain")
+    body = verbose_transcription(
+        result,
+        duration=decoded.duration_s,
+        language=req.language,
+        words_wanted="word" in req.granularities,
+    )
+    if req.response_format == "srt":
+        return web.Response(text=to_srt(body["segments"]), content_type="text/plain")
+    if req.response_format == "vtt":
+        return web.Response(text=to_vtt(body["segments"]), content_type="text/vtt")
+    return web.json_response(body)
+
+
+def setup(app: web.Application) -> None:
+    """Register the transcription route."""
+    app.router.add_post("/v1/audio/transcriptions", transcriptions)

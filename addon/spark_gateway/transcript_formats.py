@@ -1,0 +1,151 @@
+"""OpenAI transcription response formats built from whatever Parakeet returned.
+
+Parakeet servers differ: some give segments and words, some only words, some only text. The
+verbose form is completed here (segments from word timings, or one segment for the whole clip)
+so every client gets OpenAI's shapes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+SEGMENT_PAUSE_S = 0.8  # a pause this long starts a new segment
+SEGMENT_MAX_S = 30.0
+_SENTENCE_END = (".", "?", "!", "\u2026")
+_NO_SPACE_BEFORE = ",.;:!?)%'\u2019\u2026"
+
+
+def _float(value: Any, default: float = 0.0) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) else default
+
+
+def normalize_words(raw: Any) -> list[dict[str, Any]]:
+    """`[{word, start, end}]` with stripped words and float times, sorted by start."""
+    words: list[dict[str, Any]] = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        text = str(item.get("word", item.get("text", ""))).strip()
+        if not text:
+            continue
+        start = _float(item.get("start"))
+        end = max(start, _float(item.get("end"), start))
+        words.append({"word": text, "start": round(start, 3), "end": round(end, 3)})
+    words.sort(key=lambda w: (w["start"], w["end"]))
+    return words
+
+
+def _segment(index: int, start: float, end: float, text: str) -> dict[str, Any]:
+    # Fields Whisper's verbose_json carries; Parakeet has no beam search, so fixed values.
+    return {
+        "id": index, "seek": 0, "start": round(start, 3), "end": round(end, 3), "text": text,
+        "tokens": [], "temperature": 0.0, "avg_logprob": 0.0, "compression_ratio": 1.0,
+        "no_speech_prob": 0.0,
+    }  # fmt: skip
+
+
+def join_words(words: Iterable[str]) -> str:
+    """Words joined by single spaces, with no space before punctuation."""
+    text = ""
+    for word in words:
+        if text and word[:1] not in _NO_SPACE_BEFORE and not text.endswith(("(", " ")):
+            text += " "
+        text += word
+    return text
+
+
+def segments_from_words(words: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Group words into segments at pauses, sentence ends and a maximum length."""
+    segments: list[dict[str, Any]] = []
+    group: list[Mapping[str, Any]] = []
+
+    def close() -> None:
+        if group:
+            text = join_words(str(w["word"]) for w in group)
+            segments.append(_segment(len(segments), group[0]["start"], group[-1]["end"], text))
+            group.clear()
+
+    for word in words:
+        if group and (
+            word["start"] - group[-1]["end"] > SEGMENT_PAUSE_S
+            or word["end"] - group[0]["start"] > SEGMENT_MAX_S
+        ):
+            close()
+        group.append(word)
+        if str(word["word"]).endswith(_SENTENCE_END):
+            close()
+    close()
+    return segments
+
+
+def normalize_segments(raw: Any) -> list[dict[str, Any]]:
+    """Upstream segments in OpenAI's full shape (missing fields filled in)."""
+    segments: list[dict[str, Any]] = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        text = str(item.get("text", "")).strip()
+        start = _float(item.get("start"))
+        segments.append(_segment(len(segments), start, max(start, _float(item.get("end"))), text))
+    return segments
+
+
+def verbose_transcription(
+    result: Mapping[str, Any], *, duration: float, language: str | None, words_wanted: bool
+) -> dict[str, Any]:
+    """OpenAI's `verbose_json` body (TranscriptionVerbose)."""
+    text = str(result.get("text", "")).strip()
+    words = normalize_words(result.get("words"))
+    segments = normalize_segments(result.get("segments"))
+    if not segments:
+        if words:
+            segments = segments_from_words(words)
+        elif text:
+            segments = [_segment(0, 0.0, duration, text)]
+    body: dict[str, Any] = {
+        "task": "transcribe",
+        "language": language or str(result.get("language") or "en"),
+        "duration": round(duration, 3),
+        "text": text,
+        "segments": segments,
+        "usage": usage(duration),
+    }
+    if words_wanted:
+        body["words"] = words
+    return body
+
+
+def usage(duration: float) -> dict[str, Any]:
+    """Duration-based usage, as OpenAI reports it for audio models."""
+    return {"type": "duration", "seconds": math.ceil(duration)}
+
+
+def _stamp(seconds: float, separator: str) -> str:
+    millis = round(max(seconds, 0.0) * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def to_srt(segments: Sequence[Mapping[str, Any]]) -> str:
+    """SubRip subtitles, one cue per segment."""
+    cues = [
+        f"{i}\n{_stamp(s['start'], ',')} --> {_stamp(s['end'], ',')}\n{s['text']}\n"
+        for i, s in enumerate(segments, start=1)
+    ]
+    return "\n".join(cues)
+
+
+def to_vtt(segments: Sequence[Mapping[str, Any]]) -> str:
+    """WebVTT subtitles, one cue per segment."""
+    cues = [
+        f"{_stamp(s['start'], '.')} --> {_stamp(s['end'], '.')}\n{s['text']}\n" for s in segments
+    ]
+    return "WEBVTT\n\n" + "\n".join(cues)

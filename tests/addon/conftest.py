@@ -1,0 +1,135 @@
+"""Fixtures for the gateway tests: real servers on loopback (gateway, stand-ins for HA)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from spark_gateway.app import create_app
+from spark_gateway.config import GatewayConfig, Timeouts
+
+API_KEY = "sk-test-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _real_sockets(socket_enabled: None) -> None:
+    """Override of tests/conftest.py's fixture, which returns before its yield (pytest rejects
+    that); same intent: every gateway test talks to real servers on loopback."""
+
+
+@dataclass
+class RunningGateway:
+    """A gateway listening on 127.0.0.1 and what a client needs to reach it."""
+
+    server: TestServer
+    config: GatewayConfig
+    api_key: str
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def app(self) -> web.Application:
+        return self.server.app
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+GatewayFactory = Callable[..., Awaitable[RunningGateway]]
+
+
+@pytest.fixture
+async def start_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
+    """Start gateways with a config built from keyword overrides; all stopped at teardown."""
+    servers: list[TestServer] = []
+
+    async def start(**overrides: Any) -> RunningGateway:
+        base = GatewayConfig(
+            api_keys=(API_KEY,),
+            data_dir=tmp_path / "data",
+            timeouts=Timeouts(connect=2, chat=20, stream_idle=10, transcription=30,
+                              diarization=30, speech=30, health=2),
+        )  # fmt: skip
+        config = replace(base, **overrides)
+        server = TestServer(create_app(config), host="127.0.0.1", handler_cancellation=True)
+        await server.start_server()
+        servers.append(server)
+        return RunningGateway(server, config, config.api_keys[0] if config.api_keys else "")
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+@dataclass
+class FakeHomeAssistant:
+    """A real HTTP server standing in for HA's REST API and Supervisor's discovery endpoint."""
+
+    token: str
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    discoveries: list[dict[str, Any]] = field(default_factory=list)
+    unauthorized: int = 0
+    server: TestServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("")).rstrip("/")
+
+    def _authorized(self, request: web.Request) -> bool:
+        ok = request.headers.get("Authorization") == f"Bearer {self.token}"
+        if not ok:
+            self.unauthorized += 1
+        return ok
+
+    async def fire_event(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"message": "Unauthorized"}, status=401)
+        event_type = request.match_info["event_type"]
+        self.events.append((event_type, await request.json()))
+        return web.json_response({"message": f"Event {event_type} fired."})
+
+    async def discovery(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"result": "error", "message": "denied"}, status=401)
+        self.discoveries.append(await request.json())
+        return web.json_response({"result": "ok", "data": {"uuid": "d1c0ffee"}})
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/events/{event_type}", self.fire_event)
+        app.router.add_post("/core/api/events/{event_type}", self.fire_event)
+        app.router.add_post("/discovery", self.discovery)
+        return app
+
+
+@pytest.fixture
+async def fake_ha() -> AsyncIterator[FakeHomeAssistant]:
+    """HA's REST API (at /api) and Supervisor (at / and /core/api) on one loopback server."""
+    ha = FakeHomeAssistant(token="ha-token-abc")
+    ha.server = TestServer(ha.app(), host="127.0.0.1")
+    await ha.server.start_server()
+    yield ha
+    await ha.server.close()
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """Real English speech (flite), 16 kHz mono WAV."""
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    subprocess.run(
+        ["flite", "-voice", "slt", "-t",
+         "The quick brown fox jumps over the lazy dog. Seven green apples are on the table.",
+         "-o", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path.read_bytes()
