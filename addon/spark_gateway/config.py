@@ -29,6 +29,22 @@ class Timeouts:
     health: float = 5.0
 
 
+# OpenAI's voice names, mapped to Magpie voices so apps that only know them still work.
+DEFAULT_VOICE_ALIASES: Mapping[str, str] = {
+    "alloy": "Magpie-Multilingual.EN-US.Aria",
+    "ash": "Magpie-Multilingual.EN-US.Jason",
+    "ballad": "Magpie-Multilingual.EN-US.Jason",
+    "coral": "Magpie-Multilingual.EN-US.Mia",
+    "echo": "Magpie-Multilingual.EN-US.Jason",
+    "fable": "Magpie-Multilingual.EN-US.Mia",
+    "nova": "Magpie-Multilingual.EN-US.Mia",
+    "onyx": "Magpie-Multilingual.EN-US.Jason",
+    "sage": "Magpie-Multilingual.EN-US.Aria",
+    "shimmer": "Magpie-Multilingual.EN-US.Aria",
+    "verse": "Magpie-Multilingual.EN-US.Jason",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """Everything the gateway needs; built once at start and shared read-only."""
@@ -39,7 +55,7 @@ class GatewayConfig:
     api_keys: tuple[str, ...] = ()
     auth_required: bool = True
     # OpenAI voice names (and any user alias) -> Magpie voice name.
-    voice_aliases: Mapping[str, str] = field(default_factory=dict)
+    voice_aliases: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_VOICE_ALIASES))
     default_voice: str = "Magpie-Multilingual.EN-US.Aria"
     default_speech_format: str = "mp3"
     magpie_sample_rate: int = 22050
@@ -69,22 +85,6 @@ class GatewayConfig:
     chunk_overlap_s: float = 2.0
     speaker_link_threshold: float = 0.35
     log_level: str = "info"
-
-
-# OpenAI's voice names, mapped to Magpie voices so apps that only know them still work.
-DEFAULT_VOICE_ALIASES: Mapping[str, str] = {
-    "alloy": "Magpie-Multilingual.EN-US.Aria",
-    "ash": "Magpie-Multilingual.EN-US.Jason",
-    "ballad": "Magpie-Multilingual.EN-US.Jason",
-    "coral": "Magpie-Multilingual.EN-US.Mia",
-    "echo": "Magpie-Multilingual.EN-US.Jason",
-    "fable": "Magpie-Multilingual.EN-US.Mia",
-    "nova": "Magpie-Multilingual.EN-US.Mia",
-    "onyx": "Magpie-Multilingual.EN-US.Jason",
-    "sage": "Magpie-Multilingual.EN-US.Aria",
-    "shimmer": "Magpie-Multilingual.EN-US.Aria",
-    "verse": "Magpie-Multilingual.EN-US.Jason",
-}
 
 
 class ConfigError(ValueError):

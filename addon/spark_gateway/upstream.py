@@ -145,7 +145,7 @@ class UpstreamClient:
         model: str | None = None,
     ) -> Any:
         """Parakeet transcription of 16 kHz mono WAV; JSON formats parsed, `text` as str."""
-        form = aiohttp.FormData()
+        form = aiohttp.FormData(default_to_multipart=True)
         form.add_field("file", wav, filename="audio.wav", content_type="audio/wav")
         form.add_field("model", model or self.config.stt_model)
         form.add_field("response_format", response_format)
@@ -169,7 +169,7 @@ class UpstreamClient:
         return await self._post_wav_json("/v1/audio/diarize", wav)
 
     async def _post_wav_json(self, path: str, wav: bytes) -> dict[str, Any]:
-        form = aiohttp.FormData()
+        form = aiohttp.FormData(default_to_multipart=True)
         form.add_field("file", wav, filename="audio.wav", content_type="audio/wav")
         body, _ = await self._post_form(PARAKEET, path, form, self._t_diarize)
         result = _parse_json(PARAKEET, body)
@@ -183,7 +183,7 @@ class UpstreamClient:
 
     async def synthesize(self, text: str, *, voice: str, language: str, sample_rate: int) -> bytes:
         """Magpie `/v1/audio/synthesize`: one request (≤ magpie_max_chars) → WAV bytes."""
-        form = aiohttp.FormData()
+        form = aiohttp.FormData(default_to_multipart=True)
         form.add_field("text", text)
         form.add_field("language", language)
         form.add_field("voice", voice)

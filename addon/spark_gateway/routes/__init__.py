@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import openapi
 from . import chat, health, models, service_api, speakers, speech, transcriptions
 
 
@@ -16,3 +17,4 @@ def setup_routes(app: web.Application) -> None:
     speech.setup(app)
     service_api.setup(app)
     speakers.setup(app)
+    openapi.setup(app)
