@@ -1,0 +1,116 @@
+"""Fixtures for the HA integration tests: a real simulated cluster and a real Home Assistant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.spark_control.const import (
+    CONF_CLUSTER_NAME,
+    CONF_ENDPOINTS,
+    CONF_HOST_KEYS,
+    CONF_NODES,
+    CONF_PRIVATE_KEY,
+    CONF_PUBLIC_KEY,
+    CONF_REPO_PATH,
+    CONF_SSH_PORT,
+    CONF_SSH_USER,
+    CONF_VOICE_BRIDGES,
+    DOMAIN,
+)
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from tests.sim import SimCluster, SimConfig, generate_client_key
+
+
+@pytest.fixture(autouse=True)
+def _real_sockets(socket_enabled: None) -> None:
+    """Real loopback sockets (overrides tests/conftest.py's, which returns before yielding)."""
+
+
+@pytest.fixture(autouse=True)
+def _custom_integrations(enable_custom_integrations: None) -> None:
+    """Let HA load this repository's integration."""
+
+
+@pytest.fixture(scope="session")
+def client_key() -> tuple[str, str]:
+    """The SSH key pair Home Assistant logs in with (private PEM, authorized_keys line)."""
+    return generate_client_key("spark-control-test")
+
+
+@pytest.fixture
+def sim_config(client_key: tuple[str, str]) -> SimConfig:
+    """Two nodes, fast loads; tests that need other settings override this fixture."""
+    return SimConfig(nodes=2, authorized_keys=[client_key[1]], load_seconds=0.4)
+
+
+@pytest.fixture
+async def sim(sim_config: SimConfig) -> AsyncIterator[SimCluster]:
+    """A running simulated cluster on loopback."""
+    async with SimCluster(sim_config) as cluster:
+        yield cluster
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def node_strings(sim: SimCluster) -> list[str]:
+    """The nodes as the config flow stores them (host:port, since the sim ports are not 22)."""
+    return [f"{node.host}:{node.ssh_port}" for node in sim.nodes]
+
+
+def entry_data(sim: SimCluster, client_key: tuple[str, str]) -> dict[str, Any]:
+    """Config entry data for the simulated cluster, as the config flow would create it."""
+    nodes = node_strings(sim)
+    return {
+        CONF_CLUSTER_NAME: "Lab",
+        CONF_NODES: nodes,
+        CONF_SSH_USER: sim.config.username,
+        CONF_SSH_PORT: 22,
+        CONF_REPO_PATH: sim.config.repo_path,
+        CONF_PRIVATE_KEY: client_key[0],
+        CONF_PUBLIC_KEY: client_key[1],
+        CONF_HOST_KEYS: {
+            node: sim_node.host_public_key for node, sim_node in zip(nodes, sim.nodes, strict=True)
+        },
+        CONF_ENDPOINTS: {
+            "vllm": {"host": "127.0.0.1", "port": _port(sim.vllm.url)},
+            "parakeet": {"host": "127.0.0.1", "port": _port(sim.parakeet.url)},
+            "magpie": {"host": "127.0.0.1", "port": _port(sim.magpie.url)},
+        },
+    }
+
+
+@pytest.fixture
+def mock_config_entry(sim: SimCluster, client_key: tuple[str, str]) -> MockConfigEntry:
+    """A cluster entry pointing at the simulator."""
+    data = entry_data(sim, client_key)
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Lab",
+        unique_id=data[CONF_NODES][0],
+        data=data,
+        entry_id="01JSPARKCONTROLTESTENTRY00",
+        # The voice bridges (the voice engineer's, tested in tests/voice) stay out of these tests.
+        options={CONF_VOICE_BRIDGES: False},
+    )
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> AsyncIterator[MockConfigEntry]:
+    """The integration set up against the simulator; unloaded again afterwards."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    yield mock_config_entry
+    if mock_config_entry.state is ConfigEntryState.LOADED:
+        assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
