@@ -1,0 +1,175 @@
+"""`SimCluster`: the whole simulated GPU cluster as one async context manager."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, Self
+
+from tests.sim.config import SimConfig
+from tests.sim.containers import Container
+from tests.sim.docker_engine import DockerEngine
+from tests.sim.faults import Faults, FaultState
+from tests.sim.magpie_service import MagpieService
+from tests.sim.parakeet_service import ParakeetService
+from tests.sim.service import SimService
+from tests.sim.ssh_node import SimNode
+from tests.sim.vllm_service import VllmService
+from tests.sim.world import RepoState, SimWorld
+
+VLLM_CONTAINER = "vllm_node"
+PARAKEET_CONTAINER = "parakeet-asr"
+MAGPIE_CONTAINER = "magpie-tts"
+
+
+class SimCluster:
+    """Simulated nodes (real SSH servers) and services (real HTTP servers) on 127.0.0.1.
+
+    vLLM runs on node 0; Parakeet and Magpie on node 1 (node 0 in a one-node cluster).
+    """
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self.nodes: list[SimNode] = []
+        self.containers: dict[str, Container] = {}
+        self.repo = RepoState(behind=self.config.updates_behind)
+        self._fault_state = FaultState()
+        self._executor: ThreadPoolExecutor | None = None
+        self._started = False
+
+    @property
+    def speech_node_index(self) -> int:
+        return 1 if self.config.nodes > 1 else 0
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        config = self.config
+        # Our own threads (recognition, resampling), shut down in stop(): nothing outlives the sim.
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spark-sim")
+        speech = self.speech_node_index
+        self.containers = {
+            VLLM_CONTAINER: Container(
+                VLLM_CONTAINER, "vllm-node:latest", 0, f"vllm serve {config.served_model}"
+            ),
+            PARAKEET_CONTAINER: Container(
+                PARAKEET_CONTAINER, "parakeet-asr:latest", speech, "python -m uvicorn main:app"
+            ),
+            MAGPIE_CONTAINER: Container(
+                MAGPIE_CONTAINER,
+                "nvcr.io/nim/nvidia/magpie-tts-multilingual:latest",
+                speech,
+                "/opt/nim/start_server.sh",
+            ),
+        }
+        for container in self.containers.values():
+            container.mark_running()
+        self.vllm = VllmService(self.containers[VLLM_CONTAINER], self._fault_state, config)
+        self.parakeet = ParakeetService(
+            self.containers[PARAKEET_CONTAINER], self._fault_state, config, self._executor
+        )
+        self.magpie = MagpieService(
+            self.containers[MAGPIE_CONTAINER], self._fault_state, config, self._executor
+        )
+        self._seed_logs()
+        world = SimWorld(
+            config=config,
+            faults=self._fault_state,
+            node_names=[f"spark-{index + 1}" for index in range(config.nodes)],
+            containers=self.containers,
+            docker=DockerEngine(config),
+            vllm=self.vllm,
+            repo=self.repo,
+        )
+        self.world = world
+        self.faults = Faults(
+            self._fault_state,
+            reconcile_ports=self._reconcile_ports,
+            swap_host_key=lambda index: self.nodes[index].change_host_key(),
+            release_hangs=self._release_hangs,
+            node_count=config.nodes,
+        )
+        self.nodes = [SimNode(index, name, world) for index, name in enumerate(world.node_names)]
+        self._started = True
+        for node in self.nodes:
+            await node.start()
+        for service in self.services:
+            await service.start()
+
+    @property
+    def services(self) -> list[SimService]:
+        return [self.vllm, self.parakeet, self.magpie]
+
+    def _seed_logs(self) -> None:
+        """Containers that were already up before the sim started have a startup history."""
+        self.vllm.container.log("INFO:     Started server process [1]")
+        self.vllm.container.log("INFO:     Application startup complete.")
+        self.parakeet.container.log("INFO:     Uvicorn running on http://0.0.0.0:8000")
+        self.parakeet.container.log("INFO:     Application startup complete.")
+        self.magpie.container.log("INFO:     Uvicorn running on http://0.0.0.0:9000")
+        self.magpie.container.log("Triton server is ready; Magpie TTS NIM started.")
+
+    def _reconcile_ports(self) -> asyncio.Task[None]:
+        tasks = [service.port.reconcile() for service in self.services]
+
+        async def settle() -> None:
+            await asyncio.gather(*tasks)
+
+        return asyncio.get_running_loop().create_task(settle())
+
+    def _release_hangs(self) -> None:
+        for service in self.services:
+            service.release_hangs()
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        for node in self.nodes:
+            await node.stop()
+        for service in self.services:
+            await service.shutdown()
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            # Recognition jobs are short; waiting here keeps thread-leak checks happy.
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def endpoints(self) -> dict[str, Any]:
+        """What `.demo/endpoints.json` holds: how to reach every node and service."""
+        services: dict[str, Any] = {}
+        for service in self.services:
+            services[service.name] = {
+                "url": service.url,
+                "host": service.port.host,
+                "port": service.port.port,
+                "node": service.container.node_index,
+                "container": service.container.name,
+            }
+        services["vllm"]["model"] = self.vllm.model
+        return {
+            "username": self.config.username,
+            "repo_path": self.config.repo_path,
+            "nodes": [
+                {
+                    "index": node.index,
+                    "name": node.name,
+                    "host": node.host,
+                    "ssh_port": node.ssh_port,
+                    "host_key_fingerprint": node.host_key_fingerprint,
+                    "host_public_key": node.host_public_key,
+                }
+                for node in self.nodes
+            ],
+            "services": services,
+        }

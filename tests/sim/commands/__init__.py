@@ -1,0 +1,1 @@
+"""The shell commands a simulated node understands (see docs/remote-commands.md)."""

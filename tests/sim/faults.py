@@ -1,0 +1,108 @@
+"""Fault switches tests flip to make the simulated cluster misbehave on the real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+SERVICE_NAMES = ("vllm", "parakeet", "magpie")
+
+
+@dataclass
+class FaultState:
+    """The switches themselves; the fakes read them on every request or command."""
+
+    wedged: set[str] = field(default_factory=set)
+    hung: set[str] = field(default_factory=set)
+    refused: set[str] = field(default_factory=set)
+    slow_start_seconds: float = 0.0
+    crash_on_load: bool = False
+    drop_ssh_mid_command: bool = False
+    rejected_key_nodes: set[int] = field(default_factory=set)
+
+
+class Faults:
+    """Public fault API (`sim.faults`).
+
+    Switches that change a port (`refuse`, `clear`) close it before returning and hand back a
+    task that finishes the job; await it when the next step needs the port fully settled.
+    """
+
+    def __init__(
+        self,
+        state: FaultState,
+        reconcile_ports: Callable[[], asyncio.Task[None]],
+        swap_host_key: Callable[[int], None],
+        release_hangs: Callable[[], None],
+        node_count: int,
+    ) -> None:
+        self.state = state
+        self._reconcile_ports = reconcile_ports
+        self._swap_host_key = swap_host_key
+        self._release_hangs = release_hangs
+        self._node_count = node_count
+
+    @staticmethod
+    def _check_service(service: str) -> None:
+        if service not in SERVICE_NAMES:
+            raise ValueError(f"unknown service {service!r}; expected one of {SERVICE_NAMES}")
+
+    def _check_node(self, node_index: int) -> None:
+        if not 0 <= node_index < self._node_count:
+            raise ValueError(f"no node {node_index} in a {self._node_count}-node cluster")
+
+    def wedge(self, service: str = "parakeet") -> None:
+        """Work requests answer 500 (CUBLAS_STATUS_EXECUTION_FAILED); health stays 200.
+
+        Cleared by restarting the service's container or by `clear()`.
+        """
+        self._check_service(service)
+        self.state.wedged.add(service)
+
+    def hang(self, service: str) -> None:
+        """Connections are accepted and requests read, but nothing is ever answered."""
+        self._check_service(service)
+        self.state.hung.add(service)
+
+    def refuse(self, service: str) -> asyncio.Task[None]:
+        """Close the service's port while its container keeps running."""
+        self._check_service(service)
+        self.state.refused.add(service)
+        return self._reconcile_ports()
+
+    def slow_start(self, seconds: float) -> None:
+        """Every container start (and vLLM model load) takes this many extra seconds."""
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        self.state.slow_start_seconds = seconds
+
+    def crash_on_load(self, enabled: bool = True) -> None:
+        """vLLM loads end in a CUDA out-of-memory traceback and the container exits."""
+        self.state.crash_on_load = enabled
+
+    def drop_ssh_mid_command(self, enabled: bool = True) -> None:
+        """Each SSH command writes its first output, then the TCP connection is cut."""
+        self.state.drop_ssh_mid_command = enabled
+
+    def change_host_key(self, node_index: int) -> None:
+        """The node presents a new host key to every new connection (pinning must catch it)."""
+        self._check_node(node_index)
+        self._swap_host_key(node_index)
+
+    def reject_key(self, node_index: int) -> None:
+        """The node refuses every client key (authentication fails)."""
+        self._check_node(node_index)
+        self.state.rejected_key_nodes.add(node_index)
+
+    def clear(self) -> asyncio.Task[None]:
+        """Switch every fault off (a changed host key stays changed, as on a reinstalled box)."""
+        self.state.wedged.clear()
+        self.state.hung.clear()
+        self.state.refused.clear()
+        self.state.slow_start_seconds = 0.0
+        self.state.crash_on_load = False
+        self.state.drop_ssh_mid_command = False
+        self.state.rejected_key_nodes.clear()
+        self._release_hangs()
+        return self._reconcile_ports()

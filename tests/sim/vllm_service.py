@@ -1,0 +1,211 @@
+"""The vLLM server process inside `vllm_node`: model load with realistic logs, then generation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from aiohttp import web
+
+from tests.sim.config import SimConfig
+from tests.sim.containers import Container
+from tests.sim.docker_time import now
+from tests.sim.faults import FaultState
+from tests.sim.service import SimService
+from tests.sim.vllm_metrics import VllmMetrics
+
+VLLM_VERSION = "0.11.0"
+LOADING = "loading"
+READY = "ready"
+STOPPED = "stopped"
+
+
+def vllm_log_prefix(level: str, source: str, moment: datetime | None = None) -> str:
+    """vLLM's logger format: `INFO 11-21 09:10:11 [api_server.py:1885]`."""
+    stamp = (moment or now()).strftime("%m-%d %H:%M:%S")
+    return f"{level} {stamp} [{source}]"
+
+
+class VllmService(SimService):
+    """vLLM's OpenAI-compatible server; /health is 503 while a model loads, 200 once served."""
+
+    name = "vllm"
+
+    def __init__(self, container: Container, faults: FaultState, config: SimConfig) -> None:
+        self.model = config.served_model
+        self.max_model_len = config.max_model_len
+        self.phase = READY if container.running else STOPPED
+        self.metrics = VllmMetrics(self.model)
+        self.loaded_at = time.time()
+        self._load_task: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(config.max_num_seqs)
+        self._kv_tokens_in_use = 0
+        self.active_requests = 0
+        super().__init__(container, faults, config)
+        self.booted = container.running  # the port opens at once; loading is reported by /health
+
+    def boot_seconds(self) -> float:
+        return 0.0
+
+    def configure(self, model: str, max_model_len: int | None) -> None:
+        """What the next start serves (set by `launch-cluster.sh ... exec vllm serve`)."""
+        self.model = model
+        self.max_model_len = max_model_len or self.config.max_model_len
+        self.container.command = f"vllm serve {model}"
+
+    def on_started(self) -> None:
+        self.phase = LOADING
+        self.metrics = VllmMetrics(self.model)
+        self._kv_tokens_in_use = 0
+        self._slots = asyncio.Semaphore(self.config.max_num_seqs)
+        self._cancel_load()
+        self._load_task = asyncio.get_running_loop().create_task(self._load())
+
+    def on_stopped(self) -> None:
+        self.phase = STOPPED
+        self._cancel_load()
+
+    def _cancel_load(self) -> None:
+        if self._load_task is not None and self._load_task is not asyncio.current_task():
+            self._load_task.cancel()
+        self._load_task = None
+
+    async def shutdown(self) -> None:
+        task = self._load_task
+        self._cancel_load()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await super().shutdown()
+
+    async def _load(self) -> None:
+        duration = self.config.load_seconds + self.faults.slow_start_seconds
+        log = self.container.log
+        started = time.monotonic()
+
+        async def at(fraction: float) -> None:
+            delay = started + fraction * duration - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+        p = vllm_log_prefix
+        log(f"{p('INFO', 'api_server.py:1885')} vLLM API server version {VLLM_VERSION}")
+        log(
+            f"{p('INFO', 'utils.py:328')} non-default args: {{'model': '{self.model}', "
+            f"'max_model_len': {self.max_model_len}, 'host': '0.0.0.0', 'port': 8888}}"
+        )
+        log(f"{p('INFO', 'api_server.py:1819')} Starting vLLM API server 0 on http://0.0.0.0:8888")
+        await at(0.15)
+        log(f"{p('INFO', 'model.py:547')} Resolved architecture: Qwen3MoeForCausalLM")
+        log(f"{p('INFO', 'gpu_model_runner.py:2338')} Starting to load model {self.model}...")
+        await at(0.5)
+        load_time = round(duration * 0.35 + 11.2, 2)
+        log(f"{p('INFO', 'default_loader.py:267')} Loading weights took {load_time} seconds")
+        log(
+            f"{p('INFO', 'gpu_model_runner.py:2392')} Model loading took 21.4367 GiB "
+            f"and {load_time + 1.1:.6f} seconds"
+        )
+        await at(0.7)
+        if self.faults.crash_on_load:
+            self._crash()
+            return
+        log(f"{p('INFO', 'kv_cache_utils.py:1087')} GPU KV cache size: 1,048,576 tokens")
+        log(
+            f"{p('INFO', 'kv_cache_utils.py:1091')} Maximum concurrency for "
+            f"{self.max_model_len:,} tokens per request: 32.00x"
+        )
+        await at(0.9)
+        log(f"{p('INFO', 'api_server.py:1633')} Supported_tasks: ['generate']")
+        log(f"{p('INFO', 'launcher.py:34')} Available routes are:")
+        for route, methods in (
+            ("/health", "GET"),
+            ("/metrics", "GET"),
+            ("/v1/models", "GET"),
+            ("/v1/chat/completions", "POST"),
+            ("/v1/completions", "POST"),
+            ("/v1/embeddings", "POST"),
+        ):
+            log(f"{p('INFO', 'launcher.py:42')} Route: {route}, Methods: {methods}")
+        await at(1.0)
+        log("INFO:     Started server process [1]")
+        log("INFO:     Waiting for application startup.")
+        # Ready before the line is written: a client that sees it and polls /health gets 200.
+        self.phase = READY
+        self.loaded_at = time.time()
+        log("INFO:     Application startup complete.")
+
+    def _crash(self) -> None:
+        p = vllm_log_prefix
+        log = self.container.log
+        log(f"{p('ERROR', 'core.py:708')} EngineCore failed to start.")
+        log("Traceback (most recent call last):")
+        for where, line_no, func in (
+            ("v1/engine/core.py", 699, "run_engine_core"),
+            ("v1/engine/core.py", 498, "__init__"),
+            ("v1/engine/core.py", 90, "__init__"),
+            ("v1/core/kv_cache_utils.py", 684, "check_enough_kv_cache_memory"),
+        ):
+            path = f"/usr/local/lib/python3.12/dist-packages/vllm/{where}"
+            log(f'  File "{path}", line {line_no}, in {func}')
+        log(
+            "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
+            "capacity of 119.70 GiB of which 1.12 GiB is free. Including non-PyTorch memory, this "
+            "process has 117.90 GiB memory in use."
+        )
+        self.container.mark_exited(1)
+
+    @contextlib.asynccontextmanager
+    async def request_slot(self, prompt_tokens: int) -> AsyncIterator[None]:
+        """Queue (num_requests_waiting) until a sequence slot frees, then run (running)."""
+        metrics = self.metrics
+        metrics.waiting.inc()
+        try:
+            await self._slots.acquire()
+        finally:
+            metrics.waiting.dec()
+        metrics.running.inc()
+        metrics.prompt_tokens.inc(prompt_tokens)
+        self.active_requests += 1
+        self._use_kv(prompt_tokens)
+        try:
+            yield
+        finally:
+            self.active_requests -= 1
+            metrics.running.dec()
+            self._slots.release()
+
+    def _use_kv(self, tokens: int) -> None:
+        self._kv_tokens_in_use = max(0, self._kv_tokens_in_use + tokens)
+        self.metrics.kv_cache_usage.set(
+            min(1.0, self._kv_tokens_in_use / self.config.kv_cache_tokens)
+        )
+
+    async def stream_tokens(
+        self, prompt_tokens: int, tokens: list[str], arrived: float
+    ) -> AsyncIterator[str]:
+        """Yield tokens at `token_rate`; stopping iteration (client gone) stops generation."""
+        async with self.request_slot(prompt_tokens):
+            metrics = self.metrics
+            produced = 0
+            try:
+                start = time.monotonic()
+                for index, token in enumerate(tokens):
+                    delay = start + (index + 1) / self.config.token_rate - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    if index == 0:
+                        metrics.time_to_first_token.observe(time.monotonic() - arrived)
+                    metrics.generation_tokens.inc()
+                    produced += 1
+                    self._use_kv(1)
+                    yield token
+            finally:
+                self._use_kv(-(prompt_tokens + produced))
+
+    def build_routes(self, app: web.Application) -> None:
+        from tests.sim.vllm_routes import add_vllm_routes
+
+        add_vllm_routes(app, self)
