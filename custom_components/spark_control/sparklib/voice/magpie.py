@@ -34,8 +34,12 @@ class MagpieVoice:
 
     @property
     def speaker(self) -> str:
-        """The speaker's own name, the last part of the voice name."""
-        return self.name.rsplit(".", 1)[-1]
+        """The speaker's name after the locale, with its style: `Aria` or `Aria, Calm`."""
+        parts = self.name.split(".")
+        after_locale = next(
+            (parts[i + 1 :] for i, part in enumerate(parts) if voice_language(part)), parts[-1:]
+        )
+        return ", ".join(after_locale) or self.name
 
     @property
     def description(self) -> str:
@@ -87,7 +91,8 @@ class MagpieClient:
         sample_rate: int = DEFAULT_SAMPLE_RATE,
     ) -> PcmAudio:
         """Synthesize one piece of text (at most 2,000 characters) into PCM audio."""
-        form = aiohttp.FormData()
+        # Magpie reads multipart only, even without a file field.
+        form = aiohttp.FormData(default_to_multipart=True)
         form.add_field("text", text)
         form.add_field("language", voice.language)
         form.add_field("voice", voice.name)

@@ -34,6 +34,9 @@ class TrackedEventHandler(AsyncEventHandler):
         try:
             await super().run()
         finally:
+            # wyoming leaves the socket open when a handler returns False; the client must
+            # see the connection end.
+            self.writer.close()
             if task is not None:
                 self._connections.discard(task)
 

@@ -57,6 +57,7 @@ class SttEventHandler(TrackedEventHandler):
         self._audio = bytearray()
         self._converter = _new_converter()
         self._too_long = False
+        self._partial_frame = b""
         self._max_bytes = int(bridge.max_audio_seconds * PARAKEET_RATE * PARAKEET_WIDTH)
 
     async def handle_event(self, event: Event) -> bool:
@@ -82,7 +83,7 @@ class SttEventHandler(TrackedEventHandler):
         elif AudioChunk.is_type(event.type):
             self._add_chunk(AudioChunk.from_event(event))
         elif AudioStop.is_type(event.type):
-            await self._transcribe()
+            return await self._transcribe()
         else:
             # Newer protocol events (select-program, ...) and foreign ones: not ours, stay open.
             _LOGGER.debug("Ignoring %s event", event.type)
@@ -90,6 +91,7 @@ class SttEventHandler(TrackedEventHandler):
 
     def _reset_audio(self) -> None:
         self._audio.clear()
+        self._partial_frame = b""
         self._converter = _new_converter()
         self._too_long = False
 
@@ -101,13 +103,19 @@ class SttEventHandler(TrackedEventHandler):
             )
         if self._too_long:
             return
+        # Clients may cut chunks mid-frame; convert whole frames and keep the rest for later.
+        frame = chunk.width * chunk.channels
+        data = self._partial_frame + chunk.audio
+        whole = len(data) - len(data) % frame
+        self._partial_frame = data[whole:]
+        chunk = AudioChunk(chunk.rate, chunk.width, chunk.channels, data[:whole])
         converted = self._converter.convert(chunk)
         if len(self._audio) + len(converted.audio) > self._max_bytes:
             self._too_long = True
             return
         self._audio.extend(converted.audio)
 
-    async def _transcribe(self) -> None:
+    async def _transcribe(self) -> bool:
         language = self._language
         pcm, too_long = bytes(self._audio), self._too_long
         self._reset_audio()
@@ -118,7 +126,7 @@ class SttEventHandler(TrackedEventHandler):
                     code="audio-too-long",
                 ).event()
             )
-            return
+            return True
         text = ""
         if pcm:
             wav = pcm_to_wav(PcmAudio(PARAKEET_RATE, PARAKEET_WIDTH, PARAKEET_CHANNELS, pcm))
@@ -126,12 +134,15 @@ class SttEventHandler(TrackedEventHandler):
                 text = await self._bridge.parakeet.transcribe(wav, language)
             except SpeechServiceError as err:
                 await self._report_failure(err)
-                return
+                # Close: clients that predate `error` events (HA before 2026.8) wait for a
+                # transcript forever otherwise; a closed connection fails them at once.
+                return False
         await self.write_event(TranscriptStart(language=language).event())
         if text:
             await self.write_event(TranscriptChunk(text=text).event())
         await self.write_event(Transcript(text=text, language=language).event())
         await self.write_event(TranscriptStop().event())
+        return True
 
     async def _report_failure(self, err: SpeechServiceError) -> None:
         _LOGGER.warning("Transcription failed: %s", err)

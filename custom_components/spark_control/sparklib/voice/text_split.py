@@ -14,8 +14,8 @@ from sentence_stream import SentenceBoundaryDetector
 
 MAGPIE_MAX_CHARS = 2000
 MAGPIE_MAX_SECONDS = 20.0
-# Brisk speech runs at about 15 characters a second; 12 leaves room for slow voices and pauses.
-_CHARS_PER_SECOND = 12.0
+# Speech runs at 12-15 characters a second; 10 leaves room for slow and "calm" voice styles.
+_CHARS_PER_SECOND = 10.0
 MAX_PIECE_CHARS = min(MAGPIE_MAX_CHARS, int(MAGPIE_MAX_SECONDS * _CHARS_PER_SECOND))
 
 _CLAUSE_END = re.compile(r"(?<=[,;:\u2014])\s+")

@@ -23,11 +23,13 @@ from wyoming.tts import (
 from .errors import SpeechServiceError
 from .magpie import DEFAULT_SAMPLE_RATE, MagpieClient, MagpieVoice
 from .server import Connections, TrackedEventHandler
-from .text_split import SpeechTextSplitter, split_text
+from .text_split import SpeechTextSplitter, split_long_sentence, split_text
 from .voices import UnknownVoiceError, VoiceCatalog
 from .wav import PcmAudio
 
 _LOGGER = logging.getLogger(__name__)
+# Pieces shorter than this are not halved again after Magpie refuses them.
+_MIN_RETRY_CHARS = 40
 
 
 @dataclass
@@ -67,6 +69,8 @@ class _SpokenReply:
         self._syntheses: set[asyncio.Task[PcmAudio]] = set()
         self._writer = asyncio.create_task(self._write_in_order(), name="wyoming tts writer")
         self.error: SpeechServiceError | None = None
+        # Plain replies run whole chunks across sentence joins; this is the unsent tail.
+        self._carry = b""
 
     def add(self, pieces: list[str]) -> None:
         """Start synthesizing each piece at once; audio is written in the order given."""
@@ -89,9 +93,20 @@ class _SpokenReply:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _synthesize(self, text: str) -> PcmAudio:
+    async def _synthesize(self, text: str, *, may_split: bool = True) -> PcmAudio:
         async with self._limit:
-            return await self._bridge.magpie.synthesize(text, self._voice, self._bridge.sample_rate)
+            try:
+                return await self._bridge.magpie.synthesize(
+                    text, self._voice, self._bridge.sample_rate
+                )
+            except SpeechServiceError as err:
+                # A slow voice can still pass Magpie's 20 s cap: halve the piece, retry once.
+                if not may_split or err.status != 400 or len(text) < _MIN_RETRY_CHARS:
+                    raise
+        halves = split_long_sentence(text, len(text) // 2 + 1)
+        audios = [await self._synthesize(half, may_split=False) for half in halves]
+        first = audios[0]
+        return PcmAudio(first.rate, first.width, first.channels, b"".join(a.pcm for a in audios))
 
     async def _write_in_order(self) -> None:
         converter: AudioChunkConverter | None = None
@@ -113,7 +128,7 @@ class _SpokenReply:
                     opened = True
             if self._frame_each_piece:
                 await self._handler.write_event(_start_of(audio, converter))
-            await self._write_audio(audio, converter)
+            await self._write_audio(audio, converter, flush=self._frame_each_piece)
             if self._frame_each_piece:
                 await self._handler.write_event(AudioStop().event())
         if not self._frame_each_piece and self.error is None and not opened:
@@ -122,18 +137,29 @@ class _SpokenReply:
             await self._handler.write_event(AudioStart(rate=rate, width=2, channels=1).event())
             opened = True
         if opened:
+            if self._carry and converter is not None:
+                empty = PcmAudio(
+                    converter.rate or 1, converter.width or 2, converter.channels or 1, b""
+                )
+                await self._write_audio(empty, converter, flush=True)
             await self._handler.write_event(AudioStop().event())
 
-    async def _write_audio(self, audio: PcmAudio, converter: AudioChunkConverter) -> None:
+    async def _write_audio(
+        self, audio: PcmAudio, converter: AudioChunkConverter, *, flush: bool
+    ) -> None:
+        """Write whole chunks of `samples_per_chunk`; keep the remainder unless flushing."""
         chunk = converter.convert(AudioChunk(audio.rate, audio.width, audio.channels, audio.pcm))
+        pcm = self._carry + chunk.audio
         step = self._bridge.samples_per_chunk * chunk.width * chunk.channels
-        for start in range(0, len(chunk.audio), step):
+        end = len(pcm) if flush else len(pcm) - len(pcm) % step
+        self._carry = pcm[end:]
+        for start in range(0, end, step):
             await self._handler.write_event(
                 AudioChunk(
                     rate=chunk.rate,
                     width=chunk.width,
                     channels=chunk.channels,
-                    audio=chunk.audio[start : start + step],
+                    audio=pcm[start : min(start + step, end)],
                 ).event()
             )
 

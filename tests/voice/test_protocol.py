@@ -1,0 +1,164 @@
+"""Protocol edges: both wyoming versions' events, unknown and malformed ones, upstream faults."""
+
+from __future__ import annotations
+
+from wyoming.asr import Transcript
+from wyoming.audio import AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Describe
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
+
+from tests.voice.conftest import RunningBridges
+from tests.voice.test_bridges import SENTENCE
+from tests.voice.wyoming_io import audio_of, read_until, synthesize, transcribe, word_overlap
+
+
+async def _speech(running: RunningBridges) -> tuple[int, bytes]:
+    rate, _width, _channels, pcm = audio_of(await synthesize(running.tts_port, SENTENCE))
+    return rate, pcm
+
+
+async def test_unknown_events_are_ignored_without_disconnecting(running: RunningBridges) -> None:
+    for port in (running.stt_port, running.tts_port):
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Event(type="run-satellite", data={"x": 1}))
+            await client.write_event(Event(type="made-up-event", payload=b"\0\1"))
+            await client.write_event(Describe().event())
+            assert (await read_until(client, "info"))[-1].type == "info"
+
+
+async def test_wyoming_1_10_stt_events_are_tolerated(running: RunningBridges) -> None:
+    rate, pcm = await _speech(running)
+    async with AsyncTcpClient("127.0.0.1", running.stt_port) as client:
+        await client.write_event(Event(type="select-program", data={"name": "spark-parakeet"}))
+        await client.write_event(
+            Event(
+                type="transcribe",
+                data={
+                    "language": "en",
+                    "vad_sensitivity": "aggressive",
+                    "transcript_names": ["kitchen"],
+                    "transcript_terms": ["light"],
+                    "context": {"conversation": "abc"},
+                },
+            )
+        )
+        await client.write_event(AudioStart(rate=rate, width=2, channels=1, timestamp=0).event())
+        await client.write_event(
+            Event(
+                type="audio-chunk",
+                data={"rate": rate, "width": 2, "channels": 1, "timestamp": 0},
+                payload=pcm,
+            )
+        )
+        await client.write_event(AudioStop(timestamp=1000).event())
+        events = await read_until(client, "transcript-stop")
+    text = Transcript.from_event(events[-2]).text
+    assert word_overlap(SENTENCE, text) >= 0.6, text
+
+
+async def test_wyoming_1_10_tts_events_are_tolerated(running: RunningBridges) -> None:
+    async with AsyncTcpClient("127.0.0.1", running.tts_port) as client:
+        await client.write_event(Event(type="select-program", data={"name": "spark-magpie"}))
+        await client.write_event(
+            Event(type="synthesize", data={"text": SENTENCE, "text_format": "text"})
+        )
+        plain = await read_until(client, "audio-stop")
+        assert audio_of(plain)[3]
+        await client.write_event(
+            Event(
+                type="synthesize-start",
+                data={
+                    "voice": {"name": "Magpie-Multilingual.EN-US.Mia"},
+                    "text_format": "text",
+                    "context": {"id": 1},
+                },
+            )
+        )
+        await client.write_event(SynthesizeChunk(text=SENTENCE).event())
+        await client.write_event(
+            Event(type="synthesize", data={"text": SENTENCE, "text_format": "text"})
+        )
+        await client.write_event(SynthesizeStop().event())
+        streamed = await read_until(client, "synthesize-stopped")
+    assert [e.type for e in streamed if e.type != "audio-chunk"] == [
+        "audio-start",
+        "audio-stop",
+        "synthesize-stopped",
+    ]
+
+
+async def test_malformed_events_get_an_error_and_keep_the_connection(
+    running: RunningBridges,
+) -> None:
+    async with AsyncTcpClient("127.0.0.1", running.stt_port) as client:
+        await client.write_event(Event(type="audio-chunk", data={"rate": 16000}, payload=b"\0\0"))
+        error = Error.from_event((await read_until(client, "error"))[-1])
+        assert error.code == "malformed"
+        assert "audio-chunk" in error.text
+        await client.write_event(
+            Event(type="audio-chunk", data={"rate": 16000, "width": 2, "channels": 6}, payload=b"")
+        )
+        assert (await read_until(client, "error"))[-1].data["code"] == "malformed"
+        await client.write_event(Describe().event())
+        assert (await read_until(client, "info"))[-1].type == "info"
+    async with AsyncTcpClient("127.0.0.1", running.tts_port) as client:
+        await client.write_event(Event(type="synthesize", data={"voice": {}}))
+        assert (await read_until(client, "error"))[-1].data["code"] == "malformed"
+        await client.write_event(SynthesizeChunk(text="No stream was started.").event())
+        assert (await read_until(client, "error"))[-1].data["code"] == "malformed"
+        await client.write_event(Event(type="synthesize", data={"text": "Hi.", "voice": "x"}))
+        assert (await read_until(client, "error"))[-1].data["code"] == "malformed"
+        await client.write_event(Describe().event())
+        assert (await read_until(client, "info"))[-1].type == "info"
+
+
+async def test_parakeet_500_sends_error_and_a_wedge_report(running: RunningBridges) -> None:
+    rate, pcm = await _speech(running)
+    running.sim.faults.wedge("parakeet")
+    events = await transcribe(running.stt_port, pcm, rate)
+    error = Error.from_event(events[-1]) if events[-1].type == "error" else None
+    assert error is not None, events
+    assert error.code == "upstream-fault"
+    assert len(running.wedge_reports) == 1
+    assert "CUBLAS_STATUS_EXECUTION_FAILED" in running.wedge_reports[0]
+    running.sim.faults.clear()
+    events = await transcribe(running.stt_port, pcm, rate)
+    assert word_overlap(SENTENCE, Transcript.from_event(events[-2]).text) >= 0.6
+
+
+async def test_parakeet_unreachable_is_an_error_but_no_wedge(running: RunningBridges) -> None:
+    rate, pcm = await _speech(running)
+    await running.sim.faults.refuse("parakeet")
+    events = await transcribe(running.stt_port, pcm, rate)
+    assert events[-1].type == "error"
+    assert Error.from_event(events[-1]).code == "upstream-error"
+    assert running.wedge_reports == []
+
+
+async def test_magpie_unreachable_ends_plain_and_streamed_synthesis_with_error(
+    running: RunningBridges,
+) -> None:
+    await running.sim.faults.refuse("magpie")
+    async with AsyncTcpClient("127.0.0.1", running.tts_port) as client:
+        await client.write_event(Synthesize(text=SENTENCE).event())
+        events = await read_until(client, "error")
+        assert "magpie" in events[-1].data["text"]
+        assert await client.read_event() is None  # closed: the reply cannot go on
+    async with AsyncTcpClient("127.0.0.1", running.tts_port) as client:
+        await client.write_event(SynthesizeStart().event())
+        await client.write_event(SynthesizeChunk(text=f"{SENTENCE} {SENTENCE}").event())
+        await client.write_event(SynthesizeStop().event())
+        events = await read_until(client, "error")
+        assert all(e.type not in {"audio-chunk", "synthesize-stopped"} for e in events)
+        assert await client.read_event() is None
+
+
+async def test_stopping_closes_open_connections(running: RunningBridges) -> None:
+    async with AsyncTcpClient("127.0.0.1", running.stt_port) as client:
+        await client.write_event(Describe().event())
+        await read_until(client, "info")
+        await running.bridges.async_stop()
+        assert await client.read_event() is None
