@@ -108,12 +108,12 @@ class ClusterClient:
 
     @property
     def hosts(self) -> list[str]:
-        """Node hosts, head first."""
-        return list(self.nodes)
+        """Node hosts, head first (what `launch-cluster.sh -n` gets)."""
+        return [node.host for node in self.nodes.values()]
 
     @property
     def host_keys(self) -> dict[str, str]:
-        """Pinned host keys (OpenSSH lines) by host, to store after `validate()`."""
+        """Pinned host keys (OpenSSH lines) by node key, to store after `validate()`."""
         return {host: key for host, node in self.nodes.items() if (key := node.pinned_host_key)}
 
     def container(self, service: str) -> str:

@@ -1,0 +1,97 @@
+"""ClusterClient: the façade the HA glue uses, against the two-node simulator."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from custom_components.spark_control.sparklib.catalog import Catalog, load_bundled_models
+from custom_components.spark_control.sparklib.cluster import ClusterClient
+from custom_components.spark_control.sparklib.errors import HostKeyChanged, InvalidInput
+from custom_components.spark_control.sparklib.keys import KeyPair
+from tests.sim import SimCluster
+
+from .conftest import cluster_config
+
+
+async def test_validate_pins_on_first_use(
+    sim: SimCluster, client_key: KeyPair, session: aiohttp.ClientSession
+) -> None:
+    client = ClusterClient(cluster_config(sim, client_key, pinned=False), session)
+    try:
+        fingerprints = await client.validate()
+        assert fingerprints == {
+            "node0": sim.nodes[0].host_key_fingerprint,
+            "node1": sim.nodes[1].host_key_fingerprint,
+        }
+        assert set(client.host_keys) == {"node0", "node1"}
+        assert all(node.commands == ["uname -srm"] for node in sim.nodes)
+    finally:
+        await client.close()
+
+
+async def test_validate_refuses_changed_host_key(
+    sim: SimCluster, client_key: KeyPair, session: aiohttp.ClientSession
+) -> None:
+    pinned = cluster_config(sim, client_key)  # the keys as pinned at setup
+    sim.faults.change_host_key(1)
+    client = ClusterClient(pinned, session)
+    try:
+        with pytest.raises(HostKeyChanged) as err:
+            await client.validate()
+        assert err.value.host == "node1"
+        assert err.value.actual_fingerprint == sim.nodes[1].host_key_fingerprint
+    finally:
+        await client.close()
+
+
+async def test_service_action_targets_the_hosting_node(
+    sim: SimCluster, client: ClusterClient
+) -> None:
+    await client.service_action("parakeet", "restart")
+    assert sim.nodes[1].commands == ["docker restart parakeet-asr"]
+    await client.service_action("vllm", "stop")
+    assert sim.nodes[0].commands == ["docker stop vllm_node"]
+    states = await client.containers()
+    assert states["vllm"] is not None
+    assert not states["vllm"].running
+    assert states["parakeet"] is not None
+    assert states["parakeet"].running
+    with pytest.raises(InvalidInput):
+        await client.service_action("postgres", "restart")
+
+
+async def test_gpu_stats_per_node(sim: SimCluster, client: ClusterClient) -> None:
+    stats = await client.gpu_stats()
+    assert set(stats) == {"node0", "node1"}
+    gpu = stats["node0"][0]
+    assert gpu.name
+    assert gpu.utilization_pct is not None
+    # One node down: the other still reports.
+    sim.faults.reject_key(1)
+    await client.nodes["node1"].close()
+    assert set(await client.gpu_stats()) == {"node0"}
+
+
+async def test_swap_across_the_cluster(sim: SimCluster, client: ClusterClient) -> None:
+    entry = Catalog(load_bundled_models()).get("qwen3-235b-fp8")
+    result = await client.swap(entry, timeout=30)
+    assert result.served_models == [entry.repo_id]
+    launch = sim.nodes[0].commands[1]
+    assert "-n 127.0.0.1,127.0.0.1" in launch
+    assert launch.endswith("-tp 2")
+
+
+async def test_check_updates(client: ClusterClient) -> None:
+    assert await client.check_updates() == 0
+
+
+def test_config_errors(sim: SimCluster, client_key: KeyPair) -> None:
+    config = cluster_config(sim, client_key)
+    config.service_nodes = {"parakeet": "node9"}
+    with pytest.raises(InvalidInput):
+        ClusterClient(config, None)  # type: ignore[arg-type]
+    config = cluster_config(sim, client_key)
+    config.nodes = []
+    with pytest.raises(InvalidInput):
+        ClusterClient(config, None)  # type: ignore[arg-type]

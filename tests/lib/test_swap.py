@@ -1,0 +1,125 @@
+"""SwapRunner against the simulated head node: success, timeout, crash, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from custom_components.spark_control.sparklib.catalog import Catalog, load_bundled_models
+from custom_components.spark_control.sparklib.errors import (
+    AuthRejected,
+    InvalidInput,
+    SwapFailed,
+    SwapInProgress,
+)
+from custom_components.spark_control.sparklib.http_api import ServiceApi
+from custom_components.spark_control.sparklib.keys import KeyPair
+from custom_components.spark_control.sparklib.ssh import SshNode
+from custom_components.spark_control.sparklib.swap import SwapProgress, SwapRunner
+from tests.sim import SimCluster
+
+from .conftest import make_node
+
+CATALOG = Catalog(load_bundled_models())
+REPO = "~/spark-vllm-docker"
+
+
+def phases(progress: list[SwapProgress]) -> list[str]:
+    """Statuses in order, consecutive repeats folded."""
+    folded: list[str] = []
+    for item in progress:
+        if not folded or folded[-1] != item.status:
+            folded.append(item.status)
+    return folded
+
+
+async def test_swap_success(sim: SimCluster, node: SshNode, api: ServiceApi) -> None:
+    entry = CATALOG.get("qwen3-vl")
+    runner = SwapRunner(node, api, REPO)
+    seen: list[SwapProgress] = []
+    result = await runner.swap(entry, nodes=["127.0.0.1"], timeout=30, on_progress=seen.append)
+
+    assert phases(seen) == ["stopping", "starting", "loading", "ready"]
+    assert result.model == "qwen3-vl"
+    assert result.served_models == [entry.repo_id]
+    assert seen[-1].last_line is not None
+    assert "Application startup complete." in seen[-1].last_line
+    assert all(item.model == "qwen3-vl" for item in seen)
+    assert [item.elapsed for item in seen] == sorted(item.elapsed for item in seen)
+    assert runner.progress == seen[-1]
+    assert not runner.busy
+
+    sent = sim.nodes[0].commands
+    assert sent[0] == f"cd {REPO} && ./launch-cluster.sh stop"
+    assert sent[1].startswith(f"cd {REPO} && ./launch-cluster.sh --solo -d exec vllm serve ")
+    assert f"serve {entry.repo_id} --port " in sent[1]
+    assert sent[2].startswith("docker logs -f --since 20")
+    assert (await api.vllm_state()).models == [entry.repo_id]
+
+
+async def test_swap_timeout(sim: SimCluster, node: SshNode, api: ServiceApi) -> None:
+    sim.faults.slow_start(10)
+    seen: list[SwapProgress] = []
+    with pytest.raises(SwapFailed) as err:
+        await SwapRunner(node, api, REPO).swap(
+            CATALOG.get("gemma4"), nodes=["127.0.0.1"], timeout=1.0, on_progress=seen.append
+        )
+    assert err.value.reason.startswith("timeout")
+    assert err.value.model == "gemma4"
+    assert phases(seen)[-1] == "failed"
+    assert "loading" in phases(seen)
+
+
+async def test_swap_crash_during_load(sim: SimCluster, node: SshNode, api: ServiceApi) -> None:
+    sim.faults.crash_on_load(True)
+    seen: list[SwapProgress] = []
+    with pytest.raises(SwapFailed) as err:
+        await SwapRunner(node, api, REPO).swap(
+            CATALOG.get("qwen36"), nodes=["127.0.0.1"], timeout=30, on_progress=seen.append
+        )
+    assert err.value.reason.startswith("crashed")
+    assert any("RuntimeError" in line for line in err.value.last_lines)
+    assert any("Traceback" in line for line in err.value.last_lines)
+    assert 0 < len(err.value.last_lines) <= 20
+    assert phases(seen) == ["stopping", "starting", "loading", "failed"]
+
+
+async def test_concurrent_swap_is_refused(sim: SimCluster, node: SshNode, api: ServiceApi) -> None:
+    runner = SwapRunner(node, api, REPO)
+    first = asyncio.create_task(
+        runner.swap(CATALOG.get("qwen3-vl"), nodes=["127.0.0.1"], timeout=30)
+    )
+    while not runner.busy:
+        await asyncio.sleep(0)
+    with pytest.raises(SwapInProgress) as err:
+        await runner.swap(CATALOG.get("gemma4"), nodes=["127.0.0.1"], timeout=30)
+    assert err.value.model == "qwen3-vl"
+    assert (await first).model == "qwen3-vl"
+    # Once the first finished, the next swap runs.
+    assert (await runner.swap(CATALOG.get("gemma4"), nodes=["127.0.0.1"], timeout=30)).model == (
+        "gemma4"
+    )
+
+
+async def test_ssh_error_fails_the_swap(
+    sim: SimCluster, client_key: KeyPair, api: ServiceApi
+) -> None:
+    node = make_node(sim, client_key, username="nobody")
+    seen: list[SwapProgress] = []
+    with pytest.raises(SwapFailed) as err:
+        await SwapRunner(node, api, REPO).swap(
+            CATALOG.get("qwen36"), nodes=["127.0.0.1"], timeout=30, on_progress=seen.append
+        )
+    assert isinstance(err.value.__cause__, AuthRejected)
+    assert phases(seen) == ["stopping", "failed"]
+
+
+async def test_cluster_model_needs_two_nodes(
+    sim: SimCluster, node: SshNode, api: ServiceApi
+) -> None:
+    with pytest.raises(InvalidInput):
+        await SwapRunner(node, api, REPO).swap(
+            CATALOG.get("qwen2.5-72b"), nodes=["127.0.0.1"], timeout=30
+        )
+    assert sim.nodes[0].commands == []
