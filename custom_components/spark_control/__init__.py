@@ -9,7 +9,11 @@ from homeassistant.exceptions import (
     ConfigEntryError,
     ConfigEntryNotReady,
 )
-from homeassistant.helpers import config_validation as cv, issue_registry as ir
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    issue_registry as ir,
+)
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
@@ -22,6 +26,7 @@ from .coordinator import (
     SparkMetricsCoordinator,
     SparkStatusCoordinator,
 )
+from .entity import cluster_device, node_device
 from .host_key_issue import async_create_host_key_issue, host_key_issue_id
 from .recovery import async_setup_recovery, async_unload_recovery
 from .services import async_setup_services
@@ -113,10 +118,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
     # HA does not unload entries on stop; close the SSH connections ourselves.
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _close_client))
 
+    _register_devices(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await async_setup_voice(hass, entry)
     await async_setup_recovery(hass, entry)
     return True
+
+
+def _register_devices(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
+    """Create the cluster and node devices first: the service devices link through them."""
+    registry = dr.async_get(hass)
+    for device in (cluster_device(entry), *(node_device(entry, n) for n in nodes_of(entry.data))):
+        registry.async_get_or_create(config_entry_id=entry.entry_id, **device)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: SparkControlConfigEntry) -> bool:

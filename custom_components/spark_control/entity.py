@@ -37,7 +37,7 @@ def node_device(entry: SparkControlConfigEntry, node: str) -> DeviceInfo:
     head = nodes_of(entry.data)[0]
     return DeviceInfo(
         identifiers={(DOMAIN, f"{_base_id(entry)}_node_{node}")},
-        name=node,
+        name=f"{entry.title} {node}",
         manufacturer="Spark Control",
         model="Head node" if node == head else "GPU node",
         via_device=(DOMAIN, _base_id(entry)),

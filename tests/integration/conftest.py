@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest.mock import MagicMock
 
 import pytest
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import (
@@ -21,8 +24,6 @@ from custom_components.spark_control.const import (
     CONF_VOICE_BRIDGES,
     DOMAIN,
 )
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant
 from tests.sim import SimCluster, SimConfig, generate_client_key
 
 
@@ -34,6 +35,13 @@ def _real_sockets(socket_enabled: None) -> None:
 @pytest.fixture(autouse=True)
 def _custom_integrations(enable_custom_integrations: None) -> None:
     """Let HA load this repository's integration."""
+
+
+@pytest.fixture(autouse=True)
+def _quiet_zeroconf(mock_async_zeroconf: MagicMock) -> None:
+    """HA's zeroconf (a manifest dependency, used by the voice bridges) gets the harness's
+    stand-in: multicast on the test host is not a peer of the control plane, and the real
+    one's threads outlive the test loop."""
 
 
 @pytest.fixture(scope="session")
