@@ -153,7 +153,8 @@ class DeepProber:
             raise _ProbeFailed(health, f"{what} answered {status}{marker}: {_snippet(body)}")
         if status >= 400:
             # The service works but refused our request; say so without calling it wedged.
-            raise _ProbeFailed(ServiceHealth.HEALTHY, f"{what} refused the probe ({status})")
+            detail = f"{what} refused the probe ({status}): {_snippet(body)}"
+            raise _ProbeFailed(ServiceHealth.HEALTHY, detail)
 
     async def _transcribe_clip(self, base_url: str) -> str:
         form = aiohttp.FormData()
@@ -167,7 +168,8 @@ class DeepProber:
         return f'transcribed the probe clip: "{_snippet(text)}"'
 
     async def _synthesize_phrase(self, base_url: str) -> str:
-        form = aiohttp.FormData()
+        # The NIM reads multipart only; a form of plain fields would go out urlencoded.
+        form = aiohttp.FormData(default_to_multipart=True)
         form.add_field("text", self._phrase)
         form.add_field("language", MAGPIE_LANGUAGE)
         form.add_field("sample_rate_hz", "16000")
