@@ -8,14 +8,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from openai import AsyncOpenAI
 
 from spark_gateway.app import create_app
 from spark_gateway.config import GatewayConfig, Timeouts
+from tests.sim import SimCluster, SimConfig
 
 API_KEY = "sk-test-0123456789"
+SPOKEN = "The quick brown fox jumps over the lazy dog."
+SHORT_SPOKEN = "Seven green apples."
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +47,16 @@ class RunningGateway:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
+
+    async def post(self, path: str, **kwargs: Any) -> tuple[int, Any]:
+        """POST with the API key; the status and the JSON (or text) body."""
+        async with (
+            aiohttp.ClientSession(headers=self.headers()) as session,
+            session.post(f"{self.url}{path}", **kwargs) as resp,
+        ):
+            if resp.content_type == "application/json":
+                return resp.status, await resp.json()
+            return resp.status, await resp.text()
 
 
 GatewayFactory = Callable[..., Awaitable[RunningGateway]]
@@ -127,9 +142,45 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """Real English speech (flite), 16 kHz mono WAV."""
     path = tmp_path_factory.mktemp("speech") / "speech.wav"
     subprocess.run(
-        ["flite", "-voice", "slt", "-t",
-         "The quick brown fox jumps over the lazy dog. Seven green apples are on the table.",
-         "-o", str(path)],
+        ["flite", "-voice", "slt", "-t", SPOKEN, "-o", str(path)],
         check=True,
     )  # fmt: skip
     return path.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def short_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A one-second phrase, for tests about formats rather than recognition quality."""
+    path = tmp_path_factory.mktemp("speech") / "short.wav"
+    subprocess.run(["flite", "-voice", "slt", "-t", SHORT_SPOKEN, "-o", str(path)], check=True)
+    return path.read_bytes()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimCluster]:
+    """The simulated GPU cluster (fast token rate so chat tests stay quick)."""
+    async with SimCluster(SimConfig(token_rate=2000.0, load_seconds=0.1)) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def gateway(
+    sim: SimCluster, start_gateway: GatewayFactory, fake_ha: FakeHomeAssistant
+) -> RunningGateway:
+    """A gateway in front of the simulator, reporting to the fake HA."""
+    return await start_gateway(
+        vllm_url=sim.vllm.url,
+        parakeet_url=sim.parakeet.url,
+        magpie_url=sim.magpie.url,
+        ha_url=f"{fake_ha.url}/api",
+        ha_token=fake_ha.token,
+    )
+
+
+@pytest.fixture
+async def client(gateway: RunningGateway) -> AsyncIterator[AsyncOpenAI]:
+    """The official OpenAI SDK pointed at the gateway (no retries: tests see every status)."""
+    openai_client = AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.api_key,
+                                max_retries=0)  # fmt: skip
+    yield openai_client
+    await openai_client.close()

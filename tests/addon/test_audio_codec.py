@@ -19,28 +19,7 @@ from spark_gateway.audio_codec import (
     encode_audio,
     wav_to_pcm,
 )
-
-
-def encode_with_pyav(samples: np.ndarray, rate: int, container: str, codec: str) -> bytes:
-    """Make a test upload the way a browser/app would (independent of the code under test)."""
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container) as out:
-        stream_rate = 48000 if codec == "libopus" else rate
-        stream = out.add_stream(codec, rate=stream_rate)
-        stream.layout = "mono"
-        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream_rate)
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = rate
-        pts = 0
-        for chunk in [*resampler.resample(frame), *resampler.resample(None)]:
-            chunk.pts = pts
-            pts += chunk.samples
-            for packet in stream.encode(chunk):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
-
+from tests.addon.audio_files import encode_with_pyav
 
 UPLOADS = [
     ("webm", "libopus"),  # browser MediaRecorder

@@ -1,0 +1,142 @@
+"""Models and the vLLM relay, driven by the official OpenAI SDK against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import openai
+import pytest
+from openai import AsyncOpenAI
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.addon.conftest import GatewayFactory, RunningGateway
+from tests.sim import SimCluster, SimConfig
+
+
+async def test_models_list_vllm_and_speech(client: AsyncOpenAI, sim: SimCluster) -> None:
+    models = await client.models.list()
+    ids = [m.id for m in models.data]
+    assert ids[0] == sim.config.served_model
+    assert {"nvidia/parakeet-tdt-0.6b-v3", "whisper-1", "tts-1"} <= set(ids)
+    vllm_card = models.data[0].model_dump()
+    assert vllm_card["max_model_len"] == sim.config.max_model_len  # vLLM's card passed on
+    one = await client.models.retrieve(sim.config.served_model)  # id with a slash
+    assert one.id == sim.config.served_model
+    with pytest.raises(openai.NotFoundError):
+        await client.models.retrieve("no-such-model")
+
+
+async def test_chat_non_streaming(client: AsyncOpenAI, sim: SimCluster) -> None:
+    reply = await client.chat.completions.create(
+        model=sim.config.served_model,
+        messages=[{"role": "user", "content": "Tell me about the garden"}],
+        max_tokens=12,
+    )
+    assert reply.choices[0].message.content
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens == 12
+
+
+async def test_chat_streaming_matches_non_streaming(client: AsyncOpenAI, sim: SimCluster) -> None:
+    messages = [{"role": "user", "content": "Describe the ocean"}]
+    whole = await client.chat.completions.create(
+        model=sim.config.served_model,
+        messages=messages,
+        max_tokens=20,  # type: ignore[arg-type]
+    )
+    stream = await client.chat.completions.create(
+        model=sim.config.served_model,
+        messages=messages,
+        max_tokens=20,
+        stream=True,  # type: ignore[arg-type]
+    )
+    pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+    assert len(pieces) >= 20  # relayed chunk by chunk, not as one buffered blob
+    assert "".join(pieces) == whole.choices[0].message.content
+
+
+async def test_completions_and_embeddings(client: AsyncOpenAI, sim: SimCluster) -> None:
+    completion = await client.completions.create(
+        model=sim.config.served_model, prompt="Once upon a time", max_tokens=5
+    )
+    assert completion.choices[0].text
+    streamed = await client.completions.create(
+        model=sim.config.served_model, prompt="Once upon a time", max_tokens=5, stream=True
+    )
+    assert "".join([c.choices[0].text async for c in streamed]) == completion.choices[0].text
+    embedding = await client.embeddings.create(model=sim.config.served_model, input="hello")
+    assert len(embedding.data[0].embedding) > 8
+
+
+async def test_upstream_errors_keep_status_and_body(
+    gateway: RunningGateway, sim: SimCluster
+) -> None:
+    body = {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{sim.vllm.url}/v1/chat/completions", json=body) as direct:
+            direct_status, direct_body = direct.status, await direct.read()
+        async with session.post(
+            f"{gateway.url}/v1/chat/completions", json=body, headers=gateway.headers()
+        ) as relayed:
+            assert relayed.status == direct_status == 404
+            assert await relayed.read() == direct_body
+
+
+async def test_invalid_json_is_400(gateway: RunningGateway) -> None:
+    async with aiohttp.ClientSession(headers=gateway.headers()) as session:
+        for data in (b"{not json", b"[1, 2]"):
+            async with session.post(f"{gateway.url}/v1/chat/completions", data=data) as resp:
+                assert resp.status == 400
+                assert (await resp.json())["error"]["code"] == "invalid_json"
+
+
+async def test_vllm_down_is_503_json(client: AsyncOpenAI, sim: SimCluster) -> None:
+    await sim.faults.refuse("vllm")
+    with pytest.raises(openai.APIStatusError) as info:
+        await client.chat.completions.create(
+            model=sim.config.served_model, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert info.value.status_code == 503
+    assert info.value.body["code"] == "upstream_unavailable"  # type: ignore[index]
+    # Listing still works: the speech models are served even with chat down.
+    ids = [m.id for m in (await client.models.list()).data]
+    assert "whisper-1" in ids
+    assert sim.config.served_model not in ids
+
+
+async def _sim_metric(sim: SimCluster, name: str, **labels: str) -> float:
+    async with aiohttp.ClientSession() as session, session.get(f"{sim.vllm.url}/metrics") as resp:
+        text = await resp.text()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+async def test_client_disconnect_stops_generation(start_gateway: GatewayFactory) -> None:
+    async with SimCluster(SimConfig(token_rate=20.0, load_seconds=0.1)) as slow:
+        gateway = await start_gateway(vllm_url=slow.vllm.url)
+        model = slow.config.served_model
+        async with AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.api_key,
+                               max_retries=0) as client:  # fmt: skip
+            stream = await client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "a long story"}],
+                max_tokens=400, stream=True,
+            )  # fmt: skip
+            received = 0
+            async for _ in stream:
+                received += 1
+                if received == 3:
+                    break
+            await stream.close()
+        # vLLM sees the disconnect and aborts: no 20 s of generation for nobody.
+        for _ in range(50):
+            if await _sim_metric(slow, "vllm:request_success_total", finished_reason="abort"):
+                break
+            await asyncio.sleep(0.1)
+        assert await _sim_metric(slow, "vllm:request_success_total", finished_reason="abort") == 1
+        assert await _sim_metric(slow, "vllm:num_requests_running") == 0
+        assert await _sim_metric(slow, "vllm:generation_tokens_total") < 100
