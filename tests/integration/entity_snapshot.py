@@ -1,0 +1,76 @@
+"""Snapshot every entity of a platform with the simulator's random ports named instead.
+
+HA's `snapshot_platform` keys snapshots by entity id; ours contain node strings such as
+`127.0.0.1:40123`, whose ports change every run. This helper records the same facts (registry
+entry and state) with each port replaced by a stable label, so the snapshot is reviewable and
+stable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from syrupy.assertion import SnapshotAssertion
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from tests.sim import SimCluster
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def port_labels(sim: SimCluster) -> dict[str, str]:
+    """Each random port of the simulator and the label that stands for it."""
+    labels = {str(node.ssh_port): f"ssh{index}" for index, node in enumerate(sim.nodes)}
+    labels[str(_port(sim.vllm.url))] = "vllmport"
+    labels[str(_port(sim.parakeet.url))] = "parakeetport"
+    labels[str(_port(sim.magpie.url))] = "magpieport"
+    return labels
+
+
+def _stable(value: Any, labels: dict[str, str]) -> Any:
+    text = json.dumps(value, sort_keys=True, default=str)
+    text = re.sub(r"\d{4,5}", lambda match: labels.get(match.group(0), match.group(0)), text)
+    return json.loads(text)
+
+
+async def snapshot_entities(
+    hass: HomeAssistant, sim: SimCluster, snapshot: SnapshotAssertion, entry_id: str, domain: str
+) -> None:
+    """Assert every `domain` entity of the entry (registry entry, device, state) matches."""
+    entity_registry = er.async_get(hass)
+    device_registry = dr.async_get(hass)
+    entries = [
+        entry
+        for entry in er.async_entries_for_config_entry(entity_registry, entry_id)
+        if entry.domain == domain
+    ]
+    assert entries
+    recorded: dict[str, Any] = {}
+    for entry in sorted(entries, key=lambda item: item.entity_id):
+        assert entry.disabled_by is None
+        state = hass.states.get(entry.entity_id)
+        assert state is not None
+        device = device_registry.async_get(entry.device_id) if entry.device_id else None
+        via = (
+            device_registry.async_get(device.via_device_id)
+            if device is not None and device.via_device_id
+            else None
+        )
+        recorded[entry.entity_id] = {
+            "unique_id": entry.unique_id,
+            "translation_key": entry.translation_key,
+            "original_device_class": entry.original_device_class,
+            "entity_category": entry.entity_category,
+            "unit_of_measurement": entry.unit_of_measurement,
+            "capabilities": entry.capabilities,
+            "device": device.name if device else None,
+            "via_device": via.name if via else None,
+            "state": state.state,
+            "attributes": dict(state.attributes),
+        }
+    assert _stable(recorded, port_labels(sim)) == snapshot
