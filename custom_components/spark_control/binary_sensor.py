@@ -16,6 +16,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .const import SERVICE_MAGPIE, SERVICE_PARAKEET, SERVICE_VLLM
 from .coordinator import ClusterStatus, SparkControlConfigEntry, SparkStatusCoordinator
 from .entity import SparkControlEntity, service_device
+from .recovery_entities import recovery_binary_sensors
 
 PARALLEL_UPDATES = 0
 
@@ -56,6 +57,8 @@ async def async_setup_entry(
         for description in BINARY_SENSORS
         if description.exists_fn(entry)
     )
+    # Recovery's "wedged" problem sensors (recovery_entities.py).
+    async_add_entities(recovery_binary_sensors(entry))
 
 
 class SparkBinarySensor(SparkControlEntity[SparkStatusCoordinator], BinarySensorEntity):
