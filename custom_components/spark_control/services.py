@@ -226,3 +226,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     hass.services.async_register(
         DOMAIN, ACTION_REMOVE_MODEL, _remove_model, schema=REMOVE_MODEL_SCHEMA
     )
+    # Recovery's run_deep_check lives in recovery_services.py (it imports this module).
+    from .recovery_services import async_setup_recovery_services
+
+    async_setup_recovery_services(hass)
