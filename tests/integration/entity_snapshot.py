@@ -12,10 +12,10 @@ import json
 import re
 from typing import Any
 
-from syrupy.assertion import SnapshotAssertion
-
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from syrupy.assertion import SnapshotAssertion
+
 from tests.sim import SimCluster
 
 

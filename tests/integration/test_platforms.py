@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
-from homeassistant.core import HomeAssistant
 from tests.sim import SimCluster
 
 from .entity_snapshot import snapshot_entities

@@ -1,0 +1,191 @@
+"""Model swaps end to end: select and action, events, live progress, failures, serialization."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from homeassistant.components.persistent_notification import (
+    _async_get_or_create_notifications,
+)
+from homeassistant.components.select import ATTR_OPTION, SERVICE_SELECT_OPTION
+from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.event import async_track_state_change_event
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.spark_control.const import (
+    CONF_SWAP_TIMEOUT,
+    CONF_VOICE_BRIDGES,
+    DOMAIN,
+    EVENT_SWAP_FAILED,
+    EVENT_SWAP_FINISHED,
+    EVENT_SWAP_STARTED,
+)
+from tests.sim import SimCluster
+
+SELECT = "select.lab_vllm_model"
+SWAP_SENSOR = "sensor.lab_vllm_swap_status"
+
+
+async def _wait_for(events: list[Event], count: int = 1, timeout: float = 20) -> None:
+    async with asyncio.timeout(timeout):
+        while len(events) < count:
+            await asyncio.sleep(0.05)
+
+
+async def test_swap_action_waits_and_reports(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """`swap_model` with wait: stop, launch detached with the catalog flags, follow the log,
+    report ready; the select shows the new model when the action returns."""
+    started = async_capture_events(hass, EVENT_SWAP_STARTED)
+    finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
+    statuses: list[str] = []
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        if (state := event.data["new_state"]) is not None:
+            statuses.append(state.state)
+
+    unsub = async_track_state_change_event(hass, SWAP_SENSOR, record)
+    response = await hass.services.async_call(
+        DOMAIN,
+        "swap_model",
+        {"cluster": init_integration.entry_id, "model": "gemma4", "wait": True},
+        blocking=True,
+        return_response=True,
+    )
+    unsub()
+    assert response is not None
+    assert response["model"] == "gemma4"
+    assert response["status"] == "ready"
+    assert 0 < float(response["duration"]) < 20  # type: ignore[arg-type]
+    # The select shows the new model without waiting for the next poll.
+    state = hass.states.get(SELECT)
+    assert state is not None
+    assert state.state == "gemma4"
+
+    assert statuses[0] == "stopping"
+    assert statuses[-1] == "ready"
+    assert {"starting", "loading"} <= set(statuses)
+    sensor = hass.states.get(SWAP_SENSOR)
+    assert sensor is not None
+    assert sensor.attributes["target_model"] == "gemma4"
+    assert "Application startup complete." in sensor.attributes["last_log_line"]
+
+    assert started[0].data["model"] == "gemma4"
+    assert started[0].data["previous_models"] == ["RedHatAI/Qwen3.6-35B-A3B-NVFP4"]
+    payload = finished[0].data
+    assert payload["cluster"] == "Lab"
+    assert payload["entry_id"] == init_integration.entry_id
+    assert payload["model"] == "gemma4"
+    repo_id = payload["repo_id"]
+    assert payload["served_models"] == [repo_id]
+
+    head = sim.nodes[0].commands
+    assert any(command.endswith("./launch-cluster.sh stop") for command in head)
+    launch = next(command for command in head if "vllm serve" in command)
+    assert f"-d exec vllm serve {repo_id}" in launch
+    assert "--max-model-len" in launch
+
+
+async def test_select_starts_swap_and_refuses_a_second(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """Choosing a model starts a swap in the background; a second request names the first."""
+    sim.faults.slow_start(1.0)
+    finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
+    await hass.services.async_call(
+        "select",
+        SERVICE_SELECT_OPTION,
+        {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "qwen3-vl"},
+        blocking=True,
+    )
+    with pytest.raises(HomeAssistantError) as error:
+        await hass.services.async_call(
+            DOMAIN,
+            "swap_model",
+            {"cluster": init_integration.entry_id, "model": "gemma4", "wait": True},
+            blocking=True,
+            return_response=True,
+        )
+    assert error.value.translation_key == "swap_in_progress"
+    assert error.value.translation_placeholders == {"model": "qwen3-vl"}
+    # Restarting vLLM under a swap is refused the same way.
+    with pytest.raises(HomeAssistantError) as error:
+        await hass.services.async_call(
+            DOMAIN,
+            "restart_service",
+            {"cluster": init_integration.entry_id, "service": "vllm"},
+            blocking=True,
+        )
+    assert error.value.translation_key == "swap_in_progress"
+
+    await _wait_for(finished)
+    await hass.async_block_till_done()
+    state = hass.states.get(SELECT)
+    assert state is not None
+    assert state.state == "qwen3-vl"
+
+
+async def test_swap_crash_during_load(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """A crash while loading fails the swap with the log tail, an event and a notification."""
+    sim.faults.crash_on_load(True)
+    failed = async_capture_events(hass, EVENT_SWAP_FAILED)
+    with pytest.raises(HomeAssistantError) as error:
+        await hass.services.async_call(
+            DOMAIN,
+            "swap_model",
+            {"cluster": init_integration.entry_id, "model": "gemma4", "wait": True},
+            blocking=True,
+            return_response=True,
+        )
+    assert error.value.translation_key == "swap_failed"
+    payload = failed[0].data
+    assert payload["model"] == "gemma4"
+    assert "crash" in payload["reason"]
+    assert any("RuntimeError" in line for line in payload["last_lines"])
+    sensor = hass.states.get(SWAP_SENSOR)
+    assert sensor is not None
+    assert sensor.state == "failed"
+    assert "RuntimeError" in _notification_text(hass)
+    # vLLM is down after the crash: its entities are unavailable, its health sensor off.
+    await init_integration.runtime_data.status.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get(SELECT).state == "unavailable"  # type: ignore[union-attr]
+    assert hass.states.get("binary_sensor.lab_vllm_connectivity").state == "off"  # type: ignore[union-attr]
+
+
+def _notification_text(hass: HomeAssistant) -> str:
+    notifications = _async_get_or_create_notifications(hass)
+    return "\n".join(item["message"] for item in notifications.values())
+
+
+async def test_swap_timeout(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """A load that outlasts the swap timeout ends as failed with the reason."""
+    # The option is stored in minutes; 0.05 keeps the test at three seconds.
+    hass.config_entries.async_update_entry(
+        init_integration, options={CONF_VOICE_BRIDGES: False, CONF_SWAP_TIMEOUT: 0.05}
+    )
+    await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    sim.faults.slow_start(30)
+    failed = async_capture_events(hass, EVENT_SWAP_FAILED)
+    with pytest.raises(HomeAssistantError) as error:
+        await hass.services.async_call(
+            DOMAIN,
+            "swap_model",
+            {"cluster": init_integration.entry_id, "model": "gemma4", "wait": True},
+            blocking=True,
+            return_response=True,
+        )
+    assert error.value.translation_key == "swap_failed"
+    assert "timeout" in failed[0].data["reason"]
+    assert hass.states.get(SWAP_SENSOR).state == "failed"  # type: ignore[union-attr]
+    await sim.faults.clear()
