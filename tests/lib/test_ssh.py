@@ -59,8 +59,12 @@ async def test_fetch_and_pin_host_key(sim: SimCluster, client_key: KeyPair) -> N
     await node.close()
 
 
-async def test_wrong_pin_raises_host_key_changed(sim: SimCluster, client_key: KeyPair) -> None:
-    impostor = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+@pytest.mark.parametrize("key_type", ["ssh-ed25519", "ecdsa-sha2-nistp256"])
+async def test_wrong_pin_raises_host_key_changed(
+    sim: SimCluster, client_key: KeyPair, key_type: str
+) -> None:
+    # A pin of another key type must still be reported as a changed key, not a failed kex.
+    impostor = asyncssh.generate_private_key(key_type).export_public_key().decode()
     node = make_node(sim, client_key, pinned=impostor)
     with pytest.raises(HostKeyChanged) as err:
         await node.run(commands.probe())
