@@ -41,6 +41,17 @@ class SynthesisRequest:
     rate: int
 
 
+class UntypedStreamResponse(web.StreamResponse):
+    """A streamed body sent without Content-Type, as the NIM's synthesize_online does.
+
+    aiohttp fills in application/octet-stream for any body; this takes it out again.
+    """
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        self.headers.pop("Content-Type", None)
+
+
 class MagpieService(SimService):
     name = "magpie"
 
@@ -156,7 +167,7 @@ async def synthesize_online(request: web.Request) -> web.StreamResponse:
         return result
     _, _, pcm = result
     # Raw LPCM, no header and (like the NIM) no Content-Type.
-    response = web.StreamResponse()
+    response = UntypedStreamResponse()
     await response.prepare(request)
     for offset in range(0, len(pcm), _STREAM_CHUNK):
         await response.write(pcm[offset : offset + _STREAM_CHUNK])

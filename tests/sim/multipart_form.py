@@ -1,4 +1,4 @@
-"""Read a multipart/form-data request into fields and files, with an upload size cap."""
+"""Read a form request (multipart or URL-encoded) into fields and files, with a size cap."""
 
 from __future__ import annotations
 
@@ -31,9 +31,17 @@ class Form:
 async def read_form(
     request: web.Request, max_bytes: int, file_fields: tuple[str, ...] = ("file",)
 ) -> Form:
-    if not request.content_type.startswith("multipart/"):
-        raise FormError("Expected a multipart/form-data body.")
     form = Form()
+    if request.content_type == "application/x-www-form-urlencoded":
+        # Form(...) fields on a FastAPI server accept URL-encoded bodies too (no files, though).
+        if (request.content_length or 0) > max_bytes:
+            raise FormError(f"Upload exceeds the {max_bytes} byte limit.", status=413)
+        for name, value in (await request.post()).items():
+            if isinstance(value, str):
+                form.fields.setdefault(name, []).append(value)
+        return form
+    if not request.content_type.startswith("multipart/"):
+        raise FormError("Expected a multipart/form-data or URL-encoded form body.")
     total = 0
     try:
         reader = await request.multipart()
