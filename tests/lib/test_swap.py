@@ -123,3 +123,30 @@ async def test_cluster_model_needs_two_nodes(
             CATALOG.get("qwen2.5-72b"), nodes=["127.0.0.1"], timeout=30
         )
     assert sim.nodes[0].commands == []
+
+
+async def test_swap_survives_a_dropped_log_follow(
+    sim: SimCluster, node: SshNode, api: ServiceApi
+) -> None:
+    sim.faults.slow_start(0.5)
+    seen: list[SwapProgress] = []
+    dropped = asyncio.Event()
+
+    def drop_once(progress: SwapProgress) -> None:
+        seen.append(progress)
+        if progress.status == "loading" and progress.last_line and not dropped.is_set():
+            dropped.set()
+            for conn in list(sim.nodes[0].connections):
+                conn.abort()
+
+    entry = CATALOG.get("gemma4")
+    result = await SwapRunner(node, api, REPO).swap(
+        entry, nodes=["127.0.0.1"], timeout=30, on_progress=drop_once
+    )
+    assert dropped.is_set()
+    assert result.served_models == [entry.repo_id]
+    follows = [c for c in sim.nodes[0].commands if c.startswith("docker logs -f")]
+    assert len(follows) == 2
+    # Lines seen before the drop are not reported twice.
+    lines = [item.last_line for item in seen if item.status == "loading" and item.last_line]
+    assert len(lines) == len(set(lines))

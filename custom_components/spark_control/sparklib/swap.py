@@ -21,7 +21,7 @@ from typing import Literal
 from .catalog import ModelEntry
 from .commands import docker_inspect, docker_logs, launch_model, stop_cluster
 from .containers import parse_docker_inspect
-from .errors import ServiceUnreachable, SparkError, SwapFailed, SwapInProgress
+from .errors import CannotConnect, ServiceUnreachable, SparkError, SwapFailed, SwapInProgress
 from .http_api import VLLM, ServiceApi
 from .ssh import SshNode
 
@@ -32,6 +32,8 @@ type SwapStatus = Literal["idle", "stopping", "starting", "loading", "ready", "f
 STARTUP_COMPLETE = "Application startup complete."
 LAST_LINES = 20
 HEALTH_POLL_INTERVAL = 0.1
+FOLLOW_RECONNECTS = 3
+FOLLOW_RETRY_DELAY = 0.5
 _TRACEBACK = "Traceback (most recent call last):"
 _ERROR_LINE = re.compile(r"\b(RuntimeError|[A-Z]\w*Error|[A-Z]\w*Exception)\b:")
 
@@ -182,33 +184,47 @@ class _Swap:
         )
 
     async def follow_log(self, since: datetime) -> None:
-        """Return once the startup line appears; SwapFailed on a crash or container exit."""
+        """Return once the startup line appears; SwapFailed on a crash or container exit.
+
+        A load takes minutes on real hardware, so a dropped SSH connection while following
+        is healed by reconnecting and following again from `since` (already-seen lines are
+        skipped), up to FOLLOW_RECONNECTS times.
+        """
         runner = self.runner
         seen = 0  # lines already consumed, when the follow has to be reopened
+        reconnects = 0
         in_traceback = False
         while True:
             command = docker_logs(runner._container, follow=True, since=since)
             count = 0
             stream = runner._head.stream_lines(command)
-            async with contextlib.aclosing(stream):
-                async for line in stream:
-                    count += 1
-                    if count <= seen:
-                        continue
-                    seen = count
-                    self.lines.append(line)
-                    self.report("loading", line)
-                    if STARTUP_COMPLETE in line:
-                        return
-                    if _TRACEBACK in line:
-                        in_traceback = True
-                    elif (in_traceback or "RuntimeError" in line) and _ERROR_LINE.search(line):
-                        raise self.fail(f"crashed: {line.strip()}")
+            try:
+                async with contextlib.aclosing(stream):
+                    async for line in stream:
+                        count += 1
+                        if count <= seen:
+                            continue
+                        seen = count
+                        self.lines.append(line)
+                        self.report("loading", line)
+                        if STARTUP_COMPLETE in line:
+                            return
+                        if _TRACEBACK in line:
+                            in_traceback = True
+                        elif (in_traceback or "RuntimeError" in line) and _ERROR_LINE.search(line):
+                            raise self.fail(f"crashed: {line.strip()}")
+            except CannotConnect:
+                reconnects += 1
+                if reconnects > FOLLOW_RECONNECTS:
+                    raise
+                _LOGGER.debug("Lost the log follow of %s; following again", self.entry.key)
+                await asyncio.sleep(FOLLOW_RETRY_DELAY)
+                continue
             # The follow ended: the container stopped, or it had not started yet.
             if not await self.container_running():
                 reason = "crashed" if in_traceback else "container exited"
                 raise self.fail(f"{reason} before startup completed")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(FOLLOW_RETRY_DELAY)
 
     async def container_running(self) -> bool:
         result = await self.runner._head.run(
