@@ -60,7 +60,7 @@ class GatewayConfig:
     default_speech_format: str = "mp3"
     magpie_sample_rate: int = 22050
     magpie_max_chars: int = 2000  # NIM limit per HTTP request
-    tts_chunk_chars: int = 400  # keep each request well under Magpie's 20 s offline cap
+    tts_chunk_chars: int = 200  # about 12 s of speech: under Magpie's 20 s offline cap
     max_speech_input_chars: int = 4096  # OpenAI's limit on `input`
     max_upload_bytes: int = 200 * 1024 * 1024
     max_json_bytes: int = 1024 * 1024

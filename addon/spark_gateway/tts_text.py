@@ -55,3 +55,13 @@ def _fit(sentence: str, max_chars: int) -> Iterator[str]:
             current = f"{current} {word}" if current else word
     if current:
         yield current
+
+
+def split_in_half(text: str) -> tuple[str, str] | None:
+    """Cut at the word boundary nearest the middle; None for a single word."""
+    middle = len(text) // 2
+    spaces = [i for i, ch in enumerate(text) if ch == " "]
+    if not spaces:
+        return None
+    cut = min(spaces, key=lambda i: abs(i - middle))
+    return text[:cut].strip(), text[cut + 1 :].strip()

@@ -32,6 +32,10 @@ _RELAYED_REQUEST_HEADERS: Final = ("Content-Type", "Accept")
 _CLIENT_STATUSES: Final = frozenset({400, 404, 413, 422})
 
 
+class UpstreamRejected(UpstreamError):
+    """An upstream refused a request as invalid (4xx) although the gateway validated it."""
+
+
 class UpstreamClient:
     """The gateway's only way to reach the GPU services."""
 
@@ -101,6 +105,10 @@ class UpstreamClient:
             await self.notifier.report_wedge(service, error)
             return UpstreamWedged(service, error)
         self.metrics.upstream_errors.labels(service, f"http_{resp.status}").inc()
+        if service == MAGPIE and resp.status < 500:
+            # Voice and text were validated here, so a refusal is the gateway's problem.
+            return UpstreamRejected(service, 502, f"magpie refused the request: {detail}",
+                                    code="upstream_rejected")  # fmt: skip
         if resp.status in _CLIENT_STATUSES:
             return ApiError(resp.status, f"{service}: {detail}", code="upstream_rejected")
         return UpstreamError(

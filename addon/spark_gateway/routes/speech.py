@@ -25,8 +25,8 @@ from ..audio_codec import (
 )
 from ..config import GatewayConfig
 from ..errors import ApiError, UpstreamError
-from ..tts_text import sentences, speech_chunks
-from ..upstream import MAGPIE, UpstreamClient
+from ..tts_text import sentences, speech_chunks, split_in_half
+from ..upstream import MAGPIE, UpstreamClient, UpstreamRejected
 from ..voices import Voice
 
 STREAM_FORMATS = ("audio", "sse")
@@ -90,9 +90,17 @@ class Synthesizer:
 
     async def samples(self, text: str) -> npt.NDArray[np.int16]:
         """One Magpie request → decoded (whatever WAV flavour it sent) → speed-adjusted."""
-        wav = await self._upstream.synthesize(
-            text, voice=self._voice.name, language=self._voice.language, sample_rate=self.rate
-        )
+        try:
+            wav = await self._upstream.synthesize(
+                text, voice=self._voice.name, language=self._voice.language, sample_rate=self.rate
+            )
+        except UpstreamRejected:
+            # Magpie refuses text whose audio would pass its 20 s offline cap: halve and retry.
+            halves = split_in_half(text)
+            if halves is None:
+                raise
+            first, second = halves
+            return np.concatenate([await self.samples(first), await self.samples(second)])
         try:
             pcm = await asyncio.to_thread(decode_to_pcm, wav, rate=self.rate)
         except AudioDecodeError as err:
@@ -127,7 +135,13 @@ async def speech(request: web.Request) -> web.StreamResponse:
         async with limit:
             return await synth.samples(text)
 
-    parts = await asyncio.gather(*(bounded(c) for c in chunks))
+    try:
+        # A TaskGroup cancels the other requests as soon as one fails.
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(bounded(c)) for c in chunks]
+    except* ApiError as failures:
+        raise failures.exceptions[0] from None
+    parts = [task.result() for task in tasks]
     samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
     body = await asyncio.to_thread(encode_audio, samples, synth.rate, req.response_format)
     return web.Response(
