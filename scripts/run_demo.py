@@ -99,8 +99,10 @@ async def wait_http(url: str, *, within: float, children: Children, ok: set[int]
             await asyncio.sleep(0.5)
 
 
-def write_gateway_config(sim: SimCluster, port: int, api_key: str) -> Path:
-    config = {
+def write_gateway_config(
+    sim: SimCluster, port: int, api_key: str, ha: tuple[str, str] | None
+) -> Path:
+    config: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": port,
         "vllm_url": sim.vllm.url,
@@ -109,6 +111,8 @@ def write_gateway_config(sim: SimCluster, port: int, api_key: str) -> Path:
         "api_keys": [api_key],
         "data_dir": str(DEMO_DIR / "gateway-data"),
     }
+    if ha is not None:  # wedge and health reports go to the demo's Home Assistant
+        config["ha_url"], config["ha_token"] = ha
     path = DEMO_DIR / "gateway.json"
     path.write_text(json.dumps(config, indent=2))
     return path
@@ -153,6 +157,20 @@ lovelace:
 """
     )
     (ha_dir / "spark_dashboard.yaml").write_text("title: Spark Control\nviews: []\n")
+    # Location and analytics are answered by configuration.yaml; marking those onboarding steps
+    # done keeps HA from adding its default weather/radio/TTS integrations to the demo.
+    storage = ha_dir / ".storage"
+    storage.mkdir()
+    (storage / "onboarding").write_text(
+        json.dumps(
+            {
+                "version": 4,
+                "minor_version": 1,
+                "key": "onboarding",
+                "data": {"done": ["core_config", "analytics"]},
+            }
+        )
+    )
 
 
 async def write_dashboard(ha_dir: Path, url: str, token: str) -> None:
@@ -222,13 +240,12 @@ async def onboard(url: str) -> tuple[str, str]:
             resp.raise_for_status()
             access = (await resp.json())["access_token"]
         headers = {"Authorization": f"Bearer {access}"}
-        for step, body in (
-            ("core_config", {}),
-            ("analytics", {}),
-            ("integration", {"client_id": client_id, "redirect_uri": client_id}),
-        ):
-            async with session.post(f"{url}/api/onboarding/{step}", json=body, headers=headers):
-                pass
+        async with session.post(
+            f"{url}/api/onboarding/integration",
+            json={"client_id": client_id, "redirect_uri": client_id},
+            headers=headers,
+        ) as resp:
+            resp.raise_for_status()
         long_lived = await websocket_call(
             session,
             url,
@@ -338,9 +355,31 @@ async def run(args: argparse.Namespace) -> None:
     ):
         try:
             endpoints: dict[str, Any] = {"simulator": sim.endpoints()}
+            ha: tuple[str, str] | None = None
+            if not args.no_ha:
+                ha_port = free_port()
+                ha_dir = DEMO_DIR / "ha"
+                write_ha_config(ha_dir, ha_port)
+                children.start(
+                    "homeassistant",
+                    [
+                        sys.executable,
+                        str(ROOT / "scripts" / "run_home_assistant.py"),
+                        "-c",
+                        str(ha_dir),
+                        "--skip-pip",
+                    ],
+                    DEMO_DIR / "logs" / "homeassistant.log",
+                )
+                ha_url = f"http://127.0.0.1:{ha_port}"
+                print(f"Starting Home Assistant at {ha_url} (takes a little while)...", flush=True)
+                await wait_http(f"{ha_url}/api/onboarding", within=240, children=children, ok={200})
+                access, long_lived = await onboard(ha_url)
+                ha = (ha_url, long_lived)
+
             gateway_port = free_port()
             api_key = "sk-demo-" + secrets.token_urlsafe(18)
-            gateway_config = write_gateway_config(sim, gateway_port, api_key)
+            gateway_config = write_gateway_config(sim, gateway_port, api_key, ha)
             children.start(
                 "gateway",
                 [sys.executable, "-m", "spark_gateway", "--config", str(gateway_config)],
@@ -355,19 +394,7 @@ async def run(args: argparse.Namespace) -> None:
                 "api_key": api_key,
             }
 
-            if not args.no_ha:
-                ha_port = free_port()
-                ha_dir = DEMO_DIR / "ha"
-                write_ha_config(ha_dir, ha_port)
-                children.start(
-                    "homeassistant",
-                    [sys.executable, "-m", "homeassistant", "-c", str(ha_dir), "--skip-pip"],
-                    DEMO_DIR / "logs" / "homeassistant.log",
-                )
-                ha_url = f"http://127.0.0.1:{ha_port}"
-                print(f"Starting Home Assistant at {ha_url} (takes a little while)...", flush=True)
-                await wait_http(f"{ha_url}/api/onboarding", within=240, children=children, ok={200})
-                access, long_lived = await onboard(ha_url)
+            if ha is not None:
                 entry = await add_integration(
                     ha_url, access, flow_answers(sim, private_key, gateway_url, api_key)
                 )
@@ -410,8 +437,8 @@ def print_summary(endpoints: dict[str, Any], path: Path) -> None:
     print(f"\nSpark Control demo is up. Endpoints (also in {path.relative_to(ROOT)}):")
     for node in endpoints["simulator"].get("nodes", []):
         print(f"  simulated node  ssh://{node.get('host')}:{node.get('ssh_port')}")
-    for name, url in endpoints["simulator"].get("services", {}).items():
-        print(f"  simulated {name:<8} {url}")
+    for name, service in endpoints["simulator"].get("services", {}).items():
+        print(f"  simulated {name:<8} {service['url']}")
     gateway = endpoints["gateway"]
     print(f"  gateway         {gateway['openai_base_url']}  (API key {gateway['api_key']})")
     if "home_assistant" in endpoints:
