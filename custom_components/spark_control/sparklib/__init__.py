@@ -27,6 +27,7 @@ from .gpu import GpuStats, parse_nvidia_smi
 from .http_api import Endpoint, ServiceApi, VllmState
 from .keys import KeyPair, fingerprint, generate_keypair, parse_private_key
 from .metrics import MetricsTracker, VllmMetrics, VllmMetricsSample, parse_vllm_metrics
+from .progress import Progress, parse_progress
 from .ssh import CommandResult, SshNode
 from .swap import SwapProgress, SwapResult, SwapRunner, SwapStatus
 
@@ -50,6 +51,7 @@ __all__ = [
     "ModelEntry",
     "ModelOptions",
     "NodeConfig",
+    "Progress",
     "ServiceApi",
     "ServiceUnreachable",
     "SparkError",
@@ -68,5 +70,6 @@ __all__ = [
     "load_bundled_models",
     "parse_nvidia_smi",
     "parse_private_key",
+    "parse_progress",
     "parse_vllm_metrics",
 ]

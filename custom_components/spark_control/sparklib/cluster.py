@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -13,8 +15,10 @@ from .commands import (
     DockerAction,
     docker_action,
     docker_ps,
+    hf_download,
     nvidia_smi_query,
     probe,
+    update_apply,
     update_check,
 )
 from .containers import ContainerInfo, parse_docker_ps
@@ -211,6 +215,34 @@ class ClusterClient:
             return int(result.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError) as err:
             raise SparkError(f"unexpected update check output: {result.stdout!r}") from err
+
+    async def apply_update(self) -> AsyncGenerator[str]:
+        """Pull spark-vllm-docker on the head and rebuild/copy the image, line by line.
+
+        The last line is `Done.` on success; a failing step raises CommandFailed after its
+        output (the last lines in `stderr`). Takes minutes: iterate it in a background task.
+        """
+        stream = self.head.stream_lines(update_apply(self.config.repo_path), check=True)
+        async with contextlib.aclosing(stream):
+            async for line in stream:
+                yield line
+
+    async def download_model(self, repo_id: str, node: str | None = None) -> AsyncGenerator[str]:
+        """`hf download` a model on a node (default: every line from the head), line by line.
+
+        Parse progress with `progress.parse_progress`; the last line is the snapshot path.
+        An unknown repo raises CommandFailed ("Repository Not Found ...").
+        """
+        target = self.head if node is None else self._node(node)
+        stream = target.stream_lines(hf_download(repo_id), check=True)
+        async with contextlib.aclosing(stream):
+            async for line in stream:
+                yield line
+
+    def _node(self, key: str) -> SshNode:
+        if key not in self.nodes:
+            raise InvalidInput("node", f"unknown node: {key}")
+        return self.nodes[key]
 
     async def close(self) -> None:
         """Close every SSH connection (HTTP uses the injected session, which we do not own)."""

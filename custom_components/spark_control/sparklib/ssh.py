@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ _LOGGER = logging.getLogger(__name__)
 
 # Errors that mean "the transport is gone", as opposed to a refusal by the server.
 _TRANSPORT_ERRORS = (OSError, asyncssh.ConnectionLost, asyncssh.DisconnectError, EOFError)
+_LINE_ENDS = ("\n", "\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,28 +167,53 @@ class SshNode:
         return result
 
     async def stream_lines(
-        self, argv: Sequence[str] | RemoteCommand, *, cwd: str | None = None
+        self,
+        argv: Sequence[str] | RemoteCommand,
+        *,
+        cwd: str | None = None,
+        check: bool = False,
     ) -> AsyncGenerator[str]:
-        """Yield output lines (stdout and stderr merged, newline stripped) as they arrive.
+        """Yield output lines (stdout and stderr merged, line ends stripped) as they arrive.
 
+        A bare carriage return also ends a line: tqdm (`hf download`, vLLM's shard loading)
+        redraws its bar with `\r`, so each redraw arrives as a line of its own.
         Ends when the remote command exits; closing the iterator (`aclose`, or leaving an
         `async for` early) closes the channel, which stops e.g. `docker logs -f`. A lost
-        connection raises CannotConnect.
+        connection raises CannotConnect. With `check`, a non-zero exit raises CommandFailed
+        (its `stderr` holds the last lines) once the output is exhausted.
         """
         command = _render(argv, cwd)
         process = await self._open_process(command, merge_stderr=True)
+        tail: deque[str] = deque(maxlen=20)
+        after_cr = False
         try:
             while True:
                 try:
-                    line = await process.stdout.readline()
+                    chunk = await process.stdout.readuntil(_LINE_ENDS)
+                except asyncio.IncompleteReadError as eof:
+                    chunk = str(eof.partial)  # output ended without a line end
+                    if not chunk:
+                        break
                 except _TRANSPORT_ERRORS as err:
                     self._drop()
                     raise CannotConnect(self.name, f"connection lost during `{command}`") from err
-                if not line:
-                    break
-                yield line.rstrip("\r\n")
-            if process.exit_status is None and not self.connected:
+                if chunk == "\n" and after_cr:
+                    after_cr = False  # the second half of a "\r\n"
+                    continue
+                after_cr = chunk.endswith("\r")
+                line = chunk.rstrip("\r\n")
+                tail.append(line)
+                yield line
+            try:
+                completed = await process.wait(check=False)
+            except _TRANSPORT_ERRORS as err:
+                self._drop()
+                raise CannotConnect(self.name, f"connection lost during `{command}`") from err
+            if completed.exit_status is None:
+                self._drop()
                 raise CannotConnect(self.name, f"connection lost during `{command}`")
+            if check and completed.exit_status != 0:
+                raise CommandFailed(command, completed.exit_status, "\n".join(tail))
         finally:
             process.close()
 
