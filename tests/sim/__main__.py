@@ -21,6 +21,7 @@ from tests.sim.config import SimConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = SimConfig()
     parser = argparse.ArgumentParser(
         prog="python -m tests.sim", description="Run the simulated GPU cluster."
     )
@@ -33,9 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="authorized_keys-style file whose keys may log in (repeatable)",
     )
     parser.add_argument("--write-endpoints", type=Path, help="where to write the endpoints JSON")
-    parser.add_argument("--load-seconds", type=float, default=SimConfig.load_seconds)
-    parser.add_argument("--token-rate", type=float, default=SimConfig.token_rate)
-    parser.add_argument("--username", default=SimConfig.username)
+    parser.add_argument("--load-seconds", type=float, default=defaults.load_seconds)
+    parser.add_argument("--token-rate", type=float, default=defaults.token_rate)
+    parser.add_argument("--username", default=defaults.username)
     parser.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
 

@@ -13,7 +13,8 @@ from tests.sim.keys import generate_host_key, public_line
 from tests.sim.shell import run_command_line
 from tests.sim.world import SimWorld
 
-_FIRST_OUTPUT_WAIT = 0.05  # how long a dropped command may run before the cut when silent
+_SILENT_COMMAND_WAIT = 0.05  # how long a silent command runs before a drop fault cuts it
+_FLUSH_BEFORE_CUT = 0.02  # lets the first output reach the client before the cut
 
 
 class _NodeServer(asyncssh.SSHServer):
@@ -119,17 +120,28 @@ class SimNode:
             return
         self.commands.append(command)
         closed = asyncio.Event()
-        first_output = asyncio.Event()
+        dropping = self.world.faults.drop_ssh_mid_command
+        conn: asyncssh.SSHServerConnection | None = process.get_extra_info("connection")
+
+        def cut() -> None:
+            """Abort the TCP connection: no exit status, no channel close, nothing more."""
+            closed.set()
+            if conn is not None:
+                conn.abort()
 
         def writer(stream: asyncssh.SSHWriter[str]) -> Callable[[str], None]:
             def write(text: str) -> None:
-                first_output.set()
                 if closed.is_set():
                     return
                 try:
                     stream.write(text)
                 except (BrokenPipeError, ConnectionError, asyncssh.Error):
                     closed.set()
+                    return
+                if dropping:
+                    # The first output gets out onto the wire; then the link dies.
+                    closed.set()
+                    asyncio.get_running_loop().call_later(_FLUSH_BEFORE_CUT, cut)
 
             return write
 
@@ -147,28 +159,15 @@ class SimNode:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         try:
-            if self.world.faults.drop_ssh_mid_command:
-                await self._drop_mid_command(process, first_output, closed)
+            if dropping:
+                # The command keeps running to its end, like a remote process outliving sshd.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), _SILENT_COMMAND_WAIT)
+                if not closed.is_set():
+                    cut()
                 return
             exit_code = await asyncio.shield(task)
             if not closed.is_set():
                 process.exit(exit_code)
         finally:
             watcher.cancel()
-
-    async def _drop_mid_command(
-        self,
-        process: asyncssh.SSHServerProcess[str],
-        first_output: asyncio.Event,
-        closed: asyncio.Event,
-    ) -> None:
-        """Let the command start and print something, then cut the TCP connection mid-way.
-
-        The command itself keeps running to its end, like a remote process that outlives sshd.
-        """
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(first_output.wait(), _FIRST_OUTPUT_WAIT)
-        closed.set()
-        conn = process.get_extra_info("connection")
-        if conn is not None:
-            conn.abort()
