@@ -8,7 +8,6 @@ stable.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -32,10 +31,18 @@ def port_labels(sim: SimCluster) -> dict[str, str]:
     return labels
 
 
-def _stable(value: Any, labels: dict[str, str]) -> Any:
-    text = json.dumps(value, sort_keys=True, default=str)
-    text = re.sub(r"\d{4,5}", lambda match: labels.get(match.group(0), match.group(0)), text)
-    return json.loads(text)
+def stable(value: Any, labels: dict[str, str]) -> Any:
+    """`value` (JSON-like) with every simulator port, in text or as a number, labelled."""
+    if isinstance(value, dict):
+        return {stable(key, labels): stable(item, labels) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [stable(item, labels) for item in value]
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return labels.get(str(value), value)
+    text = value if isinstance(value, str) else str(value)
+    return re.sub(r"\d{4,5}", lambda match: labels.get(match.group(0), match.group(0)), text)
 
 
 async def snapshot_entities(
@@ -73,4 +80,4 @@ async def snapshot_entities(
             "state": state.state,
             "attributes": dict(state.attributes),
         }
-    assert _stable(recorded, port_labels(sim)) == snapshot
+    assert stable(recorded, port_labels(sim)) == snapshot

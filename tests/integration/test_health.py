@@ -1,0 +1,97 @@
+"""A service going away and coming back: entities, logging, and the metrics poll."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from tests.sim import SimCluster
+
+CONNECTIVITY = "binary_sensor.lab_parakeet_asr_connectivity"
+
+
+async def _poll(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    await entry.runtime_data.status.async_refresh()
+    await hass.async_block_till_done()
+
+
+async def test_unreachable_service_and_back(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    sim: SimCluster,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refused port turns the service's health off and its switch off; the others stay up.
+    The outage is logged once, and the recovery once."""
+    caplog.set_level(logging.INFO, logger="custom_components.spark_control")
+    await sim.faults.refuse("parakeet")
+    for _ in range(3):
+        await _poll(hass, init_integration)
+    assert hass.states.get(CONNECTIVITY).state == "off"  # type: ignore[union-attr]
+    assert hass.states.get("switch.lab_parakeet_asr_running").state == "off"  # type: ignore[union-attr]
+    assert hass.states.get("binary_sensor.lab_vllm_connectivity").state == "on"  # type: ignore[union-attr]
+    assert hass.states.get("select.lab_vllm_model").state == "qwen36"  # type: ignore[union-attr]
+    gone = [r for r in caplog.records if "parakeet is unreachable" in r.getMessage()]
+    assert len(gone) == 1
+
+    await sim.faults.clear()
+    for _ in range(3):
+        await _poll(hass, init_integration)
+    assert hass.states.get(CONNECTIVITY).state == "on"  # type: ignore[union-attr]
+    back = [r for r in caplog.records if "parakeet is reachable again" in r.getMessage()]
+    assert len(back) == 1
+
+
+async def test_vllm_down_makes_metrics_unavailable(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """With vLLM refused, its metric sensors and select are unavailable; GPU sensors are not."""
+    await sim.faults.refuse("vllm")
+    await _poll(hass, init_integration)
+    await init_integration.runtime_data.metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get("select.lab_vllm_model").state == "unavailable"  # type: ignore[union-attr]
+    assert hass.states.get("sensor.lab_vllm_kv_cache_usage").state == "unavailable"  # type: ignore[union-attr]
+    gpu = [
+        state
+        for state in hass.states.async_all("sensor")
+        if state.entity_id.endswith("_gpu_temperature")
+    ]
+    assert len(gpu) == 2
+    assert all(state.state == "38.0" for state in gpu)
+
+    await sim.faults.clear()
+    await _poll(hass, init_integration)
+    await init_integration.runtime_data.metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.lab_vllm_kv_cache_usage").state == "0.0"  # type: ignore[union-attr]
+
+
+async def test_metrics_follow_traffic(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """Tokens/s comes from counter deltas between two polls; TTFT from the histogram."""
+    metrics = init_integration.runtime_data.metrics
+    http = async_get_clientsession(hass)
+    for _ in range(2):
+        async with http.post(
+            f"{sim.vllm.url}/v1/chat/completions",
+            json={
+                "model": "RedHatAI/Qwen3.6-35B-A3B-NVFP4",
+                "messages": [{"role": "user", "content": "hello there"}],
+                "max_tokens": 16,
+            },
+        ) as response:
+            assert response.status == 200
+    await metrics.async_refresh()
+    await hass.async_block_till_done()
+    speed = hass.states.get("sensor.lab_vllm_generation_speed")
+    assert speed is not None
+    assert float(speed.state) > 0
+    ttft = hass.states.get("sensor.lab_vllm_time_to_first_token")
+    assert ttft is not None
+    assert float(ttft.state) >= 0
