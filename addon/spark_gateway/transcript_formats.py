@@ -44,10 +44,17 @@ def normalize_words(raw: Any) -> list[dict[str, Any]]:
 def _segment(index: int, start: float, end: float, text: str) -> dict[str, Any]:
     # Fields Whisper's verbose_json carries; Parakeet has no beam search, so fixed values.
     return {
-        "id": index, "seek": 0, "start": round(start, 3), "end": round(end, 3), "text": text,
-        "tokens": [], "temperature": 0.0, "avg_logprob": 0.0, "compression_ratio": 1.0,
+        "id": index,
+        "seek": 0,
+        "start": round(start, 3),
+        "end": round(end, 3),
+        "text": text,
+        "tokens": [],
+        "temperature": 0.0,
+        "avg_logprob": 0.0,
+        "compression_ratio": 1.0,
         "no_speech_prob": 0.0,
-    }  # fmt: skip
+    }
 
 
 def join_words(words: Iterable[str]) -> str:

@@ -107,8 +107,9 @@ class UpstreamClient:
         self.metrics.upstream_errors.labels(service, f"http_{resp.status}").inc()
         if service == MAGPIE and resp.status < 500:
             # Voice and text were validated here, so a refusal is the gateway's problem.
-            return UpstreamRejected(service, 502, f"magpie refused the request: {detail}",
-                                    code="upstream_rejected")  # fmt: skip
+            return UpstreamRejected(
+                service, 502, f"magpie refused the request: {detail}", code="upstream_rejected"
+            )
         if resp.status in _CLIENT_STATUSES:
             return ApiError(resp.status, f"{service}: {detail}", code="upstream_rejected")
         return UpstreamError(

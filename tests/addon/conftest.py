@@ -71,9 +71,16 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
         base = GatewayConfig(
             api_keys=(API_KEY,),
             data_dir=tmp_path / "data",
-            timeouts=Timeouts(connect=2, chat=20, stream_idle=10, transcription=30,
-                              diarization=30, speech=30, health=2),
-        )  # fmt: skip
+            timeouts=Timeouts(
+                connect=2,
+                chat=20,
+                stream_idle=10,
+                transcription=30,
+                diarization=30,
+                speech=30,
+                health=2,
+            ),
+        )
         config = replace(base, **overrides)
         server = TestServer(create_app(config), host="127.0.0.1", handler_cancellation=True)
         await server.start_server()
@@ -144,7 +151,7 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     subprocess.run(
         ["flite", "-voice", "slt", "-t", SPOKEN, "-o", str(path)],
         check=True,
-    )  # fmt: skip
+    )
     return path.read_bytes()
 
 
@@ -180,7 +187,8 @@ async def gateway(
 @pytest.fixture
 async def client(gateway: RunningGateway) -> AsyncIterator[AsyncOpenAI]:
     """The official OpenAI SDK pointed at the gateway (no retries: tests see every status)."""
-    openai_client = AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.api_key,
-                                max_retries=0)  # fmt: skip
+    openai_client = AsyncOpenAI(
+        base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0
+    )
     yield openai_client
     await openai_client.close()

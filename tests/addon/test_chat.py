@@ -120,12 +120,15 @@ async def test_client_disconnect_stops_generation(start_gateway: GatewayFactory)
     async with SimCluster(SimConfig(token_rate=20.0, load_seconds=0.1)) as slow:
         gateway = await start_gateway(vllm_url=slow.vllm.url)
         model = slow.config.served_model
-        async with AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.api_key,
-                               max_retries=0) as client:  # fmt: skip
+        async with AsyncOpenAI(
+            base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0
+        ) as client:
             stream = await client.chat.completions.create(
-                model=model, messages=[{"role": "user", "content": "a long story"}],
-                max_tokens=400, stream=True,
-            )  # fmt: skip
+                model=model,
+                messages=[{"role": "user", "content": "a long story"}],
+                max_tokens=400,
+                stream=True,
+            )
             received = 0
             async for _ in stream:
                 received += 1

@@ -22,8 +22,13 @@ ARIA = "Magpie-Multilingual.EN-US.Aria"
 async def direct_magpie_duration(sim: SimCluster, text: str, voice: str = ARIA) -> float:
     """What Magpie itself produces for the text (the reference the gateway must preserve)."""
     form = aiohttp.FormData(default_to_multipart=True)
-    for name, value in (("text", text), ("language", "en-US"), ("voice", voice),
-                        ("sample_rate_hz", "22050"), ("encoding", "LINEAR_PCM")):  # fmt: skip
+    for name, value in (
+        ("text", text),
+        ("language", "en-US"),
+        ("voice", voice),
+        ("sample_rate_hz", "22050"),
+        ("encoding", "LINEAR_PCM"),
+    ):
         form.add_field(name, value)
     async with (
         aiohttp.ClientSession() as session,
@@ -93,9 +98,11 @@ async def test_voice_aliases_and_languages(client: AsyncOpenAI, sim: SimCluster)
     assert {"id": "tts-1"} in models
     # A Spanish voice gets Spanish language sent to Magpie (accepted, real audio back).
     spanish = await client.audio.speech.create(
-        model="tts-1", voice="Magpie-Multilingual.ES-US.Diego", input="Hola amigo.",
+        model="tts-1",
+        voice="Magpie-Multilingual.ES-US.Diego",
+        input="Hola amigo.",
         response_format="wav",
-    )  # fmt: skip
+    )
     assert duration_of(spanish.content) > 0.3
     # Case-insensitive alias → the configured Magpie voice, same audio as asking for it.
     alias = await client.audio.speech.create(
@@ -142,15 +149,22 @@ async def test_streamed_audio_arrives_sentence_by_sentence(
 
 
 async def test_sse_stream(gateway: RunningGateway) -> None:
-    body = {"input": "One sentence. Two sentences.", "voice": ARIA, "response_format": "pcm",
-            "stream_format": "sse"}  # fmt: skip
+    body = {
+        "input": "One sentence. Two sentences.",
+        "voice": ARIA,
+        "response_format": "pcm",
+        "stream_format": "sse",
+    }
     async with (
         aiohttp.ClientSession(headers=gateway.headers()) as session,
         session.post(f"{gateway.url}/v1/audio/speech", json=body) as resp,
     ):
         assert resp.headers["Content-Type"].startswith("text/event-stream")
-        events = [json.loads(line[6:]) for line in (await resp.text()).splitlines()
-                  if line.startswith("data: ")]  # fmt: skip
+        events = [
+            json.loads(line[6:])
+            for line in (await resp.text()).splitlines()
+            if line.startswith("data: ")
+        ]
     assert events[-1]["type"] == "speech.audio.done"
     audio = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
     assert all(e["type"] == "speech.audio.delta" for e in events[:-1])

@@ -51,8 +51,9 @@ async def test_open_webui_request_shape(gateway: RunningGateway, speech_wav: byt
     The file is webm/opus despite its name (open-webui#14101): the bytes decide.
     """
     form = aiohttp.FormData()
-    form.add_field("file", upload(speech_wav, "webm"), filename=f"{uuid.uuid4()}.wav",
-                   content_type="audio/wav")  # fmt: skip
+    form.add_field(
+        "file", upload(speech_wav, "webm"), filename=f"{uuid.uuid4()}.wav", content_type="audio/wav"
+    )
     form.add_field("model", "whisper-1")
     form.add_field("language", "en")
     status, body = await gateway.post("/v1/audio/transcriptions", data=form)
@@ -64,9 +65,12 @@ async def test_open_webui_request_shape(gateway: RunningGateway, speech_wav: byt
 async def test_response_formats(client: AsyncOpenAI, speech_wav: bytes, short_wav: bytes) -> None:
     audio = upload(speech_wav, "mp3")
     verbose = await client.audio.transcriptions.create(
-        model="whisper-1", file=("a.mp3", audio), response_format="verbose_json",
-        timestamp_granularities=["word", "segment"], language="en",
-    )  # fmt: skip
+        model="whisper-1",
+        file=("a.mp3", audio),
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+        language="en",
+    )
     assert verbose.language == "en"
     assert verbose.duration == pytest.approx(2.9, abs=0.4)
     assert verbose.words
@@ -78,10 +82,13 @@ async def test_response_formats(client: AsyncOpenAI, speech_wav: bytes, short_wa
 
     short = upload(short_wav, "mp3")
     text, srt, vtt = await asyncio.gather(
-        *(client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", short),
-                                             response_format=fmt)  # type: ignore[call-overload]
-          for fmt in ("text", "srt", "vtt"))
-    )  # fmt: skip
+        *(
+            client.audio.transcriptions.create(
+                model="whisper-1", file=("a.mp3", short), response_format=fmt
+            )  # type: ignore[call-overload]
+            for fmt in ("text", "srt", "vtt")
+        )
+    )
     assert isinstance(text, str)
     assert word_overlap(SHORT_SPOKEN, text) >= 0.6
     assert srt.startswith("1\n00:00:0")
@@ -106,9 +113,11 @@ async def test_json_input_audio_mode(gateway: RunningGateway, short_wav: bytes) 
 
     payload = {
         "model": "whisper-1",
-        "input_audio": {"data": base64.b64encode(upload(short_wav, "mp3")).decode(),
-                        "format": "mp3"},
-    }  # fmt: skip
+        "input_audio": {
+            "data": base64.b64encode(upload(short_wav, "mp3")).decode(),
+            "format": "mp3",
+        },
+    }
     async with aiohttp.ClientSession(headers=gateway.headers()) as session:
         async with session.post(f"{gateway.url}/v1/audio/transcriptions", json=payload) as resp:
             assert resp.status == 200
@@ -146,10 +155,14 @@ async def test_bad_requests(
 
 
 async def test_wrong_content_type_is_415(gateway: RunningGateway) -> None:
-    async with aiohttp.ClientSession(headers=gateway.headers()) as session, session.post(
-        f"{gateway.url}/v1/audio/transcriptions", data=b"abc",
-        headers={"Content-Type": "text/plain"},
-    ) as resp:  # fmt: skip
+    async with (
+        aiohttp.ClientSession(headers=gateway.headers()) as session,
+        session.post(
+            f"{gateway.url}/v1/audio/transcriptions",
+            data=b"abc",
+            headers={"Content-Type": "text/plain"},
+        ) as resp,
+    ):
         assert resp.status == 415
         assert (await resp.json())["error"]["type"] == "invalid_request_error"
 

@@ -21,8 +21,9 @@ _SSE = "text/event-stream"
 async def _relay(request: web.Request, path: str) -> web.StreamResponse:
     config = request.app[CONFIG]
     if request.content_length is not None and request.content_length > config.max_json_bytes:
-        raise ApiError(413, f"request body over {config.max_json_bytes} bytes",
-                       code="request_too_large")  # fmt: skip
+        raise ApiError(
+            413, f"request body over {config.max_json_bytes} bytes", code="request_too_large"
+        )
     body = await request.read()
     try:
         payload = json.loads(body)
@@ -44,9 +45,12 @@ async def _relay(request: web.Request, path: str) -> web.StreamResponse:
             )
         out = web.StreamResponse(
             status=resp.status,
-            headers={"Content-Type": content_type, "Cache-Control": "no-cache",
-                     "X-Accel-Buffering": "no"},
-        )  # fmt: skip
+            headers={
+                "Content-Type": content_type,
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            },
+        )
         await out.prepare(request)
         async for chunk in resp.content.iter_any():
             await out.write(chunk)

@@ -29,9 +29,11 @@ async def endpoints(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     upstream = request.app[UPSTREAM]
     vllm_ready, parakeet_ready, magpie_ready, models = await asyncio.gather(
-        upstream.probe(VLLM), upstream.probe(PARAKEET), upstream.probe(MAGPIE),
+        upstream.probe(VLLM),
+        upstream.probe(PARAKEET),
+        upstream.probe(MAGPIE),
         _served_model(request),
-    )  # fmt: skip
+    )
     body: dict[str, Any] = {
         "vllm": {
             "ready": vllm_ready and models is not None,
@@ -70,8 +72,12 @@ async def health_event(request: web.Request) -> web.Response:
         event = HEALTH_EVENT_SCHEMA(payload)
     except vol.Invalid as err:
         field = ".".join(map(str, err.path)) or None
-        raise ApiError(400, f"invalid health event: {err.msg}" + (f" ({field})" if field else ""),
-                       code="invalid_health_event", param=field) from err  # fmt: skip
+        raise ApiError(
+            400,
+            f"invalid health event: {err.msg}" + (f" ({field})" if field else ""),
+            code="invalid_health_event",
+            param=field,
+        ) from err
     event.setdefault("source", "unknown")
     forwarded = await request.app[NOTIFIER].fire(EVENT_HEALTH_REPORT, event)
     return web.json_response({"accepted": True, "forwarded": forwarded}, status=202)

@@ -52,8 +52,12 @@ def parse_speech_request(payload: Any, config: GatewayConfig) -> SpeechRequest:
     if not isinstance(text, str) or not text.strip():
         raise ApiError(400, "'input' must be non-empty text", code="invalid_input", param="input")
     if len(text) > config.max_speech_input_chars:
-        raise ApiError(400, f"'input' is longer than {config.max_speech_input_chars} characters",
-                       code="input_too_long", param="input")  # fmt: skip
+        raise ApiError(
+            400,
+            f"'input' is longer than {config.max_speech_input_chars} characters",
+            code="input_too_long",
+            param="input",
+        )
     voice = payload.get("voice", config.default_voice)
     if isinstance(voice, dict):
         voice = voice.get("id")
@@ -61,18 +65,27 @@ def parse_speech_request(payload: Any, config: GatewayConfig) -> SpeechRequest:
         raise ApiError(400, "'voice' must be a voice name", code="invalid_voice", param="voice")
     fmt = payload.get("response_format") or config.default_speech_format
     if fmt not in SPEECH_FORMATS:
-        raise ApiError(400, f"response_format must be one of {', '.join(SPEECH_FORMATS)}",
-                       code="unsupported_response_format", param="response_format")  # fmt: skip
+        raise ApiError(
+            400,
+            f"response_format must be one of {', '.join(SPEECH_FORMATS)}",
+            code="unsupported_response_format",
+            param="response_format",
+        )
     speed = payload.get("speed", 1.0)
     if speed is None:
         speed = 1.0
     if isinstance(speed, bool) or not isinstance(speed, int | float) or not 0.25 <= speed <= 4.0:
-        raise ApiError(400, "speed must be a number from 0.25 to 4.0", code="invalid_speed",
-                       param="speed")  # fmt: skip
+        raise ApiError(
+            400, "speed must be a number from 0.25 to 4.0", code="invalid_speed", param="speed"
+        )
     stream_format = payload.get("stream_format")
     if stream_format is not None and stream_format not in STREAM_FORMATS:
-        raise ApiError(400, "stream_format must be 'audio' or 'sse'",
-                       code="invalid_stream_format", param="stream_format")  # fmt: skip
+        raise ApiError(
+            400,
+            "stream_format must be 'audio' or 'sse'",
+            code="invalid_stream_format",
+            param="stream_format",
+        )
     model = payload.get("model")
     if model is not None and not isinstance(model, str):
         raise ApiError(400, "'model' must be a string", code="invalid_model", param="model")
@@ -104,8 +117,12 @@ class Synthesizer:
         try:
             pcm = await asyncio.to_thread(decode_to_pcm, wav, rate=self.rate)
         except AudioDecodeError as err:
-            raise UpstreamError(MAGPIE, 502, f"magpie returned unreadable audio: {err}",
-                                code="upstream_bad_response") from err  # fmt: skip
+            raise UpstreamError(
+                MAGPIE,
+                502,
+                f"magpie returned unreadable audio: {err}",
+                code="upstream_bad_response",
+            ) from err
         if self._speed != 1.0:
             pcm = await asyncio.to_thread(change_speed, pcm, self.rate, self._speed)
         return pcm
@@ -181,11 +198,12 @@ async def _stream(
     sse = req.stream_format == "sse"
     out = web.StreamResponse(
         headers={
-            "Content-Type": "text/event-stream" if sse else content_type(req.response_format,
-                                                                         synth.rate),
+            "Content-Type": "text/event-stream"
+            if sse
+            else content_type(req.response_format, synth.rate),
             "Cache-Control": "no-cache",
         }
-    )  # fmt: skip
+    )
     await out.prepare(request)
 
     async def send(data: bytes) -> None:
@@ -203,9 +221,14 @@ async def _stream(
             await send(await asyncio.to_thread(encoder.encode, samples))
         await send(await asyncio.to_thread(encoder.finish))
         if sse:
-            done = {"type": "speech.audio.done",
-                    "usage": {"input_tokens": len(req.text), "output_tokens": 0,
-                              "total_tokens": len(req.text)}}  # fmt: skip
+            done = {
+                "type": "speech.audio.done",
+                "usage": {
+                    "input_tokens": len(req.text),
+                    "output_tokens": 0,
+                    "total_tokens": len(req.text),
+                },
+            }
             await out.write(f"data: {json.dumps(done)}\n\n".encode())
     except ApiError:
         # Mid-stream upstream failure: headers are sent, so end the stream early.

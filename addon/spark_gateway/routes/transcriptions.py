@@ -37,8 +37,9 @@ async def read_transcription_request(request: web.Request) -> TranscriptionReque
     if request.content_type == "application/json":
         return await _read_json(request)
     if request.content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        raise ApiError(415, "send multipart/form-data with a 'file' field",
-                       code="unsupported_media_type")  # fmt: skip
+        raise ApiError(
+            415, "send multipart/form-data with a 'file' field", code="unsupported_media_type"
+        )
     form = await request.post()  # enforces the upload cap (413)
     upload = form.get("file")
     if upload is None:
@@ -70,8 +71,12 @@ async def _read_json(request: web.Request) -> TranscriptionRequest:
         encoded = payload["input_audio"]["data"]
         audio = base64.b64decode(encoded, validate=True)
     except (ValueError, KeyError, TypeError, binascii.Error) as err:
-        raise ApiError(400, "JSON requests need input_audio.data (base64 audio)",
-                       code="invalid_request", param="input_audio") from err  # fmt: skip
+        raise ApiError(
+            400,
+            "JSON requests need input_audio.data (base64 audio)",
+            code="invalid_request",
+            param="input_audio",
+        ) from err
     granularities = payload.get("timestamp_granularities") or []
     return _validated(
         audio,
@@ -103,24 +108,39 @@ def _validated(
         raise ApiError(400, "the audio file is empty", code="empty_audio", param="file")
     fmt = response_format or "json"
     if fmt not in RESPONSE_FORMATS:
-        raise ApiError(400, f"response_format must be one of {', '.join(RESPONSE_FORMATS)}",
-                       code="unsupported_response_format", param="response_format")  # fmt: skip
+        raise ApiError(
+            400,
+            f"response_format must be one of {', '.join(RESPONSE_FORMATS)}",
+            code="unsupported_response_format",
+            param="response_format",
+        )
     if language is not None and not _LANGUAGE.match(language):
-        raise ApiError(400, f"language {language!r} is not a language code",
-                       code="invalid_language", param="language")  # fmt: skip
+        raise ApiError(
+            400,
+            f"language {language!r} is not a language code",
+            code="invalid_language",
+            param="language",
+        )
     for granularity in granularities:
         if granularity not in GRANULARITIES:
-            raise ApiError(400, "timestamp_granularities[] must be 'word' and/or 'segment'",
-                           code="invalid_granularity",
-                           param="timestamp_granularities")  # fmt: skip
+            raise ApiError(
+                400,
+                "timestamp_granularities[] must be 'word' and/or 'segment'",
+                code="invalid_granularity",
+                param="timestamp_granularities",
+            )
     if temperature is not None:
         try:
             value = float(temperature)
         except ValueError:
             value = -1.0
         if not 0.0 <= value <= 1.0:
-            raise ApiError(400, "temperature must be a number between 0 and 1",
-                           code="invalid_temperature", param="temperature")  # fmt: skip
+            raise ApiError(
+                400,
+                "temperature must be a number between 0 and 1",
+                code="invalid_temperature",
+                param="temperature",
+            )
     return TranscriptionRequest(audio, model, language, fmt, granularities)
 
 
