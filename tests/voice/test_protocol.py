@@ -162,3 +162,17 @@ async def test_stopping_closes_open_connections(running: RunningBridges) -> None
         await read_until(client, "info")
         await running.bridges.async_stop()
         assert await client.read_event() is None
+
+
+async def test_audio_over_the_upload_cap_is_refused(running: RunningBridges) -> None:
+    running.bridges.stt_bridge.max_audio_seconds = 1.0
+    rate, pcm = await _speech(running)
+    assert len(pcm) / 2 / rate > 1.0
+    events = await transcribe(running.stt_port, pcm, rate)
+    error = Error.from_event(events[-1])
+    assert error.code == "audio-too-long"
+    assert running.sim.parakeet.transcriptions == 0
+    # A shorter utterance on the same bridge still works.
+    short = pcm[: int(0.9 * rate) * 2]
+    events = await transcribe(running.stt_port, short, rate)
+    assert events[-1].type == "transcript-stop"
