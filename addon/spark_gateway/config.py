@@ -68,7 +68,7 @@ class GatewayConfig:
     max_concurrent_requests: int = 256  # beyond this the gateway answers 429
     timeouts: Timeouts = field(default_factory=Timeouts)
     cors_origins: tuple[str, ...] = ()
-    ha_url: str | None = None  # HA Core REST API base, e.g. http://ha:8123/api
+    ha_url: str | None = None  # Home Assistant's URL when standalone, e.g. http://ha:8123
     ha_token: str | None = None
     data_dir: Path = Path("/data")
     host: str = "0.0.0.0"

@@ -23,6 +23,12 @@ EVENT_HEALTH_REPORT: Final = "spark_control_health_report"
 _TIMEOUT: Final = aiohttp.ClientTimeout(total=10)
 
 
+def core_api_url(ha_url: str) -> str:
+    """HA's REST API base from its URL: `http://ha:8123` and `http://ha:8123/api` both work."""
+    base = ha_url.rstrip("/")
+    return base if base.endswith("/api") else f"{base}/api"
+
+
 class HaNotifier:
     """Fires events on Home Assistant's bus through its REST API."""
 
@@ -37,7 +43,7 @@ class HaNotifier:
     def from_config(cls, session: aiohttp.ClientSession, config: GatewayConfig) -> HaNotifier:
         """Prefer an explicit HA URL and token; else the Supervisor proxy when running as add-on."""
         if config.ha_url and config.ha_token:
-            return cls(session, config.ha_url, config.ha_token)
+            return cls(session, core_api_url(config.ha_url), config.ha_token)
         token = supervisor_token()
         if token:
             return cls(session, SUPERVISOR_CORE_URL, token)

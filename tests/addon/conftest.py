@@ -179,7 +179,7 @@ async def gateway(
         vllm_url=sim.vllm.url,
         parakeet_url=sim.parakeet.url,
         magpie_url=sim.magpie.url,
-        ha_url=f"{fake_ha.url}/api",
+        ha_url=fake_ha.url,  # HA's own URL, as a user types it; /api is added
         ha_token=fake_ha.token,
     )
 

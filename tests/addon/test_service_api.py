@@ -9,7 +9,7 @@ import aiohttp
 from openai import AsyncOpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
-from spark_gateway.ha_events import HaNotifier
+from spark_gateway.ha_events import HaNotifier, core_api_url
 from tests.addon.conftest import FakeHomeAssistant, GatewayFactory, RunningGateway
 from tests.sim import SimCluster
 
@@ -117,6 +117,11 @@ async def test_health_event_without_ha(start_gateway: GatewayFactory) -> None:
     gateway = await start_gateway()
     status, body = await gateway.post("/api/health-event", json={"service": "x", "ok": False})
     assert (status, body) == (202, {"accepted": True, "forwarded": False})
+
+
+def test_core_api_url_accepts_either_form() -> None:
+    assert core_api_url("http://ha.lan:8123") == "http://ha.lan:8123/api"
+    assert core_api_url("http://ha.lan:8123/api/") == "http://ha.lan:8123/api"
 
 
 async def test_notifier_supervisor_shape_and_refusal(fake_ha: FakeHomeAssistant) -> None:
