@@ -19,14 +19,14 @@ from homeassistant.helpers.typing import ConfigType
 
 from .catalog_store import CatalogStore, async_remove_catalog
 from .cluster_config import build_cluster_config, nodes_of
-from .const import DOMAIN
+from .const import DOMAIN, SERVICES
 from .coordinator import (
     SparkControlConfigEntry,
     SparkControlRuntimeData,
     SparkMetricsCoordinator,
     SparkStatusCoordinator,
 )
-from .entity import cluster_device, node_device
+from .entity import cluster_device, node_device, service_device
 from .host_key_issue import async_create_host_key_issue, host_key_issue_id
 from .recovery import async_setup_recovery, async_unload_recovery
 from .services import async_setup_services
@@ -126,10 +126,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
 
 
 def _register_devices(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-    """Create the cluster and node devices first: the service devices link through them."""
+    """Create the cluster and node devices first (the service devices link through them)
+    and drop devices of nodes that a reconfiguration removed."""
     registry = dr.async_get(hass)
-    for device in (cluster_device(entry), *(node_device(entry, n) for n in nodes_of(entry.data))):
+    nodes = [node_device(entry, node) for node in nodes_of(entry.data)]
+    wanted = [cluster_device(entry), *nodes, *(service_device(entry, s) for s in SERVICES)]
+    for device in (wanted[0], *nodes):
         registry.async_get_or_create(config_entry_id=entry.entry_id, **device)
+    keep = {identifier for device in wanted for identifier in device["identifiers"]}
+    for stale in dr.async_entries_for_config_entry(registry, entry.entry_id):
+        if not stale.identifiers & keep:
+            registry.async_update_device(stale.id, remove_config_entry_id=entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: SparkControlConfigEntry) -> bool:

@@ -12,6 +12,7 @@ import pytest
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import (
@@ -293,10 +294,16 @@ async def test_reauth_with_pasted_key(
 
 
 async def test_reconfigure(
-    hass: HomeAssistant, sim: SimCluster, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, sim: SimCluster, init_integration: MockConfigEntry
 ) -> None:
-    """Hosts and ports can change; bad values are refused and nothing is saved."""
-    mock_config_entry.add_to_hass(hass)
+    """Hosts and ports can change; bad values are refused; a dropped node's device goes."""
+    mock_config_entry = init_integration
+    devices = dr.async_get(hass)
+    second = f"Lab {node_strings(sim)[1]}"
+    assert any(
+        d.name == second
+        for d in dr.async_entries_for_config_entry(devices, init_integration.entry_id)
+    )
     result = await mock_config_entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
     head = node_strings(sim)[0]
@@ -322,7 +329,9 @@ async def test_reconfigure(
     assert mock_config_entry.data["repo_path"] == "/opt/spark-vllm-docker"
     await hass.async_block_till_done()
     assert mock_config_entry.state is ConfigEntryState.LOADED
-    await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    names = {d.name for d in dr.async_entries_for_config_entry(devices, init_integration.entry_id)}
+    assert second not in names
+    assert f"Lab {head}" in names
 
 
 async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
