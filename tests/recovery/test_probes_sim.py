@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
+from custom_components.spark_control.sparklib.cluster import ClusterClient
 from custom_components.spark_control.sparklib.probes import DeepProber
 from custom_components.spark_control.sparklib.recovery import ServiceHealth
 from tests.recovery.conftest import base_urls
@@ -69,3 +72,26 @@ async def test_refused_connection_is_down_not_wedged(
 def test_probe_clip_must_be_wav(session: aiohttp.ClientSession) -> None:
     with pytest.raises(ValueError, match="WAV"):
         DeepProber(session, {}, clip_wav=b"ID3 not a wav")
+
+
+async def test_vllm_wedge_and_loading_classify_differently(
+    sim: SimCluster,
+    session: aiohttp.ClientSession,
+    probe_clip: bytes,
+    cluster_client: ClusterClient,
+) -> None:
+    prober = _prober(sim, session, probe_clip)
+    sim.faults.wedge("vllm")
+    wedged = await prober.probe("vllm")
+    assert wedged.health is ServiceHealth.WEDGED
+    assert "completion answered 500" in wedged.detail
+
+    # A restart reloads the model: /health says 503 meanwhile, which must never read as a wedge
+    # (restarting then would abort the load).
+    sim.faults.slow_start(2)
+    await cluster_client.service_action("vllm", "restart")
+    async with asyncio.timeout(5):
+        while (loading := await prober.probe("vllm")).detail.startswith("cannot connect"):
+            await asyncio.sleep(0.05)  # the port opens a moment after the container starts
+    assert loading.health is ServiceHealth.DOWN
+    assert loading.detail.startswith("health check answered 503")
