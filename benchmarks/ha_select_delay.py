@@ -1,0 +1,97 @@
+"""Delay from vLLM logging `Application startup complete.` to the Model select showing the
+new model in Home Assistant (goal <= 1 s; the predecessor polled every 5 s, ~2.5 s expected).
+
+A real Home Assistant runs the integration against the in-process simulator; the Model select
+starts N swaps. Per swap we take the simulator's timestamp of the startup line and the
+`time_fired` of the select's state change to the new model.
+
+Baseline in the same run: the library's own "ready" report (the swap status sensor turning
+`ready`, fired from `SwapRunner.on_progress`), so the ratio shows what the HA side adds on top
+of the library (one status poll).
+
+    .venv/bin/python benchmarks/ha_select_delay.py [--swaps 10] [--load-seconds 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from ha_harness import entry_data, home_assistant_with_cluster
+from homeassistant.core import Event, EventStateChangedData, callback
+from homeassistant.helpers.event import async_track_state_change_event
+
+from tests.sim import SimCluster, SimConfig, generate_client_key
+
+SELECT = "select.bench_vllm_model"
+SWAP_SENSOR = "sensor.bench_vllm_swap_status"
+MODELS = ("qwen3-vl", "gemma4", "qwen36")
+STARTUP = "Application startup complete."
+
+
+def summary(name: str, delays_ms: list[float]) -> float:
+    ordered = sorted(delays_ms)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    median = statistics.median(ordered)
+    print(f"{name:<40} n={len(ordered):<3} median={median:8.2f} ms  p95={p95:8.2f} ms")
+    return median
+
+
+async def main(swaps: int, load_seconds: float) -> None:
+    private_key, public_key = generate_client_key("bench")
+    config = SimConfig(nodes=2, authorized_keys=[public_key], load_seconds=load_seconds)
+    async with SimCluster(config) as sim:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = entry_data(sim.endpoints(), private_key, public_key)
+            async with home_assistant_with_cluster(Path(tmp), data) as (hass, _entry):
+                select_at: dict[str, datetime] = {}
+                ready_at: dict[str, datetime] = {}
+
+                @callback
+                def on_change(event: Event[EventStateChangedData]) -> None:
+                    state = event.data["new_state"]
+                    if state is None:
+                        return
+                    if state.entity_id == SELECT:
+                        select_at.setdefault(state.state, event.time_fired)
+                    elif state.state == "ready":
+                        ready_at.setdefault(state.attributes["target_model"], event.time_fired)
+
+                unsub = async_track_state_change_event(hass, [SELECT, SWAP_SENSOR], on_change)
+                select_delays: list[float] = []
+                ready_delays: list[float] = []
+                for index in range(swaps):
+                    model = MODELS[(index + 1) % len(MODELS)]  # never the one being served
+                    select_at.pop(model, None)
+                    ready_at.pop(model, None)
+                    await hass.services.async_call(
+                        "select",
+                        "select_option",
+                        {"entity_id": SELECT, "option": model},
+                        blocking=True,
+                    )
+                    async with asyncio.timeout(60):
+                        while model not in select_at:
+                            await asyncio.sleep(0.01)
+                    await hass.async_block_till_done()
+                    logs = sim.containers["vllm_node"].logs
+                    line_at = next(line.at for line in reversed(logs) if STARTUP in line.text)
+                    select_delays.append((select_at[model] - line_at).total_seconds() * 1000)
+                    ready_delays.append((ready_at[model] - line_at).total_seconds() * 1000)
+                unsub()
+    library = summary("library ready (swap sensor 'ready')", ready_delays)
+    shown = summary("Model select shows the new model", select_delays)
+    print(f"select / library-ready ratio: {shown / library:.2f}x")
+    print(f"select / predecessor 5 s poll (expected 2500 ms): {shown / 2500:.3f}x")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--swaps", type=int, default=10)
+    parser.add_argument("--load-seconds", type=float, default=0.2)
+    args = parser.parse_args()
+    asyncio.run(main(args.swaps, args.load_seconds))
