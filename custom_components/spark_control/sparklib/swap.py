@@ -75,11 +75,11 @@ class SwapRunner:
         *,
         port: int | None = None,
     ) -> None:
-        self._head = head
-        self._api = api
-        self._repo_path = repo_path
-        self._container = container
-        self._port = port if port is not None else api.endpoints[VLLM].port
+        self.head = head
+        self.api = api
+        self.repo_path = repo_path
+        self.container = container
+        self.port = port if port is not None else api.endpoints[VLLM].port
         self._lock = asyncio.Lock()
         self._progress: SwapProgress | None = None
 
@@ -128,9 +128,7 @@ class _Swap:
         self.runner = runner
         self.entry = entry
         # Build the command first: bad input fails before anything is stopped.
-        self.launch = launch_model(
-            entry, port=runner._port, nodes=nodes, repo_path=runner._repo_path
-        )
+        self.launch = launch_model(entry, port=runner.port, nodes=nodes, repo_path=runner.repo_path)
         self.on_progress = on_progress
         self.started_at = datetime.now(UTC)
         self.t0 = time.monotonic()
@@ -158,28 +156,34 @@ class _Swap:
         return SwapFailed(self.entry.key, reason, list(self.lines))
 
     async def run(self, timeout: float) -> SwapResult:  # noqa: ASYNC109
-        head = self.runner._head
+        head = self.runner.head
         try:
             async with asyncio.timeout(timeout):
                 self.report("stopping")
-                await head.run(stop_cluster(self.runner._repo_path), timeout=timeout)
+                await head.run(stop_cluster(self.runner.repo_path), timeout=timeout)
                 since = datetime.now(UTC)
                 self.report("starting")
                 await head.run(self.launch, timeout=timeout)
                 self.report("loading")
                 await self.follow_log(since)
-                served = await self.wait_healthy()
+                await self.wait_healthy()
         except TimeoutError:
             raise self.fail(f"timeout after {timeout:g} s") from None
         except SwapFailed:
             raise
         except SparkError as err:
             raise self.fail(str(err)) from err
+        # Report first: the caller refreshes its state on "ready"; the model list can wait.
         self.report("ready")
+        duration = time.monotonic() - self.t0
+        try:
+            served = (await self.runner.api.vllm_state()).models
+        except ServiceUnreachable:
+            served = []
         return SwapResult(
             model=self.entry.key,
             repo_id=self.entry.repo_id,
-            duration=time.monotonic() - self.t0,
+            duration=duration,
             served_models=served,
         )
 
@@ -195,9 +199,9 @@ class _Swap:
         reconnects = 0
         in_traceback = False
         while True:
-            command = docker_logs(runner._container, follow=True, since=since)
+            command = docker_logs(runner.container, follow=True, since=since)
             count = 0
-            stream = runner._head.stream_lines(command)
+            stream = runner.head.stream_lines(command)
             try:
                 async with contextlib.aclosing(stream):
                     async for line in stream:
@@ -227,22 +231,17 @@ class _Swap:
             await asyncio.sleep(FOLLOW_RETRY_DELAY)
 
     async def container_running(self) -> bool:
-        result = await self.runner._head.run(
-            docker_inspect(self.runner._container), check=False, timeout=30
+        result = await self.runner.head.run(
+            docker_inspect(self.runner.container), check=False, timeout=30
         )
         if result.exit_status != 0:
             return False
         return parse_docker_inspect(result.stdout).running
 
-    async def wait_healthy(self) -> list[str]:
+    async def wait_healthy(self) -> None:
         """Poll `/health` from the moment the startup line appeared until it answers 200."""
-        api = self.runner._api
         while True:
             with contextlib.suppress(ServiceUnreachable):
-                if await api.vllm_healthy():
-                    break
+                if await self.runner.api.vllm_healthy():
+                    return
             await asyncio.sleep(HEALTH_POLL_INTERVAL)
-        try:
-            return (await api.vllm_state()).models
-        except ServiceUnreachable:
-            return []
