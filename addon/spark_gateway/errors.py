@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 _LOGGER = logging.getLogger(__name__)
@@ -107,6 +108,10 @@ def error_response(
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into a JSON error; nothing escapes as an HTML page or a crash."""
     try:
+        content_type = request.headers.get("Content-Type", "").lower()
+        if content_type.startswith("multipart/") and "boundary=" not in content_type:
+            # aiohttp's multipart reader raises a bare ValueError on this; answer it up front.
+            raise ApiError(400, "multipart body without a boundary", code="invalid_multipart")
         return await handler(request)
     except ApiError as err:
         return err.to_response()
@@ -117,6 +122,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if err.status < 400:
             raise
         return error_response(err.status, err.reason, headers=_allow_header(err))
+    except HttpProcessingError as err:
+        # Malformed framing inside the body (e.g. multipart part headers).
+        return error_response(400, f"malformed request body: {err.message}", code="invalid_body")
     except ConnectionResetError as err:
         # Client went away mid-request; there is nobody left to answer.
         _LOGGER.debug("client connection lost: %s", err)

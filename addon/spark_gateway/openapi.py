@@ -364,7 +364,8 @@ def build_document(app: web.Application) -> dict[str, Any]:
                                 "properties": {
                                     "message": {"type": "string"},
                                     "type": {"type": "string"},
-                                    "code": {"type": ["string", "null"]},
+                                    # vLLM's relayed errors carry the status as code.
+                                    "code": {"type": ["string", "integer", "null"]},
                                     "param": {"type": ["string", "null"]},
                                 },
                             }

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..appkeys import CONFIG, UPSTREAM
 from ..audio_codec import AudioDecodeError, decode_to_wav16k
@@ -40,7 +41,10 @@ async def read_transcription_request(request: web.Request) -> TranscriptionReque
         raise ApiError(
             415, "send multipart/form-data with a 'file' field", code="unsupported_media_type"
         )
-    form = await request.post()  # enforces the upload cap (413)
+    try:
+        form = await request.post()  # enforces the upload cap (413)
+    except (HttpProcessingError, ValueError) as err:
+        raise ApiError(400, f"malformed multipart body: {err}", code="invalid_multipart") from err
     upload = form.get("file")
     if upload is None:
         raise ApiError(400, "the 'file' field is required", code="missing_file", param="file")
