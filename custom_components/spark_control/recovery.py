@@ -136,6 +136,28 @@ class SparkRecovery:
         """Automatic restarts of `service` in the current window."""
         return self.manager.budget.used(service)
 
+    def as_diagnostics(self) -> dict[str, Any]:
+        """Recovery state for the entry's diagnostics (no secrets in it)."""
+        budget = self.manager.budget
+        services: dict[str, Any] = {}
+        for service in SERVICES:
+            state = self.manager.state(service)
+            services[service] = {
+                "wedged": state.wedged,
+                "suppressed": state.suppressed,
+                "last_wedge_at": state.last_wedge_at,
+                "checks": state.checks,
+                "last_result": state.last_result.as_dict() if state.last_result else None,
+                "restarts_in_window": budget.used(service),
+                "checking": self.manager.checking(service),
+            }
+        return {
+            "restart_limit": budget.limit,
+            "restart_window_minutes": budget.window / 60,
+            "probes_started": self.manager.probes_started,
+            "services": services,
+        }
+
     def restore(self, saved: dict[str, Any] | None) -> None:
         """Bring back the last wedge times saved before a restart of Home Assistant."""
         last_wedges = (saved or {}).get("last_wedge")

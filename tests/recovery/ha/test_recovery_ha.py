@@ -316,3 +316,19 @@ async def test_periodic_deep_check_finds_a_silent_wedge(
     assert detected[0].data["source"] == "periodic"
     assert sim.nodes[1].commands.count("docker restart magpie-tts") == 1
     assert hass.states.get("binary_sensor.lab_magpie_tts_wedged").state == "off"
+
+
+async def test_diagnostics_view_of_recovery(
+    hass: HomeAssistant, sim: SimCluster, loaded_entry: MockConfigEntry
+) -> None:
+    sim.faults.wedge("parakeet")
+    await _report(hass)
+    diagnostics = _recovery(loaded_entry).as_diagnostics()
+    assert diagnostics["restart_limit"] == 3
+    assert diagnostics["restart_window_minutes"] == 30
+    parakeet = diagnostics["services"]["parakeet"]
+    assert parakeet["wedged"] is False
+    assert parakeet["restarts_in_window"] == 1
+    assert parakeet["checks"] == 2  # the probe that found the wedge, the one after the restart
+    assert parakeet["last_result"]["health"] == "healthy"
+    assert diagnostics["services"]["magpie"]["last_result"] is None
