@@ -36,6 +36,7 @@ class SimCluster:
         self.repo = RepoState(behind=self.config.updates_behind)
         self._fault_state = FaultState()
         self._executor: ThreadPoolExecutor | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # fault-switch settling, cancelled on stop
         self._started = False
 
     @property
@@ -126,7 +127,10 @@ class SimCluster:
         async def settle() -> None:
             await asyncio.gather(*tasks)
 
-        return asyncio.get_running_loop().create_task(settle())
+        task = asyncio.get_running_loop().create_task(settle())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _release_hangs(self) -> None:
         for service in self.services:
@@ -136,6 +140,8 @@ class SimCluster:
         if not self._started:
             return
         self._started = False
+        for task in list(self._tasks):
+            task.cancel()
         for node in self.nodes:
             await node.stop()
         for service in self.services:

@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from pocketsphinx import Decoder
+from pocketsphinx import Decoder  # type: ignore[import-untyped]
 
 _FRAME_SECONDS = 0.01
 _FILLERS = re.compile(r"^(<s>|</s>|<sil>|\[.*\]|\+\+.*\+\+|\(NULL\))$")

@@ -82,4 +82,5 @@ def _tone(text: str, rate: int) -> bytes:
     t = np.arange(int(seconds * rate)) / rate
     frequency = 220 + (sum(map(ord, text)) % 200)
     wave = 0.3 * np.sin(2 * math.pi * frequency * t) * (np.sin(math.pi * t / 0.3 * 1) ** 2)
-    return (wave * 32767).astype("<i2").tobytes()
+    pcm: bytes = (wave * 32767).astype("<i2").tobytes()
+    return pcm

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 
 from aiohttp import web
@@ -185,7 +185,7 @@ class VllmService(SimService):
 
     async def stream_tokens(
         self, prompt_tokens: int, tokens: list[str], arrived: float
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str]:
         """Yield tokens at `token_rate`; stopping iteration (client gone) stops generation."""
         async with self.request_slot(prompt_tokens):
             metrics = self.metrics

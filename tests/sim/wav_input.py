@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-import soundfile
+import soundfile  # type: ignore[import-untyped]
 
 EXPECTED_RATE = 16000
 

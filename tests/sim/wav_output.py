@@ -7,7 +7,7 @@ import struct
 import wave
 
 import numpy as np
-import soundfile
+import soundfile  # type: ignore[import-untyped]
 
 
 def pcm16_to_wav(
