@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import librosa
 import numpy as np
 import onnxruntime
@@ -41,8 +42,8 @@ FRAME_S = 0.08  # Sortformer's output frame
 WINDOW_FRAMES = 80  # mel frames (10 ms) per encoder window, fixed by the model
 WINDOW_S = WINDOW_FRAMES * 0.01
 MAX_SPEAKERS = 4
-CLUSTER_THRESHOLD = 0.42  # cosine distance between smoothed windows; tuned on the voice bank
-MIN_SPEAKER_S = 2.4  # clusters with less speech are folded into the nearest one
+CLUSTER_THRESHOLD = 0.39  # cosine distance between smoothed windows; tuned on the voice bank
+MIN_SPEAKER_S = 3.2  # clusters with less speech are folded into the nearest one
 MIN_FINGERPRINT_S = 1.6
 FINGERPRINT_DIM = 192
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
@@ -275,7 +276,7 @@ def add_diarization_routes(app: web.Application, state: Any) -> None:
         data: bytes | None = None
         reader = await request.multipart()
         async for part in reader:
-            if isinstance(part, web.BodyPartReader) and part.name == "file":
+            if isinstance(part, aiohttp.BodyPartReader) and part.name == "file":
                 data = bytes(await part.read())
         if data is None:
             return web.json_response({"detail": "Missing required form field 'file'."}, status=400)

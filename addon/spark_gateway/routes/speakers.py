@@ -1,9 +1,147 @@
-"""Speaker-attributed transcription endpoints (owned by the diarization engineer)."""
+"""Speaker-attributed transcription endpoints.
+
+- `POST /api/audio/transcribe-with-speakers`: any audio the gateway decodes → who said what,
+  as the contract's JSON or as SRT, WebVTT or labelled text (`response_format`).
+- `POST /api/audio/diarize-chunk`: one chunk passed to the Parakeet container's
+  `/v1/audio/diarize-chunk` (segments, confidence, fingerprints), checked on the way back.
+
+Upstream trouble (wedge → 503 + Retry-After and a report to HA, timeouts → 504) is mapped by
+the shared `UpstreamClient`, exactly as for `/v1/audio/transcriptions`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from typing import Any
+
 from aiohttp import web
+
+from ..appkeys import CONFIG, UPSTREAM
+from ..audio_codec import AudioDecodeError, DecodedAudio, decode_to_wav16k
+from ..config import GatewayConfig
+from ..errors import ApiError, UpstreamError
+from ..speakers.formats import (
+    CONTENT_TYPES,
+    OUTPUT_FORMATS,
+    OutputFormat,
+    to_contract_json,
+    to_srt as speakers_to_srt,
+    to_text as speakers_to_text,
+    to_vtt as speakers_to_vtt,
+)
+from ..speakers.parsing import UpstreamFormatError, parse_diarization
+from ..speakers.pipeline import SpeakerOptions, transcribe_with_speakers
+
+_LANGUAGE = re.compile(r"^(?:[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*|multi)$")
+
+
+def speaker_options(config: GatewayConfig) -> SpeakerOptions:
+    """The pipeline's tunables from the gateway configuration."""
+    defaults = SpeakerOptions()
+    return SpeakerOptions(
+        long_audio_threshold_s=config.long_audio_threshold_s,
+        chunk_s=config.chunk_target_s,
+        overlap_s=config.chunk_overlap_s,
+        chunk_concurrency=config.chunk_concurrency,
+        link_threshold=config.speaker_link_threshold,
+        min_reliable_speech_s=defaults.min_reliable_speech_s,
+        max_pause_s=defaults.max_pause_s,
+        low_confidence=defaults.low_confidence,
+    )
+
+
+async def _read_upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
+    """The `file` bytes and the other text fields of a multipart upload."""
+    if request.content_type != "multipart/form-data":
+        raise ApiError(415, "send multipart/form-data with a 'file' field",
+                       code="unsupported_media_type")  # fmt: skip
+    form = await request.post()  # the app's client_max_size makes oversize uploads a 413
+    upload = form.get("file")
+    if upload is None:
+        raise ApiError(400, "the 'file' field is required", code="missing_file", param="file")
+    if isinstance(upload, web.FileField):
+        audio = await asyncio.to_thread(upload.file.read)
+    else:
+        audio = upload.encode() if isinstance(upload, str) else bytes(upload)
+    if not audio:
+        raise ApiError(400, "the audio file is empty", code="empty_audio", param="file")
+    fields = {
+        key: str(value).strip()
+        for key, value in form.items()
+        if key != "file" and not isinstance(value, web.FileField)
+    }
+    return audio, fields
+
+
+async def _decode(request: web.Request, audio: bytes) -> DecodedAudio:
+    config = request.app[CONFIG]
+    try:
+        decoded = await asyncio.to_thread(
+            decode_to_wav16k, audio, max_duration_s=config.max_audio_seconds
+        )
+    except AudioDecodeError as err:
+        raise ApiError(400, str(err), code="invalid_audio", param="file") from err
+    if decoded.duration_s <= 0:
+        raise ApiError(400, "the audio holds no samples", code="empty_audio", param="file")
+    return decoded
+
+
+def _bad_upstream(err: UpstreamFormatError) -> UpstreamError:
+    return UpstreamError("parakeet", 502, f"parakeet returned an unusable answer: {err}",
+                         code="upstream_bad_response")  # fmt: skip
+
+
+async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
+    """POST /api/audio/transcribe-with-speakers."""
+    audio, fields = await _read_upload(request)
+    response_format = fields.get("response_format") or "json"
+    if response_format not in OUTPUT_FORMATS:
+        raise ApiError(400, f"response_format must be one of {', '.join(OUTPUT_FORMATS)}",
+                       code="unsupported_response_format", param="response_format")  # fmt: skip
+    language = fields.get("language") or None
+    if language is not None and not _LANGUAGE.match(language):
+        raise ApiError(400, f"language {language!r} is not a language code",
+                       code="invalid_language", param="language")  # fmt: skip
+    decoded = await _decode(request, audio)
+    config = request.app[CONFIG]
+    try:
+        result = await transcribe_with_speakers(
+            request.app[UPSTREAM],
+            decoded.samples,
+            language=language,
+            options=speaker_options(config),
+            stt_model=config.stt_model,
+        )
+    except UpstreamFormatError as err:
+        raise _bad_upstream(err) from err
+    fmt: OutputFormat = response_format  # type: ignore[assignment]  # checked above
+    if fmt == "json":
+        body = to_contract_json(
+            result.turns,
+            duration_s=result.duration_s,
+            language=result.language,
+            models=result.models,
+            speakers=result.speakers,
+        )
+        return web.json_response(body)
+    render = {"srt": speakers_to_srt, "vtt": speakers_to_vtt, "text": speakers_to_text}[fmt]
+    return web.Response(text=render(result.turns), content_type=CONTENT_TYPES[fmt], charset="utf-8")
+
+
+async def diarize_chunk_route(request: web.Request) -> web.Response:
+    """POST /api/audio/diarize-chunk: the container's answer, after checking its shape."""
+    audio, _ = await _read_upload(request)
+    decoded = await _decode(request, audio)
+    body: dict[str, Any] = await request.app[UPSTREAM].diarize_chunk(decoded.wav)
+    try:
+        parse_diarization(body)
+    except UpstreamFormatError as err:
+        raise _bad_upstream(err) from err
+    return web.json_response(body)
 
 
 def setup(app: web.Application) -> None:
-    """Register the speaker routes on the gateway app (none yet)."""
+    """Register the speaker routes on the gateway app."""
+    app.router.add_post("/api/audio/transcribe-with-speakers", transcribe_with_speakers_route)
+    app.router.add_post("/api/audio/diarize-chunk", diarize_chunk_route)
