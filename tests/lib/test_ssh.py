@@ -161,3 +161,16 @@ async def test_drop_mid_command_raises_then_recovers(sim: SimCluster, node: SshN
     sim.faults.drop_ssh_mid_command(False)
     result = await node.run(commands.docker_ps())
     assert "vllm_node" in result.stdout
+
+
+async def test_many_concurrent_commands_share_one_connection(
+    sim: SimCluster, node: SshNode
+) -> None:
+    # More than OpenSSH's 10 sessions per connection: the node queues the extra ones.
+    follow = node.stream_lines(commands.docker_logs("vllm_node", follow=True))
+    first = await anext(follow)
+    results = await asyncio.gather(*(node.run(commands.probe()) for _ in range(20)))
+    await follow.aclose()
+    assert first
+    assert all(result.exit_status == 0 for result in results)
+    assert len(sim.nodes[0].connections) == 1

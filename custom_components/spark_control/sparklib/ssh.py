@@ -8,9 +8,10 @@ raises HostKeyChanged carrying both fingerprints, so the user can decide.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import asyncssh
@@ -33,6 +34,8 @@ _LOGGER = logging.getLogger(__name__)
 # Errors that mean "the transport is gone", as opposed to a refusal by the server.
 _TRANSPORT_ERRORS = (OSError, asyncssh.ConnectionLost, asyncssh.DisconnectError, EOFError)
 _LINE_ENDS = ("\n", "\r")
+# OpenSSH allows 10 sessions per connection (MaxSessions); stay below it.
+MAX_SESSIONS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,7 @@ class SshNode:
             self.pin(pinned_host_key)
         self._conn: asyncssh.SSHClientConnection | None = None
         self._connect_lock = asyncio.Lock()
+        self._sessions = asyncio.Semaphore(MAX_SESSIONS)
 
     def __repr__(self) -> str:
         return f"SshNode({self.name}: {self.username}@{self.host}:{self.port})"
@@ -142,21 +146,17 @@ class SshNode:
         reconnecting once.
         """
         command = _render(argv, cwd)
-        process = await self._open_process(command)
-        try:
-            async with asyncio.timeout(timeout):
-                completed = await process.wait(check=False)
-        except TimeoutError:
-            raise CommandTimeout(command, timeout) from None
-        except _TRANSPORT_ERRORS as err:
-            self._drop()
-            raise CannotConnect(self.name, f"connection lost during `{command}`") from err
-        finally:
-            process.close()
+        async with self._session(command) as process:
+            try:
+                async with asyncio.timeout(timeout):
+                    completed = await process.wait(check=False)
+            except TimeoutError:
+                raise CommandTimeout(command, timeout) from None
+            except _TRANSPORT_ERRORS as err:
+                raise self._lost(command) from err
         if completed.exit_status is None:
             # No exit status means the channel or the connection closed under us.
-            self._drop()
-            raise CannotConnect(self.name, f"connection lost during `{command}`")
+            raise self._lost(command)
         result = CommandResult(
             stdout=_text(completed.stdout),
             stderr=_text(completed.stderr),
@@ -183,10 +183,9 @@ class SshNode:
         (its `stderr` holds the last lines) once the output is exhausted.
         """
         command = _render(argv, cwd)
-        process = await self._open_process(command, merge_stderr=True)
         tail: deque[str] = deque(maxlen=20)
         after_cr = False
-        try:
+        async with self._session(command, merge_stderr=True) as process:
             while True:
                 try:
                     chunk = await process.stdout.readuntil(_LINE_ENDS)
@@ -195,8 +194,7 @@ class SshNode:
                     if not chunk:
                         break
                 except _TRANSPORT_ERRORS as err:
-                    self._drop()
-                    raise CannotConnect(self.name, f"connection lost during `{command}`") from err
+                    raise self._lost(command) from err
                 if chunk == "\n" and after_cr:
                     after_cr = False  # the second half of a "\r\n"
                     continue
@@ -207,15 +205,11 @@ class SshNode:
             try:
                 completed = await process.wait(check=False)
             except _TRANSPORT_ERRORS as err:
-                self._drop()
-                raise CannotConnect(self.name, f"connection lost during `{command}`") from err
-            if completed.exit_status is None:
-                self._drop()
-                raise CannotConnect(self.name, f"connection lost during `{command}`")
-            if check and completed.exit_status != 0:
-                raise CommandFailed(command, completed.exit_status, "\n".join(tail))
-        finally:
-            process.close()
+                raise self._lost(command) from err
+        if completed.exit_status is None:
+            raise self._lost(command)
+        if check and completed.exit_status != 0:
+            raise CommandFailed(command, completed.exit_status, "\n".join(tail))
 
     async def close(self) -> None:
         """Close the kept connection (it is reopened on the next command)."""
@@ -224,8 +218,20 @@ class SshNode:
             conn.close()
             await conn.wait_closed()
 
-    async def _open_process(
+    @contextlib.asynccontextmanager
+    async def _session(
         self, command: str, *, merge_stderr: bool = False
+    ) -> AsyncIterator[asyncssh.SSHClientProcess[str]]:
+        """A channel running `command`, closed on exit; at most MAX_SESSIONS at once."""
+        async with self._sessions:
+            process = await self._open_process(command, merge_stderr=merge_stderr)
+            try:
+                yield process
+            finally:
+                process.close()
+
+    async def _open_process(
+        self, command: str, *, merge_stderr: bool
     ) -> asyncssh.SSHClientProcess[str]:
         stderr = asyncssh.STDOUT if merge_stderr else asyncssh.PIPE
         for attempt in (1, 2):
@@ -235,7 +241,14 @@ class SshNode:
                 return await conn.create_process(
                     command, stdin=asyncssh.DEVNULL, stderr=stderr, encoding="utf-8"
                 )
-            except (*_TRANSPORT_ERRORS, asyncssh.ChannelOpenError) as err:
+            except asyncssh.ChannelOpenError as err:
+                if not conn.is_closed():
+                    # The server refused this channel only; other sessions stay up.
+                    raise CannotConnect(self.name, _describe(err)) from err
+                self._drop()
+                if attempt == 2:
+                    raise CannotConnect(self.name, _describe(err)) from err
+            except _TRANSPORT_ERRORS as err:
                 # The kept connection died while idle; the command was never sent.
                 self._drop()
                 if attempt == 2:
@@ -285,6 +298,11 @@ class SshNode:
         except (*_TRANSPORT_ERRORS, asyncssh.Error) as err:
             raise CannotConnect(self.name, _describe(err)) from err
         return conn
+
+    def _lost(self, command: str) -> CannotConnect:
+        # The next command reconnects if the connection is gone (`_connection` checks);
+        # a channel lost on a live connection leaves the other sessions alone.
+        return CannotConnect(self.name, f"connection lost during `{command}`")
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
