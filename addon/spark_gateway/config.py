@@ -12,7 +12,7 @@ import voluptuous as vol
 import yaml
 
 SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
-DEFAULT_PORT = 8300
+DEFAULT_PORT = 8080
 SUPERVISOR_CORE_URL = "http://supervisor/core/api"
 
 

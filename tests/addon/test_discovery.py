@@ -25,7 +25,7 @@ async def test_announce_sends_url_and_key(fake_ha: FakeHomeAssistant) -> None:
         uuid = await announce(
             session,
             token=fake_ha.token,
-            url="http://local-spark-gateway:8300",
+            url="http://local-spark-gateway:8080",
             api_key="sk-spark-abc",
             supervisor_url=fake_ha.url,
         )
@@ -41,14 +41,14 @@ async def test_announce_sends_url_and_key(fake_ha: FakeHomeAssistant) -> None:
     assert fake_ha.discoveries == [
         {
             "service": "spark_control",
-            "config": {"url": "http://local-spark-gateway:8300", "api_key": "sk-spark-abc"},
+            "config": {"url": "http://local-spark-gateway:8080", "api_key": "sk-spark-abc"},
         }
     ]
 
 
 def test_announced_url() -> None:
     assert gateway_url(GatewayConfig(public_url="https://gw.lan")) == "https://gw.lan"
-    assert gateway_url(GatewayConfig(port=8300)) == f"http://{socket.gethostname()}:8300"
+    assert gateway_url(GatewayConfig(port=8080)) == f"http://{socket.gethostname()}:8080"
 
 
 def free_port() -> int:
