@@ -64,6 +64,15 @@ class MagpieService(SimService):
         self.syntheses = 0  # completed synthesize calls (for test assertions)
         super().__init__(container, faults, config)
 
+    def starting_log(self) -> list[str]:
+        return [
+            "INFO: Starting NIM inference server for magpie-tts-multilingual",
+            "I1121 tritonserver] Started GRPCInferenceService at 0.0.0.0:50051",
+        ]
+
+    def ready_log(self) -> list[str]:
+        return ["INFO:     Uvicorn running on http://0.0.0.0:9000", "Magpie TTS NIM is ready."]
+
     def build_routes(self, app: web.Application) -> None:
         app[MAGPIE_KEY] = self
         app.router.add_get("/v1/health/ready", ready)

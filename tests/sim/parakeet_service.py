@@ -38,6 +38,19 @@ class ParakeetService(SimService):
         self.transcriptions = 0  # successful transcriptions (for test assertions)
         super().__init__(container, faults, config)
 
+    def starting_log(self) -> list[str]:
+        return [
+            *super().starting_log(),
+            f"Loading {self.model} on cuda:0 ...",
+            "[NeMo I] Model EncDecRNNTBPEModel was successfully restored.",
+        ]
+
+    def ready_log(self) -> list[str]:
+        return [
+            "INFO:     Application startup complete.",
+            "INFO:     Uvicorn running on http://0.0.0.0:8000 (Press CTRL+C to quit)",
+        ]
+
     async def recognize(self, audio: DecodedAudio) -> Recognition:
         return await self.recognizer.recognize(audio.pcm16)
 

@@ -55,6 +55,19 @@ class SimService:
 
     def on_started(self) -> None:
         """Called when the container enters running (before the boot delay)."""
+        for line in self.starting_log():
+            self.container.log(line)
+
+    def starting_log(self) -> list[str]:
+        """Lines the process prints as it starts (before its port opens)."""
+        return [
+            "INFO:     Started server process [1]",
+            "INFO:     Waiting for application startup.",
+        ]
+
+    def ready_log(self) -> list[str]:
+        """Lines the process prints once it serves."""
+        return ["INFO:     Application startup complete."]
 
     def on_stopped(self) -> None:
         """Called when the container leaves running."""
@@ -83,7 +96,9 @@ class SimService:
     async def _boot(self) -> None:
         await asyncio.sleep(self.boot_seconds())
         self.booted = True
-        self.port.reconcile()
+        await self.port.reconcile()
+        for line in self.ready_log():
+            self.container.log(line)
 
     async def start(self) -> None:
         await self.port.reconcile()

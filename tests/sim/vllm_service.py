@@ -50,6 +50,9 @@ class VllmService(SimService):
     def boot_seconds(self) -> float:
         return 0.0
 
+    def ready_log(self) -> list[str]:
+        return []  # the model load writes its own lines, ending with startup complete
+
     def configure(self, model: str, max_model_len: int | None) -> None:
         """What the next start serves (set by `launch-cluster.sh ... exec vllm serve`)."""
         self.model = model

@@ -45,6 +45,8 @@ async def test_wedge_until_container_restart(sim: SimCluster, ssh: SshConnect) -
         await wait_healthy(http, f"{sim.parakeet.url}/health")
         recovered = await transcribe(http, sim.parakeet.url, silence_wav())
         assert recovered.status == 200
+        logs = await conn.run("docker logs parakeet-asr")
+        assert "Uvicorn running on http://0.0.0.0:8000 (Press CTRL+C to quit)" in logs.stdout
 
 
 async def test_hang_accepts_but_never_answers(sim: SimCluster) -> None:
