@@ -26,8 +26,9 @@ from .const import (
 )
 from .host_key_issue import async_create_host_key_issue
 from .sparklib.cluster import ClusterClient
+from .sparklib.commands import nvidia_smi_query
 from .sparklib.errors import AuthRejected, HostKeyChanged, ServiceUnreachable, SparkError
-from .sparklib.gpu import GpuStats
+from .sparklib.gpu import GpuStats, parse_nvidia_smi
 from .sparklib.http_api import VllmState
 from .sparklib.metrics import MetricsTracker, VllmMetrics, parse_vllm_metrics
 
@@ -115,17 +116,24 @@ class _AvailabilityLog:
 def _raise_for_ssh_error(
     hass: HomeAssistant, entry: SparkControlConfigEntry, error: SparkError
 ) -> None:
-    """Map the SSH errors that need the user into setup/reauth/repair signals."""
+    """Map the SSH errors that need the user into setup/reauth/repair signals.
+
+    After the first load a reload is scheduled: the setup then fails in the way that shows
+    the user the fix (reauth flow, or the host key repair issue).
+    """
+    loaded = entry.state is ConfigEntryState.LOADED
     if isinstance(error, HostKeyChanged):
         async_create_host_key_issue(hass, entry, error)
+        if loaded:
+            hass.config_entries.async_schedule_reload(entry.entry_id)
+            return
         raise ConfigEntryError(
             translation_domain=DOMAIN,
             translation_key="host_key_changed",
             translation_placeholders={"host": error.host},
         ) from error
     if isinstance(error, AuthRejected):
-        if entry.state is ConfigEntryState.LOADED:
-            # A reload after the first load is what starts the reauth flow.
+        if loaded:
             hass.config_entries.async_schedule_reload(entry.entry_id)
         raise ConfigEntryAuthFailed(
             translation_domain=DOMAIN,
@@ -184,6 +192,7 @@ class SparkMetricsCoordinator(DataUpdateCoordinator[ClusterMetrics]):
     ) -> None:
         self.client = client
         self._tracker = MetricsTracker()
+        self._availability = _AvailabilityLog(entry.title)
         super().__init__(
             hass,
             LOGGER,
@@ -201,14 +210,38 @@ class SparkMetricsCoordinator(DataUpdateCoordinator[ClusterMetrics]):
         # Parsing a few KB of exposition text is cheap enough for the loop.
         return self._tracker.update(parse_vllm_metrics(text))
 
-    async def _async_update_data(self) -> ClusterMetrics:
+    async def _read_gpus(self, node: str) -> list[GpuStats] | None:
+        """One node's nvidia-smi; None when the node cannot be reached right now.
+
+        A changed host key or a rejected key is never just "unavailable": it raises the
+        repair issue / reauth even when the other nodes answer.
+        """
         try:
-            vllm, gpus = await asyncio.gather(self._read_vllm(), self.client.gpu_stats())
-        except SparkError as error:
+            result = await self.client.nodes[node].run(nvidia_smi_query(), timeout=30)
+        except (HostKeyChanged, AuthRejected) as error:
             _raise_for_ssh_error(self.hass, self.config_entry, error)
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="communication_error",
                 translation_placeholders={"error": str(error)},
             ) from error
+        except SparkError:
+            self._availability.note(f"node {node}", reachable=False)
+            return None
+        self._availability.note(f"node {node}", reachable=True)
+        return parse_nvidia_smi(result.stdout)
+
+    async def _async_update_data(self) -> ClusterMetrics:
+        nodes = list(self.client.nodes)
+        vllm, *readings = await asyncio.gather(
+            self._read_vllm(), *(self._read_gpus(node) for node in nodes)
+        )
+        gpus = {
+            node: stats for node, stats in zip(nodes, readings, strict=True) if stats is not None
+        }
+        if not gpus and vllm is None:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="cluster_unreachable",
+            )
         return ClusterMetrics(vllm=vllm, gpus=gpus)

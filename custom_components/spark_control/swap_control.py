@@ -34,12 +34,13 @@ class SwapControl:
         self._hass = hass
         self._entry = entry
         self._listeners: list[Callable[[], None]] = []
+        self._target: str | None = None  # set from the request until the swap ends
         self.progress: SwapProgress | None = None
 
     @property
     def running(self) -> bool:
-        """Whether a swap is under way (stopping, starting or loading)."""
-        return self.progress is not None and self.progress.status not in ("ready", "failed")
+        """Whether a swap is under way (from the request until ready or failed)."""
+        return self._target is not None
 
     @callback
     def async_add_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
@@ -54,31 +55,42 @@ class SwapControl:
 
     def ensure_idle(self) -> None:
         """Refuse a second swap with an error that names the one in progress."""
-        if self.running and self.progress is not None:
+        if self._target is not None:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="swap_in_progress",
-                translation_placeholders={"model": self.progress.model},
+                translation_placeholders={"model": self._target},
             )
 
     @callback
     def async_start(self, model: str) -> None:
         """Start a swap in the background (the select does not wait minutes for a load)."""
         self.ensure_idle()
+        # Claimed now, not when the task first runs, so a second request is refused at once.
+        self._target = model
         self._entry.async_create_background_task(
             self._hass, self._run_logged(model), f"{DOMAIN} swap to {model}"
         )
 
     async def _run_logged(self, model: str) -> None:
         try:
-            await self.async_swap(model)
+            await self._swap(model)
         except HomeAssistantError as error:
             # The event and the notification already told the user.
             LOGGER.debug("Background swap to %s ended: %s", model, error)
+        finally:
+            self._target = None
 
     async def async_swap(self, model: str) -> SwapResult:
         """Swap to a catalog model and wait for it to be served."""
         self.ensure_idle()
+        self._target = model
+        try:
+            return await self._swap(model)
+        finally:
+            self._target = None
+
+    async def _swap(self, model: str) -> SwapResult:
         runtime = self._entry.runtime_data
         try:
             target = runtime.catalog.catalog.get(model)

@@ -3,6 +3,7 @@ pins the new key after the user confirms its fingerprint; a node that is down re
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 
@@ -118,3 +119,19 @@ async def test_node_down_retries(
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert dead in (entry.reason or "")
+
+
+async def test_host_key_change_while_running(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """A node that comes back with another key (reinstalled) is caught on reconnect: the
+    repair issue appears and the entry stops talking to the cluster."""
+    sim.faults.change_host_key(1)
+    for conn in list(sim.nodes[1].connections):
+        conn.close()  # the node rebooted: our kept connection is gone
+    await asyncio.sleep(0.1)
+    await init_integration.runtime_data.metrics.async_refresh()
+    await hass.async_block_till_done()
+    issue_id = f"host_key_changed_{init_integration.entry_id}_{node_strings(sim)[1]}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    assert init_integration.state is ConfigEntryState.SETUP_ERROR
