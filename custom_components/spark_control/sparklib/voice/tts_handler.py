@@ -40,8 +40,8 @@ class TtsBridge:
     voices: VoiceCatalog
     sample_rate: int = DEFAULT_SAMPLE_RATE
     samples_per_chunk: int = 1024
-    # Sentences synthesized ahead of the one being played; keeps Magpie busy without flooding it.
-    max_parallel: int = 3
+    # Sentences synthesized at once after the first; keeps Magpie ahead without flooding it.
+    max_parallel: int = 2
 
 
 class _SpokenReply:
@@ -67,6 +67,7 @@ class _SpokenReply:
         self._limit = asyncio.Semaphore(bridge.max_parallel)
         self._pending: asyncio.Queue[asyncio.Task[PcmAudio] | None] = asyncio.Queue()
         self._syntheses: set[asyncio.Task[PcmAudio]] = set()
+        self._first_piece: asyncio.Task[PcmAudio] | None = None
         self._writer = asyncio.create_task(self._write_in_order(), name="wyoming tts writer")
         self.error: SpeechServiceError | None = None
         # Plain replies run whole chunks across sentence joins; this is the unsent tail.
@@ -75,7 +76,13 @@ class _SpokenReply:
     def add(self, pieces: list[str]) -> None:
         """Start synthesizing each piece at once; audio is written in the order given."""
         for piece in pieces:
-            task = asyncio.create_task(self._synthesize(piece), name="magpie synthesis")
+            if self._first_piece is None:
+                self._first_piece = asyncio.create_task(
+                    self._synthesize(piece), name="magpie synthesis"
+                )
+                task = self._first_piece
+            else:
+                task = asyncio.create_task(self._synthesize_later(piece), name="magpie synthesis")
             self._syntheses.add(task)
             task.add_done_callback(self._syntheses.discard)
             self._pending.put_nowait(task)
@@ -92,6 +99,12 @@ class _SpokenReply:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _synthesize_later(self, text: str) -> PcmAudio:
+        # The first sentence runs alone: time to first audio is what the listener notices.
+        assert self._first_piece is not None
+        await asyncio.wait([self._first_piece])
+        return await self._synthesize(text)
 
     async def _synthesize(self, text: str, *, may_split: bool = True) -> PcmAudio:
         async with self._limit:
