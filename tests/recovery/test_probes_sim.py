@@ -55,7 +55,7 @@ async def test_hang_is_wedged_after_the_probe_timeout(
     result = await prober.probe("parakeet")
     assert result.health is ServiceHealth.WEDGED
     assert result.detail == "no answer within 0.8 s"
-    assert 0.8 <= result.elapsed < 2.0
+    assert 0.8 <= result.elapsed < 3.0
     assert not await prober.is_healthy("parakeet")
 
 

@@ -136,14 +136,14 @@ async def test_hang_is_classified_wedged_and_restarted(
     probe_clip: bytes,
 ) -> None:
     events: list[RecoveryEvent] = []
-    manager = _manager(sim, session, cluster_client, probe_clip, events, timeout=1.5)
+    manager = _manager(sim, session, cluster_client, probe_clip, events, timeout=3)
     sim.faults.hang("magpie")
 
     outcome = await manager.deep_check("magpie")
 
     assert outcome.probe.health is ServiceHealth.WEDGED
-    assert outcome.probe.detail == "no answer within 1.5 s"
-    assert outcome.probe.elapsed >= 1.5
+    assert outcome.probe.detail == "no answer within 3 s"
+    assert outcome.probe.elapsed >= 3
     # A restarted process has a fresh CUDA context: the hang is gone.
     assert outcome.restarts == 1
     assert sim.nodes[1].commands.count("docker restart magpie-tts") == 1
