@@ -103,10 +103,14 @@ class SimCluster:
         )
         self.nodes = [SimNode(index, name, world) for index, name in enumerate(world.node_names)]
         self._started = True
-        for node in self.nodes:
-            await node.start()
-        for service in self.services:
-            await service.start()
+        try:
+            for node in self.nodes:
+                await node.start()
+            for service in self.services:
+                await service.start()
+        except BaseException:
+            await self.stop()  # __aexit__ never runs when __aenter__ fails
+            raise
 
     @property
     def services(self) -> list[SimService]:
