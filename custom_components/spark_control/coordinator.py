@@ -233,8 +233,8 @@ class SparkMetricsCoordinator(DataUpdateCoordinator[ClusterMetrics]):
 
     async def _async_update_data(self) -> ClusterMetrics:
         nodes = list(self.client.nodes)
-        vllm, *readings = await asyncio.gather(
-            self._read_vllm(), *(self._read_gpus(node) for node in nodes)
+        vllm, readings = await asyncio.gather(
+            self._read_vllm(), asyncio.gather(*(self._read_gpus(node) for node in nodes))
         )
         gpus = {
             node: stats for node, stats in zip(nodes, readings, strict=True) if stats is not None
