@@ -29,7 +29,8 @@ def client_key(client_key_pair: tuple[str, str]) -> asyncssh.SSHKey:
 
 @pytest.fixture
 def sim_config(client_key_pair: tuple[str, str]) -> SimConfig:
-    return SimConfig(authorized_keys=[client_key_pair[1]], load_seconds=0.4, restart_delay=0.1)
+    # Loads long enough that "still loading" checks right after a command cannot race the load.
+    return SimConfig(authorized_keys=[client_key_pair[1]], load_seconds=1.0, restart_delay=0.1)
 
 
 @pytest.fixture

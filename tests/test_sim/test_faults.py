@@ -81,7 +81,7 @@ async def test_refuse_closes_port_while_container_runs(sim: SimCluster, ssh: Ssh
 
 
 async def test_slow_start_delays_speech_port(sim: SimCluster, ssh: SshConnect) -> None:
-    sim.faults.slow_start(0.5)
+    sim.faults.slow_start(1.5)
     conn = await ssh(1)
     await conn.run("docker restart magpie-tts")
     async with aiohttp.ClientSession() as http:
