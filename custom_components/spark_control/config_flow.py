@@ -22,7 +22,10 @@ from homeassistant.helpers.selector import (
     SelectSelectorConfig,
     TextSelector,
     TextSelectorConfig,
+    TextSelectorType,
 )
+from homeassistant.helpers.service_info.hassio import HassioServiceInfo
+from yarl import URL
 
 from .cluster_check import async_check_ssh, async_unreachable_services
 from .cluster_config import Address, default_endpoints, parse_address
@@ -30,6 +33,8 @@ from .const import (
     CONF_CLUSTER_NAME,
     CONF_DEEP_CHECK_INTERVAL,
     CONF_ENDPOINTS,
+    CONF_GATEWAY_API_KEY,
+    CONF_GATEWAY_URL,
     CONF_HOST_KEYS,
     CONF_METRICS_INTERVAL,
     CONF_NODES,
@@ -257,8 +262,9 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             endpoints = _parse_endpoints(user_input, errors)
+            gateway = _parse_gateway(user_input, errors)
             if not errors:
-                data = {**self._data, CONF_ENDPOINTS: endpoints}
+                data = {**self._data, CONF_ENDPOINTS: endpoints, **gateway}
                 for service in await async_unreachable_services(self.hass, data):
                     errors[service] = "endpoint_unreachable"
                 if not errors:
@@ -273,12 +279,34 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
             }
         return self.async_show_form(
             step_id="services",
-            data_schema=self.add_suggested_values_to_schema(_ENDPOINTS_SCHEMA, user_input),
+            data_schema=self.add_suggested_values_to_schema(
+                _ENDPOINTS_SCHEMA.extend(_GATEWAY_FIELDS), user_input
+            ),
             errors=errors,
             description_placeholders={
                 "fingerprints": _fingerprint_lines(self._data[CONF_HOST_KEYS])
             },
         )
+
+    async def async_step_hassio(self, discovery_info: HassioServiceInfo) -> ConfigFlowResult:
+        """The add-on announced its gateway: link it to every configured cluster."""
+        url = _gateway_url(discovery_info.config.get("url"))
+        if url is None:
+            return self.async_abort(reason="invalid_discovery_info")
+        entries = self._async_current_entries(include_ignore=False)
+        if not entries:
+            return self.async_abort(reason="no_cluster")
+        api_key = discovery_info.config.get("api_key") or None
+        for entry in entries:
+            if (entry.data.get(CONF_GATEWAY_URL), entry.data.get(CONF_GATEWAY_API_KEY)) != (
+                url,
+                api_key,
+            ):
+                self.hass.config_entries.async_update_entry(
+                    entry,
+                    data={**entry.data, CONF_GATEWAY_URL: url, CONF_GATEWAY_API_KEY: api_key},
+                )
+        return self.async_abort(reason="gateway_linked")
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """A node rejected the key."""
@@ -395,6 +423,38 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 _ENDPOINTS_SCHEMA = vol.Schema({vol.Required(service): _TEXT for service in SERVICES})
+_GATEWAY_FIELDS = {
+    vol.Optional(CONF_GATEWAY_URL): TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
+    vol.Optional(CONF_GATEWAY_API_KEY): TextSelector(
+        TextSelectorConfig(type=TextSelectorType.PASSWORD)
+    ),
+}
+
+
+def _gateway_url(value: object) -> str | None:
+    """An http(s) URL with a host, without credentials; None if it is not one."""
+    try:
+        url = URL(str(value).strip())
+    except ValueError:
+        return None
+    if url.scheme not in ("http", "https") or not url.host or url.user or url.password:
+        return None
+    return str(url).rstrip("/")
+
+
+def _parse_gateway(user_input: Mapping[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    """The optional add-on gateway link (URL and API key) from a form."""
+    raw = (user_input.get(CONF_GATEWAY_URL) or "").strip()
+    if not raw:
+        return {}
+    url = _gateway_url(raw)
+    if url is None:
+        errors[CONF_GATEWAY_URL] = "invalid_gateway_url"
+        return {}
+    return {
+        CONF_GATEWAY_URL: url,
+        CONF_GATEWAY_API_KEY: user_input.get(CONF_GATEWAY_API_KEY) or None,
+    }
 
 
 def _parse_endpoints(

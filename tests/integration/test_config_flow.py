@@ -9,10 +9,11 @@ from unittest.mock import AsyncMock, patch
 
 import asyncssh
 import pytest
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import (
@@ -101,16 +102,27 @@ async def test_user_flow_with_pasted_key(
         assert "uname -srm" in node.commands
     # The suggested endpoints follow the defaults: vLLM on the head, speech on the second node.
     suggested = {
-        str(key): key.description["suggested_value"] for key in result["data_schema"].schema
+        str(key): key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if str(key) in ("vllm", "parakeet", "magpie")
     }
     assert suggested == {
         "vllm": "127.0.0.1:8888",
         "parakeet": "127.0.0.1:8000",
         "magpie": "127.0.0.1:9000",
     }
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], _services_input(sim))
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _services_input(sim, gateway_url="ftp://gateway")
+    )
+    assert result["errors"] == {"gateway_url": "invalid_gateway_url"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        _services_input(sim, gateway_url="http://spark-gateway:8080/", gateway_api_key="k3y"),
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Lab"
+    assert result["data"]["gateway_url"] == "http://spark-gateway:8080"
+    assert result["data"]["gateway_api_key"] == "k3y"
     data = result["data"]
     nodes = node_strings(sim)
     assert data[CONF_NODES] == nodes
@@ -375,3 +387,33 @@ async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEnt
     assert status is not old_coordinator
     assert status.update_interval is not None
     assert status.update_interval.total_seconds() == 2
+
+
+async def test_addon_discovery_links_gateway(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """The add-on's Supervisor discovery links its gateway to the configured clusters."""
+    info = HassioServiceInfo(
+        config={"url": "http://local-spark-gateway:8080", "api_key": "secret"},
+        name="Spark Gateway",
+        slug="local_spark_gateway",
+        uuid="1234",
+    )
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=info
+    )
+    assert result["reason"] == "no_cluster"
+
+    mock_config_entry.add_to_hass(hass)
+    bad = HassioServiceInfo(config={"url": "javascript:alert(1)"}, name="x", slug="x", uuid="5678")
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=bad
+    )
+    assert result["reason"] == "invalid_discovery_info"
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=info
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "gateway_linked"
+    assert mock_config_entry.data["gateway_url"] == "http://local-spark-gateway:8080"
+    assert mock_config_entry.data["gateway_api_key"] == "secret"
