@@ -9,7 +9,7 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
-from .cluster_config import build_cluster_config, node_for_host
+from .cluster_config import build_cluster_config
 from .const import SERVICE_MAGPIE, SERVICE_PARAKEET, SERVICE_VLLM
 from .sparklib.cluster import ClusterClient
 from .sparklib.errors import ServiceUnreachable
@@ -20,7 +20,7 @@ async def async_check_ssh(hass: HomeAssistant, data: Mapping[str, Any]) -> dict[
     """Connect to every node, run the harmless probe, pin unknown host keys.
 
     Returns the host keys to store, by node string. Raises sparklib's errors, whose `host`
-    names the node that failed.
+    is the node string that failed.
     """
     client = ClusterClient(build_cluster_config(data), async_get_clientsession(hass))
     try:
@@ -28,11 +28,7 @@ async def async_check_ssh(hass: HomeAssistant, data: Mapping[str, Any]) -> dict[
         pinned = client.host_keys
     finally:
         await client.close()
-    return {
-        node: line
-        for host, line in pinned.items()
-        if (node := node_for_host(data, host)) is not None
-    }
+    return pinned
 
 
 async def async_unreachable_services(hass: HomeAssistant, data: Mapping[str, Any]) -> list[str]:

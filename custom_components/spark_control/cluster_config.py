@@ -83,13 +83,18 @@ def endpoint_of(data: Mapping[str, Any], service: str) -> Address:
 
 
 def node_hosting(data: Mapping[str, Any], service: str) -> str:
-    """The node whose host serves the endpoint (the head node when none matches)."""
+    """The node that runs a service: the one whose host serves the endpoint.
+
+    When several nodes share that host (different SSH ports), the default placement breaks
+    the tie: vLLM on the head node, speech on the second node. No match means the head.
+    """
     host = endpoint_of(data, service).host
     nodes = nodes_of(data)
-    for node in nodes:
-        if node_address(data, node).host == host:
-            return node
-    return nodes[0]
+    matches = [node for node in nodes if node_address(data, node).host == host]
+    if not matches:
+        return nodes[0]
+    preferred = nodes[0] if service == "vllm" or len(nodes) == 1 else nodes[1]
+    return preferred if preferred in matches else matches[0]
 
 
 def default_endpoints(nodes: list[Address]) -> dict[str, dict[str, Any]]:
@@ -130,29 +135,30 @@ def host_keys_of(data: Mapping[str, Any]) -> dict[str, str]:
 
 
 def build_cluster_config(data: Mapping[str, Any]) -> ClusterConfig:
-    """The sparklib configuration of the cluster described by an entry's data."""
+    """The sparklib configuration of the cluster described by an entry's data.
+
+    Node strings are the sparklib node keys, so errors and per-node results name them.
+    """
     nodes = nodes_of(data)
-    addresses = {node: node_address(data, node) for node in nodes}
     pinned = host_keys_of(data)
     return ClusterConfig(
         name=str(data.get(CONF_CLUSTER_NAME, nodes[0])),
         nodes=[
-            NodeConfig(host=address.host, ssh_port=address.port, username=ssh_user_of(data))
-            for address in addresses.values()
+            NodeConfig(
+                host=(address := node_address(data, node)).host,
+                ssh_port=address.port,
+                username=ssh_user_of(data),
+                node_id=node,
+            )
+            for node in nodes
         ],
         private_key=private_key_of(data),
-        host_keys={
-            addresses[node].host: line for node, line in pinned.items() if node in addresses
-        },
+        host_keys={node: line for node, line in pinned.items() if node in nodes},
         repo_path=repo_path_of(data),
         endpoints={
             service: Endpoint(endpoint_of(data, service).host, endpoint_of(data, service).port)
             for service in SERVICES
         },
         containers=containers_of(data),
+        service_nodes={service: node_hosting(data, service) for service in SERVICES},
     )
-
-
-def node_for_host(data: Mapping[str, Any], host: str) -> str | None:
-    """The node string whose SSH host is `host` (sparklib reports nodes by host)."""
-    return next((node for node in nodes_of(data) if node_address(data, node).host == host), None)

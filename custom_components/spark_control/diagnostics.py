@@ -31,9 +31,7 @@ async def async_get_config_entry_diagnostics(
         "status": asdict(status) if status is not None else None,
         "metrics": {
             "vllm": asdict(metrics.vllm) if metrics and metrics.vllm else None,
-            "gpus": {
-                host: [asdict(gpu) for gpu in gpus] for host, gpus in metrics.gpus.items()
-            }
+            "gpus": {host: [asdict(gpu) for gpu in gpus] for host, gpus in metrics.gpus.items()}
             if metrics
             else {},
         },

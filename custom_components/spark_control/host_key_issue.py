@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
-from .cluster_config import node_for_host
 from .const import DOMAIN
 from .sparklib.errors import HostKeyChanged
 
@@ -25,7 +24,7 @@ def async_create_host_key_issue(
     hass: HomeAssistant, entry: ConfigEntry, error: HostKeyChanged
 ) -> None:
     """Tell the user which node changed its key; the fix flow pins the new one."""
-    node = node_for_host(entry.data, error.host) or error.host
+    node = error.host  # sparklib names nodes by the node strings we gave it
     ir.async_create_issue(
         hass,
         DOMAIN,

@@ -24,7 +24,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
-from .cluster_config import node_address, nodes_of
+from .cluster_config import nodes_of
 from .const import SERVICE_VLLM
 from .coordinator import (
     SparkControlConfigEntry,
@@ -32,6 +32,7 @@ from .coordinator import (
     SparkStatusCoordinator,
 )
 from .entity import SparkControlEntity, node_device, service_device
+from .recovery_entities import recovery_sensors
 from .sparklib.gpu import GpuStats
 from .sparklib.metrics import VllmMetrics
 
@@ -191,6 +192,7 @@ async def async_setup_entry(
         for description in GPU_SENSORS
         if description.exists_fn(entry)
     )
+    entities.extend(recovery_sensors(entry))  # last wedge, restarts in window (recovery)
     async_add_entities(entities)
 
 
@@ -279,15 +281,15 @@ class SparkGpuSensor(SparkControlEntity[SparkMetricsCoordinator], SensorEntity):
             coordinator, key=f"{node}_{description.key}", device_info=node_device(entry, node)
         )
         self.entity_description = description
-        self._host = node_address(entry.data, node).host
+        self._node = node
 
     @property
     def available(self) -> bool:
         """Only when the last poll read this node's GPUs."""
-        return super().available and self._host in self.coordinator.data.gpus
+        return super().available and self._node in self.coordinator.data.gpus
 
     @property
     def native_value(self) -> float | None:
         """The description's reading of this node's GPUs."""
-        gpus = self.coordinator.data.gpus.get(self._host)
+        gpus = self.coordinator.data.gpus.get(self._node)
         return self.entity_description.value_fn(gpus) if gpus is not None else None
