@@ -1,0 +1,154 @@
+"""The `transcribe_with_speakers` action: a recording from HA's media folder → who said what.
+
+The file is streamed to the add-on gateway's `/api/audio/transcribe-with-speakers` (URL and
+key stored on the entry by add-on discovery) and the gateway's JSON comes back as the
+action's response, so an automation can file meeting notes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+import voluptuous as vol
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+
+from .const import CONF_GATEWAY_API_KEY, CONF_GATEWAY_URL, DOMAIN
+
+ACTION_TRANSCRIBE_WITH_SPEAKERS = "transcribe_with_speakers"
+ATTR_CLUSTER = "cluster"
+ATTR_FILE = "file"
+ATTR_LANGUAGE = "language"
+GATEWAY_PATH = "/api/audio/transcribe-with-speakers"
+MEDIA_SOURCE_PREFIX = "media-source://media_source/"
+MAX_FILE_BYTES = 2 * 1024**3
+# A long meeting is transcribed in chunks on the GPU; allow for several hours of audio.
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=3 * 3600, sock_connect=10)
+
+TRANSCRIBE_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CLUSTER): cv.string,
+        vol.Required(ATTR_FILE): cv.string,
+        vol.Optional(ATTR_LANGUAGE): vol.Match(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"),
+    }
+)
+
+
+def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )
+
+
+def resolve_media_file(media_dirs: dict[str, str], reference: str) -> Path:
+    """`local/meetings/a.mp3`, `media-source://media_source/local/a.mp3` or `meetings/a.mp3`
+    (in the first media folder) → an absolute path that stays inside that media folder."""
+    relative = reference.removeprefix(MEDIA_SOURCE_PREFIX).lstrip("/")
+    if not media_dirs:
+        raise _invalid("media_file_invalid", file=reference)
+    folder_name, _, rest = relative.partition("/")
+    if folder_name in media_dirs:
+        root, inner = Path(media_dirs[folder_name]), rest
+    else:
+        root, inner = Path(next(iter(media_dirs.values()))), relative
+    root = root.resolve()
+    path = (root / inner).resolve()
+    if not inner or not path.is_relative_to(root):
+        raise _invalid("media_file_invalid", file=reference)
+    return path
+
+
+def _open_checked(path: Path, reference: str) -> IO[bytes]:
+    """Open the recording (in the executor); a clear error when it is missing or too big."""
+    if not path.is_file():
+        raise _invalid("media_file_not_found", file=reference)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise _invalid("media_file_too_large", file=reference)
+    return path.open("rb")
+
+
+async def async_transcribe_with_speakers(
+    hass: HomeAssistant, gateway_url: str, api_key: str, path: Path, language: str | None
+) -> dict[str, Any]:
+    """Post the file to the gateway and return its JSON answer."""
+    handle = await hass.async_add_executor_job(_open_checked, path, path.name)
+    try:
+        form = aiohttp.FormData()
+        # aiohttp reads file objects in the executor while it streams the upload.
+        form.add_field("file", handle, filename=path.name, content_type="application/octet-stream")
+        if language:
+            form.add_field("language", language)
+        session = async_get_clientsession(hass)
+        try:
+            async with session.post(
+                gateway_url.rstrip("/") + GATEWAY_PATH,
+                data=form,
+                headers={"Authorization": f"Bearer {api_key}"},
+                timeout=REQUEST_TIMEOUT,
+            ) as resp:
+                if resp.status != 200:
+                    raise HomeAssistantError(
+                        translation_domain=DOMAIN,
+                        translation_key="gateway_error",
+                        translation_placeholders={
+                            "status": str(resp.status),
+                            "message": await _error_message(resp),
+                        },
+                    )
+                body: dict[str, Any] = await resp.json()
+                return body
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="gateway_unreachable",
+                translation_placeholders={"error": str(err) or type(err).__name__},
+            ) from err
+    finally:
+        await hass.async_add_executor_job(handle.close)
+
+
+async def _error_message(resp: aiohttp.ClientResponse) -> str:
+    try:
+        body = await resp.json(content_type=None)
+        message = body["error"]["message"]
+    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+        return resp.reason or "error"
+    return str(message)[:300]
+
+
+async def _handle(call: ServiceCall) -> ServiceResponse:
+    hass = call.hass
+    entry_id = call.data[ATTR_CLUSTER]
+    entry = hass.config_entries.async_get_entry(entry_id)
+    if entry is None or entry.domain != DOMAIN:
+        raise _invalid("invalid_cluster", cluster=entry_id)
+    gateway_url = entry.data.get(CONF_GATEWAY_URL)
+    api_key = entry.data.get(CONF_GATEWAY_API_KEY)
+    if not gateway_url or not api_key:
+        raise _invalid("gateway_not_linked", cluster=entry.title)
+    path = resolve_media_file(hass.config.media_dirs, call.data[ATTR_FILE])
+    return await async_transcribe_with_speakers(
+        hass, gateway_url, api_key, path, call.data.get(ATTR_LANGUAGE)
+    )
+
+
+@callback
+def async_setup_transcribe_services(hass: HomeAssistant) -> None:
+    """Register `transcribe_with_speakers` (called from `async_setup_services`)."""
+    hass.services.async_register(
+        DOMAIN,
+        ACTION_TRANSCRIBE_WITH_SPEAKERS,
+        _handle,
+        schema=TRANSCRIBE_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )

@@ -1,0 +1,94 @@
+"""The HA action `transcribe_with_speakers`: real HA, real gateway, simulator behind it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.spark_control.const import CONF_GATEWAY_API_KEY, CONF_GATEWAY_URL, DOMAIN
+from custom_components.spark_control.transcribe import (
+    ACTION_TRANSCRIBE_WITH_SPEAKERS,
+    async_setup_transcribe_services,
+    resolve_media_file,
+)
+from tests.sim import SimCluster
+from tests.speakers.conftest import API_KEY, GatewayFactory
+from tests.speakers.voices import build_conversation, wav_bytes
+
+
+def entry_for(hass: HomeAssistant, url: str | None, key: str | None = API_KEY) -> MockConfigEntry:
+    data = {CONF_GATEWAY_URL: url, CONF_GATEWAY_API_KEY: key} if url else {}
+    entry = MockConfigEntry(domain=DOMAIN, title="Lab", data=data)
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def call(hass: HomeAssistant, entry: MockConfigEntry, file: str) -> dict[str, object]:
+    result = await hass.services.async_call(
+        DOMAIN, ACTION_TRANSCRIBE_WITH_SPEAKERS, {"cluster": entry.entry_id, "file": file},
+        blocking=True, return_response=True,
+    )  # fmt: skip
+    assert isinstance(result, dict)
+    return result
+
+
+async def test_meeting_from_media_folder(
+    hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    (tmp_path / "meetings").mkdir()
+    conversation = build_conversation(["FEE078", "MEE009"], duration_s=14.0, seed=1)
+    (tmp_path / "meetings" / "standup.wav").write_bytes(wav_bytes(conversation.samples))
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, gateway.url)
+    result = await call(hass, entry, "media-source://media_source/local/meetings/standup.wav")
+    assert result["speakers_detected"] == 2
+    assert result["segments"]
+    assert abs(float(result["duration"]) - conversation.duration) < 0.1  # type: ignore[arg-type]
+
+
+async def test_bad_requests_are_clear_errors(
+    hass: HomeAssistant, tmp_path: Path, start_gateway: GatewayFactory
+) -> None:
+    gateway = await start_gateway(parakeet_url=None)
+    (tmp_path / "a.wav").write_bytes(
+        wav_bytes(build_conversation(["FEE078"], duration_s=1.0).samples)
+    )
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    unlinked = entry_for(hass, None)
+    linked = entry_for(hass, gateway.url)
+    wrong_key = entry_for(hass, gateway.url, key="sk-wrong")
+    nowhere = entry_for(hass, "http://127.0.0.1:9")
+    cases: list[tuple[MockConfigEntry, str, type[Exception], str]] = [
+        (unlinked, "a.wav", ServiceValidationError, "gateway_not_linked"),
+        (linked, "../etc/passwd", ServiceValidationError, "media_file_invalid"),
+        (linked, "local/missing.wav", ServiceValidationError, "media_file_not_found"),
+        (wrong_key, "a.wav", HomeAssistantError, "gateway_error"),
+        (linked, "a.wav", HomeAssistantError, "gateway_error"),  # parakeet not configured: 503
+        (nowhere, "a.wav", HomeAssistantError, "gateway_unreachable"),
+    ]
+    for entry, file, kind, key in cases:
+        with pytest.raises(kind) as info:
+            await call(hass, entry, file)
+        assert info.value.translation_key == key, (file, key)
+    with pytest.raises(ServiceValidationError) as info:
+        await hass.services.async_call(
+            DOMAIN, ACTION_TRANSCRIBE_WITH_SPEAKERS, {"cluster": "nope", "file": "a.wav"},
+            blocking=True, return_response=True,
+        )  # fmt: skip
+    assert info.value.translation_key == "invalid_cluster"
+
+
+def test_resolve_media_file(tmp_path: Path) -> None:
+    dirs = {"local": str(tmp_path / "media"), "recordings": str(tmp_path / "rec")}
+    assert resolve_media_file(dirs, "recordings/x.mp3") == (tmp_path / "rec" / "x.mp3").resolve()
+    assert resolve_media_file(dirs, "sub/x.mp3") == (tmp_path / "media" / "sub" / "x.mp3").resolve()
+    for bad in ("local/../../x", "/", "media-source://media_source/local/"):
+        with pytest.raises(ServiceValidationError):
+            resolve_media_file(dirs, bad)
