@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from tests.sim.wav_output import pcm16_to_wav
 DEFAULT_RATE = 22050
 MAX_OFFLINE_SECONDS = 20.0  # the NIM caps offline (non-streamed) output at 20 s of audio
 _STREAM_CHUNK = 4096
+_SSML_TAG = re.compile(r"<[^>]*>")
 
 
 def error(status: int, message: str) -> web.Response:
@@ -142,11 +144,20 @@ async def _speak(
         service.container.log(f"ERROR: Inference failed: {WEDGE_ERROR}")
         return error(500, WEDGE_ERROR)
     try:
-        pcm = await service.synthesizer.synthesize(parsed.text, parsed.voice, parsed.rate)
+        pcm = await service.synthesizer.synthesize(
+            spoken_text(parsed.text), parsed.voice, parsed.rate
+        )
     except SynthesisError as err:
         return error(500, str(err))
     service.syntheses += 1
     return service, parsed, pcm
+
+
+def spoken_text(text: str) -> str:
+    """What gets spoken: SSML markup (`<speak><prosody ...>`) is dropped, its text kept."""
+    if text.lstrip().startswith("<speak"):
+        return " ".join(_SSML_TAG.sub(" ", text).split())
+    return text
 
 
 async def synthesize(request: web.Request) -> web.Response:

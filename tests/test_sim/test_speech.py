@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.sim import SimCluster
+from tests.sim import SimCluster, SimConfig
 from tests.test_sim.speech_helpers import (
     SENTENCE,
     SHORT_SENTENCE,
@@ -90,6 +90,25 @@ async def test_magpie_rejects_bad_requests(sim: SimCluster, http: aiohttp.Client
     form = aiohttp.FormData({"text": "hi", "encoding": "OGGOPUS"})
     async with http.post(f"{sim.magpie.url}/v1/audio/synthesize", data=form) as response:
         assert response.status == 400
+
+
+async def test_magpie_speaks_ssml_text_not_tags(
+    sim: SimCluster, http: aiohttp.ClientSession
+) -> None:
+    plain = await (await synthesize(http, sim.magpie.url, "Good night", rate=16000)).read()
+    ssml = '<speak><prosody rate="90%">Good night</prosody></speak>'
+    marked = await (await synthesize(http, sim.magpie.url, ssml, rate=16000)).read()
+    assert marked == plain
+
+
+async def test_upload_cap_answers_413() -> None:
+    async with (
+        SimCluster(SimConfig(max_upload_bytes=4000)) as small,
+        aiohttp.ClientSession() as http,
+    ):
+        response = await transcribe(http, small.parakeet.url, silence_wav(seconds=1.0))
+        assert response.status == 413
+        assert "limit" in (await response.json())["detail"]
 
 
 async def test_magpie_wav_quirks(sim: SimCluster, http: aiohttp.ClientSession) -> None:

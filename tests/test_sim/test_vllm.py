@@ -206,6 +206,13 @@ async def test_bad_requests_get_json_errors(sim: SimCluster, http: aiohttp.Clien
     async with http.post(url, json=too_long) as r:
         assert r.status == 400
         assert "maximum context length" in (await r.json())["error"]["message"]
+    embeddings = f"{sim.vllm.url}/v1/embeddings"
+    async with http.post(embeddings, json={"model": MODEL, "input": [1, 2]}) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["param"] == "input"
+    async with http.post(f"{sim.vllm.url}/v1/completions", json={"model": MODEL}) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["param"] == "prompt"
     unknown = {"model": "x/y", "messages": [{"role": "user", "content": "x"}]}
     async with http.post(url, json=unknown) as r:
         assert r.status == 404
