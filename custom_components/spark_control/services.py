@@ -45,12 +45,17 @@ ACTION_SET_MODEL_OPTIONS = "set_model_options"
 ACTION_ADD_MODEL = "add_model"
 ACTION_REMOVE_MODEL = "remove_model"
 
+# Values pass through untyped: sparklib's ModelOptions checks them and its InvalidInput
+# becomes a translated error naming the field (a schema error would not be translated).
 _OPTION_FIELDS: dict[vol.Marker, Any] = {
-    vol.Optional(ATTR_MAX_MODEL_LEN): vol.Coerce(int),
-    vol.Optional(ATTR_GPU_MEMORY_UTILIZATION): vol.Coerce(float),
-    vol.Optional(ATTR_FASTSAFETENSORS): cv.boolean,
-    vol.Optional(ATTR_PREFIX_CACHING): cv.boolean,
-    vol.Optional(ATTR_FP8_KV_CACHE): cv.boolean,
+    vol.Optional(name): object
+    for name in (
+        ATTR_MAX_MODEL_LEN,
+        ATTR_GPU_MEMORY_UTILIZATION,
+        ATTR_FASTSAFETENSORS,
+        ATTR_PREFIX_CACHING,
+        ATTR_FP8_KV_CACHE,
+    )
 }
 _OPTION_NAMES = tuple(str(key) for key in _OPTION_FIELDS)
 
@@ -98,7 +103,12 @@ def _loaded_entry(hass: HomeAssistant, call: ServiceCall) -> SparkControlConfigE
 
 
 def _options(call: ServiceCall) -> ModelOptions:
-    return ModelOptions(**{name: call.data[name] for name in _OPTION_NAMES if name in call.data})
+    """The model options given in the call; InvalidInput for a bad value."""
+    values = {name: call.data[name] for name in _OPTION_NAMES if name in call.data}
+    length = values.get(ATTR_MAX_MODEL_LEN)
+    if isinstance(length, float) and length.is_integer():
+        values[ATTR_MAX_MODEL_LEN] = int(length)  # number selectors send floats
+    return ModelOptions(**values)
 
 
 async def _guarded[T](

@@ -96,7 +96,7 @@ async def test_catalog_actions_persist(
             "name": "Llama 3.1 8B",
             "repo_id": "meta-llama/Llama-3.1-8B-Instruct",
             "mode": "solo",
-            "max_model_len": 16384,
+            "max_model_len": 16384.0,  # as the UI's number selector sends it
         },
     )
     assert added["key"] == "llama-3.1-8b"
@@ -181,6 +181,24 @@ async def test_catalog_actions_persist(
             {"model": "qwen36", "max_model_len": 10},
             "invalid_input",
             "max_model_len",
+        ),
+        (
+            "set_model_options",
+            {"model": "qwen36", "max_model_len": "lots"},
+            "invalid_input",
+            "max_model_len",
+        ),
+        (
+            "set_model_options",
+            {"model": "qwen36", "prefix_caching": "maybe"},
+            "invalid_input",
+            "prefix_caching",
+        ),
+        (
+            "add_model",
+            {"name": "X", "repo_id": "a/b", "gpu_memory_utilization": "most"},
+            "invalid_input",
+            "gpu_memory_utilization",
         ),
     ],
 )
