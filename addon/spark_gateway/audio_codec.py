@@ -11,7 +11,7 @@ import io
 import wave
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Final
+from typing import Any, Final
 
 import av
 import av.error
@@ -77,22 +77,18 @@ def decode_to_pcm(
             if not container.streams.audio:
                 raise AudioDecodeError("the file holds no audio stream")
             stream = container.streams.audio[0]
-            resampler = AudioResampler(format="s16", layout="mono", rate=rate)
+            resampler = _BlockResampler(rate)
             parts: list[npt.NDArray[np.int16]] = []
             total = 0
             for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunk = np.asarray(out.to_ndarray(), dtype=np.int16).reshape(-1)
+                for chunk in resampler.add(frame):
                     parts.append(chunk)
                     total += len(chunk)
                 if max_samples is not None and total > max_samples:
                     raise AudioDecodeError(
                         f"the audio is longer than the {max_duration_s:.0f} s allowed"
                     )
-            parts.extend(
-                np.asarray(out.to_ndarray(), dtype=np.int16).reshape(-1)
-                for out in resampler.resample(None)
-            )
+            parts.extend(resampler.finish())
     except AudioDecodeError:
         raise
     except (av.error.FFmpegError, ValueError, IndexError) as err:
@@ -100,7 +96,57 @@ def decode_to_pcm(
     samples = np.concatenate(parts).astype(np.int16, copy=False) if parts else _EMPTY
     if samples.size == 0:
         raise AudioDecodeError("the audio holds no samples")
+    if max_samples is not None and samples.size > max_samples:
+        raise AudioDecodeError(f"the audio is longer than the {max_duration_s:.0f} s allowed")
     return samples
+
+
+_BLOCK_SECONDS: Final = 2.0
+
+
+class _BlockResampler:
+    """Resamples decoded frames in blocks of about two seconds instead of one call per frame.
+
+    Codec frames are 10-60 ms long; calling the resampler and NumPy per frame costs more than
+    decoding itself. Blocks keep that overhead small while memory stays bounded.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self._resampler = AudioResampler(format="s16", layout="mono", rate=rate)
+        self._pending: list[npt.NDArray[Any]] = []
+        self._pending_samples = 0
+        self._shape: tuple[str, str, int] | None = None
+
+    def add(self, frame: av.AudioFrame) -> list[npt.NDArray[np.int16]]:
+        """Queue a frame; resampled samples come out once a block is full."""
+        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+        out = self._flush() if self._shape not in (None, shape) else []
+        self._shape = shape
+        self._pending.append(frame.to_ndarray())
+        self._pending_samples += frame.samples
+        if self._pending_samples >= frame.sample_rate * _BLOCK_SECONDS:
+            out += self._flush()
+        return out
+
+    def finish(self) -> list[npt.NDArray[np.int16]]:
+        """Resample what is queued and drain the resampler's delay line."""
+        return self._flush() + [_mono(out) for out in self._resampler.resample(None)]
+
+    def _flush(self) -> list[npt.NDArray[np.int16]]:
+        if not self._pending or self._shape is None:
+            return []
+        fmt, layout, rate = self._shape
+        block = av.AudioFrame.from_ndarray(
+            np.concatenate(self._pending, axis=1), format=fmt, layout=layout
+        )
+        block.sample_rate = rate
+        self._pending = []
+        self._pending_samples = 0
+        return [_mono(out) for out in self._resampler.resample(block)]
+
+
+def _mono(frame: av.AudioFrame) -> npt.NDArray[np.int16]:
+    return np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1)
 
 
 _EMPTY: Final = np.zeros(0, dtype=np.int16)
@@ -215,6 +261,8 @@ class StreamEncoder:
             stream.layout = "mono"
             if fmt == "mp3":
                 stream.bit_rate = 64000 if (out_rate or rate) <= 24000 else 128000
+                # LAME's quality 7: about twice as fast as its default, transparent for speech.
+                stream.codec_context.options = {"compression_level": "7"}
             self._stream = stream
             self._resampler = AudioResampler(
                 format=sample_fmt, layout="mono", rate=out_rate or rate
@@ -229,9 +277,13 @@ class StreamEncoder:
             header = b"" if self._header_sent else _streaming_wav_header(self.rate)
             self._header_sent = True
             return header + samples.astype("<i2", copy=False).tobytes()
-        if samples.size:
+        pcm = samples.astype(np.int16, copy=False)
+        # Fed in ~0.5 s blocks: PyAV re-chunks each frame to the codec's frame size through a
+        # FIFO that moves the remainder on every read, which is quadratic for one huge frame.
+        step = max(self.rate // 2, 1)
+        for start in range(0, pcm.size, step):
             frame = av.AudioFrame.from_ndarray(
-                samples.astype(np.int16, copy=False).reshape(1, -1), format="s16", layout="mono"
+                pcm[start : start + step].reshape(1, -1), format="s16", layout="mono"
             )
             frame.sample_rate = self.rate
             self._mux(frame)
