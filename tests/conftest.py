@@ -18,5 +18,4 @@ assert DOMAIN
 @pytest.fixture(autouse=True)
 def _real_sockets(socket_enabled: None) -> Iterator[None]:
     """Every test talks to real peers over loopback; the harness blocks sockets by default."""
-    return
     yield
