@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import io
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import cast
 
-from wyoming.event import Event
+from wyoming.event import Event, write_event
 from wyoming.server import AsyncEventHandler, AsyncTcpServer
 
 Connections = set[asyncio.Task[None]]
@@ -39,6 +40,14 @@ class TrackedEventHandler(AsyncEventHandler):
             self.writer.close()
             if task is not None:
                 self._connections.discard(task)
+
+    async def write_events(self, events: Iterable[Event]) -> None:
+        """Send several events with one socket write, so the client gets them together."""
+        buffer = io.BytesIO()
+        for event in events:
+            write_event(event, buffer)
+        self.writer.write(buffer.getvalue())
+        await self.writer.drain()
 
     async def handle_event(self, event: Event) -> bool:  # pragma: no cover - abstract
         """Handle one event; subclasses implement it."""

@@ -137,11 +137,15 @@ class SttEventHandler(TrackedEventHandler):
                 # Close: clients that predate `error` events (HA before 2026.8) wait for a
                 # transcript forever otherwise; a closed connection fails them at once.
                 return False
-        await self.write_event(TranscriptStart(language=language).event())
-        if text:
-            await self.write_event(TranscriptChunk(text=text).event())
-        await self.write_event(Transcript(text=text, language=language).event())
-        await self.write_event(TranscriptStop().event())
+        chunks = [TranscriptChunk(text=text).event()] if text else []
+        await self.write_events(
+            [
+                TranscriptStart(language=language).event(),
+                *chunks,
+                Transcript(text=text, language=language).event(),
+                TranscriptStop().event(),
+            ]
+        )
         return True
 
     async def _report_failure(self, err: SpeechServiceError) -> None:

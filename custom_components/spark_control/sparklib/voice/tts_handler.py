@@ -133,48 +133,52 @@ class _SpokenReply:
             except SpeechServiceError as err:
                 self.error = err
                 continue
+            events: list[Event] = []
             if converter is None:
                 # The first piece fixes the reply's format; HA builds one WAV header from it.
                 converter = AudioChunkConverter(audio.rate, audio.width, audio.channels)
-                if not self._frame_each_piece:
-                    await self._handler.write_event(_start_of(audio, converter))
-                    opened = True
+            if self._frame_each_piece or not opened:
+                events.append(_start_of(audio, converter))
+                opened = True
+            events += self._chunks(audio, converter, flush=self._frame_each_piece)
             if self._frame_each_piece:
-                await self._handler.write_event(_start_of(audio, converter))
-            await self._write_audio(audio, converter, flush=self._frame_each_piece)
-            if self._frame_each_piece:
-                await self._handler.write_event(AudioStop().event())
-        if not self._frame_each_piece and self.error is None and not opened:
+                events.append(AudioStop().event())
+                opened = False
+            # One write per piece: a sentence's audio leaves in one go, not chunk by chunk.
+            await self._handler.write_events(events)
+        if self._frame_each_piece or self.error is not None:
+            return
+        events = []
+        if not opened:
             # Nothing to say still ends with audio-stop: a plain client reads until it.
             rate = self._bridge.sample_rate
-            await self._handler.write_event(AudioStart(rate=rate, width=2, channels=1).event())
-            opened = True
-        if opened:
-            if self._carry and converter is not None:
-                empty = PcmAudio(
-                    converter.rate or 1, converter.width or 2, converter.channels or 1, b""
-                )
-                await self._write_audio(empty, converter, flush=True)
-            await self._handler.write_event(AudioStop().event())
+            events.append(AudioStart(rate=rate, width=2, channels=1).event())
+        elif self._carry and converter is not None:
+            silence = PcmAudio(
+                converter.rate or 1, converter.width or 2, converter.channels or 1, b""
+            )
+            events += self._chunks(silence, converter, flush=True)
+        events.append(AudioStop().event())
+        await self._handler.write_events(events)
 
-    async def _write_audio(
+    def _chunks(
         self, audio: PcmAudio, converter: AudioChunkConverter, *, flush: bool
-    ) -> None:
-        """Write whole chunks of `samples_per_chunk`; keep the remainder unless flushing."""
+    ) -> list[Event]:
+        """Whole chunks of `samples_per_chunk`; the remainder is kept unless flushing."""
         chunk = converter.convert(AudioChunk(audio.rate, audio.width, audio.channels, audio.pcm))
         pcm = self._carry + chunk.audio
         step = self._bridge.samples_per_chunk * chunk.width * chunk.channels
         end = len(pcm) if flush else len(pcm) - len(pcm) % step
         self._carry = pcm[end:]
-        for start in range(0, end, step):
-            await self._handler.write_event(
-                AudioChunk(
-                    rate=chunk.rate,
-                    width=chunk.width,
-                    channels=chunk.channels,
-                    audio=pcm[start : min(start + step, end)],
-                ).event()
-            )
+        return [
+            AudioChunk(
+                rate=chunk.rate,
+                width=chunk.width,
+                channels=chunk.channels,
+                audio=pcm[start : min(start + step, end)],
+            ).event()
+            for start in range(0, end, step)
+        ]
 
 
 def _start_of(audio: PcmAudio, converter: AudioChunkConverter) -> Event:
