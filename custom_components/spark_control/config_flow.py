@@ -7,6 +7,7 @@ from typing import Any
 
 import voluptuous as vol
 from homeassistant.config_entries import (
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     OptionsFlow,
@@ -95,6 +96,17 @@ def _number(minimum: int, maximum: int, unit: str) -> NumberSelector:
     )
 
 
+def _ssh_port(value: Any) -> int:
+    """The SSH port from a number field (which sends floats); InvalidInput if not a port."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(CONF_SSH_PORT, "not a number") from None
+    if not number.is_integer():
+        raise InvalidInput(CONF_SSH_PORT, "not a whole number")
+    return validate_port(int(number), CONF_SSH_PORT)
+
+
 def _parse_nodes(text: str, ssh_port: int) -> list[str]:
     """Split the node list and normalise each entry; InvalidInput on any bad one."""
     nodes: list[str] = []
@@ -155,7 +167,7 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
-                ssh_port = validate_port(int(user_input[CONF_SSH_PORT]), CONF_SSH_PORT)
+                ssh_port = _ssh_port(user_input[CONF_SSH_PORT])
                 nodes = _parse_nodes(user_input[CONF_NODES], ssh_port)
                 username = validate_username(user_input[CONF_SSH_USER], CONF_SSH_USER)
                 repo_path = validate_path(user_input[CONF_REPO_PATH], CONF_REPO_PATH)
@@ -306,6 +318,9 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
                     entry,
                     data={**entry.data, CONF_GATEWAY_URL: url, CONF_GATEWAY_API_KEY: api_key},
                 )
+                # Reload so the gateway device (with its URL) appears next to the cluster.
+                if entry.state is ConfigEntryState.LOADED:
+                    self.hass.config_entries.async_schedule_reload(entry.entry_id)
         return self.async_abort(reason="gateway_linked")
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
@@ -363,7 +378,7 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
         placeholders = {"host": ""}
         if user_input is not None:
             try:
-                ssh_port = validate_port(int(user_input[CONF_SSH_PORT]), CONF_SSH_PORT)
+                ssh_port = _ssh_port(user_input[CONF_SSH_PORT])
                 nodes = _parse_nodes(user_input[CONF_NODES], ssh_port)
                 repo_path = validate_path(user_input[CONF_REPO_PATH], CONF_REPO_PATH)
             except InvalidInput as error:
