@@ -26,7 +26,7 @@ from .coordinator import (
     SparkMetricsCoordinator,
     SparkStatusCoordinator,
 )
-from .entity import cluster_device, node_device, service_device
+from .entity import cluster_device, gateway_device, node_device, service_device
 from .host_key_issue import async_create_host_key_issue, host_key_issue_id
 from .recovery import async_setup_recovery, async_unload_recovery
 from .services import async_setup_services
@@ -130,8 +130,14 @@ def _register_devices(hass: HomeAssistant, entry: SparkControlConfigEntry) -> No
     and drop devices of nodes that a reconfiguration removed."""
     registry = dr.async_get(hass)
     nodes = [node_device(entry, node) for node in nodes_of(entry.data)]
-    wanted = [cluster_device(entry), *nodes, *(service_device(entry, s) for s in SERVICES)]
-    for device in (wanted[0], *nodes):
+    gateway = [device for device in (gateway_device(entry),) if device is not None]
+    wanted = [
+        cluster_device(entry),
+        *nodes,
+        *(service_device(entry, s) for s in SERVICES),
+        *gateway,
+    ]
+    for device in (wanted[0], *nodes, *gateway):
         registry.async_get_or_create(config_entry_id=entry.entry_id, **device)
     keep = {identifier for device in wanted for identifier in device["identifiers"]}
     for stale in dr.async_entries_for_config_entry(registry, entry.entry_id):

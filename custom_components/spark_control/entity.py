@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpdateCoordinator
 
 from .cluster_config import endpoint_of, node_hosting, nodes_of
-from .const import CONF_ENDPOINTS, DOMAIN, SERVICE_MAGPIE, SERVICE_PARAKEET, SERVICE_VLLM
+from .const import (
+    CONF_ENDPOINTS,
+    CONF_GATEWAY_URL,
+    DOMAIN,
+    SERVICE_MAGPIE,
+    SERVICE_PARAKEET,
+    SERVICE_VLLM,
+)
 from .coordinator import SparkControlConfigEntry
 
 SERVICE_MODELS = {
@@ -57,6 +64,22 @@ def service_device(entry: SparkControlConfigEntry, service: str) -> DeviceInfo:
         if CONF_ENDPOINTS in entry.data
         else None,
         via_device=(DOMAIN, f"{_base_id(entry)}_node_{host}"),
+    )
+
+
+def gateway_device(entry: SparkControlConfigEntry) -> DeviceInfo | None:
+    """The add-on gateway once discovery linked it: a service device opening its URL."""
+    url = entry.data.get(CONF_GATEWAY_URL)
+    if not url:
+        return None
+    return DeviceInfo(
+        identifiers={(DOMAIN, f"{_base_id(entry)}_gateway")},
+        name=f"{entry.title} gateway",
+        manufacturer="Spark Control",
+        model="OpenAI-compatible gateway (add-on)",
+        entry_type=DeviceEntryType.SERVICE,
+        configuration_url=url,
+        via_device=(DOMAIN, _base_id(entry)),
     )
 
 

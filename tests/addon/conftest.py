@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from openai import AsyncOpenAI
 
 from spark_gateway.app import create_app
+from spark_gateway.appkeys import API_KEYS
 from spark_gateway.config import GatewayConfig, Timeouts
 from tests.sim import SimCluster, SimConfig
 
@@ -85,7 +86,8 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
         server = TestServer(create_app(config), host="127.0.0.1", handler_cancellation=True)
         await server.start_server()
         servers.append(server)
-        return RunningGateway(server, config, config.api_keys[0] if config.api_keys else "")
+        keys = server.app[API_KEYS]  # configured, or the one generated on first start
+        return RunningGateway(server, config, keys[0] if keys else "")
 
     yield start
     for server in servers:

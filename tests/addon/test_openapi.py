@@ -50,19 +50,33 @@ async def test_schemathesis_finds_no_server_errors(gateway: RunningGateway, tmp_
     should happen, so any 5xx fails the run.
     """
     process = await asyncio.create_subprocess_exec(
-        str(SCHEMATHESIS), "run", f"{gateway.url}/openapi.json",
-        "--header", f"Authorization: Bearer {gateway.api_key}",
-        "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
+        str(SCHEMATHESIS),
+        "run",
+        f"{gateway.url}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {gateway.api_key}",
+        "--checks",
+        "not_a_server_error,status_code_conformance,content_type_conformance,"
         "response_schema_conformance",
-        "--max-examples", "12", "--workers", "1", "--seed", "1234",
-        "--phases", "examples,coverage,fuzzing",
-        "--request-timeout", "30", "--no-color",
-        "--generation-database", "none",
-        "--report-dir", str(tmp_path),
+        "--max-examples",
+        "12",
+        "--workers",
+        "1",
+        "--seed",
+        "1234",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--request-timeout",
+        "30",
+        "--no-color",
+        "--generation-database",
+        "none",
+        "--report-dir",
+        str(tmp_path),
         cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+    )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=240)
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-6000:]
