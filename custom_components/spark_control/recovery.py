@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 STORAGE_VERSION = 1
 PROBE_CLIP = Path(__file__).parent / "probe_clip.wav"
 MAX_REPORTED_ERROR = 500  # characters of a client's error text kept in events
+# While a service is wedged (restart suppressed or failed), look again this often: a manual
+# restart or a freed budget slot is then noticed within a minute, even with periodic checks off.
+FOLLOW_UP_INTERVAL = timedelta(minutes=1)
 
 EVENT_TYPES: dict[EventKind, str] = {
     "wedge_detected": EVENT_WEDGE_DETECTED,
@@ -173,6 +176,15 @@ class SparkRecovery:
         self._unsubscribers.append(
             self.hass.bus.async_listen(EVENT_WEDGE_REPORT, self._handle_wedge_report)
         )
+        self._unsubscribers.append(
+            async_track_time_interval(
+                self.hass,
+                self._follow_up_check,
+                FOLLOW_UP_INTERVAL,
+                name=f"{DOMAIN} wedged follow-up {self.entry.title}",
+                cancel_on_shutdown=True,
+            )
+        )
         if deep_check_minutes > 0:
             self._unsubscribers.append(
                 async_track_time_interval(
@@ -227,6 +239,19 @@ class SparkRecovery:
         self._create_task(
             self.async_run_deep_check(SERVICES, source="periodic"), f"{DOMAIN} periodic deep check"
         )
+
+    @callback
+    def _follow_up_check(self, _now: datetime) -> None:
+        wedged = [
+            service
+            for service in SERVICES
+            if self.manager.state(service).wedged and not self.manager.checking(service)
+        ]
+        if wedged:
+            self._create_task(
+                self.async_run_deep_check(wedged, source="follow_up"),
+                f"{DOMAIN} wedged follow-up check",
+            )
 
     @callback
     def _announce(self, event: RecoveryEvent) -> None:

@@ -117,6 +117,14 @@ async def test_wedge_storm_three_restarts_then_suppressed(
     assert state.wedged
     assert state.suppressed
 
+    # Checking a suppressed service again is quiet: no new events, no restart.
+    seen = len(events)
+    again = await manager.report_wedge("parakeet", "500", "gateway")
+    assert again.suppressed
+    assert again.restarts == 0
+    assert len(events) == seen
+    assert _restarts(sim) == 3
+
     # A manual restart is always allowed; the next check sees it working and reports it.
     await cluster_client.service_action("parakeet", "restart")
     async with asyncio.timeout(5):

@@ -344,6 +344,10 @@ class RecoveryManager:
     `report_wedge` (a client saw a failure) and `deep_check` (timer or user) share the same
     single-flight check: a report arriving while a check or a repair runs joins it instead of
     starting another probe or another restart.
+
+    Events are per episode (wedged until recovered): `wedge_detected` when it starts (and when
+    a restart did not help), `restart_suppressed` once when the budget runs out; checking an
+    already suppressed service again is quiet until it recovers or a budget slot frees up.
     """
 
     def __init__(
@@ -431,30 +435,36 @@ class RecoveryManager:
         suppressed = False
         restart_error: str | None = None
         while result.health is ServiceHealth.WEDGED:
-            if state.wedged_since is None:
+            new_episode = state.wedged_since is None
+            if new_episode:
                 # Downtime starts when a client first saw the failure, if one did.
                 state.wedged_since = min(reported_at or result.checked_at, result.checked_at)
             state.last_wedge_at = result.checked_at
-            self._emit(
-                "wedge_detected",
-                service,
-                error=result.detail,
-                source=source if restarts == 0 else "post_restart_probe",
-                reported_error=error,
-            )
-            decision = self.budget.try_acquire(service)
-            if not decision.allowed:
-                suppressed = state.suppressed = True
-                self._on_change()
+            if new_episode or restarts:
+                # Once per episode (and again if a restart did not help): repeated checks of
+                # a service already known wedged must not flood automations.
                 self._emit(
-                    "restart_suppressed",
+                    "wedge_detected",
                     service,
                     error=result.detail,
-                    restarts_in_window=decision.attempt,
-                    limit=self.budget.limit,
-                    window_minutes=round(self.budget.window / 60, 2),
-                    retry_at=decision.retry_at,
+                    source=source if restarts == 0 else "post_restart_probe",
+                    reported_error=error,
                 )
+            decision = self.budget.try_acquire(service)
+            if not decision.allowed:
+                suppressed = True
+                if not state.suppressed:
+                    state.suppressed = True
+                    self._on_change()
+                    self._emit(
+                        "restart_suppressed",
+                        service,
+                        error=result.detail,
+                        restarts_in_window=decision.attempt,
+                        limit=self.budget.limit,
+                        window_minutes=round(self.budget.window / 60, 2),
+                        retry_at=decision.retry_at,
+                    )
                 break
             # Persist before acting, so a crash right after the restart still counts it.
             await self._persist_budget()

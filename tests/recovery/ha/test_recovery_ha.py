@@ -12,12 +12,14 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 import voluptuous as vol
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -66,6 +68,20 @@ async def _report(hass: HomeAssistant, **data: Any) -> None:
         {"service": "parakeet", "error": "HTTP 500", "source": "gateway", **data},
     )
     await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def _wait_until_healthy(hass: HomeAssistant, base_url: str) -> None:
+    """Wait for a restarted service's /health (the simulated boot takes a moment)."""
+    session = async_get_clientsession(hass)
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                async with session.get(base_url + "/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
 
 
 async def _settled_deep_check(hass: HomeAssistant, services: list[str]) -> dict[str, Any]:
@@ -332,3 +348,46 @@ async def test_diagnostics_view_of_recovery(
     assert parakeet["checks"] == 2  # the probe that found the wedge, the one after the restart
     assert parakeet["last_result"]["health"] == "healthy"
     assert diagnostics["services"]["magpie"]["last_result"] is None
+
+
+async def test_follow_up_check_notices_a_manual_restart(
+    hass: HomeAssistant,
+    sim: SimCluster,
+    config_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    now = time.time()
+    hass_storage[STORAGE_KEY] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": STORAGE_KEY,
+        "data": {"budget": {"version": 1, "restarts": {"parakeet": [now - 120] * 3}}},
+    }
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    detected = async_capture_events(hass, EVENT_WEDGE_DETECTED)
+    suppressed = async_capture_events(hass, EVENT_RESTART_SUPPRESSED)
+    recovered = async_capture_events(hass, EVENT_SERVICE_RECOVERED)
+
+    sim.faults.wedge("parakeet")
+    await _report(hass)
+    await _report(hass, source="wyoming")  # the same episode: no second notification
+    assert (len(detected), len(suppressed)) == (1, 1)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_ID) is not None
+
+    # The user restarts it by hand; nobody runs a check, the follow-up timer does.
+    await hass.services.async_call(
+        DOMAIN, "restart_service", {"cluster": ENTRY_ID, "service": "parakeet"}, blocking=True
+    )
+    await _wait_until_healthy(hass, sim.parakeet.url)
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=1, seconds=1))
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    assert len(recovered) == 1
+    assert recovered[0].data["source"] == "follow_up"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_ID) is None
+    assert hass.states.get(WEDGED).state == "off"
+    assert _restarts(sim) == 1  # only the manual one
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    await hass.async_block_till_done()
