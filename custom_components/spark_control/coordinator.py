@@ -160,6 +160,8 @@ class SparkStatusCoordinator(DataUpdateCoordinator[ClusterStatus]):
             update_interval=timedelta(
                 seconds=entry.options.get(CONF_POLL_INTERVAL, DEFAULT_POLL_INTERVAL)
             ),
+            # Most polls see the same state: skip the entity writes when nothing changed.
+            always_update=False,
         )
 
     async def _async_update_data(self) -> ClusterStatus:
