@@ -25,6 +25,7 @@ from .const import (
     SERVICE_PARAKEET,
 )
 from .sparklib.voice import VoiceBridgeConfig, VoiceBridges
+from .sparklib.voice.info import STT_PROGRAM_NAME, TTS_PROGRAM_NAME
 from .voice_discovery import BridgeAnnouncement, VoiceAnnouncer, async_lan_address
 
 if TYPE_CHECKING:
@@ -114,8 +115,12 @@ async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry)
         announcer = VoiceAnnouncer(
             hass,
             [
-                BridgeAnnouncement(f"spark-control-stt-{suffix}", address, bridges.stt.port),
-                BridgeAnnouncement(f"spark-control-tts-{suffix}", address, bridges.tts.port),
+                BridgeAnnouncement(
+                    f"spark-control-stt-{suffix}", address, bridges.stt.port, STT_PROGRAM_NAME
+                ),
+                BridgeAnnouncement(
+                    f"spark-control-tts-{suffix}", address, bridges.tts.port, TTS_PROGRAM_NAME
+                ),
             ],
         )
     voice = VoiceService(bridges=bridges, announcer=announcer)

@@ -11,6 +11,7 @@ from ipaddress import IPv4Address, ip_address
 from homeassistant.components import network, zeroconf
 from homeassistant.components.network.const import MDNS_TARGET_IP
 from homeassistant.config_entries import SOURCE_ZEROCONF
+from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import discovery_flow
@@ -31,6 +32,12 @@ class BridgeAnnouncement:
     instance: str
     address: str
     port: int
+    program: str  # the Wyoming program name its Info reports first
+
+    @property
+    def wyoming_unique_id(self) -> str:
+        """The unique id HA's `wyoming` config flow gives an entry discovered this way."""
+        return f"{self.service_name}_{self.program}"
 
     @property
     def service_name(self) -> str:
@@ -97,8 +104,26 @@ class VoiceAnnouncer:
 
     @callback
     def async_offer_to_wyoming(self) -> None:
-        """Start a discovered `wyoming` flow per bridge, so the user only clicks Configure."""
+        """Start a discovered `wyoming` flow per bridge, so the user only clicks Configure.
+
+        A bridge the user already added is instead kept pointing at the current address and
+        port (the `wyoming` flow itself does not update an entry it finds configured).
+        """
+        entries = {
+            entry.unique_id: entry
+            for entry in self._hass.config_entries.async_entries(WYOMING_DOMAIN)
+            if entry.unique_id
+        }
         for announcement in self.announcements:
+            if (entry := entries.get(announcement.wyoming_unique_id)) is not None:
+                location = {CONF_HOST: announcement.address, CONF_PORT: announcement.port}
+                if {key: entry.data.get(key) for key in location} != location:
+                    LOGGER.info("Wyoming entry %s now at %s", entry.title, location)
+                    self._hass.config_entries.async_update_entry(
+                        entry, data={**entry.data, **location}
+                    )
+                    self._hass.config_entries.async_schedule_reload(entry.entry_id)
+                continue
             discovery_flow.async_create_flow(
                 self._hass,
                 WYOMING_DOMAIN,
@@ -109,10 +134,9 @@ class VoiceAnnouncer:
     async def async_withdraw(self) -> None:
         """Unregister the records and drop discovery offers nobody accepted yet."""
         flows = self._hass.config_entries.flow
-        names = {announcement.service_name for announcement in self.announcements}
+        ours = {announcement.wyoming_unique_id for announcement in self.announcements}
         for flow in flows.async_progress_by_handler(WYOMING_DOMAIN, include_uninitialized=True):
-            unique_id = flow["context"].get("unique_id") or ""
-            if any(unique_id.startswith(f"{name}_") for name in names):
+            if flow["context"].get("unique_id") in ours:
                 with contextlib.suppress(Exception):
                     flows.async_abort(flow["flow_id"])
         registered, self._registered = self._registered, []

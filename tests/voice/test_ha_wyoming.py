@@ -28,7 +28,7 @@ from custom_components.spark_control.const import (
     EVENT_WEDGE_REPORT,
 )
 from tests.sim import SimCluster, SimConfig, generate_client_key
-from tests.voice.ha_setup import cluster_entry, lan_address
+from tests.voice.ha_setup import cluster_entry, free_port, lan_address
 from tests.voice.test_bridges import REPLY, SENTENCE
 from tests.voice.wyoming_io import word_overlap
 
@@ -289,3 +289,26 @@ async def test_port_in_use_is_logged_and_the_entry_still_loads(
     finally:
         blocker.close()
         await blocker.wait_closed()
+
+
+async def test_new_ports_move_the_configured_wyoming_entries(
+    hass: HomeAssistant, ha_sim: SimCluster, client_key: tuple[str, str]
+) -> None:
+    entry = cluster_entry(ha_sim, client_key)
+    await _setup(hass, entry)
+    await _accept_discovered_bridges(hass)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+    new_ports = {CONF_STT_PORT: free_port(), CONF_TTS_PORT: free_port()}
+    hass.config_entries.async_update_entry(entry, options={**entry.options, **new_ports})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    # No second offer; the existing entries follow the bridges to their new ports.
+    assert hass.config_entries.flow.async_progress_by_handler("wyoming") == []
+    ports = sorted(e.data["port"] for e in hass.config_entries.async_entries("wyoming"))
+    assert ports == sorted(new_ports.values())
+    _rate, pcm = _decode_wav(await _ha_tts(hass, SENTENCE))
+    result = await _ha_stt(hass, pcm)
+    assert word_overlap(SENTENCE, result.text or "") >= 0.6, result.text
