@@ -18,6 +18,12 @@ from ..errors import ApiError
 _SSE = "text/event-stream"
 
 
+class _CoalescingStreamResponse(web.StreamResponse):
+    """A stream whose headers go out with the first body chunk (as web.Response does)."""
+
+    _send_headers_immediately = False
+
+
 async def _relay(request: web.Request, path: str) -> web.StreamResponse:
     config = request.app[CONFIG]
     if request.content_length is not None and request.content_length > config.max_json_bytes:
@@ -43,7 +49,10 @@ async def _relay(request: web.Request, path: str) -> web.StreamResponse:
             return web.Response(
                 status=resp.status, body=data, headers={"Content-Type": content_type}
             )
-        out = web.StreamResponse(
+        # Wait for vLLM's first chunk before answering: headers and that chunk then leave in
+        # one packet, and a failure before it is still a proper JSON error.
+        first = await resp.content.readany()
+        out = _CoalescingStreamResponse(
             status=resp.status,
             headers={
                 "Content-Type": content_type,
@@ -52,6 +61,7 @@ async def _relay(request: web.Request, path: str) -> web.StreamResponse:
             },
         )
         await out.prepare(request)
+        await out.write(first)
         async for chunk in resp.content.iter_any():
             await out.write(chunk)
         resp.release()
