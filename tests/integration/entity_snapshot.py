@@ -46,15 +46,21 @@ def stable(value: Any, labels: dict[str, str]) -> Any:
 
 
 async def snapshot_entities(
-    hass: HomeAssistant, sim: SimCluster, snapshot: SnapshotAssertion, entry_id: str, domain: str
+    hass: HomeAssistant,
+    sim: SimCluster,
+    snapshot: SnapshotAssertion,
+    entry_id: str,
+    domain: str,
+    keys: tuple[str, ...],
 ) -> None:
-    """Assert every `domain` entity of the entry (registry entry, device, state) matches."""
+    """Assert the entry's `domain` entities whose unique id ends in one of `keys` (registry
+    entry, device, state) match the snapshot."""
     entity_registry = er.async_get(hass)
     device_registry = dr.async_get(hass)
     entries = [
         entry
         for entry in er.async_entries_for_config_entry(entity_registry, entry_id)
-        if entry.domain == domain
+        if entry.domain == domain and entry.unique_id.endswith(keys)
     ]
     assert entries
     recorded: dict[str, Any] = {}
