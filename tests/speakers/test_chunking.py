@@ -78,3 +78,11 @@ def test_segments_clipped_to_owned_span() -> None:
     chunk = Chunk(1, 59.0, 100.0, 60.0, 100.0)
     segs = [SpeakerSegment(59.0, 61.0, "A", 0.8), SpeakerSegment(59.0, 59.8, "B", 0.7)]
     assert owned_segments(segs, chunk) == [SpeakerSegment(60.0, 61.0, "A", 0.8)]
+
+
+def test_no_tiny_tail_chunk() -> None:
+    audio = speech_with_pauses(125.0, [])
+    chunks = plan_chunks(audio, RATE, chunk_s=60, overlap_s=0.5, search_s=10)
+    lengths = [c.own_end_s - c.own_start_s for c in chunks]
+    assert len(chunks) == 3
+    assert min(lengths) > 30.0

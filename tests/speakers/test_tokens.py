@@ -38,3 +38,10 @@ def test_empty_and_blank_tokens_dropped() -> None:
 
 def test_inner_whitespace_collapsed() -> None:
     assert join_tokens(["New  York", "city"]) == "New York city"
+
+
+def test_groups_join_like_single_calls() -> None:
+    from spark_gateway.speakers.tokens import join_token_groups
+
+    groups = [[" Hello", ",", "world ", "."], ["(", "aside", ")"], [], ["do", "n't", "x"]]
+    assert join_token_groups(groups) == [join_tokens(g) for g in groups]

@@ -8,6 +8,7 @@ cut rarely lands inside a word.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -46,10 +47,13 @@ def plan_chunks(
     if duration <= chunk_s:
         return [Chunk(0, 0.0, duration, 0.0, duration)]
     energy = _quiet_energy(samples, sample_rate)
-    search = min(search_s, chunk_s / 2)
+    # Equal shares rather than full chunks plus a short tail: a diarizer given a few
+    # seconds says little about who is speaking, and its fingerprints are weak.
+    share = duration / math.ceil(duration / chunk_s)
+    search = min(search_s, share / 2)
     cuts = [0.0]
     while duration - cuts[-1] > chunk_s:
-        target = cuts[-1] + chunk_s
+        target = min(cuts[-1] + share + search / 2, cuts[-1] + chunk_s)
         cuts.append(_quietest(energy, target - search, target))
     cuts.append(duration)
     return [

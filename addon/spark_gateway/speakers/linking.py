@@ -76,8 +76,10 @@ def _initial_centroids(reliable: Sequence[LocalSpeaker], threshold: float) -> li
     vectors = _unit_rows(np.stack([np.asarray(s.fingerprint, dtype=np.float64) for s in reliable]))
     if len(reliable) == 1:
         return [vectors[0]]
-    tree = linkage(vectors, method="average", metric="cosine")
-    labels = fcluster(tree, t=threshold, criterion="distance")
+    # Unit vectors: cosine distance is 1 - dot product; one BLAS product beats pdist by far.
+    distances = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+    condensed = distances[np.triu_indices(len(vectors), k=1)]
+    labels = fcluster(linkage(condensed, method="average"), t=threshold, criterion="distance")
     centroids = []
     for cluster in np.unique(labels):
         mean = vectors[labels == cluster].mean(axis=0)
@@ -92,47 +94,46 @@ def _constrained_assignment(
     reliable_ids: set[int],
 ) -> dict[LocalKey, int]:
     """Hungarian matching per chunk: distinct clusters for the speakers of one chunk."""
-    by_chunk: dict[int, list[LocalSpeaker]] = {}
-    for s in speakers:
-        by_chunk.setdefault(s.chunk, []).append(s)
-    matrix = np.stack(centroids) if centroids else np.zeros((0, 1))
+    dim = next((len(s.fingerprint) for s in speakers if s.fingerprint is not None), 1)
+    has_print = np.array(
+        [s.fingerprint is not None and bool(np.any(s.fingerprint)) for s in speakers]
+    )
+    units = np.zeros((len(speakers), dim))
+    if has_print.any():
+        units[has_print] = _unit_rows(
+            np.stack([np.asarray(s.fingerprint, dtype=np.float64)
+                      for s, ok in zip(speakers, has_print, strict=True) if ok])
+        )  # fmt: skip
+    by_chunk: dict[int, list[int]] = {}
+    for i, s in enumerate(speakers):
+        by_chunk.setdefault(s.chunk, []).append(i)
+    matrix = np.stack(centroids) if centroids else np.zeros((0, dim))
     cluster_of: dict[LocalKey, int] = {}
     for chunk in sorted(by_chunk):
         members = by_chunk[chunk]
         n_clusters = matrix.shape[0]
         # Extra columns let a speaker stay unmatched ("new cluster") when clusters run out.
         cost = np.full((len(members), n_clusters + len(members)), _FORBIDDEN_COST)
-        for row, s in enumerate(members):
-            if n_clusters:
-                if s.fingerprint is None or not np.any(s.fingerprint):
-                    cost[row, :n_clusters] = _NO_FINGERPRINT_COST
-                else:
-                    unit = np.asarray(s.fingerprint, dtype=np.float64)
-                    unit = unit / np.linalg.norm(unit)
-                    cost[row, :n_clusters] = 1.0 - matrix @ unit
+        if n_clusters:
+            block = 1.0 - units[members] @ matrix.T
+            block[~has_print[members]] = _NO_FINGERPRINT_COST
+            cost[:, :n_clusters] = block
+        for row, i in enumerate(members):
             # Opening a cluster costs `threshold` for a reliable speaker (so any match closer
             # than the threshold wins) and more than any match for the others.
-            cost[row, n_clusters + row] = threshold if id(s) in reliable_ids else 2.5
+            cost[row, n_clusters + row] = threshold if id(speakers[i]) in reliable_ids else 2.5
         rows, cols = linear_sum_assignment(cost)
-        for row, col in zip(rows, cols, strict=True):
-            s = members[row]
+        for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+            i = members[row]
+            key = (speakers[i].chunk, speakers[i].label)
             if col < n_clusters:
-                cluster_of[(s.chunk, s.label)] = int(col)
-                continue
-            new_centroid = (
-                np.asarray(s.fingerprint, dtype=np.float64)
-                if s.fingerprint is not None and np.any(s.fingerprint)
-                else None
-            )
-            if new_centroid is not None:
-                new_centroid = new_centroid / np.linalg.norm(new_centroid)
-                matrix = (
-                    np.vstack([matrix, new_centroid]) if matrix.shape[0] else new_centroid[None, :]
-                )
-                cluster_of[(s.chunk, s.label)] = matrix.shape[0] - 1
+                cluster_of[key] = col
+            elif has_print[i]:
+                matrix = np.vstack([matrix, units[i]])
+                cluster_of[key] = matrix.shape[0] - 1
             else:
                 # No voice and no free cluster: a speaker of its own, with no centroid.
-                cluster_of[(s.chunk, s.label)] = -1 - len(cluster_of)
+                cluster_of[key] = -1 - len(cluster_of)
     return cluster_of
 
 

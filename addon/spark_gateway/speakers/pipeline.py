@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..audio_codec import pcm_to_wav
-from .assignment import assign_speakers
+from .assignment import assign
 from .chunking import DEFAULT_CHUNK_S, DEFAULT_OVERLAP_S, Chunk, plan_chunks, slice_samples
 from .dedupe import owned_segments, owned_words, shift_segments, shift_words
 from .linking import (
@@ -29,7 +29,7 @@ from .linking import (
 )
 from .parsing import Diarization, Transcript, parse_diarization, parse_transcript
 from .records import SpeakerSegment, Turn, Word
-from .turns import DEFAULT_LOW_CONFIDENCE, DEFAULT_MAX_PAUSE_S, build_turns
+from .turns import DEFAULT_LOW_CONFIDENCE, DEFAULT_MAX_PAUSE_S, turns_from_assignment
 
 SAMPLE_RATE = 16_000
 
@@ -144,9 +144,10 @@ def _merge(
     speakers_hint: list[str] | None = None,
     chunks: int = 1,
 ) -> SpeakerTranscript:
-    attributed = assign_speakers(words, segments)
-    turns = build_turns(
-        attributed, max_pause_s=options.max_pause_s, low_confidence=options.low_confidence
+    turns = turns_from_assignment(
+        assign(words, segments),
+        max_pause_s=options.max_pause_s,
+        low_confidence=options.low_confidence,
     )
     speakers = list(dict.fromkeys(t.speaker for t in turns))
     # Speakers the diarizer heard but no word was given to still count as detected.

@@ -1,35 +1,42 @@
 """Join ASR tokens into text: single spaces, none before punctuation.
 
 Parakeet variants differ: some emit tokens with a leading space, some without, some with
-stray tabs or newlines. The joined text must be identical in every case.
+stray tabs or newlines. The joined text must be identical in every case. The tokens are
+joined once and fixed with three regular expressions (C speed: a 3-hour meeting has ~30,000
+tokens).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 
-# Punctuation that attaches to the previous token.
-_CLOSING = frozenset(".,;:!?%)]}…»")
-_CONTRACTIONS = frozenset({"'s", "'re", "'ve", "'ll", "'d", "'m", "n't"})
-# Punctuation after which the next token attaches without a space.
-_OPENING = frozenset("([{«¿¡")
+_WHITESPACE = re.compile(r"[ \t\n\r\f\v\u00a0]+")
+_SEPARATOR = "\x00"  # between groups in `join_token_groups`; never inside ASR text
+_AROUND_SEPARATOR = re.compile(r" ?\x00 ?")
+# A token starting with closing punctuation, or a split-off contraction ("do" + "n't"),
+# attaches to the previous token.
+_BEFORE_CLOSING = re.compile(r" (?=[.,;:!?%)\]}…»])")
+_BEFORE_CONTRACTION = re.compile(r" (?=(?:n't|'s|'re|'ve|'ll|'d|'m)(?: |$))", re.IGNORECASE)
+# After opening punctuation the next token attaches.
+_AFTER_OPENING = re.compile(r"(?<=[(\[{«¿¡]) ")
+
+
+def _fix(text: str) -> str:
+    text = _WHITESPACE.sub(" ", text)
+    text = _BEFORE_CLOSING.sub("", text)
+    text = _BEFORE_CONTRACTION.sub("", text)
+    return _AFTER_OPENING.sub("", text)
 
 
 def join_tokens(tokens: Iterable[str]) -> str:
     """Return the tokens joined as readable text."""
-    parts: list[str] = []
-    attach_next = False
-    for raw in tokens:
-        token = " ".join(raw.split())
-        if not token:
-            continue
-        if parts and not attach_next and not _attaches_left(token):
-            parts.append(" ")
-        parts.append(token)
-        attach_next = token[-1] in _OPENING
-    return "".join(parts)
+    return _fix(" ".join(tokens)).strip()
 
 
-def _attaches_left(token: str) -> bool:
-    # Contractions split off by sub-word tokenizers ("do" + "n't") attach as well.
-    return token[0] in _CLOSING or token.lower() in _CONTRACTIONS
+def join_token_groups(groups: Iterable[Sequence[str]]) -> list[str]:
+    """`join_tokens` for many groups at once (one regex pass over all of them)."""
+    joined = _SEPARATOR.join(" ".join(group).replace(_SEPARATOR, " ") for group in groups)
+    return [
+        part.strip() for part in _AROUND_SEPARATOR.sub(_SEPARATOR, _fix(joined)).split(_SEPARATOR)
+    ]
