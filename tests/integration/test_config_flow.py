@@ -418,3 +418,38 @@ async def test_addon_discovery_links_gateway(
     assert result["reason"] == "gateway_linked"
     assert mock_config_entry.data["gateway_url"] == "http://local-spark-gateway:8080"
     assert mock_config_entry.data["gateway_api_key"] == "secret"
+
+
+async def test_reconfigure_adds_a_node(
+    hass: HomeAssistant, sim: SimCluster, mock_config_entry: MockConfigEntry
+) -> None:
+    """A node added by reconfiguration gets its host key pinned on first use."""
+    head, second = node_strings(sim)
+    data = dict(mock_config_entry.data)
+    data[CONF_NODES] = [head]
+    data[CONF_HOST_KEYS] = {head: data[CONF_HOST_KEYS][head]}
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Lab",
+        unique_id=head,
+        data=data,
+        options=dict(mock_config_entry.options),
+    )
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            "nodes": f"{head}, {second}",
+            "ssh_port": 22,
+            "repo_path": "~/spark-vllm-docker",
+            **_services_input(sim),
+        },
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_NODES] == [head, second]
+    assert (
+        entry.data[CONF_HOST_KEYS][second].split()[:2] == sim.nodes[1].host_public_key.split()[:2]
+    )
+    await hass.async_block_till_done()
+    await hass.config_entries.async_unload(entry.entry_id)

@@ -189,3 +189,21 @@ async def test_swap_timeout(
     assert "timeout" in failed[0].data["reason"]
     assert hass.states.get(SWAP_SENSOR).state == "failed"  # type: ignore[union-attr]
     await sim.faults.clear()
+
+
+async def test_swap_action_without_wait(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Without `wait` the action answers at once and the swap finishes in the background."""
+    finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
+    response = await hass.services.async_call(
+        DOMAIN,
+        "swap_model",
+        {"cluster": init_integration.entry_id, "model": "qwen3-vl"},
+        blocking=True,
+        return_response=True,
+    )
+    assert response == {"model": "qwen3-vl", "status": "started"}
+    await _wait_for(finished)
+    await hass.async_block_till_done()
+    assert hass.states.get(SELECT).state == "qwen3-vl"  # type: ignore[union-attr]
