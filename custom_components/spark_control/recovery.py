@@ -313,8 +313,9 @@ async def async_setup_recovery(hass: HomeAssistant, entry: SparkControlConfigEnt
     saved = await store.async_load()
     budget = RestartBudget.from_dict(
         (saved or {}).get("budget"),
-        limit=int(options.get(CONF_RESTART_LIMIT, DEFAULT_RESTART_LIMIT)),
-        window=float(options.get(CONF_RESTART_WINDOW, DEFAULT_RESTART_WINDOW)) * 60,
+        # Clamped: options edited by hand must not keep the whole entry from loading.
+        limit=max(0, int(options.get(CONF_RESTART_LIMIT, DEFAULT_RESTART_LIMIT))),
+        window=max(1.0, float(options.get(CONF_RESTART_WINDOW, DEFAULT_RESTART_WINDOW))) * 60,
     )
     clip = await hass.async_add_executor_job(_read_probe_clip)
     base_urls = {}
@@ -325,7 +326,7 @@ async def async_setup_recovery(hass: HomeAssistant, entry: SparkControlConfigEnt
         async_get_clientsession(hass),
         base_urls,
         clip_wav=clip,
-        timeout=float(options.get(CONF_PROBE_TIMEOUT, DEFAULT_PROBE_TIMEOUT)),
+        timeout=max(1.0, float(options.get(CONF_PROBE_TIMEOUT, DEFAULT_PROBE_TIMEOUT))),
     )
     recovery = SparkRecovery(hass, entry, prober, budget, store)
     recovery.restore(saved)
