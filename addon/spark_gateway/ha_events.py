@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -21,6 +22,9 @@ _LOGGER = logging.getLogger(__name__)
 EVENT_WEDGE_REPORT: Final = "spark_control_wedge_report"
 EVENT_HEALTH_REPORT: Final = "spark_control_health_report"
 _TIMEOUT: Final = aiohttp.ClientTimeout(total=10)
+# One wedge report per service in this window: a burst of failing requests is one incident,
+# and the integration's recovery already runs a probe for it.
+WEDGE_REPORT_INTERVAL_S: Final = 30.0
 
 
 def core_api_url(ha_url: str) -> str:
@@ -37,6 +41,7 @@ class HaNotifier:
         self._api_url = api_url.rstrip("/") if api_url else None
         self._token = token
         self._pending: set[asyncio.Task[bool]] = set()
+        self._last_wedge_report: dict[str, float] = {}
         self.fired: int = 0  # delivered events, for metrics and tests
 
     @classmethod
@@ -89,8 +94,17 @@ class HaNotifier:
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
-    async def report_wedge(self, service: str, error: str) -> None:
-        """Tell HA that `service` looks wedged so its recovery runs a deep probe now."""
+    async def report_wedge(self, service: str, error: str) -> bool:
+        """Tell HA that `service` looks wedged so its recovery runs a deep probe now.
+
+        Returns False when a report for the service went out less than 30 s ago.
+        """
+        now = time.monotonic()
+        last = self._last_wedge_report.get(service)
+        if last is not None and now - last < WEDGE_REPORT_INTERVAL_S:
+            return False
+        self._last_wedge_report[service] = now
         self.fire_in_background(
             EVENT_WEDGE_REPORT, {"service": service, "error": error, "source": "gateway"}
         )
+        return True

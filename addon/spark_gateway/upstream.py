@@ -99,10 +99,10 @@ class UpstreamClient:
         detail = _error_message(body) or f"HTTP {resp.status}"
         if service == PARAKEET and resp.status >= 500:
             self.metrics.upstream_errors.labels(service, "wedged").inc()
-            self.metrics.wedge_reports.labels(service).inc()
             error = f"HTTP {resp.status}: {detail}"
-            _LOGGER.warning("parakeet answered %s; reporting a wedge to Home Assistant", error)
-            await self.notifier.report_wedge(service, error)
+            if await self.notifier.report_wedge(service, error):
+                self.metrics.wedge_reports.labels(service).inc()
+                _LOGGER.warning("parakeet answered %s; reported a wedge to Home Assistant", error)
             return UpstreamWedged(service, error)
         self.metrics.upstream_errors.labels(service, f"http_{resp.status}").inc()
         if service == MAGPIE and resp.status < 500:

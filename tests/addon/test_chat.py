@@ -143,3 +143,16 @@ async def test_client_disconnect_stops_generation(start_gateway: GatewayFactory)
         assert await _sim_metric(slow, "vllm:request_success_total", finished_reason="abort") == 1
         assert await _sim_metric(slow, "vllm:num_requests_running") == 0
         assert await _sim_metric(slow, "vllm:generation_tokens_total") < 100
+
+
+async def test_vllm_500_is_relayed_unchanged(gateway: RunningGateway, sim: SimCluster) -> None:
+    sim.faults.wedge("vllm")
+    body = {"model": sim.config.served_model, "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{sim.vllm.url}/v1/chat/completions", json=body) as direct:
+            direct_status, direct_body = direct.status, await direct.read()
+        async with session.post(
+            f"{gateway.url}/v1/chat/completions", json=body, headers=gateway.headers()
+        ) as relayed:
+            assert relayed.status == direct_status == 500
+            assert await relayed.read() == direct_body

@@ -10,9 +10,11 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
+from spark_gateway.appkeys import NOTIFIER
 from spark_gateway.audio_codec import decode_to_wav16k
+from spark_gateway.config import Timeouts
 from tests.addon.audio_files import duration_of, word_overlap
-from tests.addon.conftest import RunningGateway
+from tests.addon.conftest import FakeHomeAssistant, GatewayFactory, RunningGateway
 from tests.sim import SimCluster
 
 TEXT = "The quick brown fox jumps over the lazy dog."
@@ -211,3 +213,25 @@ async def test_magpie_down_is_503(client: AsyncOpenAI, sim: SimCluster) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         await client.audio.speech.create(model="tts-1", voice=ARIA, input=TEXT)
     assert info.value.status_code == 503
+
+
+async def test_failing_magpie_is_502_without_wedge_report(
+    client: AsyncOpenAI, sim: SimCluster, fake_ha: FakeHomeAssistant, gateway: RunningGateway
+) -> None:
+    sim.faults.wedge("magpie")
+    with pytest.raises(openai.APIStatusError) as info:
+        await client.audio.speech.create(model="tts-1", voice=ARIA, input=TEXT)
+    assert info.value.status_code == 502
+    assert info.value.body["code"] == "upstream_error"  # type: ignore[index]
+    await gateway.app[NOTIFIER].drain()
+    assert fake_ha.events == []  # only Parakeet 500s mean a wedged CUDA context
+
+
+async def test_hanging_magpie_is_504(sim: SimCluster, start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway(
+        magpie_url=sim.magpie.url, timeouts=Timeouts(speech=0.5, health=0.5)
+    )
+    sim.faults.hang("magpie")
+    status, body = await gateway.post("/v1/audio/speech", json={"input": "Hi.", "voice": "alloy"})
+    assert status == 504
+    assert body["error"]["code"] == "upstream_timeout"

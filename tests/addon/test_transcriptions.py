@@ -10,6 +10,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
+from spark_gateway.appkeys import NOTIFIER
 from spark_gateway.audio_codec import wav_to_pcm
 from spark_gateway.config import Timeouts
 from tests.addon.audio_files import encode_with_pyav, word_overlap
@@ -218,3 +219,23 @@ async def test_refused_parakeet_is_503(
         )
     assert info.value.status_code == 503
     assert info.value.body["code"] == "upstream_unavailable"  # type: ignore[index]
+
+
+async def test_a_burst_of_wedge_failures_is_one_report(
+    gateway: RunningGateway, sim: SimCluster, fake_ha: FakeHomeAssistant, short_wav: bytes
+) -> None:
+    sim.faults.wedge("parakeet")
+    for _ in range(3):
+        form = aiohttp.FormData()
+        form.add_field("file", upload(short_wav, "wav"), filename="a.wav")
+        status, _ = await gateway.post("/v1/audio/transcriptions", data=form)
+        assert status == 503
+    await gateway.app[NOTIFIER].drain()
+    assert [event for event, _ in fake_ha.events] == ["spark_control_wedge_report"]
+    # Recovered (the integration restarts the container): transcription works again.
+    sim.faults.clear()
+    form = aiohttp.FormData()
+    form.add_field("file", upload(short_wav, "wav"), filename="a.wav")
+    status, body = await gateway.post("/v1/audio/transcriptions", data=form)
+    assert status == 200
+    assert word_overlap(SHORT_SPOKEN, body["text"]) >= 0.6
