@@ -80,8 +80,9 @@ def timed_pair(
 
 
 def ffmpeg(args: list[str]) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-threads", "1", "-y", *args],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-threads", "1", "-y", *args], check=True
+    )
 
 
 def main() -> None:
@@ -100,20 +101,32 @@ def main() -> None:
 
     ours, theirs = timed_pair(
         lambda: decode_to_wav16k(webm),
-        lambda: ffmpeg(["-i", str(work / "in.webm"), "-ar", "16000", "-ac", "1",
-                        str(work / "out.wav")]),
+        lambda: ffmpeg(
+            ["-i", str(work / "in.webm"), "-ar", "16000", "-ac", "1", str(work / "out.wav")]
+        ),
         args.repeat,
-    )  # fmt: skip
+    )
 
     # 22.05 kHz mono speech, Magpie's rate, to mp3.
     tts = np.repeat(samples16, 2)[: int(args.seconds * 22050)]  # level-preserving stand-in
     (work / "tts.wav").write_bytes(pcm_to_wav(tts, 22050))
     mp3_ours, mp3_theirs = timed_pair(
         lambda: encode_audio(tts, 22050, "mp3"),
-        lambda: ffmpeg(["-i", str(work / "tts.wav"), "-c:a", "libmp3lame", "-b:a", "64k",
-                        "-compression_level", "7", str(work / "out.mp3")]),
+        lambda: ffmpeg(
+            [
+                "-i",
+                str(work / "tts.wav"),
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "64k",
+                "-compression_level",
+                "7",
+                str(work / "out.mp3"),
+            ]
+        ),
         args.repeat,
-    )  # fmt: skip
+    )
 
     print(f"{args.seconds:.0f} s of speech, one core, median CPU time of {args.repeat} runs")
     print(

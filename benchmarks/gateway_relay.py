@@ -43,8 +43,9 @@ async def serve_sim(url_file: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from tests.sim import SimCluster, SimConfig
 
-    config = SimConfig(nodes=1, token_rate=1e9, load_seconds=0.0, max_num_seqs=256,
-                       kv_cache_tokens=10_000_000)  # fmt: skip
+    config = SimConfig(
+        nodes=1, token_rate=1e9, load_seconds=0.0, max_num_seqs=256, kv_cache_tokens=10_000_000
+    )
     async with SimCluster(config) as sim:
         url_file.write_text(sim.vllm.url)
         stop = asyncio.Event()
@@ -73,10 +74,14 @@ async def wait_for(url: str, session: aiohttp.ClientSession) -> None:
 
 
 def chat_body(max_tokens: int, stream: bool) -> bytes:
-    return json.dumps({
-        "model": MODEL, "max_tokens": max_tokens, "stream": stream,
-        "messages": [{"role": "user", "content": "Write about the sea"}],
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "model": MODEL,
+            "max_tokens": max_tokens,
+            "stream": stream,
+            "messages": [{"role": "user", "content": "Write about the sea"}],
+        }
+    ).encode()
 
 
 class Bench:
@@ -87,9 +92,11 @@ class Bench:
 
     async def chat(self, target: str, max_tokens: int) -> float:
         start = time.perf_counter()
-        async with self.session.post(f"{self.targets[target]}/v1/chat/completions",
-                                     data=chat_body(max_tokens, False),
-                                     headers=self.headers) as resp:  # fmt: skip
+        async with self.session.post(
+            f"{self.targets[target]}/v1/chat/completions",
+            data=chat_body(max_tokens, False),
+            headers=self.headers,
+        ) as resp:
             await resp.read()
             assert resp.status == 200, resp.status
         return time.perf_counter() - start
@@ -97,9 +104,11 @@ class Bench:
     async def stream(self, target: str, max_tokens: int) -> tuple[float, float, int]:
         """Time to first byte, total time, SSE events received."""
         start = time.perf_counter()
-        async with self.session.post(f"{self.targets[target]}/v1/chat/completions",
-                                     data=chat_body(max_tokens, True),
-                                     headers=self.headers) as resp:  # fmt: skip
+        async with self.session.post(
+            f"{self.targets[target]}/v1/chat/completions",
+            data=chat_body(max_tokens, True),
+            headers=self.headers,
+        ) as resp:
             assert resp.status == 200, resp.status
             first = await resp.content.readany()
             ttfb = time.perf_counter() - start
@@ -141,10 +150,19 @@ async def run(quick: bool) -> dict[str, Any]:
                 break
             time.sleep(0.05)
         direct = url_file.read_text()
-        config.write_text(json.dumps({
-            "host": "127.0.0.1", "port": port, "vllm_url": direct, "api_keys": [KEY],
-            "data_dir": str(work), "max_concurrent_requests": 4096, "log_level": "warning",
-        }))  # fmt: skip
+        config.write_text(
+            json.dumps(
+                {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "vllm_url": direct,
+                    "api_keys": [KEY],
+                    "data_dir": str(work),
+                    "max_concurrent_requests": 4096,
+                    "log_level": "warning",
+                }
+            )
+        )
         gateway = subprocess.Popen(
             [sys.executable, "-m", "spark_gateway", "--config", str(config)],
             env={**os.environ, "PYTHONPATH": str(ROOT / "addon")},
