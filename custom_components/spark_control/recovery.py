@@ -304,12 +304,19 @@ class SparkRecovery:
         await self._store.async_save(self._data_to_save())
 
 
+def _store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+    return Store(hass, STORAGE_VERSION, f"{DOMAIN}.recovery.{entry_id}")
+
+
+async def async_remove_recovery_store(hass: HomeAssistant, entry_id: str) -> None:
+    """Forget a removed entry's restart budget (for `async_remove_entry`)."""
+    await _store(hass, entry_id).async_remove()
+
+
 async def async_setup_recovery(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
     """Start watching the cluster's services and repairing wedges."""
     options = entry.options
-    store: Store[dict[str, Any]] = Store(
-        hass, STORAGE_VERSION, f"{DOMAIN}.recovery.{entry.entry_id}"
-    )
+    store = _store(hass, entry.entry_id)
     saved = await store.async_load()
     budget = RestartBudget.from_dict(
         (saved or {}).get("budget"),

@@ -39,7 +39,7 @@ from custom_components.spark_control.const import (
     EVENT_WEDGE_DETECTED,
     EVENT_WEDGE_REPORT,
 )
-from custom_components.spark_control.recovery import SparkRecovery
+from custom_components.spark_control.recovery import SparkRecovery, async_remove_recovery_store
 from tests.recovery.ha.conftest import ENTRY_ID
 from tests.sim import SimCluster
 
@@ -391,3 +391,17 @@ async def test_follow_up_check_notices_a_manual_restart(
     assert _restarts(sim) == 1  # only the manual one
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_recovery_store_can_be_removed(
+    hass: HomeAssistant,
+    sim: SimCluster,
+    loaded_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    sim.faults.wedge("parakeet")
+    await _report(hass)
+    assert STORAGE_KEY in hass_storage
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await async_remove_recovery_store(hass, loaded_entry.entry_id)
+    assert STORAGE_KEY not in hass_storage
