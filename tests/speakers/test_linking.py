@@ -80,8 +80,21 @@ def test_missing_fingerprint_takes_a_free_cluster() -> None:
     assert mapping[(1, "Speaker_0")] == mapping[(0, "Speaker_0")]
 
 
-def test_missing_fingerprint_without_free_cluster_gets_own_label() -> None:
-    speakers = [local(0, "Speaker_0", "A"), local(0, "Speaker_1", None, clean=0.0, at=3.0)]
+def test_missing_fingerprint_without_free_cluster_is_dropped() -> None:
+    # A spurious third slot with no clean speech in a chunk whose two voices are known.
+    speakers = [
+        local(0, "Speaker_0", "A"), local(0, "Speaker_1", "B", at=1.0),
+        local(1, "Speaker_0", "A", at=300.0), local(1, "Speaker_1", "B", at=301.0),
+        local(1, "Speaker_2", None, clean=0.0, at=302.0),
+    ]  # fmt: skip
+    mapping = link_speakers(speakers)
+    assert (1, "Speaker_2") not in mapping
+    assert set(mapping.values()) == {"Speaker_0", "Speaker_1"}
+
+
+def test_missing_fingerprint_with_nothing_to_compare_keeps_own_label() -> None:
+    speakers = [local(0, "Speaker_0", None, clean=0.0), local(0, "Speaker_1", None, clean=0.0,
+                                                              at=3.0)]  # fmt: skip
     mapping = link_speakers(speakers)
     assert mapping == {(0, "Speaker_0"): "Speaker_0", (0, "Speaker_1"): "Speaker_1"}
 

@@ -10,6 +10,9 @@ chunk may be `Speaker_1` of the next. Every local speaker brings a voice fingerp
    speaker whose match is farther than `threshold` starts a new cluster instead.
 3. Unreliable speakers (little clean speech) and speakers without a fingerprint take part in
    the same matching, but never start a cluster while one is free: they join the nearest.
+   A speaker without a fingerprint for whom no cluster is free is left unmapped: with under
+   `min_fingerprint` seconds of clean speech in a whole chunk it is almost always a spurious
+   diarizer slot, and its few words go to the neighbouring speakers instead.
 
 Global labels follow the order in which speakers first talk in the recording.
 """
@@ -57,7 +60,8 @@ def link_speakers(
     min_reliable_speech_s: float = DEFAULT_MIN_RELIABLE_SPEECH_S,
     label_prefix: str = "Speaker_",
 ) -> dict[LocalKey, str]:
-    """Map every (chunk, local label) to a global label such as `Speaker_0`."""
+    """Map (chunk, local label) to a global label such as `Speaker_0`; spurious slots
+    (no fingerprint, no free cluster) are left out of the mapping."""
     if not speakers:
         return {}
     usable = [
@@ -111,30 +115,65 @@ def _constrained_assignment(
     cluster_of: dict[LocalKey, int] = {}
     for chunk in sorted(by_chunk):
         members = by_chunk[chunk]
-        n_clusters = matrix.shape[0]
-        # Extra columns let a speaker stay unmatched ("new cluster") when clusters run out.
-        cost = np.full((len(members), n_clusters + len(members)), _FORBIDDEN_COST)
-        if n_clusters:
-            block = 1.0 - units[members] @ matrix.T
-            block[~has_print[members]] = _NO_FINGERPRINT_COST
-            cost[:, :n_clusters] = block
-        for row, i in enumerate(members):
-            # Opening a cluster costs `threshold` for a reliable speaker (so any match closer
-            # than the threshold wins) and more than any match for the others.
-            cost[row, n_clusters + row] = threshold if id(speakers[i]) in reliable_ids else 2.5
-        rows, cols = linear_sum_assignment(cost)
-        for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
-            i = members[row]
+        firm = [i for i in members if id(speakers[i]) in reliable_ids]
+        weak = [i for i in members if id(speakers[i]) not in reliable_ids]
+        # Reliable speakers first: a match closer than `threshold` wins, else a new cluster.
+        taken: set[int] = set()
+        for i, matched in _match(firm, units, matrix, has_print, set(), new_cost=threshold):
+            if matched is None:
+                matrix = np.vstack([matrix, units[i]])
+                matched = matrix.shape[0] - 1  # noqa: PLW2901 - a new cluster for this one
+            taken.add(matched)
+            cluster_of[(speakers[i].chunk, speakers[i].label)] = matched
+        # Then the weak ones join the nearest cluster still free in this chunk.
+        for i, col in _match(weak, units, matrix, has_print, taken, new_cost=None):
             key = (speakers[i].chunk, speakers[i].label)
-            if col < n_clusters:
+            if col is not None:
+                taken.add(col)
                 cluster_of[key] = col
             elif has_print[i]:
                 matrix = np.vstack([matrix, units[i]])
+                taken.add(matrix.shape[0] - 1)
                 cluster_of[key] = matrix.shape[0] - 1
-            else:
-                # No voice and no free cluster: a speaker of its own, with no centroid.
+            elif matrix.shape[0] == 0:
+                # Nothing to compare with at all: a speaker of its own, with no centroid.
                 cluster_of[key] = -1 - len(cluster_of)
+            # Otherwise: no voice and every cluster taken by a better-attested speaker of this
+            # chunk. Such slots are the diarizer's spurious extras (NeMo issue #15711 style);
+            # the key stays unmapped and the caller drops its segments.
     return cluster_of
+
+
+def _match(
+    rows: list[int],
+    units: np.ndarray,
+    matrix: np.ndarray,
+    has_print: np.ndarray,
+    taken: set[int],
+    *,
+    new_cost: float | None,
+) -> list[tuple[int, int | None]]:
+    """Hungarian matching of `rows` to free clusters; None means "no cluster for this one".
+
+    With `new_cost`, a row may decline every cluster at that price (a new cluster); without
+    it, rows join the nearest free cluster while any is left.
+    """
+    if not rows:
+        return []
+    free = [c for c in range(matrix.shape[0]) if c not in taken]
+    decline = new_cost if new_cost is not None else _FORBIDDEN_COST / 2
+    cost = np.full((len(rows), len(free) + len(rows)), _FORBIDDEN_COST)
+    if free:
+        block = 1.0 - units[rows] @ matrix[free].T
+        block[~has_print[rows]] = _NO_FINGERPRINT_COST
+        cost[:, : len(free)] = block
+    for r in range(len(rows)):
+        cost[r, len(free) + r] = decline
+    picked_rows, picked_cols = linear_sum_assignment(cost)
+    return [
+        (rows[r], free[c] if c < len(free) else None)
+        for r, c in zip(picked_rows.tolist(), picked_cols.tolist(), strict=True)
+    ]
 
 
 def _name_clusters(
@@ -142,8 +181,9 @@ def _name_clusters(
 ) -> dict[LocalKey, str]:
     first_seen: dict[int, float] = {}
     for s in speakers:
-        cluster = cluster_of[(s.chunk, s.label)]
-        first_seen[cluster] = min(first_seen.get(cluster, float("inf")), s.first_start_s)
+        cluster = cluster_of.get((s.chunk, s.label))
+        if cluster is not None:
+            first_seen[cluster] = min(first_seen.get(cluster, float("inf")), s.first_start_s)
     order = sorted(first_seen, key=lambda c: (first_seen[c], c))
     names = {cluster: f"{prefix}{n}" for n, cluster in enumerate(order)}
     return {key: names[cluster] for key, cluster in cluster_of.items()}

@@ -214,6 +214,7 @@ def _link_and_merge(
         SpeakerSegment(s.start, s.end, mapping[(chunk.index, s.speaker)], s.confidence)
         for chunk, kept in zip(chunks, per_chunk_segments, strict=True)
         for s in kept
+        if (chunk.index, s.speaker) in mapping  # spurious slots are dropped by the linker
     ]
     segments.sort(key=lambda s: (s.start, s.end))
     first_language = next((t.language for t, _ in results if t.language), None)
