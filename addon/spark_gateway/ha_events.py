@@ -55,6 +55,11 @@ class HaNotifier:
         return cls(session, None, None)
 
     @property
+    def api_url(self) -> str | None:
+        """Where events go (HA's REST API base), or None when no HA is configured."""
+        return self._api_url
+
+    @property
     def enabled(self) -> bool:
         """Whether events reach HA at all."""
         return self._api_url is not None and self._token is not None

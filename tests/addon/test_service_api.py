@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import aiohttp
+import pytest
 from openai import AsyncOpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
+from spark_gateway.config import GatewayConfig
 from spark_gateway.ha_events import HaNotifier, core_api_url
 from tests.addon.conftest import FakeHomeAssistant, GatewayFactory, RunningGateway
 from tests.sim import SimCluster
@@ -122,6 +124,23 @@ async def test_health_event_without_ha(start_gateway: GatewayFactory) -> None:
 def test_core_api_url_accepts_either_form() -> None:
     assert core_api_url("http://ha.lan:8123") == "http://ha.lan:8123/api"
     assert core_api_url("http://ha.lan:8123/api/") == "http://ha.lan:8123/api"
+
+
+async def test_notifier_picks_supervisor_or_configured_ha(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        monkeypatch.delenv("SUPERVISOR_TOKEN", raising=False)
+        assert not HaNotifier.from_config(session, GatewayConfig()).enabled
+        monkeypatch.setenv("SUPERVISOR_TOKEN", "sv-token")
+        under_supervisor = HaNotifier.from_config(session, GatewayConfig())
+        assert under_supervisor.enabled
+        assert under_supervisor.api_url == "http://supervisor/core/api"
+        # An explicit HA URL and token win (standalone gateway next to HA Container).
+        explicit = HaNotifier.from_config(
+            session, GatewayConfig(ha_url="http://ha.lan:8123", ha_token="llat")
+        )
+        assert explicit.api_url == "http://ha.lan:8123/api"
 
 
 async def test_notifier_supervisor_shape_and_refusal(fake_ha: FakeHomeAssistant) -> None:
