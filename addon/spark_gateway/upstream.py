@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -283,9 +283,3 @@ def _error_message(body: str) -> str:
         if error is not None:
             return str(error)[:300]
     return body.strip()[:300]
-
-
-async def iter_body(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """The upstream body as it arrives, chunk by chunk (no buffering, no re-framing)."""
-    async for chunk in resp.content.iter_any():
-        yield chunk
