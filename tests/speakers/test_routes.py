@@ -112,7 +112,7 @@ async def test_text_formats(sim: SimCluster, start_gateway: GatewayFactory) -> N
     srt = await post(gateway, "/api/audio/transcribe-with-speakers", data,
                      fields={"response_format": "srt"})  # fmt: skip
     assert srt.status == 200
-    assert srt.content_type == "application/x-subrip"
+    assert srt.content_type == "text/plain"
     srt_text = await srt.text()
     assert srt_text.startswith("1\n00:00:")
     assert " --> " in srt_text

@@ -21,6 +21,7 @@ from ..appkeys import CONFIG, UPSTREAM
 from ..audio_codec import AudioDecodeError, DecodedAudio, decode_to_wav16k
 from ..config import GatewayConfig
 from ..errors import ApiError, UpstreamError
+from ..openapi import document_operation
 from ..speakers.formats import (
     CONTENT_TYPES,
     OUTPUT_FORMATS,
@@ -141,7 +142,54 @@ async def diarize_chunk_route(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+_ERROR_REF: dict[str, Any] = {"$ref": "#/components/responses/Error"}
+_FAILURES = ("400", "401", "413", "415", "429", "502", "503", "504")
+
+
+def _upload(fields: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "required": ["file"], "properties": fields}
+    return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+
+
 def setup(app: web.Application) -> None:
-    """Register the speaker routes on the gateway app."""
+    """Register the speaker routes on the gateway app, with their OpenAPI description."""
     app.router.add_post("/api/audio/transcribe-with-speakers", transcribe_with_speakers_route)
     app.router.add_post("/api/audio/diarize-chunk", diarize_chunk_route)
+    audio = {"type": "string", "format": "binary"}
+    document_operation(app, "/api/audio/transcribe-with-speakers", "post", {
+        "summary": "Speaker-attributed transcript (who said what), long audio in chunks",
+        "requestBody": _upload({
+            "file": audio,
+            "response_format": {"type": "string", "enum": list(OUTPUT_FORMATS)},
+            "language": {"type": "string", "pattern": _LANGUAGE.pattern},
+        }),
+        "responses": {
+            "200": {
+                "description": "The contract JSON, or SRT / WebVTT / labelled text",
+                "content": {
+                    "application/json": {"schema": {
+                        "type": "object",
+                        "required": ["duration", "language", "speakers_detected", "segments",
+                                     "models"],
+                    }},
+                    "text/plain": {"schema": {"type": "string"}},
+                    "text/vtt": {"schema": {"type": "string"}},
+                },
+            },
+            **dict.fromkeys(_FAILURES, _ERROR_REF),
+        },
+    })  # fmt: skip
+    document_operation(app, "/api/audio/diarize-chunk", "post", {
+        "summary": "One chunk's diarization with voice fingerprints (Parakeet container)",
+        "requestBody": _upload({"file": audio}),
+        "responses": {
+            "200": {"description": "Segments, confidence, fingerprints", "content": {
+                "application/json": {"schema": {
+                    "type": "object",
+                    "required": ["duration", "segments", "speakers_detected", "fingerprints",
+                                 "models"],
+                }},
+            }},
+            **dict.fromkeys(_FAILURES, _ERROR_REF),
+        },
+    })  # fmt: skip

@@ -11,7 +11,7 @@ OutputFormat = Literal["json", "srt", "vtt", "text"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "srt", "vtt", "text")
 CONTENT_TYPES: Mapping[OutputFormat, str] = {
     "json": "application/json",
-    "srt": "application/x-subrip",
+    "srt": "text/plain",  # what OpenAI answers for srt, and what players accept
     "vtt": "text/vtt",
     "text": "text/plain",
 }
