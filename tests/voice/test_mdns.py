@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+from unittest.mock import patch
+
+import pytest
 import pytest_socket
+import zeroconf
 from zeroconf import IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
@@ -12,7 +18,24 @@ from custom_components.spark_control.voice_discovery import (
 )
 from tests.voice.ha_setup import lan_address
 
+# Taken at collection, before any HA test runs: HA's zeroconf setup replaces these process-wide
+# so that integrations cannot open a second instance (this test needs two of its own).
+_ZEROCONF_INIT = zeroconf.Zeroconf.__init__
 
+
+@pytest.fixture
+def standalone_zeroconf() -> Iterator[None]:
+    def new(cls: type[zeroconf.Zeroconf], *_args: Any, **_kwargs: Any) -> zeroconf.Zeroconf:
+        return object.__new__(cls)
+
+    with (
+        patch.object(zeroconf.Zeroconf, "__new__", new),
+        patch.object(zeroconf.Zeroconf, "__init__", _ZEROCONF_INIT),
+    ):
+        yield
+
+
+@pytest.mark.usefixtures("standalone_zeroconf")
 async def test_announcement_resolves_over_multicast_with_the_lan_address() -> None:
     pytest_socket.socket_allow_hosts(["127.0.0.1", "224.0.0.251"])
     address = lan_address()

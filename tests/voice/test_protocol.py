@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 from wyoming.asr import Transcript
 from wyoming.audio import AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -176,3 +179,56 @@ async def test_audio_over_the_upload_cap_is_refused(running: RunningBridges) -> 
     short = pcm[: int(0.9 * rate) * 2]
     events = await transcribe(running.stt_port, short, rate)
     assert events[-1].type == "transcript-stop"
+
+
+async def test_broken_framing_gets_an_error_then_the_connection_closes(
+    running: RunningBridges,
+) -> None:
+    for port in (running.stt_port, running.tts_port):
+        # Not JSON at all: wyoming's reader ends the connection.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"this is not a wyoming event\n")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        await writer.wait_closed()
+        # JSON but not an event header: an error first, then the end.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b'{"data": {"text": "no type"}}\n')
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), 10)
+        header = json.loads(line)
+        assert header["type"] == "error"
+        data = json.loads(await reader.readexactly(header["data_length"]))
+        assert data["code"] == "malformed"
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        await writer.wait_closed()
+    # The bridges keep serving everyone else.
+    async with AsyncTcpClient("127.0.0.1", running.stt_port) as client:
+        await client.write_event(Describe().event())
+        assert (await read_until(client, "info"))[-1].type == "info"
+
+
+async def test_idle_connections_are_closed(running: RunningBridges) -> None:
+    running.bridges.stt_bridge.idle_timeout = 0.3
+    running.bridges.tts_bridge.idle_timeout = 0.3
+    for port in (running.stt_port, running.tts_port):
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Describe().event())
+            await read_until(client, "info")
+            assert await asyncio.wait_for(client.read_event(), 10) is None
+
+
+async def test_text_over_the_reply_cap_is_refused(running: RunningBridges) -> None:
+    running.bridges.tts_bridge.max_text_chars = 100
+    async with AsyncTcpClient("127.0.0.1", running.tts_port) as client:
+        await client.write_event(Synthesize(text="word " * 30).event())
+        assert (await read_until(client, "error"))[-1].data["code"] == "text-too-long"
+        await client.write_event(SynthesizeStart().event())
+        await client.write_event(SynthesizeChunk(text="Hello there. " * 5).event())
+        await client.write_event(SynthesizeChunk(text="Hello there. " * 5).event())
+        events = await read_until(client, "error")
+        assert events[-1].data["code"] == "text-too-long"
+        assert await client.read_event() is None
+    assert running.sim.magpie.syntheses <= 5

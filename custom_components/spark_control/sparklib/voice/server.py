@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import cast
 
-from wyoming.event import Event, write_event
+from wyoming.error import Error
+from wyoming.event import Event, async_read_event, write_event
 from wyoming.server import AsyncEventHandler, AsyncTcpServer
+
+_LOGGER = logging.getLogger(__name__)
+# HA's voice pipeline gives up after 300 s; a connection silent that long is abandoned.
+DEFAULT_IDLE_TIMEOUT = 300.0
 
 Connections = set[asyncio.Task[None]]
 HandlerFactory = Callable[
@@ -19,7 +25,13 @@ HandlerFactory = Callable[
 
 
 class TrackedEventHandler(AsyncEventHandler):
-    """An event handler whose connection task is known to its server, so stop() can end it."""
+    """An event handler whose connection task is known to its server, so stop() can end it.
+
+    It also ends connections that stay silent for `idle_timeout` seconds and answers a
+    broken event framing with an `Error` before closing (wyoming's own loop has neither).
+    """
+
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
     def __init__(
         self, connections: Connections, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -28,18 +40,37 @@ class TrackedEventHandler(AsyncEventHandler):
         self._connections = connections
 
     async def run(self) -> None:
-        """Serve the connection while registered with the server."""
+        """Read and handle events until the client leaves, idles out or a handler says stop."""
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
         try:
-            await super().run()
+            while (event := await self._next_event()) is not None:
+                if not await self.handle_event(event):
+                    break
         finally:
-            # wyoming leaves the socket open when a handler returns False; the client must
-            # see the connection end.
+            await self.disconnect()
+            # The client must see the connection end, whichever side ended it.
             self.writer.close()
             if task is not None:
                 self._connections.discard(task)
+
+    async def _next_event(self) -> Event | None:
+        try:
+            async with asyncio.timeout(self.idle_timeout):
+                return await async_read_event(self.reader)
+        except TimeoutError:
+            _LOGGER.debug("Closing a connection idle for %s s", self.idle_timeout)
+        except (KeyError, TypeError, AttributeError, asyncio.IncompleteReadError) as err:
+            # JSON that is not an event header (wyoming itself ends the connection quietly on
+            # a line that is not JSON at all): the framing is lost, nothing after it is trusted.
+            with contextlib.suppress(ConnectionError):
+                await self.write_event(
+                    Error(text=f"malformed event framing: {err!r}"[:300], code="malformed").event()
+                )
+        except ConnectionError:
+            pass
+        return None
 
     async def write_events(self, events: Iterable[Event]) -> None:
         """Send several events with one socket write, so the client gets them together."""

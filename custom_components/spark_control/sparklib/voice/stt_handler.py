@@ -16,7 +16,7 @@ from wyoming.info import Describe, Info
 from .errors import SpeechServerFault, SpeechServiceError
 from .info import stt_info
 from .parakeet import ParakeetClient
-from .server import Connections, TrackedEventHandler
+from .server import DEFAULT_IDLE_TIMEOUT, Connections, TrackedEventHandler
 from .wav import PcmAudio, pcm_to_wav
 
 _LOGGER = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class SttBridge:
     on_wedge: WedgeCallback | None = None
     # Upload cap: an utterance longer than this is refused instead of buffered.
     max_audio_seconds: float = 300.0
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     info: Info = field(default_factory=stt_info)
 
 
@@ -53,6 +54,7 @@ class SttEventHandler(TrackedEventHandler):
     ) -> None:
         super().__init__(connections, reader, writer)
         self._bridge = bridge
+        self.idle_timeout = bridge.idle_timeout
         self._language: str | None = None
         self._audio = bytearray()
         self._converter = _new_converter()

@@ -22,7 +22,7 @@ from wyoming.tts import (
 
 from .errors import SpeechServiceError
 from .magpie import DEFAULT_SAMPLE_RATE, MagpieClient, MagpieVoice
-from .server import Connections, TrackedEventHandler
+from .server import DEFAULT_IDLE_TIMEOUT, Connections, TrackedEventHandler
 from .text_split import SpeechTextSplitter, split_long_sentence, split_text
 from .voices import UnknownVoiceError, VoiceCatalog
 from .wav import PcmAudio
@@ -42,6 +42,9 @@ class TtsBridge:
     samples_per_chunk: int = 1024
     # Sentences synthesized at once after the first; keeps Magpie ahead without flooding it.
     max_parallel: int = 2
+    # Longest reply accepted (a few minutes of speech); more is refused, not queued.
+    max_text_chars: int = 20_000
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
 
 class _SpokenReply:
@@ -201,8 +204,10 @@ class TtsEventHandler(TrackedEventHandler):
     ) -> None:
         super().__init__(connections, reader, writer)
         self._bridge = bridge
+        self.idle_timeout = bridge.idle_timeout
         self._stream: _SpokenReply | None = None
         self._splitter: SpeechTextSplitter | None = None
+        self._stream_chars = 0
 
     async def handle_event(self, event: Event) -> bool:
         """Dispatch one event; malformed ones get an `Error`, unknown ones are ignored."""
@@ -234,6 +239,7 @@ class TtsEventHandler(TrackedEventHandler):
             await self._end_stream()
             voice = await self._voice_for(event.data)
             self._splitter = SpeechTextSplitter()
+            self._stream_chars = 0
             self._stream = _SpokenReply(self, self._bridge, voice, frame_each_piece=True)
             return True
         if SynthesizeChunk.is_type(event.type):
@@ -242,6 +248,11 @@ class TtsEventHandler(TrackedEventHandler):
                 raise ValueError("synthesize-chunk outside a synthesize-start/stop stream")
             if self._stream.error is not None:
                 return await self._fail(self._stream.error)
+            self._stream_chars += len(text)
+            if self._stream_chars > self._bridge.max_text_chars:
+                await self._end_stream()
+                await self.write_event(self._too_long_error())
+                return False
             self._stream.add(self._splitter.add(text))
             return True
         if SynthesizeStop.is_type(event.type):
@@ -268,6 +279,9 @@ class TtsEventHandler(TrackedEventHandler):
         text = Synthesize.from_event(event).text
         if not isinstance(text, str):
             raise TypeError("text must be a string")
+        if len(text) > self._bridge.max_text_chars:
+            await self.write_event(self._too_long_error())
+            return True
         voice = await self._voice_for(event.data)
         reply = _SpokenReply(self, self._bridge, voice, frame_each_piece=False)
         reply.add(split_text(text))
@@ -279,6 +293,10 @@ class TtsEventHandler(TrackedEventHandler):
         if error is not None:
             return await self._fail(error)
         return True
+
+    def _too_long_error(self) -> Event:
+        limit = self._bridge.max_text_chars
+        return Error(text=f"text longer than {limit} characters", code="text-too-long").event()
 
     async def _voice_for(self, data: dict[str, Any]) -> MagpieVoice:
         # Read the raw event: wyoming 1.7 folds a language-only voice into its name.
