@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -89,6 +90,23 @@ async def test_json_cap_is_413(gateway: RunningGateway, sim: SimCluster) -> None
     status, body = await gateway.post("/v1/chat/completions", json=huge)
     assert status == 413
     assert body["error"]["type"] == "invalid_request_error"
+
+
+async def test_chunked_json_over_the_cap_is_413(start_gateway: GatewayFactory) -> None:
+    """No Content-Length to check up front: the bytes read are counted instead."""
+    gateway = await start_gateway(max_json_bytes=1000)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b'{"input": "'
+        yield b"x" * 5000
+        yield b'", "voice": "alloy"}'
+
+    for path in ("/v1/audio/speech", "/v1/chat/completions", "/api/health-event"):
+        status, answer = await gateway.post(
+            path, data=body(), headers={"Content-Type": "application/json"}
+        )
+        assert status == 413, path
+        assert answer["error"]["code"] == "request_too_large"
 
 
 async def test_unknown_route_and_method(gateway: RunningGateway) -> None:

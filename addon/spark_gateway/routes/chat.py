@@ -7,13 +7,11 @@ which makes vLLM abort the generation. Upstream errors keep their status and bod
 
 from __future__ import annotations
 
-import json
-
 import aiohttp
 from aiohttp import web
 
-from ..appkeys import CONFIG, UPSTREAM
-from ..errors import ApiError
+from ..appkeys import UPSTREAM
+from ..request_body import read_json_object
 
 _SSE = "text/event-stream"
 
@@ -25,18 +23,7 @@ class _CoalescingStreamResponse(web.StreamResponse):
 
 
 async def _relay(request: web.Request, path: str) -> web.StreamResponse:
-    config = request.app[CONFIG]
-    if request.content_length is not None and request.content_length > config.max_json_bytes:
-        raise ApiError(
-            413, f"request body over {config.max_json_bytes} bytes", code="request_too_large"
-        )
-    body = await request.read()
-    try:
-        payload = json.loads(body)
-    except ValueError as err:
-        raise ApiError(400, f"the body is not valid JSON: {err}", code="invalid_json") from err
-    if not isinstance(payload, dict):
-        raise ApiError(400, "the body must be a JSON object", code="invalid_json")
+    body, payload = await read_json_object(request)
     stream = payload.get("stream") is True
     upstream = request.app[UPSTREAM]
     resp = await upstream.open_vllm(path, body, request.headers, stream=stream)

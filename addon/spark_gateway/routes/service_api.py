@@ -11,6 +11,7 @@ from aiohttp import web
 from ..appkeys import CONFIG, NOTIFIER, UPSTREAM
 from ..errors import ApiError, UpstreamError
 from ..ha_events import EVENT_HEALTH_REPORT
+from ..request_body import read_json_object
 from ..upstream import MAGPIE, PARAKEET, VLLM
 
 HEALTH_EVENT_SCHEMA = vol.Schema(
@@ -64,10 +65,7 @@ async def _served_model(request: web.Request) -> str | None:
 
 async def health_event(request: web.Request) -> web.Response:
     """Record an app's view of a service's health: forwarded to HA as an event."""
-    try:
-        payload = await request.json()
-    except ValueError as err:
-        raise ApiError(400, "the body must be JSON", code="invalid_json") from err
+    _, payload = await read_json_object(request)
     try:
         event = HEALTH_EVENT_SCHEMA(payload)
     except vol.Invalid as err:

@@ -25,6 +25,7 @@ from ..audio_codec import (
 )
 from ..config import GatewayConfig
 from ..errors import ApiError, UpstreamError
+from ..request_body import read_json_object
 from ..tts_text import sentences, speech_chunks, split_in_half
 from ..upstream import MAGPIE, UpstreamClient, UpstreamRejected
 from ..voices import Voice
@@ -131,12 +132,7 @@ class Synthesizer:
 async def speech(request: web.Request) -> web.StreamResponse:
     """Synthesize speech; the whole file, or streamed sentence by sentence."""
     config = request.app[CONFIG]
-    if request.content_length is not None and request.content_length > config.max_json_bytes:
-        raise ApiError(413, "request body too large", code="request_too_large")
-    try:
-        payload = json.loads(await request.read())
-    except ValueError as err:
-        raise ApiError(400, f"the body is not valid JSON: {err}", code="invalid_json") from err
+    _, payload = await read_json_object(request)
     req = parse_speech_request(payload, config)
     upstream = request.app[UPSTREAM]
     voice = await request.app[VOICES].resolve(req.voice, upstream)

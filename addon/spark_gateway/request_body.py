@@ -1,0 +1,32 @@
+"""Reading a JSON request body under the gateway's JSON size cap."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from .appkeys import CONFIG
+from .errors import ApiError
+
+
+async def read_json_object(request: web.Request) -> tuple[bytes, dict[str, Any]]:
+    """The raw body and its parsed JSON object; 413 over the cap, 400 when not an object.
+
+    The cap is checked on the declared length first and on the bytes read too, so a chunked
+    body without Content-Length cannot slip past it.
+    """
+    limit = request.app[CONFIG].max_json_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, f"request body over {limit} bytes", code="request_too_large")
+    body = await request.read()
+    if len(body) > limit:
+        raise ApiError(413, f"request body over {limit} bytes", code="request_too_large")
+    try:
+        payload = json.loads(body)
+    except ValueError as err:
+        raise ApiError(400, f"the body is not valid JSON: {err}", code="invalid_json") from err
+    if not isinstance(payload, dict):
+        raise ApiError(400, "the body must be a JSON object", code="invalid_json")
+    return body, payload
