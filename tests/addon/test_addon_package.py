@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from spark_gateway import __version__
-from spark_gateway.config import OPTIONS_SCHEMA, config_from_options
+from spark_gateway.config import OPTIONS_SCHEMA, config_from_options, load_config
 
 ADDON = Path(__file__).parents[2] / "addon"
 ROOT = ADDON.parent
@@ -104,3 +104,11 @@ def test_docs_and_images_exist() -> None:
             Path(folder) / f for f in files if f in ("config.yaml", "config.yml", "config.json")
         ]
     assert found == [ADDON / "config.yaml"]
+
+
+def test_standalone_example_config_loads() -> None:
+    config = load_config(ADDON / "gateway.example.yaml")
+    assert config.port == 8080
+    assert config.vllm_url == "http://192.168.1.50:8888"
+    assert config.voice_aliases["narrator"] == "Magpie-Multilingual.EN-US.Jason"
+    assert config.voice_aliases["alloy"]  # built-in OpenAI names stay
