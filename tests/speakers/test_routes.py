@@ -178,6 +178,13 @@ async def test_wedged_parakeet_is_503_with_retry_after(
         assert resp.status == 503
         assert resp.headers["Retry-After"] == "60"
         assert (await resp.json())["error"]["code"] == "upstream_wedged"
+    # The long path fails the same way, and the remaining chunks are cancelled.
+    long_gateway = await start_gateway(parakeet_url=sim.parakeet.url, long_audio_threshold_s=10.0,
+                                       chunk_target_s=10.0)  # fmt: skip
+    long_audio = wav_bytes(build_conversation(["FEE083"], duration_s=40.0).samples)
+    resp = await post(long_gateway, "/api/audio/transcribe-with-speakers", long_audio)
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "60"
 
 
 async def test_client_errors(sim: SimCluster, start_gateway: GatewayFactory) -> None:

@@ -79,7 +79,7 @@ def build_conversation(
         if n < len(speakers):
             name = speakers[n]
         else:
-            choices = [s for s in speakers if s != previous]
+            choices = [s for s in speakers if s != previous] or speakers
             name = choices[int(rng.integers(len(choices)))]
         material = voice(name)
         length = int(rng.uniform(*turn_s) * RATE)

@@ -182,7 +182,13 @@ async def _long_path(
             wav = pcm_to_wav(slice_samples(samples, SAMPLE_RATE, chunk), SAMPLE_RATE)
             return await _transcribe_and_diarize(upstream, wav, language, stt_model, chunked=True)
 
-    results = await asyncio.gather(*(run(chunk) for chunk in chunks))
+    # A TaskGroup cancels the other chunks as soon as one fails (a wedge, a timeout).
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(run(chunk)) for chunk in chunks]
+    except* Exception as failures:
+        raise failures.exceptions[0] from None
+    results = [task.result() for task in tasks]
     return _link_and_merge(chunks, results, options, language, stt_model, len(samples))
 
 
