@@ -93,7 +93,7 @@ async def test_health_event_forwarded_to_ha(
     assert status == 202
     assert fake_ha.events[-1] == (
         "spark_control_health_report",
-        {"service": "vllm", "ok": True, "source": "unknown"},
+        {"service": "vllm", "ok": True},  # the same keys as sent
     )
 
 

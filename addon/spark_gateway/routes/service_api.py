@@ -76,7 +76,6 @@ async def health_event(request: web.Request) -> web.Response:
             code="invalid_health_event",
             param=field,
         ) from err
-    event.setdefault("source", "unknown")
     forwarded = await request.app[NOTIFIER].fire(EVENT_HEALTH_REPORT, event)
     return web.json_response({"accepted": True, "forwarded": forwarded}, status=202)
 
