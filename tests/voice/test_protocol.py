@@ -5,17 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 
+import aiohttp
 from wyoming.asr import Transcript
 from wyoming.audio import AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.info import Describe
+from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
+from custom_components.spark_control.sparklib.voice import VoiceBridgeConfig, VoiceBridges
+from tests.sim import SimCluster
 from tests.voice.conftest import RunningBridges
 from tests.voice.test_bridges import SENTENCE
 from tests.voice.wyoming_io import audio_of, read_until, synthesize, transcribe, word_overlap
+
+
+async def _describe(port: int) -> Info:
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Describe().event())
+        return Info.from_event((await read_until(client, "info"))[-1])
 
 
 async def _speech(running: RunningBridges) -> tuple[int, bytes]:
@@ -232,3 +241,28 @@ async def test_text_over_the_reply_cap_is_refused(running: RunningBridges) -> No
         assert events[-1].data["code"] == "text-too-long"
         assert await client.read_event() is None
     assert running.sim.magpie.syntheses <= 5
+
+
+async def test_hanging_magpie_delays_neither_start_nor_describe(sim: SimCluster) -> None:
+    sim.faults.hang("magpie")
+    config = VoiceBridgeConfig(
+        sim.parakeet.url, sim.magpie.url, 0, 0, host="127.0.0.1", voice_list_wait=0.3
+    )
+    async with aiohttp.ClientSession() as session:
+        bridges = VoiceBridges(session, config)
+        try:
+            async with asyncio.timeout(3):
+                await bridges.start()
+                # HA gives a Describe 1 s; the answer comes without voices rather than late.
+                async with asyncio.timeout(1):
+                    info = await _describe(bridges.tts.port)
+            assert info.tts[0].voices == []
+            await sim.faults.clear()
+            for _ in range(20):
+                info = await _describe(bridges.tts.port)
+                if info.tts[0].voices:
+                    break
+                await asyncio.sleep(0.1)
+            assert "Magpie-Multilingual.EN-US.Mia" in {v.name for v in info.tts[0].voices}
+        finally:
+            await bridges.async_stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +30,8 @@ class VoiceBridgeConfig:
     tts_port: int
     host: str = "0.0.0.0"
     request_timeout: float = 60.0
+    # How long start() waits for Magpie's voice list before opening the ports without it.
+    voice_list_wait: float = 5.0
 
 
 class VoiceBridges:
@@ -44,6 +47,7 @@ class VoiceBridges:
         parakeet = ParakeetClient(session, config.parakeet_url, timeout=config.request_timeout)
         magpie = MagpieClient(session, config.magpie_url, timeout=config.request_timeout)
         self.voices = VoiceCatalog(magpie)
+        self._voice_list_wait = config.voice_list_wait
         self.stt_bridge = SttBridge(parakeet=parakeet, on_wedge=on_wedge)
         self.tts_bridge = TtsBridge(magpie=magpie, voices=self.voices)
         self.stt = WyomingBridgeServer(
@@ -56,10 +60,11 @@ class VoiceBridges:
     async def start(self) -> None:
         """Read Magpie's voices (best effort) and open both ports."""
         try:
-            await self.voices.refresh()
-        except SpeechServiceError as err:
+            async with asyncio.timeout(self._voice_list_wait):
+                await self.voices.refresh()
+        except (SpeechServiceError, TimeoutError) as err:
             # Magpie may still be loading; the voice list is read again at the next Describe.
-            _LOGGER.warning("Magpie's voices are not available yet: %s", err)
+            _LOGGER.warning("Magpie's voices are not available yet: %r", err)
         await self.stt.start()
         try:
             await self.tts.start()
@@ -71,3 +76,4 @@ class VoiceBridges:
         """Close both ports and every open connection."""
         await self.stt.stop()
         await self.tts.stop()
+        await self.voices.close()

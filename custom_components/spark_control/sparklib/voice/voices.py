@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -22,13 +23,25 @@ class UnknownVoiceError(ValueError):
 
 
 class VoiceCatalog:
-    """Magpie's voice list, cached, with the rules for choosing a voice."""
+    """Magpie's voice list, cached, with the rules for choosing a voice.
 
-    def __init__(self, magpie: MagpieClient, default_language: str = DEFAULT_LANGUAGE) -> None:
+    `Describe` must answer fast (HA gives up after 1 s), so the list is re-read in the
+    background when it is old; only an empty list is waited for, and briefly.
+    """
+
+    def __init__(
+        self,
+        magpie: MagpieClient,
+        default_language: str = DEFAULT_LANGUAGE,
+        *,
+        describe_wait: float = 0.5,
+    ) -> None:
         self._magpie = magpie
         self._default_language = default_language
+        self._describe_wait = describe_wait
         self._voices: list[MagpieVoice] = []
         self._loaded_at: float | None = None
+        self._refreshing: asyncio.Task[None] | None = None
 
     @property
     def voices(self) -> list[MagpieVoice]:
@@ -41,14 +54,26 @@ class VoiceCatalog:
         self._loaded_at = time.monotonic()
 
     async def info(self) -> Info:
-        """The TTS `Info`, re-reading the voice list when it is missing or old."""
+        """The TTS `Info` from the cached voices, refreshing them when missing or old."""
         stale = self._loaded_at is None or time.monotonic() - self._loaded_at > _REFRESH_SECONDS
-        if stale or not self._voices:
-            try:
-                await self.refresh()
-            except SpeechServiceError as err:
-                _LOGGER.warning("Cannot read Magpie's voices, offering the last known: %s", err)
+        if stale and (self._refreshing is None or self._refreshing.done()):
+            self._refreshing = asyncio.create_task(self._refresh_quietly(), name="magpie voices")
+        if not self._voices and self._refreshing is not None:
+            await asyncio.wait([self._refreshing], timeout=self._describe_wait)
         return tts_info(self._voices)
+
+    async def close(self) -> None:
+        """Stop a background refresh still running."""
+        if self._refreshing is not None and not self._refreshing.done():
+            self._refreshing.cancel()
+            await asyncio.gather(self._refreshing, return_exceptions=True)
+        self._refreshing = None
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh()
+        except SpeechServiceError as err:
+            _LOGGER.warning("Cannot read Magpie's voices, offering the last known: %s", err)
 
     async def choose(self, name: str | None, language: str | None) -> MagpieVoice:
         """Pick the voice named, else one speaking `language`, else the default voice."""
