@@ -6,13 +6,20 @@ import asyncio
 import json
 
 import aiohttp
+import pytest
 from wyoming.asr import Transcript
 from wyoming.audio import AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
-from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeVoice,
+)
 
 from custom_components.spark_control.sparklib.voice import VoiceBridgeConfig, VoiceBridges
 from tests.sim import SimCluster
@@ -266,3 +273,31 @@ async def test_hanging_magpie_delays_neither_start_nor_describe(sim: SimCluster)
             assert "Magpie-Multilingual.EN-US.Mia" in {v.name for v in info.tts[0].voices}
         finally:
             await bridges.async_stop()
+
+
+async def test_streaming_with_an_unknown_voice_is_refused(running: RunningBridges) -> None:
+    async with AsyncTcpClient("127.0.0.1", running.tts_port) as client:
+        await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="Nobody")).event())
+        events = await read_until(client, "error")
+        assert events[-1].data["code"] == "unknown-voice"
+        assert await client.read_event() is None
+
+
+async def test_client_leaving_mid_reply_stops_its_synthesis(
+    running: RunningBridges, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = AsyncTcpClient("127.0.0.1", running.tts_port)
+    await client.connect()
+    await client.write_event(SynthesizeStart().event())
+    await client.write_event(SynthesizeChunk(text=f"{SENTENCE} " * 6 + "And more. ").event())
+    await client.disconnect()
+    # The connection ends on the bridge's side too, with its synthesis tasks.
+    for _ in range(50):
+        if not running.bridges.tts.open_connections:
+            break
+        await asyncio.sleep(0.1)
+    assert running.bridges.tts.open_connections == 0
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "magpie synthesis"]
+    assert "Unexpected error" not in caplog.text
+    # Others are still served.
+    assert (await _describe(running.tts_port)).tts

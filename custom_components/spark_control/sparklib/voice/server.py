@@ -48,6 +48,11 @@ class TrackedEventHandler(AsyncEventHandler):
             while (event := await self._next_event()) is not None:
                 if not await self.handle_event(event):
                     break
+        except ConnectionError as err:
+            _LOGGER.debug("Client went away: %r", err)
+        except Exception:
+            # Nobody awaits a connection task: log here, and drop only this connection.
+            _LOGGER.exception("Unexpected error in a Wyoming connection")
         finally:
             await self.disconnect()
             # The client must see the connection end, whichever side ended it.
@@ -104,6 +109,11 @@ class WyomingBridgeServer:
         server = cast(asyncio.Server, self._tcp._server)
         sockname = server.sockets[0].getsockname()
         return int(sockname[1])
+
+    @property
+    def open_connections(self) -> int:
+        """How many clients are connected right now."""
+        return len(self._connections)
 
     @property
     def uri(self) -> str:

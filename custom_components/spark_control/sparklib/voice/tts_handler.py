@@ -237,7 +237,12 @@ class TtsEventHandler(TrackedEventHandler):
             return True
         if SynthesizeStart.is_type(event.type):
             await self._end_stream()
-            voice = await self._voice_for(event.data)
+            try:
+                voice = await self._voice_for(event.data)
+            except UnknownVoiceError as err:
+                # The text chunks that follow have nowhere to go: refuse the whole stream.
+                await self.write_event(Error(text=str(err), code="unknown-voice").event())
+                return False
             self._splitter = SpeechTextSplitter()
             self._stream_chars = 0
             self._stream = _SpokenReply(self, self._bridge, voice, frame_each_piece=True)
@@ -270,7 +275,12 @@ class TtsEventHandler(TrackedEventHandler):
         self._stream = self._splitter = None
         if stream is not None and splitter is not None:
             stream.add(splitter.finish())
-            if (error := await stream.finish()) is not None:
+            try:
+                error = await stream.finish()
+            except asyncio.CancelledError:
+                await stream.cancel()
+                raise
+            if error is not None:
                 return await self._fail(error)
         await self.write_event(SynthesizeStopped().event())
         return True
