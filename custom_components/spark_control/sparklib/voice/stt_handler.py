@@ -128,7 +128,7 @@ class SttEventHandler(TrackedEventHandler):
                     code="audio-too-long",
                 ).event()
             )
-            return True
+            return False  # like an upstream failure: end the request for every client version
         text = ""
         if pcm:
             wav = pcm_to_wav(PcmAudio(PARAKEET_RATE, PARAKEET_WIDTH, PARAKEET_CHANNELS, pcm))
@@ -152,7 +152,8 @@ class SttEventHandler(TrackedEventHandler):
 
     async def _report_failure(self, err: SpeechServiceError) -> None:
         _LOGGER.warning("Transcription failed: %s", err)
-        if isinstance(err, SpeechServerFault) and self._bridge.on_wedge is not None:
+        # A 500 is how a wedged CUDA context shows; 502/503 mean down or loading, not wedged.
+        if err.status == 500 and self._bridge.on_wedge is not None:
             self._bridge.on_wedge(err.message)
         code = "upstream-fault" if isinstance(err, SpeechServerFault) else "upstream-error"
         await self.write_event(Error(text=str(err), code=code).event())
