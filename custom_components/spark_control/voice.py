@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .const import (
@@ -19,6 +20,7 @@ from .const import (
     DEFAULT_STT_PORT,
     DEFAULT_TTS_PORT,
     DEFAULT_VOICE_BRIDGES,
+    DOMAIN,
     EVENT_WEDGE_REPORT,
     LOGGER,
     SERVICE_MAGPIE,
@@ -98,7 +100,7 @@ async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry)
     try:
         await bridges.start()
     except OSError as err:
-        # A taken port must not take the whole cluster entry down with it.
+        # A taken port must not take the whole cluster entry down with it: say so instead.
         LOGGER.error(
             "Voice bridges cannot listen on ports %s (STT) and %s (TTS): %s; "
             "choose other ports in the integration's options",
@@ -106,7 +108,22 @@ async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry)
             config.tts_port,
             err,
         )
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            _port_issue_id(entry),
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="voice_port_in_use",
+            translation_placeholders={
+                "cluster": entry.title,
+                "stt_port": str(config.stt_port),
+                "tts_port": str(config.tts_port),
+                "error": err.strerror or str(err),
+            },
+        )
         return
+    ir.async_delete_issue(hass, DOMAIN, _port_issue_id(entry))
     LOGGER.debug("Voice bridges listening: %s, %s", bridges.stt.uri, bridges.tts.uri)
 
     announcer: VoiceAnnouncer | None = None
@@ -138,8 +155,14 @@ async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry)
         )
 
 
+def _port_issue_id(entry: SparkControlConfigEntry) -> str:
+    return f"voice_port_in_use_{entry.entry_id}"
+
+
 async def async_unload_voice(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
     """Stop the voice bridges for this entry and withdraw their announcements."""
+    # Options may be changing to fix the ports: the next setup reports again if still taken.
+    ir.async_delete_issue(hass, DOMAIN, _port_issue_id(entry))
     runtime = getattr(entry, "runtime_data", None)
     voice: VoiceService | None = getattr(runtime, "voice", None)
     if voice is None:

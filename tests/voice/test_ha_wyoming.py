@@ -15,6 +15,7 @@ from homeassistant.components.network.const import MDNS_TARGET_IP
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 from ifaddr._posix import get_adapters  # the real one; the harness patches ifaddr's
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
@@ -25,6 +26,7 @@ from custom_components.spark_control.const import (
     CONF_STT_PORT,
     CONF_TTS_PORT,
     CONF_VOICE_BRIDGES,
+    DOMAIN,
     EVENT_WEDGE_REPORT,
 )
 from tests.sim import SimCluster, SimConfig, generate_client_key
@@ -286,9 +288,19 @@ async def test_port_in_use_is_logged_and_the_entry_still_loads(
         await _setup(hass, entry)
         assert f"cannot listen on ports {taken} (STT)" in caplog.text
         assert not await _port_open(entry.options[CONF_TTS_PORT])
+        issue = ir.async_get(hass).async_get_issue(DOMAIN, f"voice_port_in_use_{entry.entry_id}")
+        assert issue is not None
+        assert issue.translation_key == "voice_port_in_use"
+        assert issue.translation_placeholders is not None
+        assert issue.translation_placeholders["stt_port"] == str(taken)
     finally:
         blocker.close()
         await blocker.wait_closed()
+    # The port is free again: a reload starts the bridges and the issue goes away.
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert await _port_open(taken)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"voice_port_in_use_{entry.entry_id}") is None
 
 
 async def test_new_ports_move_the_configured_wyoming_entries(
