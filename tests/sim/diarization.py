@@ -42,7 +42,9 @@ FRAME_S = 0.08  # Sortformer's output frame
 WINDOW_FRAMES = 80  # mel frames (10 ms) per encoder window, fixed by the model
 WINDOW_S = WINDOW_FRAMES * 0.01
 MAX_SPEAKERS = 4
-CLUSTER_THRESHOLD = 0.39  # cosine distance between smoothed windows; tuned on the voice bank
+# Cosine distances, tuned on the voice bank (window purity 0.89 → 0.965 against one-stage AHC).
+WINDOW_THRESHOLD = 0.35  # between smoothed 0.8 s windows (first, over-clustering pass)
+CENTROID_THRESHOLD = 0.25  # between cluster centroids (merging pass)
 MIN_SPEAKER_S = 3.2  # clusters with less speech are folded into the nearest one
 MIN_FINGERPRINT_S = 1.6
 FINGERPRINT_DIM = 192
@@ -170,12 +172,28 @@ def _smooth(raw: np.ndarray, idx: list[int]) -> np.ndarray:
 
 
 def _cluster(vectors: np.ndarray) -> np.ndarray:
+    """Over-cluster the windows, merge clusters whose centroids agree, then reassign.
+
+    Window embeddings are noisy; centroids of a few seconds are not. So: average-linkage
+    clusters of windows at a tight threshold, clusters merged by their centroids, the four
+    largest kept (Sortformer's slots), every window reassigned to the nearest centroid; twice.
+    """
     if len(vectors) == 1:
         return np.zeros(1, dtype=int)
     tree = linkage(vectors, method="average", metric="cosine")
-    labels = fcluster(tree, t=CLUSTER_THRESHOLD, criterion="distance")
-    if labels.max() > MAX_SPEAKERS:
-        labels = fcluster(tree, t=MAX_SPEAKERS, criterion="maxclust")
+    labels = np.unique(fcluster(tree, t=WINDOW_THRESHOLD, criterion="distance"),
+                       return_inverse=True)[1]  # fmt: skip
+    for _ in range(2):
+        ids = np.unique(labels)
+        if len(ids) > 1:
+            centroids = np.stack([_unit(vectors[labels == k].mean(axis=0)) for k in ids])
+            merged = fcluster(linkage(centroids, method="average", metric="cosine"),
+                              t=CENTROID_THRESHOLD, criterion="distance")  # fmt: skip
+            labels = np.unique(merged, return_inverse=True)[1][np.searchsorted(ids, labels)]
+        ids, sizes = np.unique(labels, return_counts=True)
+        keep = ids[np.argsort(-sizes)][:MAX_SPEAKERS]
+        centroids = np.stack([_unit(vectors[labels == k].mean(axis=0)) for k in keep])
+        labels = np.argmax(vectors @ centroids.T, axis=1)
     return np.unique(labels, return_inverse=True)[1]
 
 
