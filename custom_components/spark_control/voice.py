@@ -45,6 +45,21 @@ class VoiceService:
     announcing: asyncio.Task[None] | None = None
     _stopped: bool = field(default=False, init=False)
 
+    def as_dict(self) -> dict[str, Any]:
+        """State for diagnostics: where the bridges listen and what they offer."""
+        announced = self.announcer.announcements if self.announcer is not None else []
+        return {
+            "stt": self.bridges.stt.uri,
+            "tts": self.bridges.tts.uri,
+            "announced": {a.service_name: f"tcp://{a.address}:{a.port}" for a in announced},
+            "open_connections": {
+                "stt": self.bridges.stt.open_connections,
+                "tts": self.bridges.tts.open_connections,
+            },
+            "voices": len(self.bridges.voices.voices),
+            "stopped": self._stopped,
+        }
+
     async def async_stop(self) -> None:
         """Withdraw the announcements and close the servers (safe to call twice)."""
         if self._stopped:

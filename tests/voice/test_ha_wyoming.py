@@ -165,6 +165,13 @@ async def test_ha_wyoming_uses_the_bridges_for_stt_and_tts(
     assert {info.type for info in announced} == {"_wyoming._tcp.local."}
     assert {tuple(info.parsed_addresses()) for info in announced} == {(lan_address(),)}
 
+    state = entry.runtime_data.voice.as_dict()
+    assert state["stt"] == f"tcp://0.0.0.0:{entry.options[CONF_STT_PORT]}"
+    assert set(state["announced"].values()) == {
+        f"tcp://{lan_address()}:{entry.options[port]}" for port in (CONF_STT_PORT, CONF_TTS_PORT)
+    }
+    assert state["voices"] >= 10
+
     await _accept_discovered_bridges(hass)
     assert hass.states.get(STT_ENTITY) is not None
     assert hass.states.get(TTS_ENTITY) is not None

@@ -22,6 +22,8 @@ TTS_PROGRAM_NAME = "spark-magpie"
 _NVIDIA = "NVIDIA"
 _PARAKEET_URL = "https://huggingface.co/nvidia/parakeet-tdt-0.6b-v3"
 _MAGPIE_URL = "https://build.nvidia.com/nvidia/magpie-tts-multilingual"
+# The bridge programs are this project's; the models are NVIDIA's.
+_PROJECT = Attribution(name="Spark Control", url="https://github.com/spark-control/spark-control")
 
 
 def stt_info(languages: Iterable[str] = PARAKEET_LANGUAGES) -> Info:
@@ -37,7 +39,7 @@ def stt_info(languages: Iterable[str] = PARAKEET_LANGUAGES) -> Info:
     program = AsrProgram(
         name=STT_PROGRAM_NAME,
         description="Parakeet speech-to-text on the Spark cluster",
-        attribution=Attribution(name="Spark Control", url=_PARAKEET_URL),
+        attribution=_PROJECT,
         installed=True,
         version=BRIDGE_VERSION,
         models=[model],
@@ -51,7 +53,7 @@ def tts_info(voices: Iterable[MagpieVoice]) -> Info:
     program = TtsProgram(
         name=TTS_PROGRAM_NAME,
         description="Magpie text-to-speech on the Spark cluster",
-        attribution=Attribution(name="Spark Control", url=_MAGPIE_URL),
+        attribution=_PROJECT,
         installed=True,
         version=BRIDGE_VERSION,
         voices=[
