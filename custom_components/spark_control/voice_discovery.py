@@ -10,7 +10,7 @@ from ipaddress import IPv4Address, ip_address
 
 from homeassistant.components import network, zeroconf
 from homeassistant.components.network.const import MDNS_TARGET_IP
-from homeassistant.config_entries import SOURCE_ZEROCONF
+from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_ZEROCONF
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
@@ -116,6 +116,8 @@ class VoiceAnnouncer:
         }
         for announcement in self.announcements:
             if (entry := entries.get(announcement.wyoming_unique_id)) is not None:
+                if entry.source == SOURCE_IGNORE:
+                    continue  # the user said no to this bridge
                 location = {CONF_HOST: announcement.address, CONF_PORT: announcement.port}
                 if {key: entry.data.get(key) for key in location} != location:
                     LOGGER.info("Wyoming entry %s now at %s", entry.title, location)

@@ -12,7 +12,7 @@ import pytest
 import pytest_socket
 from homeassistant.components import stt, tts
 from homeassistant.components.network.const import MDNS_TARGET_IP
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import SOURCE_IGNORE, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
@@ -331,3 +331,33 @@ async def test_new_ports_move_the_configured_wyoming_entries(
     _rate, pcm = _decode_wav(await _ha_tts(hass, SENTENCE))
     result = await _ha_stt(hass, pcm)
     assert word_overlap(SENTENCE, result.text or "") >= 0.6, result.text
+
+
+async def test_an_ignored_bridge_is_not_offered_again(
+    hass: HomeAssistant, ha_sim: SimCluster, client_key: tuple[str, str]
+) -> None:
+    entry = cluster_entry(ha_sim, client_key)
+    await _setup(hass, entry)
+    flows = hass.config_entries.flow.async_progress_by_handler("wyoming")
+    stt_flow = next(
+        flow for flow in flows if flow["context"]["title_placeholders"]["name"] == "spark-parakeet"
+    )
+    # The user clicks Ignore on the STT bridge's discovery.
+    result = await hass.config_entries.flow.async_init(
+        "wyoming",
+        context={"source": SOURCE_IGNORE},
+        data={"unique_id": stt_flow["context"]["unique_id"], "title": "spark-parakeet"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    names = [
+        f["context"]["title_placeholders"]["name"]
+        for f in hass.config_entries.flow.async_progress_by_handler("wyoming")
+    ]
+    assert names == ["spark-magpie"]
+    (ignored,) = hass.config_entries.async_entries("wyoming", include_ignore=True)
+    assert ignored.source == SOURCE_IGNORE
+    assert ignored.data == {}
