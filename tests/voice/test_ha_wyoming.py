@@ -11,9 +11,15 @@ import av
 import pytest
 import pytest_socket
 from homeassistant.components import stt, tts
+from homeassistant.components.assist_pipeline import (
+    PipelineEvent,
+    PipelineEventType,
+    async_pipeline_from_audio_stream,
+)
+from homeassistant.components.assist_pipeline.pipeline import async_create_default_pipeline
 from homeassistant.components.network.const import MDNS_TARGET_IP
 from homeassistant.config_entries import SOURCE_IGNORE, ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
@@ -361,3 +367,43 @@ async def test_an_ignored_bridge_is_not_offered_again(
     (ignored,) = hass.config_entries.async_entries("wyoming", include_ignore=True)
     assert ignored.source == SOURCE_IGNORE
     assert ignored.data == {}
+
+
+async def test_assist_pipeline_hears_and_answers_through_the_bridges(
+    hass: HomeAssistant, ha_sim: SimCluster, client_key: tuple[str, str]
+) -> None:
+    entry = cluster_entry(ha_sim, client_key)
+    await _setup(hass, entry)
+    await _accept_discovered_bridges(hass)
+    pipeline = await async_create_default_pipeline(
+        hass, stt_engine_id=STT_ENTITY, tts_engine_id=TTS_ENTITY, pipeline_name="Spark"
+    )
+    assert pipeline is not None
+    _rate, question = _decode_wav(await _ha_tts(hass, "What time is it?"))
+    events: list[PipelineEvent] = []
+
+    async def audio() -> AsyncIterator[bytes]:
+        for start in range(0, len(question), 3200):
+            yield question[start : start + 3200]
+
+    await async_pipeline_from_audio_stream(
+        hass,
+        context=Context(),
+        event_callback=events.append,
+        stt_metadata=STT_METADATA,
+        stt_stream=audio(),
+        pipeline_id=pipeline.id,
+    )
+    by_type = {event.type: event.data for event in events}
+    assert PipelineEventType.ERROR not in by_type, by_type.get(PipelineEventType.ERROR)
+    heard = by_type[PipelineEventType.STT_END]["stt_output"]["text"]
+    assert word_overlap("What time is it?", heard) >= 0.6, heard
+    assert by_type[PipelineEventType.TTS_START]["engine"] == TTS_ENTITY
+    spoken = by_type[PipelineEventType.TTS_END]["tts_output"]
+    # What a satellite fetches from /api/tts_proxy: HA's MP3 of the bridge's speech.
+    stream = tts.async_get_stream(hass, spoken["token"])
+    assert stream is not None
+    reply = b"".join([chunk async for chunk in stream.async_stream_result()])
+    with av.open(io.BytesIO(reply)) as container:
+        frames = list(container.decode(audio=0))
+    assert sum(frame.samples for frame in frames) / frames[0].sample_rate > 0.5
