@@ -42,9 +42,11 @@ async def _serve(args: argparse.Namespace) -> None:
     async with aiohttp.ClientSession() as session:
         bridges = VoiceBridges(session, config)
         await bridges.start()
-        # One line each on stdout so scripts can pick the endpoints up.
-        print(f"stt {bridges.stt.uri}", flush=True)
-        print(f"tts {bridges.tts.uri}", flush=True)
+        # One line each on stdout so scripts can pick the endpoints up; a wildcard listen
+        # address is printed as loopback, which a local client can connect to.
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        print(f"stt tcp://{host}:{bridges.stt.port}", flush=True)
+        print(f"tts tcp://{host}:{bridges.tts.port}", flush=True)
         try:
             await stop.wait()
         finally:
