@@ -317,6 +317,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two short long-path files")
     parser.add_argument("--skip-long", action="store_true")
     parser.add_argument("--chunk-s", type=float, default=300.0)
+    parser.add_argument("--cases", nargs="+", help="long-path cases as SPEAKERSxMINUTES, e.g. 2x60")
     parser.add_argument(
         "--thresholds", type=float, nargs="+", default=[0.2, 0.3, 0.35, 0.4, 0.5, 0.6]
     )
@@ -325,6 +326,8 @@ def main() -> None:
     if args.skip_long:
         return
     cases = QUICK_LONG if args.quick else LONG_CASES
+    if args.cases:
+        cases = [(int(c.split("x")[0]), float(c.split("x")[1])) for c in args.cases]
     print(f"long-audio path (simulator diarize-chunk, oracle words, chunks of {args.chunk_s:g} s):")
     results = asyncio.run(evaluate_long(cases, args.thresholds, args.chunk_s))
     for th, scores in results.items():

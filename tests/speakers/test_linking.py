@@ -92,6 +92,20 @@ def test_missing_fingerprint_without_free_cluster_is_dropped() -> None:
     assert set(mapping.values()) == {"Speaker_0", "Speaker_1"}
 
 
+def test_weak_split_of_a_known_voice_is_dropped_but_weak_newcomer_kept() -> None:
+    speakers = [
+        local(0, "Speaker_0", "A"), local(0, "Speaker_1", "B", at=1.0),
+        # chunk 1: A, B, a 1.6 s sliver of A again (a split), and a short new voice D
+        local(1, "Speaker_0", "A", at=300.0), local(1, "Speaker_1", "B", at=301.0),
+        local(1, "Speaker_2", None, clean=1.6, at=302.0, vector=noisy("A", 0.5)),
+        local(1, "Speaker_3", None, clean=1.6, at=303.0, vector=noisy("D", 0.5)),
+    ]  # fmt: skip
+    mapping = link_speakers(speakers, threshold=0.5)
+    assert (1, "Speaker_2") not in mapping
+    assert mapping[(1, "Speaker_3")] == "Speaker_2"
+    assert len(set(mapping.values())) == 3
+
+
 def test_missing_fingerprint_with_nothing_to_compare_keeps_own_label() -> None:
     speakers = [local(0, "Speaker_0", None, clean=0.0), local(0, "Speaker_1", None, clean=0.0,
                                                               at=3.0)]  # fmt: skip
