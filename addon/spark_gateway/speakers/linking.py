@@ -28,7 +28,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import linear_sum_assignment
 
 # Chosen by measurement with benchmarks/eval_diarization.py (see docs/diarization.md).
-DEFAULT_LINK_THRESHOLD = 0.5
+DEFAULT_LINK_THRESHOLD = 0.35
 DEFAULT_MIN_RELIABLE_SPEECH_S = 3.0
 # Cost for a speaker without a fingerprint: worse than any real match, still finite.
 _NO_FINGERPRINT_COST = 1.5
