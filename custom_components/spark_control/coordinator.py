@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant
@@ -27,6 +27,7 @@ from .const import (
 from .host_key_issue import async_create_host_key_issue
 from .sparklib.cluster import ClusterClient
 from .sparklib.commands import nvidia_smi_query
+from .sparklib.containers import ContainerInfo
 from .sparklib.errors import AuthRejected, HostKeyChanged, ServiceUnreachable, SparkError
 from .sparklib.gpu import GpuStats, parse_nvidia_smi
 from .sparklib.http_api import VllmState
@@ -87,6 +88,15 @@ class ClusterMetrics:
 
     vllm: VllmMetrics | None
     gpus: dict[str, list[GpuStats]] = field(default_factory=dict)
+    # service -> its container from `docker ps` (None: no such container); None: unreadable.
+    containers: dict[str, ContainerInfo | None] | None = None
+
+    def container_running(self, service: str) -> bool | None:
+        """Whether the service's container runs; None when the states could not be read."""
+        if self.containers is None:
+            return None
+        info = self.containers.get(service)
+        return info is not None and info.running
 
 
 async def _answer_or_none[T](service: str, call: Callable[[], Awaitable[T]]) -> T | None:
@@ -185,7 +195,7 @@ class SparkStatusCoordinator(DataUpdateCoordinator[ClusterStatus]):
 
 
 class SparkMetricsCoordinator(DataUpdateCoordinator[ClusterMetrics]):
-    """Slow poll of vLLM's Prometheus metrics and every node's nvidia-smi."""
+    """Slow poll of vLLM's Prometheus metrics, every node's nvidia-smi and the containers."""
 
     config_entry: SparkControlConfigEntry
 
@@ -212,21 +222,42 @@ class SparkMetricsCoordinator(DataUpdateCoordinator[ClusterMetrics]):
         # Parsing a few KB of exposition text is cheap enough for the loop.
         return self._tracker.update(parse_vllm_metrics(text))
 
-    async def _read_gpus(self, node: str) -> list[GpuStats] | None:
-        """One node's nvidia-smi; None when the node cannot be reached right now.
+    def _raise_for_key_error(self, error: HostKeyChanged | AuthRejected) -> NoReturn:
+        """A changed host key or a rejected key is never just "unavailable": it raises the
+        repair issue / reauth even when the other nodes answer."""
+        _raise_for_ssh_error(self.hass, self.config_entry, error)
+        raise UpdateFailed(
+            translation_domain=DOMAIN,
+            translation_key="communication_error",
+            translation_placeholders={"error": str(error)},
+        ) from error
 
-        A changed host key or a rejected key is never just "unavailable": it raises the
-        repair issue / reauth even when the other nodes answer.
-        """
+    async def _read_containers(self) -> dict[str, ContainerInfo | None] | None:
+        """Every service's container from `docker ps` (one command per node, over the kept
+        connection); None when a node cannot be asked right now."""
+        try:
+            containers = await self.client.containers()
+        except (HostKeyChanged, AuthRejected) as error:
+            self._raise_for_key_error(error)
+        except SparkError:
+            self._availability.note("docker ps", reachable=False)
+            return None
+        self._availability.note("docker ps", reachable=True)
+        return containers
+
+    async def async_refresh_containers(self) -> None:
+        """Read the container states now (after a start/stop), keeping the other readings,
+        so the running switches settle at once instead of at the next slow poll."""
+        containers = await self._read_containers()
+        if self.data is not None:
+            self.async_set_updated_data(replace(self.data, containers=containers))
+
+    async def _read_gpus(self, node: str) -> list[GpuStats] | None:
+        """One node's nvidia-smi; None when the node cannot be reached right now."""
         try:
             result = await self.client.nodes[node].run(nvidia_smi_query(), timeout=30)
         except (HostKeyChanged, AuthRejected) as error:
-            _raise_for_ssh_error(self.hass, self.config_entry, error)
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="communication_error",
-                translation_placeholders={"error": str(error)},
-            ) from error
+            self._raise_for_key_error(error)
         except SparkError:
             self._availability.note(f"node {node}", reachable=False)
             return None
@@ -235,15 +266,17 @@ class SparkMetricsCoordinator(DataUpdateCoordinator[ClusterMetrics]):
 
     async def _async_update_data(self) -> ClusterMetrics:
         nodes = list(self.client.nodes)
-        vllm, readings = await asyncio.gather(
-            self._read_vllm(), asyncio.gather(*(self._read_gpus(node) for node in nodes))
+        vllm, readings, containers = await asyncio.gather(
+            self._read_vllm(),
+            asyncio.gather(*(self._read_gpus(node) for node in nodes)),
+            self._read_containers(),
         )
         gpus = {
             node: stats for node, stats in zip(nodes, readings, strict=True) if stats is not None
         }
-        if not gpus and vllm is None:
+        if not gpus and vllm is None and containers is None:
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="cluster_unreachable",
             )
-        return ClusterMetrics(vllm=vllm, gpus=gpus)
+        return ClusterMetrics(vllm=vllm, gpus=gpus, containers=containers)

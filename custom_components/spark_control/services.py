@@ -156,6 +156,7 @@ def _service_action(action: DockerAction) -> Callable[[ServiceCall], Coroutine[A
         await _guarded(
             call.hass, entry, lambda: entry.runtime_data.client.service_action(service, action)
         )
+        await entry.runtime_data.metrics.async_refresh_containers()
         await entry.runtime_data.status.async_request_refresh()
 
     return handle

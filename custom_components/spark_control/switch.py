@@ -10,7 +10,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import SERVICE_VLLM, SERVICES
-from .coordinator import SparkControlConfigEntry, SparkStatusCoordinator
+from .coordinator import SparkControlConfigEntry, SparkMetricsCoordinator
 from .entity import SparkControlEntity, service_device
 from .errors import spark_exception_handler
 from .sparklib.commands import DockerAction
@@ -38,18 +38,22 @@ async def async_setup_entry(
     entry: SparkControlConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add a running/stopped switch per service."""
-    status = entry.runtime_data.status
-    async_add_entities(SparkServiceSwitch(status, description) for description in SWITCHES)
+    """Add a running/stopped switch per service (container states come with the slow poll)."""
+    metrics = entry.runtime_data.metrics
+    async_add_entities(SparkServiceSwitch(metrics, description) for description in SWITCHES)
 
 
-class SparkServiceSwitch(SparkControlEntity[SparkStatusCoordinator], SwitchEntity):
-    """On while the service answers over HTTP (a loading vLLM counts); toggles the container."""
+class SparkServiceSwitch(SparkControlEntity[SparkMetricsCoordinator], SwitchEntity):
+    """On while the service's container runs (as `docker ps` says); toggles the container.
+
+    The container state, not HTTP reachability: a running container whose port does not
+    answer (loading, wedged) is still "on", and turning it off is what stops it.
+    """
 
     entity_description: SparkSwitchEntityDescription
 
     def __init__(
-        self, coordinator: SparkStatusCoordinator, description: SparkSwitchEntityDescription
+        self, coordinator: SparkMetricsCoordinator, description: SparkSwitchEntityDescription
     ) -> None:
         super().__init__(
             coordinator,
@@ -59,9 +63,14 @@ class SparkServiceSwitch(SparkControlEntity[SparkStatusCoordinator], SwitchEntit
         self.entity_description = description
 
     @property
-    def is_on(self) -> bool:
-        """Whether the service's port answers."""
-        return self.coordinator.data.reachable(self.entity_description.service)
+    def available(self) -> bool:
+        """Unavailable while the node's container list cannot be read."""
+        return super().available and self.coordinator.data.containers is not None
+
+    @property
+    def is_on(self) -> bool | None:
+        """Whether the service's container is running."""
+        return self.coordinator.data.container_running(self.entity_description.service)
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """`docker start` the container."""
@@ -76,5 +85,8 @@ class SparkServiceSwitch(SparkControlEntity[SparkStatusCoordinator], SwitchEntit
         service = self.entity_description.service
         if service == SERVICE_VLLM:
             self.coordinator.config_entry.runtime_data.swap.ensure_idle()
+        runtime = self.coordinator.config_entry.runtime_data
         await self.coordinator.client.service_action(service, action)
-        await self.coordinator.async_refresh()
+        # Settle the switch now (docker ps) and let the health entities follow.
+        await self.coordinator.async_refresh_containers()
+        await runtime.status.async_refresh()

@@ -25,14 +25,17 @@ async def test_unreachable_service_and_back(
     sim: SimCluster,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A refused port turns the service's health off and its switch off; the others stay up.
+    """A refused port turns the service's health off; the others stay up. Its running switch
+    stays on: the container still runs (docker ps), only its port is gone.
     The outage is logged once, and the recovery once."""
     caplog.set_level(logging.INFO, logger="custom_components.spark_control")
     await sim.faults.refuse("parakeet")
     for _ in range(3):
         await _poll(hass, init_integration)
     assert hass.states.get(CONNECTIVITY).state == "off"  # type: ignore[union-attr]
-    assert hass.states.get("switch.lab_parakeet_asr_running").state == "off"  # type: ignore[union-attr]
+    await init_integration.runtime_data.metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get("switch.lab_parakeet_asr_running").state == "on"  # type: ignore[union-attr]
     assert hass.states.get("binary_sensor.lab_vllm_connectivity").state == "on"  # type: ignore[union-attr]
     assert hass.states.get("select.lab_vllm_model").state == "qwen36"  # type: ignore[union-attr]
     gone = [r for r in caplog.records if "parakeet is unreachable" in r.getMessage()]
@@ -95,3 +98,41 @@ async def test_metrics_follow_traffic(
     ttft = hass.states.get("sensor.lab_vllm_time_to_first_token")
     assert ttft is not None
     assert float(ttft.state) >= 0
+
+
+async def test_switch_follows_docker_not_http(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """A container stopped behind HA's back turns its switch off at the next slow poll, while
+    the fast poll has not noticed anything yet (the switch reads `docker ps`, not HTTP)."""
+    switch = "switch.lab_parakeet_asr_running"
+    await sim.world.docker.stop(sim.containers["parakeet-asr"])
+    await init_integration.runtime_data.metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get(switch).state == "off"  # type: ignore[union-attr]
+    assert hass.states.get("switch.lab_magpie_tts_running").state == "on"  # type: ignore[union-attr]
+    assert sum("docker ps" in command for command in sim.nodes[1].commands) >= 2
+
+    await sim.world.docker.start(sim.containers["parakeet-asr"])
+    await init_integration.runtime_data.metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get(switch).state == "on"  # type: ignore[union-attr]
+
+
+async def test_switch_unavailable_without_ssh(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """When the nodes drop every SSH command, the switches are unavailable (state unknown),
+    while the vLLM metrics read over HTTP keep their sensors up; SSH back, switches back."""
+    metrics = init_integration.runtime_data.metrics
+    sim.faults.drop_ssh_mid_command()
+    await metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert metrics.data.containers is None
+    assert hass.states.get("switch.lab_vllm_running").state == "unavailable"  # type: ignore[union-attr]
+    assert hass.states.get("sensor.lab_vllm_kv_cache_usage").state == "0.0"  # type: ignore[union-attr]
+
+    await sim.faults.clear()
+    await metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get("switch.lab_vllm_running").state == "on"  # type: ignore[union-attr]
