@@ -9,7 +9,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.spark_control.const import DOMAIN
+from custom_components.spark_control.const import DOMAIN, EVENT_WEDGE_REPORT
 from tests.sim import SimCluster
 
 
@@ -34,7 +34,7 @@ async def test_reload_and_remove(
     hass_storage: dict[str, Any],
 ) -> None:
     """Reload reconnects; removing the entry closes the SSH connections and forgets the
-    stored catalog."""
+    stored catalog and the stored restart budget."""
     await hass.services.async_call(
         DOMAIN,
         "add_model",
@@ -44,6 +44,15 @@ async def test_reload_and_remove(
     )
     key = f"{DOMAIN}.{init_integration.entry_id}.catalog"
     assert key in hass_storage
+    # A wedge restarts Parakeet, which spends (and persists) a restart of the budget.
+    budget_key = f"{DOMAIN}.recovery.{init_integration.entry_id}"
+    sim.faults.wedge("parakeet")
+    hass.bus.async_fire(
+        EVENT_WEDGE_REPORT, {"service": "parakeet", "error": "HTTP 500", "source": "gateway"}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert "docker restart parakeet-asr" in sim.nodes[1].commands
+    assert len(hass_storage[budget_key]["data"]["budget"]["restarts"]["parakeet"]) == 1
     assert await hass.config_entries.async_reload(init_integration.entry_id)
     await hass.async_block_till_done()
     assert init_integration.state is ConfigEntryState.LOADED
@@ -52,6 +61,7 @@ async def test_reload_and_remove(
     assert await hass.config_entries.async_remove(init_integration.entry_id)
     await hass.async_block_till_done()
     assert key not in hass_storage
+    assert budget_key not in hass_storage
     # Our SSH sessions are gone on the simulator side too.
     await asyncio.sleep(0.1)
     assert all(not node.connections for node in sim.nodes)
