@@ -10,10 +10,9 @@ chunk may be `Speaker_1` of the next. Every local speaker brings a voice fingerp
    speaker whose match is farther than `threshold` starts a new cluster instead.
 3. Unreliable speakers (little clean speech) and speakers without a fingerprint take part in
    the same matching, but never start a cluster while one is free: they join the nearest.
-   A weak speaker for whom no cluster is free starts a new one only if its fingerprint is
-   farther than `threshold` from every known voice; otherwise (or without a fingerprint) it
-   is left unmapped: with so little clean speech in a whole chunk it is almost always a
-   spurious diarizer slot, and its few words go to the neighbouring speakers instead.
+   A weak speaker for whom no cluster is free is left unmapped: with so little clean speech
+   in a whole chunk it is almost always a spurious diarizer slot (a split voice), and its few
+   words go to the neighbouring speakers instead.
 
 Global labels follow the order in which speakers first talk in the recording.
 """
@@ -132,19 +131,18 @@ def _constrained_assignment(
             if col is not None:
                 taken.add(col)
                 cluster_of[key] = col
-            elif has_print[i] and (
-                matrix.shape[0] == 0 or float(np.min(1.0 - matrix @ units[i])) > threshold
-            ):
-                # A voice unlike every known one: a real newcomer with little speech.
+            elif matrix.shape[0] == 0 and has_print[i]:
                 matrix = np.vstack([matrix, units[i]])
                 taken.add(matrix.shape[0] - 1)
                 cluster_of[key] = matrix.shape[0] - 1
             elif matrix.shape[0] == 0:
                 # Nothing to compare with at all: a speaker of its own, with no centroid.
                 cluster_of[key] = -1 - len(cluster_of)
-            # Otherwise: a weak slot whose voice (if any) resembles a speaker this chunk
-            # already has. Such slots are the diarizer splitting a voice or inventing one
-            # (NeMo issue #15711); the key stays unmapped and the caller drops its segments.
+            # Otherwise: a weak slot and every cluster taken by a better-attested speaker of
+            # this chunk. Such slots are mostly the diarizer splitting a voice or inventing
+            # one (NeMo issue #15711); the key stays unmapped and the caller drops its
+            # segments. A real newcomer who said a few words is lost the same way: a 1-2 s
+            # fingerprint cannot tell the two apart (measured: it opened false speakers).
     return cluster_of
 
 
