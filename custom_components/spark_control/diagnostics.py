@@ -8,33 +8,68 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_GATEWAY_API_KEY, CONF_PRIVATE_KEY, CONF_PUBLIC_KEY
-from .coordinator import SparkControlConfigEntry
+from .const import CONF_GATEWAY_API_KEY, CONF_HOST_KEYS, CONF_PRIVATE_KEY, CONF_PUBLIC_KEY
+from .coordinator import ClusterMetrics, SparkControlConfigEntry
+from .recovery import SparkRecovery
+from .sparklib.errors import InvalidInput
+from .sparklib.keys import fingerprint
+from .voice import VoiceService
 
 TO_REDACT = {CONF_PRIVATE_KEY, CONF_PUBLIC_KEY, CONF_GATEWAY_API_KEY}
+
+
+def _host_key_fingerprints(host_keys: dict[str, str]) -> dict[str, str]:
+    """The pinned host keys as the SHA256 fingerprints `ssh-keygen -l` shows: enough to
+    compare with a node, without pasting whole keys into a bug report."""
+    shown: dict[str, str] = {}
+    for node, line in host_keys.items():
+        try:
+            shown[node] = fingerprint(line)
+        except InvalidInput:
+            shown[node] = "unreadable key"
+    return shown
+
+
+def _entry_data(entry: SparkControlConfigEntry) -> dict[str, Any]:
+    data: dict[str, Any] = async_redact_data(dict(entry.data), TO_REDACT)
+    if CONF_HOST_KEYS in data:
+        data[CONF_HOST_KEYS] = _host_key_fingerprints(data[CONF_HOST_KEYS])
+    return data
+
+
+def _metrics(metrics: ClusterMetrics | None) -> dict[str, Any]:
+    if metrics is None:
+        return {"vllm": None, "gpus": {}, "containers": None}
+    return {
+        "vllm": asdict(metrics.vllm) if metrics.vllm else None,
+        "gpus": {host: [asdict(gpu) for gpu in gpus] for host, gpus in metrics.gpus.items()},
+        "containers": {
+            service: asdict(info) if info is not None else None
+            for service, info in metrics.containers.items()
+        }
+        if metrics.containers is not None
+        else None,
+    }
 
 
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: SparkControlConfigEntry
 ) -> dict[str, Any]:
-    """Entry data and options, the last polls, the catalog and the last swap."""
+    """Entry data and options, the last polls, the catalog, the last swap, recovery and the
+    voice bridges."""
     runtime = entry.runtime_data
     status = runtime.status.data
-    metrics = runtime.metrics.data
     progress = runtime.swap.progress
+    recovery = runtime.recovery
+    voice = runtime.voice
     return {
         "entry": {
             "title": entry.title,
-            "data": async_redact_data(dict(entry.data), TO_REDACT),
+            "data": _entry_data(entry),
             "options": dict(entry.options),
         },
         "status": asdict(status) if status is not None else None,
-        "metrics": {
-            "vllm": asdict(metrics.vllm) if metrics and metrics.vllm else None,
-            "gpus": {host: [asdict(gpu) for gpu in gpus] for host, gpus in metrics.gpus.items()}
-            if metrics
-            else {},
-        },
+        "metrics": _metrics(runtime.metrics.data),
         "catalog": runtime.catalog.catalog.to_dict(),
         "catalog_keys": runtime.catalog.catalog.keys(),
         "swap": {
@@ -45,4 +80,6 @@ async def async_get_config_entry_diagnostics(
         }
         if progress is not None
         else None,
+        "recovery": recovery.as_diagnostics() if isinstance(recovery, SparkRecovery) else None,
+        "voice": voice.as_dict() if isinstance(voice, VoiceService) else None,
     }

@@ -25,10 +25,16 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 from ifaddr._posix import get_adapters  # the real one; the harness patches ifaddr's
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe
 
 from custom_components.spark_control.const import (
+    CONF_GATEWAY_API_KEY,
+    CONF_GATEWAY_URL,
     CONF_STT_PORT,
     CONF_TTS_PORT,
     CONF_VOICE_BRIDGES,
@@ -407,3 +413,45 @@ async def test_assist_pipeline_hears_and_answers_through_the_bridges(
     with av.open(io.BytesIO(reply)) as container:
         frames = list(container.decode(audio=0))
     assert sum(frame.samples for frame in frames) / frames[0].sample_rate > 0.5
+
+
+async def test_diagnostics_show_bridges_and_redact_the_gateway_key(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    ha_sim: SimCluster,
+    client_key: tuple[str, str],
+) -> None:
+    """The entry's diagnostics carry where the bridges listen and the addresses announced
+    over mDNS; the gateway's API key and the SSH keys are redacted."""
+    assert await async_setup_component(hass, "diagnostics", {})
+    entry = cluster_entry(ha_sim, client_key)
+    entry = MockConfigEntry(
+        domain=entry.domain,
+        title=entry.title,
+        unique_id=entry.unique_id,
+        data={
+            **entry.data,
+            CONF_GATEWAY_URL: "http://spark-gateway:8080",
+            CONF_GATEWAY_API_KEY: "sk-gateway-secret-123",
+        },
+        options=entry.options,
+    )
+    await _setup(hass, entry)
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    text = str(diagnostics)
+    assert "sk-gateway-secret-123" not in text
+    assert client_key[0].strip().splitlines()[1] not in text
+    assert ha_sim.nodes[0].host_public_key.split()[1] not in text
+    data = diagnostics["entry"]["data"]
+    assert data[CONF_GATEWAY_API_KEY] == "**REDACTED**"
+    assert data[CONF_GATEWAY_URL] == "http://spark-gateway:8080"
+    assert list(data["host_keys"].values()) == [ha_sim.nodes[0].host_key_fingerprint]
+    voice = diagnostics["voice"]
+    stt_port, tts_port = entry.options[CONF_STT_PORT], entry.options[CONF_TTS_PORT]
+    assert voice["stt"] == f"tcp://0.0.0.0:{stt_port}"
+    assert voice["tts"] == f"tcp://0.0.0.0:{tts_port}"
+    assert sorted(voice["announced"].values()) == sorted(
+        [f"tcp://{lan_address()}:{stt_port}", f"tcp://{lan_address()}:{tts_port}"]
+    )
+    assert voice["stopped"] is False
+    assert diagnostics["recovery"]["services"]["parakeet"]["wedged"] is False
