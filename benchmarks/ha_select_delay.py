@@ -7,7 +7,8 @@ starts N swaps. Per swap we take the simulator's timestamp of the startup line a
 
 Baseline in the same run: the library's own "ready" report (the swap status sensor turning
 `ready`, fired from `SwapRunner.on_progress`), so the ratio shows what the HA side adds on top
-of the library (one status poll).
+of the library. The select is updated from that same progress callback (a confirming status
+poll follows), so the ratio should be about 1.
 
     .venv/bin/python benchmarks/ha_select_delay.py [--swaps 10] [--load-seconds 0.2]
 """
@@ -77,7 +78,8 @@ async def main(swaps: int, load_seconds: float) -> None:
                     async with asyncio.timeout(60):
                         while model not in select_at:
                             await asyncio.sleep(0.01)
-                    await hass.async_block_till_done()
+                    # The swap ends (event, claim released) just after the select shows it.
+                    await hass.async_block_till_done(wait_background_tasks=True)
                     logs = sim.containers["vllm_node"].logs
                     line_at = next(line.at for line in reversed(logs) if STARTUP in line.text)
                     select_delays.append((select_at[model] - line_at).total_seconds() * 1000)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components import persistent_notification
@@ -21,6 +23,7 @@ from .const import (
 from .errors import translate_error
 from .host_key_issue import async_create_host_key_issue
 from .sparklib.errors import AuthRejected, HostKeyChanged, SparkError, SwapFailed
+from .sparklib.http_api import VllmState
 from .sparklib.swap import SwapProgress, SwapResult
 
 if TYPE_CHECKING:
@@ -35,6 +38,7 @@ class SwapControl:
         self._entry = entry
         self._listeners: list[Callable[[], None]] = []
         self._target: str | None = None  # set from the request until the swap ends
+        self._ready_refresh: asyncio.Task[None] | None = None
         self.progress: SwapProgress | None = None
 
     @property
@@ -103,6 +107,7 @@ class SwapControl:
             {**base, "model": target.key, "repo_id": target.repo_id, "previous_models": previous},
         )
         timeout = 60.0 * self._entry.options.get(CONF_SWAP_TIMEOUT, DEFAULT_SWAP_TIMEOUT)
+        self._ready_refresh = None
         try:
             result = await runtime.client.swap(
                 target, timeout=timeout, on_progress=self._on_progress
@@ -112,8 +117,8 @@ class SwapControl:
             raise translate_error(error) from error
         except SparkError as error:
             raise translate_error(error) from error
-        # Show the new model at once instead of at the next poll.
-        await runtime.status.async_refresh()
+        # The event follows the poll that confirmed the new model (started on "ready").
+        await self._confirming_poll()
         self._hass.bus.async_fire(
             EVENT_SWAP_FINISHED,
             {
@@ -129,8 +134,40 @@ class SwapControl:
     @callback
     def _on_progress(self, progress: SwapProgress) -> None:
         self.progress = progress
+        if progress.status == "ready" and self._ready_refresh is None:
+            self._show_ready(progress)
         for listener in list(self._listeners):
             listener()
+
+    @callback
+    def _show_ready(self, progress: SwapProgress) -> None:
+        """Show the new model the moment the library reports "ready", then confirm by poll.
+
+        "ready" means the startup line was logged and `/health` answered 200, so vLLM now
+        serves the repo id it was launched with; waiting for the next poll (or for the
+        library to fetch the model list and return) would only add round trips.
+        """
+        status = self._entry.runtime_data.status
+        if status.data is not None and progress.repo_id:
+            status.async_set_updated_data(
+                replace(
+                    status.data,
+                    vllm=VllmState(
+                        healthy=True, loading=False, models=[progress.repo_id], max_model_len=None
+                    ),
+                )
+            )
+        self._ready_refresh = self._entry.async_create_background_task(
+            self._hass, status.async_refresh(), f"{DOMAIN} status poll after a swap"
+        )
+
+    async def _confirming_poll(self) -> None:
+        """Wait for the poll started on "ready" (or poll now if there was none)."""
+        refresh, self._ready_refresh = self._ready_refresh, None
+        if refresh is not None:
+            await refresh
+        else:
+            await self._entry.runtime_data.status.async_refresh()
 
     def _report_failure(self, base: dict[str, Any], repo_id: str, error: SwapFailed) -> None:
         cause = error.__cause__

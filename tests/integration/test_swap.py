@@ -207,3 +207,34 @@ async def test_swap_action_without_wait(
     await _wait_for(finished)
     await hass.async_block_till_done()
     assert hass.states.get(SELECT).state == "qwen3-vl"  # type: ignore[union-attr]
+
+
+async def test_select_shows_new_model_on_ready(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """The select shows the new model as soon as the swap reports "ready" (in the same step
+    as the swap sensor), before the swap returns and fires its finished event; the poll that
+    follows confirms it from vLLM's model list."""
+    finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
+    select_when_ready: list[tuple[str, int]] = []
+
+    @callback
+    def on_ready(event: Event[EventStateChangedData]) -> None:
+        state = event.data["new_state"]
+        if state is not None and state.state == "ready":
+            shown = hass.states.get(SELECT)
+            assert shown is not None
+            select_when_ready.append((shown.state, len(finished)))
+
+    unsub = async_track_state_change_event(hass, SWAP_SENSOR, on_ready)
+    await hass.services.async_call(
+        "select", SERVICE_SELECT_OPTION, {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "gemma4"}
+    )
+    await _wait_for(finished)
+    unsub()
+    assert select_when_ready == [("gemma4", 0)]
+    status = init_integration.runtime_data.status.data
+    assert status.vllm is not None
+    assert status.vllm.models == ["google/gemma-4-27b-it"]
+    assert status.vllm.max_model_len is not None  # filled by the confirming poll
+    assert hass.states.get(SELECT).state == "gemma4"  # type: ignore[union-attr]
