@@ -53,9 +53,11 @@ ensure_venv() {
   stamp="$VENV/.requirements.sha256"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "Installing Python requirements into .venv (first run takes a few minutes)" >&2
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    # Local mirrors configured in pip.conf warn about every package they lack; that is noise.
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip 2> >(grep -v "is ignored: it is neither" >&2)
     # HA 2026.2.3 declares Python >= 3.13.2 but runs on 3.13.0 (verified), hence the flag.
-    "$VENV/bin/python" -m pip install --quiet --ignore-requires-python -r "$ROOT/requirements_test.txt"
+    "$VENV/bin/python" -m pip install --quiet --ignore-requires-python -r "$ROOT/requirements_test.txt" \
+      2> >(grep -v "is ignored: it is neither" >&2)
     echo "$want" > "$stamp"
   fi
 }

@@ -6,8 +6,6 @@ repository's `custom_components` package instead of the harness's testing config
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from custom_components.spark_control.const import DOMAIN
@@ -16,6 +14,5 @@ assert DOMAIN
 
 
 @pytest.fixture(autouse=True)
-def _real_sockets(socket_enabled: None) -> Iterator[None]:
+def _real_sockets(socket_enabled: None) -> None:
     """Every test talks to real peers over loopback; the harness blocks sockets by default."""
-    yield
