@@ -108,6 +108,8 @@ VLLM_SENSORS: tuple[SparkVllmSensorEntityDescription, ...] = (
         key="requests_waiting",
         translation_key="requests_waiting",
         state_class=SensorStateClass.MEASUREMENT,
+        # A queue only forms under load; "requests running" is the everyday figure.
+        entity_registry_enabled_default=False,
         value_fn=lambda metrics: int(metrics.requests_waiting),
     ),
     SparkVllmSensorEntityDescription(
@@ -160,6 +162,8 @@ GPU_SENSORS: tuple[SparkGpuSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.POWER,
         native_unit_of_measurement=UnitOfPower.WATT,
         state_class=SensorStateClass.MEASUREMENT,
+        # Secondary to utilisation and temperature; one entity per node adds up in the recorder.
+        entity_registry_enabled_default=False,
         value_fn=_total("power_w"),
     ),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
@@ -32,6 +33,23 @@ OWN_KEYS = tuple(
 )
 
 
+async def _enable_all(hass: HomeAssistant, entry: MockConfigEntry) -> list[str]:
+    """Enable the entities that are disabled by default (as a user does in the UI) and reload
+    so they get a state; returns their entity ids."""
+    registry = er.async_get(hass)
+    disabled = [
+        item.entity_id
+        for item in er.async_entries_for_config_entry(registry, entry.entry_id)
+        if item.disabled_by is not None
+    ]
+    for entity_id in disabled:
+        registry.async_update_entity(entity_id, disabled_by=None)
+    if disabled:
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+    return sorted(disabled)
+
+
 @pytest.mark.parametrize("domain", ["binary_sensor", "button", "select", "sensor", "switch"])
 async def test_platform_snapshot(
     hass: HomeAssistant,
@@ -40,5 +58,28 @@ async def test_platform_snapshot(
     snapshot: SnapshotAssertion,
     domain: str,
 ) -> None:
-    """Names, units, classes, devices and the first readings of each platform."""
+    """Names, units, classes, devices and the first readings of each platform (entities that
+    are disabled by default enabled first)."""
+    await _enable_all(hass, init_integration)
     await snapshot_entities(hass, sim, snapshot, init_integration.entry_id, domain, OWN_KEYS)
+
+
+async def test_less_central_sensors_disabled_by_default(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Requests waiting and each node's GPU power start disabled by the integration and have
+    no state; enabled, they read like the others."""
+    registry = er.async_get(hass)
+    entries = er.async_entries_for_config_entry(registry, init_integration.entry_id)
+    power = sorted(item.entity_id for item in entries if item.unique_id.endswith("_gpu_power"))
+    assert len(power) == 2  # one per node
+    expected = sorted([*power, "sensor.lab_vllm_requests_waiting"])
+    for entity_id in expected:
+        item = registry.async_get(entity_id)
+        assert item is not None
+        assert item.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        assert hass.states.get(entity_id) is None
+    assert await _enable_all(hass, init_integration) == expected
+    assert hass.states.get("sensor.lab_vllm_requests_waiting").state == "0"  # type: ignore[union-attr]
+    for entity_id in power:
+        assert float(hass.states.get(entity_id).state) > 0  # type: ignore[union-attr]
