@@ -28,7 +28,12 @@ from .coordinator import (
 )
 from .entity import cluster_device, gateway_device, node_device, service_device
 from .host_key_issue import async_create_host_key_issue, host_key_issue_id
-from .recovery import async_remove_recovery_store, async_setup_recovery, async_unload_recovery
+from .recovery import (
+    async_remove_recovery_store,
+    async_setup_recovery,
+    async_unload_recovery,
+    suppressed_issue_id,
+)
 from .services import async_setup_services
 from .sparklib.cluster import ClusterClient
 from .sparklib.errors import AuthRejected, HostKeyChanged, InvalidInput, SparkError
@@ -155,6 +160,11 @@ async def async_unload_entry(hass: HomeAssistant, entry: SparkControlConfigEntry
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-    """Forget everything stored for the cluster: its catalog and its restart budget."""
+    """Forget everything stored for the cluster: its catalog, its restart budget and its
+    repair issues (they are persisted and would outlive the entry)."""
     await async_remove_catalog(hass, entry.entry_id)
     await async_remove_recovery_store(hass, entry.entry_id)
+    for node in nodes_of(entry.data):
+        ir.async_delete_issue(hass, DOMAIN, host_key_issue_id(entry.entry_id, node))
+    for service in SERVICES:
+        ir.async_delete_issue(hass, DOMAIN, suppressed_issue_id(entry, service))
