@@ -1,0 +1,92 @@
+"""The simulator's diarize endpoints, called directly (as the real container would be)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import soundfile
+
+from tests.sim import SimCluster
+from tests.speakers.voices import wav_bytes
+
+LINES = [
+    ("slt", "Good morning everyone, thanks for joining the weekly planning meeting."),
+    ("awb", "Thanks. The budget is on track, but the server costs went up last month."),
+    ("slt", "That is a lot. What caused the increase, and can we reduce it?"),
+    ("awb", "Mostly the new GPU nodes. We can move some jobs to the night."),
+]
+
+
+def flite_dialogue(tmp_path: Path) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    """Two flite voices taking turns (what the demo's Magpie produces), with the true turns."""
+    parts, turns, t = [], [], 0.0
+    for n, (voice, text) in enumerate(LINES):
+        out = tmp_path / f"{n}.wav"
+        subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(out)], check=True)
+        samples, rate = soundfile.read(out, dtype="int16")
+        assert rate == 16000
+        parts += [samples, np.zeros(9600, np.int16)]
+        turns.append((t, t + len(samples) / rate, voice))
+        t += (len(samples) + 9600) / rate
+    return np.concatenate(parts), turns
+
+
+async def post(url: str, data: bytes | None) -> tuple[int, dict[str, object]]:
+    form = aiohttp.FormData()
+    if data is None:
+        form.add_field("other", b"x", filename="x.txt")
+    else:
+        form.add_field("file", data, filename="a.wav", content_type="audio/wav")
+    async with aiohttp.ClientSession() as session, session.post(url, data=form) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_two_flite_voices_two_speakers(sim: SimCluster, tmp_path: Path) -> None:
+    samples, turns = flite_dialogue(tmp_path)
+    status, body = await post(sim.parakeet.url + "/v1/audio/diarize-chunk", wav_bytes(samples))
+    assert status == 200
+    assert body["speakers_detected"] == 2
+    segments = body["segments"]
+    assert isinstance(segments, list)
+    # Every true turn is covered mostly by one hypothesis speaker, alternating.
+    majority = []
+    for start, end, _ in turns:
+        overlap: dict[str, float] = {}
+        for seg in segments:
+            inter = min(end, seg["end_s"]) - max(start, seg["start_s"])
+            if inter > 0:
+                overlap[seg["speaker"]] = overlap.get(seg["speaker"], 0.0) + inter
+        majority.append(max(overlap, key=lambda k: overlap[k]))
+    assert majority[0] == majority[2] != majority[1] == majority[3]
+    prints = body["fingerprints"]
+    assert isinstance(prints, dict)
+    a, b = (np.array(prints[k]) for k in ("speaker_0", "speaker_1"))
+    assert a.shape == (192,)
+    assert 1.0 - float(a @ b) > 0.3  # different voices, far apart
+    for seg in segments:
+        assert 0.0 <= seg["confidence"] <= 1.0
+    assert set(body["fingerprint_speech_s"]) == {"speaker_0", "speaker_1"}
+
+
+async def test_diarize_without_fingerprints_and_errors(sim: SimCluster, tmp_path: Path) -> None:
+    samples, _ = flite_dialogue(tmp_path)
+    url = sim.parakeet.url + "/v1/audio/diarize"
+    status, body = await post(url, wav_bytes(samples))
+    assert status == 200
+    assert "fingerprints" not in body
+    starts = [s["start_s"] for s in body["segments"]]  # type: ignore[union-attr]
+    assert starts == sorted(starts)
+    for data in (None, b"", b"ID3 this is an mp3"):
+        status, body = await post(url, data)
+        assert status == 400
+        assert body["detail"]
+    status, body = await post(url, wav_bytes(np.zeros(16000, np.int16)))
+    assert status == 200
+    assert body["segments"] == []  # silence: nobody speaks
+    sim.faults.wedge("parakeet")
+    status, body = await post(url + "-chunk", wav_bytes(samples))
+    assert status == 500
+    assert "CUBLAS_STATUS_EXECUTION_FAILED" in str(body["detail"])
