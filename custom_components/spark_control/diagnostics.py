@@ -11,35 +11,21 @@ from homeassistant.core import HomeAssistant
 from .const import CONF_GATEWAY_API_KEY, CONF_HOST_KEYS, CONF_PRIVATE_KEY, CONF_PUBLIC_KEY
 from .coordinator import ClusterMetrics, SparkControlConfigEntry
 from .recovery import SparkRecovery
-from .sparklib.errors import InvalidInput
 from .sparklib.keys import fingerprint
 from .voice import VoiceService
 
 TO_REDACT = {CONF_PRIVATE_KEY, CONF_PUBLIC_KEY, CONF_GATEWAY_API_KEY}
 
 
-def _host_key_fingerprints(host_keys: dict[str, str]) -> dict[str, str]:
-    """The pinned host keys as the SHA256 fingerprints `ssh-keygen -l` shows: enough to
-    compare with a node, without pasting whole keys into a bug report."""
-    shown: dict[str, str] = {}
-    for node, line in host_keys.items():
-        try:
-            shown[node] = fingerprint(line)
-        except InvalidInput:
-            shown[node] = "unreadable key"
-    return shown
-
-
 def _entry_data(entry: SparkControlConfigEntry) -> dict[str, Any]:
+    """Entry data with secrets redacted and the pinned host keys as the SHA256 fingerprints
+    `ssh-keygen -l` shows (enough to compare with a node; the keys parsed at setup)."""
     data: dict[str, Any] = async_redact_data(dict(entry.data), TO_REDACT)
-    if CONF_HOST_KEYS in data:
-        data[CONF_HOST_KEYS] = _host_key_fingerprints(data[CONF_HOST_KEYS])
+    data[CONF_HOST_KEYS] = {node: fingerprint(line) for node, line in data[CONF_HOST_KEYS].items()}
     return data
 
 
-def _metrics(metrics: ClusterMetrics | None) -> dict[str, Any]:
-    if metrics is None:
-        return {"vllm": None, "gpus": {}, "containers": None}
+def _metrics(metrics: ClusterMetrics) -> dict[str, Any]:
     return {
         "vllm": asdict(metrics.vllm) if metrics.vllm else None,
         "gpus": {host: [asdict(gpu) for gpu in gpus] for host, gpus in metrics.gpus.items()},

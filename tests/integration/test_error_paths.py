@@ -299,3 +299,34 @@ async def test_host_key_fix_flow_with_the_node_down(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "cannot_connect"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+
+
+async def test_head_node_host_key_changing_during_a_swap(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """The head node comes back with another host key while a swap follows its log: the swap
+    fails (event) and the host key repair issue names the head node."""
+    assert await async_setup_component(hass, REPAIRS_DOMAIN, {})
+    failed = async_capture_events(hass, EVENT_SWAP_FAILED)
+    sim.faults.slow_start(2.0)
+    await hass.services.async_call(
+        DOMAIN,
+        "swap_model",
+        {"cluster": init_integration.entry_id, "model": "gemma4", "wait": False},
+        blocking=True,
+        return_response=True,
+    )
+    async with asyncio.timeout(10):
+        while hass.states.get("sensor.lab_vllm_swap_status").state != "loading":  # type: ignore[union-attr]
+            await asyncio.sleep(0.02)
+    sim.faults.change_host_key(0)
+    for conn in list(sim.nodes[0].connections):
+        conn.close()
+    async with asyncio.timeout(20):
+        while not failed:
+            await asyncio.sleep(0.05)
+    assert failed[0].data["model"] == "gemma4"
+    head = node_strings(sim)[0]
+    issue_id = f"host_key_changed_{init_integration.entry_id}_{head}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    await hass.async_block_till_done(wait_background_tasks=True)

@@ -129,6 +129,7 @@ async def test_switch_unavailable_without_ssh(
     await metrics.async_refresh()
     await hass.async_block_till_done()
     assert metrics.data.containers is None
+    assert metrics.data.container_running("vllm") is None
     assert hass.states.get("switch.lab_vllm_running").state == "unavailable"  # type: ignore[union-attr]
     assert hass.states.get("sensor.lab_vllm_kv_cache_usage").state == "0.0"  # type: ignore[union-attr]
 
