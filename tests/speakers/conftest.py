@@ -18,12 +18,6 @@ from tests.sim import SimCluster, SimConfig
 API_KEY = "sk-speakers-test-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def _real_sockets(socket_enabled: None) -> None:
-    """Override of tests/conftest.py's fixture (it returns before its yield, which pytest
-    rejects); same intent: every test talks to real servers on loopback."""
-
-
 @pytest.fixture
 async def sim() -> AsyncIterator[SimCluster]:
     """A one-node simulated cluster (Parakeet with real recognition and diarization)."""

@@ -268,3 +268,14 @@ async def test_malformed_upstream_is_502(
             assert resp.status == 502, path
     finally:
         await broken.close()
+
+
+async def test_silence_gives_no_speakers(sim: SimCluster, start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    resp = await post(gateway, "/api/audio/transcribe-with-speakers",
+                      wav_bytes(np.zeros(3 * 16000, np.int16)))  # fmt: skip
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["speakers_detected"] == 0
+    assert body["segments"] == []
+    assert body["duration"] == 3.0
