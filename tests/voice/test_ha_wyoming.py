@@ -455,3 +455,36 @@ async def test_diagnostics_show_bridges_and_redact_the_gateway_key(
     )
     assert voice["stopped"] is False
     assert diagnostics["recovery"]["services"]["parakeet"]["wedged"] is False
+
+
+async def test_unload_while_the_announcement_still_probes(
+    hass: HomeAssistant,
+    ha_sim: SimCluster,
+    client_key: tuple[str, str],
+    zeroconf_instance: MagicMock,
+) -> None:
+    """Unloading while the mDNS probe has not finished: the announcement is cancelled, the
+    bridges close, and stopping the voice service again is harmless."""
+    probing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    zeroconf_instance.async_register_service = AsyncMock(return_value=probing)
+    entry = cluster_entry(ha_sim, client_key)
+    assert await async_setup_component(hass, "homeassistant", {})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    voice = entry.runtime_data.voice
+    ports = [entry.options[CONF_STT_PORT], entry.options[CONF_TTS_PORT]]
+    announcing = voice.announcing
+    assert announcing is not None
+    assert not announcing.done()
+    assert [await _port_open(port) for port in ports] == [True, True]
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert announcing.cancelled()
+    assert voice.as_dict()["stopped"] is True
+    assert [await _port_open(port) for port in ports] == [False, False]
+    await voice.async_stop()  # HA's stop event may arrive after an unload
+    assert [await _port_open(port) for port in ports] == [False, False]
+    # The wyoming discovery flows offered at setup finish loading their integration.
+    await hass.async_block_till_done(wait_background_tasks=True)
