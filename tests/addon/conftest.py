@@ -24,12 +24,6 @@ SPOKEN = "The quick brown fox jumps over the lazy dog."
 SHORT_SPOKEN = "Seven green apples."
 
 
-@pytest.fixture(autouse=True)
-def _real_sockets(socket_enabled: None) -> None:
-    """Override of tests/conftest.py's fixture, which returns before its yield (pytest rejects
-    that); same intent: every gateway test talks to real servers on loopback."""
-
-
 @dataclass
 class RunningGateway:
     """A gateway listening on 127.0.0.1 and what a client needs to reach it."""

@@ -28,11 +28,6 @@ from tests.sim import SimCluster, SimConfig, generate_client_key
 
 
 @pytest.fixture(autouse=True)
-def _real_sockets(socket_enabled: None) -> None:
-    """Real loopback sockets (overrides tests/conftest.py's, which returns before yielding)."""
-
-
-@pytest.fixture(autouse=True)
 def _custom_integrations(enable_custom_integrations: None) -> None:
     """Let HA load this repository's integration."""
 

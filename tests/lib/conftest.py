@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -19,12 +19,6 @@ from custom_components.spark_control.sparklib.ssh import SshNode
 from tests.sim import SimCluster, SimConfig
 
 LOAD_SECONDS = 0.3
-
-
-@pytest.fixture(autouse=True)
-def _real_sockets(socket_enabled: None) -> Iterator[None]:
-    """Real loopback sockets (overrides the root fixture, whose generator never yields)."""
-    return
 
 
 @pytest.fixture(scope="session")

@@ -16,12 +16,6 @@ from parakeet_server.server import create_app
 from tests.parakeet_container.fakes import FakeAsr, FakeSortformer, FakeTitanet
 
 
-@pytest.fixture(autouse=True)
-def _real_sockets(socket_enabled: None) -> None:
-    """Override of tests/conftest.py's fixture (it returns before its yield, which pytest
-    rejects); same intent: real sockets on loopback."""
-
-
 @dataclass
 class Running:
     server: TestServer

@@ -22,11 +22,6 @@ PROBE_CLIP = Path(__file__).parents[2] / "custom_components/spark_control/probe_
 RESTART_DELAY = 0.2  # the simulated container's boot time after `docker restart`
 
 
-@pytest.fixture(autouse=True)
-def _real_sockets(socket_enabled: None) -> None:
-    """Real loopback sockets (overrides the root fixture, whose generator never yields)."""
-
-
 @pytest.fixture(scope="session")
 def client_key() -> KeyPair:
     """The key the control plane logs in with (authorized on the simulated nodes)."""

@@ -12,11 +12,6 @@ from tests.sim import SimCluster, SimConfig, generate_client_key
 SshConnect = Callable[..., Awaitable[asyncssh.SSHClientConnection]]
 
 
-@pytest.fixture(autouse=True)
-def _real_sockets(socket_enabled: None) -> None:
-    """Real loopback sockets (overrides tests/conftest.py's, which never yields)."""
-
-
 @pytest.fixture(scope="session")
 def client_key_pair() -> tuple[str, str]:
     return generate_client_key()

@@ -12,11 +12,6 @@ from custom_components.spark_control.sparklib.voice import VoiceBridgeConfig, Vo
 from tests.sim import SimCluster, SimConfig
 
 
-@pytest.fixture(autouse=True)
-def _real_sockets(socket_enabled: None) -> None:
-    """Real loopback sockets (overrides the root fixture, whose generator never yields)."""
-
-
 @dataclass
 class RunningBridges:
     """Bridges under test, the simulator behind them and the wedge reports they made."""
