@@ -270,12 +270,19 @@ async def test_malformed_upstream_is_502(
         await broken.close()
 
 
-async def test_silence_gives_no_speakers(sim: SimCluster, start_gateway: GatewayFactory) -> None:
+async def test_silence_has_no_diarized_speaker(
+    sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """The diarizer hears nobody; whatever the recogniser makes of the silence is given to a
+    default speaker with an unknown (null) confidence rather than a made-up one."""
     gateway = await start_gateway(parakeet_url=sim.parakeet.url)
     resp = await post(gateway, "/api/audio/transcribe-with-speakers",
                       wav_bytes(np.zeros(3 * 16000, np.int16)))  # fmt: skip
     assert resp.status == 200
     body = await resp.json()
-    assert body["speakers_detected"] == 0
-    assert body["segments"] == []
     assert body["duration"] == 3.0
+    assert body["speakers_detected"] == len(body["speakers"]) <= 1
+    for segment in body["segments"]:
+        assert segment["speaker"] == "Speaker_0"
+        assert segment["confidence"] is None
+        assert segment["low_confidence"] is False
