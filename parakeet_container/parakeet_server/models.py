@@ -74,7 +74,9 @@ class ModelRegistry:
     loaders: Loaders
     _models: dict[str, Any] = field(default_factory=dict)
     _load_lock: threading.Lock = field(default_factory=threading.Lock)
-    _gpu_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # One lane per model family: ASR and diarization overlap on the GPU, jobs of one family
+    # run one at a time (bounded memory, no thrashing between requests).
+    _lanes: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     @property
     def loaded(self) -> dict[str, bool]:
@@ -107,9 +109,10 @@ class ModelRegistry:
         with self.loaders.inference():
             yield
 
-    async def run[T](self, work: Callable[[], T]) -> T:
-        """Run blocking model work off the event loop, one job at a time on the GPU."""
-        async with self._gpu_lock:
+    async def run[T](self, work: Callable[[], T], *, lane: str) -> T:
+        """Run blocking model work off the event loop, one job at a time per lane."""
+        lock = self._lanes.setdefault(lane, asyncio.Lock())
+        async with lock:
             return await asyncio.to_thread(work)
 
 

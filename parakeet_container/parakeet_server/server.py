@@ -123,7 +123,7 @@ async def transcriptions(request: web.Request) -> web.Response:
         raise AudioError(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}")
     samples = read_wav(data, max_audio_s=config.max_audio_s)
     engine = request.app[ENGINE]
-    result = await engine.registry.run(lambda: engine.transcribe(samples))
+    result = await engine.registry.run(lambda: engine.transcribe(samples), lane="asr")
     if response_format == "text":
         return web.Response(text=result.text + "\n", content_type="text/plain")
     if response_format == "json":
@@ -184,7 +184,9 @@ async def _diarize(request: web.Request, *, chunk: bool) -> web.Response:
     data, _ = await _read_form(request)
     samples = read_wav(data, max_audio_s=config.max_audio_s)
     engine = request.app[ENGINE]
-    result = await engine.registry.run(lambda: engine.diarize(samples, fingerprints=chunk))
+    result = await engine.registry.run(
+        lambda: engine.diarize(samples, fingerprints=chunk), lane="diarization"
+    )
     return web.json_response(diarization_body(result, config, chunk=chunk))
 
 

@@ -55,10 +55,11 @@ async def start_server() -> AsyncIterator[Factory]:
     async def start(
         *,
         sortformer: FakeSortformer | None = None,
+        asr: FakeAsr | None = None,
         failing_loader: str | None = None,
         **overrides: Any,
     ) -> Running:
-        asr, sf, titanet = FakeAsr(), sortformer or FakeSortformer(), FakeTitanet()
+        asr, sf, titanet = asr or FakeAsr(), sortformer or FakeSortformer(), FakeTitanet()
         counts = {"asr": 0, "diarization": 0, "embedding": 0}
 
         def loader(name: str, model: Any) -> Callable[[], Any]:

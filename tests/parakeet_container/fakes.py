@@ -7,6 +7,7 @@ by window, exactly as the real models only see the audio they are handed.
 
 from __future__ import annotations
 
+import threading
 import wave
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,10 +75,13 @@ class FakeAsr:
     """One word per 0.4 s of sound, named after the voice heard ("alpha" for A, ...)."""
 
     calls: list[float] = field(default_factory=list)  # seconds of audio per call
+    rendezvous: threading.Barrier | None = None  # meet a diarization running at the same time
 
     def transcribe(self, audio: list[str], batch_size: int = 1, timestamps: bool = True) -> Any:
         assert batch_size == 1
         assert timestamps
+        if self.rendezvous is not None:
+            self.rendezvous.wait(timeout=5)
         samples = read_file(audio[0])
         self.calls.append(len(samples) / RATE)
         words = []
@@ -110,10 +114,13 @@ class FakeSortformer:
     with_tensor: bool = True
     calls: list[float] = field(default_factory=list)
     broken: bool = False
+    rendezvous: threading.Barrier | None = None
 
     def diarize(self, audio: str, batch_size: int = 1, include_tensor_outputs: bool = False) -> Any:
         if self.broken:
             raise RuntimeError("CUDA error: CUBLAS_STATUS_EXECUTION_FAILED")
+        if self.rendezvous is not None:
+            self.rendezvous.wait(timeout=5)
         samples = read_file(audio)
         self.calls.append(len(samples) / RATE)
         hop = int(FRAME_S * RATE)

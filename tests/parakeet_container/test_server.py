@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from pathlib import Path
 
 import aiohttp
@@ -10,7 +12,14 @@ import numpy as np
 import pytest
 
 from tests.parakeet_container.conftest import Factory
-from tests.parakeet_container.fakes import FakeSortformer, silence, tone, unit_voice, wav_bytes
+from tests.parakeet_container.fakes import (
+    FakeAsr,
+    FakeSortformer,
+    silence,
+    tone,
+    unit_voice,
+    wav_bytes,
+)
 
 CONTRACT = json.loads((Path(__file__).parents[1] / "contracts" / "diarize_chunk.json").read_text())
 
@@ -145,3 +154,18 @@ async def test_model_failure_is_500_and_load_failure_503(start_server: Factory) 
     status, body = await server.post("/v1/audio/transcriptions", wav_bytes(dialogue()))
     assert status == 503
     assert "could not be loaded" in body["detail"]
+
+
+async def test_transcription_and_diarization_overlap_on_the_gpu(start_server: Factory) -> None:
+    """The gateway sends a chunk's two requests at once: they run side by side (each model
+    family has its own lane), so the fakes can meet at a barrier; a shared lock would
+    deadlock them and the barrier would break (500)."""
+    barrier = threading.Barrier(2)
+    server = await start_server(asr=FakeAsr(rendezvous=barrier),
+                                sortformer=FakeSortformer(rendezvous=barrier))  # fmt: skip
+    audio = wav_bytes(dialogue())
+    (s1, _), (s2, _) = await asyncio.gather(
+        server.post("/v1/audio/transcriptions", audio),
+        server.post("/v1/audio/diarize", audio),
+    )
+    assert (s1, s2) == (200, 200)
