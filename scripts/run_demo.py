@@ -406,9 +406,11 @@ async def run(args: argparse.Namespace) -> None:
                     "username": HA_USER,
                     "password": HA_PASSWORD,
                     "long_lived_access_token": long_lived,
-                    "config_entry_id": entry.get("result", {}).get("entry_id"),
+                    "config_entry_id": entry["result"]["entry_id"],
                 }
-                endpoints["wyoming"] = await wyoming_endpoints(ha_url, long_lived)
+                endpoints["wyoming"] = await wyoming_endpoints(
+                    ha_url, long_lived, entry["result"]["entry_id"]
+                )
 
             endpoints_file.write_text(json.dumps(endpoints, indent=2))
             print_summary(endpoints, endpoints_file)
@@ -421,16 +423,27 @@ async def run(args: argparse.Namespace) -> None:
             children.stop_all()
 
 
-async def wyoming_endpoints(ha_url: str, token: str) -> dict[str, str]:
-    """The bridges the integration runs inside HA, as tcp:// URIs (from its diagnostics)."""
-    # The bridge ports are the integration's option defaults unless changed in the options flow.
-    from custom_components.spark_control.const import DEFAULT_STT_PORT, DEFAULT_TTS_PORT
+async def wyoming_endpoints(ha_url: str, token: str, entry_id: str) -> dict[str, Any]:
+    """Where the integration's Wyoming bridges listen, read from its diagnostics.
 
-    del ha_url, token
-    return {
-        "stt": f"tcp://127.0.0.1:{DEFAULT_STT_PORT}",
-        "tts": f"tcp://127.0.0.1:{DEFAULT_TTS_PORT}",
-    }
+    They listen on every interface and announce the host's LAN address over zeroconf; the demo
+    lists the loopback URI for local clients and the announced ones as well.
+    """
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{ha_url}/api/diagnostics/config_entry/{entry_id}"
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for _ in range(20):  # the bridges start right after the platforms
+            async with session.get(url) as resp:
+                resp.raise_for_status()
+                voice = (await resp.json())["data"].get("voice")
+            if voice and voice.get("stt"):
+                return {
+                    "stt": voice["stt"].replace("0.0.0.0", "127.0.0.1"),
+                    "tts": voice["tts"].replace("0.0.0.0", "127.0.0.1"),
+                    "announced": voice.get("announced", {}),
+                }
+            await asyncio.sleep(0.5)
+    return {}
 
 
 def print_summary(endpoints: dict[str, Any], path: Path) -> None:
@@ -445,8 +458,9 @@ def print_summary(endpoints: dict[str, Any], path: Path) -> None:
         ha = endpoints["home_assistant"]
         print(f"  Home Assistant  {ha['url']}  (user {ha['username']} / {ha['password']})")
         print(f"  dashboard       {ha['dashboard']}")
-        for name, uri in endpoints["wyoming"].items():
-            print(f"  wyoming {name:<7} {uri}")
+        for name in ("stt", "tts"):
+            if name in endpoints["wyoming"]:
+                print(f"  wyoming {name:<7} {endpoints['wyoming'][name]}")
     print("Press Ctrl-C to stop.", flush=True)
 
 
