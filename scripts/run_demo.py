@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "addon"))
 from tests.sim import SimCluster, SimConfig  # noqa: E402
 from tests.sim.keys import generate_client_key  # noqa: E402
 
-DEMO_DIR = ROOT / ".demo"
+DEFAULT_DEMO_DIR = ROOT / ".demo"
 HA_USER = "demo"
 HA_PASSWORD = "spark-demo"  # a throwaway local demo account, printed for the user
 CLIENT_ID_PATH = "/"
@@ -68,7 +68,7 @@ class Children:
         for name, proc in self._procs:
             if proc.poll() is not None:
                 raise RuntimeError(
-                    f"{name} exited with {proc.returncode}; see .demo/logs/{name}.log"
+                    f"{name} exited with {proc.returncode}; see its log in the demo directory"
                 )
 
     def stop_all(self) -> None:
@@ -100,7 +100,7 @@ async def wait_http(url: str, *, within: float, children: Children, ok: set[int]
 
 
 def write_gateway_config(
-    sim: SimCluster, port: int, api_key: str, ha: tuple[str, str] | None
+    demo_dir: Path, sim: SimCluster, port: int, api_key: str, ha: tuple[str, str] | None
 ) -> Path:
     config: dict[str, Any] = {
         "host": "127.0.0.1",
@@ -109,11 +109,11 @@ def write_gateway_config(
         "parakeet_url": sim.parakeet.url,
         "magpie_url": sim.magpie.url,
         "api_keys": [api_key],
-        "data_dir": str(DEMO_DIR / "gateway-data"),
+        "data_dir": str(demo_dir / "gateway-data"),
     }
     if ha is not None:  # wedge and health reports go to the demo's Home Assistant
         config["ha_url"], config["ha_token"] = ha
-    path = DEMO_DIR / "gateway.json"
+    path = demo_dir / "gateway.json"
     path.write_text(json.dumps(config, indent=2))
     return path
 
@@ -334,16 +334,17 @@ async def stop_signals() -> AsyncIterator[asyncio.Event]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    DEMO_DIR.mkdir(exist_ok=True)
+    demo_dir = Path(args.demo_dir).resolve()
+    demo_dir.mkdir(parents=True, exist_ok=True)
     private_key, public_key = generate_client_key()
-    key_dir = DEMO_DIR / "ssh"
+    key_dir = demo_dir / "ssh"
     key_dir.mkdir(exist_ok=True)
     (key_dir / "id_ed25519").write_text(private_key)
     (key_dir / "id_ed25519").chmod(0o600)
     (key_dir / "id_ed25519.pub").write_text(public_key + "\n")
 
     children = Children()
-    endpoints_file = DEMO_DIR / "endpoints.json"
+    endpoints_file = demo_dir / "endpoints.json"
     endpoints_file.unlink(missing_ok=True)
     async with (
         stop_signals() as stop,
@@ -358,7 +359,7 @@ async def run(args: argparse.Namespace) -> None:
             ha: tuple[str, str] | None = None
             if not args.no_ha:
                 ha_port = free_port()
-                ha_dir = DEMO_DIR / "ha"
+                ha_dir = demo_dir / "ha"
                 write_ha_config(ha_dir, ha_port)
                 children.start(
                     "homeassistant",
@@ -369,7 +370,7 @@ async def run(args: argparse.Namespace) -> None:
                         str(ha_dir),
                         "--skip-pip",
                     ],
-                    DEMO_DIR / "logs" / "homeassistant.log",
+                    demo_dir / "logs" / "homeassistant.log",
                 )
                 ha_url = f"http://127.0.0.1:{ha_port}"
                 print(f"Starting Home Assistant at {ha_url} (takes a little while)...", flush=True)
@@ -379,11 +380,11 @@ async def run(args: argparse.Namespace) -> None:
 
             gateway_port = free_port()
             api_key = "sk-demo-" + secrets.token_urlsafe(18)
-            gateway_config = write_gateway_config(sim, gateway_port, api_key, ha)
+            gateway_config = write_gateway_config(demo_dir, sim, gateway_port, api_key, ha)
             children.start(
                 "gateway",
                 [sys.executable, "-m", "spark_gateway", "--config", str(gateway_config)],
-                DEMO_DIR / "logs" / "gateway.log",
+                demo_dir / "logs" / "gateway.log",
                 env={"PYTHONPATH": str(ROOT / "addon")},
             )
             gateway_url = f"http://127.0.0.1:{gateway_port}"
@@ -447,7 +448,7 @@ async def wyoming_endpoints(ha_url: str, token: str, entry_id: str) -> dict[str,
 
 
 def print_summary(endpoints: dict[str, Any], path: Path) -> None:
-    print(f"\nSpark Control demo is up. Endpoints (also in {path.relative_to(ROOT)}):")
+    print(f"\nSpark Control demo is up. Endpoints (also in {path}):")
     for node in endpoints["simulator"].get("nodes", []):
         print(f"  simulated node  ssh://{node.get('host')}:{node.get('ssh_port')}")
     for name, service in endpoints["simulator"].get("services", {}).items():
@@ -469,6 +470,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=2, help="simulated GPU nodes")
     parser.add_argument("--load-seconds", type=float, default=8.0, help="simulated model load time")
     parser.add_argument("--no-ha", action="store_true", help="skip Home Assistant")
+    parser.add_argument("--demo-dir", default=str(DEFAULT_DEMO_DIR), help="state and logs")
     asyncio.run(run(parser.parse_args()))
 
 
