@@ -1,0 +1,83 @@
+"""Which Magpie voice a TTS request gets, read from the simulated Magpie over real HTTP; and
+what the catalog does when Magpie cannot be reached."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from custom_components.spark_control.sparklib.voice.errors import SpeechServiceError
+from custom_components.spark_control.sparklib.voice.magpie import MagpieClient
+from custom_components.spark_control.sparklib.voice.voices import UnknownVoiceError, VoiceCatalog
+from tests.sim import SimCluster
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+@pytest.fixture
+async def catalog(sim: SimCluster, session: aiohttp.ClientSession) -> VoiceCatalog:
+    return VoiceCatalog(MagpieClient(session, sim.magpie.url))
+
+
+def _closed_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+async def test_voice_by_name_language_or_default(catalog: VoiceCatalog) -> None:
+    """An exact name wins; a language tag given as the name (as wyoming 1.7 sends it) or as
+    the language picks a voice of that language, by region first, then by base language; with
+    neither the default language's first voice is used."""
+    mia = await catalog.choose("Magpie-Multilingual.EN-US.Mia", None)
+    assert mia.name == "Magpie-Multilingual.EN-US.Mia"
+    assert (await catalog.choose("es-US", None)).language == "es-US"
+    assert (await catalog.choose(None, "fr_FR")).language == "fr-FR"
+    assert (await catalog.choose(None, "de")).language == "de-DE"
+    assert (await catalog.choose(None, None)).language == "en-US"
+
+
+async def test_unknown_voice_or_language_is_refused(catalog: VoiceCatalog) -> None:
+    with pytest.raises(UnknownVoiceError, match="unknown voice"):
+        await catalog.choose("Magpie-Multilingual.EN-US.Nobody", None)
+    with pytest.raises(UnknownVoiceError, match="no voice speaks 'ja-JP'"):
+        await catalog.choose(None, "ja-JP")
+
+
+async def test_magpie_unreachable(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without Magpie a request fails with a speech-service error, while Describe still
+    answers (no voices) after a short wait and logs why."""
+    catalog = VoiceCatalog(MagpieClient(session, _closed_url(), timeout=2), describe_wait=2)
+    with pytest.raises(SpeechServiceError):
+        await catalog.choose(None, None)
+    with caplog.at_level(logging.WARNING):
+        info = await catalog.info()
+    assert info.tts
+    assert not info.tts[0].voices
+    assert any("Cannot read Magpie's voices" in r.getMessage() for r in caplog.records)
+    await catalog.close()
+
+
+async def test_close_cancels_a_refresh_in_flight(
+    sim: SimCluster, session: aiohttp.ClientSession
+) -> None:
+    """A Describe that gave up waiting leaves the refresh running; close() cancels it."""
+    sim.faults.hang("magpie")
+    catalog = VoiceCatalog(MagpieClient(session, sim.magpie.url, timeout=30), describe_wait=0.05)
+    info = await catalog.info()
+    assert not info.tts[0].voices
+    (refreshing,) = [task for task in asyncio.all_tasks() if task.get_name() == "magpie voices"]
+    assert not refreshing.done()
+    await catalog.close()
+    assert refreshing.cancelled()
