@@ -222,7 +222,8 @@ async def test_paste_key_errors(
 async def test_services_step_errors(
     hass: HomeAssistant, sim: SimCluster, client_key: tuple[str, str]
 ) -> None:
-    """A malformed endpoint and an endpoint where nothing listens are field errors."""
+    """A malformed endpoint, an endpoint where nothing listens and a gateway URL that is not
+    a plain http(s) URL (unparsable, with credentials, no scheme) are field errors."""
     result = await _start(hass)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], _user_input(sim))
     result = await hass.config_entries.flow.async_configure(
@@ -237,6 +238,11 @@ async def test_services_step_errors(
         result["flow_id"], _services_input(sim, magpie=f"127.0.0.1:{_closed_port()}")
     )
     assert result["errors"] == {"magpie": "endpoint_unreachable"}
+    for bad_url in ("http://[spark-gateway", "http://user:secret@spark-gateway:8080", "gateway"):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _services_input(sim, gateway_url=bad_url)
+        )
+        assert result["errors"] == {"gateway_url": "invalid_gateway_url"}
     result = await hass.config_entries.flow.async_configure(result["flow_id"], _services_input(sim))
     assert result["type"] is FlowResultType.CREATE_ENTRY
 

@@ -330,3 +330,34 @@ async def test_head_node_host_key_changing_during_a_swap(
     issue_id = f"host_key_changed_{init_integration.entry_id}_{head}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
     await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_swap_survives_the_head_connection_dropping_while_loading(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """The head node's SSH connection drops while the swap follows the load log: the log is
+    followed again over a new connection and the swap completes."""
+    finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
+    failed = async_capture_events(hass, EVENT_SWAP_FAILED)
+    sim.faults.slow_start(1.5)
+    await hass.services.async_call(
+        DOMAIN,
+        "swap_model",
+        {"cluster": init_integration.entry_id, "model": "gemma4", "wait": False},
+        blocking=True,
+        return_response=True,
+    )
+    async with asyncio.timeout(10):
+        while hass.states.get("sensor.lab_vllm_swap_status").state != "loading":  # type: ignore[union-attr]
+            await asyncio.sleep(0.02)
+    follows_before = sum("docker logs" in command for command in sim.nodes[0].commands)
+    for conn in list(sim.nodes[0].connections):
+        conn.abort()
+    async with asyncio.timeout(20):
+        while not finished and not failed:
+            await asyncio.sleep(0.05)
+    assert not failed
+    assert finished[0].data["model"] == "gemma4"
+    assert sum("docker logs" in command for command in sim.nodes[0].commands) > follows_before
+    assert hass.states.get(SELECT).state == "gemma4"  # type: ignore[union-attr]
+    await hass.async_block_till_done(wait_background_tasks=True)
