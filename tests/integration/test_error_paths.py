@@ -361,3 +361,30 @@ async def test_swap_survives_the_head_connection_dropping_while_loading(
     assert sum("docker logs" in command for command in sim.nodes[0].commands) > follows_before
     assert hass.states.get(SELECT).state == "gemma4"  # type: ignore[union-attr]
     await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_vllm_container_stopped_during_the_load(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """Someone stops the vLLM container while the model loads: the log follow ends, the
+    container is found stopped, and the swap fails saying so (no traceback involved)."""
+    failed = async_capture_events(hass, EVENT_SWAP_FAILED)
+    sim.faults.slow_start(1.5)
+    await hass.services.async_call(
+        DOMAIN,
+        "swap_model",
+        {"cluster": init_integration.entry_id, "model": "gemma4", "wait": False},
+        blocking=True,
+        return_response=True,
+    )
+    async with asyncio.timeout(10):
+        while hass.states.get("sensor.lab_vllm_swap_status").state != "loading":  # type: ignore[union-attr]
+            await asyncio.sleep(0.02)
+    await sim.world.docker.stop(sim.containers["vllm_node"])
+    async with asyncio.timeout(20):
+        while not failed:
+            await asyncio.sleep(0.05)
+    assert failed[0].data["reason"] == "container exited before startup completed"
+    assert hass.states.get("sensor.lab_vllm_swap_status").state == "failed"  # type: ignore[union-attr]
+    assert "docker inspect vllm_node" in sim.nodes[0].commands
+    await hass.async_block_till_done(wait_background_tasks=True)
