@@ -241,3 +241,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     from .recovery_services import async_setup_recovery_services
 
     async_setup_recovery_services(hass)
+    # transcribe_with_speakers lives in transcribe.py (it talks to the add-on gateway).
+    from .transcribe import async_setup_transcribe_services
+
+    async_setup_transcribe_services(hass)

@@ -92,3 +92,12 @@ def test_resolve_media_file(tmp_path: Path) -> None:
     for bad in ("local/../../x", "/", "media-source://media_source/local/"):
         with pytest.raises(ServiceValidationError):
             resolve_media_file(dirs, bad)
+
+
+async def test_registered_by_the_integration(
+    hass: HomeAssistant, enable_custom_integrations: None
+) -> None:
+    from homeassistant.setup import async_setup_component
+
+    assert await async_setup_component(hass, DOMAIN, {})
+    assert hass.services.has_service(DOMAIN, ACTION_TRANSCRIBE_WITH_SPEAKERS)
