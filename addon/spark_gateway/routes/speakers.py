@@ -33,6 +33,7 @@ from ..speakers.formats import (
 )
 from ..speakers.parsing import UpstreamFormatError, parse_diarization
 from ..speakers.pipeline import SpeakerOptions, transcribe_with_speakers
+from ..uploads import read_audio_upload
 
 _LANGUAGE = re.compile(r"^(?:[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*|multi)$")
 
@@ -50,29 +51,6 @@ def speaker_options(config: GatewayConfig) -> SpeakerOptions:
         max_pause_s=defaults.max_pause_s,
         low_confidence=defaults.low_confidence,
     )
-
-
-async def _read_upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
-    """The `file` bytes and the other text fields of a multipart upload."""
-    if request.content_type != "multipart/form-data":
-        raise ApiError(415, "send multipart/form-data with a 'file' field",
-                       code="unsupported_media_type")  # fmt: skip
-    form = await request.post()  # the app's client_max_size makes oversize uploads a 413
-    upload = form.get("file")
-    if upload is None:
-        raise ApiError(400, "the 'file' field is required", code="missing_file", param="file")
-    if isinstance(upload, web.FileField):
-        audio = await asyncio.to_thread(upload.file.read)
-    else:
-        audio = upload.encode() if isinstance(upload, str) else bytes(upload)
-    if not audio:
-        raise ApiError(400, "the audio file is empty", code="empty_audio", param="file")
-    fields = {
-        key: str(value).strip()
-        for key, value in form.items()
-        if key != "file" and not isinstance(value, web.FileField)
-    }
-    return audio, fields
 
 
 async def _decode(request: web.Request, audio: bytes) -> DecodedAudio:
@@ -95,16 +73,16 @@ def _bad_upstream(err: UpstreamFormatError) -> UpstreamError:
 
 async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
     """POST /api/audio/transcribe-with-speakers."""
-    audio, fields = await _read_upload(request)
-    response_format = fields.get("response_format") or "json"
+    upload = await read_audio_upload(request)
+    response_format = upload.text("response_format") or "json"
     if response_format not in OUTPUT_FORMATS:
         raise ApiError(400, f"response_format must be one of {', '.join(OUTPUT_FORMATS)}",
                        code="unsupported_response_format", param="response_format")  # fmt: skip
-    language = fields.get("language") or None
+    language = upload.text("language")
     if language is not None and not _LANGUAGE.match(language):
         raise ApiError(400, f"language {language!r} is not a language code",
                        code="invalid_language", param="language")  # fmt: skip
-    decoded = await _decode(request, audio)
+    decoded = await _decode(request, upload.audio)
     config = request.app[CONFIG]
     try:
         result = await transcribe_with_speakers(
@@ -132,8 +110,8 @@ async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
 
 async def diarize_chunk_route(request: web.Request) -> web.Response:
     """POST /api/audio/diarize-chunk: the container's answer, after checking its shape."""
-    audio, _ = await _read_upload(request)
-    decoded = await _decode(request, audio)
+    upload = await read_audio_upload(request)
+    decoded = await _decode(request, upload.audio)
     body: dict[str, Any] = await request.app[UPSTREAM].diarize_chunk(decoded.wav)
     try:
         parse_diarization(body)

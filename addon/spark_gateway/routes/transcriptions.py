@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from ..appkeys import CONFIG, UPSTREAM
 from ..audio_codec import AudioDecodeError, decode_to_wav16k
 from ..errors import ApiError
 from ..transcript_formats import to_srt, to_vtt, usage, verbose_transcription
+from ..uploads import MULTIPART, URLENCODED, read_audio_upload
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("word", "segment")
@@ -37,32 +37,18 @@ async def read_transcription_request(request: web.Request) -> TranscriptionReque
     """Parse multipart (the OpenAI API) or Open WebUI's JSON `input_audio` form."""
     if request.content_type == "application/json":
         return await _read_json(request)
-    if request.content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        raise ApiError(
-            415, "send multipart/form-data with a 'file' field", code="unsupported_media_type"
-        )
-    try:
-        form = await request.post()  # enforces the upload cap (413)
-    except (HttpProcessingError, ValueError) as err:
-        raise ApiError(400, f"malformed multipart body: {err}", code="invalid_multipart") from err
-    upload = form.get("file")
-    if upload is None:
-        raise ApiError(400, "the 'file' field is required", code="missing_file", param="file")
-    if isinstance(upload, web.FileField):
-        audio = await asyncio.to_thread(upload.file.read)
-    else:
-        audio = upload.encode() if isinstance(upload, str) else bytes(upload)
+    upload = await read_audio_upload(request, content_types=(MULTIPART, URLENCODED))
     granularities = [
-        *form.getall("timestamp_granularities[]", []),
-        *form.getall("timestamp_granularities", []),
+        *upload.texts("timestamp_granularities[]"),
+        *upload.texts("timestamp_granularities"),
     ]
     return _validated(
-        audio,
-        model=_text(form.get("model")),
-        language=_text(form.get("language")),
-        response_format=_text(form.get("response_format")),
-        granularities=[str(g) for g in granularities],
-        temperature=_text(form.get("temperature")),
+        upload.audio,
+        model=upload.text("model"),
+        language=upload.text("language"),
+        response_format=upload.text("response_format"),
+        granularities=granularities,
+        temperature=upload.text("temperature"),
     )
 
 

@@ -1,0 +1,83 @@
+"""Reading an audio upload (a form with a `file` field) for every audio route.
+
+One place decides what a bad upload is: the wrong content type is a 415, a body over the
+app's `client_max_size` a 413 (raised by aiohttp itself), and anything aiohttp cannot parse
+as a form — no starting boundary, a body cut short, a part without a name, an unknown
+charset — a 400 JSON error, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from multidict import MultiDictProxy
+
+from .errors import ApiError
+
+MULTIPART = "multipart/form-data"
+URLENCODED = "application/x-www-form-urlencoded"
+
+FormData = MultiDictProxy[str | bytes | web.FileField]
+
+# What aiohttp's form parser raises on a malformed body: ValueError for framing faults
+# ("Could not find starting boundary", "Reading after EOF", a part without a name, bad
+# UTF-8), LookupError for a part declaring an unknown charset, HttpProcessingError for
+# broken part headers.
+_MALFORMED = (HttpProcessingError, ValueError, LookupError)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioUpload:
+    """The uploaded file's bytes and the whole parsed form (for the other fields)."""
+
+    audio: bytes
+    form: FormData
+
+    def text(self, name: str) -> str | None:
+        """A text field, stripped; None when missing, empty or sent as a file."""
+        value = self.form.get(name)
+        if value is None or isinstance(value, web.FileField):
+            return None
+        text = (value.decode(errors="replace") if isinstance(value, bytes) else value).strip()
+        return text or None
+
+    def texts(self, name: str) -> list[str]:
+        """Every value of a repeated text field (e.g. `timestamp_granularities[]`)."""
+        return [
+            value.decode(errors="replace") if isinstance(value, bytes) else value
+            for value in self.form.getall(name, [])
+            if not isinstance(value, web.FileField)
+        ]
+
+
+async def _read_form(request: web.Request) -> FormData:
+    """The parsed form; a malformed body is a 400 (the upload cap stays aiohttp's 413)."""
+    try:
+        return await request.post()
+    except _MALFORMED as err:
+        detail = err.message if isinstance(err, HttpProcessingError) else str(err)
+        message = f"malformed multipart body: {detail}"
+        raise ApiError(400, message, code="invalid_multipart") from err
+
+
+async def read_audio_upload(
+    request: web.Request, *, content_types: tuple[str, ...] = (MULTIPART,)
+) -> AudioUpload:
+    """The `file` field's bytes (read off the event loop) and the form; errors as JSON."""
+    if request.content_type not in content_types:
+        raise ApiError(415, "send multipart/form-data with a 'file' field",
+                       code="unsupported_media_type")  # fmt: skip
+    form = await _read_form(request)
+    upload = form.get("file")
+    if upload is None:
+        raise ApiError(400, "the 'file' field is required", code="missing_file", param="file")
+    if isinstance(upload, web.FileField):
+        audio = await asyncio.to_thread(upload.file.read)
+    else:
+        audio = upload.encode() if isinstance(upload, str) else bytes(upload)
+    if not audio:
+        raise ApiError(400, "the audio file is empty", code="empty_audio", param="file")
+    return AudioUpload(audio, form)
