@@ -50,7 +50,11 @@ from pyannote.metrics.diarization import (  # noqa: E402
 
 from spark_gateway.audio_codec import wav_to_pcm  # noqa: E402
 from spark_gateway.speakers.assignment import assign_speakers  # noqa: E402
-from spark_gateway.speakers.chunking import plan_chunks, slice_samples  # noqa: E402
+from spark_gateway.speakers.chunking import (  # noqa: E402
+    DEFAULT_CHUNK_S,
+    plan_chunks,
+    slice_samples,
+)
 from spark_gateway.speakers.pipeline import (  # noqa: E402
     SAMPLE_RATE,
     SpeakerOptions,
@@ -316,7 +320,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="two short long-path files")
     parser.add_argument("--skip-long", action="store_true")
-    parser.add_argument("--chunk-s", type=float, default=300.0)
+    parser.add_argument("--chunk-s", type=float, default=DEFAULT_CHUNK_S)
     parser.add_argument("--cases", nargs="+", help="long-path cases as SPEAKERSxMINUTES, e.g. 2x60")
     parser.add_argument(
         "--thresholds", type=float, nargs="+", default=[0.2, 0.3, 0.35, 0.4, 0.5, 0.6]

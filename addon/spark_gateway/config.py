@@ -81,7 +81,7 @@ class GatewayConfig:
     # Long-audio and speaker settings, used by spark_gateway.speakers.
     long_audio_threshold_s: float = 600.0
     chunk_concurrency: int = 2
-    chunk_target_s: float = 300.0
+    chunk_target_s: float = 120.0  # speakers.chunking.DEFAULT_CHUNK_S: measured for 6 speakers
     chunk_overlap_s: float = 2.0
     speaker_link_threshold: float = 0.35
     log_level: str = "info"
