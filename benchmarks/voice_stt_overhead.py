@@ -3,13 +3,15 @@
 Against the in-process simulator (Parakeet recognizes with pocketsphinx). For one short spoken
 command (made by the simulator's Magpie at 16 kHz), alternately:
 
-- direct (baseline, hand-written): the WAV already built, POST it to Parakeet's
-  `/v1/audio/transcriptions` on a kept-alive aiohttp session; timed from just before the POST
-  to the parsed JSON;
+- direct (baseline, hand-written): what a good client does with the WAV in hand: one POST
+  of one ready multipart body (aiohttp's FormData rendered before speech ends, the WAV put
+  in it) to Parakeet's `/v1/audio/transcriptions` on a kept-alive aiohttp session; timed
+  from just before joining the body to the parsed JSON;
 - bridge: `transcribe` + `audio-start` + the audio in 20 ms chunks through the Wyoming STT
   bridge (not timed: a satellite streams it while the user speaks, so the bridge has taken it
   all in when speech ends; a 50 ms pause stands for that); timed from writing `audio-stop` to
-  reading the `transcript` event.
+  reading the `transcript` event. The direct call waits the same 50 ms first: waking from an
+  idle moment costs this box a few hundred microseconds, and both sides must pay it alike.
 
 Recognition time is the same in both and dominates, so the overhead is reported as the median
 of the paired differences (bridge minus the direct call next to it). Recognition time also
@@ -17,7 +19,9 @@ varies with the machine's load, so the same pairs are run a second time against 
 stand-in of Parakeet's API (same multipart request, fixed answer): that isolates what the
 bridge itself costs. The bridge's own Parakeet client is also timed, so the time the bridge
 spends outside that HTTP call (event parsing, WAV building, writing the transcript) is shown
-on its own. For comparison, wyoming_openai adds 2-3.5 ms measured this way (its README).
+on its own. The floor any bridge pays, one extra loopback TCP round trip through asyncio
+streams after the same pause, is measured in the same run. For comparison, wyoming_openai
+adds 2-3.5 ms measured this way (its README).
 
     .venv/bin/python benchmarks/voice_stt_overhead.py [--pairs 60] [--instant-pairs 300]
 """
@@ -69,7 +73,7 @@ async def speech(session: aiohttp.ClientSession, magpie_url: str) -> bytes:
         body = await resp.read()
     with wave.open(io.BytesIO(body)) as wav:
         assert wav.getframerate() == RATE
-        return wav.readframes(wav.getnframes())
+        return bytes(wav.readframes(wav.getnframes()))
 
 
 def wav_bytes(pcm: bytes) -> bytes:
@@ -82,19 +86,64 @@ def wav_bytes(pcm: bytes) -> bytes:
     return buffer.getvalue()
 
 
-async def direct(
-    session: aiohttp.ClientSession, parakeet_url: str, wav: bytes
-) -> tuple[float, str]:
+PAUSE = 0.05  # the moment between the last chunk streamed and the end of speech
+PLACEHOLDER = b"<the WAV file>"
+
+
+async def request_framing() -> tuple[bytes, bytes, str]:
+    """Parakeet's multipart request rendered by aiohttp, split where the WAV goes."""
     form = aiohttp.FormData()
-    form.add_field("file", wav, filename="audio.wav", content_type="audio/wav")
+    form.add_field("file", PLACEHOLDER, filename="audio.wav", content_type="audio/wav")
     form.add_field("model", "parakeet-tdt-0.6b-v3")
     form.add_field("language", "en")
     form.add_field("response_format", "json")
+    multipart = form()
+    head, _, tail = (await multipart.as_bytes()).partition(PLACEHOLDER)
+    return head, tail, multipart.content_type
+
+
+async def direct(
+    session: aiohttp.ClientSession, parakeet_url: str, wav: bytes
+) -> tuple[float, str]:
+    head, tail, content_type = await request_framing()
+    await asyncio.sleep(PAUSE)
     start = time.perf_counter()
-    async with session.post(f"{parakeet_url}/v1/audio/transcriptions", data=form) as resp:
+    async with session.post(
+        f"{parakeet_url}/v1/audio/transcriptions",
+        data=head + wav + tail,
+        headers={"Content-Type": content_type},
+    ) as resp:
         resp.raise_for_status()
         text = (await resp.json())["text"]
     return time.perf_counter() - start, text
+
+
+async def echo_floor(rounds: int) -> list[float]:
+    """One loopback round trip through asyncio streams after the same pause: any bridge's floor."""
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            writer.write(line)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+    times: list[float] = []
+    try:
+        for _ in range(rounds):
+            await asyncio.sleep(PAUSE)
+            start = time.perf_counter()
+            writer.write(b'{"type": "audio-stop"}\n')
+            await writer.drain()
+            await reader.readline()
+            times.append(time.perf_counter() - start)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+    return times
 
 
 async def bridge(port: int, pcm: bytes) -> tuple[float, str]:
@@ -106,7 +155,7 @@ async def bridge(port: int, pcm: bytes) -> tuple[float, str]:
             await client.write_event(chunk.event())
         # A satellite streams in real time, so the bridge has taken every chunk in when the
         # speaker stops; give it that moment instead of timing its backlog.
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(PAUSE)
         start = time.perf_counter()
         await client.write_event(AudioStop().event())
         while (event := await client.read_event()) is not None:
@@ -122,10 +171,10 @@ class TimedParakeetClient(ParakeetClient):
         super().__init__(session, base_url)
         self.calls: list[float] = []
 
-    async def transcribe(self, wav: bytes, language: str | None = None) -> str:
+    async def transcribe_upload(self, body: bytes | bytearray, content_type: str) -> str:
         start = time.perf_counter()
         try:
-            return await super().transcribe(wav, language)
+            return await super().transcribe_upload(body, content_type)
         finally:
             self.calls.append(time.perf_counter() - start)
 
@@ -217,6 +266,8 @@ async def main() -> None:
         finally:
             await runner.cleanup()
         report(f"STT, same, against a zero-work Parakeet API (bridge cost alone), {clip}", results)
+        floor = statistics.median(await echo_floor(args.instant_pairs)) * 1000
+        print(f"floor: a bare asyncio loopback round trip after the same pause: {floor:.2f} ms")
     print("goal: overhead <= 1 ms median (wyoming_openai: 2-3.5 ms)")
 
 

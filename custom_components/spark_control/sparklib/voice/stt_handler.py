@@ -15,9 +15,9 @@ from wyoming.info import Describe, Info
 
 from .errors import SpeechServerFault, SpeechServiceError
 from .info import stt_info
-from .parakeet import ParakeetClient
+from .parakeet import ParakeetClient, UploadFraming
 from .server import DEFAULT_IDLE_TIMEOUT, Connections, TrackedEventHandler
-from .wav import PcmAudio, pcm_to_wav
+from .wav import GrowingWav
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ _LOGGER = logging.getLogger(__name__)
 PARAKEET_RATE = 16000
 PARAKEET_WIDTH = 2
 PARAKEET_CHANNELS = 1
+_PARAKEET_FORMAT = (PARAKEET_RATE, PARAKEET_WIDTH, PARAKEET_CHANNELS)
 
 WedgeCallback = Callable[[str], None]
 
@@ -56,7 +57,9 @@ class SttEventHandler(TrackedEventHandler):
         self._bridge = bridge
         self.idle_timeout = bridge.idle_timeout
         self._language: str | None = None
-        self._audio = bytearray()
+        # The upload to Parakeet, built while the audio streams in (created at its first chunk).
+        self._framing: UploadFraming | None = None
+        self._upload: GrowingWav | None = None
         self._converter = _new_converter()
         self._too_long = False
         self._partial_frame = b""
@@ -78,12 +81,13 @@ class SttEventHandler(TrackedEventHandler):
             await self.write_event(self._bridge.info.event())
         elif Transcribe.is_type(event.type):
             self._language = Transcribe.from_event(event).language or None
+            self._framing = None  # it names the language
             self._reset_audio()
         elif AudioStart.is_type(event.type):
             AudioStart.from_event(event)  # validates the declared format
             self._reset_audio()
         elif AudioChunk.is_type(event.type):
-            self._add_chunk(AudioChunk.from_event(event))
+            await self._add_chunk(AudioChunk.from_event(event))
         elif AudioStop.is_type(event.type):
             return await self._transcribe()
         else:
@@ -92,12 +96,13 @@ class SttEventHandler(TrackedEventHandler):
         return True
 
     def _reset_audio(self) -> None:
-        self._audio.clear()
+        # A new buffer, never a cleared one: the last one may still be on its way to Parakeet.
+        self._upload = None
         self._partial_frame = b""
         self._converter = _new_converter()
         self._too_long = False
 
-    def _add_chunk(self, chunk: AudioChunk) -> None:
+    async def _add_chunk(self, chunk: AudioChunk) -> None:
         if chunk.channels not in (1, 2) or chunk.width not in (1, 2, 3, 4) or chunk.rate <= 0:
             raise ValueError(
                 f"unsupported audio format {chunk.rate} Hz, {chunk.width} bytes, "
@@ -105,21 +110,35 @@ class SttEventHandler(TrackedEventHandler):
             )
         if self._too_long:
             return
+        upload = self._upload or await self._start_upload()
         # Clients may cut chunks mid-frame; convert whole frames and keep the rest for later.
         frame = chunk.width * chunk.channels
-        data = self._partial_frame + chunk.audio
-        whole = len(data) - len(data) % frame
-        self._partial_frame = data[whole:]
-        chunk = AudioChunk(chunk.rate, chunk.width, chunk.channels, data[:whole])
-        converted = self._converter.convert(chunk)
-        if len(self._audio) + len(converted.audio) > self._max_bytes:
+        data = chunk.audio
+        if self._partial_frame or len(data) % frame:
+            data = self._partial_frame + data
+            whole = len(data) - len(data) % frame
+            self._partial_frame = data[whole:]
+            data = data[:whole]
+        if (chunk.rate, chunk.width, chunk.channels) != _PARAKEET_FORMAT:
+            data = self._converter.convert(
+                AudioChunk(chunk.rate, chunk.width, chunk.channels, data)
+            ).audio
+        if upload.pcm_size + len(data) > self._max_bytes:
             self._too_long = True
             return
-        self._audio.extend(converted.audio)
+        upload.append(data)
+
+    async def _start_upload(self) -> GrowingWav:
+        if self._framing is None:
+            self._framing = await self._bridge.parakeet.upload_framing(self._language)
+        self._upload = GrowingWav(
+            PARAKEET_RATE, PARAKEET_WIDTH, PARAKEET_CHANNELS, preamble=self._framing.head
+        )
+        return self._upload
 
     async def _transcribe(self) -> bool:
         language = self._language
-        pcm, too_long = bytes(self._audio), self._too_long
+        upload, framing, too_long = self._upload, self._framing, self._too_long
         self._reset_audio()
         if too_long:
             await self.write_event(
@@ -130,10 +149,10 @@ class SttEventHandler(TrackedEventHandler):
             )
             return False  # like an upstream failure: end the request for every client version
         text = ""
-        if pcm:
-            wav = pcm_to_wav(PcmAudio(PARAKEET_RATE, PARAKEET_WIDTH, PARAKEET_CHANNELS, pcm))
+        if upload is not None and framing is not None and upload.pcm_size:
+            body = upload.finish(framing.tail)
             try:
-                text = await self._bridge.parakeet.transcribe(wav, language)
+                text = await self._bridge.parakeet.transcribe_upload(body, framing.content_type)
             except SpeechServiceError as err:
                 await self._report_failure(err)
                 # Close: clients that predate `error` events (HA before 2026.8) wait for a

@@ -125,3 +125,40 @@ def pcm_to_wav(audio: PcmAudio) -> bytes:
             writer.setnchannels(audio.channels)
             writer.writeframes(audio.pcm)
         return buffer.getvalue()
+
+
+class GrowingWav:
+    """A PCM WAV built while the audio streams in; only the header's sizes wait for the end.
+
+    `preamble` is kept in front of the file in the same buffer (e.g. the multipart framing of
+    an upload), so the finished request needs no copy of the audio.
+    """
+
+    def __init__(self, rate: int, width: int, channels: int, *, preamble: bytes = b"") -> None:
+        self._frame = width * channels
+        self._header_at = len(preamble)
+        # The wave module writes the header (sizes 0 for no frames); `finish` patches them.
+        header = pcm_to_wav(PcmAudio(rate, width, channels, b""))
+        if header[36:40] != b"data":  # the plain 44-byte PCM layout the offsets below rely on
+            raise WavFormatError("unexpected WAV header layout")
+        self._buffer = bytearray(preamble)
+        self._buffer += header
+        self._data_at = len(self._buffer)
+
+    @property
+    def pcm_size(self) -> int:
+        """Bytes of audio appended so far."""
+        return len(self._buffer) - self._data_at
+
+    def append(self, pcm: bytes) -> None:
+        """Add whole frames of audio."""
+        self._buffer += pcm
+
+    def finish(self, trailer: bytes = b"") -> bytearray:
+        """Fill in the sizes, append `trailer` and hand over the buffer (preamble, WAV, trailer)."""
+        size = self.pcm_size - self.pcm_size % self._frame
+        del self._buffer[self._data_at + size :]
+        struct.pack_into("<I", self._buffer, self._header_at + 4, 36 + size)
+        struct.pack_into("<I", self._buffer, self._header_at + 40, size)
+        self._buffer += trailer
+        return self._buffer
