@@ -11,17 +11,17 @@ command (made by the simulator's Magpie at 16 kHz), alternately:
   bridge (not timed: a satellite streams it while the user speaks, so the bridge has taken it
   all in when speech ends; a 50 ms pause stands for that); timed from writing `audio-stop` to
   reading the `transcript` event. The direct call waits the same 50 ms first: waking from an
-  idle moment costs this box a few hundred microseconds, and both sides must pay it alike.
+  idle moment costs this box about 0.2 ms, and both sides must pay it alike.
 
 Recognition time is the same in both and dominates, so the overhead is reported as the median
 of the paired differences (bridge minus the direct call next to it). Recognition time also
 varies with the machine's load, so the same pairs are run a second time against a zero-work
 stand-in of Parakeet's API (same multipart request, fixed answer): that isolates what the
 bridge itself costs. The bridge's own Parakeet client is also timed, so the time the bridge
-spends outside that HTTP call (event parsing, WAV building, writing the transcript) is shown
-on its own. The floor any bridge pays, one extra loopback TCP round trip through asyncio
-streams after the same pause, is measured in the same run. For comparison, wyoming_openai
-adds 2-3.5 ms measured this way (its README).
+spends outside that HTTP call (the hop to the bridge and back, event parsing, finishing the
+WAV, writing the transcript) is shown on its own. The floor any bridge pays, one extra
+loopback TCP round trip through asyncio streams after the same pause, is measured in the
+same run. For comparison, wyoming_openai adds 2-3.5 ms measured this way (its README).
 
     .venv/bin/python benchmarks/voice_stt_overhead.py [--pairs 60] [--instant-pairs 300]
 """
