@@ -16,8 +16,12 @@ merged. Measured in the same run:
   linking, merge).
 
 The goal is gateway ≤ 1.10 * (chunks ÷ concurrency) * per-chunk time. That formula assumes
-the upstream serves `concurrency` chunks as fast as one (a GPU with headroom); the
-simulator's recogniser is one pocketsphinx decoder behind a lock on a shared CPU, so the
+the upstream serves `concurrency` chunks as fast as one (a GPU with headroom). The simulated
+Parakeet decodes `--decoders` transcriptions at once (pocketsphinx decoders in worker
+processes, since pocketsphinx holds the GIL) and diarizes concurrently, but all of it runs
+on this machine's CPU cores, so the script also measures the CPU time the upstream spends
+per chunk and prints the floor the cores impose: chunks * CPU per chunk / cores. When that
+floor is above the formula, the formula cannot be met here whatever the gateway does; the
 ratio to the direct concurrent baseline is the gateway's own overhead.
 """
 
@@ -25,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import statistics
 import sys
 import time
@@ -71,19 +77,40 @@ async def chunk_requests(session: aiohttp.ClientSession, url: str, wav: bytes) -
     await asyncio.gather(transcribe(), diarize())
 
 
-async def run(minutes: float, chunk_s: float, concurrency: int) -> None:
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process, where the simulator runs, and of its live
+    child processes (the simulated Parakeet's recognition workers)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    total = usage.ru_utime + usage.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if fields[1] == me:  # ppid; then utime and stime are fields 14 and 15 of stat
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+async def run(minutes: float, chunk_s: float, concurrency: int, decoders: int) -> None:
     conversation = build_conversation(["FEE078", "MEE009", "FEE083"], duration_s=minutes * 60)
     chunks = plan_chunks(conversation.samples, RATE, chunk_s=chunk_s, overlap_s=2.0)
     wavs = [pcm_to_wav(slice_samples(conversation.samples, RATE, c), RATE) for c in chunks]
     upload = wav_bytes(conversation.samples)
-    async with SimCluster(SimConfig(nodes=1)) as sim, aiohttp.ClientSession() as session:
+    sim_config = SimConfig(nodes=1, parakeet_decoders=decoders)
+    async with SimCluster(sim_config) as sim, aiohttp.ClientSession() as session:
         url = sim.parakeet.url
-        await chunk_requests(session, url, wavs[0])  # warm-up: models load, caches fill
+        # Warm-up: models load, and `concurrency` decoders exist before anything is timed.
+        await asyncio.gather(*(chunk_requests(session, url, w) for w in wavs[:concurrency]))
         per_chunk = []
+        cpu_started = cpu_seconds()
         for wav in wavs:
             started = time.perf_counter()
             await chunk_requests(session, url, wav)
             per_chunk.append(time.perf_counter() - started)
+        cpu_per_chunk = (cpu_seconds() - cpu_started) / len(wavs)
         gate = asyncio.Semaphore(concurrency)
 
         async def gated(wav: bytes) -> None:
@@ -122,9 +149,12 @@ async def run(minutes: float, chunk_s: float, concurrency: int) -> None:
             await server.close()
     mean_chunk = statistics.mean(per_chunk)
     ideal = len(chunks) / concurrency * mean_chunk
+    cores = len(os.sched_getaffinity(0))
+    floor = len(chunks) * cpu_per_chunk / cores
     print(
         f"{minutes:g} min of audio, {len(chunks)} chunks of <= {chunk_s:g} s, concurrency "
-        f"{concurrency}; speakers found {body['speakers_detected']} of 3"
+        f"{concurrency}, simulated Parakeet decoders {decoders}; "
+        f"speakers found {body['speakers_detected']} of 3"
     )
     print(
         f"per-chunk upstream time (both calls at once): mean {mean_chunk:.2f} s "
@@ -133,6 +163,11 @@ async def run(minutes: float, chunk_s: float, concurrency: int) -> None:
     print(
         f"(chunks / concurrency) x per-chunk = {ideal:.2f} s; direct concurrent baseline "
         f"{direct:.2f} s; gateway {gateway:.2f} s"
+    )
+    print(
+        f"upstream CPU per chunk {cpu_per_chunk:.2f} s on {cores} cores "
+        f"({cpu_per_chunk / mean_chunk:.2f} cores busy per chunk); CPU floor "
+        f"chunks x CPU / cores = {floor:.2f} s = {floor / ideal:.2f} x formula"
     )
     print(
         f"gateway / formula = {gateway / ideal:.3f} (goal <= 1.10); "
@@ -145,8 +180,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=6.0)
     parser.add_argument("--chunk-s", type=float, default=60.0)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--decoders", type=int, default=SimConfig().parakeet_decoders)
     args = parser.parse_args()
-    asyncio.run(run(args.minutes, args.chunk_s, args.concurrency))
+    asyncio.run(run(args.minutes, args.chunk_s, args.concurrency, args.decoders))
 
 
 if __name__ == "__main__":

@@ -32,9 +32,14 @@ class SimConfig:
     missing_repos: tuple[str, ...] = ("nonexistent-org/missing-model",)
     max_upload_bytes: int = 64 * 1024 * 1024
     magpie_max_chars: int = 2000
+    # Simulated Parakeet: recognitions served at once (one pocketsphinx decoder each), as a GPU
+    # server answers concurrent requests; the default matches the gateway's chunk_concurrency.
+    parakeet_decoders: int = 2
 
     def __post_init__(self) -> None:
         if self.nodes < 1:
             raise ValueError("a cluster needs at least one node")
         if self.load_seconds < 0 or self.token_rate <= 0:
             raise ValueError("load_seconds must be >= 0 and token_rate > 0")
+        if self.parakeet_decoders < 1:
+            raise ValueError("parakeet_decoders must be at least 1")

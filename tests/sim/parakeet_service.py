@@ -33,7 +33,10 @@ class ParakeetService(SimService):
     def __init__(
         self, container: Container, faults: FaultState, config: SimConfig, executor: Executor
     ) -> None:
-        self.recognizer = Recognizer(executor)
+        # Recognition runs in its own worker processes, one decoder each, so
+        # `parakeet_decoders` requests are decoded at once (the shared executor is Magpie's).
+        del executor
+        self.recognizer = Recognizer(config.parakeet_decoders)
         self.model = PARAKEET_MODEL
         self.transcriptions = 0  # successful transcriptions (for test assertions)
         super().__init__(container, faults, config)
@@ -50,6 +53,12 @@ class ParakeetService(SimService):
             "INFO:     Application startup complete.",
             "INFO:     Uvicorn running on http://0.0.0.0:8000 (Press CTRL+C to quit)",
         ]
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        # Waits for a decode still running (they are short), as the cluster's executor does;
+        # a helper thread here would outlive the test and trip HA's thread-leak check.
+        self.recognizer.close()
 
     async def recognize(self, audio: DecodedAudio) -> Recognition:
         return await self.recognizer.recognize(audio.pcm16)
