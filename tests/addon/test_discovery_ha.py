@@ -9,7 +9,6 @@ stores the URL and key, reloads, and shows the gateway as a device that opens it
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 from unittest.mock import MagicMock
 
 import aiohttp
@@ -22,23 +21,16 @@ from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import (
-    CONF_CLUSTER_NAME,
-    CONF_ENDPOINTS,
     CONF_GATEWAY_API_KEY,
     CONF_GATEWAY_URL,
-    CONF_HOST_KEYS,
     CONF_NODES,
-    CONF_PRIVATE_KEY,
-    CONF_PUBLIC_KEY,
-    CONF_REPO_PATH,
-    CONF_SSH_PORT,
-    CONF_SSH_USER,
     CONF_VOICE_BRIDGES,
     DOMAIN,
 )
 from spark_gateway.discovery import announce
 from tests.addon.conftest import FakeHomeAssistant, GatewayFactory
 from tests.sim import SimCluster, SimConfig, generate_client_key
+from tests.sim_entry import sim_entry_data
 
 
 @pytest.fixture(autouse=True)
@@ -58,30 +50,11 @@ async def cluster(client_key: tuple[str, str]) -> AsyncIterator[SimCluster]:
 
 
 def _entry(sim: SimCluster, client_key: tuple[str, str]) -> MockConfigEntry:
-    nodes = [f"{node.host}:{node.ssh_port}" for node in sim.nodes]
-
-    def endpoint(url: str) -> dict[str, Any]:
-        return {"host": "127.0.0.1", "port": int(url.rsplit(":", 1)[1])}
-
-    data = {
-        CONF_CLUSTER_NAME: "Lab",
-        CONF_NODES: nodes,
-        CONF_SSH_USER: sim.config.username,
-        CONF_SSH_PORT: 22,
-        CONF_REPO_PATH: sim.config.repo_path,
-        CONF_PRIVATE_KEY: client_key[0],
-        CONF_PUBLIC_KEY: client_key[1],
-        CONF_HOST_KEYS: {n: s.host_public_key for n, s in zip(nodes, sim.nodes, strict=True)},
-        CONF_ENDPOINTS: {
-            "vllm": endpoint(sim.vllm.url),
-            "parakeet": endpoint(sim.parakeet.url),
-            "magpie": endpoint(sim.magpie.url),
-        },
-    }
+    data = sim_entry_data(sim, *client_key)
     return MockConfigEntry(
         domain=DOMAIN,
         title="Lab",
-        unique_id=nodes[0],
+        unique_id=data[CONF_NODES][0],
         data=data,
         options={CONF_VOICE_BRIDGES: False},
     )

@@ -12,19 +12,12 @@ from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import (
-    CONF_CLUSTER_NAME,
-    CONF_ENDPOINTS,
-    CONF_HOST_KEYS,
     CONF_NODES,
-    CONF_PRIVATE_KEY,
-    CONF_PUBLIC_KEY,
-    CONF_REPO_PATH,
-    CONF_SSH_PORT,
-    CONF_SSH_USER,
     CONF_VOICE_BRIDGES,
     DOMAIN,
 )
 from tests.sim import SimCluster, SimConfig, generate_client_key
+from tests.sim_entry import sim_entry_data
 
 
 @pytest.fixture(autouse=True)
@@ -58,35 +51,9 @@ async def sim(sim_config: SimConfig) -> AsyncIterator[SimCluster]:
         yield cluster
 
 
-def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
-
-
-def node_strings(sim: SimCluster) -> list[str]:
-    """The nodes as the config flow stores them (host:port, since the sim ports are not 22)."""
-    return [f"{node.host}:{node.ssh_port}" for node in sim.nodes]
-
-
 def entry_data(sim: SimCluster, client_key: tuple[str, str]) -> dict[str, Any]:
     """Config entry data for the simulated cluster, as the config flow would create it."""
-    nodes = node_strings(sim)
-    return {
-        CONF_CLUSTER_NAME: "Lab",
-        CONF_NODES: nodes,
-        CONF_SSH_USER: sim.config.username,
-        CONF_SSH_PORT: 22,
-        CONF_REPO_PATH: sim.config.repo_path,
-        CONF_PRIVATE_KEY: client_key[0],
-        CONF_PUBLIC_KEY: client_key[1],
-        CONF_HOST_KEYS: {
-            node: sim_node.host_public_key for node, sim_node in zip(nodes, sim.nodes, strict=True)
-        },
-        CONF_ENDPOINTS: {
-            "vllm": {"host": "127.0.0.1", "port": _port(sim.vllm.url)},
-            "parakeet": {"host": "127.0.0.1", "port": _port(sim.parakeet.url)},
-            "magpie": {"host": "127.0.0.1", "port": _port(sim.magpie.url)},
-        },
-    }
+    return sim_entry_data(sim, *client_key)
 
 
 @pytest.fixture

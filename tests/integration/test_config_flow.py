@@ -28,8 +28,7 @@ from custom_components.spark_control.const import (
     DOMAIN,
 )
 from tests.sim import SimCluster, generate_client_key
-
-from .conftest import node_strings
+from tests.sim_entry import node_strings
 
 
 @pytest.fixture

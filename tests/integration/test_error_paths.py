@@ -31,8 +31,9 @@ from custom_components.spark_control.const import (
     EVENT_WEDGE_REPORT,
 )
 from tests.sim import SimCluster
+from tests.sim_entry import node_strings
 
-from .conftest import entry_data, node_strings
+from .conftest import entry_data
 from .test_config_flow import _services_input
 
 SELECT = "select.lab_vllm_model"

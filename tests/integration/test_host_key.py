@@ -17,8 +17,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import CONF_HOST_KEYS, CONF_NODES, DOMAIN
 from tests.sim import SimCluster
-
-from .conftest import node_strings
+from tests.sim_entry import node_strings
 
 
 def _fix_flows(hass: HomeAssistant) -> RepairsFlowManager:

@@ -13,8 +13,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import CONF_PRIVATE_KEY, DOMAIN
 from tests.sim import SimCluster, SimConfig
-
-from .conftest import node_strings
+from tests.sim_entry import node_strings
 
 
 @pytest.fixture

@@ -12,22 +12,15 @@ from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import (
-    CONF_CLUSTER_NAME,
     CONF_DEEP_CHECK_INTERVAL,
-    CONF_ENDPOINTS,
-    CONF_HOST_KEYS,
     CONF_NODES,
-    CONF_PRIVATE_KEY,
     CONF_PROBE_TIMEOUT,
-    CONF_PUBLIC_KEY,
-    CONF_REPO_PATH,
-    CONF_SSH_PORT,
-    CONF_SSH_USER,
     CONF_VOICE_BRIDGES,
     DOMAIN,
 )
 from custom_components.spark_control.sparklib.keys import KeyPair
 from tests.sim import SimCluster
+from tests.sim_entry import sim_entry_data
 
 ENTRY_ID = "01JSPARKRECOVERYTESTENTRY0"
 
@@ -44,30 +37,9 @@ def _quiet_zeroconf(mock_async_zeroconf: MagicMock) -> None:
     the test loop."""
 
 
-def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
-
-
 def entry_data(sim: SimCluster, key: KeyPair) -> dict[str, Any]:
     """Config entry data for the simulated cluster, shaped as the config flow stores it."""
-    nodes = [f"{node.host}:{node.ssh_port}" for node in sim.nodes]
-    return {
-        CONF_CLUSTER_NAME: "Lab",
-        CONF_NODES: nodes,
-        CONF_SSH_USER: sim.config.username,
-        CONF_SSH_PORT: 22,
-        CONF_REPO_PATH: sim.config.repo_path,
-        CONF_PRIVATE_KEY: key.private_key,
-        CONF_PUBLIC_KEY: key.public_key,
-        CONF_HOST_KEYS: {
-            node: sim_node.host_public_key for node, sim_node in zip(nodes, sim.nodes, strict=True)
-        },
-        CONF_ENDPOINTS: {
-            "vllm": {"host": "127.0.0.1", "port": _port(sim.vllm.url)},
-            "parakeet": {"host": "127.0.0.1", "port": _port(sim.parakeet.url)},
-            "magpie": {"host": "127.0.0.1", "port": _port(sim.magpie.url)},
-        },
-    }
+    return sim_entry_data(sim, key.private_key, key.public_key)
 
 
 @pytest.fixture
