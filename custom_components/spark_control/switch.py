@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -27,7 +28,13 @@ class SparkSwitchEntityDescription(SwitchEntityDescription):
 
 SWITCHES: tuple[SparkSwitchEntityDescription, ...] = tuple(
     SparkSwitchEntityDescription(
-        key=f"{service}_running", translation_key="running", service=service
+        key=f"{service}_running",
+        translation_key="running",
+        # A configuration entity: HA's default exposure leaves every entity with a category
+        # out of Assist, so "turn off everything" never stops a GPU service. Dashboards and
+        # the device page still show and toggle it.
+        entity_category=EntityCategory.CONFIG,
+        service=service,
     )
     for service in SERVICES
 )
