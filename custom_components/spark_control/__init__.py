@@ -37,7 +37,7 @@ from .recovery import (
 from .services import async_setup_services
 from .sparklib.cluster import ClusterClient
 from .sparklib.errors import AuthRejected, HostKeyChanged, InvalidInput, SparkError
-from .swap_control import SwapControl
+from .swap_control import SparkSwapCoordinator
 from .voice import async_setup_voice, async_unload_voice
 
 PLATFORMS: list[Platform] = [
@@ -113,7 +113,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
             status=status,
             metrics=metrics,
             catalog=catalog,
-            swap=SwapControl(hass, entry),
+            swap=SparkSwapCoordinator(hass, entry, client),
         )
         await status.async_config_entry_first_refresh()
         await metrics.async_config_entry_first_refresh()

@@ -35,7 +35,7 @@ from .sparklib.metrics import MetricsTracker, VllmMetrics, parse_vllm_metrics
 
 if TYPE_CHECKING:
     from .catalog_store import CatalogStore
-    from .swap_control import SwapControl
+    from .swap_control import SparkSwapCoordinator
 
 type SparkControlConfigEntry = ConfigEntry[SparkControlRuntimeData]
 
@@ -51,7 +51,7 @@ class SparkControlRuntimeData:
     status: SparkStatusCoordinator
     metrics: SparkMetricsCoordinator
     catalog: CatalogStore
-    swap: SwapControl
+    swap: SparkSwapCoordinator
     voice: Any | None = None
     recovery: Any | None = None
 

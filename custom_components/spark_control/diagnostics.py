@@ -61,7 +61,7 @@ async def async_get_config_entry_diagnostics(
         "swap": {
             "status": progress.status,
             "model": progress.model,
-            "elapsed": round(progress.elapsed, 1),
+            "elapsed_seconds": round(progress.elapsed, 1),
             "last_line": progress.last_line,
         }
         if progress is not None

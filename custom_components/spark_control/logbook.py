@@ -1,4 +1,5 @@
-"""Describe Spark Control's recovery and health events in the logbook (the connectivity log)."""
+"""Describe Spark Control's swap, recovery and health events in the logbook (the connectivity
+log)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from .const import (
     EVENT_RESTART_SUPPRESSED,
     EVENT_SERVICE_RECOVERED,
     EVENT_SERVICE_RESTARTED,
+    EVENT_SWAP_FAILED,
+    EVENT_SWAP_FINISHED,
+    EVENT_SWAP_STARTED,
     EVENT_WEDGE_DETECTED,
 )
 
@@ -24,7 +28,8 @@ type Describer = Callable[[Mapping[str, Any]], str]
 
 
 def _service(data: Mapping[str, Any]) -> str:
-    service = str(data.get("service", "service"))
+    # Swap events carry no service: a swap is always vLLM's.
+    service = str(data.get("service", "vllm"))
     name = SERVICE_NAMES.get(service, service)
     cluster = data.get("cluster")
     return f"{cluster} {name}" if cluster else name
@@ -70,7 +75,26 @@ def _health_report(data: Mapping[str, Any]) -> str:
     return f"was reported failing{by}{latency}{error}"
 
 
+def _seconds(data: Mapping[str, Any]) -> str:
+    return f"{float(data.get('duration') or 0):.1f} s"
+
+
+def _swap_started(data: Mapping[str, Any]) -> str:
+    return f"started loading {data.get('model')}"
+
+
+def _swap_finished(data: Mapping[str, Any]) -> str:
+    return f"now serves {data.get('model')} (swap took {_seconds(data)})"
+
+
+def _swap_failed(data: Mapping[str, Any]) -> str:
+    return f"failed to load {data.get('model')} after {_seconds(data)}: {data.get('reason')}"
+
+
 DESCRIBERS: dict[str, Describer] = {
+    EVENT_SWAP_STARTED: _swap_started,
+    EVENT_SWAP_FINISHED: _swap_finished,
+    EVENT_SWAP_FAILED: _swap_failed,
     EVENT_WEDGE_DETECTED: _wedge_detected,
     EVENT_SERVICE_RESTARTED: _service_restarted,
     EVENT_RESTART_SUPPRESSED: _restart_suppressed,
@@ -85,7 +109,7 @@ def async_describe_events(
     hass: HomeAssistant,
     async_describe_event: Callable[[str, str, Callable[[Event], dict[str, str]]], None],
 ) -> None:
-    """Register a description for each recovery and health event."""
+    """Register a description for each swap, recovery and health event."""
 
     def make(describe: Describer) -> Callable[[Event], dict[str, str]]:
         @callback

@@ -10,10 +10,20 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .const import DOMAIN, SERVICE_VLLM
 from .coordinator import SparkControlConfigEntry, SparkStatusCoordinator
 from .entity import SparkControlEntity, service_device
+from .sparklib.catalog import Catalog
 
 PARALLEL_UPDATES = 1
 
 MODEL_SELECT = SelectEntityDescription(key="model", translation_key="model")
+
+
+def model_labels(catalog: Catalog) -> dict[str, str]:
+    """Display label -> catalog key; a name two models share gets the key appended."""
+    names = [model.name for model in catalog.models]
+    return {
+        (model.name if names.count(model.name) == 1 else f"{model.name} ({model.key})"): model.key
+        for model in catalog.models
+    }
 
 
 async def async_setup_entry(
@@ -26,7 +36,9 @@ async def async_setup_entry(
 
 
 class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity):
-    """Options are the catalog's keys; a served model outside the catalog shows its repo id."""
+    """Options are the catalog's display names; a served model outside the catalog shows its
+    repo id. During a swap it shows the swap's target (from the swap coordinator), after it
+    what vLLM reports serving."""
 
     entity_description = MODEL_SELECT
 
@@ -39,42 +51,48 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity)
         self._runtime = coordinator.config_entry.runtime_data
 
     async def async_added_to_hass(self) -> None:
-        """Follow catalog changes as well as the polls."""
+        """Follow catalog changes and swaps as well as the polls."""
         await super().async_added_to_hass()
         self.async_on_remove(self._runtime.catalog.async_add_listener(self.async_write_ha_state))
+        self.async_on_remove(self._runtime.swap.async_add_listener(self._handle_coordinator_update))
 
-    @property
-    def available(self) -> bool:
-        """Unavailable while vLLM does not answer at all."""
-        return super().available and self.coordinator.data.reachable(SERVICE_VLLM)
+    def _label(self, key: str) -> str:
+        for label, labelled in model_labels(self._runtime.catalog.catalog).items():
+            if labelled == key:
+                return label
+        return key
 
-    def _served(self) -> str | None:
-        """The served model as a catalog key, or its repo id when it is not in the catalog."""
+    def _shown(self) -> str | None:
+        """The swap's target while one runs, else the served model (None: nothing served)."""
+        if (target := self._runtime.swap.data.target) is not None:
+            return self._label(target)
         vllm = self.coordinator.data.vllm
         if vllm is None or not vllm.models:
             return None
         served = vllm.models[0]
         entry = self._runtime.catalog.catalog.find_by_repo_id(served)
-        return entry.key if entry is not None else served
+        return self._label(entry.key) if entry is not None else served
 
     @property
     def options(self) -> list[str]:
-        """Every catalog model, plus the served one if the catalog lacks it."""
-        keys = self._runtime.catalog.catalog.keys()
-        served = self._served()
-        return keys if served is None or served in keys else [*keys, served]
+        """Every catalog model by name, plus the served one if the catalog lacks it."""
+        labels = list(model_labels(self._runtime.catalog.catalog))
+        shown = self._shown()
+        return labels if shown is None or shown in labels else [*labels, shown]
 
     @property
     def current_option(self) -> str | None:
-        """What vLLM serves now (None while nothing is loaded)."""
-        return self._served()
+        """The swap's target, else what vLLM serves (None while nothing is loaded)."""
+        return self._shown()
 
     async def async_select_option(self, option: str) -> None:
-        """Start a swap to the chosen catalog model; progress shows on the swap sensor."""
-        if option not in self._runtime.catalog.catalog:
+        """Start a swap to the chosen catalog model (also while vLLM is stopped); progress
+        shows on the swap sensor."""
+        key = model_labels(self._runtime.catalog.catalog).get(option)
+        if key is None:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="model_not_in_catalog",
                 translation_placeholders={"model": option},
             )
-        self._runtime.swap.async_start(option)
+        self._runtime.swap.async_start(key)

@@ -29,12 +29,12 @@ from .const import SERVICE_VLLM
 from .coordinator import (
     SparkControlConfigEntry,
     SparkMetricsCoordinator,
-    SparkStatusCoordinator,
 )
 from .entity import SparkControlEntity, node_device, service_device
 from .recovery_entities import recovery_sensors
 from .sparklib.gpu import GpuStats
 from .sparklib.metrics import VllmMetrics
+from .swap_control import SparkSwapCoordinator
 
 PARALLEL_UPDATES = 0
 
@@ -184,7 +184,7 @@ async def async_setup_entry(
 ) -> None:
     """Add the swap sensor, the vLLM metrics sensors and each node's GPU sensors."""
     runtime = entry.runtime_data
-    entities: list[SensorEntity] = [SparkSwapSensor(runtime.status)]
+    entities: list[SensorEntity] = [SparkSwapSensor(runtime.swap)]
     entities.extend(
         SparkVllmSensor(runtime.metrics, description)
         for description in VLLM_SENSORS
@@ -200,44 +200,34 @@ async def async_setup_entry(
     async_add_entities(entities)
 
 
-class SparkSwapSensor(SparkControlEntity[SparkStatusCoordinator], SensorEntity):
-    """Where the current (or last) swap is; updates live from the swap's progress."""
+class SparkSwapSensor(SparkControlEntity[SparkSwapCoordinator], SensorEntity):
+    """Where the current (or last) swap is; pushed live by the swap coordinator."""
 
     entity_description = SWAP_SENSOR
 
-    def __init__(self, coordinator: SparkStatusCoordinator) -> None:
+    def __init__(self, coordinator: SparkSwapCoordinator) -> None:
         super().__init__(
             coordinator,
             key=SWAP_SENSOR.key,
             device_info=service_device(coordinator.config_entry, SERVICE_VLLM),
         )
-        self._swap = coordinator.config_entry.runtime_data.swap
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the swap's progress as well as the polls."""
-        await super().async_added_to_hass()
-        self.async_on_remove(self._swap.async_add_listener(self.async_write_ha_state))
-
-    @property
-    def available(self) -> bool:
-        """The swap state is ours, not the cluster's: always known."""
-        return True
 
     @property
     def native_value(self) -> str:
         """idle before the first swap, then the latest swap's status."""
-        progress = self._swap.progress
+        progress = self.coordinator.data.progress
         return progress.status if progress is not None else "idle"
 
     @property
     def extra_state_attributes(self) -> Mapping[str, Any]:
-        """Target model, seconds since the start and the last vLLM log line."""
-        progress = self._swap.progress
+        """Target model, seconds since the start (the unit is in the name) and the last
+        vLLM log line."""
+        progress = self.coordinator.data.progress
         if progress is None:
-            return {"target_model": None, "elapsed": None, "last_log_line": None}
+            return {"target_model": None, "elapsed_seconds": None, "last_log_line": None}
         return {
             "target_model": progress.model,
-            "elapsed": round(progress.elapsed, 1),
+            "elapsed_seconds": round(progress.elapsed, 1),
             "last_log_line": progress.last_line,
         }
 

@@ -1,15 +1,20 @@
-"""Model swaps as Home Assistant sees them: progress for the sensor, events, notifications."""
+"""Model swaps as Home Assistant sees them: a pushed coordinator, events, notifications.
+
+The swap state has one home: the library's `SwapRunner` (its claim is the busy flag, its
+progress the latest report). `SparkSwapCoordinator` pushes a snapshot of it to the entities
+on every report, the way WLED pushes its websocket updates through its coordinator; nothing
+is polled and no other object keeps a copy.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components import persistent_notification
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import (
     CONF_SWAP_TIMEOUT,
@@ -22,104 +27,138 @@ from .const import (
 )
 from .errors import translate_error
 from .host_key_issue import async_create_host_key_issue
+from .sparklib.catalog import ModelEntry
+from .sparklib.cluster import ClusterClient
 from .sparklib.errors import AuthRejected, HostKeyChanged, SparkError, SwapFailed
-from .sparklib.http_api import VllmState
-from .sparklib.swap import SwapProgress, SwapResult
+from .sparklib.swap import SwapClaim, SwapProgress, SwapResult
 
 if TYPE_CHECKING:
     from .coordinator import SparkControlConfigEntry
 
 
-class SwapControl:
-    """Runs one swap at a time for a cluster entry and reports it to HA."""
+@dataclass(frozen=True, kw_only=True)
+class SwapState:
+    """A snapshot of the cluster's swap runner."""
 
-    def __init__(self, hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-        self._hass = hass
-        self._entry = entry
-        self._listeners: list[Callable[[], None]] = []
-        self._target: str | None = None  # set from the request until the swap ends
-        self._ready_refresh: asyncio.Task[None] | None = None
-        self.progress: SwapProgress | None = None
+    target: str | None  # catalog key of the swap under way (the runner's claim); None: idle
+    progress: SwapProgress | None  # the running swap's latest report, else the last swap's
 
     @property
     def running(self) -> bool:
-        """Whether a swap is under way (from the request until ready or failed)."""
-        return self._target is not None
+        """Whether a swap is under way (from the request until its events are fired)."""
+        return self.target is not None
+
+
+class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
+    """Runs one swap at a time for a cluster entry and pushes its progress to the entities."""
+
+    config_entry: SparkControlConfigEntry
+
+    def __init__(
+        self, hass: HomeAssistant, entry: SparkControlConfigEntry, client: ClusterClient
+    ) -> None:
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{entry.title} swap",
+            update_interval=None,  # pushed by the runner's reports, never polled
+        )
+        self.client = client
+        self.data = self._snapshot()
+
+    def _snapshot(self) -> SwapState:
+        runner = self.client.swapper
+        return SwapState(target=runner.target, progress=runner.progress)
+
+    async def _async_update_data(self) -> SwapState:
+        return self._snapshot()
 
     @callback
-    def async_add_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
-        """Call `listener` on every progress step; returns the remover."""
-        self._listeners.append(listener)
+    def _push(self) -> None:
+        self.async_set_updated_data(self._snapshot())
 
-        @callback
-        def remove() -> None:
-            self._listeners.remove(listener)
+    @property
+    def running(self) -> bool:
+        """Whether a swap is under way."""
+        return self.client.swapper.busy
 
-        return remove
+    @property
+    def progress(self) -> SwapProgress | None:
+        """The running swap's latest report, else the last swap's (None before any)."""
+        return self.client.swapper.progress
 
     def ensure_idle(self) -> None:
-        """Refuse a second swap with an error that names the one in progress."""
-        if self._target is not None:
+        """Refuse work that would break a running swap, naming the model it goes to."""
+        if (target := self.client.swapper.target) is not None:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="swap_in_progress",
-                translation_placeholders={"model": self._target},
+                translation_placeholders={"model": target},
             )
+
+    def _claim(self, model: str) -> tuple[SwapClaim, ModelEntry]:
+        """Look the model up, then claim the runner (a refusal names the running swap)."""
+        self.ensure_idle()
+        try:
+            target = self.config_entry.runtime_data.catalog.catalog.get(model)
+        except SparkError as error:
+            raise translate_error(error) from error
+        claim = self.client.swapper.claim(target.key)
+        self._push()
+        return claim, target
 
     @callback
     def async_start(self, model: str) -> None:
         """Start a swap in the background (the select does not wait minutes for a load)."""
-        self.ensure_idle()
         # Claimed now, not when the task first runs, so a second request is refused at once.
-        self._target = model
-        self._entry.async_create_background_task(
-            self._hass, self._run_logged(model), f"{DOMAIN} swap to {model}"
+        claim, target = self._claim(model)
+        self.config_entry.async_create_background_task(
+            self.hass, self._run_logged(claim, target), f"{DOMAIN} swap to {model}"
         )
 
-    async def _run_logged(self, model: str) -> None:
+    async def _run_logged(self, claim: SwapClaim, target: ModelEntry) -> None:
         try:
-            await self._swap(model)
+            await self._swap(claim, target)
         except HomeAssistantError as error:
             # The event and the notification already told the user.
-            LOGGER.debug("Background swap to %s ended: %s", model, error)
-        finally:
-            self._target = None
+            LOGGER.debug("Background swap to %s ended: %s", target.key, error)
 
     async def async_swap(self, model: str) -> SwapResult:
         """Swap to a catalog model and wait for it to be served."""
-        self.ensure_idle()
-        self._target = model
-        try:
-            return await self._swap(model)
-        finally:
-            self._target = None
+        claim, target = self._claim(model)
+        return await self._swap(claim, target)
 
-    async def _swap(self, model: str) -> SwapResult:
-        runtime = self._entry.runtime_data
+    async def _swap(self, claim: SwapClaim, target: ModelEntry) -> SwapResult:
+        """Run the claimed swap; the claim is released (and pushed) however it ends."""
         try:
-            target = runtime.catalog.catalog.get(model)
-        except SparkError as error:
-            raise translate_error(error) from error
-        previous = runtime.status.data.vllm.models if runtime.status.data.vllm else []
-        base = {"entry_id": self._entry.entry_id, "cluster": self._entry.title}
-        self._hass.bus.async_fire(
+            return await self._swap_claimed(claim, target)
+        finally:
+            claim.release()
+            self._push()
+
+    async def _swap_claimed(self, claim: SwapClaim, target: ModelEntry) -> SwapResult:
+        status = self.config_entry.runtime_data.status
+        previous = status.data.vllm.models if status.data.vllm else []
+        base = {"entry_id": self.config_entry.entry_id, "cluster": self.config_entry.title}
+        self.hass.bus.async_fire(
             EVENT_SWAP_STARTED,
             {**base, "model": target.key, "repo_id": target.repo_id, "previous_models": previous},
         )
-        timeout = 60.0 * self._entry.options.get(CONF_SWAP_TIMEOUT, DEFAULT_SWAP_TIMEOUT)
-        self._ready_refresh = None
+        timeout = 60.0 * self.config_entry.options.get(CONF_SWAP_TIMEOUT, DEFAULT_SWAP_TIMEOUT)
         try:
-            result = await runtime.client.swap(
-                target, timeout=timeout, on_progress=self._on_progress
+            result = await self.client.swap(
+                target, timeout=timeout, on_progress=self._on_progress, claim=claim
             )
         except SwapFailed as error:
             self._report_failure(base, target.repo_id, error)
             raise translate_error(error) from error
         except SparkError as error:
             raise translate_error(error) from error
-        # The event follows the poll that confirmed the new model (started on "ready").
-        await self._confirming_poll()
-        self._hass.bus.async_fire(
+        # Confirm from vLLM's own model list before the claim goes: the select shows the
+        # target until then, and the served model (now the same) after.
+        await status.async_refresh()
+        self.hass.bus.async_fire(
             EVENT_SWAP_FINISHED,
             {
                 **base,
@@ -132,51 +171,18 @@ class SwapControl:
         return result
 
     @callback
-    def _on_progress(self, progress: SwapProgress) -> None:
-        self.progress = progress
-        if progress.status == "ready" and self._ready_refresh is None:
-            self._show_ready(progress)
-        for listener in list(self._listeners):
-            listener()
-
-    @callback
-    def _show_ready(self, progress: SwapProgress) -> None:
-        """Show the new model the moment the library reports "ready", then confirm by poll.
-
-        "ready" means the startup line was logged and `/health` answered 200, so vLLM now
-        serves the repo id it was launched with; waiting for the next poll (or for the
-        library to fetch the model list and return) would only add round trips.
-        """
-        status = self._entry.runtime_data.status
-        if status.data is not None and progress.repo_id:
-            status.async_set_updated_data(
-                replace(
-                    status.data,
-                    vllm=VllmState(
-                        healthy=True, loading=False, models=[progress.repo_id], max_model_len=None
-                    ),
-                )
-            )
-        self._ready_refresh = self._entry.async_create_background_task(
-            self._hass, status.async_refresh(), f"{DOMAIN} status poll after a swap"
-        )
-
-    async def _confirming_poll(self) -> None:
-        """Wait for the poll started on "ready" (or poll now if there was none)."""
-        refresh, self._ready_refresh = self._ready_refresh, None
-        if refresh is not None:
-            await refresh
-        else:
-            await self._entry.runtime_data.status.async_refresh()
+    def _on_progress(self, _progress: SwapProgress) -> None:
+        self._push()
 
     def _report_failure(self, base: dict[str, Any], repo_id: str, error: SwapFailed) -> None:
         cause = error.__cause__
         if isinstance(cause, HostKeyChanged):
-            async_create_host_key_issue(self._hass, self._entry, cause)
+            async_create_host_key_issue(self.hass, self.config_entry, cause)
         elif isinstance(cause, AuthRejected):
-            self._hass.config_entries.async_schedule_reload(self._entry.entry_id)
-        duration = self.progress.elapsed if self.progress is not None else 0.0
-        self._hass.bus.async_fire(
+            self.hass.config_entries.async_schedule_reload(self.config_entry.entry_id)
+        progress = self.progress
+        duration = progress.elapsed if progress is not None else 0.0
+        self.hass.bus.async_fire(
             EVENT_SWAP_FAILED,
             {
                 **base,
@@ -189,9 +195,9 @@ class SwapControl:
         )
         tail = "\n".join(error.last_lines[-10:])
         persistent_notification.async_create(
-            self._hass,
-            f"Swap of **{self._entry.title}** to `{error.model}` failed: {error.reason}\n\n"
+            self.hass,
+            f"Swap of **{self.config_entry.title}** to `{error.model}` failed: {error.reason}\n\n"
             f"```\n{tail}\n```",
             title="Spark Control: model swap failed",
-            notification_id=f"{DOMAIN}_{self._entry.entry_id}_swap_failed",
+            notification_id=f"{DOMAIN}_{self.config_entry.entry_id}_swap_failed",
         )

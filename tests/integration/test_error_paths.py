@@ -134,7 +134,9 @@ async def test_vllm_controls_refused_during_a_swap(
     finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
     sim.faults.slow_start(1.5)
     await hass.services.async_call(
-        "select", SERVICE_SELECT_OPTION, {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "gemma4"}
+        "select",
+        SERVICE_SELECT_OPTION,
+        {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "Gemma 4 27B Instruct"},
     )
     await asyncio.sleep(0)
     sent = len(sim.nodes[0].commands)
@@ -155,7 +157,7 @@ async def test_vllm_controls_refused_during_a_swap(
     async with asyncio.timeout(20):
         while not finished:
             await asyncio.sleep(0.05)
-    assert hass.states.get(SELECT).state == "gemma4"  # type: ignore[union-attr]
+    assert hass.states.get(SELECT).state == "Gemma 4 27B Instruct"  # type: ignore[union-attr]
 
 
 async def test_background_swap_failure_from_the_select(
@@ -166,7 +168,9 @@ async def test_background_swap_failure_from_the_select(
     failed = async_capture_events(hass, EVENT_SWAP_FAILED)
     sim.faults.crash_on_load(True)
     await hass.services.async_call(
-        "select", SERVICE_SELECT_OPTION, {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "gemma4"}
+        "select",
+        SERVICE_SELECT_OPTION,
+        {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "Gemma 4 27B Instruct"},
     )
     async with asyncio.timeout(20):
         while not failed:
@@ -360,7 +364,7 @@ async def test_swap_survives_the_head_connection_dropping_while_loading(
     assert not failed
     assert finished[0].data["model"] == "gemma4"
     assert sum("docker logs" in command for command in sim.nodes[0].commands) > follows_before
-    assert hass.states.get(SELECT).state == "gemma4"  # type: ignore[union-attr]
+    assert hass.states.get(SELECT).state == "Gemma 4 27B Instruct"  # type: ignore[union-attr]
     await hass.async_block_till_done(wait_background_tasks=True)
 
 

@@ -37,7 +37,7 @@ async def test_unreachable_service_and_back(
     await hass.async_block_till_done()
     assert hass.states.get("switch.lab_parakeet_asr_running").state == "on"  # type: ignore[union-attr]
     assert hass.states.get("binary_sensor.lab_vllm_connectivity").state == "on"  # type: ignore[union-attr]
-    assert hass.states.get("select.lab_vllm_model").state == "qwen36"  # type: ignore[union-attr]
+    assert hass.states.get("select.lab_vllm_model").state == "Qwen3.6 35B-A3B (NVFP4)"  # type: ignore[union-attr]
     gone = [r for r in caplog.records if "parakeet is unreachable" in r.getMessage()]
     assert len(gone) == 1
 
@@ -52,12 +52,13 @@ async def test_unreachable_service_and_back(
 async def test_vllm_down_makes_metrics_unavailable(
     hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
 ) -> None:
-    """With vLLM refused, its metric sensors and select are unavailable; GPU sensors are not."""
+    """With vLLM refused, its metric sensors are unavailable; GPU sensors are not, and the
+    select stays usable (it shows no model and can start one)."""
     await sim.faults.refuse("vllm")
     await _poll(hass, init_integration)
     await init_integration.runtime_data.metrics.async_refresh()
     await hass.async_block_till_done()
-    assert hass.states.get("select.lab_vllm_model").state == "unavailable"  # type: ignore[union-attr]
+    assert hass.states.get("select.lab_vllm_model").state == "unknown"  # type: ignore[union-attr]
     assert hass.states.get("sensor.lab_vllm_kv_cache_usage").state == "unavailable"  # type: ignore[union-attr]
     gpu = [
         state

@@ -21,7 +21,7 @@ async def test_setup_and_unload(
         assert "uname -srm" in node.commands
     state = hass.states.get("select.lab_vllm_model")
     assert state is not None
-    assert state.state == "qwen36"
+    assert state.state == "Qwen3.6 35B-A3B (NVFP4)"
     assert await hass.config_entries.async_unload(init_integration.entry_id)
     await hass.async_block_till_done()
     assert init_integration.state is ConfigEntryState.NOT_LOADED
@@ -56,7 +56,7 @@ async def test_reload_and_remove(
     assert await hass.config_entries.async_reload(init_integration.entry_id)
     await hass.async_block_till_done()
     assert init_integration.state is ConfigEntryState.LOADED
-    assert "tiny" in hass.states.get("select.lab_vllm_model").attributes["options"]  # type: ignore[union-attr]
+    assert "Tiny" in hass.states.get("select.lab_vllm_model").attributes["options"]  # type: ignore[union-attr]
 
     assert await hass.config_entries.async_remove(init_integration.entry_id)
     await hass.async_block_till_done()

@@ -10,7 +10,7 @@ from homeassistant.components.persistent_notification import (
 )
 from homeassistant.components.select import ATTR_OPTION, SERVICE_SELECT_OPTION
 from homeassistant.const import ATTR_ENTITY_ID
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_track_state_change_event
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
@@ -35,6 +35,18 @@ async def _wait_for(events: list[Event], count: int = 1, timeout: float = 20) ->
             await asyncio.sleep(0.05)
 
 
+def _record_states(hass: HomeAssistant, entity_id: str) -> tuple[list[str], CALLBACK_TYPE]:
+    """Every state the entity takes from now on, and the function that stops recording."""
+    states: list[str] = []
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        if (state := event.data["new_state"]) is not None:
+            states.append(state.state)
+
+    return states, async_track_state_change_event(hass, entity_id, record)
+
+
 async def test_swap_action_waits_and_reports(
     hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
 ) -> None:
@@ -42,14 +54,7 @@ async def test_swap_action_waits_and_reports(
     report ready; the select shows the new model when the action returns."""
     started = async_capture_events(hass, EVENT_SWAP_STARTED)
     finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
-    statuses: list[str] = []
-
-    @callback
-    def record(event: Event[EventStateChangedData]) -> None:
-        if (state := event.data["new_state"]) is not None:
-            statuses.append(state.state)
-
-    unsub = async_track_state_change_event(hass, SWAP_SENSOR, record)
+    statuses, unsub = _record_states(hass, SWAP_SENSOR)
     response = await hass.services.async_call(
         DOMAIN,
         "swap_model",
@@ -65,7 +70,7 @@ async def test_swap_action_waits_and_reports(
     # The select shows the new model without waiting for the next poll.
     state = hass.states.get(SELECT)
     assert state is not None
-    assert state.state == "gemma4"
+    assert state.state == "Gemma 4 27B Instruct"
 
     assert statuses[0] == "stopping"
     assert statuses[-1] == "ready"
@@ -100,7 +105,7 @@ async def test_select_starts_swap_and_refuses_a_second(
     await hass.services.async_call(
         "select",
         SERVICE_SELECT_OPTION,
-        {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "qwen3-vl"},
+        {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "Qwen3-VL 30B-A3B Instruct (FP8)"},
         blocking=True,
     )
     with pytest.raises(HomeAssistantError) as error:
@@ -127,7 +132,7 @@ async def test_select_starts_swap_and_refuses_a_second(
     await hass.async_block_till_done()
     state = hass.states.get(SELECT)
     assert state is not None
-    assert state.state == "qwen3-vl"
+    assert state.state == "Qwen3-VL 30B-A3B Instruct (FP8)"
 
 
 async def test_swap_crash_during_load(
@@ -153,10 +158,11 @@ async def test_swap_crash_during_load(
     assert sensor is not None
     assert sensor.state == "failed"
     assert "RuntimeError" in _notification_text(hass)
-    # vLLM is down after the crash: its entities are unavailable, its health sensor off.
+    # vLLM is down after the crash: the select shows no model (and can start one), the
+    # health sensor is off.
     await init_integration.runtime_data.status.async_refresh()
     await hass.async_block_till_done()
-    assert hass.states.get(SELECT).state == "unavailable"  # type: ignore[union-attr]
+    assert hass.states.get(SELECT).state == "unknown"  # type: ignore[union-attr]
     assert hass.states.get("binary_sensor.lab_vllm_connectivity").state == "off"  # type: ignore[union-attr]
 
 
@@ -206,7 +212,7 @@ async def test_swap_action_without_wait(
     assert response == {"model": "qwen3-vl", "status": "started"}
     await _wait_for(finished)
     await hass.async_block_till_done()
-    assert hass.states.get(SELECT).state == "qwen3-vl"  # type: ignore[union-attr]
+    assert hass.states.get(SELECT).state == "Qwen3-VL 30B-A3B Instruct (FP8)"  # type: ignore[union-attr]
 
 
 async def test_select_shows_new_model_on_ready(
@@ -228,13 +234,64 @@ async def test_select_shows_new_model_on_ready(
 
     unsub = async_track_state_change_event(hass, SWAP_SENSOR, on_ready)
     await hass.services.async_call(
-        "select", SERVICE_SELECT_OPTION, {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "gemma4"}
+        "select",
+        SERVICE_SELECT_OPTION,
+        {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "Gemma 4 27B Instruct"},
     )
     await _wait_for(finished)
     unsub()
-    assert select_when_ready == [("gemma4", 0)]
+    assert select_when_ready == [("Gemma 4 27B Instruct", 0)]
     status = init_integration.runtime_data.status.data
     assert status.vllm is not None
     assert status.vllm.models == ["google/gemma-4-27b-it"]
     assert status.vllm.max_model_len is not None  # filled by the confirming poll
-    assert hass.states.get(SELECT).state == "gemma4"  # type: ignore[union-attr]
+    assert hass.states.get(SELECT).state == "Gemma 4 27B Instruct"  # type: ignore[union-attr]
+
+
+async def test_select_shows_the_target_throughout_a_swap(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """From the request to the end the select shows the model being loaded, never `unknown`,
+    and the swap sensor's attributes carry the elapsed time in seconds."""
+    sim.faults.slow_start(0.5)
+    shown, unsub = _record_states(hass, SELECT)
+    await hass.services.async_call(
+        DOMAIN,
+        "swap_model",
+        {"cluster": init_integration.entry_id, "model": "gemma4", "wait": True},
+        blocking=True,
+        return_response=True,
+    )
+    await hass.async_block_till_done()
+    unsub()
+    assert shown
+    assert set(shown) == {"Gemma 4 27B Instruct"}
+    sensor = hass.states.get(SWAP_SENSOR)
+    assert sensor is not None
+    assert sensor.attributes["elapsed_seconds"] > 0.5
+
+
+async def test_select_starts_a_model_while_vllm_is_stopped(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """With vLLM's container stopped the select shows no model but can still start one."""
+    await hass.services.async_call(
+        DOMAIN,
+        "stop_service",
+        {"cluster": init_integration.entry_id, "service": "vllm"},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get(SELECT).state == "unknown"  # type: ignore[union-attr]
+    finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
+    await hass.services.async_call(
+        "select",
+        SERVICE_SELECT_OPTION,
+        {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "Gemma 4 27B Instruct"},
+        blocking=True,
+    )
+    await _wait_for(finished)
+    await hass.async_block_till_done()
+    assert hass.states.get(SELECT).state == "Gemma 4 27B Instruct"  # type: ignore[union-attr]
+    assert init_integration.runtime_data.status.data.vllm is not None
+    assert init_integration.runtime_data.status.data.vllm.models == ["google/gemma-4-27b-it"]

@@ -150,3 +150,22 @@ async def test_swap_survives_a_dropped_log_follow(
     # Lines seen before the drop are not reported twice.
     lines = [item.last_line for item in seen if item.status == "loading" and item.last_line]
     assert len(lines) == len(set(lines))
+
+
+async def test_claim_is_the_one_busy_flag(sim: SimCluster, node: SshNode, api: ServiceApi) -> None:
+    """A claim refuses a second one at once (no task has to run first), a swap only runs under
+    its own claim, and releasing frees the runner."""
+    runner = SwapRunner(node, api, REPO)
+    claim = runner.claim("gemma4")
+    assert (runner.busy, runner.target) == (True, "gemma4")
+    with pytest.raises(SwapInProgress) as err:
+        runner.claim("qwen36")
+    assert err.value.model == "gemma4"
+    with pytest.raises(SwapInProgress):
+        await runner.swap(CATALOG.get("qwen36"), nodes=["127.0.0.1"], timeout=30, claim=claim)
+    result = await runner.swap(CATALOG.get("gemma4"), nodes=["127.0.0.1"], timeout=30, claim=claim)
+    assert result.model == "gemma4"
+    assert runner.busy  # the caller still holds it
+    claim.release()
+    assert (runner.busy, runner.target) == (False, None)
+    assert sim.nodes[0].commands.count(f"cd {REPO} && ./launch-cluster.sh stop") == 1

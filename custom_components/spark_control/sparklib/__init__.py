@@ -29,7 +29,7 @@ from .keys import KeyPair, fingerprint, generate_keypair, parse_private_key
 from .metrics import MetricsTracker, VllmMetrics, VllmMetricsSample, parse_vllm_metrics
 from .progress import Progress, parse_progress
 from .ssh import CommandResult, SshNode
-from .swap import SwapProgress, SwapResult, SwapRunner, SwapStatus
+from .swap import SwapClaim, SwapProgress, SwapResult, SwapRunner, SwapStatus
 
 __all__ = [
     "AuthRejected",
@@ -56,6 +56,7 @@ __all__ = [
     "ServiceUnreachable",
     "SparkError",
     "SshNode",
+    "SwapClaim",
     "SwapFailed",
     "SwapInProgress",
     "SwapProgress",

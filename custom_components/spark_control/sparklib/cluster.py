@@ -26,7 +26,7 @@ from .errors import InvalidInput, SparkError
 from .gpu import GpuStats, parse_nvidia_smi
 from .http_api import MAGPIE, PARAKEET, VLLM, Endpoint, ServiceApi
 from .ssh import SshNode
-from .swap import ProgressCallback, SwapResult, SwapRunner
+from .swap import ProgressCallback, SwapClaim, SwapResult, SwapRunner
 from .validation import validate_container, validate_path
 
 _LOGGER = logging.getLogger(__name__)
@@ -202,10 +202,11 @@ class ClusterClient:
         *,
         timeout: float,  # noqa: ASYNC109  (the deadline is part of the API)
         on_progress: ProgressCallback | None = None,
+        claim: SwapClaim | None = None,
     ) -> SwapResult:
         """Swap vLLM to `entry` across this cluster's nodes (see `SwapRunner.swap`)."""
         return await self.swapper.swap(
-            entry, nodes=self.hosts, timeout=timeout, on_progress=on_progress
+            entry, nodes=self.hosts, timeout=timeout, on_progress=on_progress, claim=claim
         )
 
     async def check_updates(self) -> int:

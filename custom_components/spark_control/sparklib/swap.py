@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from .catalog import ModelEntry
-from .commands import docker_inspect, docker_logs, launch_model, stop_cluster
+from .commands import VLLM_CONTAINER, docker_inspect, docker_logs, launch_model, stop_cluster
 from .containers import parse_docker_inspect
 from .errors import CannotConnect, ServiceUnreachable, SparkError, SwapFailed, SwapInProgress
 from .http_api import VLLM, ServiceApi
@@ -63,15 +63,38 @@ class SwapResult:
 type ProgressCallback = Callable[[SwapProgress], None]
 
 
+class SwapClaim:
+    """The runner's busy flag, held by one swap from its request until its caller is done.
+
+    Claimed synchronously (`SwapRunner.claim`), so a second request made in the same loop
+    iteration is refused at once, before any task of the first one has run. Release it with
+    `release()` or by leaving its `with` block.
+    """
+
+    def __init__(self, runner: SwapRunner, model: str) -> None:
+        self.runner = runner
+        self.model = model
+
+    def release(self) -> None:
+        """Free the runner for the next swap (idempotent)."""
+        self.runner.release(self)
+
+    def __enter__(self) -> SwapClaim:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
 class SwapRunner:
-    """Runs swaps on the head node, one at a time."""
+    """Runs swaps on the head node, one at a time; its claim is the cluster's one busy flag."""
 
     def __init__(
         self,
         head: SshNode,
         api: ServiceApi,
         repo_path: str,
-        container: str = "vllm_node",
+        container: str = VLLM_CONTAINER,
         *,
         port: int | None = None,
     ) -> None:
@@ -80,18 +103,35 @@ class SwapRunner:
         self.repo_path = repo_path
         self.container = container
         self.port = port if port is not None else api.endpoints[VLLM].port
-        self._lock = asyncio.Lock()
+        self._claim: SwapClaim | None = None
         self._progress: SwapProgress | None = None
 
     @property
     def busy(self) -> bool:
-        """Whether a swap is running."""
-        return self._lock.locked()
+        """Whether a swap is claimed (from its request until its caller released it)."""
+        return self._claim is not None
+
+    @property
+    def target(self) -> str | None:
+        """The catalog key the claimed swap goes to; None while idle."""
+        return self._claim.model if self._claim is not None else None
 
     @property
     def progress(self) -> SwapProgress | None:
         """The running swap's latest progress, else the last finished one's (None before any)."""
         return self._progress
+
+    def claim(self, model: str) -> SwapClaim:
+        """Reserve the runner for a swap to `model`; SwapInProgress if another holds it."""
+        if self._claim is not None:
+            raise SwapInProgress(self._claim.model)
+        self._claim = SwapClaim(self, model)
+        return self._claim
+
+    def release(self, claim: SwapClaim) -> None:
+        """Free the runner if `claim` holds it (a stale claim changes nothing)."""
+        if self._claim is claim:
+            self._claim = None
 
     async def swap(
         self,
@@ -100,19 +140,30 @@ class SwapRunner:
         nodes: Sequence[str],
         timeout: float,  # noqa: ASYNC109  (the deadline is part of the API)
         on_progress: ProgressCallback | None = None,
+        claim: SwapClaim | None = None,
     ) -> SwapResult:
         """Swap to `entry`; returns when vLLM serves it.
 
         Raises SwapInProgress at once if a swap is running, SwapFailed on timeout, crash,
         container exit or SSH error (the SSH error chained as `__cause__`), InvalidInput
         if the entry cannot be launched on these nodes. `nodes` are the cluster's hosts,
-        head first.
+        head first. With a `claim` taken beforehand the caller keeps it (and releases it
+        when it is done); without one the swap claims the runner for its own duration.
         """
-        if self._lock.locked():
-            running = self._progress.model if self._progress is not None else entry.key
-            raise SwapInProgress(running)
-        async with self._lock:
-            return await _Swap(self, entry, nodes, on_progress).run(timeout)
+        if claim is None:
+            with self.claim(entry.key) as own:
+                return await self.swap(
+                    entry, nodes=nodes, timeout=timeout, on_progress=on_progress, claim=own
+                )
+        if claim is not self._claim or claim.model != entry.key:
+            raise SwapInProgress(self.target or claim.model)
+
+        def record(progress: SwapProgress) -> None:
+            self._progress = progress
+            if on_progress is not None:
+                on_progress(progress)
+
+        return await _Swap(self, entry, nodes, record).run(timeout)
 
 
 class _Swap:
@@ -123,7 +174,7 @@ class _Swap:
         runner: SwapRunner,
         entry: ModelEntry,
         nodes: Sequence[str],
-        on_progress: ProgressCallback | None,
+        on_progress: ProgressCallback,
     ) -> None:
         self.runner = runner
         self.entry = entry
@@ -143,12 +194,10 @@ class _Swap:
             last_line=line if line is not None else (self.lines[-1] if self.lines else None),
             repo_id=self.entry.repo_id,
         )
-        self.runner._progress = progress
-        if self.on_progress is not None:
-            try:
-                self.on_progress(progress)
-            except Exception:
-                _LOGGER.exception("Swap progress callback failed")
+        try:
+            self.on_progress(progress)
+        except Exception:
+            _LOGGER.exception("Swap progress callback failed")
 
     def fail(self, reason: str) -> SwapFailed:
         self.report("failed")

@@ -1,4 +1,4 @@
-"""The logbook (the connectivity log) describes every recovery and health event in words."""
+"""The logbook (the connectivity log) describes every swap, recovery and health event in words."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from custom_components.spark_control.const import (
     EVENT_RESTART_SUPPRESSED,
     EVENT_SERVICE_RECOVERED,
     EVENT_SERVICE_RESTARTED,
+    EVENT_SWAP_FAILED,
+    EVENT_SWAP_FINISHED,
+    EVENT_SWAP_STARTED,
     EVENT_WEDGE_DETECTED,
 )
 
@@ -68,6 +71,21 @@ EVENTS: list[tuple[str, dict[str, Any], str]] = [
         {"service": "vllm", "ok": True, "source": "open-webui", "ms": 120},
         "was reported working by open-webui in 120 ms",
     ),
+    (
+        EVENT_SWAP_STARTED,
+        {"cluster": "Lab", "model": "gemma4", "repo_id": "google/gemma-4-27b-it"},
+        "started loading gemma4",
+    ),
+    (
+        EVENT_SWAP_FINISHED,
+        {"cluster": "Lab", "model": "gemma4", "duration": 92.345},
+        "now serves gemma4 (swap took 92.3 s)",
+    ),
+    (
+        EVENT_SWAP_FAILED,
+        {"cluster": "Lab", "model": "gemma4", "duration": 12.0, "reason": "container exited"},
+        "failed to load gemma4 after 12.0 s: container exited",
+    ),
 ]
 
 
@@ -92,4 +110,4 @@ async def test_logbook_entries_for_each_event(
     assert entries == [("Lab Parakeet", message, DOMAIN) for _, _, message in EVENTS[:5]] + [
         ("Magpie", EVENTS[5][2], DOMAIN),
         ("vLLM", EVENTS[6][2], DOMAIN),
-    ]
+    ] + [("Lab vLLM", message, DOMAIN) for _, _, message in EVENTS[7:]]
