@@ -2,7 +2,7 @@
 
 `data/voices/*.flac` hold the clean single-speaker stretches of 12 speakers taken from the
 pyannote.audio 4.0.7 test recordings (sdist `tests/data`, AMI-style meeting audio, and the
-wheel's `sample.wav` phone call); `data/voices/manifest.json` lists each clip's span.
+wheel's `sample.wav` phone call); `data/voices/clips.json` lists each clip's span.
 A conversation takes consecutive pieces of each speaker's material in turn, separated by
 pauses, so every turn's speaker and time is exactly known.
 """
@@ -47,8 +47,8 @@ class Conversation:
 
 def voice_names() -> list[str]:
     """Speakers in the bank, most material first."""
-    manifest = json.loads((VOICES_DIR / "manifest.json").read_text())
-    return sorted(manifest, key=lambda name: -manifest[name]["seconds"])
+    clips = json.loads((VOICES_DIR / "clips.json").read_text())
+    return sorted(clips, key=lambda name: -clips[name]["seconds"])
 
 
 @cache
