@@ -1,24 +1,55 @@
-"""Repo updates and model downloads: streamed lines, tqdm progress, failures."""
+"""Repo updates and model downloads: update checks, builds, byte progress, disk, failures."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
 from custom_components.spark_control.sparklib.cluster import ClusterClient
-from custom_components.spark_control.sparklib.errors import CommandFailed, InvalidInput
+from custom_components.spark_control.sparklib.downloads import (
+    DiskSpace,
+    DownloadCancelled,
+    DownloadProgress,
+    InsufficientDisk,
+    parse_df,
+    parse_download_progress,
+    parse_dry_run,
+)
+from custom_components.spark_control.sparklib.errors import CommandFailed, InvalidInput, SparkError
 from custom_components.spark_control.sparklib.progress import parse_progress
+from custom_components.spark_control.sparklib.updates import parse_update_check
 from tests.sim import SimCluster
+
+GB = 1_000_000_000
 
 
 async def test_check_and_apply_update(sim: SimCluster, client: ClusterClient) -> None:
     sim.repo.behind = 3
-    assert await client.check_updates() == 3
+    before = sim.repo.head
+    update = await client.check_updates()
+    assert (update.installed, update.latest, update.behind) == (before, sim.repo.upstream, 3)
+    assert len(update.commits) == 3
+    assert update.commits[0].short == sim.repo.upstream[:7]
+    assert update.release_notes.splitlines()[0] == (
+        f"- `{update.commits[0].short}` {update.commits[0].subject}"
+    )
     lines = [line async for line in client.apply_update()]
     assert lines[-1] == "Done."
-    assert await client.check_updates() == 0
+    after = await client.check_updates()
+    assert (after.installed, after.behind, after.commits) == (update.latest, 0, ())
     assert sim.nodes[0].commands[-2] == (
         "cd ~/spark-vllm-docker && git pull --ff-only && ./build-and-copy.sh -c"
     )
+
+
+async def test_update_check_failures(sim: SimCluster, client: ClusterClient) -> None:
+    sim.repo.fetch_fails = True
+    with pytest.raises(CommandFailed) as err:
+        await client.check_updates()
+    assert "Could not resolve host" in err.value.stderr
+    with pytest.raises(SparkError):
+        parse_update_check("not\na\ncheck\n")
 
 
 async def test_failed_build_raises_with_its_output(sim: SimCluster, client: ClusterClient) -> None:
@@ -38,34 +69,98 @@ async def test_failed_build_raises_with_its_output(sim: SimCluster, client: Clus
     assert lines[-1] in err.value.stderr
 
 
-async def test_download_reports_progress(sim: SimCluster, client: ClusterClient) -> None:
-    lines = [line async for line in client.download_model("Qwen/Qwen2.5-72B-Instruct")]
-    progress = [p for line in lines if (p := parse_progress(line)) is not None]
-    # Each carriage-return redraw of the bar arrives as its own line.
-    assert len(progress) > 5
-    assert progress[0].percent == 0
-    assert progress[-1].percent == 100
-    assert (progress[-1].done, progress[-1].total) == (12, 12)
-    assert progress[-1].rate == "2.1MB/s"
-    assert [p.percent for p in progress] == sorted(p.percent for p in progress)
-    assert "models--Qwen--Qwen2.5-72B-Instruct/snapshots/" in lines[-1]
+async def test_download_to_every_node_reports_aggregated_progress(
+    sim: SimCluster, client: ClusterClient
+) -> None:
+    sim.config.model_bytes["org/small"] = 12 * GB
+    download = client.model_download("org/small", all_nodes=True)
+    spaces = await download.check_space()
+    assert set(spaces) == set(client.nodes)
+    assert [part.needed for part in download.parts] == [12 * GB, 12 * GB]
+    readings: list[DownloadProgress] = []
+    snapshots = await download.run(readings.append)
+    assert set(snapshots) == set(client.nodes)
+    assert all("models--org--small/snapshots/" in path for path in snapshots.values())
+    assert readings[-1].percent == 100
+    assert readings[-1].total == 24 * GB
+    assert readings[-1].done == 24 * GB
+    assert [r.done for r in readings] == sorted(r.done for r in readings)
+    assert any(r.rate and r.rate >= 140e6 and r.eta for r in readings)
+    after = await client.disk_space()
+    assert [space.free for space in after.values()] == [sim.config.disk_free_bytes - 12 * GB] * 2
 
-    node1 = [line async for line in client.download_model("org/other", node="node1")]
-    assert sim.nodes[1].commands == ["hf download org/other"]
-    assert "snapshots" in node1[-1]
+
+async def test_download_refused_without_space_and_cleanup(
+    sim: SimCluster, client: ClusterClient
+) -> None:
+    sim.config.model_bytes["org/big"] = 400 * GB
+    sim.world.storage[1].free = 100 * GB
+    download = client.model_download("org/big", all_nodes=True)
+    with pytest.raises(InsufficientDisk) as err:
+        await download.check_space()
+    assert err.value.host == list(client.nodes)[1]
+    assert "100.0 GB free" in str(err.value)
+
+    sim.faults.fail_downloads_at(0.25)
+    head_only = client.model_download("org/big", all_nodes=False)
+    with pytest.raises(CommandFailed) as failed:
+        await head_only.run()
+    assert "RemoteProtocolError" in failed.value.stderr
+    assert sim.world.storage[0].hf_cache["org/big"].stored >= 100 * GB
+    await head_only.cleanup()
+    assert "org/big" not in sim.world.storage[0].hf_cache
+    assert sim.world.storage[0].free == sim.config.disk_free_bytes
+    await head_only.cleanup()  # nothing left: still fine
+
+
+async def test_download_cancel_keeps_partial_for_resume(
+    sim: SimCluster, client: ClusterClient
+) -> None:
+    sim.config.download_seconds = 2.0
+    download = client.model_download("org/slow", all_nodes=False)
+    started = asyncio.Event()
+
+    def seen(progress: DownloadProgress) -> None:
+        if progress.percent >= 10:
+            started.set()
+
+    task = asyncio.create_task(download.run(seen))
+    await asyncio.wait_for(started.wait(), 10)
+    download.cancel()
+    with pytest.raises(DownloadCancelled):
+        await task
+    partial = sim.world.storage[0].hf_cache["org/slow"]
+    assert not partial.complete
+    sim.config.download_seconds = 0.1
+    resumed = client.model_download("org/slow", all_nodes=False)
+    await resumed.run()
+    assert sim.world.storage[0].hf_cache["org/slow"].complete
 
 
 async def test_download_errors(client: ClusterClient) -> None:
-    async def download(repo_id: str, node: str | None = None) -> list[str]:
-        return [line async for line in client.download_model(repo_id, node)]
-
     with pytest.raises(CommandFailed) as err:
-        await download("nonexistent-org/missing-model")
+        await client.model_download("nonexistent-org/missing-model", all_nodes=False).run()
     assert "Repository Not Found" in err.value.stderr
     with pytest.raises(InvalidInput):
-        await download("x; reboot")
-    with pytest.raises(InvalidInput):
-        await download("org/model", "node7")
+        client.model_download("x; reboot", all_nodes=False)
+
+
+def test_parse_download_lines() -> None:
+    bar = parse_download_progress(
+        "\x1b[ADownloading:  12%|█▏        | 2.67G/21.3G [00:19<02:13, 140MB/s]"
+    )
+    assert bar == DownloadProgress(
+        percent=12, done=2_670_000_000, total=21_300_000_000, rate=140e6, eta=133
+    )
+    assert parse_download_progress("Fetching 10 files:  20%|██        | 2/10 [00:01<00:04]") is None
+    assert parse_download_progress("Downloading (incomplete total...): 0.00B [00:00, ?B/s]") is None
+    slow = parse_download_progress("Downloading:   0%|          | 0.00/21.3G [00:00<?, ?B/s]")
+    assert slow is not None
+    assert (slow.rate, slow.eta) == (None, None)
+    assert parse_dry_run("[dry-run] Will download 0 files (out of 10) totalling 0.0.") == 0
+    assert parse_df("     1B-blocks          Avail\n  4000  1000\n") == DiskSpace(4000, 1000)
+    with pytest.raises(SparkError):
+        parse_df("df: .: No such file or directory")
 
 
 def test_parse_progress_lines() -> None:

@@ -147,8 +147,13 @@ def test_repo_commands_keep_tilde_expandable() -> None:
         "cd /opt/spark-vllm && ./launch-cluster.sh status"
     )
     assert commands.update_check("~/spark-vllm-docker").render() == (
-        "cd ~/spark-vllm-docker && git fetch --quiet && git rev-list --count 'HEAD..@{u}'"
+        "cd ~/spark-vllm-docker && git fetch --quiet && git rev-parse HEAD '@{u}' && "
+        "git rev-list --count 'HEAD..@{u}' && "
+        "git log --max-count=50 '--format=%h %s' 'HEAD..@{u}'"
     )
+    assert commands.hf_download("org/m", dry_run=True).render() == "hf download org/m --dry-run"
+    assert commands.hf_cache_remove("org/m").render() == "hf cache rm model/org/m --yes"
+    assert commands.disk_space().render() == "df --output=size,avail -B1 ."
     assert commands.update_apply("~/repo").render() == (
         "cd ~/repo && git pull --ff-only && ./build-and-copy.sh -c"
     )

@@ -12,11 +12,13 @@ from tests.sim.containers import Container
 from tests.sim.docker_engine import DockerEngine
 from tests.sim.faults import Faults, FaultState
 from tests.sim.magpie_service import MagpieService
+from tests.sim.node_storage import NodeStorage
 from tests.sim.parakeet_service import ParakeetService
+from tests.sim.repo_state import RepoState
 from tests.sim.service import SimService
 from tests.sim.ssh_node import SimNode
 from tests.sim.vllm_service import VllmService
-from tests.sim.world import RepoState, SimWorld
+from tests.sim.world import SimWorld
 
 VLLM_CONTAINER = "vllm_node"
 PARAKEET_CONTAINER = "parakeet-asr"
@@ -92,6 +94,10 @@ class SimCluster:
             docker=DockerEngine(config),
             vllm=self.vllm,
             repo=self.repo,
+            storage=[
+                NodeStorage(size=config.disk_bytes, free=config.disk_free_bytes)
+                for _ in range(config.nodes)
+            ],
         )
         self.world = world
         self.faults = Faults(

@@ -28,7 +28,13 @@ class SimConfig:
     default_max_tokens: int = 32  # tokens generated when a request sets no max_tokens
     kv_cache_tokens: int = 4096  # KV cache capacity behind vllm:kv_cache_usage_perc
     updates_behind: int = 0  # commits `git rev-list --count HEAD..@{u}` reports
-    download_seconds: float = 0.3  # duration of a simulated `hf download`
+    download_seconds: float = 0.3  # wall time of a whole simulated `hf download`
+    download_rate: float = 140e6  # bytes/s the progress bars print (virtual, not wall time)
+    default_model_bytes: int = 21_300_000_000  # size of a repo not named in model_bytes
+    model_bytes: dict[str, int] = field(default_factory=dict)  # repo id -> total bytes
+    disk_bytes: int = 3_936_574_578_688  # each node's home filesystem (a 4 TB NVMe)
+    disk_free_bytes: int = 1_204_333_912_064
+    build_seconds: float = 0.3  # wall time of `./build-and-copy.sh -c`
     missing_repos: tuple[str, ...] = ("nonexistent-org/missing-model",)
     max_upload_bytes: int = 64 * 1024 * 1024
     magpie_max_chars: int = 2000

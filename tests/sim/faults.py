@@ -20,6 +20,7 @@ class FaultState:
     crash_on_load: bool = False
     drop_ssh_mid_command: bool = False
     rejected_key_nodes: set[int] = field(default_factory=set)
+    download_fails_at: float | None = None  # fraction of the bytes after which a download dies
 
 
 class Faults:
@@ -95,6 +96,13 @@ class Faults:
         self._check_node(node_index)
         self.state.rejected_key_nodes.add(node_index)
 
+    def fail_downloads_at(self, fraction: float | None) -> None:
+        """`hf download` dies with a network error once this fraction of the bytes is stored
+        (the partial blob stays, as on a real node); None switches it off."""
+        if fraction is not None and not 0.0 <= fraction < 1.0:
+            raise ValueError("fraction must be in [0, 1)")
+        self.state.download_fails_at = fraction
+
     def clear(self) -> asyncio.Task[None]:
         """Switch every fault off (a changed host key stays changed, as on a reinstalled box)."""
         self.state.wedged.clear()
@@ -104,5 +112,6 @@ class Faults:
         self.state.crash_on_load = False
         self.state.drop_ssh_mid_command = False
         self.state.rejected_key_nodes.clear()
+        self.state.download_fails_at = None
         self._release_hangs()
         return self._reconcile_ports()

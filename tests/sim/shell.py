@@ -6,6 +6,7 @@ import shlex
 from collections.abc import Awaitable, Callable
 
 from tests.sim.commands.context import CommandContext
+from tests.sim.commands.disk import df
 from tests.sim.commands.docker_cli import docker
 from tests.sim.commands.git_repo import build_and_copy, git
 from tests.sim.commands.hf_cli import hf
@@ -19,6 +20,7 @@ PROGRAMS: dict[str, Program] = {
     "git": git,
     "./build-and-copy.sh": build_and_copy,
     "hf": hf,
+    "df": df,
     "nvidia-smi": nvidia_smi,
     "uname": uname,
 }

@@ -8,16 +8,9 @@ from tests.sim.config import SimConfig
 from tests.sim.containers import Container
 from tests.sim.docker_engine import DockerEngine
 from tests.sim.faults import FaultState
+from tests.sim.node_storage import NodeStorage
+from tests.sim.repo_state import RepoState
 from tests.sim.vllm_service import VllmService
-
-
-@dataclass
-class RepoState:
-    """The spark-vllm-docker checkout: how far behind upstream it is, and whether builds fail."""
-
-    behind: int = 0
-    head: str = "3f9c2e1"
-    build_fails: bool = False
 
 
 @dataclass
@@ -29,6 +22,7 @@ class SimWorld:
     docker: DockerEngine
     vllm: VllmService
     repo: RepoState
+    storage: list[NodeStorage] = field(default_factory=list)  # one per node
     downloaded: set[str] = field(default_factory=set)
 
     def containers_on(self, node_index: int) -> list[Container]:

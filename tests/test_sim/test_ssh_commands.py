@@ -208,22 +208,6 @@ async def test_build_failure_exits_nonzero(sim: SimCluster, ssh: SshConnect) -> 
     assert "Done." not in result.stdout
 
 
-async def test_hf_download_progress_and_missing_repo(ssh: SshConnect) -> None:
-    conn = await ssh(0)
-    result = await conn.run("hf download RedHatAI/Qwen3.6-35B-A3B-NVFP4")
-    assert result.exit_status == 0
-    updates = [part for part in result.stderr.split("\r") if part.strip()]
-    assert updates[0].startswith("Fetching 12 files:   0%")
-    assert "100%|██████████| 12/12" in updates[-1]
-    assert result.stdout.strip().endswith(
-        ".cache/huggingface/hub/models--RedHatAI--Qwen3.6-35B-A3B-NVFP4/snapshots/"
-        + result.stdout.strip().rsplit("/", 1)[1]
-    )
-    missing = await conn.run("hf download nonexistent-org/missing-model")
-    assert missing.exit_status == 1
-    assert missing.stderr.startswith("Repository Not Found for url: ")
-
-
 async def test_nvidia_smi_query(ssh: SshConnect) -> None:
     conn = await ssh(0)
     query = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -15,18 +15,19 @@ from .commands import (
     DockerAction,
     docker_action,
     docker_ps,
-    hf_download,
     nvidia_smi_query,
     probe,
     update_apply,
     update_check,
 )
 from .containers import ContainerInfo, parse_docker_ps
+from .downloads import DiskSpace, ModelDownload, read_disk_space
 from .errors import InvalidInput, SparkError
 from .gpu import GpuStats, parse_nvidia_smi
 from .http_api import MAGPIE, PARAKEET, VLLM, Endpoint, ServiceApi
 from .ssh import SshNode
 from .swap import ProgressCallback, SwapClaim, SwapResult, SwapRunner
+from .updates import SoftwareUpdate, parse_update_check
 from .validation import validate_container, validate_path
 
 _LOGGER = logging.getLogger(__name__)
@@ -180,21 +181,7 @@ class ClusterClient:
             result = await node.run(nvidia_smi_query(), timeout=30)
             return parse_nvidia_smi(result.stdout)
 
-        nodes = list(self.nodes.values())
-        results = await asyncio.gather(*(query(node) for node in nodes), return_exceptions=True)
-        stats: dict[str, list[GpuStats]] = {}
-        errors: list[SparkError] = []
-        for node, result in zip(nodes, results, strict=True):
-            if isinstance(result, SparkError):
-                _LOGGER.debug("GPU stats of %s unavailable: %s", node.name, result)
-                errors.append(result)
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                stats[node.name] = result
-        if errors and not stats:
-            raise errors[0]
-        return stats
+        return await self._on_every_node(query, "GPU stats")
 
     async def swap(
         self,
@@ -209,13 +196,10 @@ class ClusterClient:
             entry, nodes=self.hosts, timeout=timeout, on_progress=on_progress, claim=claim
         )
 
-    async def check_updates(self) -> int:
-        """How many commits the head's spark-vllm-docker checkout is behind upstream."""
+    async def check_updates(self) -> SoftwareUpdate:
+        """Fetch upstream on the head and compare it with the spark-vllm-docker checkout."""
         result = await self.head.run(update_check(self.config.repo_path), timeout=120)
-        try:
-            return int(result.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError) as err:
-            raise SparkError(f"unexpected update check output: {result.stdout!r}") from err
+        return parse_update_check(result.stdout)
 
     async def apply_update(self) -> AsyncGenerator[str]:
         """Pull spark-vllm-docker on the head and rebuild/copy the image, line by line.
@@ -228,22 +212,36 @@ class ClusterClient:
             async for line in stream:
                 yield line
 
-    async def download_model(self, repo_id: str, node: str | None = None) -> AsyncGenerator[str]:
-        """`hf download` a model on a node (default: every line from the head), line by line.
+    def model_download(self, repo_id: str, *, all_nodes: bool) -> ModelDownload:
+        """A download of `repo_id` to the head alone or to every node (see ModelDownload)."""
+        nodes = list(self.nodes.values()) if all_nodes else [self.head]
+        return ModelDownload(repo_id, nodes)
 
-        Parse progress with `progress.parse_progress`; the last line is the snapshot path.
-        An unknown repo raises CommandFailed ("Repository Not Found ...").
-        """
-        target = self.head if node is None else self._node(node)
-        stream = target.stream_lines(hf_download(repo_id), check=True)
-        async with contextlib.aclosing(stream):
-            async for line in stream:
-                yield line
+    async def disk_space(self) -> dict[str, DiskSpace]:
+        """Each reachable node's home filesystem (nodes that fail are left out; if all
+        fail, the first error is raised)."""
+        return await self._on_every_node(read_disk_space, "Disk space")
 
-    def _node(self, key: str) -> SshNode:
-        if key not in self.nodes:
-            raise InvalidInput("node", f"unknown node: {key}")
-        return self.nodes[key]
+    async def _on_every_node[T](
+        self, query: Callable[[SshNode], Awaitable[T]], what: str
+    ) -> dict[str, T]:
+        """Run `query` on every node at once: node key → result for the nodes that answered
+        (the others are logged at debug level); if none answered, the first error is raised."""
+        nodes = list(self.nodes.values())
+        results = await asyncio.gather(*(query(node) for node in nodes), return_exceptions=True)
+        answers: dict[str, T] = {}
+        errors: list[SparkError] = []
+        for node, result in zip(nodes, results, strict=True):
+            if isinstance(result, SparkError):
+                _LOGGER.debug("%s of %s unavailable: %s", what, node.name, result)
+                errors.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                answers[node.name] = result
+        if errors and not answers:
+            raise errors[0]
+        return answers
 
     async def close(self) -> None:
         """Close every SSH connection (HTTP uses the injected session, which we do not own)."""

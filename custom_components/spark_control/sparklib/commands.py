@@ -197,10 +197,22 @@ def cluster_status(repo_path: str) -> RemoteCommand:
     return RemoteCommand.of([LAUNCH_SCRIPT, "status"], validate_path(repo_path, "repo_path"))
 
 
+UPDATE_LOG_LIMIT = 50  # commit subjects an update check lists at most
+
+
 def update_check(repo_path: str) -> RemoteCommand:
-    """Fetch and count commits the checkout is behind its upstream (a single integer)."""
+    """Fetch, then print HEAD, upstream, how many commits apart, and the newest subjects.
+
+    Output: two 40-hex lines, an integer line, then up to UPDATE_LOG_LIMIT `<short> <subject>`
+    lines (parse with `updates.parse_update_check`).
+    """
     return RemoteCommand(
-        (("git", "fetch", "--quiet"), ("git", "rev-list", "--count", "HEAD..@{u}")),
+        (
+            ("git", "fetch", "--quiet"),
+            ("git", "rev-parse", "HEAD", "@{u}"),
+            ("git", "rev-list", "--count", "HEAD..@{u}"),
+            ("git", "log", f"--max-count={UPDATE_LOG_LIMIT}", "--format=%h %s", "HEAD..@{u}"),
+        ),
         validate_path(repo_path, "repo_path"),
     )
 
@@ -213,6 +225,23 @@ def update_apply(repo_path: str) -> RemoteCommand:
     )
 
 
-def hf_download(repo_id: str) -> RemoteCommand:
-    """Download a model snapshot into the node's Hugging Face cache."""
-    return RemoteCommand.of(["hf", "download", validate_repo_id(repo_id)])
+def hf_download(repo_id: str, *, dry_run: bool = False) -> RemoteCommand:
+    """Download a model snapshot into the node's Hugging Face cache (a re-run resumes).
+
+    With `dry_run`, only print what would be downloaded and its size.
+    """
+    argv = ["hf", "download", validate_repo_id(repo_id)]
+    if dry_run:
+        argv.append("--dry-run")
+    return RemoteCommand.of(argv)
+
+
+def hf_cache_remove(repo_id: str) -> RemoteCommand:
+    """Delete a model (complete or partial) from the node's Hugging Face cache."""
+    return RemoteCommand.of(["hf", "cache", "rm", f"model/{validate_repo_id(repo_id)}", "--yes"])
+
+
+def disk_space() -> RemoteCommand:
+    """Size and free bytes of the filesystem holding the login directory (where the Hugging
+    Face cache lives); `.` because a quoted `~` would not expand."""
+    return RemoteCommand.of(["df", "--output=size,avail", "-B1", "."])

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tests.sim.node_storage import NodeStorage
 from tests.sim.world import SimWorld
 
 
@@ -21,6 +22,10 @@ class CommandContext:
     @property
     def node_name(self) -> str:
         return self.world.node_names[self.node_index]
+
+    @property
+    def storage(self) -> NodeStorage:
+        return self.world.storage[self.node_index]
 
     def home(self) -> str:
         return f"/home/{self.world.config.username}"

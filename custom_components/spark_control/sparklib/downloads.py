@@ -1,0 +1,246 @@
+"""Model downloads with `hf download`: size and disk checks first, then byte progress.
+
+`ModelDownload` runs one download on one or more nodes (each node has its own Hugging Face
+cache), reports aggregated progress, can be cancelled, and can clean up what a failed or
+cancelled run left behind. A re-run resumes the partial files (the hub client does that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .commands import disk_space, hf_cache_remove, hf_download
+from .errors import CommandFailed, InvalidInput, SparkError
+from .ssh import SshNode
+from .validation import validate_repo_id
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_SCALE = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
+# huggingface_hub's aggregated bytes bar (unit="B", unit_scale=True):
+# "Downloading:  12%|█▏        | 2.67G/21.3G [00:19<02:13, 140MB/s]"
+_BYTES_BAR = re.compile(
+    r"(?P<desc>Download(?:ing)?[^:|]*|Download complete):\s*(?P<percent>\d{1,3})%\|[^|]*\|\s*"
+    r"(?P<done>\d+(?:\.\d+)?)(?P<done_unit>[kKMGTP]?)/(?P<total>\d+(?:\.\d+)?)(?P<total_unit>[kKMGTP]?)"
+    r"\s*\[(?P<elapsed>[\d:]+)<(?P<eta>[\d:]+|\?),\s*"
+    r"(?:(?P<rate>\d+(?:\.\d+)?)(?P<rate_unit>[kKMGTP]?)B/s|\?B/s)"
+)
+_DRY_RUN = re.compile(
+    r"\[dry-run\] Will download (?P<files>\d+) files \(out of \d+\) totalling "
+    r"(?P<size>\d+(?:\.\d+)?)(?P<unit>[KMGTP]?)"
+)
+# What a dry run's one-decimal size may understate, plus room the node keeps for itself.
+DISK_MARGIN_BYTES = 2 * 10**9
+
+
+@dataclass(frozen=True, slots=True)
+class DiskSpace:
+    """A node's home filesystem."""
+
+    size: int
+    free: int
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadProgress:
+    """One redraw of the bytes bar; rate in bytes/s, eta in seconds (None when unknown)."""
+
+    percent: int
+    done: int
+    total: int
+    rate: float | None
+    eta: int | None
+
+
+class InsufficientDisk(SparkError):
+    """A node has less free space than the download needs."""
+
+    def __init__(self, host: str, needed: int, free: int) -> None:
+        self.host = host
+        self.needed = needed
+        self.free = free
+        super().__init__(
+            f"{host} has {free / 1e9:.1f} GB free; the download needs {needed / 1e9:.1f} GB"
+        )
+
+
+class DownloadCancelled(SparkError):
+    """The download was cancelled; the partial files stay until resumed or cleaned up."""
+
+    def __init__(self, repo_id: str) -> None:
+        self.repo_id = repo_id
+        super().__init__(f"Download of {repo_id} was cancelled")
+
+
+def _scaled(number: str, unit: str | None) -> int:
+    return round(float(number) * _SCALE[unit or ""])
+
+
+def _seconds(text: str) -> int | None:
+    if text == "?":
+        return None
+    seconds = 0
+    for part in text.split(":"):
+        seconds = seconds * 60 + int(part)
+    return seconds
+
+
+def parse_download_progress(line: str) -> DownloadProgress | None:
+    """The bytes-bar reading in an `hf download` output line; None for any other line
+    (including the "Fetching N files" counting bar)."""
+    match = _BYTES_BAR.search(_ANSI.sub("", line))
+    if match is None:
+        return None
+    rate = _scaled(match["rate"], match["rate_unit"]) if match["rate"] else None
+    return DownloadProgress(
+        percent=min(100, int(match["percent"])),
+        done=_scaled(match["done"], match["done_unit"]),
+        total=_scaled(match["total"], match["total_unit"]),
+        rate=float(rate) if rate is not None else None,
+        eta=_seconds(match["eta"]),
+    )
+
+
+def parse_dry_run(output: str) -> int:
+    """Bytes `hf download --dry-run` says it still has to fetch."""
+    match = _DRY_RUN.search(output)
+    if match is None:
+        raise SparkError(f"unexpected `hf download --dry-run` output: {output[:200]!r}")
+    return _scaled(match["size"], match["unit"])
+
+
+def parse_df(output: str) -> DiskSpace:
+    """`df --output=size,avail -B1 .` → DiskSpace."""
+    lines = output.strip().splitlines()
+    try:
+        size, free = (int(value) for value in lines[-1].split())
+    except (ValueError, IndexError) as err:
+        raise SparkError(f"unexpected df output: {output[:200]!r}") from err
+    return DiskSpace(size=size, free=free)
+
+
+async def read_disk_space(node: SshNode) -> DiskSpace:
+    """The node's free space (a cheap command: safe to poll)."""
+    result = await node.run(disk_space(), timeout=30)
+    return parse_df(result.stdout)
+
+
+@dataclass
+class NodeDownload:
+    """One node's part of a download."""
+
+    node: SshNode
+    needed: int = 0
+    progress: DownloadProgress | None = None
+    snapshot: str | None = None
+    last_lines: list[str] = field(default_factory=list)
+
+
+type DownloadCallback = Callable[[DownloadProgress], None]
+
+
+class ModelDownload:
+    """Download `repo_id` on each of `nodes`; call `run()` once, `cancel()` from elsewhere."""
+
+    def __init__(self, repo_id: str, nodes: Sequence[SshNode]) -> None:
+        if not nodes:
+            raise InvalidInput("target", "no node to download to")
+        self.repo_id = validate_repo_id(repo_id)
+        self.parts = [NodeDownload(node) for node in nodes]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._cancelled = False
+
+    @property
+    def progress(self) -> DownloadProgress | None:
+        """All nodes together: bytes summed, rates summed, the slowest node's ETA."""
+        readings = [part.progress for part in self.parts if part.progress is not None]
+        if not readings:
+            return None
+        done = sum(r.done for r in readings)
+        total = sum(r.total for r in readings)
+        rates = [r.rate for r in readings if r.rate is not None]
+        etas = [r.eta for r in readings if r.eta is not None]
+        return DownloadProgress(
+            percent=int(100 * done / total) if total else 0,
+            done=done,
+            total=total,
+            rate=sum(rates) if rates else None,
+            eta=max(etas) if etas else None,
+        )
+
+    @property
+    def snapshots(self) -> dict[str, str]:
+        """Node name → snapshot path, for the nodes that finished."""
+        return {p.node.name: p.snapshot for p in self.parts if p.snapshot is not None}
+
+    async def check_space(self) -> dict[str, DiskSpace]:
+        """Ask each node what is left to fetch and what is free; InsufficientDisk if short."""
+
+        async def check(part: NodeDownload) -> DiskSpace:
+            dry = await part.node.run(hf_download(self.repo_id, dry_run=True), timeout=120)
+            part.needed = parse_dry_run(dry.stdout)
+            space = await read_disk_space(part.node)
+            if part.needed and part.needed + DISK_MARGIN_BYTES > space.free:
+                raise InsufficientDisk(part.node.name, part.needed + DISK_MARGIN_BYTES, space.free)
+            return space
+
+        spaces = await asyncio.gather(*(check(part) for part in self.parts))
+        return {part.node.name: space for part, space in zip(self.parts, spaces, strict=True)}
+
+    async def run(self, on_progress: DownloadCallback | None = None) -> dict[str, str]:
+        """Download on every node at once; returns the snapshot paths.
+
+        The first failure stops the other nodes too (their partial files stay, like the
+        failed one's, for `cleanup()` or a resume) and is raised; `cancel()` raises
+        DownloadCancelled.
+        """
+
+        async def one(part: NodeDownload) -> None:
+            stream = part.node.stream_lines(hf_download(self.repo_id), check=True)
+            async with contextlib.aclosing(stream):
+                async for line in stream:
+                    if (reading := parse_download_progress(line)) is not None:
+                        part.progress = reading
+                        if on_progress is not None and (total := self.progress) is not None:
+                            on_progress(total)
+                    elif line.strip():
+                        part.last_lines = [*part.last_lines[-19:], line]
+            part.snapshot = part.last_lines[-1].strip() if part.last_lines else None
+
+        self._tasks = [asyncio.ensure_future(one(part)) for part in self.parts]
+        try:
+            await asyncio.gather(*self._tasks)
+        except asyncio.CancelledError:
+            if self._cancelled:
+                raise DownloadCancelled(self.repo_id) from None
+            raise
+        except BaseException:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._cancelled:
+                raise DownloadCancelled(self.repo_id) from None
+            raise
+        return self.snapshots
+
+    def cancel(self) -> None:
+        """Stop every node's download (closing the channels ends the remote `hf`)."""
+        self._cancelled = True
+        for task in self._tasks:
+            task.cancel()
+
+    async def cleanup(self) -> None:
+        """Remove the repo from each node's cache (what a failed run left); a node where
+        nothing was stored is fine."""
+
+        async def remove(part: NodeDownload) -> None:
+            try:
+                await part.node.run(hf_cache_remove(self.repo_id), timeout=120)
+            except CommandFailed as err:
+                if "Could not find" not in err.stderr:
+                    raise
+
+        await asyncio.gather(*(remove(part) for part in self.parts))
