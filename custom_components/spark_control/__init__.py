@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import (
@@ -26,7 +28,8 @@ from .coordinator import (
     SparkMetricsCoordinator,
     SparkStatusCoordinator,
 )
-from .entity import cluster_device, gateway_device, node_device, service_device
+from .device_versions import async_track_service_versions
+from .entity import node_device, service_device
 from .host_key_issue import async_create_host_key_issue, host_key_issue_id
 from .recovery import (
     async_remove_recovery_store,
@@ -117,6 +120,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
         )
         await status.async_config_entry_first_refresh()
         await metrics.async_config_entry_first_refresh()
+        with contextlib.suppress(SparkError):  # the configured hosts stand in for names
+            entry.runtime_data.node_facts = await client.node_facts()
     except BaseException:
         await client.close()
         raise
@@ -125,24 +130,21 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
 
     _register_devices(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await async_track_service_versions(hass, entry)
     await async_setup_voice(hass, entry)
     await async_setup_recovery(hass, entry)
     return True
 
 
 def _register_devices(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-    """Create the cluster and node devices first (the service devices link through them)
-    and drop devices of nodes that a reconfiguration removed."""
+    """Create (or rename, once the nodes told their host names) the node devices first, as
+    the service devices link through them, and drop devices this entry no longer has: nodes
+    a reconfiguration removed, and the entity-less cluster and gateway devices of earlier
+    versions."""
     registry = dr.async_get(hass)
     nodes = [node_device(entry, node) for node in nodes_of(entry.data)]
-    gateway = [device for device in (gateway_device(entry),) if device is not None]
-    wanted = [
-        cluster_device(entry),
-        *nodes,
-        *(service_device(entry, s) for s in SERVICES),
-        *gateway,
-    ]
-    for device in (wanted[0], *nodes, *gateway):
+    wanted = [*nodes, *(service_device(entry, s) for s in SERVICES)]
+    for device in nodes:
         registry.async_get_or_create(config_entry_id=entry.entry_id, **device)
     keep = {identifier for device in wanted for identifier in device["identifiers"]}
     for stale in dr.async_entries_for_config_entry(registry, entry.entry_id):

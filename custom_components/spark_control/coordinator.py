@@ -26,12 +26,12 @@ from .const import (
 )
 from .host_key_issue import async_create_host_key_issue
 from .sparklib.cluster import ClusterClient
-from .sparklib.commands import nvidia_smi_query
 from .sparklib.containers import ContainerInfo
 from .sparklib.errors import AuthRejected, HostKeyChanged, ServiceUnreachable, SparkError
-from .sparklib.gpu import GpuStats, parse_nvidia_smi
+from .sparklib.gpu import GpuStats
 from .sparklib.http_api import VllmState
 from .sparklib.metrics import MetricsTracker, VllmMetrics, parse_vllm_metrics
+from .sparklib.node_info import NodeFacts
 
 if TYPE_CHECKING:
     from .catalog_store import CatalogStore
@@ -54,6 +54,8 @@ class SparkControlRuntimeData:
     swap: SparkSwapCoordinator
     voice: Any | None = None
     recovery: Any | None = None
+    # Host name, GPU and driver per node key, read once at setup for the node devices.
+    node_facts: dict[str, NodeFacts] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,14 +257,14 @@ class SparkMetricsCoordinator(DataUpdateCoordinator[ClusterMetrics]):
     async def _read_gpus(self, node: str) -> list[GpuStats] | None:
         """One node's nvidia-smi; None when the node cannot be reached right now."""
         try:
-            result = await self.client.nodes[node].run(nvidia_smi_query(), timeout=30)
+            gpus = await self.client.node_gpus(node)
         except (HostKeyChanged, AuthRejected) as error:
             self._raise_for_key_error(error)
         except SparkError:
             self._availability.note(f"node {node}", reachable=False)
             return None
         self._availability.note(f"node {node}", reachable=True)
-        return parse_nvidia_smi(result.stdout)
+        return gpus
 
     async def _async_update_data(self) -> ClusterMetrics:
         nodes = list(self.client.nodes)

@@ -1,16 +1,18 @@
-"""Base entity and the device tree (cluster → node → service) of Spark Control."""
+"""Base entity and the device tree (node → service) of Spark Control.
+
+Only devices that carry entities exist: each node (its GPU sensors) and each service.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpdateCoordinator
 
-from .cluster_config import endpoint_of, node_hosting, nodes_of
+from .cluster_config import endpoint_of, node_hosting
 from .const import (
     CONF_ENDPOINTS,
-    CONF_GATEWAY_URL,
     DOMAIN,
     SERVICE_MAGPIE,
     SERVICE_PARAKEET,
@@ -23,31 +25,33 @@ SERVICE_MODELS = {
     SERVICE_PARAKEET: "Parakeet ASR",
     SERVICE_MAGPIE: "Magpie TTS",
 }
+SERVICE_MAKERS = {
+    SERVICE_VLLM: "vLLM project",
+    SERVICE_PARAKEET: "NVIDIA",
+    SERVICE_MAGPIE: "NVIDIA",
+}
 
 
 def _base_id(entry: SparkControlConfigEntry) -> str:
     return entry.unique_id or entry.entry_id
 
 
-def cluster_device(entry: SparkControlConfigEntry) -> DeviceInfo:
-    """The cluster as a whole: the root of the device tree."""
-    return DeviceInfo(
-        identifiers={(DOMAIN, _base_id(entry))},
-        name=entry.title,
-        manufacturer="Spark Control",
-        model="GPU cluster",
-    )
-
-
 def node_device(entry: SparkControlConfigEntry, node: str) -> DeviceInfo:
-    """One GPU node, reached over SSH."""
-    head = nodes_of(entry.data)[0]
+    """One GPU node, named by the host name it reports, with its GPU and driver.
+
+    Before the node answered (or when it cannot say) the configured host stands in.
+    """
+    runtime = getattr(entry, "runtime_data", None)
+    facts = runtime.node_facts.get(node) if runtime is not None else None
+    gpu = facts.gpu_name if facts is not None else None
     return DeviceInfo(
         identifiers={(DOMAIN, f"{_base_id(entry)}_node_{node}")},
-        name=f"{entry.title} {node}",
-        manufacturer="Spark Control",
-        model="Head node" if node == head else "GPU node",
-        via_device=(DOMAIN, _base_id(entry)),
+        name=facts.hostname if facts is not None else node,
+        manufacturer="NVIDIA" if gpu and gpu.upper().startswith("NVIDIA") else None,
+        model=gpu.removeprefix("NVIDIA ") if gpu else "GPU node",
+        sw_version=f"Driver {facts.driver_version}"
+        if facts is not None and facts.driver_version
+        else None,
     )
 
 
@@ -58,28 +62,12 @@ def service_device(entry: SparkControlConfigEntry, service: str) -> DeviceInfo:
     return DeviceInfo(
         identifiers={(DOMAIN, f"{_base_id(entry)}_{service}")},
         name=f"{entry.title} {SERVICE_MODELS[service]}",
-        manufacturer="Spark Control",
+        manufacturer=SERVICE_MAKERS[service],
         model=SERVICE_MODELS[service],
         configuration_url=f"http://{endpoint.url_host}:{endpoint.port}"
         if CONF_ENDPOINTS in entry.data
         else None,
         via_device=(DOMAIN, f"{_base_id(entry)}_node_{host}"),
-    )
-
-
-def gateway_device(entry: SparkControlConfigEntry) -> DeviceInfo | None:
-    """The add-on gateway once discovery linked it: a service device opening its URL."""
-    url = entry.data.get(CONF_GATEWAY_URL)
-    if not url:
-        return None
-    return DeviceInfo(
-        identifiers={(DOMAIN, f"{_base_id(entry)}_gateway")},
-        name=f"{entry.title} gateway",
-        manufacturer="Spark Control",
-        model="OpenAI-compatible gateway (add-on)",
-        entry_type=DeviceEntryType.SERVICE,
-        configuration_url=url,
-        via_device=(DOMAIN, _base_id(entry)),
     )
 
 

@@ -85,6 +85,18 @@ def _highest(field: str) -> Callable[[list[GpuStats]], float | None]:
     return read
 
 
+def _memory_usage(gpus: list[GpuStats]) -> float | None:
+    """Used share of the GPUs' memory (on GB10 the unified system memory)."""
+    pairs = [
+        (gpu.memory_used_mib, gpu.memory_total_mib)
+        for gpu in gpus
+        if gpu.memory_used_mib is not None and gpu.memory_total_mib
+    ]
+    if not pairs:
+        return None
+    return round(100 * sum(used for used, _ in pairs) / sum(total for _, total in pairs), 1)
+
+
 def _rounded(value: float | None, digits: int) -> float | None:
     return round(value, digits) if value is not None else None
 
@@ -145,8 +157,18 @@ GPU_SENSORS: tuple[SparkGpuSensorEntityDescription, ...] = (
         translation_key="gpu_memory_used",
         device_class=SensorDeviceClass.DATA_SIZE,
         native_unit_of_measurement=UnitOfInformation.MEBIBYTES,
+        suggested_unit_of_measurement=UnitOfInformation.GIBIBYTES,
+        suggested_display_precision=1,
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=_total("memory_used_mib"),
+    ),
+    SparkGpuSensorEntityDescription(
+        key="gpu_memory_usage",
+        translation_key="gpu_memory_usage",
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=0,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=_memory_usage,
     ),
     SparkGpuSensorEntityDescription(
         key="gpu_temperature",
@@ -247,10 +269,23 @@ class SparkVllmSensor(SparkControlEntity[SparkMetricsCoordinator], SensorEntity)
         )
         self.entity_description = description
 
+    async def async_added_to_hass(self) -> None:
+        """Also follow the fast health poll, so the reading goes unavailable as soon as
+        vLLM stops answering instead of showing the last figures until the next slow poll."""
+        await super().async_added_to_hass()
+        status = self.coordinator.config_entry.runtime_data.status
+        self.async_on_remove(status.async_add_listener(self.async_write_ha_state))
+
     @property
     def available(self) -> bool:
-        """Only when the last poll read vLLM's metrics."""
-        return super().available and self.coordinator.data.vllm is not None
+        """Only while vLLM serves and the last slow poll read its metrics."""
+        status = self.coordinator.config_entry.runtime_data.status
+        return (
+            super().available
+            and self.coordinator.data.vllm is not None
+            and status.data is not None
+            and status.data.healthy(SERVICE_VLLM)
+        )
 
     @property
     def native_value(self) -> StateType:

@@ -13,7 +13,6 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import CONF_PRIVATE_KEY, DOMAIN
 from tests.sim import SimCluster, SimConfig
-from tests.sim_entry import node_strings
 
 
 @pytest.fixture
@@ -59,7 +58,7 @@ async def test_services_hang_off_the_head(
 ) -> None:
     """Every service device is linked through the only node; restarts go to it."""
     devices = dr.async_get(hass)
-    head_name = f"Lab {node_strings(sim)[0]}"
+    head_name = "spark-1"  # the host name the node reports
     head = next(d for d in devices.devices.values() if d.name == head_name)
     services = [d for d in devices.devices.values() if d.via_device_id == head.id]
     assert sorted(d.name or "" for d in services) == [

@@ -11,7 +11,7 @@ from tests.sim.commands.docker_cli import docker
 from tests.sim.commands.git_repo import build_and_copy, git
 from tests.sim.commands.hf_cli import hf
 from tests.sim.commands.launch_cluster import launch_cluster
-from tests.sim.commands.system_info import nvidia_smi, uname
+from tests.sim.commands.system_info import cat, nvidia_smi, uname
 
 Program = Callable[[CommandContext, list[str]], Awaitable[int]]
 PROGRAMS: dict[str, Program] = {
@@ -23,6 +23,7 @@ PROGRAMS: dict[str, Program] = {
     "df": df,
     "nvidia-smi": nvidia_smi,
     "uname": uname,
+    "cat": cat,
 }
 
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 
@@ -15,6 +15,9 @@ from .commands import (
     DockerAction,
     docker_action,
     docker_ps,
+    gpu_identity_query,
+    hostname_query,
+    meminfo_read,
     nvidia_smi_query,
     probe,
     update_apply,
@@ -25,6 +28,7 @@ from .downloads import DiskSpace, ModelDownload, read_disk_space
 from .errors import InvalidInput, SparkError
 from .gpu import GpuStats, parse_nvidia_smi
 from .http_api import MAGPIE, PARAKEET, VLLM, Endpoint, ServiceApi
+from .node_info import NodeFacts, parse_meminfo, parse_node_facts
 from .ssh import SshNode
 from .swap import ProgressCallback, SwapClaim, SwapResult, SwapRunner
 from .updates import SoftwareUpdate, parse_update_check
@@ -178,10 +182,34 @@ class ClusterClient:
         """
 
         async def query(node: SshNode) -> list[GpuStats]:
-            result = await node.run(nvidia_smi_query(), timeout=30)
-            return parse_nvidia_smi(result.stdout)
+            return await self.node_gpus(node.name)
 
         return await self._on_every_node(query, "GPU stats")
+
+    async def node_gpus(self, node: str) -> list[GpuStats]:
+        """One node's GPU readings. A single GPU without framebuffer numbers (GB10: unified
+        memory, `[N/A]`) gets the system memory from `/proc/meminfo` instead."""
+        if node not in self.nodes:
+            raise InvalidInput("node", f"unknown node: {node}")
+        ssh = self.nodes[node]
+        gpus = parse_nvidia_smi((await ssh.run(nvidia_smi_query(), timeout=30)).stdout)
+        if len(gpus) == 1 and gpus[0].memory_used_mib is None:
+            memory = parse_meminfo((await ssh.run(meminfo_read(), timeout=30)).stdout)
+            gpus = [
+                replace(gpus[0], memory_used_mib=memory.used_mib, memory_total_mib=memory.total_mib)
+            ]
+        return gpus
+
+    async def node_facts(self) -> dict[str, NodeFacts]:
+        """Host name, GPU model and driver of every node that answers (read for the devices;
+        a node that fails is left out and keeps its configured name; none: the first error)."""
+
+        async def read(node: SshNode) -> NodeFacts:
+            hostname = await node.run(hostname_query(), timeout=15)
+            gpus = await node.run(gpu_identity_query(), timeout=15)
+            return parse_node_facts(hostname.stdout, gpus.stdout)
+
+        return await self._on_every_node(read, "Node facts")
 
     async def swap(
         self,

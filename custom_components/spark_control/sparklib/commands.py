@@ -146,6 +146,23 @@ def nvidia_smi_query() -> RemoteCommand:
     )
 
 
+def hostname_query() -> RemoteCommand:
+    """The node's host name (`uname -n`), the name its owner knows it by."""
+    return RemoteCommand.of(["uname", "-n"])
+
+
+def gpu_identity_query() -> RemoteCommand:
+    """Each GPU's model name and driver version as CSV (parse with `node_info`)."""
+    return RemoteCommand.of(
+        ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"]
+    )
+
+
+def meminfo_read() -> RemoteCommand:
+    """System memory, for GPUs that share it (GB10 reports `[N/A]` framebuffer memory)."""
+    return RemoteCommand.of(["cat", "/proc/meminfo"])
+
+
 def launch_model(
     entry: ModelEntry, *, port: int, nodes: Sequence[str], repo_path: str
 ) -> RemoteCommand:

@@ -97,6 +97,14 @@ class ServiceApi:
             raise ServiceUnreachable(VLLM, self.url(VLLM, "/metrics"), f"HTTP {status}")
         return body
 
+    async def vllm_version(self) -> str | None:
+        """vLLM's `/version` (`{"version": "0.11.0"}`); None when it does not say."""
+        status, body = await self._get(VLLM, "/version", want_json=True)
+        if status != 200 or not isinstance(body, dict):
+            return None
+        version = body.get("version")
+        return str(version)[:64] if isinstance(version, str | int | float) else None
+
     async def parakeet_healthy(self) -> bool:
         """Parakeet's `/health` answers 200."""
         status, _ = await self._get(PARAKEET, "/health")

@@ -1,4 +1,4 @@
-"""`uname` and the `nvidia-smi --query-gpu` line a GB10 node prints."""
+"""`uname`, the `nvidia-smi --query-gpu` line a GB10 node prints, and its `/proc/meminfo`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ _GPU_FIELDS = (
     "memory.total",
     "temperature.gpu",
     "power.draw",
+    "driver_version",
 )
+DRIVER_VERSION = "580.95.05"
+# A DGX Spark's 128 GB of unified memory as the kernel reports it (kB).
+MEM_TOTAL_KB = 125_821_184
+_IDLE_USED_KB = 4_718_592  # the OS and the desktop
+_CONTAINER_USED_KB = {"vllm_node": 88_080_384, "parakeet-asr": 3_145_728, "magpie-tts": 5_242_880}
 
 
 async def uname(ctx: CommandContext, argv: list[str]) -> int:
@@ -51,7 +57,37 @@ def _gpu_values(ctx: CommandContext) -> dict[str, str]:
         "memory.total": "[N/A]",
         "temperature.gpu": str(38 + busy * 3 // 10),
         "power.draw": f"{11.8 + busy * 0.83:.2f}",
+        "driver_version": DRIVER_VERSION,
     }
+
+
+def _meminfo(ctx: CommandContext) -> str:
+    used = _IDLE_USED_KB + sum(
+        _CONTAINER_USED_KB.get(container.name, 1_048_576)
+        for container in ctx.world.containers_on(ctx.node_index)
+        if container.running
+    )
+    available = MEM_TOTAL_KB - used
+    lines = {
+        "MemTotal": MEM_TOTAL_KB,
+        "MemFree": available - 2_097_152,
+        "MemAvailable": available,
+        "Buffers": 65_536,
+        "Cached": 2_031_616,
+        "SwapTotal": 16_777_212,
+        "SwapFree": 16_777_212,
+    }
+    return "".join(f"{key + ':':<16}{value:>8} kB\n" for key, value in lines.items())
+
+
+async def cat(ctx: CommandContext, argv: list[str]) -> int:
+    """Only `/proc/meminfo` exists on the simulated node's file system."""
+    for path in argv[1:]:
+        if path != "/proc/meminfo":
+            ctx.err(f"cat: {path}: No such file or directory\n")
+            return 1
+        ctx.out(_meminfo(ctx))
+    return 0
 
 
 async def nvidia_smi(ctx: CommandContext, argv: list[str]) -> int:
