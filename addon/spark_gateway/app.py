@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 from . import __version__
-from .appkeys import API_KEYS, CONFIG, METRICS, NOTIFIER, SESSION, UPSTREAM, VOICES
+from .appkeys import (
+    API_KEYS,
+    CONFIG,
+    DECODER,
+    METRICS,
+    NOTIFIER,
+    SESSION,
+    SPOOL,
+    UPSTREAM,
+    VOICES,
+)
 from .auth import auth_middleware, resolve_api_keys
 from .config import GatewayConfig
 from .cors import setup_cors
+from .decoder import AudioDecoder
 from .errors import error_middleware
 from .ha_events import HaNotifier
 from .limits import concurrency_middleware
 from .metrics import GatewayMetrics
 from .routes import setup_routes
+from .spool import Spool, spool_directory
 from .upstream import UpstreamClient
 from .voices import VoiceCatalog
 
@@ -25,6 +39,7 @@ def create_app(config: GatewayConfig) -> web.Application:
     """Build the gateway: middlewares, routes, and the upstream session's lifecycle."""
     metrics = GatewayMetrics()
     keys = resolve_api_keys(config)
+    spool = Spool(Path(tempfile.gettempdir()))  # replaced by a private directory on startup
     app = web.Application(
         client_max_size=config.max_upload_bytes,
         middlewares=[
@@ -32,16 +47,27 @@ def create_app(config: GatewayConfig) -> web.Application:
             error_middleware,
             auth_middleware(keys, required=config.auth_required),
             concurrency_middleware(config.max_concurrent_requests),
+            spool.middleware(),
         ],
     )
     app[CONFIG] = config
     app[METRICS] = metrics
     app[API_KEYS] = keys
     app[VOICES] = VoiceCatalog(config)
+    app[SPOOL] = spool
+    app[DECODER] = AudioDecoder(workers=config.decode_workers, timeout_s=config.timeouts.decode)
+    app.cleanup_ctx.append(_spool_directory)
     app.cleanup_ctx.append(_upstream_session)
     setup_routes(app)
     setup_cors(app, config.cors_origins)
     return app
+
+
+async def _spool_directory(app: web.Application) -> AsyncIterator[None]:
+    """Scratch files for audio live in a private directory removed on shutdown."""
+    async for directory in spool_directory():
+        app[SPOOL].directory = directory
+        yield
 
 
 async def _upstream_session(app: web.Application) -> AsyncIterator[None]:

@@ -8,8 +8,10 @@ import aiohttp
 from aiohttp import web
 
 from .config import GatewayConfig
+from .decoder import AudioDecoder
 from .ha_events import HaNotifier
 from .metrics import GatewayMetrics
+from .spool import Spool
 from .upstream import UpstreamClient
 from .voices import VoiceCatalog
 
@@ -22,3 +24,5 @@ API_KEYS: Final = web.AppKey("api_keys", tuple[str, ...])
 SESSION: Final = web.AppKey("session", aiohttp.ClientSession)
 NOTIFIER: Final = web.AppKey("notifier", HaNotifier)
 UPSTREAM: Final = web.AppKey("upstream", UpstreamClient)
+SPOOL: Final = web.AppKey("spool", Spool)
+DECODER: Final = web.AppKey("decoder", AudioDecoder)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Final
@@ -19,7 +20,10 @@ import numpy as np
 import numpy.typing as npt
 from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
+from av.container import InputContainer
 from av.filter import Graph
+
+from .audio_limits import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 TARGET_RATE: Final = 16000
 SPEECH_FORMATS: Final = ("mp3", "opus", "aac", "flac", "wav", "pcm")
@@ -71,34 +75,103 @@ def decode_to_pcm(
     """Decode the first audio stream to mono s16 samples at `rate`."""
     if not data:
         raise AudioDecodeError("the audio file is empty")
-    max_samples = None if max_duration_s is None else int(max_duration_s * rate)
-    try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            if not container.streams.audio:
-                raise AudioDecodeError("the file holds no audio stream")
-            stream = container.streams.audio[0]
-            resampler = _BlockResampler(rate)
-            parts: list[npt.NDArray[np.int16]] = []
-            total = 0
-            for frame in container.decode(stream):
-                for chunk in resampler.add(frame):
-                    parts.append(chunk)
-                    total += len(chunk)
-                if max_samples is not None and total > max_samples:
-                    raise AudioDecodeError(
-                        f"the audio is longer than the {max_duration_s:.0f} s allowed"
-                    )
-            parts.extend(resampler.finish())
-    except AudioDecodeError:
-        raise
-    except (av.error.FFmpegError, ValueError, IndexError) as err:
-        raise AudioDecodeError(f"the audio could not be decoded: {err}") from err
+    parts = list(decode_blocks(io.BytesIO(data), rate=rate, max_duration_s=max_duration_s))
     samples = np.concatenate(parts).astype(np.int16, copy=False) if parts else _EMPTY
     if samples.size == 0:
         raise AudioDecodeError("the audio holds no samples")
-    if max_samples is not None and samples.size > max_samples:
-        raise AudioDecodeError(f"the audio is longer than the {max_duration_s:.0f} s allowed")
     return samples
+
+
+def decode_file_to_wav(
+    source: str, target: str, *, rate: int = TARGET_RATE, max_duration_s: float
+) -> int:
+    """Decode the file at `source` into a mono s16 WAV at `target`, block by block.
+
+    Memory stays at one block (about two seconds) whatever the length; the number of samples
+    written is returned. This is what the gateway's decoder processes run.
+    """
+    written = 0
+    with wave.open(target, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        for block in decode_blocks(source, rate=rate, max_duration_s=max_duration_s):
+            out.writeframesraw(block.astype("<i2", copy=False).tobytes())
+            written += block.size
+    if written == 0:
+        raise AudioDecodeError("the audio holds no samples")
+    return written
+
+
+def decode_blocks(
+    source: str | io.BytesIO, *, rate: int, max_duration_s: float | None = None
+) -> Iterator[npt.NDArray[np.int16]]:
+    """Mono s16 blocks at `rate` from the first audio stream, checked before and while decoding.
+
+    The stream is refused before its first packet when PyAV cannot decode it or its declared
+    rate, channels or length are out of bounds; while decoding, the output is counted against
+    `max_duration_s`, so a file that lies about its length stops at the budget.
+    """
+    max_samples = None if max_duration_s is None else int(max_duration_s * rate)
+    total = 0
+    try:
+        with av.open(source, mode="r") as container:
+            stream = check_stream(container, max_duration_s)
+            resampler = _BlockResampler(rate)
+            for frame in container.decode(stream):
+                for chunk in resampler.add(frame):
+                    total += len(chunk)
+                    _check_budget(total, max_samples, max_duration_s)
+                    yield chunk
+            for chunk in resampler.finish():
+                total += len(chunk)
+                _check_budget(total, max_samples, max_duration_s)
+                yield chunk
+    except AudioDecodeError:
+        raise
+    except (av.error.FFmpegError, ValueError, IndexError, OverflowError, MemoryError) as err:
+        raise AudioDecodeError(f"the audio could not be decoded: {err}") from err
+
+
+def _check_budget(total: int, max_samples: int | None, max_duration_s: float | None) -> None:
+    if max_samples is not None and total > max_samples:
+        raise AudioDecodeError(f"the audio is longer than the {max_duration_s:.0f} s allowed")
+
+
+def check_stream(container: InputContainer, max_duration_s: float | None) -> AudioStream:
+    """The first audio stream, if PyAV can decode it within the limits; else AudioDecodeError.
+
+    A stream whose codec context is missing is what FFmpeg opens for WAV format tags it does
+    not know; decoding one crashes PyAV, so it never gets that far.
+    """
+    if not container.streams.audio:
+        raise AudioDecodeError("the file holds no audio stream")
+    stream = container.streams.audio[0]
+    codec = stream.codec_context
+    if codec is None:
+        raise AudioDecodeError("the audio stream uses a codec this gateway cannot decode")
+    if not MIN_SAMPLE_RATE <= codec.sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioDecodeError(
+            f"sample rate {codec.sample_rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+        )
+    if not 1 <= codec.channels <= MAX_CHANNELS:
+        raise AudioDecodeError(f"{codec.channels} channels (1 to {MAX_CHANNELS} accepted)")
+    # A WAV's length is checked on its header (wav_header.py), where an open data size is
+    # understood; FFmpeg would estimate 37 h for a streaming writer's 0xFFFFFFFF.
+    declared = None if container.format.name == "wav" else _declared_seconds(container, stream)
+    if max_duration_s is not None and declared is not None and declared > max_duration_s:
+        raise AudioDecodeError(
+            f"the audio declares {declared:.0f} s, longer than the {max_duration_s:.0f} s allowed"
+        )
+    return stream
+
+
+def _declared_seconds(container: InputContainer, stream: AudioStream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
 
 
 _BLOCK_SECONDS: Final = 2.0

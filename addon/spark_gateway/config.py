@@ -26,6 +26,7 @@ class Timeouts:
     transcription: float = 300.0
     diarization: float = 900.0
     speech: float = 120.0
+    decode: float = 120.0  # one upload's decoding, in its own process
     health: float = 5.0
 
 
@@ -66,6 +67,7 @@ class GatewayConfig:
     max_json_bytes: int = 1024 * 1024
     max_audio_seconds: float = 4 * 3600.0  # decoded length cap: a small file can expand a lot
     max_concurrent_requests: int = 256  # beyond this the gateway answers 429
+    decode_workers: int = 2  # uploads decoded at once, each in its own process
     timeouts: Timeouts = field(default_factory=Timeouts)
     cors_origins: tuple[str, ...] = ()
     ha_url: str | None = None  # Home Assistant's URL when standalone, e.g. http://ha:8123
@@ -123,6 +125,7 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional("max_upload_mb"): vol.All(vol.Coerce(float), vol.Range(min=0.001, max=4096)),
         vol.Optional("max_audio_minutes"): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=1440)),
         vol.Optional("max_concurrent_requests"): vol.All(int, vol.Range(min=1, max=100000)),
+        vol.Optional("decode_workers"): vol.All(int, vol.Range(min=1, max=32)),
         vol.Optional("timeouts"): _TIMEOUTS_SCHEMA,
         vol.Optional("cors_origins"): vol.Any(None, [str]),
         vol.Optional("ha_url"): _url,
@@ -161,6 +164,7 @@ def config_from_options(options: Mapping[str, Any]) -> GatewayConfig:
         "magpie_sample_rate",
         "tts_chunk_chars",
         "max_concurrent_requests",
+        "decode_workers",
         "ha_url",
         "host",
         "port",

@@ -23,10 +23,20 @@ async def read_json_object(request: web.Request) -> tuple[bytes, dict[str, Any]]
     body = await request.read()
     if len(body) > limit:
         raise ApiError(413, f"request body over {limit} bytes", code="request_too_large")
+    return body, parse_json(body)
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """A JSON object from a request body; 400 for anything else.
+
+    Nesting deeper than Python's recursion limit (`[` x 100,000) raises RecursionError in the
+    parser: that is the client's malformed body too, not a server fault.
+    """
     try:
         payload = json.loads(body)
-    except ValueError as err:
-        raise ApiError(400, f"the body is not valid JSON: {err}", code="invalid_json") from err
+    except (ValueError, RecursionError) as err:
+        detail = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise ApiError(400, f"the body is not valid JSON: {detail}", code="invalid_json") from err
     if not isinstance(payload, dict):
         raise ApiError(400, "the body must be a JSON object", code="invalid_json")
-    return body, payload
+    return payload

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDictProxy
 
+from .appkeys import CONFIG, DECODER, SPOOL
+from .audio_codec import AudioDecodeError
+from .decoder import DecodedFile
 from .errors import ApiError
+from .spool import copy_to
+from .wav_header import HEADER_BYTES, WavHeaderError, is_riff_wave, parse_wav_header
 
 MULTIPART = "multipart/form-data"
 URLENCODED = "application/x-www-form-urlencoded"
@@ -31,9 +37,10 @@ _MALFORMED = (HttpProcessingError, ValueError, LookupError)
 
 @dataclass(frozen=True, slots=True)
 class AudioUpload:
-    """The uploaded file's bytes and the whole parsed form (for the other fields)."""
+    """The uploaded file (spooled to disk), its size and the whole parsed form."""
 
-    audio: bytes
+    path: Path
+    size: int
     form: FormData
 
     def text(self, name: str) -> str | None:
@@ -66,7 +73,7 @@ async def _read_form(request: web.Request) -> FormData:
 async def read_audio_upload(
     request: web.Request, *, content_types: tuple[str, ...] = (MULTIPART,)
 ) -> AudioUpload:
-    """The `file` field's bytes (read off the event loop) and the form; errors as JSON."""
+    """The `file` field spooled to disk (copied off the event loop) and the form."""
     if request.content_type not in content_types:
         raise ApiError(415, "send multipart/form-data with a 'file' field",
                        code="unsupported_media_type")  # fmt: skip
@@ -74,10 +81,42 @@ async def read_audio_upload(
     upload = form.get("file")
     if upload is None:
         raise ApiError(400, "the 'file' field is required", code="missing_file", param="file")
+    path = request.app[SPOOL].new_file(request, ".upload")
     if isinstance(upload, web.FileField):
-        audio = await asyncio.to_thread(upload.file.read)
+        size = await asyncio.to_thread(copy_to, upload.file, path)
     else:
-        audio = upload.encode() if isinstance(upload, str) else bytes(upload)
-    if not audio:
+        size = await spool_bytes(path, upload.encode() if isinstance(upload, str) else upload)
+    if size == 0:
         raise ApiError(400, "the audio file is empty", code="empty_audio", param="file")
-    return AudioUpload(audio, form)
+    return AudioUpload(path, size, form)
+
+
+async def spool_bytes(path: Path, data: bytes) -> int:
+    """Write audio that arrived inline (a form value, base64 JSON) to its spool file."""
+    await asyncio.to_thread(path.write_bytes, data)
+    return len(data)
+
+
+async def decode_upload(request: web.Request, upload: Path) -> DecodedFile:
+    """Decode a spooled upload to 16 kHz mono WAV in a decoder process; 400 for bad audio.
+
+    WAV headers are checked here first, so a format PyAV would crash on never reaches it.
+    """
+    config = request.app[CONFIG]
+    try:
+        await asyncio.to_thread(check_wav_header, upload)
+        return await request.app[DECODER].decode(
+            upload,
+            request.app[SPOOL].new_file(request, ".wav"),
+            max_duration_s=config.max_audio_seconds,
+        )
+    except (AudioDecodeError, WavHeaderError) as err:
+        raise ApiError(400, str(err), code="invalid_audio", param="file") from err
+
+
+def check_wav_header(upload: Path) -> None:
+    """Raise WavHeaderError when the file is a WAV whose header no decoder should see."""
+    with upload.open("rb") as file:
+        head = file.read(HEADER_BYTES)
+    if is_riff_wave(head):
+        parse_wav_header(head)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
@@ -146,7 +147,7 @@ class UpstreamClient:
 
     async def transcribe(
         self,
-        wav: bytes,
+        wav: bytes | Path,
         *,
         language: str | None = None,
         response_format: str = "json",
@@ -155,7 +156,7 @@ class UpstreamClient:
     ) -> Any:
         """Parakeet transcription of 16 kHz mono WAV; JSON formats parsed, `text` as str."""
         form = aiohttp.FormData(default_to_multipart=True)
-        form.add_field("file", wav, filename="audio.wav", content_type="audio/wav")
+        form.add_field("file", _wav_payload(wav), filename="audio.wav", content_type="audio/wav")
         form.add_field("model", model or self.config.stt_model)
         form.add_field("response_format", response_format)
         if language:
@@ -169,17 +170,17 @@ class UpstreamClient:
             return body.decode("utf-8", "replace")
         return _parse_json(PARAKEET, body)
 
-    async def diarize_chunk(self, wav: bytes) -> dict[str, Any]:
+    async def diarize_chunk(self, wav: bytes | Path) -> dict[str, Any]:
         """Parakeet container's `/v1/audio/diarize-chunk`: segments + per-speaker fingerprints."""
         return await self._post_wav_json("/v1/audio/diarize-chunk", wav)
 
-    async def diarize(self, wav: bytes) -> dict[str, Any]:
+    async def diarize(self, wav: bytes | Path) -> dict[str, Any]:
         """Parakeet container's `/v1/audio/diarize`: segments for a whole recording."""
         return await self._post_wav_json("/v1/audio/diarize", wav)
 
-    async def _post_wav_json(self, path: str, wav: bytes) -> dict[str, Any]:
+    async def _post_wav_json(self, path: str, wav: bytes | Path) -> dict[str, Any]:
         form = aiohttp.FormData(default_to_multipart=True)
-        form.add_field("file", wav, filename="audio.wav", content_type="audio/wav")
+        form.add_field("file", _wav_payload(wav), filename="audio.wav", content_type="audio/wav")
         body, _ = await self._post_form(PARAKEET, path, form, self._t_diarize)
         result = _parse_json(PARAKEET, body)
         if not isinstance(result, dict):
@@ -261,10 +262,17 @@ class UpstreamClient:
             return False
 
 
+def _wav_payload(wav: bytes | Path) -> bytes | aiohttp.payload.Payload:
+    """Bytes as they are; a spooled file streamed from disk (aiohttp reads it in 64 KiB steps)."""
+    if isinstance(wav, bytes):
+        return wav
+    return aiohttp.payload.BufferedReaderPayload(wav.open("rb"))
+
+
 def _parse_json(service: str, body: bytes) -> Any:
     try:
         return json.loads(body)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise UpstreamError(
             service, 502, f"{service} returned invalid JSON", code="upstream_bad_response"
         ) from err
@@ -274,7 +282,7 @@ def _error_message(body: str) -> str:
     """The message inside an upstream JSON error, or the start of its body."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body.strip()[:300]
     if isinstance(data, dict):
         error = data.get("error", data.get("detail", data.get("message")))

@@ -11,15 +11,15 @@ the shared `UpstreamClient`, exactly as for `/v1/audio/transcriptions`.
 
 from __future__ import annotations
 
-import asyncio
 import re
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from ..appkeys import CONFIG, UPSTREAM
-from ..audio_codec import AudioDecodeError, DecodedAudio, decode_to_wav16k
 from ..config import GatewayConfig
+from ..decoder import DecodedFile
 from ..errors import ApiError, UpstreamError
 from ..openapi import document_operation
 from ..speakers.formats import (
@@ -33,7 +33,7 @@ from ..speakers.formats import (
 )
 from ..speakers.parsing import UpstreamFormatError, parse_diarization
 from ..speakers.pipeline import SpeakerOptions, transcribe_with_speakers
-from ..uploads import read_audio_upload
+from ..uploads import decode_upload, read_audio_upload
 
 _LANGUAGE = re.compile(r"^(?:[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*|multi)$")
 
@@ -53,14 +53,8 @@ def speaker_options(config: GatewayConfig) -> SpeakerOptions:
     )
 
 
-async def _decode(request: web.Request, audio: bytes) -> DecodedAudio:
-    config = request.app[CONFIG]
-    try:
-        decoded = await asyncio.to_thread(
-            decode_to_wav16k, audio, max_duration_s=config.max_audio_seconds
-        )
-    except AudioDecodeError as err:
-        raise ApiError(400, str(err), code="invalid_audio", param="file") from err
+async def _decode(request: web.Request, upload: Path) -> DecodedFile:
+    decoded = await decode_upload(request, upload)
     if decoded.duration_s <= 0:
         raise ApiError(400, "the audio holds no samples", code="empty_audio", param="file")
     return decoded
@@ -82,12 +76,12 @@ async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
     if language is not None and not _LANGUAGE.match(language):
         raise ApiError(400, f"language {language!r} is not a language code",
                        code="invalid_language", param="language")  # fmt: skip
-    decoded = await _decode(request, upload.audio)
+    decoded = await _decode(request, upload.path)
     config = request.app[CONFIG]
     try:
         result = await transcribe_with_speakers(
             request.app[UPSTREAM],
-            decoded.samples,
+            decoded.samples(),
             language=language,
             options=speaker_options(config),
             stt_model=config.stt_model,
@@ -111,8 +105,8 @@ async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
 async def diarize_chunk_route(request: web.Request) -> web.Response:
     """POST /api/audio/diarize-chunk: the container's answer, after checking its shape."""
     upload = await read_audio_upload(request)
-    decoded = await _decode(request, upload.audio)
-    body: dict[str, Any] = await request.app[UPSTREAM].diarize_chunk(decoded.wav)
+    decoded = await _decode(request, upload.path)
+    body: dict[str, Any] = await request.app[UPSTREAM].diarize_chunk(decoded.path)
     try:
         parse_diarization(body)
     except UpstreamFormatError as err:

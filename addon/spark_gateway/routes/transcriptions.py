@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from ..appkeys import CONFIG, UPSTREAM
-from ..audio_codec import AudioDecodeError, decode_to_wav16k
+from ..appkeys import CONFIG, SPOOL, UPSTREAM
 from ..errors import ApiError
+from ..request_body import parse_json
 from ..transcript_formats import to_srt, to_vtt, usage, verbose_transcription
-from ..uploads import MULTIPART, URLENCODED, read_audio_upload
+from ..uploads import MULTIPART, URLENCODED, decode_upload, read_audio_upload, spool_bytes
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("word", "segment")
@@ -26,7 +26,7 @@ _LANGUAGE = re.compile(r"^(?:[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*|multi)$")
 class TranscriptionRequest:
     """The fields of an OpenAI transcription request, validated."""
 
-    audio: bytes
+    audio: Path  # the spooled upload
     model: str | None = None
     language: str | None = None
     response_format: str = "json"
@@ -43,7 +43,7 @@ async def read_transcription_request(request: web.Request) -> TranscriptionReque
         *upload.texts("timestamp_granularities"),
     ]
     return _validated(
-        upload.audio,
+        upload.path,
         model=upload.text("model"),
         language=upload.text("language"),
         response_format=upload.text("response_format"),
@@ -56,8 +56,8 @@ async def _read_json(request: web.Request) -> TranscriptionRequest:
     config = request.app[CONFIG]
     if request.content_length is not None and request.content_length > config.max_upload_bytes:
         raise ApiError(413, "request body too large", code="request_too_large")
+    payload = parse_json(await request.read())
     try:
-        payload = await request.json()
         encoded = payload["input_audio"]["data"]
         audio = base64.b64decode(encoded, validate=True)
     except (ValueError, KeyError, TypeError, binascii.Error) as err:
@@ -67,9 +67,14 @@ async def _read_json(request: web.Request) -> TranscriptionRequest:
             code="invalid_request",
             param="input_audio",
         ) from err
+    if not audio:
+        raise ApiError(400, "the audio file is empty", code="empty_audio", param="file")
+    path = request.app[SPOOL].new_file(request, ".upload")
+    await spool_bytes(path, audio)
+    del audio
     granularities = payload.get("timestamp_granularities") or []
     return _validated(
-        audio,
+        path,
         model=_text(payload.get("model")),
         language=_text(payload.get("language")),
         response_format=_text(payload.get("response_format")),
@@ -86,7 +91,7 @@ def _text(value: Any) -> str | None:
 
 
 def _validated(
-    audio: bytes,
+    audio: Path,
     *,
     model: str | None,
     language: str | None,
@@ -94,8 +99,6 @@ def _validated(
     granularities: list[str],
     temperature: str | None,
 ) -> TranscriptionRequest:
-    if not audio:
-        raise ApiError(400, "the audio file is empty", code="empty_audio", param="file")
     fmt = response_format or "json"
     if fmt not in RESPONSE_FORMATS:
         raise ApiError(
@@ -136,18 +139,12 @@ def _validated(
 
 async def transcriptions(request: web.Request) -> web.Response:
     """Transcribe an upload and answer in the requested OpenAI format."""
-    config = request.app[CONFIG]
     req = await read_transcription_request(request)
-    try:
-        decoded = await asyncio.to_thread(
-            decode_to_wav16k, req.audio, max_duration_s=config.max_audio_seconds
-        )
-    except AudioDecodeError as err:
-        raise ApiError(400, str(err), code="invalid_audio", param="file") from err
+    decoded = await decode_upload(request, req.audio)
     upstream = request.app[UPSTREAM]
     verbose = req.response_format in ("verbose_json", "srt", "vtt")
     result = await upstream.transcribe(
-        decoded.wav,
+        decoded.path,
         language=req.language,
         response_format="verbose_json" if verbose else "json",
         granularities=["word", "segment"] if verbose else [],

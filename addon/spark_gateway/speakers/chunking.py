@@ -75,8 +75,14 @@ def _quiet_energy(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """Frame energy smoothed over a pause-length window (one value per 20 ms frame)."""
     frame = max(int(sample_rate * _FRAME_S), 1)
     n_frames = len(samples) // frame
-    frames = samples[: n_frames * frame].astype(np.float32).reshape(n_frames, frame)
-    power = np.mean(frames * frames, axis=1)
+    # A minute at a time: the samples may be a file mapping of hours, and a float copy of all
+    # of them would take twice their size in memory.
+    step = max(int(60 / _FRAME_S), 1)
+    power = np.empty(n_frames, dtype=np.float32)
+    for first in range(0, n_frames, step):
+        last = min(first + step, n_frames)
+        block = samples[first * frame : last * frame].astype(np.float32).reshape(-1, frame)
+        power[first:last] = np.mean(block * block, axis=1)
     width = max(int(_QUIET_WINDOW_S / _FRAME_S), 1)
     kernel = np.ones(width, dtype=np.float32) / width
     return np.convolve(power, kernel, mode="same")

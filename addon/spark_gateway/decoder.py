@@ -1,0 +1,149 @@
+"""Decoding untrusted audio in a throwaway process per upload.
+
+FFmpeg and PyAV are C code fed with bytes from any client. A file that crashes them must cost
+one request, not the gateway, so every decode runs in its own process forked from a server
+that has already imported PyAV and NumPy (multiprocessing's forkserver: a few milliseconds per
+fork). The process reads the spooled upload, writes 16 kHz mono WAV next to it and exits, which
+also hands all of its memory back. A crash, a timeout or a cancelled request kills it; the
+client gets a 400 naming the problem (or nothing, if it went away).
+
+At most `workers` decodes run at once; further requests wait for a slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import signal
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from .audio_codec import TARGET_RATE, AudioDecodeError, decode_file_to_wav
+
+_CONTEXT: Final = multiprocessing.get_context("forkserver")
+# The heavy imports, done once in the fork server. Third-party names only: Python 3.13.0's fork
+# server ignores the parent's sys.path, so the gateway's own modules may not be found there.
+_CONTEXT.set_forkserver_preload(["numpy", "av", "av.audio.resampler", "av.filter"])
+_WAV_HEADER_BYTES: Final = 44  # what wave.open writes for mono s16
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedFile:
+    """Decoded audio on disk: a canonical 16 kHz mono s16 WAV and its sample count."""
+
+    path: Path
+    n_samples: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / TARGET_RATE
+
+    def read_wav(self) -> bytes:
+        """The whole WAV file (blocking)."""
+        return self.path.read_bytes()
+
+    def samples(self) -> npt.NDArray[np.int16]:
+        """The samples, mapped from the file rather than copied into memory."""
+        return np.memmap(
+            self.path, dtype="<i2", mode="r", offset=_WAV_HEADER_BYTES, shape=(self.n_samples,)
+        )
+
+
+class AudioDecoder:
+    """Runs `decode_file_to_wav` in a fresh process, `workers` at a time."""
+
+    def __init__(self, *, workers: int, timeout_s: float) -> None:
+        self._slots = asyncio.Semaphore(workers)
+        self._timeout_s = timeout_s
+
+    async def decode(self, source: Path, target: Path, *, max_duration_s: float) -> DecodedFile:
+        """Decode `source` into `target`; AudioDecodeError for anything the decoder refused."""
+        async with self._slots:
+            n_samples = await self._run(source, target, max_duration_s)
+        return DecodedFile(target, n_samples)
+
+    async def _run(self, source: Path, target: Path, max_duration_s: float) -> int:
+        receiver, sender = _CONTEXT.Pipe(duplex=False)
+        process = _CONTEXT.Process(
+            target=_decode_job,
+            args=(str(source), str(target), max_duration_s, sender),
+            name="spark-gateway-decoder",
+            daemon=True,
+        )
+        try:
+            process.start()
+            sender.close()
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await _exited(process.sentinel)
+            except TimeoutError as err:
+                raise AudioDecodeError(
+                    f"decoding took longer than {self._timeout_s:.0f} s"
+                ) from err
+            outcome = _result(receiver)
+        finally:
+            if process.pid is not None:
+                if process.is_alive():
+                    process.kill()
+                process.join()  # at once: it has exited or was just killed
+            sender.close()
+            receiver.close()
+        if outcome is None:
+            raise AudioDecodeError(f"the audio crashed the decoder ({_describe(process.exitcode)})")
+        kind, value = outcome
+        if kind == "error":
+            raise AudioDecodeError(str(value))
+        return int(str(value))
+
+
+async def _exited(sentinel: int) -> None:
+    """Wait, without a thread, until the process behind `sentinel` has exited."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def exited() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(sentinel, exited)
+    try:
+        await done
+    finally:
+        loop.remove_reader(sentinel)
+
+
+def _result(receiver: Connection) -> tuple[str, object] | None:
+    """What the process sent before exiting; None when it died without a word."""
+    try:
+        outcome: tuple[str, object] | None = receiver.recv() if receiver.poll() else None
+    except EOFError:
+        return None
+    return outcome
+
+
+def _describe(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return signal.Signals(-exitcode).name
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+def _decode_job(source: str, target: str, max_duration_s: float, result: Connection) -> None:
+    """The decoder process: decode, report ("ok", samples) or ("error", message), exit."""
+    try:
+        n_samples = decode_file_to_wav(source, target, max_duration_s=max_duration_s)
+    except AudioDecodeError as err:
+        result.send(("error", str(err)))
+    except Exception as err:
+        result.send(("error", f"the audio could not be decoded: {type(err).__name__}: {err}"))
+    else:
+        result.send(("ok", n_samples))
+    finally:
+        result.close()
