@@ -29,7 +29,7 @@ from .coordinator import (
     SparkStatusCoordinator,
 )
 from .device_versions import async_track_service_versions
-from .entity import node_device, service_device
+from .entity import device_tree
 from .host_key_issue import async_create_host_key_issue, host_key_issue_id
 from .recovery import (
     async_remove_recovery_store,
@@ -137,19 +137,21 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
 
 
 def _register_devices(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-    """Create (or rename, once the nodes told their host names) the node devices first, as
-    the service devices link through them, and drop devices this entry no longer has: nodes
-    a reconfiguration removed, and the entity-less cluster and gateway devices of earlier
-    versions."""
+    """Register (or rename, once the nodes told their host names) the device tree parents
+    first, link each service to its node by registry id, and drop devices this entry no longer
+    has: nodes a reconfiguration removed, and the entity-less cluster and gateway devices of
+    earlier versions."""
     registry = dr.async_get(hass)
-    nodes = [node_device(entry, node) for node in nodes_of(entry.data)]
-    wanted = [*nodes, *(service_device(entry, s) for s in SERVICES)]
-    for device in nodes:
-        registry.async_get_or_create(config_entry_id=entry.entry_id, **device)
-    keep = {identifier for device in wanted for identifier in device["identifiers"]}
+    device_ids: dict[str, str] = {}
+    for device, parent in device_tree(entry):
+        registered = registry.async_get_or_create(config_entry_id=entry.entry_id, **device)
+        device_ids.update((identifier, registered.id) for _, identifier in device["identifiers"])
+        via_device_id = device_ids[parent] if parent is not None else None
+        if registered.via_device_id != via_device_id:
+            registry.async_update_device(registered.id, via_device_id=via_device_id)
     for stale in dr.async_entries_for_config_entry(registry, entry.entry_id):
-        if not stale.identifiers & keep:
-            registry.async_update_device(stale.id, remove_config_entry_id=entry.entry_id)
+        if stale.id not in device_ids.values():
+            registry.async_remove_device(stale.id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: SparkControlConfigEntry) -> bool:

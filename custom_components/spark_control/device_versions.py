@@ -12,7 +12,7 @@ from homeassistant.helpers import device_registry as dr
 
 from .const import SERVICE_VLLM, SERVICES
 from .coordinator import SparkControlConfigEntry
-from .entity import service_device
+from .entity import entry_devices, service_device
 from .sparklib.errors import SparkError
 
 
@@ -41,9 +41,8 @@ async def async_track_service_versions(hass: HomeAssistant, entry: SparkControlC
                 version = f"{vllm_version} ({image})" if image else vllm_version
             else:
                 version = image
-            device = registry.async_get_device(
-                identifiers=service_device(entry, service)["identifiers"]
-            )
+            (_, identifier), *_ = service_device(entry, service)["identifiers"]
+            device = entry_devices(hass, entry).get(identifier)
             if device is not None and version and device.sw_version != version:
                 registry.async_update_device(device.id, sw_version=version)
 

@@ -1,22 +1,27 @@
 """Base entity and the device tree (node → service) of Spark Control.
 
 Only devices that carry entities exist: each node (its GPU sensors) and each service.
+Entities carry their device's identifiers and details only; the link from a service to its
+node is set when the entry registers its devices (`device_tree`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.device_registry import DeviceEntry, DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpdateCoordinator
 
-from .cluster_config import endpoint_of, node_hosting
+from .cluster_config import endpoint_of, node_hosting, nodes_of
 from .const import (
     CONF_ENDPOINTS,
     DOMAIN,
     SERVICE_MAGPIE,
     SERVICE_PARAKEET,
     SERVICE_VLLM,
+    SERVICES,
 )
 from .coordinator import SparkControlConfigEntry
 
@@ -56,9 +61,8 @@ def node_device(entry: SparkControlConfigEntry, node: str) -> DeviceInfo:
 
 
 def service_device(entry: SparkControlConfigEntry, service: str) -> DeviceInfo:
-    """One service (vLLM, Parakeet, Magpie), linked to the node that runs it."""
+    """One service (vLLM, Parakeet, Magpie), run by one of the nodes."""
     endpoint = endpoint_of(entry.data, service)
-    host = node_hosting(entry.data, service)
     return DeviceInfo(
         identifiers={(DOMAIN, f"{_base_id(entry)}_{service}")},
         name=f"{entry.title} {SERVICE_MODELS[service]}",
@@ -67,8 +71,37 @@ def service_device(entry: SparkControlConfigEntry, service: str) -> DeviceInfo:
         configuration_url=f"http://{endpoint.url_host}:{endpoint.port}"
         if CONF_ENDPOINTS in entry.data
         else None,
-        via_device=(DOMAIN, f"{_base_id(entry)}_node_{host}"),
     )
+
+
+def device_tree(entry: SparkControlConfigEntry) -> list[tuple[DeviceInfo, str | None]]:
+    """Every device of the entry with the identifier of its parent, parents first.
+
+    The parent link lives only here: HA >= 2026.8 deprecates DeviceInfo's `via_device`
+    (identifier) for `via_device_id` (registry id), which 2026.2 lacks, so the entry's setup
+    registers the tree and links it by registry id, which every supported release accepts.
+    """
+    base = _base_id(entry)
+    tree: list[tuple[DeviceInfo, str | None]] = [
+        (node_device(entry, node), None) for node in nodes_of(entry.data)
+    ]
+    tree += [
+        (service_device(entry, service), f"{base}_node_{node_hosting(entry.data, service)}")
+        for service in SERVICES
+    ]
+    return tree
+
+
+def entry_devices(hass: HomeAssistant, entry: SparkControlConfigEntry) -> dict[str, DeviceEntry]:
+    """The entry's registered devices by identifier (HA >= 2026.8 deprecates looking a device
+    up by identifiers across entries; this works on every supported release)."""
+    registry = dr.async_get(hass)
+    return {
+        identifier: device
+        for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
+        for domain, identifier in device.identifiers
+        if domain == DOMAIN
+    }
 
 
 class SparkControlEntity[CoordinatorT: DataUpdateCoordinator[Any]](CoordinatorEntity[CoordinatorT]):

@@ -107,14 +107,15 @@ async def test_announced_gateway_is_linked_with_a_device(
     assert entry.data[CONF_GATEWAY_URL] == gateway.url
     assert entry.data[CONF_GATEWAY_API_KEY] == gateway.api_key
     assert entry.state is ConfigEntryState.LOADED  # reloaded with the link
-    device = registry.async_get_device(identifiers={(DOMAIN, f"{entry.unique_id}_gateway")})
-    assert device is not None
+    by_identifier = {
+        identifier: device
+        for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
+        for _, identifier in device.identifiers
+    }
+    device = by_identifier[f"{entry.unique_id}_gateway"]
     assert device.configuration_url == gateway.url
     assert device.entry_type is dr.DeviceEntryType.SERVICE
-    assert (
-        device.via_device_id
-        == registry.async_get_device(identifiers={(DOMAIN, entry.unique_id)}).id
-    )  # type: ignore[union-attr]
+    assert device.via_device_id == by_identifier[str(entry.unique_id)].id
 
     # The stored key really opens the gateway (what HA actions will use).
     async with (

@@ -57,10 +57,10 @@ async def test_services_hang_off_the_head(
     hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Every service device is linked through the only node; restarts go to it."""
-    devices = dr.async_get(hass)
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), init_integration.entry_id)
     head_name = "spark-1"  # the host name the node reports
-    head = next(d for d in devices.devices.values() if d.name == head_name)
-    services = [d for d in devices.devices.values() if d.via_device_id == head.id]
+    head = next(d for d in devices if d.name == head_name)
+    services = [d for d in devices if d.via_device_id == head.id]
     assert sorted(d.name or "" for d in services) == [
         "Lab Magpie TTS",
         "Lab Parakeet ASR",
