@@ -46,7 +46,7 @@ def create_app(config: GatewayConfig) -> web.Application:
             metrics.middleware(),  # outermost: sees the final status of every answer
             error_middleware,
             auth_middleware(keys, required=config.auth_required),
-            concurrency_middleware(config.max_concurrent_requests),
+            concurrency_middleware(config.max_concurrent_requests, config.concurrency),
             spool.middleware(),
         ],
     )

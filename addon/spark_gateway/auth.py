@@ -61,7 +61,9 @@ def request_key(request: web.Request) -> str | None:
 
 def key_is_valid(presented: str, keys: tuple[str, ...]) -> bool:
     """Constant-time comparison against every valid key."""
-    candidate = presented.encode()
+    # aiohttp hands non-UTF-8 header bytes over as surrogate escapes; they must compare (and
+    # fail) like any other wrong key instead of raising UnicodeEncodeError.
+    candidate = presented.encode("utf-8", "surrogateescape")
     valid = False
     for key in keys:
         valid |= hmac.compare_digest(candidate, key.encode())

@@ -30,6 +30,19 @@ class Timeouts:
     health: float = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class ConcurrencyBudgets:
+    """Requests in flight per upstream; one slow service cannot take the others' slots."""
+
+    chat: int = 64  # vLLM batches many sequences at once
+    stt: int = 8  # Parakeet works on a few requests at a time; more only queue on the GPU
+    tts: int = 8
+    speakers: int = 2  # long recordings: each fans out into chunks of its own
+
+    def as_dict(self) -> dict[str, int]:
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+
 # OpenAI's voice names, mapped to Magpie voices so apps that only know them still work.
 DEFAULT_VOICE_ALIASES: Mapping[str, str] = {
     "alloy": "Magpie-Multilingual.EN-US.Aria",
@@ -68,6 +81,7 @@ class GatewayConfig:
     max_audio_seconds: float = 4 * 3600.0  # decoded length cap: a small file can expand a lot
     max_concurrent_requests: int = 256  # beyond this the gateway answers 429
     decode_workers: int = 2  # uploads decoded at once, each in its own process
+    concurrency: ConcurrencyBudgets = field(default_factory=ConcurrencyBudgets)
     timeouts: Timeouts = field(default_factory=Timeouts)
     cors_origins: tuple[str, ...] = ()
     ha_url: str | None = None  # Home Assistant's URL when standalone, e.g. http://ha:8123
@@ -107,6 +121,13 @@ _TIMEOUTS_SCHEMA = vol.Schema(
     }
 )
 
+_CONCURRENCY_SCHEMA = vol.Schema(
+    {
+        vol.Optional(item.name): vol.All(int, vol.Range(min=1, max=10000))
+        for item in fields(ConcurrencyBudgets)
+    }
+)
+
 _ALIAS_ENTRY = vol.Schema({vol.Required("alias"): str, vol.Required("voice"): str})
 
 OPTIONS_SCHEMA = vol.Schema(
@@ -126,6 +147,7 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional("max_audio_minutes"): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=1440)),
         vol.Optional("max_concurrent_requests"): vol.All(int, vol.Range(min=1, max=100000)),
         vol.Optional("decode_workers"): vol.All(int, vol.Range(min=1, max=32)),
+        vol.Optional("concurrency"): _CONCURRENCY_SCHEMA,
         vol.Optional("timeouts"): _TIMEOUTS_SCHEMA,
         vol.Optional("cors_origins"): vol.Any(None, [str]),
         vol.Optional("ha_url"): _url,
@@ -193,6 +215,8 @@ def config_from_options(options: Mapping[str, Any]) -> GatewayConfig:
         kwargs["max_audio_seconds"] = opts["max_audio_minutes"] * 60.0
     if opts.get("timeouts"):
         kwargs["timeouts"] = Timeouts(**opts["timeouts"])
+    if opts.get("concurrency"):
+        kwargs["concurrency"] = ConcurrencyBudgets(**opts["concurrency"])
     kwargs["cors_origins"] = tuple(opts.get("cors_origins") or ())
     if opts.get("data_dir"):
         kwargs["data_dir"] = Path(opts["data_dir"])

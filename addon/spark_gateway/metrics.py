@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+CLIENT_CLOSED = 499  # nginx's "client closed request": not a server fault
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -66,6 +68,10 @@ class GatewayMetrics:
                 return response
             except web.HTTPException as err:
                 status = err.status
+                raise
+            except (asyncio.CancelledError, ConnectionResetError):
+                # The client went away before the answer was complete (nginx's 499).
+                status = CLIENT_CLOSED
                 raise
             finally:
                 in_flight.dec()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
 
 from .appkeys import CONFIG
 from .errors import ApiError
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 async def read_json_object(request: web.Request) -> tuple[bytes, dict[str, Any]]:
@@ -39,4 +42,20 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise ApiError(400, f"the body is not valid JSON: {detail}", code="invalid_json") from err
     if not isinstance(payload, dict):
         raise ApiError(400, "the body must be a JSON object", code="invalid_json")
+    if _may_hold_surrogates(body) and not _is_unicode(payload):
+        # JSON lets `\ud800` stand alone; UTF-8 cannot carry it to an upstream.
+        raise ApiError(400, "the body holds a lone UTF-16 surrogate escape", code="invalid_json")
     return payload
+
+
+def _may_hold_surrogates(body: bytes) -> bool:
+    """Cheap test on the raw bytes; only bodies with a surrogate escape get the full check."""
+    return _SURROGATE_ESCAPE.search(body) is not None
+
+
+def _is_unicode(payload: Any) -> bool:
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -99,12 +99,7 @@ class UpstreamClient:
         body = (await resp.read())[:2000].decode("utf-8", "replace")
         detail = _error_message(body) or f"HTTP {resp.status}"
         if service == PARAKEET and resp.status >= 500:
-            self.metrics.upstream_errors.labels(service, "wedged").inc()
-            error = f"HTTP {resp.status}: {detail}"
-            if await self.notifier.report_wedge(service, error):
-                self.metrics.wedge_reports.labels(service).inc()
-                _LOGGER.warning("parakeet answered %s; reported a wedge to Home Assistant", error)
-            return UpstreamWedged(service, error)
+            return await self._wedged(service, f"HTTP {resp.status}: {detail}")
         self.metrics.upstream_errors.labels(service, f"http_{resp.status}").inc()
         if service == MAGPIE and resp.status < 500:
             # Voice and text were validated here, so a refusal is the gateway's problem.
@@ -117,6 +112,14 @@ class UpstreamClient:
             service, 502, f"{service} failed: HTTP {resp.status}: {detail}", code="upstream_error"
         )
 
+    async def _wedged(self, service: str, error: str) -> UpstreamWedged:
+        """Report a wedge to Home Assistant (rate-limited) and build the client's 503."""
+        self.metrics.upstream_errors.labels(service, "wedged").inc()
+        if await self.notifier.report_wedge(service, error):
+            self.metrics.wedge_reports.labels(service).inc()
+            _LOGGER.warning("%s failed (%s); reported a wedge to Home Assistant", service, error)
+        return UpstreamWedged(service, error)
+
     async def _post_form(
         self, service: str, path: str, form: aiohttp.FormData, limits: aiohttp.ClientTimeout
     ) -> tuple[bytes, str]:
@@ -128,7 +131,13 @@ class UpstreamClient:
                 return await resp.read(), resp.headers.get("Content-Type", "")
         except ApiError:
             raise
-        except (aiohttp.ClientError, TimeoutError) as err:
+        except TimeoutError as err:
+            if service == PARAKEET:
+                # A hung CUDA call looks exactly like this: same report as a 500.
+                timeout = f"no answer within {limits.total:.0f} s"
+                raise await self._wedged(service, timeout) from err
+            raise self._failure(service, err) from err
+        except aiohttp.ClientError as err:
             raise self._failure(service, err) from err
 
     async def _get_json(self, service: str, path: str) -> Any:

@@ -195,18 +195,27 @@ async def test_wedged_parakeet_is_503_and_reported(
     assert "CUBLAS_STATUS_EXECUTION_FAILED" in data["error"]
 
 
-async def test_hanging_parakeet_times_out_504(
-    sim: SimCluster, start_gateway: GatewayFactory, speech_wav: bytes
+async def test_hanging_parakeet_is_a_reported_wedge(
+    sim: SimCluster,
+    start_gateway: GatewayFactory,
+    fake_ha: FakeHomeAssistant,
+    speech_wav: bytes,
 ) -> None:
+    """A hung CUDA call looks like a timeout: the same 503 and wedge report as a 500."""
     gateway = await start_gateway(
-        parakeet_url=sim.parakeet.url, timeouts=Timeouts(transcription=0.5, connect=0.5)
+        parakeet_url=sim.parakeet.url,
+        ha_url=fake_ha.url,
+        ha_token=fake_ha.token,
+        timeouts=Timeouts(transcription=0.5, connect=0.5),
     )
     sim.faults.hang("parakeet")
     form = aiohttp.FormData()
     form.add_field("file", upload(speech_wav, "wav"), filename="a.wav")
     status, body = await gateway.post("/v1/audio/transcriptions", data=form)
-    assert status == 504
-    assert body["error"]["code"] == "upstream_timeout"
+    assert status == 503
+    assert body["error"]["code"] == "upstream_wedged"
+    await gateway.app[NOTIFIER].drain()
+    assert [event for event, _ in fake_ha.events] == ["spark_control_wedge_report"]
 
 
 async def test_refused_parakeet_is_503(

@@ -54,6 +54,9 @@ async def _relay(request: web.Request, path: str) -> web.StreamResponse:
         resp.release()
         await out.write_eof()
         return out
+    except ConnectionResetError:
+        # The client went away (aiohttp's write error is also a ClientError): not vLLM's fault.
+        raise
     except (aiohttp.ClientError, TimeoutError) as err:
         if out is None:
             raise upstream.relay_failure(err) from err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
@@ -59,10 +60,11 @@ def parse_speech_request(payload: Any, config: GatewayConfig) -> SpeechRequest:
             code="input_too_long",
             param="input",
         )
+    _check_speakable(text)
     voice = payload.get("voice", config.default_voice)
     if isinstance(voice, dict):
         voice = voice.get("id")
-    if not isinstance(voice, str) or not voice.strip():
+    if not isinstance(voice, str) or not voice.strip() or not _is_unicode(voice):
         raise ApiError(400, "'voice' must be a voice name", code="invalid_voice", param="voice")
     fmt = payload.get("response_format") or config.default_speech_format
     if fmt not in SPEECH_FORMATS:
@@ -91,6 +93,42 @@ def parse_speech_request(payload: Any, config: GatewayConfig) -> SpeechRequest:
     if model is not None and not isinstance(model, str):
         raise ApiError(400, "'model' must be a string", code="invalid_model", param="model")
     return SpeechRequest(text.strip(), voice.strip(), fmt, float(speed), stream_format)
+
+
+MAX_WORD_CHARS = 200  # longer than any word or URL worth reading aloud
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _check_speakable(text: str) -> None:
+    """Refuse text Magpie cannot speak: control characters (NUL...) or a "word" of thousands."""
+    if not _is_unicode(text):
+        raise ApiError(400, "'input' holds a lone UTF-16 surrogate", code="invalid_input",
+                       param="input")  # fmt: skip
+    control = _CONTROL.search(text)
+    if control is not None:
+        raise ApiError(
+            400,
+            f"'input' holds control character U+{ord(control.group()):04X}",
+            code="invalid_input",
+            param="input",
+        )
+    longest = max((len(word) for word in text.split()), default=0)
+    if longest > MAX_WORD_CHARS:
+        raise ApiError(
+            400,
+            f"'input' holds a {longest}-character word (at most {MAX_WORD_CHARS} can be spoken)",
+            code="invalid_input",
+            param="input",
+        )
+
+
+def _is_unicode(text: str) -> bool:
+    """False for strings JSON allows but UTF-8 cannot carry (lone surrogates like \\ud800)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Synthesizer:
