@@ -24,6 +24,7 @@ from .const import (
     DEFAULT_PORTS,
     DEFAULT_REPO_PATH,
     DEFAULT_SSH_PORT,
+    SERVICE_VLLM,
     SERVICES,
 )
 from .sparklib.cluster import ClusterConfig, NodeConfig
@@ -93,7 +94,7 @@ def node_hosting(data: Mapping[str, Any], service: str) -> str:
     matches = [node for node in nodes if node_address(data, node).host == host]
     if not matches:
         return nodes[0]
-    preferred = nodes[0] if service == "vllm" or len(nodes) == 1 else nodes[1]
+    preferred = nodes[0] if service == SERVICE_VLLM or len(nodes) == 1 else nodes[1]
     return preferred if preferred in matches else matches[0]
 
 
@@ -102,7 +103,7 @@ def default_endpoints(nodes: list[Address]) -> dict[str, dict[str, Any]]:
     speech = nodes[1] if len(nodes) > 1 else nodes[0]
     return {
         service: {
-            "host": (nodes[0] if service == "vllm" else speech).host,
+            "host": (nodes[0] if service == SERVICE_VLLM else speech).host,
             "port": DEFAULT_PORTS[service],
         }
         for service in SERVICES

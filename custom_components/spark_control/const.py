@@ -5,22 +5,20 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from .sparklib import service_keys
+
 DOMAIN: Final = "spark_control"
 LOGGER = logging.getLogger(__package__)
 
 # Services the cluster runs. Their keys appear in actions, events and unique ids.
-SERVICE_VLLM: Final = "vllm"
-SERVICE_PARAKEET: Final = "parakeet"
-SERVICE_MAGPIE: Final = "magpie"
-SERVICES: Final = (SERVICE_VLLM, SERVICE_PARAKEET, SERVICE_MAGPIE)
-SPEECH_SERVICES: Final = (SERVICE_PARAKEET, SERVICE_MAGPIE)
-
-DEFAULT_CONTAINERS: Final = {
-    SERVICE_VLLM: "vllm_node",
-    SERVICE_PARAKEET: "parakeet-asr",
-    SERVICE_MAGPIE: "magpie-tts",
-}
-DEFAULT_PORTS: Final = {SERVICE_VLLM: 8888, SERVICE_PARAKEET: 8000, SERVICE_MAGPIE: 9000}
+# Their one home is sparklib.service_keys; these names are the glue's spelling of them.
+SERVICE_VLLM: Final = service_keys.VLLM
+SERVICE_PARAKEET: Final = service_keys.PARAKEET
+SERVICE_MAGPIE: Final = service_keys.MAGPIE
+SERVICES: Final = service_keys.SERVICES
+SPEECH_SERVICES: Final = service_keys.SPEECH_SERVICES
+DEFAULT_CONTAINERS: Final = service_keys.DEFAULT_CONTAINERS
+DEFAULT_PORTS: Final = service_keys.DEFAULT_PORTS
 
 # Config entry data.
 CONF_CLUSTER_NAME: Final = "cluster_name"

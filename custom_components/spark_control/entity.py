@@ -14,7 +14,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntry, DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpdateCoordinator
 
-from .cluster_config import endpoint_of, node_hosting, nodes_of
+from .cluster_config import node_hosting, nodes_of
 from .const import (
     CONF_ENDPOINTS,
     DOMAIN,
@@ -62,13 +62,12 @@ def node_device(entry: SparkControlConfigEntry, node: str) -> DeviceInfo:
 
 def service_device(entry: SparkControlConfigEntry, service: str) -> DeviceInfo:
     """One service (vLLM, Parakeet, Magpie), run by one of the nodes."""
-    endpoint = endpoint_of(entry.data, service)
     return DeviceInfo(
         identifiers={(DOMAIN, f"{_base_id(entry)}_{service}")},
         name=f"{entry.title} {SERVICE_MODELS[service]}",
         manufacturer=SERVICE_MAKERS[service],
         model=SERVICE_MODELS[service],
-        configuration_url=f"http://{endpoint.url_host}:{endpoint.port}"
+        configuration_url=entry.runtime_data.client.base_url(service)
         if CONF_ENDPOINTS in entry.data
         else None,
     )

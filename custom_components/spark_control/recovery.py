@@ -17,12 +17,10 @@ from typing import TYPE_CHECKING, Any
 import voluptuous as vol
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.storage import Store
 
-from .cluster_config import endpoint_of
 from .const import (
     CONF_DEEP_CHECK_INTERVAL,
     CONF_PROBE_TIMEOUT,
@@ -325,13 +323,7 @@ async def async_setup_recovery(hass: HomeAssistant, entry: SparkControlConfigEnt
         window=max(1.0, float(options.get(CONF_RESTART_WINDOW, DEFAULT_RESTART_WINDOW))) * 60,
     )
     clip = await hass.async_add_executor_job(_read_probe_clip)
-    base_urls = {}
-    for service in SERVICES:
-        address = endpoint_of(entry.data, service)
-        base_urls[service] = f"http://{address.url_host}:{address.port}"
-    prober = DeepProber(
-        async_get_clientsession(hass),
-        base_urls,
+    prober = entry.runtime_data.client.deep_prober(
         clip_wav=clip,
         timeout=max(1.0, float(options.get(CONF_PROBE_TIMEOUT, DEFAULT_PROBE_TIMEOUT))),
     )

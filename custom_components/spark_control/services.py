@@ -17,7 +17,7 @@ from homeassistant.core import (
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
-from .const import DOMAIN, SERVICES
+from .const import DOMAIN, SERVICE_VLLM, SERVICES
 from .coordinator import SparkControlConfigEntry
 from .errors import translate_error
 from .sparklib.catalog import ModelOptions
@@ -150,7 +150,7 @@ def _service_action(action: DockerAction) -> Callable[[ServiceCall], Coroutine[A
                 translation_key="invalid_service",
                 translation_placeholders={"service": service, "services": ", ".join(SERVICES)},
             )
-        if service == "vllm":
+        if service == SERVICE_VLLM:
             # Starting or stopping vLLM under a running swap would break the swap.
             entry.runtime_data.swap.ensure_idle()
         await _guarded(

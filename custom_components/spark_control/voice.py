@@ -12,11 +12,9 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .const import (
-    CONF_ENDPOINTS,
     CONF_STT_PORT,
     CONF_TTS_PORT,
     CONF_VOICE_BRIDGES,
-    DEFAULT_PORTS,
     DEFAULT_STT_PORT,
     DEFAULT_TTS_PORT,
     DEFAULT_VOICE_BRIDGES,
@@ -76,18 +74,10 @@ class VoiceService:
 
 def voice_bridge_config(entry: SparkControlConfigEntry) -> VoiceBridgeConfig:
     """Where the bridges listen and which speech servers they use, from the entry."""
-    endpoints: dict[str, dict[str, Any]] = entry.data.get(CONF_ENDPOINTS, {})
-
-    def url(service: str) -> str:
-        endpoint = endpoints.get(service, {})
-        host = str(endpoint.get("host", ""))
-        port = int(endpoint.get("port", DEFAULT_PORTS[service]))
-        # IPv6 literals need brackets inside a URL.
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
+    client = entry.runtime_data.client
     return VoiceBridgeConfig(
-        parakeet_url=url(SERVICE_PARAKEET),
-        magpie_url=url(SERVICE_MAGPIE),
+        parakeet_url=client.base_url(SERVICE_PARAKEET),
+        magpie_url=client.base_url(SERVICE_MAGPIE),
         stt_port=int(entry.options.get(CONF_STT_PORT, DEFAULT_STT_PORT)),
         tts_port=int(entry.options.get(CONF_TTS_PORT, DEFAULT_TTS_PORT)),
     )

@@ -73,6 +73,19 @@ async def test_gpu_stats_per_node(sim: SimCluster, client: ClusterClient) -> Non
     assert set(await client.gpu_stats()) == {"node0"}
 
 
+async def test_one_node_and_service_urls(sim: SimCluster, client: ClusterClient) -> None:
+    """The glue's doors: one node's GPUs, each service's URL from the configured endpoints,
+    and deep probes built on those URLs."""
+    assert (await client.node_gpus("node1"))[0].name
+    with pytest.raises(InvalidInput):
+        await client.node_gpus("node9")
+    assert client.base_url("vllm") == sim.vllm.url
+    assert client.base_url("parakeet") == sim.parakeet.url
+    prober = client.deep_prober(clip_wav=b"RIFF....WAVE", timeout=5)
+    assert set(prober.services) == {"vllm", "parakeet", "magpie"}
+    assert await prober.is_healthy("magpie")
+
+
 async def test_swap_across_the_cluster(sim: SimCluster, client: ClusterClient) -> None:
     entry = Catalog(load_bundled_models()).get("qwen3-235b-fp8")
     result = await client.swap(entry, timeout=30)

@@ -27,17 +27,16 @@ from .containers import ContainerInfo, parse_docker_ps
 from .downloads import DiskSpace, ModelDownload, read_disk_space
 from .errors import InvalidInput, SparkError
 from .gpu import GpuStats, parse_nvidia_smi
-from .http_api import MAGPIE, PARAKEET, VLLM, Endpoint, ServiceApi
+from .http_api import Endpoint, ServiceApi
 from .node_info import NodeFacts, parse_meminfo, parse_node_facts
+from .probes import DeepProber
+from .service_keys import DEFAULT_CONTAINERS, DEFAULT_PORTS, SERVICES, VLLM
 from .ssh import SshNode
 from .swap import ProgressCallback, SwapClaim, SwapResult, SwapRunner
 from .updates import SoftwareUpdate, parse_update_check
 from .validation import validate_container, validate_path
 
 _LOGGER = logging.getLogger(__name__)
-
-SERVICES = (VLLM, PARAKEET, MAGPIE)
-DEFAULT_CONTAINERS = {VLLM: "vllm_node", PARAKEET: "parakeet-asr", MAGPIE: "magpie-tts"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +105,14 @@ class ClusterClient:
             if key not in self.nodes:
                 raise InvalidInput("service_nodes", f"{service} placed on unknown node {key}")
         self.head: SshNode = next(iter(self.nodes.values()))
+        self._session = session
         self.api = ServiceApi(session, config.endpoints, timeout=http_timeout)
         self.swapper = SwapRunner(
             self.head,
             self.api,
             config.repo_path,
             self.container(VLLM),
-            port=config.endpoints[VLLM].port if VLLM in config.endpoints else 8888,
+            port=config.endpoints[VLLM].port if VLLM in config.endpoints else DEFAULT_PORTS[VLLM],
         )
 
     @property
@@ -173,6 +173,15 @@ class ClusterClient:
             service: listings[node.name].get(self.container(service))
             for service, node in nodes.items()
         }
+
+    def base_url(self, service: str) -> str:
+        """`http://host:port` of a service, from `ClusterConfig.endpoints` (the one place)."""
+        return self.api.url(service)
+
+    def deep_prober(self, *, clip_wav: bytes, timeout: float) -> DeepProber:
+        """Deep probes of the configured services (see `probes.DeepProber`)."""
+        urls = {service: self.base_url(service) for service in self.config.endpoints}
+        return DeepProber(self._session, urls, clip_wav=clip_wav, timeout=timeout)
 
     async def gpu_stats(self) -> dict[str, list[GpuStats]]:
         """GPU readings per node key, queried concurrently.

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from .errors import InvalidInput
+from .service_keys import DEFAULT_CONTAINERS, VLLM
 from .validation import (
     validate_container,
     validate_host,
@@ -30,7 +31,7 @@ type DockerAction = Literal["start", "stop", "restart"]
 DOCKER_ACTIONS: tuple[DockerAction, ...] = ("start", "stop", "restart")
 
 LAUNCH_SCRIPT = "./launch-cluster.sh"
-VLLM_CONTAINER = "vllm_node"
+VLLM_CONTAINER = DEFAULT_CONTAINERS[VLLM]
 NVIDIA_SMI_FIELDS = (
     "index",
     "name",

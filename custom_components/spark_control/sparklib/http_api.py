@@ -9,12 +9,10 @@ from typing import Any
 import aiohttp
 
 from .errors import ServiceUnreachable
+from .service_keys import MAGPIE, PARAKEET, VLLM
 from .validation import validate_host, validate_port
 
-# Service keys, matching const.SERVICES in the integration.
-VLLM = "vllm"
-PARAKEET = "parakeet"
-MAGPIE = "magpie"
+__all__ = ["MAGPIE", "PARAKEET", "VLLM", "Endpoint", "ServiceApi", "VllmState"]
 
 
 @dataclass(frozen=True, slots=True)

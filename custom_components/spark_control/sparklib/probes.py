@@ -22,10 +22,11 @@ from .recovery import (
     classify_work_response,
     has_cuda_error,
 )
-
-SERVICE_VLLM = "vllm"
-SERVICE_PARAKEET = "parakeet"
-SERVICE_MAGPIE = "magpie"
+from .service_keys import (
+    MAGPIE as SERVICE_MAGPIE,
+    PARAKEET as SERVICE_PARAKEET,
+    VLLM as SERVICE_VLLM,
+)
 
 HEALTH_PATHS: Mapping[str, str] = {
     SERVICE_VLLM: "/health",

@@ -22,7 +22,8 @@ from .catalog import ModelEntry
 from .commands import VLLM_CONTAINER, docker_inspect, docker_logs, launch_model, stop_cluster
 from .containers import parse_docker_inspect
 from .errors import CannotConnect, ServiceUnreachable, SparkError, SwapFailed, SwapInProgress
-from .http_api import VLLM, ServiceApi
+from .http_api import ServiceApi
+from .service_keys import VLLM
 from .ssh import SshNode
 
 _LOGGER = logging.getLogger(__name__)
