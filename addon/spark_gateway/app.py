@@ -12,6 +12,7 @@ from aiohttp import web
 from . import __version__
 from .appkeys import (
     API_KEYS,
+    CHAT_MODELS,
     CONFIG,
     DECODER,
     METRICS,
@@ -19,9 +20,11 @@ from .appkeys import (
     SESSION,
     SPOOL,
     UPSTREAM,
+    VLLM_HOLD,
     VOICES,
 )
 from .auth import auth_middleware, resolve_api_keys
+from .chat_models import ChatModels
 from .config import GatewayConfig
 from .cors import setup_cors
 from .decoder import AudioDecoder
@@ -31,7 +34,8 @@ from .limits import concurrency_middleware
 from .metrics import GatewayMetrics
 from .routes import setup_routes
 from .spool import Spool, spool_directory
-from .upstream import UpstreamClient
+from .upstream import VLLM, UpstreamClient
+from .vllm_hold import VllmHold
 from .voices import VoiceCatalog
 
 
@@ -82,9 +86,20 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     notifier = HaNotifier.from_config(session, config)
     app[SESSION] = session
     app[NOTIFIER] = notifier
-    app[UPSTREAM] = UpstreamClient(config, session, notifier, app[METRICS])
+    upstream = UpstreamClient(config, session, notifier, app[METRICS])
+    app[UPSTREAM] = upstream
+    models = ChatModels(upstream)
+    app[CHAT_MODELS] = models
+    hold = VllmHold(
+        lambda: upstream.probe(VLLM),
+        models.forget,
+        max_held=config.hold_max_requests,
+        timeout_s=config.hold_timeout_s,
+    )
+    app[VLLM_HOLD] = hold
     try:
         yield
     finally:
+        await hold.close()
         await notifier.drain()
         await session.close()

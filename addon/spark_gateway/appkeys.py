@@ -7,12 +7,14 @@ from typing import Final
 import aiohttp
 from aiohttp import web
 
+from .chat_models import ChatModels
 from .config import GatewayConfig
 from .decoder import AudioDecoder
 from .ha_events import HaNotifier
 from .metrics import GatewayMetrics
 from .spool import Spool
 from .upstream import UpstreamClient
+from .vllm_hold import VllmHold
 from .voices import VoiceCatalog
 
 CONFIG: Final = web.AppKey("config", GatewayConfig)
@@ -26,3 +28,5 @@ NOTIFIER: Final = web.AppKey("notifier", HaNotifier)
 UPSTREAM: Final = web.AppKey("upstream", UpstreamClient)
 SPOOL: Final = web.AppKey("spool", Spool)
 DECODER: Final = web.AppKey("decoder", AudioDecoder)
+CHAT_MODELS: Final = web.AppKey("chat_models", ChatModels)
+VLLM_HOLD: Final = web.AppKey("vllm_hold", VllmHold)

@@ -18,6 +18,9 @@ _LOGGER = logging.getLogger(__name__)
 
 KEY_FILE_NAME: Final = "api_key"
 PROTECTED_PREFIXES: Final = ("/v1/", "/api/")
+# Listings that hold nothing secret, answered without a key: Open WebUI fetches them for its
+# audio settings without an Authorization header. A key that is sent is still checked.
+PUBLIC_LISTINGS: Final = frozenset({"/v1/models", "/v1/audio/models", "/v1/audio/voices"})
 
 
 def resolve_api_keys(config: GatewayConfig) -> tuple[str, ...]:
@@ -77,6 +80,8 @@ def auth_middleware(keys: tuple[str, ...], *, required: bool) -> Middleware:
     async def check_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
         if required and request.method != "OPTIONS" and request.path.startswith(PROTECTED_PREFIXES):
             presented = request_key(request)
+            if presented is None and _is_public_listing(request):
+                return await handler(request)
             if presented is None:
                 raise ApiError(
                     401,
@@ -94,3 +99,7 @@ def auth_middleware(keys: tuple[str, ...], *, required: bool) -> Middleware:
         return await handler(request)
 
     return check_api_key
+
+
+def _is_public_listing(request: web.Request) -> bool:
+    return request.method in ("GET", "HEAD") and request.path in PUBLIC_LISTINGS

@@ -82,6 +82,10 @@ class GatewayConfig:
     max_concurrent_requests: int = 256  # beyond this the gateway answers 429
     decode_workers: int = 2  # uploads decoded at once, each in its own process
     concurrency: ConcurrencyBudgets = field(default_factory=ConcurrencyBudgets)
+    # Chat requests held while vLLM is down or loading a model (a swap), released when it serves.
+    hold_max_requests: int = 64  # beyond this a request is refused at once (503)
+    hold_timeout_s: float = 300.0  # Open WebUI's own client timeout is 300 s
+    list_speech_models: bool = False  # /v1/models lists chat models only (speech: /v1/audio/models)
     timeouts: Timeouts = field(default_factory=Timeouts)
     cors_origins: tuple[str, ...] = ()
     ha_url: str | None = None  # Home Assistant's URL when standalone, e.g. http://ha:8123
@@ -148,6 +152,9 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional("max_concurrent_requests"): vol.All(int, vol.Range(min=1, max=100000)),
         vol.Optional("decode_workers"): vol.All(int, vol.Range(min=1, max=32)),
         vol.Optional("concurrency"): _CONCURRENCY_SCHEMA,
+        vol.Optional("hold_max_requests"): vol.All(int, vol.Range(min=0, max=100000)),
+        vol.Optional("hold_timeout_s"): vol.All(vol.Coerce(float), vol.Range(min=0, max=86400)),
+        vol.Optional("list_speech_models"): bool,
         vol.Optional("timeouts"): _TIMEOUTS_SCHEMA,
         vol.Optional("cors_origins"): vol.Any(None, [str]),
         vol.Optional("ha_url"): _url,
@@ -187,6 +194,9 @@ def config_from_options(options: Mapping[str, Any]) -> GatewayConfig:
         "tts_chunk_chars",
         "max_concurrent_requests",
         "decode_workers",
+        "hold_max_requests",
+        "hold_timeout_s",
+        "list_speech_models",
         "ha_url",
         "host",
         "port",

@@ -28,7 +28,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 _UPSTREAM_FAILURES: Final = (502, 503, 504)
-_GUARDED: Final = (401, 429)  # every authenticated route can answer these
+_GUARDED: Final = (401, 429)  # every route with a key (sent, or required) can answer these
 
 _OBJ: Final = {"type": "object"}
 _MODEL_CARD: Final = {
@@ -109,7 +109,8 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         "responses": {"200": _json(_OBJ)},
     },
     ("/v1/models", "get"): {
-        "summary": "vLLM's models plus the speech models",
+        "summary": "The chat models (vLLM's, plus the `current` alias); no key needed",
+        "security": [],
         "responses": {
             "200": _json(
                 {
@@ -129,14 +130,16 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         "responses": {"200": _json(_MODEL_CARD), **_errors(404, *_GUARDED)},
     },
     ("/v1/audio/models", "get"): {
-        "summary": "Speech models, in the shape Open WebUI reads",
+        "summary": "Speech models, in the shape Open WebUI reads; no key needed",
+        "security": [],
         "responses": {
             "200": _json({"type": "object", "required": ["models"]}),
             **_errors(*_GUARDED),
         },
     },
     ("/v1/audio/voices", "get"): {
-        "summary": "Magpie voices and aliases, in the shape Open WebUI reads",
+        "summary": "Magpie voices and aliases, in the shape Open WebUI reads; no key needed",
+        "security": [],
         "responses": {
             "200": _json({"type": "object", "required": ["voices"]}),
             **_errors(*_GUARDED),

@@ -101,6 +101,9 @@ class UpstreamClient:
         if service == PARAKEET and resp.status >= 500:
             return await self._wedged(service, f"HTTP {resp.status}: {detail}")
         self.metrics.upstream_errors.labels(service, f"http_{resp.status}").inc()
+        if service == VLLM and resp.status == 503:
+            # vLLM answers 503 while it loads a model (a swap): the relay holds for this.
+            return UpstreamError(service, 503, "vllm is loading a model", code="upstream_loading")
         if service == MAGPIE and resp.status < 500:
             # Voice and text were validated here, so a refusal is the gateway's problem.
             return UpstreamRejected(

@@ -66,6 +66,7 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
         base = GatewayConfig(
             api_keys=(API_KEY,),
             data_dir=tmp_path / "data",
+            hold_timeout_s=1.0,  # a vLLM made unreachable on purpose answers 503 soon
             timeouts=Timeouts(
                 connect=2,
                 chat=20,

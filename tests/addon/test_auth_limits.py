@@ -34,7 +34,7 @@ async def status_of(url: str, headers: dict[str, str] | None = None) -> tuple[in
 async def test_missing_or_wrong_key_is_401(
     gateway: RunningGateway, headers: dict[str, str]
 ) -> None:
-    for path in ("/v1/models", "/api/endpoints", "/v1/audio/voices"):
+    for path in ("/v1/models/current", "/api/endpoints", "/v1/audio/speech"):
         status, answer = await status_of(f"{gateway.url}{path}", headers)
         assert status == 401, path
         assert answer["WWW-Authenticate"] == "Bearer"

@@ -14,12 +14,10 @@ from tests.addon.conftest import GatewayFactory, RunningGateway
 from tests.sim import SimCluster, SimConfig
 
 
-async def test_models_list_vllm_and_speech(client: AsyncOpenAI, sim: SimCluster) -> None:
+async def test_model_cards_pass_through(client: AsyncOpenAI, sim: SimCluster) -> None:
     models = await client.models.list()
-    ids = [m.id for m in models.data]
-    assert ids[0] == sim.config.served_model
-    assert {"nvidia/parakeet-tdt-0.6b-v3", "whisper-1", "tts-1"} <= set(ids)
     vllm_card = models.data[0].model_dump()
+    assert vllm_card["id"] == sim.config.served_model
     assert vllm_card["max_model_len"] == sim.config.max_model_len  # vLLM's card passed on
     one = await client.models.retrieve(sim.config.served_model)  # id with a slash
     assert one.id == sim.config.served_model
@@ -72,14 +70,14 @@ async def test_completions_and_embeddings(client: AsyncOpenAI, sim: SimCluster) 
 async def test_upstream_errors_keep_status_and_body(
     gateway: RunningGateway, sim: SimCluster
 ) -> None:
-    body = {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}
+    body = {"model": sim.config.served_model, "messages": "hi", "max_tokens": 0}
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{sim.vllm.url}/v1/chat/completions", json=body) as direct:
             direct_status, direct_body = direct.status, await direct.read()
         async with session.post(
             f"{gateway.url}/v1/chat/completions", json=body, headers=gateway.headers()
         ) as relayed:
-            assert relayed.status == direct_status == 404
+            assert relayed.status == direct_status == 400
             assert await relayed.read() == direct_body
 
 
@@ -91,18 +89,40 @@ async def test_invalid_json_is_400(gateway: RunningGateway) -> None:
                 assert (await resp.json())["error"]["code"] == "invalid_json"
 
 
-async def test_vllm_down_is_503_json(client: AsyncOpenAI, sim: SimCluster) -> None:
+async def test_vllm_down_is_503_json(start_gateway: GatewayFactory, sim: SimCluster) -> None:
+    """vLLM refusing connections: held for hold_timeout_s, then 503 with Retry-After."""
+    gateway = await start_gateway(
+        vllm_url=sim.vllm.url, parakeet_url=sim.parakeet.url, hold_timeout_s=0.3
+    )
     await sim.faults.refuse("vllm")
-    with pytest.raises(openai.APIStatusError) as info:
-        await client.chat.completions.create(
-            model=sim.config.served_model, messages=[{"role": "user", "content": "hi"}]
-        )
+    async with AsyncOpenAI(
+        base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0
+    ) as client:
+        with pytest.raises(openai.APIStatusError) as info:
+            await client.chat.completions.create(
+                model=sim.config.served_model, messages=[{"role": "user", "content": "hi"}]
+            )
+        assert info.value.status_code == 503
+        assert info.value.body["code"] == "vllm_not_ready"  # type: ignore[index]
+        assert info.value.response.headers["Retry-After"] == "10"
+        # Listing still works, empty of chat models while vLLM is down.
+        assert [m.id for m in (await client.models.list()).data] == []
+
+
+async def test_vllm_down_without_holding_is_503_at_once(
+    start_gateway: GatewayFactory, sim: SimCluster
+) -> None:
+    gateway = await start_gateway(vllm_url=sim.vllm.url, hold_max_requests=0)
+    await sim.faults.refuse("vllm")
+    async with AsyncOpenAI(
+        base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0
+    ) as client:
+        with pytest.raises(openai.APIStatusError) as info:
+            await client.chat.completions.create(
+                model=sim.config.served_model, messages=[{"role": "user", "content": "hi"}]
+            )
     assert info.value.status_code == 503
     assert info.value.body["code"] == "upstream_unavailable"  # type: ignore[index]
-    # Listing still works: the speech models are served even with chat down.
-    ids = [m.id for m in (await client.models.list()).data]
-    assert "whisper-1" in ids
-    assert sim.config.served_model not in ids
 
 
 async def _sim_metric(sim: SimCluster, name: str, **labels: str) -> float:

@@ -161,6 +161,19 @@ class SimCluster:
             # Recognition jobs are short; waiting here keeps thread-leak checks happy.
             executor.shutdown(wait=True, cancel_futures=True)
 
+    async def serve_model(self, model: str, *, stopped_s: float = 0.0) -> None:
+        """Swap vLLM to `model` the way `launch-cluster.sh -d exec vllm serve` does, without SSH.
+
+        The container stops (connections refused) for `stopped_s` (the launcher tearing the
+        cluster down), starts with the new model and loads it for `load_seconds` (/health 503)
+        before serving.
+        """
+        container = self.world.vllm.container
+        await self.world.docker.stop(container)
+        await asyncio.sleep(stopped_s)
+        self.world.vllm.configure(model, None)
+        await self.world.docker.start(container)
+
     def endpoints(self) -> dict[str, Any]:
         """What `.demo/endpoints.json` holds: how to reach every node and service."""
         services: dict[str, Any] = {}

@@ -3,15 +3,26 @@
 Streams are passed on chunk by chunk as they arrive (no parsing, no buffering). When the client
 goes away the write fails (or the handler is cancelled) and the upstream connection is closed,
 which makes vLLM abort the generation. Upstream errors keep their status and body.
+
+Before relaying, a request waits while vLLM is not serving (`vllm_hold.py`), and a model named
+`current` or by its catalog key is rewritten to vLLM's id (`chat_models.py`); a body naming
+vLLM's id already is relayed as it came.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
 import aiohttp
 from aiohttp import web
 
-from ..appkeys import UPSTREAM
+from ..appkeys import CHAT_MODELS, UPSTREAM, VLLM_HOLD
+from ..chat_models import ChatModels
+from ..errors import UpstreamError
 from ..request_body import read_json_object
+from ..vllm_hold import HOLDABLE_CODES
 
 _SSE = "text/event-stream"
 
@@ -22,11 +33,58 @@ class _CoalescingStreamResponse(web.StreamResponse):
     _send_headers_immediately = False
 
 
+async def _open_when_serving(
+    request: web.Request, path: str, body: bytes, payload: Mapping[str, Any]
+) -> aiohttp.ClientResponse:
+    """Start the vLLM request once vLLM serves, naming the model by vLLM's id."""
+    hold = request.app[VLLM_HOLD]
+    models = request.app[CHAT_MODELS]
+    upstream = request.app[UPSTREAM]
+    stream = payload.get("stream") is True
+    deadline = hold.deadline()
+    retried_stale_name = False
+    while True:
+        await hold.until_serving(deadline)
+        try:
+            relayed, renamed = await _named_for_vllm(models, body, payload)
+            resp = await upstream.open_vllm(path, relayed, request.headers, stream=stream)
+        except UpstreamError as err:
+            if err.code not in HOLDABLE_CODES or hold.max_held == 0:
+                raise
+            models.forget()
+            hold.mark_down()
+            continue
+        if resp.status == 503 and hold.max_held > 0:  # loading a model
+            resp.release()
+            models.forget()
+            hold.mark_down()
+            continue
+        if resp.status == 404 and renamed and not retried_stale_name:
+            # The cached id went stale (a swap finished unseen): learn the new one, once.
+            resp.release()
+            models.forget()
+            retried_stale_name = True
+            continue
+        return resp
+
+
+async def _named_for_vllm(
+    models: ChatModels, body: bytes, payload: Mapping[str, Any]
+) -> tuple[bytes, bool]:
+    """The body to relay and whether its model name was rewritten."""
+    name = payload.get("model")
+    if not isinstance(name, str):
+        return body, False  # vLLM answers a missing or odd model itself
+    real = await models.resolve(name)
+    if real == name:
+        return body, False
+    return json.dumps({**payload, "model": real}).encode(), True
+
+
 async def _relay(request: web.Request, path: str) -> web.StreamResponse:
     body, payload = await read_json_object(request)
-    stream = payload.get("stream") is True
     upstream = request.app[UPSTREAM]
-    resp = await upstream.open_vllm(path, body, request.headers, stream=stream)
+    resp = await _open_when_serving(request, path, body, payload)
     out: web.StreamResponse | None = None
     try:
         content_type = resp.headers.get("Content-Type", "application/json")

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..appkeys import CONFIG, UPSTREAM, VOICES
+from ..appkeys import CHAT_MODELS, CONFIG, UPSTREAM, VOICES
+from ..chat_models import alias_cards
 from ..errors import ApiError, UpstreamError
 
 _STARTED = int(time.time())
@@ -28,25 +29,29 @@ def audio_model_cards(request: web.Request) -> list[dict[str, Any]]:
     return cards
 
 
-async def _all_cards(request: web.Request) -> list[dict[str, Any]]:
-    cards: list[dict[str, Any]] = []
-    if request.app[CONFIG].vllm_url:
-        try:
-            cards = await request.app[UPSTREAM].vllm_models()
-        except UpstreamError:
-            cards = []  # chat is down; the speech models are still usable
-    return cards + audio_model_cards(request)
+async def _chat_cards(request: web.Request) -> list[dict[str, Any]]:
+    """vLLM's cards (as vLLM sends them) and the `current` alias; none while vLLM is down."""
+    if not request.app[CONFIG].vllm_url:
+        return []
+    try:
+        cards = await request.app[CHAT_MODELS].cards(refresh=True)
+    except UpstreamError:
+        return []  # chat is down or loading; the speech models are still usable
+    return alias_cards(cards)
 
 
 async def list_models(request: web.Request) -> web.Response:
-    """vLLM's models (cards passed on as vLLM sends them) plus the speech models."""
-    return web.json_response({"object": "list", "data": await _all_cards(request)})
+    """The chat models; the speech models too when `list_speech_models` is set."""
+    cards = await _chat_cards(request)
+    if request.app[CONFIG].list_speech_models:
+        cards += audio_model_cards(request)
+    return web.json_response({"object": "list", "data": cards})
 
 
 async def get_model(request: web.Request) -> web.Response:
-    """One model card by id (ids such as `RedHatAI/Qwen...` contain slashes)."""
+    """One model card by id, chat or speech (ids such as `RedHatAI/Qwen...` contain slashes)."""
     model_id = request.match_info["model"]
-    for card in await _all_cards(request):
+    for card in await _chat_cards(request) + audio_model_cards(request):
         if card.get("id") == model_id:
             return web.json_response(card)
     raise ApiError(404, f"model {model_id!r} not found", code="model_not_found", param="model")

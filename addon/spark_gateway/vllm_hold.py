@@ -1,0 +1,119 @@
+"""Holding chat requests while vLLM is not serving (a model swap, a restart) until it is.
+
+How the gateway knows: it does not need to be told that a swap started. A relayed request that
+finds vLLM refusing connections (stopped) or answering 503 (loading a model) marks vLLM down;
+that request and every later one wait here. One poller asks vLLM's `/health` every
+`POLL_INTERVAL_S` while anybody waits; the first 200 wakes them all, so each held request is
+relayed within one poll interval of vLLM being ready. The hold is bounded twice: at most
+`hold_max_requests` wait (more are refused at once), and none waits longer than `hold_timeout_s`;
+both answer 503 with `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from .errors import ApiError
+
+_LOGGER = logging.getLogger(__name__)
+
+POLL_INTERVAL_S: Final = 0.1
+RETRY_AFTER_S: Final = 10
+# Upstream error codes that mean "vLLM is not serving yet", worth waiting for. A vLLM that is
+# not configured at all (upstream_not_configured) is not.
+HOLDABLE_CODES: Final = frozenset({"upstream_unavailable", "upstream_loading"})
+
+
+class VllmHold:
+    """Where chat requests wait for vLLM; one health poller for all of them."""
+
+    def __init__(
+        self,
+        probe: Callable[[], Awaitable[bool]],
+        on_ready: Callable[[], None],
+        *,
+        max_held: int,
+        timeout_s: float,
+    ) -> None:
+        self._probe = probe
+        self._on_ready = on_ready
+        self.max_held = max_held
+        self.timeout_s = timeout_s
+        self._serving = asyncio.Event()
+        self._serving.set()  # optimistic until a request finds vLLM down
+        self._held = 0
+        self._poller: asyncio.Task[None] | None = None
+
+    @property
+    def held(self) -> int:
+        """Requests waiting now."""
+        return self._held
+
+    @property
+    def serving(self) -> bool:
+        """Whether requests go straight to vLLM."""
+        return self._serving.is_set()
+
+    def deadline(self) -> float:
+        """The monotonic time until which a request arriving now may be held."""
+        return time.monotonic() + self.timeout_s
+
+    def mark_down(self) -> None:
+        """A request found vLLM not serving: hold everything until /health says 200."""
+        if self._serving.is_set():
+            _LOGGER.info("vLLM is not serving (swap or restart); holding chat requests")
+        self._serving.clear()
+
+    async def until_serving(self, deadline: float) -> None:
+        """Return once vLLM serves; 503 + Retry-After when the hold is full or times out."""
+        if self._serving.is_set():
+            return
+        if self._held >= self.max_held:
+            raise _not_serving(
+                f"vLLM is loading a model and {self.max_held} requests already wait for it",
+                "hold_queue_full",
+            )
+        self._held += 1
+        try:
+            self._ensure_poller()
+            remaining = deadline - time.monotonic()
+            try:
+                async with asyncio.timeout(max(remaining, 0.0)):
+                    await self._serving.wait()
+            except TimeoutError:
+                raise _not_serving(
+                    f"vLLM did not become ready within {self.timeout_s:g} s (model swap or "
+                    "restart in progress)",
+                    "vllm_not_ready",
+                ) from None
+        finally:
+            self._held -= 1
+
+    def _ensure_poller(self) -> None:
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while self._held > 0 and not self._serving.is_set():
+            if await self._probe():
+                self._on_ready()
+                self._serving.set()
+                _LOGGER.info("vLLM serves again; releasing %d held requests", self._held)
+                return
+            await asyncio.sleep(POLL_INTERVAL_S)
+
+    async def close(self) -> None:
+        """Stop the poller (on shutdown)."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+
+def _not_serving(message: str, code: str) -> ApiError:
+    return ApiError(503, message, code=code, headers={"Retry-After": str(RETRY_AFTER_S)})
