@@ -31,6 +31,7 @@ from .coordinator import (
 from .device_versions import async_track_service_versions
 from .entity import device_tree
 from .host_key_issue import async_create_host_key_issue, host_key_issue_id
+from .operations import async_setup_operations
 from .recovery import (
     async_remove_recovery_store,
     async_setup_recovery,
@@ -49,6 +50,7 @@ PLATFORMS: list[Platform] = [
     Platform.SELECT,
     Platform.SENSOR,
     Platform.SWITCH,
+    Platform.UPDATE,
 ]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -129,6 +131,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _close_client))
 
     _register_devices(hass, entry)
+    await async_setup_operations(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await async_track_service_versions(hass, entry)
     await async_setup_voice(hass, entry)

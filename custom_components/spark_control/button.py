@@ -17,6 +17,7 @@ from .const import SERVICE_VLLM, SERVICES
 from .coordinator import SparkControlConfigEntry, SparkStatusCoordinator
 from .entity import SparkControlEntity, service_device
 from .errors import spark_exception_handler
+from .operations_entities import operations_buttons
 
 PARALLEL_UPDATES = 1
 
@@ -44,9 +45,10 @@ async def async_setup_entry(
     entry: SparkControlConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add a restart button per service."""
+    """Add a restart button per service, and the download's cancel button."""
     status = entry.runtime_data.status
     async_add_entities(SparkRestartButton(status, description) for description in BUTTONS)
+    async_add_entities(operations_buttons(entry))  # cancel a model download (operations)
 
 
 class SparkRestartButton(SparkControlEntity[SparkStatusCoordinator], ButtonEntity):

@@ -76,3 +76,11 @@ EVENT_WEDGE_REPORT: Final = f"{DOMAIN}_wedge_report"
 # Recovery (recovery engineer): a restart that failed (SSH error) or did not bring the service back.
 EVENT_RESTART_FAILED: Final = f"{DOMAIN}_restart_failed"
 SERVICE_RUN_DEEP_CHECK: Final = "run_deep_check"
+
+# Operations: model downloads and the spark-vllm-docker software update (docs/events.md).
+EVENT_DOWNLOAD_STARTED: Final = f"{DOMAIN}_download_started"
+EVENT_DOWNLOAD_FINISHED: Final = f"{DOMAIN}_download_finished"
+EVENT_DOWNLOAD_FAILED: Final = f"{DOMAIN}_download_failed"
+EVENT_SOFTWARE_UPDATE_STARTED: Final = f"{DOMAIN}_software_update_started"
+EVENT_SOFTWARE_UPDATE_FINISHED: Final = f"{DOMAIN}_software_update_finished"
+EVENT_SOFTWARE_UPDATE_FAILED: Final = f"{DOMAIN}_software_update_failed"

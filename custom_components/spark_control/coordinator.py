@@ -35,6 +35,7 @@ from .sparklib.node_info import NodeFacts
 
 if TYPE_CHECKING:
     from .catalog_store import CatalogStore
+    from .operations import OperationsData
     from .swap_control import SparkSwapCoordinator
 
 type SparkControlConfigEntry = ConfigEntry[SparkControlRuntimeData]
@@ -56,6 +57,7 @@ class SparkControlRuntimeData:
     recovery: Any | None = None
     # Host name, GPU and driver per node key, read once at setup for the node devices.
     node_facts: dict[str, NodeFacts] = field(default_factory=dict)
+    operations: OperationsData | None = None  # downloads, disks, software update
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,6 +12,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .cluster_config import node_address, private_key_of, ssh_user_of
 from .const import CONF_HOST_KEYS, DOMAIN
+from .download_repairs import download_fix_flow
 from .sparklib.errors import SparkError
 from .sparklib.keys import fingerprint
 from .sparklib.ssh import SshNode
@@ -80,4 +81,6 @@ async def async_create_fix_flow(
     """The fix flow for an issue raised by this integration."""
     if issue_id.startswith("host_key_changed_") and data is not None:
         return HostKeyChangedRepairFlow(str(data["entry_id"]), str(data["node"]))
+    if (flow := download_fix_flow(issue_id, data)) is not None:
+        return flow
     return ConfirmRepairFlow()

@@ -31,6 +31,7 @@ from .coordinator import (
     SparkMetricsCoordinator,
 )
 from .entity import SparkControlEntity, node_device, service_device
+from .operations_entities import operations_sensors
 from .recovery_entities import recovery_sensors
 from .sparklib.gpu import GpuStats
 from .sparklib.metrics import VllmMetrics
@@ -219,6 +220,7 @@ async def async_setup_entry(
         if description.exists_fn(entry)
     )
     entities.extend(recovery_sensors(entry))  # last wedge, restarts in window (recovery)
+    entities.extend(operations_sensors(entry))  # downloads, free disk space (operations)
     async_add_entities(entities)
 
 

@@ -245,3 +245,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     from .transcribe import async_setup_transcribe_services
 
     async_setup_transcribe_services(hass)
+    # Model downloads live in operations_services.py.
+    from .operations_services import async_setup_operations_services
+
+    async_setup_operations_services(hass)

@@ -27,9 +27,11 @@ async def test_service_actions_not_exposed_to_assist(
         for item in er.async_entries_for_config_entry(registry, init_integration.entry_id)
         if item.domain in ACTING_DOMAINS
     ]
-    # A running switch and a restart button per service, plus the model select.
+    # A running switch and a restart button per service, the model select, and the button
+    # that cancels a model download.
     assert sum(item.domain == "switch" for item in acting) == len(SERVICES)
-    assert sum(item.domain == "button" for item in acting) == len(SERVICES)
+    assert sum(item.unique_id.endswith("_restart") for item in acting) == len(SERVICES)
+    assert any(item.unique_id.endswith("_cancel_download") for item in acting)
     assert any(item.domain == "select" for item in acting)
     for item in acting:
         assert item.disabled_by is None, item.entity_id

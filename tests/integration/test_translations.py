@@ -27,7 +27,8 @@ def test_exception_keys_exist() -> None:
     entity_keys = {
         key for platform in EN["entity"].values() for key in platform
     }  # entity descriptions use translation_key too
-    known = set(EN["exceptions"]) | set(EN["issues"]) | entity_keys  # repair issues too
+    # Repair issues and selector option lists (SelectSelectorConfig) use translation_key too.
+    known = set(EN["exceptions"]) | set(EN["issues"]) | entity_keys | set(EN["selector"])
     missing = raised - known
     assert not missing
 

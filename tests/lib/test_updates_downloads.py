@@ -10,6 +10,7 @@ from custom_components.spark_control.sparklib.cluster import ClusterClient
 from custom_components.spark_control.sparklib.downloads import (
     DiskSpace,
     DownloadCancelled,
+    DownloadFailed,
     DownloadProgress,
     InsufficientDisk,
     parse_df,
@@ -103,9 +104,10 @@ async def test_download_refused_without_space_and_cleanup(
 
     sim.faults.fail_downloads_at(0.25)
     head_only = client.model_download("org/big", all_nodes=False)
-    with pytest.raises(CommandFailed) as failed:
+    with pytest.raises(DownloadFailed) as failed:
         await head_only.run()
-    assert "RemoteProtocolError" in failed.value.stderr
+    assert failed.value.reason.startswith("httpx.RemoteProtocolError: peer closed connection")
+    assert failed.value.host == next(iter(client.nodes))
     assert sim.world.storage[0].hf_cache["org/big"].stored >= 100 * GB
     await head_only.cleanup()
     assert "org/big" not in sim.world.storage[0].hf_cache
@@ -138,9 +140,9 @@ async def test_download_cancel_keeps_partial_for_resume(
 
 
 async def test_download_errors(client: ClusterClient) -> None:
-    with pytest.raises(CommandFailed) as err:
+    with pytest.raises(DownloadFailed) as err:
         await client.model_download("nonexistent-org/missing-model", all_nodes=False).run()
-    assert "Repository Not Found" in err.value.stderr
+    assert err.value.reason.startswith("Please make sure you specified the correct `repo_id`")
     with pytest.raises(InvalidInput):
         client.model_download("x; reboot", all_nodes=False)
 

@@ -67,6 +67,15 @@ class InsufficientDisk(SparkError):
         )
 
 
+class DownloadFailed(SparkError):
+    """`hf download` exited non-zero on a node; `reason` is its last message line."""
+
+    def __init__(self, host: str, reason: str) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(f"{host}: {reason}")
+
+
 class DownloadCancelled(SparkError):
     """The download was cancelled; the partial files stay until resumed or cleaned up."""
 
@@ -155,10 +164,16 @@ class ModelDownload:
 
     @property
     def progress(self) -> DownloadProgress | None:
-        """All nodes together: bytes summed, rates summed, the slowest node's ETA."""
-        readings = [part.progress for part in self.parts if part.progress is not None]
-        if not readings:
+        """All nodes together: bytes summed, rates summed, the slowest node's ETA. A node
+        that has not printed its bar yet counts with the size its dry run announced, so
+        the total does not jump (and the percentage drop) when it starts."""
+        if all(part.progress is None for part in self.parts):
             return None
+        readings = [
+            part.progress
+            or DownloadProgress(percent=0, done=0, total=part.needed, rate=None, eta=None)
+            for part in self.parts
+        ]
         done = sum(r.done for r in readings)
         total = sum(r.total for r in readings)
         rates = [r.rate for r in readings if r.rate is not None]
@@ -200,14 +215,18 @@ class ModelDownload:
 
         async def one(part: NodeDownload) -> None:
             stream = part.node.stream_lines(hf_download(self.repo_id), check=True)
-            async with contextlib.aclosing(stream):
-                async for line in stream:
-                    if (reading := parse_download_progress(line)) is not None:
-                        part.progress = reading
-                        if on_progress is not None and (total := self.progress) is not None:
-                            on_progress(total)
-                    elif line.strip():
-                        part.last_lines = [*part.last_lines[-19:], line]
+            try:
+                async with contextlib.aclosing(stream):
+                    async for line in stream:
+                        if (reading := parse_download_progress(line)) is not None:
+                            part.progress = reading
+                            if on_progress is not None and (total := self.progress) is not None:
+                                on_progress(total)
+                        elif line.strip() and "%|" not in line:  # not the files bar
+                            part.last_lines = [*part.last_lines[-19:], line]
+            except CommandFailed as err:
+                reason = part.last_lines[-1] if part.last_lines else str(err)
+                raise DownloadFailed(part.node.name, reason.strip()) from err
             part.snapshot = part.last_lines[-1].strip() if part.last_lines else None
 
         self._tasks = [asyncio.ensure_future(one(part)) for part in self.parts]
