@@ -1,8 +1,10 @@
 """OpenAI transcription response formats built from whatever Parakeet returned.
 
-Parakeet servers differ: some give segments and words, some only words, some only text. The
-verbose form is completed here (segments from word timings, or one segment for the whole clip)
-so every client gets OpenAI's shapes.
+Parakeet servers differ: some give segments and words, some only words, some only text. Our
+own speech container gives one segment for the whole clip plus word timings. So whenever word
+timings exist, segments and subtitle cues are built from them here (breaking at pauses, sentence
+ends and a length cap), whatever segments the upstream sent; without words the upstream's
+segments are kept, and with text alone the whole clip is one segment.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from typing import Any
 
 SEGMENT_PAUSE_S = 0.8  # a pause this long starts a new segment
 SEGMENT_MAX_S = 30.0
+# Subtitle cues are shorter: readable in one glance (two lines of 42 characters, at most 7 s).
+CUE_PAUSE_S = 0.5
+CUE_MAX_S = 7.0
+CUE_MAX_CHARS = 84
 _SENTENCE_END = (".", "?", "!", "\u2026")
 _NO_SPACE_BEFORE = ",.;:!?)%'\u2019\u2026"
 
@@ -67,8 +73,14 @@ def join_words(words: Iterable[str]) -> str:
     return text
 
 
-def segments_from_words(words: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Group words into segments at pauses, sentence ends and a maximum length."""
+def segments_from_words(
+    words: Sequence[Mapping[str, Any]],
+    *,
+    pause_s: float = SEGMENT_PAUSE_S,
+    max_s: float = SEGMENT_MAX_S,
+    max_chars: int | None = None,
+) -> list[dict[str, Any]]:
+    """Group words into segments at pauses, sentence ends, and a maximum length and size."""
     segments: list[dict[str, Any]] = []
     group: list[Mapping[str, Any]] = []
 
@@ -80,14 +92,36 @@ def segments_from_words(words: Sequence[Mapping[str, Any]]) -> list[dict[str, An
 
     for word in words:
         if group and (
-            word["start"] - group[-1]["end"] > SEGMENT_PAUSE_S
-            or word["end"] - group[0]["start"] > SEGMENT_MAX_S
+            word["start"] - group[-1]["end"] > pause_s
+            or word["end"] - group[0]["start"] > max_s
+            or (
+                max_chars is not None
+                and len(join_words(str(w["word"]) for w in (*group, word))) > max_chars
+            )
         ):
             close()
         group.append(word)
         if str(word["word"]).endswith(_SENTENCE_END):
             close()
     close()
+    return segments
+
+
+def subtitle_cues(result: Mapping[str, Any], *, duration: float) -> list[dict[str, Any]]:
+    """Cues that follow the words and the pauses between them, whatever segments came along."""
+    words = normalize_words(result.get("words"))
+    if words:
+        return segments_from_words(
+            words, pause_s=CUE_PAUSE_S, max_s=CUE_MAX_S, max_chars=CUE_MAX_CHARS
+        )
+    return _segments_without_words(result, duration=duration)
+
+
+def _segments_without_words(result: Mapping[str, Any], *, duration: float) -> list[dict[str, Any]]:
+    segments = normalize_segments(result.get("segments"))
+    text = str(result.get("text", "")).strip()
+    if not segments and text:
+        segments = [_segment(0, 0.0, duration, text)]
     return segments
 
 
@@ -109,12 +143,10 @@ def verbose_transcription(
     """OpenAI's `verbose_json` body (TranscriptionVerbose)."""
     text = str(result.get("text", "")).strip()
     words = normalize_words(result.get("words"))
-    segments = normalize_segments(result.get("segments"))
-    if not segments:
-        if words:
-            segments = segments_from_words(words)
-        elif text:
-            segments = [_segment(0, 0.0, duration, text)]
+    if words:
+        segments = segments_from_words(words)
+    else:
+        segments = _segments_without_words(result, duration=duration)
     body: dict[str, Any] = {
         "task": "transcribe",
         "language": language or str(result.get("language") or "en"),

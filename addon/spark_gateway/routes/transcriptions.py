@@ -14,7 +14,7 @@ from aiohttp import web
 from ..appkeys import CONFIG, SPOOL, UPSTREAM
 from ..errors import ApiError
 from ..request_body import parse_json
-from ..transcript_formats import to_srt, to_vtt, usage, verbose_transcription
+from ..transcript_formats import subtitle_cues, to_srt, to_vtt, usage, verbose_transcription
 from ..uploads import MULTIPART, URLENCODED, decode_upload, read_audio_upload, spool_bytes
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
@@ -157,16 +157,17 @@ async def transcriptions(request: web.Request) -> web.Response:
         return web.json_response({"text": text, "usage": usage(decoded.duration_s)})
     if req.response_format == "text":
         return web.Response(text=text, content_type="text/plain")
+    if req.response_format in ("srt", "vtt"):
+        cues = subtitle_cues(result, duration=decoded.duration_s)
+        if req.response_format == "srt":
+            return web.Response(text=to_srt(cues), content_type="text/plain")
+        return web.Response(text=to_vtt(cues), content_type="text/vtt")
     body = verbose_transcription(
         result,
         duration=decoded.duration_s,
         language=req.language,
         words_wanted="word" in req.granularities,
     )
-    if req.response_format == "srt":
-        return web.Response(text=to_srt(body["segments"]), content_type="text/plain")
-    if req.response_format == "vtt":
-        return web.Response(text=to_vtt(body["segments"]), content_type="text/vtt")
     return web.json_response(body)
 
 
