@@ -16,7 +16,7 @@ from wyoming.info import Describe, Info
 from .errors import SpeechServerFault, SpeechServiceError
 from .info import stt_info
 from .parakeet import ParakeetClient, UploadFraming
-from .server import DEFAULT_IDLE_TIMEOUT, Connections, TrackedEventHandler
+from .server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Connections, TrackedEventHandler
 from .wav import GrowingWav
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,6 +26,13 @@ PARAKEET_RATE = 16000
 PARAKEET_WIDTH = 2
 PARAKEET_CHANNELS = 1
 _PARAKEET_FORMAT = (PARAKEET_RATE, PARAKEET_WIDTH, PARAKEET_CHANNELS)
+# What a client may declare. Anything else is refused before a byte is converted: `rate: 1`
+# would resample 32 KB into 1 GB, `rate: 2**40` overflows the resampler.
+MIN_RATE, MAX_RATE = 4000, 384000
+WIDTHS = (1, 2, 3, 4)
+CHANNELS = (1, 2)
+# Chunks whose converted size passes this are resampled in a worker thread, not on the loop.
+_CONVERT_IN_THREAD_BYTES = 32 * 1024
 
 WedgeCallback = Callable[[str], None]
 
@@ -40,6 +47,7 @@ class SttBridge:
     # Upload cap: an utterance longer than this is refused instead of buffered.
     max_audio_seconds: float = 300.0
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     info: Info = field(default_factory=stt_info)
 
 
@@ -56,6 +64,7 @@ class SttEventHandler(TrackedEventHandler):
         super().__init__(connections, reader, writer)
         self._bridge = bridge
         self.idle_timeout = bridge.idle_timeout
+        self.max_connections = bridge.max_connections
         self._language: str | None = None
         # The upload to Parakeet, built while the audio streams in (created at its first chunk).
         self._framing: UploadFraming | None = None
@@ -69,7 +78,7 @@ class SttEventHandler(TrackedEventHandler):
         """Dispatch one event; malformed ones get an `Error`, unknown ones are ignored."""
         try:
             return await self._dispatch(event)
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, ArithmeticError) as err:
             _LOGGER.debug("Malformed %s event: %r", event.type, err)
             await self.write_event(
                 Error(text=f"malformed {event.type} event: {err!r}", code="malformed").event()
@@ -84,7 +93,8 @@ class SttEventHandler(TrackedEventHandler):
             self._framing = None  # it names the language
             self._reset_audio()
         elif AudioStart.is_type(event.type):
-            AudioStart.from_event(event)  # validates the declared format
+            start = AudioStart.from_event(event)
+            _check_format(start.rate, start.width, start.channels)
             self._reset_audio()
         elif AudioChunk.is_type(event.type):
             await self._add_chunk(AudioChunk.from_event(event))
@@ -103,29 +113,30 @@ class SttEventHandler(TrackedEventHandler):
         self._too_long = False
 
     async def _add_chunk(self, chunk: AudioChunk) -> None:
-        if chunk.channels not in (1, 2) or chunk.width not in (1, 2, 3, 4) or chunk.rate <= 0:
-            raise ValueError(
-                f"unsupported audio format {chunk.rate} Hz, {chunk.width} bytes, "
-                f"{chunk.channels} channels"
-            )
+        _check_format(chunk.rate, chunk.width, chunk.channels)
         if self._too_long:
             return
         upload = self._upload or await self._start_upload()
         # Clients may cut chunks mid-frame; convert whole frames and keep the rest for later.
         frame = chunk.width * chunk.channels
-        data = chunk.audio
+        data = chunk.audio or b""
         if self._partial_frame or len(data) % frame:
             data = self._partial_frame + data
             whole = len(data) - len(data) % frame
             self._partial_frame = data[whole:]
             data = data[:whole]
-        if (chunk.rate, chunk.width, chunk.channels) != _PARAKEET_FORMAT:
-            data = self._converter.convert(
-                AudioChunk(chunk.rate, chunk.width, chunk.channels, data)
-            ).audio
-        if upload.pcm_size + len(data) > self._max_bytes:
+        # The length is checked on what the audio will become, before converting it.
+        converted_size = len(data) // frame * PARAKEET_RATE // chunk.rate * PARAKEET_WIDTH
+        if upload.pcm_size + converted_size > self._max_bytes:
             self._too_long = True
+            self._upload = None  # nothing more will be sent: free the buffer now
             return
+        if (chunk.rate, chunk.width, chunk.channels) != _PARAKEET_FORMAT:
+            source = AudioChunk(chunk.rate, chunk.width, chunk.channels, data)
+            if converted_size > _CONVERT_IN_THREAD_BYTES:
+                data = (await asyncio.to_thread(self._converter.convert, source)).audio
+            else:
+                data = self._converter.convert(source).audio
         upload.append(data)
 
     async def _start_upload(self) -> GrowingWav:
@@ -176,6 +187,18 @@ class SttEventHandler(TrackedEventHandler):
             self._bridge.on_wedge(err.message)
         code = "upstream-fault" if isinstance(err, SpeechServerFault) else "upstream-error"
         await self.write_event(Error(text=str(err), code=code).event())
+
+
+def _check_format(rate: int, width: int, channels: int) -> None:
+    """Refuse audio formats no microphone produces (an `error` event via handle_event)."""
+    for name, value in (("rate", rate), ("width", width), ("channels", channels)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"audio {name} must be an integer, not {value!r}"[:200])
+    if not MIN_RATE <= rate <= MAX_RATE or width not in WIDTHS or channels not in CHANNELS:
+        raise ValueError(
+            f"unsupported audio format {rate} Hz, {width} bytes, {channels} channels "
+            f"(accepted: {MIN_RATE}-{MAX_RATE} Hz, {WIDTHS} bytes, {CHANNELS} channels)"
+        )
 
 
 def _new_converter() -> AudioChunkConverter:

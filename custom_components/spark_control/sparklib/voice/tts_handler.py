@@ -22,7 +22,7 @@ from wyoming.tts import (
 
 from .errors import SpeechServiceError
 from .magpie import DEFAULT_SAMPLE_RATE, MagpieClient, MagpieVoice
-from .server import DEFAULT_IDLE_TIMEOUT, Connections, TrackedEventHandler
+from .server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Connections, TrackedEventHandler
 from .text_split import SpeechTextSplitter, split_long_sentence, split_text
 from .voices import UnknownVoiceError, VoiceCatalog
 from .wav import PcmAudio
@@ -45,6 +45,7 @@ class TtsBridge:
     # Longest reply accepted (a few minutes of speech); more is refused, not queued.
     max_text_chars: int = 20_000
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 class _SpokenReply:
@@ -205,6 +206,7 @@ class TtsEventHandler(TrackedEventHandler):
         super().__init__(connections, reader, writer)
         self._bridge = bridge
         self.idle_timeout = bridge.idle_timeout
+        self.max_connections = bridge.max_connections
         self._stream: _SpokenReply | None = None
         self._splitter: SpeechTextSplitter | None = None
         self._stream_chars = 0
