@@ -228,6 +228,8 @@ class SparkSwapSensor(SparkControlEntity[SparkSwapCoordinator], SensorEntity):
     """Where the current (or last) swap is; pushed live by the swap coordinator."""
 
     entity_description = SWAP_SENSOR
+    # The log tail changes with every line: keep it out of the recorder's database.
+    _unrecorded_attributes = frozenset({"log_lines"})
 
     def __init__(self, coordinator: SparkSwapCoordinator) -> None:
         super().__init__(
@@ -244,15 +246,21 @@ class SparkSwapSensor(SparkControlEntity[SparkSwapCoordinator], SensorEntity):
 
     @property
     def extra_state_attributes(self) -> Mapping[str, Any]:
-        """Target model, seconds since the start (the unit is in the name) and the last
-        vLLM log line."""
+        """Target model, seconds since the start (the unit is in the name), the last
+        vLLM log line and the last lines of the load log (live while loading)."""
         progress = self.coordinator.data.progress
         if progress is None:
-            return {"target_model": None, "elapsed_seconds": None, "last_log_line": None}
+            return {
+                "target_model": None,
+                "elapsed_seconds": None,
+                "last_log_line": None,
+                "log_lines": [],
+            }
         return {
             "target_model": progress.model,
             "elapsed_seconds": round(progress.elapsed, 1),
             "last_log_line": progress.last_line,
+            "log_lines": list(progress.log_tail),
         }
 
 

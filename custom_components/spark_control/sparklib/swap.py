@@ -32,6 +32,7 @@ type SwapStatus = Literal["idle", "stopping", "starting", "loading", "ready", "f
 
 STARTUP_COMPLETE = "Application startup complete."
 LAST_LINES = 20
+LOG_LINE_CHARS = 300  # a traceback line can be huge; the tail is for reading, not parsing
 HEALTH_POLL_INTERVAL = 0.1
 FOLLOW_RECONNECTS = 3
 FOLLOW_RETRY_DELAY = 0.5
@@ -49,6 +50,8 @@ class SwapProgress:
     elapsed: float  # seconds since started_at
     last_line: str | None = None
     repo_id: str | None = None
+    # The last LAST_LINES lines of the load log, oldest first (each cut to LOG_LINE_CHARS).
+    log_tail: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +197,7 @@ class _Swap:
             elapsed=time.monotonic() - self.t0,
             last_line=line if line is not None else (self.lines[-1] if self.lines else None),
             repo_id=self.entry.repo_id,
+            log_tail=tuple(text[:LOG_LINE_CHARS] for text in self.lines),
         )
         try:
             self.on_progress(progress)
