@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,8 @@ from .diarization import (
     unpack_diarize_output,
 )
 from .models import ModelRegistry, to_numpy
+
+T = TypeVar("T")  # the container runs Python 3.11: no PEP 695 generics
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ class SpeechEngine:
         self.config = config
         self.registry = registry
 
-    def _with_file[T](self, samples: np.ndarray, work: Callable[[str], T]) -> T:
+    def _with_file(self, samples: np.ndarray, work: Callable[[str], T]) -> T:
         # NeMo's transcribe()/diarize() read files; the file lives only for this call.
         with tempfile.TemporaryDirectory(prefix="parakeet-") as tmp:
             path = Path(tmp) / "window.wav"
@@ -89,7 +91,8 @@ class SpeechEngine:
     def _transcribe_window(self, samples: np.ndarray) -> tuple[str, list[Word]]:
         model = self.registry.asr()
         output = self._with_file(
-            samples, lambda path: model.transcribe([path], batch_size=1, timestamps=True)
+            samples,
+            lambda path: model.transcribe([path], batch_size=1, timestamps=True, verbose=False),
         )
         if isinstance(output, tuple):  # older NeMo: (best hypotheses, all hypotheses)
             output = output[0]
@@ -98,12 +101,20 @@ class SpeechEngine:
         hypothesis = output[0]
         text = str(getattr(hypothesis, "text", hypothesis if isinstance(hypothesis, str) else ""))
         stamps: Any = getattr(hypothesis, "timestamp", None) or {}
+        # A TDT token's duration can reach past the last frame: keep words inside the window.
+        length = len(samples) / SAMPLE_RATE
         words = []
         for entry in stamps.get("word", []) if isinstance(stamps, dict) else []:
             try:
-                words.append(Word(str(entry["word"]), float(entry["start"]), float(entry["end"])))
+                word, start, end = (
+                    str(entry["word"]).strip(),
+                    float(entry["start"]),
+                    float(entry["end"]),
+                )
             except (KeyError, TypeError, ValueError) as err:
                 raise ModelOutputError(f"unexpected word timestamp {entry!r}") from err
+            if word:
+                words.append(Word(word, min(start, length), min(end, length)))
         return text.strip(), words
 
     # -- diarization -----------------------------------------------------------------------
@@ -127,11 +138,19 @@ class SpeechEngine:
         model = self.registry.diarization()
         output = self._with_file(
             samples,
-            lambda path: model.diarize(audio=path, batch_size=1, include_tensor_outputs=True),
+            lambda path: model.diarize(
+                audio=path, batch_size=1, include_tensor_outputs=True, verbose=False
+            ),
         )
         lines, probs = unpack_diarize_output(output)
         duration = len(samples) / SAMPLE_RATE
-        segments = attach_confidence(parse_lines(lines), probs, duration)
+        # The last 80 ms frame may end past the audio: keep segments inside the window.
+        segments = [
+            Segment(s.start_s, min(s.end_s, duration), s.speaker)
+            for s in parse_lines(lines)
+            if s.start_s < duration
+        ]
+        segments = attach_confidence(segments, probs, duration)
         result = WindowDiarization(segments, probs)
         if with_prints:
             self._fingerprint(samples, result)

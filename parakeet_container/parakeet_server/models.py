@@ -1,14 +1,18 @@
 """The boundary between the server and NeMo: three model objects, loaded once, lazily.
 
 Only this module imports NeMo and torch, and only inside `nemo_loaders`, so everything else
-(and every test) runs without them. Tests pass fakes with the same call signatures and
-output shapes as the NeMo objects:
+runs without them. The calls and output shapes below are those of NeMo 3.0.0, checked against
+the real classes by tests/parakeet_nemo (the fast tests in tests/parakeet_container use fakes
+of the same shapes):
 
-- ASR (`ASRModel`): `transcribe(paths, batch_size=1, timestamps=True)` → hypotheses with
-  `.text` and `.timestamp["word"]` = `[{"word", "start", "end"}, ...]` (seconds).
+- ASR (`ASRModel`, parakeet-tdt = `EncDecRNNTBPEModel`): `transcribe([path], batch_size=1,
+  timestamps=True, verbose=False)` → a list of `Hypothesis` with `.text` and
+  `.timestamp["word"]` = `[{"word", "start_offset", "end_offset", "start", "end"}, ...]`
+  (seconds; words carry no leading space; the last word's end may pass the audio's end).
 - Sortformer (`SortformerEncLabelModel`): `diarize(audio=path, batch_size=1,
-  include_tensor_outputs=True)` → `(lines, probs)`: `lines[0]` are `"start end speaker_k"`
-  strings grouped by speaker, `probs[0]` a `(1, T, 4)` CPU tensor of sigmoid values.
+  include_tensor_outputs=True, verbose=False)` → `(lines, probs)`: `lines[0]` are
+  `"start end speaker_k"` strings grouped by speaker, `probs[0]` a `(1, T, 4)` CPU tensor of
+  sigmoid values, one row per 80 ms frame.
 - TitaNet (`EncDecSpeakerLabelModel`): `infer_segment(np_1d_16k)` → `(emb (1, 192), logits)`.
 """
 
@@ -20,13 +24,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from .config import ServerConfig
 
 _LOGGER = logging.getLogger(__name__)
+
+T = TypeVar("T")  # the container runs Python 3.11: no PEP 695 generics
 
 # Streaming Sortformer v2 "30.4 s latency" preset (80 ms frames): best DER on the model card.
 STREAMING_PRESET = {
@@ -43,12 +49,18 @@ class ModelLoadError(RuntimeError):
 
 
 class AsrModel(Protocol):
-    def transcribe(self, audio: list[str], batch_size: int = 1, timestamps: bool = True) -> Any: ...
+    def transcribe(
+        self, audio: list[str], batch_size: int = 1, timestamps: bool = True, verbose: bool = True
+    ) -> Any: ...
 
 
 class DiarizationModel(Protocol):
     def diarize(
-        self, audio: str, batch_size: int = 1, include_tensor_outputs: bool = False
+        self,
+        audio: str,
+        batch_size: int = 1,
+        include_tensor_outputs: bool = False,
+        verbose: bool = True,
     ) -> Any: ...
 
 
@@ -109,7 +121,7 @@ class ModelRegistry:
         with self.loaders.inference():
             yield
 
-    async def run[T](self, work: Callable[[], T], *, lane: str) -> T:
+    async def run(self, work: Callable[[], T], *, lane: str) -> T:
         """Run blocking model work off the event loop, one job at a time per lane."""
         lock = self._lanes.setdefault(lane, asyncio.Lock())
         async with lock:
@@ -123,36 +135,49 @@ def to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
-def nemo_loaders(config: ServerConfig) -> Loaders:  # pragma: no cover - needs NeMo and a GPU
+def _load(model_class: Any, name: str, device: str) -> Any:  # pragma: no cover - NeMo venv
+    """A released model by name (Hugging Face hub, cached under HF_HOME) or a local `.nemo` file,
+    in inference mode."""
+    if name.endswith(".nemo"):
+        model = model_class.restore_from(name, map_location=device)
+    else:
+        model = model_class.from_pretrained(name, map_location=device)
+    model.eval()
+    return model
+
+
+def apply_streaming_preset(model: Any) -> None:  # pragma: no cover - NeMo venv
+    """Give a streaming Sortformer the latency preset, checked by NeMo's own validation (an
+    unknown setting name would otherwise become a new attribute that nothing reads)."""
+    if not getattr(model, "streaming_mode", False):
+        return
+    modules = model.sortformer_modules
+    for key, value in STREAMING_PRESET.items():
+        if not hasattr(modules, key):
+            raise ModelLoadError(f"this Sortformer has no streaming setting {key!r}")
+        setattr(modules, key, value)
+    modules._check_streaming_parameters()  # NeMo's own check of the combination
+
+
+def nemo_loaders(config: ServerConfig) -> Loaders:  # pragma: no cover - NeMo venv
     """Loaders for the real NeMo models (imported here only, on first use)."""
 
     def asr() -> AsrModel:
         from nemo.collections.asr.models import ASRModel
 
-        model = ASRModel.from_pretrained(config.asr_model, map_location=config.device)
-        model.eval()
-        return model  # type: ignore[no-any-return]
+        return _load(ASRModel, config.asr_model, config.device)  # type: ignore[no-any-return]
 
     def diarization() -> DiarizationModel:
         from nemo.collections.asr.models import SortformerEncLabelModel
 
-        model = SortformerEncLabelModel.from_pretrained(
-            config.diarization_model, map_location=config.device
-        )
-        model.eval()
-        if "streaming" in config.diarization_model:
-            for key, value in STREAMING_PRESET.items():
-                setattr(model.sortformer_modules, key, value)
+        model = _load(SortformerEncLabelModel, config.diarization_model, config.device)
+        apply_streaming_preset(model)
         return model  # type: ignore[no-any-return]
 
     def embedding() -> EmbeddingModel:
         from nemo.collections.asr.models import EncDecSpeakerLabelModel
 
-        model = EncDecSpeakerLabelModel.from_pretrained(
-            config.embedding_model, map_location=config.device
-        )
-        model.eval()
-        return model  # type: ignore[no-any-return]
+        return _load(EncDecSpeakerLabelModel, config.embedding_model, config.device)  # type: ignore[no-any-return]
 
     def gpu_memory() -> dict[str, int] | None:
         import torch

@@ -77,7 +77,9 @@ class FakeAsr:
     calls: list[float] = field(default_factory=list)  # seconds of audio per call
     rendezvous: threading.Barrier | None = None  # meet a diarization running at the same time
 
-    def transcribe(self, audio: list[str], batch_size: int = 1, timestamps: bool = True) -> Any:
+    def transcribe(
+        self, audio: list[str], batch_size: int = 1, timestamps: bool = True, verbose: bool = True
+    ) -> Any:
         assert batch_size == 1
         assert timestamps
         if self.rendezvous is not None:
@@ -116,7 +118,13 @@ class FakeSortformer:
     broken: bool = False
     rendezvous: threading.Barrier | None = None
 
-    def diarize(self, audio: str, batch_size: int = 1, include_tensor_outputs: bool = False) -> Any:
+    def diarize(
+        self,
+        audio: str,
+        batch_size: int = 1,
+        include_tensor_outputs: bool = False,
+        verbose: bool = True,
+    ) -> Any:
         if self.broken:
             raise RuntimeError("CUDA error: CUBLAS_STATUS_EXECUTION_FAILED")
         if self.rendezvous is not None:

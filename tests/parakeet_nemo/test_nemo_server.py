@@ -1,0 +1,227 @@
+"""The speech container's HTTP server over the real NeMo classes (CPU, tiny, random weights).
+
+Every request below runs NeMo's own code from the upload to the answer: `from_pretrained`
+restores the published `.nemo` files, `transcribe()` decodes with TDT and word timestamps,
+streaming Sortformer's `diarize()` returns lines and the sigmoid tensor, TitaNet's
+`infer_segment()` the embedding. What the models say is fixed by their output layers
+(conftest), so the answers can be checked exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+from nemo.collections.asr.models import (
+    EncDecRNNTBPEModel,
+    EncDecSpeakerLabelModel,
+    SortformerEncLabelModel,
+)
+
+from parakeet_server.audio import SAMPLE_RATE, plan_windows
+from parakeet_server.config import ServerConfig
+from parakeet_server.models import STREAMING_PRESET, ModelRegistry, nemo_loaders
+from tests.parakeet_container.fakes import wav_bytes
+from tests.parakeet_nemo.conftest import (
+    TDT_DURATION,
+    Factory,
+    TinyModels,
+    speech_like,
+)
+
+FRAME_S = 0.08  # encoder frame of both FastConformers: 10 ms hop x subsampling 8
+WORD_GAP_S = TDT_DURATION * FRAME_S  # the forced transducer says one word per 4 frames
+
+
+async def test_released_names_load_lazily_from_the_hub_cache(
+    start_server: Factory, tiny_models: TinyModels
+) -> None:
+    running = await start_server()
+    health = await running.get("/health")
+    assert {k: m["loaded"] for k, m in health["models"].items()} == {
+        "asr": False,
+        "diarization": False,
+        "embedding": False,
+    }
+    assert health["gpu_memory"] is None  # torch sees no CUDA device here
+
+    asr = running.registry.asr()
+    diarizer = running.registry.diarization()
+    embedder = running.registry.embedding()
+    assert type(asr) is EncDecRNNTBPEModel  # ASRModel.from_pretrained resolved the class
+    assert asr.cfg.decoding.model_type == "tdt"
+    assert isinstance(diarizer, SortformerEncLabelModel)
+    assert diarizer.streaming_mode
+    preset = {k: getattr(diarizer.sortformer_modules, k) for k in STREAMING_PRESET}
+    assert preset == STREAMING_PRESET
+    assert isinstance(embedder, EncDecSpeakerLabelModel)
+    assert not any(m.training for m in (asr, diarizer, embedder))
+    health = await running.get("/health")
+    assert all(m["loaded"] for m in health["models"].values())
+
+
+async def test_a_local_nemo_file_is_restored_too(tiny_models: TinyModels) -> None:
+    name = ServerConfig().asr_model
+    folder = tiny_models.hf_cache / f"models--{name.replace('/', '--')}" / "snapshots"
+    (path,) = folder.glob("*/*.nemo")
+    config = replace(ServerConfig(), device="cpu", asr_model=str(path))
+    model = ModelRegistry(nemo_loaders(config)).asr()
+    assert type(model) is EncDecRNNTBPEModel
+    assert model.tokenizer.vocab_size == 48
+
+
+def expected_words(duration: float, word: str, offset: float = 0.0) -> list[dict[str, Any]]:
+    """The forced transducer's words for `duration` seconds of audio starting at `offset`."""
+    count = math.ceil(duration / WORD_GAP_S - 1e-9)
+    return [
+        {
+            "word": word,
+            "start": round(offset + k * WORD_GAP_S, 3),
+            "end": round(offset + min((k + 1) * WORD_GAP_S, duration), 3),
+        }
+        for k in range(count)
+    ]
+
+
+async def test_transcription_in_every_format(
+    start_server: Factory, tiny_models: TinyModels
+) -> None:
+    assert tiny_models.frame_s == pytest.approx(FRAME_S)
+    running = await start_server()
+    audio = wav_bytes(speech_like(3.0))
+    words = expected_words(3.0, tiny_models.word)  # 10 words, the last one cut at 3.0 s
+    text = " ".join(w["word"] for w in words)
+
+    assert await running.post("/v1/audio/transcriptions", audio) == (200, {"text": text})
+    status, plain = await running.post("/v1/audio/transcriptions", audio, response_format="text")
+    assert (status, plain) == (200, text + "\n")
+
+    status, body = await running.post(
+        "/v1/audio/transcriptions", audio, response_format="verbose_json", language="en"
+    )
+    assert status == 200
+    assert body["words"] == words
+    assert body["text"] == text
+    assert body["duration"] == 3.0
+    assert body["language"] == "en"
+    assert body["segments"] == [{"id": 0, "start": 0.0, "end": 3.0, "text": text}]
+
+    status, body = await running.post(
+        "/v1/audio/transcriptions",
+        audio,
+        response_format="verbose_json",
+        **{"timestamp_granularities[]": "segment"},
+    )
+    assert status == 200
+    assert "words" not in body
+    assert body["segments"][0]["text"] == text
+
+
+async def test_long_input_is_transcribed_window_by_window(
+    start_server: Factory, tiny_models: TinyModels
+) -> None:
+    samples = speech_like(10.0, pauses=((3.0, 3.6), (6.4, 7.0)))
+    running = await start_server(asr_window_s=4.0, window_search_s=1.5)
+    windows = plan_windows(samples, window_s=4.0, search_s=1.5)
+    assert len(windows) == 3
+    assert 3.0 <= windows[1].start_s <= 3.6  # cut inside the pause
+    assert 6.4 <= windows[2].start_s <= 7.0
+
+    status, body = await running.post(
+        "/v1/audio/transcriptions", wav_bytes(samples), response_format="verbose_json"
+    )
+    assert status == 200
+    expected = []
+    for window in windows:
+        length = len(window.slice(samples)) / SAMPLE_RATE
+        expected += expected_words(length, tiny_models.word, offset=window.start_s)
+    assert body["words"] == expected
+    assert body["duration"] == 10.0
+    assert body["text"] == " ".join([tiny_models.word] * len(expected))
+
+
+async def test_too_much_audio_is_refused_before_any_model_runs(start_server: Factory) -> None:
+    running = await start_server(max_audio_s=2.0, max_upload_bytes=200_000)
+    status, body = await running.post("/v1/audio/transcriptions", wav_bytes(speech_like(3.0)))
+    assert (status, body) == (413, {"detail": "audio is 3 s; the maximum is 2 s"})
+    status, body = await running.post("/v1/audio/diarize-chunk", wav_bytes(speech_like(7.0)))
+    assert (status, body) == (413, {"detail": "upload larger than 200000 bytes"})
+    assert not any(running.registry.loaded.values())
+
+
+async def test_diarize_segments_carry_the_tensor_confidence(
+    start_server: Factory, tiny_models: TinyModels
+) -> None:
+    running = await start_server()
+    status, body = await running.post("/v1/audio/diarize", wav_bytes(speech_like(4.0)))
+    assert status == 200
+    confidence = round(tiny_models.speaker_probs[0], 4)
+    (segment,) = body.pop("segments")
+    # NeMo ends a segment within one 80 ms frame of the audio's end (3.03 s for 3 s, 3.99 s
+    # for 4 s); the server keeps it inside the audio.
+    assert 4.0 - FRAME_S < segment.pop("end_s") <= 4.0
+    assert segment == {"start_s": 0.0, "speaker": "speaker_0", "confidence": confidence}
+    assert body == {
+        "duration": 4.0,
+        "speakers_detected": 1,
+        "models": {"diarization": "nvidia/diar_streaming_sortformer_4spk-v2"},
+    }
+    assert not running.registry.loaded["embedding"]  # one window: no fingerprint needed
+
+
+async def test_diarize_chunk_fingerprints_come_from_titanet(
+    start_server: Factory, tiny_models: TinyModels
+) -> None:
+    running = await start_server()
+    samples = speech_like(4.0, seed=1)
+    status, body = await running.post("/v1/audio/diarize-chunk", wav_bytes(samples))
+    assert status == 200
+    assert body["speakers_detected"] == 1
+    assert body["models"] == {
+        "diarization": "nvidia/diar_streaming_sortformer_4spk-v2",
+        "embedding": "nvidia/speakerverification_en_titanet_large",
+    }
+    (segment,) = body["segments"]
+    # Clean speech: frames where slot 0 alone is active (all of them), within its segment.
+    assert body["fingerprint_speech_s"] == {"speaker_0": segment["end_s"]}
+    fingerprint = np.array(body["fingerprints"]["speaker_0"])
+    assert fingerprint.shape == (tiny_models.embedding_dim,) == (192,)
+    assert np.linalg.norm(fingerprint) == pytest.approx(1.0, abs=1e-5)
+
+    # The same voice print as TitaNet gives for the clean speech directly, normalised.
+    clean = samples[: int(segment["end_s"] * SAMPLE_RATE)]
+    direct, _ = running.registry.embedding().infer_segment(clean)
+    direct = direct.detach().numpy().reshape(-1)
+    assert fingerprint == pytest.approx(direct / np.linalg.norm(direct), abs=1e-5)
+
+
+async def test_short_speech_gets_no_fingerprint(start_server: Factory) -> None:
+    running = await start_server()
+    status, body = await running.post("/v1/audio/diarize-chunk", wav_bytes(speech_like(1.5)))
+    assert status == 200
+    assert body["fingerprints"] == {"speaker_0": None}  # under 2 s of clean speech: flagged
+    assert body["fingerprint_speech_s"] == {"speaker_0": 1.5}
+
+
+async def test_long_input_is_diarized_window_by_window_and_linked(
+    start_server: Factory, tiny_models: TinyModels
+) -> None:
+    samples = speech_like(10.0, pauses=((3.0, 3.6), (6.4, 7.0)), seed=2)
+    running = await start_server(diar_window_s=4.0, window_search_s=1.5)
+    windows = plan_windows(samples, window_s=4.0, search_s=1.5)
+    status, body = await running.post("/v1/audio/diarize-chunk", wav_bytes(samples))
+    assert status == 200
+    confidence = round(tiny_models.speaker_probs[0], 4)
+    # Slot 0 speaks through each window; TitaNet's prints of the windows link them to one voice.
+    segments = body["segments"]
+    assert [(s["start_s"], s["speaker"], s["confidence"]) for s in segments] == [
+        (round(w.start_s, 3), "speaker_0", confidence) for w in windows
+    ]
+    for segment, window in zip(segments, windows, strict=True):
+        assert window.end_s - FRAME_S < segment["end_s"] <= round(window.end_s, 3)
+    assert body["speakers_detected"] == 1
+    assert len(body["fingerprints"]["speaker_0"]) == 192
+    assert body["fingerprint_speech_s"]["speaker_0"] == pytest.approx(10.0, abs=0.01)
