@@ -89,6 +89,9 @@ class UpstreamClient:
             kind, status, message = "timeout", 504, f"{service} did not answer in time"
         elif isinstance(err, aiohttp.ClientConnectorError):
             kind, status, message = "unavailable", 503, f"{service} is unreachable"
+        elif isinstance(err, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+            # Closed or reset without answering, e.g. vLLM stopped for a swap mid-request.
+            kind, status, message = "disconnected", 502, f"{service} closed the connection"
         else:
             kind, status, message = "bad_response", 502, f"{service} connection failed: {err}"
         self.metrics.upstream_errors.labels(service, kind).inc()

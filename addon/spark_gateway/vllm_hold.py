@@ -27,6 +27,10 @@ RETRY_AFTER_S: Final = 10
 # Upstream error codes that mean "vLLM is not serving yet", worth waiting for. A vLLM that is
 # not configured at all (upstream_not_configured) is not.
 HOLDABLE_CODES: Final = frozenset({"upstream_unavailable", "upstream_loading"})
+# vLLM closed the connection before answering (stopped for a swap while generating): nothing
+# reached the client yet, so the request is held and sent again, a bounded number of times.
+RESENDABLE_CODES: Final = frozenset({"upstream_disconnected"})
+MAX_RESENDS: Final = 2
 
 
 class VllmHold:

@@ -110,3 +110,25 @@ async def wait_held(gateway: RunningGateway, count: int) -> None:
     async with asyncio.timeout(5):
         while gateway.app[VLLM_HOLD].held < count:
             await asyncio.sleep(0.01)
+
+
+async def test_request_cut_by_the_swap_is_sent_again(start_gateway: GatewayFactory) -> None:
+    """A non-streamed request vLLM drops when it stops is held and answered by the new model."""
+    async with SimCluster(SimConfig(token_rate=20.0, load_seconds=0.5)) as sim:
+        gateway = await start_gateway(vllm_url=sim.vllm.url, hold_timeout_s=20)
+        async with AsyncOpenAI(
+            base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0
+        ) as client:
+            slow = asyncio.create_task(
+                client.chat.completions.create(
+                    model=CURRENT, messages=[{"role": "user", "content": "hi"}], max_tokens=20
+                )
+            )
+            async with asyncio.timeout(5):
+                while sim.vllm.active_requests == 0:
+                    await asyncio.sleep(0.01)
+            await sim.serve_model(NEW_MODEL)
+            reply = await slow
+        assert reply.model == NEW_MODEL
+        assert reply.usage is not None
+        assert reply.usage.completion_tokens == 20

@@ -22,7 +22,7 @@ from ..appkeys import CHAT_MODELS, UPSTREAM, VLLM_HOLD
 from ..chat_models import ChatModels
 from ..errors import UpstreamError
 from ..request_body import read_json_object
-from ..vllm_hold import HOLDABLE_CODES
+from ..vllm_hold import HOLDABLE_CODES, MAX_RESENDS, RESENDABLE_CODES
 
 _SSE = "text/event-stream"
 
@@ -43,13 +43,18 @@ async def _open_when_serving(
     stream = payload.get("stream") is True
     deadline = hold.deadline()
     retried_stale_name = False
+    resends = 0
     while True:
         await hold.until_serving(deadline)
         try:
             relayed, renamed = await _named_for_vllm(models, body, payload)
             resp = await upstream.open_vllm(path, relayed, request.headers, stream=stream)
         except UpstreamError as err:
-            if err.code not in HOLDABLE_CODES or hold.max_held == 0:
+            if hold.max_held == 0:
+                raise
+            if err.code in RESENDABLE_CODES and resends < MAX_RESENDS:
+                resends += 1
+            elif err.code not in HOLDABLE_CODES:
                 raise
             models.forget()
             hold.mark_down()
