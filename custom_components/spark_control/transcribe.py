@@ -28,6 +28,8 @@ from .const import CONF_GATEWAY_API_KEY, CONF_GATEWAY_URL, DOMAIN
 ACTION_TRANSCRIBE_WITH_SPEAKERS = "transcribe_with_speakers"
 ATTR_CLUSTER = "cluster"
 ATTR_FILE = "file"
+MAX_REFERENCE_CHARS = 1024  # longer than any media path worth typing
+MAX_NAME_BYTES = 255  # NAME_MAX of every common file system
 ATTR_LANGUAGE = "language"
 GATEWAY_PATH = "/api/audio/transcribe-with-speakers"
 MEDIA_SOURCE_PREFIX = "media-source://media_source/"
@@ -54,8 +56,8 @@ def resolve_media_file(media_dirs: dict[str, str], reference: str) -> Path:
     """`local/meetings/a.mp3`, `media-source://media_source/local/a.mp3` or `meetings/a.mp3`
     (in the first media folder) → an absolute path that stays inside that media folder."""
     relative = reference.removeprefix(MEDIA_SOURCE_PREFIX).lstrip("/")
-    if not media_dirs:
-        raise _invalid("media_file_invalid", file=reference)
+    if not media_dirs or not _plausible_path(relative):
+        raise _invalid("media_file_invalid", file=reference[:MAX_REFERENCE_CHARS])
     folder_name, _, rest = relative.partition("/")
     if folder_name in media_dirs:
         root, inner = Path(media_dirs[folder_name]), rest
@@ -66,6 +68,15 @@ def resolve_media_file(media_dirs: dict[str, str], reference: str) -> Path:
     if not inner or not path.is_relative_to(root):
         raise _invalid("media_file_invalid", file=reference)
     return path
+
+
+def _plausible_path(relative: str) -> bool:
+    """No NUL (the OS refuses it) and no name longer than file systems allow (ENAMETOOLONG)."""
+    return (
+        "\0" not in relative
+        and len(relative) <= MAX_REFERENCE_CHARS
+        and all(len(part.encode()) <= MAX_NAME_BYTES for part in relative.split("/"))
+    )
 
 
 def _open_checked(path: Path, reference: str) -> IO[bytes]:

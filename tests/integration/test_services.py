@@ -163,6 +163,9 @@ async def test_catalog_actions_persist(
             "repo_id",
         ),
         ("add_model", {"name": "X", "repo_id": "a/b", "mode": "swarm"}, "invalid_mode", None),
+        # Checked as given: a trailing newline used to pass the check and be stored raw.
+        ("add_model", {"name": "NL", "repo_id": "org/model\n"}, "invalid_input", "repo_id"),
+        ("add_model", {"name": "Sp", "repo_id": " org/model"}, "invalid_input", "repo_id"),
         (
             "add_model",
             {"name": "Dup", "repo_id": "RedHatAI/Qwen3.6-35B-A3B-NVFP4"},

@@ -69,6 +69,9 @@ async def test_bad_requests_are_clear_errors(
         (unlinked, "a.wav", ServiceValidationError, "gateway_not_linked"),
         (linked, "../etc/passwd", ServiceValidationError, "media_file_invalid"),
         (linked, "local/missing.wav", ServiceValidationError, "media_file_not_found"),
+        (linked, "local/a\0.wav", ServiceValidationError, "media_file_invalid"),
+        (linked, "local/" + "x" * 5000 + ".wav", ServiceValidationError, "media_file_invalid"),
+        (linked, "local/" + "d/" * 600 + "a.wav", ServiceValidationError, "media_file_invalid"),
         (wrong_key, "a.wav", HomeAssistantError, "gateway_error"),
         (linked, "a.wav", HomeAssistantError, "gateway_error"),  # parakeet not configured: 503
         (nowhere, "a.wav", HomeAssistantError, "gateway_unreachable"),

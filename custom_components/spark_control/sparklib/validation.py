@@ -36,8 +36,11 @@ def validate_container(value: object, field: str = "container") -> str:
 
 
 def validate_repo_id(value: object, field: str = "repo_id") -> str:
-    """A Hugging Face repo id, `owner/name`."""
-    text = _text(value, field).strip()
+    """A Hugging Face repo id, `owner/name`, exactly as given (what is checked is what is stored).
+
+    `fullmatch`, not `match`: `$` alone would let a trailing newline through.
+    """
+    text = _text(value, field)
     if not REPO_ID_RE.fullmatch(text) or ".." in text:
         raise InvalidInput(field, f"not a valid Hugging Face repo id: {text!r}")
     return text
