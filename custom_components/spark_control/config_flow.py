@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import voluptuous as vol
 from homeassistant.config_entries import (
@@ -78,14 +78,17 @@ from .sparklib.errors import (
 )
 from .sparklib.keys import KeyPair, fingerprint, generate_keypair, parse_private_key
 from .sparklib.validation import validate_path, validate_port, validate_username
+from .voice_ports import async_suggest_voice_ports
 
 CONF_KEY_SOURCE = "key_source"
+CONF_CHANGE_NODES = "change_nodes"  # on the key steps: back to the nodes form
 KEY_SOURCE_GENERATE = "generate"
 KEY_SOURCE_PASTE = "paste"
 DEFAULT_SSH_USER = "spark"
 
 _TEXT = TextSelector()
 _MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
+_SWITCH = BooleanSelector()
 
 
 def _number(minimum: int, maximum: int, unit: str) -> NumberSelector:
@@ -122,6 +125,33 @@ def _parse_nodes(text: str, ssh_port: int) -> list[str]:
     return nodes
 
 
+def _checked[T](errors: dict[str, str], field: str, check: Callable[[], T]) -> T:
+    """`check()`'s value; on InvalidInput the field's error is set (and a stand-in returned,
+    which is never used because the form is shown again), so every bad field is reported."""
+    try:
+        return check()
+    except InvalidInput:
+        errors[field] = f"invalid_{field}"
+        return cast("T", None)
+
+
+def _check_hosts(
+    user_input: Mapping[str, Any], errors: dict[str, str]
+) -> tuple[int, list[str], str]:
+    """SSH port, nodes and repo path of a form, each bad one noted in `errors`."""
+    ssh_port = _checked(errors, CONF_SSH_PORT, lambda: _ssh_port(user_input[CONF_SSH_PORT]))
+    # Nodes are checked even when the port is bad, against the default port.
+    nodes = _checked(
+        errors,
+        CONF_NODES,
+        lambda: _parse_nodes(user_input[CONF_NODES], ssh_port or DEFAULT_SSH_PORT),
+    )
+    repo_path = _checked(
+        errors, CONF_REPO_PATH, lambda: validate_path(user_input[CONF_REPO_PATH], CONF_REPO_PATH)
+    )
+    return ssh_port, nodes, repo_path
+
+
 def _address_text(address: Mapping[str, Any]) -> str:
     host = str(address["host"])
     return f"[{host}]:{address['port']}" if ":" in host else f"{host}:{address['port']}"
@@ -155,6 +185,7 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
     def __init__(self) -> None:
         self._data: dict[str, Any] = {}
         self._keypair: KeyPair | None = None
+        self._user_input: dict[str, Any] = {}
 
     @staticmethod
     @callback
@@ -166,14 +197,12 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
         """Cluster name, nodes, SSH login and how to get a key."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            try:
-                ssh_port = _ssh_port(user_input[CONF_SSH_PORT])
-                nodes = _parse_nodes(user_input[CONF_NODES], ssh_port)
-                username = validate_username(user_input[CONF_SSH_USER], CONF_SSH_USER)
-                repo_path = validate_path(user_input[CONF_REPO_PATH], CONF_REPO_PATH)
-            except InvalidInput as error:
-                errors[error.field] = f"invalid_{error.field}"
-            else:
+            self._user_input = form = user_input
+            ssh_port, nodes, repo_path = _check_hosts(form, errors)
+            username = _checked(
+                errors, CONF_SSH_USER, lambda: validate_username(form[CONF_SSH_USER], CONF_SSH_USER)
+            )
+            if not errors:
                 await self.async_set_unique_id(nodes[0].lower())
                 self._abort_if_unique_id_configured()
                 self._data = {
@@ -185,10 +214,11 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
                 }
                 if user_input[CONF_KEY_SOURCE] == KEY_SOURCE_PASTE:
                     return await self.async_step_paste_key()
-                self._keypair = generate_keypair()
+                self._keypair = self._keypair or generate_keypair()
                 return await self.async_step_authorize_key()
         else:
-            user_input = {}
+            # Back from a key step: the form shows what was entered before.
+            user_input = self._user_input
         schema = vol.Schema(
             {
                 vol.Required(CONF_CLUSTER_NAME): _TEXT,
@@ -217,13 +247,15 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
         assert self._keypair is not None
         errors: dict[str, str] = {}
         placeholders = {"public_key": self._keypair.public_key, "host": ""}
+        if user_input is not None and user_input.get(CONF_CHANGE_NODES):
+            return await self.async_step_user()
         if user_input is not None and await self._async_connect(
             self._keypair, errors, placeholders
         ):
             return await self.async_step_services()
         return self.async_show_form(
             step_id="authorize_key",
-            data_schema=vol.Schema({}),
+            data_schema=vol.Schema({vol.Optional(CONF_CHANGE_NODES, default=False): _SWITCH}),
             errors=errors,
             description_placeholders=placeholders,
         )
@@ -234,9 +266,11 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
         """Use an existing private key instead of a generated one."""
         errors: dict[str, str] = {}
         placeholders = {"host": ""}
+        if user_input is not None and user_input.get(CONF_CHANGE_NODES):
+            return await self.async_step_user()
         if user_input is not None:
             try:
-                keypair = parse_private_key(user_input[CONF_PRIVATE_KEY])
+                keypair = parse_private_key(user_input.get(CONF_PRIVATE_KEY) or "")
             except InvalidInput:
                 errors[CONF_PRIVATE_KEY] = "invalid_private_key"
             else:
@@ -244,7 +278,13 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
                     return await self.async_step_services()
         return self.async_show_form(
             step_id="paste_key",
-            data_schema=vol.Schema({vol.Required(CONF_PRIVATE_KEY): _MULTILINE}),
+            data_schema=vol.Schema(
+                {
+                    # Optional so that "change the nodes" can be sent without a key.
+                    vol.Optional(CONF_PRIVATE_KEY): _MULTILINE,
+                    vol.Optional(CONF_CHANGE_NODES, default=False): _SWITCH,
+                }
+            ),
             errors=errors,
             description_placeholders=placeholders,
         )
@@ -280,7 +320,12 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
                 for service in await async_unreachable_services(self.hass, data):
                     errors[service] = "endpoint_unreachable"
                 if not errors:
-                    return self.async_create_entry(title=data[CONF_CLUSTER_NAME], data=data)
+                    stt_port, tts_port = await async_suggest_voice_ports(self.hass)
+                    return self.async_create_entry(
+                        title=data[CONF_CLUSTER_NAME],
+                        data=data,
+                        options={CONF_STT_PORT: stt_port, CONF_TTS_PORT: tts_port},
+                    )
         else:
             nodes = [
                 parse_address(node, self._data[CONF_SSH_PORT]) for node in self._data[CONF_NODES]
@@ -377,14 +422,8 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         placeholders = {"host": ""}
         if user_input is not None:
-            try:
-                ssh_port = _ssh_port(user_input[CONF_SSH_PORT])
-                nodes = _parse_nodes(user_input[CONF_NODES], ssh_port)
-                repo_path = validate_path(user_input[CONF_REPO_PATH], CONF_REPO_PATH)
-            except InvalidInput as error:
-                errors[error.field] = f"invalid_{error.field}"
-            else:
-                endpoints = _parse_endpoints(user_input, errors)
+            ssh_port, nodes, repo_path = _check_hosts(user_input, errors)
+            endpoints = _parse_endpoints(user_input, errors)
             if not errors:
                 unique_id = nodes[0].lower()
                 if unique_id != entry.unique_id:

@@ -12,11 +12,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .const import (
-    CONF_STT_PORT,
-    CONF_TTS_PORT,
     CONF_VOICE_BRIDGES,
-    DEFAULT_STT_PORT,
-    DEFAULT_TTS_PORT,
     DEFAULT_VOICE_BRIDGES,
     DOMAIN,
     EVENT_WEDGE_REPORT,
@@ -25,8 +21,11 @@ from .const import (
     SERVICE_PARAKEET,
 )
 from .sparklib.voice import VoiceBridgeConfig, VoiceBridges
-from .sparklib.voice.info import STT_PROGRAM_NAME, TTS_PROGRAM_NAME
+from .sparklib.voice.info import program_names
 from .voice_discovery import BridgeAnnouncement, VoiceAnnouncer, async_lan_address
+from .voice_ports import voice_ports
+
+VOICE_PORT_ISSUE = "voice_port_in_use"
 
 if TYPE_CHECKING:
     import asyncio
@@ -78,8 +77,9 @@ def voice_bridge_config(entry: SparkControlConfigEntry) -> VoiceBridgeConfig:
     return VoiceBridgeConfig(
         parakeet_url=client.base_url(SERVICE_PARAKEET),
         magpie_url=client.base_url(SERVICE_MAGPIE),
-        stt_port=int(entry.options.get(CONF_STT_PORT, DEFAULT_STT_PORT)),
-        tts_port=int(entry.options.get(CONF_TTS_PORT, DEFAULT_TTS_PORT)),
+        stt_port=voice_ports(entry)[0],
+        tts_port=voice_ports(entry)[1],
+        label=entry.title,
     )
 
 
@@ -117,7 +117,8 @@ async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry)
             hass,
             DOMAIN,
             _port_issue_id(entry),
-            is_fixable=False,
+            is_fixable=True,  # repairs.VoicePortsRepairFlow asks for other ports
+            data={"entry_id": entry.entry_id},
             severity=ir.IssueSeverity.ERROR,
             translation_key="voice_port_in_use",
             translation_placeholders={
@@ -133,16 +134,14 @@ async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry)
 
     announcer: VoiceAnnouncer | None = None
     if (address := await async_lan_address(hass)) is not None:
+        stt_name, tts_name = program_names(config.label)
+        # The cluster's name leads the service names; the entry id keeps them unique.
         suffix = entry.entry_id[-8:].lower()
         announcer = VoiceAnnouncer(
             hass,
             [
-                BridgeAnnouncement(
-                    f"spark-control-stt-{suffix}", address, bridges.stt.port, STT_PROGRAM_NAME
-                ),
-                BridgeAnnouncement(
-                    f"spark-control-tts-{suffix}", address, bridges.tts.port, TTS_PROGRAM_NAME
-                ),
+                BridgeAnnouncement(f"{stt_name} STT {suffix}", address, bridges.stt.port, stt_name),
+                BridgeAnnouncement(f"{tts_name} TTS {suffix}", address, bridges.tts.port, tts_name),
             ],
         )
     voice = VoiceService(bridges=bridges, announcer=announcer)
@@ -161,7 +160,7 @@ async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry)
 
 
 def _port_issue_id(entry: SparkControlConfigEntry) -> str:
-    return f"voice_port_in_use_{entry.entry_id}"
+    return f"{VOICE_PORT_ISSUE}_{entry.entry_id}"
 
 
 async def async_unload_voice(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:

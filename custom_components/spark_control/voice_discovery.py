@@ -16,6 +16,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import discovery_flow
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from homeassistant.util import slugify
 from zeroconf import BadTypeInNameException, NonUniqueNameException
 from zeroconf.asyncio import AsyncServiceInfo
 
@@ -40,6 +41,12 @@ class BridgeAnnouncement:
         return f"{self.service_name}_{self.program}"
 
     @property
+    def host_label(self) -> str:
+        """The instance name as a DNS host label ("Lab Parakeet STT 1a2b" → lab-parakeet-stt-1a2b):
+        instance names may hold spaces, host names may not."""
+        return slugify(self.instance, separator="-")[:63] or "spark-control"
+
+    @property
     def service_name(self) -> str:
         """The full mDNS service instance name."""
         return f"{self.instance}.{WYOMING_ZEROCONF_TYPE}"
@@ -51,7 +58,7 @@ class BridgeAnnouncement:
             self.service_name,
             addresses=[socket.inet_aton(self.address)],
             port=self.port,
-            server=f"{self.instance}.local.",
+            server=f"{self.host_label}.local.",
         )
 
     def discovery_info(self) -> ZeroconfServiceInfo:
@@ -61,7 +68,7 @@ class BridgeAnnouncement:
             ip_address=address,
             ip_addresses=[address],
             port=self.port,
-            hostname=f"{self.instance}.local.",
+            hostname=f"{self.host_label}.local.",
             type=WYOMING_ZEROCONF_TYPE,
             name=self.service_name,
             properties={},

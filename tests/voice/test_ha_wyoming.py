@@ -46,8 +46,8 @@ from tests.voice.ha_setup import cluster_entry, free_port, lan_address
 from tests.voice.test_bridges import REPLY, SENTENCE
 from tests.voice.wyoming_io import word_overlap
 
-STT_ENTITY = "stt.spark_parakeet"
-TTS_ENTITY = "tts.spark_magpie"
+STT_ENTITY = "stt.lab_parakeet"
+TTS_ENTITY = "tts.lab_magpie"
 # What an ESPHome/VoIP device asks HA for: 16 kHz mono WAV (HA converts with ffmpeg).
 WAV_16K = {
     tts.ATTR_PREFERRED_FORMAT: "wav",
@@ -121,8 +121,8 @@ async def _accept_discovered_bridges(hass: HomeAssistant) -> None:
     """What the user does in the UI: click Configure on each discovered Wyoming service."""
     flows = hass.config_entries.flow.async_progress_by_handler("wyoming")
     assert sorted(flow["context"]["title_placeholders"]["name"] for flow in flows) == [
-        "spark-magpie",
-        "spark-parakeet",
+        "Lab Magpie",
+        "Lab Parakeet",
     ]
     for flow in flows:
         assert flow["step_id"] == "zeroconf_confirm"
@@ -175,6 +175,16 @@ async def test_ha_wyoming_uses_the_bridges_for_stt_and_tts(
         [entry.options[CONF_STT_PORT], entry.options[CONF_TTS_PORT]]
     )
     assert {info.type for info in announced} == {"_wyoming._tcp.local."}
+    # The cluster's name tells two clusters' bridges apart on the LAN and in HA's cards.
+    suffix = entry.entry_id[-8:].lower()
+    assert sorted(info.name for info in announced) == [
+        f"Lab Magpie TTS {suffix}._wyoming._tcp.local.",
+        f"Lab Parakeet STT {suffix}._wyoming._tcp.local.",
+    ]
+    assert sorted(info.server for info in announced) == [
+        f"lab-magpie-tts-{suffix}.local.",
+        f"lab-parakeet-stt-{suffix}.local.",
+    ]
     assert {tuple(info.parsed_addresses()) for info in announced} == {(lan_address(),)}
 
     state = entry.runtime_data.voice.as_dict()
@@ -352,13 +362,13 @@ async def test_an_ignored_bridge_is_not_offered_again(
     await _setup(hass, entry)
     flows = hass.config_entries.flow.async_progress_by_handler("wyoming")
     stt_flow = next(
-        flow for flow in flows if flow["context"]["title_placeholders"]["name"] == "spark-parakeet"
+        flow for flow in flows if flow["context"]["title_placeholders"]["name"] == "Lab Parakeet"
     )
     # The user clicks Ignore on the STT bridge's discovery.
     result = await hass.config_entries.flow.async_init(
         "wyoming",
         context={"source": SOURCE_IGNORE},
-        data={"unique_id": stt_flow["context"]["unique_id"], "title": "spark-parakeet"},
+        data={"unique_id": stt_flow["context"]["unique_id"], "title": "Lab Parakeet"},
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
@@ -369,7 +379,7 @@ async def test_an_ignored_bridge_is_not_offered_again(
         f["context"]["title_placeholders"]["name"]
         for f in hass.config_entries.flow.async_progress_by_handler("wyoming")
     ]
-    assert names == ["spark-magpie"]
+    assert names == ["Lab Magpie"]
     (ignored,) = hass.config_entries.async_entries("wyoming", include_ignore=True)
     assert ignored.source == SOURCE_IGNORE
     assert ignored.data == {}

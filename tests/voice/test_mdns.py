@@ -39,9 +39,8 @@ def standalone_zeroconf() -> Iterator[None]:
 async def test_announcement_resolves_over_multicast_with_the_lan_address() -> None:
     pytest_socket.socket_allow_hosts(["127.0.0.1", "224.0.0.251"])
     address = lan_address()
-    announcement = BridgeAnnouncement(
-        "spark-control-stt-test1234", address, 10310, "spark-parakeet"
-    )
+    # A cluster's name with a space, as the integration announces it.
+    announcement = BridgeAnnouncement("Lab Parakeet STT test1234", address, 10310, "Lab Parakeet")
     announcer = AsyncZeroconf(interfaces=[address], ip_version=IPVersion.V4Only)
     browser = AsyncZeroconf(interfaces=[address], ip_version=IPVersion.V4Only)
     info = announcement.service_info()
@@ -61,5 +60,6 @@ async def test_announcement_resolves_over_multicast_with_the_lan_address() -> No
     assert discovered.host == address
     assert discovered.port == 10310
     assert discovered.type == WYOMING_ZEROCONF_TYPE
-    assert discovered.name == "spark-control-stt-test1234._wyoming._tcp.local."
-    assert announcement.wyoming_unique_id == f"{discovered.name}_spark-parakeet"
+    assert discovered.name == "Lab Parakeet STT test1234._wyoming._tcp.local."
+    assert discovered.hostname == "lab-parakeet-stt-test1234.local."
+    assert announcement.wyoming_unique_id == f"{discovered.name}_Lab Parakeet"

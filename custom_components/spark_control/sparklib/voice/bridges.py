@@ -10,6 +10,7 @@ from functools import partial
 import aiohttp
 
 from .errors import SpeechServiceError
+from .info import program_names, stt_info
 from .magpie import MagpieClient
 from .parakeet import ParakeetClient
 from .server import WyomingBridgeServer
@@ -32,6 +33,8 @@ class VoiceBridgeConfig:
     request_timeout: float = 60.0
     # How long start() waits for Magpie's voice list before opening the ports without it.
     voice_list_wait: float = 5.0
+    # The cluster's name, put in the programs' names ("Lab Parakeet"); empty: the plain names.
+    label: str = ""
 
 
 class VoiceBridges:
@@ -46,9 +49,12 @@ class VoiceBridges:
     ) -> None:
         parakeet = ParakeetClient(session, config.parakeet_url, timeout=config.request_timeout)
         magpie = MagpieClient(session, config.magpie_url, timeout=config.request_timeout)
-        self.voices = VoiceCatalog(magpie)
+        stt_name, tts_name = program_names(config.label)
+        self.voices = VoiceCatalog(magpie, program_name=tts_name)
         self._voice_list_wait = config.voice_list_wait
-        self.stt_bridge = SttBridge(parakeet=parakeet, on_wedge=on_wedge)
+        self.stt_bridge = SttBridge(
+            parakeet=parakeet, on_wedge=on_wedge, info=stt_info(name=stt_name)
+        )
         self.tts_bridge = TtsBridge(magpie=magpie, voices=self.voices)
         self.stt = WyomingBridgeServer(
             config.host, config.stt_port, partial(SttEventHandler, self.stt_bridge)

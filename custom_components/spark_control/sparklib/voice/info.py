@@ -26,7 +26,17 @@ _MAGPIE_URL = "https://build.nvidia.com/nvidia/magpie-tts-multilingual"
 _PROJECT = Attribution(name="Spark Control", url="https://github.com/spark-control/spark-control")
 
 
-def stt_info(languages: Iterable[str] = PARAKEET_LANGUAGES) -> Info:
+def program_names(label: str = "") -> tuple[str, str]:
+    """(STT, TTS) program names; with a cluster's name they tell clusters apart in HA's
+    discovered Wyoming cards and entity names ("Lab Parakeet")."""
+    # 40 bytes leave room for the rest of a 63-byte mDNS instance name.
+    label = " ".join(label.split()).encode()[:40].decode(errors="ignore").strip()
+    if not label:
+        return STT_PROGRAM_NAME, TTS_PROGRAM_NAME
+    return f"{label} Parakeet", f"{label} Magpie"
+
+
+def stt_info(languages: Iterable[str] = PARAKEET_LANGUAGES, name: str = STT_PROGRAM_NAME) -> Info:
     """Describe the STT bridge: one ASR program with Parakeet as its model."""
     model = AsrModel(
         name=PARAKEET_MODEL,
@@ -37,7 +47,7 @@ def stt_info(languages: Iterable[str] = PARAKEET_LANGUAGES) -> Info:
         languages=list(languages),
     )
     program = AsrProgram(
-        name=STT_PROGRAM_NAME,
+        name=name,
         description="Parakeet speech-to-text on the Spark cluster",
         attribution=_PROJECT,
         installed=True,
@@ -48,10 +58,10 @@ def stt_info(languages: Iterable[str] = PARAKEET_LANGUAGES) -> Info:
     return Info(asr=[program])
 
 
-def tts_info(voices: Iterable[MagpieVoice]) -> Info:
+def tts_info(voices: Iterable[MagpieVoice], name: str = TTS_PROGRAM_NAME) -> Info:
     """Describe the TTS bridge: one streaming TTS program with Magpie's voices."""
     program = TtsProgram(
-        name=TTS_PROGRAM_NAME,
+        name=name,
         description="Magpie text-to-speech on the Spark cluster",
         attribution=_PROJECT,
         installed=True,

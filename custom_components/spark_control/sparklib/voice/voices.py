@@ -9,7 +9,7 @@ import time
 from wyoming.info import Info
 
 from .errors import SpeechServiceError
-from .info import tts_info
+from .info import TTS_PROGRAM_NAME, tts_info
 from .magpie import MagpieClient, MagpieVoice
 
 _LOGGER = logging.getLogger(__name__)
@@ -35,8 +35,10 @@ class VoiceCatalog:
         default_language: str = DEFAULT_LANGUAGE,
         *,
         describe_wait: float = 0.5,
+        program_name: str = TTS_PROGRAM_NAME,
     ) -> None:
         self._magpie = magpie
+        self._program_name = program_name
         self._default_language = default_language
         self._describe_wait = describe_wait
         self._voices: list[MagpieVoice] = []
@@ -60,7 +62,7 @@ class VoiceCatalog:
             self._refreshing = asyncio.create_task(self._refresh_quietly(), name="magpie voices")
         if not self._voices and self._refreshing is not None:
             await asyncio.wait([self._refreshing], timeout=self._describe_wait)
-        return tts_info(self._voices)
+        return tts_info(self._voices, self._program_name)
 
     async def close(self) -> None:
         """Stop a background refresh still running."""
