@@ -12,6 +12,7 @@ from aiohttp import web
 from . import __version__
 from .appkeys import (
     API_KEYS,
+    AUDIO_IN_FLIGHT,
     CHAT_MODELS,
     CONFIG,
     DECODER,
@@ -27,7 +28,7 @@ from .auth import auth_middleware, resolve_api_keys
 from .chat_models import ChatModels
 from .config import GatewayConfig
 from .cors import setup_cors
-from .decoder import AudioDecoder
+from .decoder import AudioDecoder, AudioInFlight
 from .errors import error_middleware
 from .ha_events import HaNotifier
 from .limits import concurrency_middleware
@@ -60,6 +61,10 @@ def create_app(config: GatewayConfig) -> web.Application:
     app[VOICES] = VoiceCatalog(config)
     app[SPOOL] = spool
     app[DECODER] = AudioDecoder(workers=config.decode_workers, timeout_s=config.timeouts.decode)
+    # Never less than one request's maximum, or a long recording could never be decoded.
+    app[AUDIO_IN_FLIGHT] = AudioInFlight(
+        max(config.max_audio_in_flight_seconds, config.max_audio_seconds)
+    )
     app.cleanup_ctx.append(_spool_directory)
     app.cleanup_ctx.append(_upstream_session)
     setup_routes(app)

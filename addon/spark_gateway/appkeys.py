@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .chat_models import ChatModels
 from .config import GatewayConfig
-from .decoder import AudioDecoder
+from .decoder import AudioDecoder, AudioInFlight
 from .ha_events import HaNotifier
 from .metrics import GatewayMetrics
 from .spool import Spool
@@ -30,3 +30,4 @@ SPOOL: Final = web.AppKey("spool", Spool)
 DECODER: Final = web.AppKey("decoder", AudioDecoder)
 CHAT_MODELS: Final = web.AppKey("chat_models", ChatModels)
 VLLM_HOLD: Final = web.AppKey("vllm_hold", VllmHold)
+AUDIO_IN_FLIGHT: Final = web.AppKey("audio_in_flight", AudioInFlight)

@@ -81,6 +81,8 @@ class GatewayConfig:
     max_audio_seconds: float = 4 * 3600.0  # decoded length cap: a small file can expand a lot
     max_concurrent_requests: int = 256  # beyond this the gateway answers 429
     decode_workers: int = 2  # uploads decoded at once, each in its own process
+    # Decoded audio all requests may hold at once (on disk, 115 MB per hour).
+    max_audio_in_flight_seconds: float = 8 * 3600.0
     concurrency: ConcurrencyBudgets = field(default_factory=ConcurrencyBudgets)
     # Chat requests held while vLLM is down or loading a model (a swap), released when it serves.
     hold_max_requests: int = 64  # beyond this a request is refused at once (503)
@@ -151,6 +153,9 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional("max_audio_minutes"): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=1440)),
         vol.Optional("max_concurrent_requests"): vol.All(int, vol.Range(min=1, max=100000)),
         vol.Optional("decode_workers"): vol.All(int, vol.Range(min=1, max=32)),
+        vol.Optional("max_audio_in_flight_minutes"): vol.All(
+            vol.Coerce(float), vol.Range(min=1, max=10080)
+        ),
         vol.Optional("concurrency"): _CONCURRENCY_SCHEMA,
         vol.Optional("hold_max_requests"): vol.All(int, vol.Range(min=0, max=100000)),
         vol.Optional("hold_timeout_s"): vol.All(vol.Coerce(float), vol.Range(min=0, max=86400)),
@@ -223,6 +228,8 @@ def config_from_options(options: Mapping[str, Any]) -> GatewayConfig:
         kwargs["max_upload_bytes"] = int(opts["max_upload_mb"] * 1024 * 1024)
     if opts.get("max_audio_minutes") is not None:
         kwargs["max_audio_seconds"] = opts["max_audio_minutes"] * 60.0
+    if opts.get("max_audio_in_flight_minutes") is not None:
+        kwargs["max_audio_in_flight_seconds"] = opts["max_audio_in_flight_minutes"] * 60.0
     if opts.get("timeouts"):
         kwargs["timeouts"] = Timeouts(**opts["timeouts"])
     if opts.get("concurrency"):

@@ -54,6 +54,40 @@ class DecodedFile:
         )
 
 
+class AudioBudgetExhausted(Exception):
+    """No room for more decoded audio within the wait allowed."""
+
+
+class AudioInFlight:
+    """A budget of decoded audio (seconds at 16 kHz) held by requests at once.
+
+    Decoded audio lives on disk while its request runs; this bounds that disk use and the
+    work queued behind it, whatever the number of requests. A decode takes the whole
+    per-request maximum (its length is unknown until it ends), then keeps only what it made.
+    """
+
+    def __init__(self, capacity_s: float) -> None:
+        self.capacity_s = capacity_s
+        self.free_s = capacity_s
+        self._changed = asyncio.Event()
+
+    async def take(self, seconds: float, *, wait_s: float) -> None:
+        """Reserve `seconds`, waiting up to `wait_s` for room; AudioBudgetExhausted after that."""
+        try:
+            async with asyncio.timeout(wait_s):
+                while self.free_s < seconds:
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError as err:
+            raise AudioBudgetExhausted from err
+        self.free_s -= seconds
+
+    def give(self, seconds: float) -> None:
+        """Return `seconds` to the budget."""
+        self.free_s = min(self.capacity_s, self.free_s + seconds)
+        self._changed.set()
+
+
 class AudioDecoder:
     """Runs `decode_file_to_wav` in a fresh process, `workers` at a time."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, Final
 
@@ -19,6 +19,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 _COPY_BUFFER: Final = 64 * 1024
 _FILES: Final = "spark_gateway.spooled_files"  # request-scoped list of Paths
+_AT_END: Final = "spark_gateway.spool_at_end"  # request-scoped callbacks
 
 
 class Spool:
@@ -35,17 +36,24 @@ class Spool:
         request[_FILES].append(path)
         return path
 
+    def at_end(self, request: web.Request, callback: Callable[[], None]) -> None:
+        """Run `callback` when `request` ends, after its files are removed."""
+        request[_AT_END].append(callback)
+
     def middleware(self) -> Middleware:
         """Give each request its list of scratch files and remove them when it is answered."""
 
         @web.middleware
         async def spool_cleanup(request: web.Request, handler: Handler) -> web.StreamResponse:
             request[_FILES] = []
+            request[_AT_END] = []
             try:
                 return await handler(request)
             finally:
                 for path in request[_FILES]:
                     path.unlink(missing_ok=True)
+                for callback in request[_AT_END]:
+                    callback()
 
         return spool_cleanup
 

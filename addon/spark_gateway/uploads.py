@@ -16,9 +16,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDictProxy
 
-from .appkeys import CONFIG, DECODER, SPOOL
+from .appkeys import AUDIO_IN_FLIGHT, CONFIG, DECODER, SPOOL
 from .audio_codec import AudioDecodeError
-from .decoder import DecodedFile
+from .decoder import AudioBudgetExhausted, DecodedFile
 from .errors import ApiError
 from .spool import copy_to
 from .wav_header import HEADER_BYTES, WavHeaderError, is_riff_wave, parse_wav_header
@@ -105,13 +105,36 @@ async def decode_upload(request: web.Request, upload: Path) -> DecodedFile:
     config = request.app[CONFIG]
     try:
         await asyncio.to_thread(check_wav_header, upload)
-        return await request.app[DECODER].decode(
+    except WavHeaderError as err:
+        raise ApiError(400, str(err), code="invalid_audio", param="file") from err
+    in_flight = request.app[AUDIO_IN_FLIGHT]
+    reserved = config.max_audio_seconds
+    try:
+        await in_flight.take(reserved, wait_s=config.timeouts.decode)
+    except AudioBudgetExhausted as err:
+        raise ApiError(
+            429,
+            f"the gateway holds {in_flight.capacity_s / 3600:g} h of decoded audio already; "
+            "retry shortly",
+            code="too_many_requests",
+            headers={"Retry-After": "5"},
+        ) from err
+    try:
+        decoded = await request.app[DECODER].decode(
             upload,
             request.app[SPOOL].new_file(request, ".wav"),
             max_duration_s=config.max_audio_seconds,
         )
-    except (AudioDecodeError, WavHeaderError) as err:
+    except AudioDecodeError as err:
+        in_flight.give(reserved)
         raise ApiError(400, str(err), code="invalid_audio", param="file") from err
+    except BaseException:
+        in_flight.give(reserved)
+        raise
+    # Keep what the decoded file holds until the request ends (its file goes then too).
+    in_flight.give(reserved - decoded.duration_s)
+    request.app[SPOOL].at_end(request, lambda: in_flight.give(decoded.duration_s))
+    return decoded
 
 
 def check_wav_header(upload: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from spark_gateway.appkeys import NOTIFIER
+from spark_gateway.appkeys import AUDIO_IN_FLIGHT, NOTIFIER
 from spark_gateway.config import ConcurrencyBudgets, Timeouts
 from tests.addon.conftest import FakeHomeAssistant, GatewayFactory, RunningGateway
 from tests.sim import SimCluster, SimConfig
@@ -183,3 +183,34 @@ async def test_chat_stream_cut_by_the_client_is_499(start_gateway: GatewayFactor
             await asyncio.sleep(0.05)
         assert 'route="/v1/chat/completions",status="499"' in metrics
         assert 'status="500"' not in metrics
+
+
+async def test_decoded_audio_in_flight_is_bounded(
+    hung_parakeet: HungParakeet, start_gateway: GatewayFactory, short_wav: bytes
+) -> None:
+    """Decoded audio held by requests (on disk) has a budget; past it the answer is 429."""
+    gateway = await start_gateway(
+        parakeet_url=hung_parakeet.url,
+        max_audio_seconds=10.0,
+        max_audio_in_flight_seconds=10.0,
+        timeouts=Timeouts(decode=0.5),
+    )
+    held = asyncio.create_task(
+        gateway.post("/v1/audio/transcriptions", data=transcription_form(short_wav))
+    )
+    await asyncio.wait_for(hung_parakeet.arrived.wait(), 20)
+    # The held request keeps its decoded second or two; a new decode needs the full 10 s.
+    status, body = await gateway.post(
+        "/v1/audio/transcriptions", data=transcription_form(short_wav)
+    )
+    assert status == 429, body
+    assert "decoded audio already" in body["error"]["message"]
+    held.cancel()
+    await asyncio.gather(held, return_exceptions=True)
+    # The cancelled request gave its share back: decoding works again.
+    in_flight = gateway.app[AUDIO_IN_FLIGHT]
+    for _ in range(100):
+        if in_flight.free_s == in_flight.capacity_s:
+            break
+        await asyncio.sleep(0.05)
+    assert in_flight.free_s == in_flight.capacity_s
