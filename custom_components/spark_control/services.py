@@ -125,15 +125,27 @@ async def _guarded[T](
         raise translate_error(error) from error
 
 
+def _known_model(entry: SparkControlConfigEntry, model: str) -> str:
+    """The catalog key asked for; a translated error listing the valid ones otherwise."""
+    catalog = entry.runtime_data.catalog.catalog
+    if model not in catalog:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="unknown_model",
+            translation_placeholders={
+                "model": model,
+                "cluster": entry.title,
+                "models": ", ".join(f"{m.key} ({m.name})" for m in catalog.models),
+            },
+        )
+    return model
+
+
 async def _swap_model(call: ServiceCall) -> ServiceResponse:
     entry = _loaded_entry(call.hass, call)
     swap = entry.runtime_data.swap
-    model = call.data[ATTR_MODEL]
+    model = _known_model(entry, call.data[ATTR_MODEL])
     if not call.data[ATTR_WAIT]:
-        try:
-            entry.runtime_data.catalog.catalog.get(model)
-        except SparkError as error:
-            raise translate_error(error) from error
         swap.async_start(model)
         return {"model": model, "status": "started"}
     result = await swap.async_swap(model)

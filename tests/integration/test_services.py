@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from homeassistant.components.button import SERVICE_PRESS
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, SERVICE_TURN_ON
 from homeassistant.core import HomeAssistant
@@ -146,8 +149,8 @@ async def test_catalog_actions_persist(
 @pytest.mark.parametrize(
     ("action", "data", "translation_key", "field"),
     [
-        ("swap_model", {"model": "no-such-model"}, "invalid_input", "model"),
-        ("swap_model", {"model": "x; rm -rf /", "wait": True}, "invalid_input", "model"),
+        ("swap_model", {"model": "no-such-model"}, "unknown_model", None),
+        ("swap_model", {"model": "x; rm -rf /", "wait": True}, "unknown_model", None),
         ("restart_service", {"service": "sshd"}, "invalid_service", None),
         ("start_service", {"service": "$(reboot)"}, "invalid_service", None),
         (
@@ -231,6 +234,36 @@ async def test_bad_input_is_refused(
         assert error.value.translation_placeholders is not None
         assert error.value.translation_placeholders["field"] == field
     assert [len(node.commands) for node in sim.nodes] == before
+
+
+async def test_unknown_model_lists_the_catalog(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The error for a model not in the catalog names every model that can be loaded, in
+    the message HA shows (translated, placeholders filled)."""
+    with pytest.raises(ServiceValidationError) as error:
+        await _call(hass, "swap_model", {"cluster": init_integration.entry_id, "model": "llama"})
+    assert error.value.translation_key == "unknown_model"
+    message = str(error.value)
+    assert message.startswith("llama is not in the catalog of Lab.")
+    for model in init_integration.runtime_data.catalog.catalog.models:
+        assert f"{model.key} ({model.name})" in message
+
+
+def test_swap_model_selector_offers_the_bundled_catalog() -> None:
+    """services.yaml cannot be dynamic: its select lists the bundled keys (and takes a typed
+    key for models the user added); each is named in the translations."""
+    package = Path(__file__).resolve().parents[2] / "custom_components/spark_control"
+    selector = yaml.safe_load((package / "services.yaml").read_text())["swap_model"]["fields"][
+        "model"
+    ]["selector"]["select"]
+    bundled = yaml.safe_load((package / "models.yaml").read_text())["models"]
+    assert selector["options"] == [model["key"] for model in bundled]
+    assert selector["custom_value"] is True
+    names = json.loads((package / "translations/en.json").read_text())["selector"][
+        selector["translation_key"]
+    ]["options"]
+    assert names == {model["key"]: model["name"] for model in bundled}
 
 
 async def test_unknown_or_unloaded_cluster(
