@@ -18,6 +18,11 @@ from custom_components.spark_control.const import (
     CONF_SSH_PORT,
     CONF_SSH_USER,
 )
+from custom_components.spark_control.identity import (
+    ENTRY_MINOR_VERSION,
+    ENTRY_VERSION,
+    cluster_unique_id,
+)
 from tests.sim import SimCluster
 
 
@@ -49,4 +54,14 @@ def sim_entry_data(sim: SimCluster, private_key: str, public_key: str) -> dict[s
             "parakeet": {"host": "127.0.0.1", "port": _port(sim.parakeet.url)},
             "magpie": {"host": "127.0.0.1", "port": _port(sim.magpie.url)},
         },
+    }
+
+
+def entry_identity(data: dict[str, Any]) -> dict[str, Any]:
+    """MockConfigEntry arguments of a current entry for `data`: its unique id (the head node's
+    host key fingerprint) and the entry version that goes with it."""
+    return {
+        "unique_id": cluster_unique_id(data),
+        "version": ENTRY_VERSION,
+        "minor_version": ENTRY_MINOR_VERSION,
     }

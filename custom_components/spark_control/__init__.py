@@ -31,6 +31,7 @@ from .coordinator import (
 from .device_versions import async_track_service_versions
 from .entity import device_tree
 from .host_key_issue import async_create_host_key_issue, host_key_issue_id
+from .identity import async_migrate_entry
 from .operations import async_setup_operations
 from .recovery import (
     async_remove_recovery_store,
@@ -54,6 +55,8 @@ PLATFORMS: list[Platform] = [
 ]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+__all__ = ["async_migrate_entry"]  # HA calls it when an entry's version is older
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:

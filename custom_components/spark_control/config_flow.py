@@ -14,6 +14,7 @@ from homeassistant.config_entries import (
     OptionsFlowWithReload,
 )
 from homeassistant.core import callback
+from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -69,6 +70,7 @@ from .const import (
     SERVICES,
 )
 from .coordinator import SparkControlConfigEntry
+from .identity import ENTRY_MINOR_VERSION, ENTRY_VERSION, cluster_unique_id, head_address
 from .sparklib.errors import (
     AuthRejected,
     CannotConnect,
@@ -180,7 +182,8 @@ def _ssh_error(error: SparkError, errors: dict[str, str], placeholders: dict[str
 class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a cluster: nodes and SSH, the client key, then where each service lives."""
 
-    VERSION = 1
+    VERSION = ENTRY_VERSION
+    MINOR_VERSION = ENTRY_MINOR_VERSION
 
     def __init__(self) -> None:
         self._data: dict[str, Any] = {}
@@ -203,8 +206,6 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
                 errors, CONF_SSH_USER, lambda: validate_username(form[CONF_SSH_USER], CONF_SSH_USER)
             )
             if not errors:
-                await self.async_set_unique_id(nodes[0].lower())
-                self._abort_if_unique_id_configured()
                 self._data = {
                     CONF_CLUSTER_NAME: user_input[CONF_CLUSTER_NAME].strip() or nodes[0],
                     CONF_NODES: nodes,
@@ -212,6 +213,9 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
                     CONF_SSH_PORT: ssh_port,
                     CONF_REPO_PATH: repo_path,
                 }
+                # The same head node written another way is caught before any key is made;
+                # the host key (the unique id) catches a new address of a known cluster.
+                self._abort_if_head_configured()
                 if user_input[CONF_KEY_SOURCE] == KEY_SOURCE_PASTE:
                     return await self.async_step_paste_key()
                 self._keypair = self._keypair or generate_keypair()
@@ -239,6 +243,13 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(schema, user_input),
             errors=errors,
         )
+
+    def _abort_if_head_configured(self) -> None:
+        """Abort when an entry already has this head node (same host and SSH port)."""
+        head = head_address(self._data)
+        for entry in self._async_current_entries(include_ignore=False):
+            if head_address(entry.data) == head:
+                raise AbortFlow("already_configured")
 
     async def async_step_authorize_key(
         self, user_input: dict[str, Any] | None = None
@@ -312,6 +323,8 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Where vLLM, Parakeet and Magpie listen; each endpoint is probed."""
         errors: dict[str, str] = {}
+        await self.async_set_unique_id(cluster_unique_id(self._data))
+        self._abort_if_unique_id_configured()
         if user_input is not None:
             endpoints = _parse_endpoints(user_input, errors)
             gateway = _parse_gateway(user_input, errors)
@@ -425,10 +438,6 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
             ssh_port, nodes, repo_path = _check_hosts(user_input, errors)
             endpoints = _parse_endpoints(user_input, errors)
             if not errors:
-                unique_id = nodes[0].lower()
-                if unique_id != entry.unique_id:
-                    await self.async_set_unique_id(unique_id)
-                    self._abort_if_unique_id_configured()
                 data = {
                     **entry.data,
                     CONF_NODES: nodes,
@@ -450,7 +459,12 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
                     for service in await async_unreachable_services(self.hass, data):
                         errors[service] = "endpoint_unreachable"
                 if not errors:
-                    return self.async_update_reload_and_abort(entry, unique_id=unique_id, data=data)
+                    # Another head node (another host key) is another cluster: add it instead.
+                    if (unique_id := cluster_unique_id(data)) != entry.unique_id:
+                        await self.async_set_unique_id(unique_id)
+                        self._abort_if_unique_id_configured()
+                        self._abort_if_unique_id_mismatch(reason="different_cluster")
+                    return self.async_update_reload_and_abort(entry, data=data)
         else:
             user_input = {
                 CONF_NODES: ", ".join(entry.data[CONF_NODES]),

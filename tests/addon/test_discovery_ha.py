@@ -23,14 +23,13 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.spark_control.const import (
     CONF_GATEWAY_API_KEY,
     CONF_GATEWAY_URL,
-    CONF_NODES,
     CONF_VOICE_BRIDGES,
     DOMAIN,
 )
 from spark_gateway.discovery import announce
 from tests.addon.conftest import FakeHomeAssistant, GatewayFactory
 from tests.sim import SimCluster, SimConfig, generate_client_key
-from tests.sim_entry import sim_entry_data
+from tests.sim_entry import entry_identity, sim_entry_data
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +53,7 @@ def _entry(sim: SimCluster, client_key: tuple[str, str]) -> MockConfigEntry:
     return MockConfigEntry(
         domain=DOMAIN,
         title="Lab",
-        unique_id=data[CONF_NODES][0],
+        **entry_identity(data),
         data=data,
         options={CONF_VOICE_BRIDGES: False},
     )

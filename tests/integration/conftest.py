@@ -12,12 +12,11 @@ from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import (
-    CONF_NODES,
     CONF_VOICE_BRIDGES,
     DOMAIN,
 )
 from tests.sim import SimCluster, SimConfig, generate_client_key
-from tests.sim_entry import sim_entry_data
+from tests.sim_entry import entry_identity, sim_entry_data
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +62,7 @@ def mock_config_entry(sim: SimCluster, client_key: tuple[str, str]) -> MockConfi
     return MockConfigEntry(
         domain=DOMAIN,
         title="Lab",
-        unique_id=data[CONF_NODES][0],
+        **entry_identity(data),
         data=data,
         entry_id="01JSPARKCONTROLTESTENTRY00",
         # The voice bridges (the voice engineer's, tested in tests/voice) stay out of these tests.

@@ -15,6 +15,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.spark_control.sparklib.keys import fingerprint
 from tests.sim import SimCluster
 
 
@@ -23,11 +24,13 @@ def _port(url: str) -> int:
 
 
 def port_labels(sim: SimCluster) -> dict[str, str]:
-    """Each random port of the simulator and the label that stands for it."""
+    """Each random port (and the host key) of the simulator and the label that stands for it."""
     labels = {str(node.ssh_port): f"ssh{index}" for index, node in enumerate(sim.nodes)}
     labels[str(_port(sim.vllm.url))] = "vllmport"
     labels[str(_port(sim.parakeet.url))] = "parakeetport"
     labels[str(_port(sim.magpie.url))] = "magpieport"
+    # The entry's unique id (prefix of every entity's) is the head's random host key.
+    labels[fingerprint(sim.nodes[0].host_public_key)] = "headkey"
     return labels
 
 
@@ -42,6 +45,9 @@ def stable(value: Any, labels: dict[str, str]) -> Any:
     if isinstance(value, int):
         return labels.get(str(value), value)
     text = value if isinstance(value, str) else str(value)
+    for raw, label in labels.items():
+        if not raw.isdigit():
+            text = text.replace(raw, label)
     return re.sub(r"\d{4,5}", lambda match: labels.get(match.group(0), match.group(0)), text)
 
 

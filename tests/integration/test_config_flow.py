@@ -27,8 +27,9 @@ from custom_components.spark_control.const import (
     CONF_VOICE_BRIDGES,
     DOMAIN,
 )
+from custom_components.spark_control.sparklib.keys import fingerprint
 from tests.sim import SimCluster, generate_client_key
-from tests.sim_entry import node_strings
+from tests.sim_entry import entry_identity, node_strings
 
 
 @pytest.fixture
@@ -131,7 +132,9 @@ async def test_user_flow_with_pasted_key(
     }
     assert data[CONF_ENDPOINTS]["magpie"] == {"host": "127.0.0.1", "port": _port(sim.magpie.url)}
     assert data[CONF_PUBLIC_KEY].split()[:2] == client_key[1].split()[:2]
-    assert result["result"].unique_id == nodes[0]
+    # The cluster is known by its head node's host key, not by an address.
+    assert result["result"].unique_id == fingerprint(sim.nodes[0].host_public_key)
+    assert result["result"].minor_version == 2
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
@@ -436,7 +439,7 @@ async def test_reconfigure_adds_a_node(
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Lab",
-        unique_id=head,
+        **entry_identity(data),
         data=data,
         options=dict(mock_config_entry.options),
     )

@@ -17,7 +17,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import CONF_HOST_KEYS, CONF_NODES, DOMAIN
 from tests.sim import SimCluster
-from tests.sim_entry import node_strings
+from tests.sim_entry import entry_identity, node_strings
 
 
 def _fix_flows(hass: HomeAssistant) -> RepairsFlowManager:
@@ -109,7 +109,7 @@ async def test_node_down_retries(
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Lab",
-        unique_id=data[CONF_NODES][0],
+        **entry_identity(data),
         data=data,
         options=dict(mock_config_entry.options),
     )

@@ -8,14 +8,13 @@ from typing import Any
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import (
-    CONF_NODES,
     CONF_STT_PORT,
     CONF_TTS_PORT,
     CONF_VOICE_BRIDGES,
     DOMAIN,
 )
 from tests.sim import SimCluster
-from tests.sim_entry import sim_entry_data
+from tests.sim_entry import entry_identity, sim_entry_data
 
 
 def free_port() -> int:
@@ -38,7 +37,7 @@ def cluster_entry(sim: SimCluster, client_key: tuple[str, str], **options: Any) 
     return MockConfigEntry(
         domain=DOMAIN,
         title="Lab",
-        unique_id=data[CONF_NODES][0],
+        **entry_identity(data),
         data=data,
         options={
             CONF_VOICE_BRIDGES: True,

@@ -13,14 +13,13 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import (
     CONF_DEEP_CHECK_INTERVAL,
-    CONF_NODES,
     CONF_PROBE_TIMEOUT,
     CONF_VOICE_BRIDGES,
     DOMAIN,
 )
 from custom_components.spark_control.sparklib.keys import KeyPair
 from tests.sim import SimCluster
-from tests.sim_entry import sim_entry_data
+from tests.sim_entry import entry_identity, sim_entry_data
 
 ENTRY_ID = "01JSPARKRECOVERYTESTENTRY0"
 
@@ -57,7 +56,7 @@ def config_entry(
     return MockConfigEntry(
         domain=DOMAIN,
         title="Lab",
-        unique_id=data[CONF_NODES][0],
+        **entry_identity(data),
         data=data,
         entry_id=ENTRY_ID,
         options=entry_options,
