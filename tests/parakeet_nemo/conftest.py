@@ -69,7 +69,7 @@ CORPUS = [
 class TinyModels:
     """What the tests know about the checkpoints they published."""
 
-    hf_cache: Path
+    hf_home: Path  # HF_HOME, as the image sets it to /models/hf; the hub cache is its hub/
     word: str  # the one word the forced transducer says
     frame_s: float  # ASR encoder frame: window stride x subsampling factor
     speaker_probs: tuple[float, ...]  # Sortformer's constant per-slot sigmoid
@@ -193,7 +193,8 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyModels
 
     torch.manual_seed(0)
     work = tmp_path_factory.mktemp("nemo-build")
-    cache = tmp_path_factory.mktemp("hf-hub")
+    hf_home = tmp_path_factory.mktemp("hf-home")
+    cache = hf_home / "hub"
     names = ServerConfig()
     asr, word, frame_s = _asr(work)
     _publish(cache, names.asr_model, asr, work)
@@ -203,8 +204,8 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyModels
     probs = tuple(1 / (1 + math.exp(-v)) for v in SPEAKER_LOGITS)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-        yield TinyModels(cache, word, frame_s, probs, int(titanet.cfg.decoder.emb_sizes))
-    shutil.rmtree(cache, ignore_errors=True)
+        yield TinyModels(hf_home, word, frame_s, probs, int(titanet.cfg.decoder.emb_sizes))
+    shutil.rmtree(hf_home, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -65,7 +65,7 @@ async def test_released_names_load_lazily_from_the_hub_cache(
 
 async def test_a_local_nemo_file_is_restored_too(tiny_models: TinyModels) -> None:
     name = ServerConfig().asr_model
-    folder = tiny_models.hf_cache / f"models--{name.replace('/', '--')}" / "snapshots"
+    folder = tiny_models.hf_home / "hub" / f"models--{name.replace('/', '--')}" / "snapshots"
     (path,) = folder.glob("*/*.nemo")
     config = replace(ServerConfig(), device="cpu", asr_model=str(path))
     model = ModelRegistry(nemo_loaders(config)).asr()
@@ -141,6 +141,28 @@ async def test_long_input_is_transcribed_window_by_window(
     assert body["words"] == expected
     assert body["duration"] == 10.0
     assert body["text"] == " ".join([tiny_models.word] * len(expected))
+
+
+async def test_the_tiniest_inputs_get_answers_not_errors(
+    start_server: Factory, tiny_models: TinyModels
+) -> None:
+    """One sample or 10 ms: NeMo copes, and so must the server (a 500 would have the gateway
+    restart the container as wedged)."""
+    running = await start_server()
+    one_sample, ten_ms = wav_bytes(speech_like(1 / SAMPLE_RATE)), wav_bytes(speech_like(0.01))
+    assert await running.post("/v1/audio/transcriptions", one_sample) == (200, {"text": ""})
+    status, body = await running.post(
+        "/v1/audio/transcriptions", ten_ms, response_format="verbose_json"
+    )
+    assert status == 200
+    assert body["words"] == [{"word": tiny_models.word, "start": 0.0, "end": 0.01}]
+    status, body = await running.post("/v1/audio/diarize-chunk", one_sample)
+    assert status == 200
+    assert (body["segments"], body["fingerprints"], body["speakers_detected"]) == ([], {}, 0)
+    status, body = await running.post("/v1/audio/diarize-chunk", ten_ms)
+    assert status == 200
+    assert [(s["start_s"], s["end_s"]) for s in body["segments"]] == [(0.0, 0.01)]
+    assert body["fingerprints"] == {"speaker_0": None}
 
 
 async def test_too_much_audio_is_refused_before_any_model_runs(start_server: Factory) -> None:
