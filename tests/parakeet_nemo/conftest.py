@@ -9,7 +9,9 @@ configuration (verbatim copies in `conf/`, from NVIDIA/NeMo at commit 8cfedd72, 
   tokenizer trained here on a few sentences.
 - Diarization, `conf/streaming_sortformer.yaml` = examples/speaker_tasks/diarization/conf/
   neural_diarizer/streaming_sortformer_diarizer_4spk-v2.yaml: `SortformerEncLabelModel` in
-  streaming mode, as diar_streaming_sortformer_4spk-v2.
+  streaming mode, as diar_streaming_sortformer_4spk-v2 (the default); and `conf/
+  sortformer_v1.yaml` = .../neural_diarizer/sortformer_diarizer_hybrid_loss_4spk-v1.yaml, the
+  offline diar_sortformer_4spk-v1 that PARAKEET_DIAR_MODEL may name instead.
 - Fingerprints, `conf/titanet_large.yaml` = examples/speaker_tasks/recognition/conf/
   titanet-large.yaml: `EncDecSpeakerLabelModel` (TitaNet) with its 192-dim embedding.
 
@@ -134,11 +136,14 @@ def _asr(folder: Path) -> tuple[Any, str, float]:
     return model, vocabulary[token][1:], frame_s
 
 
-def _sortformer() -> Any:
+SORTFORMER_V1 = "nvidia/diar_sortformer_4spk-v1"
+
+
+def _sortformer(conf: str) -> Any:
     from nemo.collections.asr.models import SortformerEncLabelModel
 
     cfg = _model_section(
-        "streaming_sortformer.yaml",
+        conf,
         **{
             "model.model_defaults.fc_d_model": 64,
             "model.model_defaults.tf_d_model": 32,
@@ -198,7 +203,8 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyModels
     names = ServerConfig()
     asr, word, frame_s = _asr(work)
     _publish(cache, names.asr_model, asr, work)
-    _publish(cache, names.diarization_model, _sortformer(), work)
+    _publish(cache, names.diarization_model, _sortformer("streaming_sortformer.yaml"), work)
+    _publish(cache, SORTFORMER_V1, _sortformer("sortformer_v1.yaml"), work)
     titanet = _titanet()
     _publish(cache, names.embedding_model, titanet, work)
     probs = tuple(1 / (1 + math.exp(-v)) for v in SPEAKER_LOGITS)
@@ -253,9 +259,11 @@ async def start_server(nemo_cpu_loaders: Loaders) -> AsyncIterator[Factory]:
     """The container's HTTP server on a loopback port over the real models (settings per test)."""
     servers: list[TestServer] = []
 
-    async def start(**overrides: Any) -> Running:
+    async def start(*, own_loaders: bool = False, **overrides: Any) -> Running:
+        """`own_loaders`: the container's loaders for these settings (other model names),
+        rather than the session's loaded default models."""
         config = replace(ServerConfig(), device="cpu", **overrides)
-        registry = ModelRegistry(nemo_cpu_loaders)
+        registry = ModelRegistry(nemo_loaders(config) if own_loaders else nemo_cpu_loaders)
         server = TestServer(create_app(config, registry), host="127.0.0.1")
         await server.start_server()
         servers.append(server)

@@ -26,6 +26,7 @@ from parakeet_server.config import ServerConfig
 from parakeet_server.models import STREAMING_PRESET, ModelRegistry, nemo_loaders
 from tests.parakeet_container.fakes import wav_bytes
 from tests.parakeet_nemo.conftest import (
+    SORTFORMER_V1,
     TDT_DURATION,
     Factory,
     TinyModels,
@@ -192,6 +193,20 @@ async def test_diarize_segments_carry_the_tensor_confidence(
         "models": {"diarization": "nvidia/diar_streaming_sortformer_4spk-v2"},
     }
     assert not running.registry.loaded["embedding"]  # one window: no fingerprint needed
+
+
+async def test_the_offline_sortformer_v1_works_without_the_streaming_preset(
+    start_server: Factory, tiny_models: TinyModels
+) -> None:
+    running = await start_server(diarization_model=SORTFORMER_V1, own_loaders=True)
+    status, body = await running.post("/v1/audio/diarize", wav_bytes(speech_like(3.0)))
+    assert status == 200
+    diarizer = running.registry.diarization()
+    assert isinstance(diarizer, SortformerEncLabelModel)
+    assert not diarizer.streaming_mode
+    assert diarizer.sortformer_modules.chunk_len != STREAMING_PRESET["chunk_len"]
+    assert [(s["start_s"], s["speaker"]) for s in body["segments"]] == [(0.0, "speaker_0")]
+    assert body["models"] == {"diarization": SORTFORMER_V1}
 
 
 async def test_diarize_chunk_fingerprints_come_from_titanet(
