@@ -18,7 +18,8 @@ configuration (verbatim copies in `conf/`, from NVIDIA/NeMo at commit 8cfedd72, 
 Only layer counts and widths shrink (seconds on a CPU, not minutes). Two output layers are set
 instead of random so the expected answer is known: the transducer's joint always emits one
 word-initial token with duration 4 (one word every 4 encoder frames), and Sortformer's speaker
-layer keeps slot 0 active (sigmoid 0.982) and the others silent. Everything else, feature
+layer keeps slot 0 active (sigmoid 0.982) and the others silent (in the v1 model, slots 0 and
+2 speak at once, an overlap that must yield no fingerprint). Everything else, feature
 extraction, subsampling, decoding, timestamps, streaming diarization, post-processing, pooling,
 runs as NeMo ships it.
 
@@ -55,6 +56,8 @@ CONF = Path(__file__).parent / "conf"
 RATE = 16_000
 TDT_DURATION = 4  # frames the forced token lasts (index 4 of durations [0, 1, 2, 3, 4])
 SPEAKER_LOGITS = (4.0, -0.85, -6.0, -6.0)  # Sortformer slot 0 speaks, the others do not
+# The v1 model: slots 0 and 2 speak at once throughout (overlap; slot 2 is not slot 1).
+V1_SPEAKER_LOGITS = (4.0, -6.0, 2.2, -6.0)
 CORPUS = [
     "turn on the kitchen lights",
     "what is the weather like tomorrow morning",
@@ -139,7 +142,7 @@ def _asr(folder: Path) -> tuple[Any, str, float]:
 SORTFORMER_V1 = "nvidia/diar_sortformer_4spk-v1"
 
 
-def _sortformer(conf: str) -> Any:
+def _sortformer(conf: str, logits: tuple[float, ...]) -> Any:
     from nemo.collections.asr.models import SortformerEncLabelModel
 
     cfg = _model_section(
@@ -159,7 +162,7 @@ def _sortformer(conf: str) -> Any:
     layer = model.sortformer_modules.single_hidden_to_spks
     with torch.no_grad():
         layer.weight.zero_()
-        layer.bias.copy_(torch.tensor(SPEAKER_LOGITS))
+        layer.bias.copy_(torch.tensor(logits))
     return model
 
 
@@ -203,8 +206,9 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyModels
     names = ServerConfig()
     asr, word, frame_s = _asr(work)
     _publish(cache, names.asr_model, asr, work)
-    _publish(cache, names.diarization_model, _sortformer("streaming_sortformer.yaml"), work)
-    _publish(cache, SORTFORMER_V1, _sortformer("sortformer_v1.yaml"), work)
+    streaming = _sortformer("streaming_sortformer.yaml", SPEAKER_LOGITS)
+    _publish(cache, names.diarization_model, streaming, work)
+    _publish(cache, SORTFORMER_V1, _sortformer("sortformer_v1.yaml", V1_SPEAKER_LOGITS), work)
     titanet = _titanet()
     _publish(cache, names.embedding_model, titanet, work)
     probs = tuple(1 / (1 + math.exp(-v)) for v in SPEAKER_LOGITS)

@@ -28,6 +28,7 @@ from tests.parakeet_container.fakes import wav_bytes
 from tests.parakeet_nemo.conftest import (
     SORTFORMER_V1,
     TDT_DURATION,
+    V1_SPEAKER_LOGITS,
     Factory,
     TinyModels,
     speech_like,
@@ -195,18 +196,29 @@ async def test_diarize_segments_carry_the_tensor_confidence(
     assert not running.registry.loaded["embedding"]  # one window: no fingerprint needed
 
 
-async def test_the_offline_sortformer_v1_works_without_the_streaming_preset(
+async def test_the_offline_sortformer_v1_and_overlapping_speakers(
     start_server: Factory, tiny_models: TinyModels
 ) -> None:
+    """v1 has no streaming preset; its slots 0 and 2 speak at once throughout, so NeMo's lines
+    name speaker_0 and speaker_2, each confidence comes from its own tensor column, and no
+    speech is clean enough for a fingerprint."""
     running = await start_server(diarization_model=SORTFORMER_V1, own_loaders=True)
-    status, body = await running.post("/v1/audio/diarize", wav_bytes(speech_like(3.0)))
+    status, body = await running.post("/v1/audio/diarize-chunk", wav_bytes(speech_like(3.0)))
     assert status == 200
     diarizer = running.registry.diarization()
     assert isinstance(diarizer, SortformerEncLabelModel)
     assert not diarizer.streaming_mode
     assert diarizer.sortformer_modules.chunk_len != STREAMING_PRESET["chunk_len"]
-    assert [(s["start_s"], s["speaker"]) for s in body["segments"]] == [(0.0, "speaker_0")]
-    assert body["models"] == {"diarization": SORTFORMER_V1}
+    slot0, slot2 = (round(1 / (1 + math.exp(-V1_SPEAKER_LOGITS[k])), 4) for k in (0, 2))
+    # Renumbered by first appearance: slot 2 becomes speaker_1.
+    assert [(s["start_s"], s["speaker"], s["confidence"]) for s in body["segments"]] == [
+        (0.0, "speaker_0", slot0),
+        (0.0, "speaker_1", slot2),
+    ]
+    assert body["speakers_detected"] == 2
+    assert body["fingerprints"] == {"speaker_0": None, "speaker_1": None}
+    assert body["fingerprint_speech_s"] == {"speaker_0": 0.0, "speaker_1": 0.0}
+    assert body["models"]["diarization"] == SORTFORMER_V1
 
 
 async def test_diarize_chunk_fingerprints_come_from_titanet(
