@@ -21,6 +21,7 @@ from .audio_codec import AudioDecodeError
 from .decoder import AudioBudgetExhausted, DecodedFile
 from .errors import ApiError
 from .spool import copy_to
+from .stt_passthrough import wav16k_as_is
 from .wav_header import HEADER_BYTES, WavHeaderError, is_riff_wave, parse_wav_header
 
 MULTIPART = "multipart/form-data"
@@ -100,13 +101,17 @@ async def spool_bytes(path: Path, data: bytes) -> int:
 async def decode_upload(request: web.Request, upload: Path) -> DecodedFile:
     """Decode a spooled upload to 16 kHz mono WAV in a decoder process; 400 for bad audio.
 
-    WAV headers are checked here first, so a format PyAV would crash on never reaches it.
+    WAV headers are checked here first, so a format PyAV would crash on never reaches it; a WAV
+    that already is 16 kHz mono PCM16 is used as uploaded (`stt_passthrough.py`).
     """
     config = request.app[CONFIG]
     try:
         await asyncio.to_thread(check_wav_header, upload)
-    except WavHeaderError as err:
+        as_is = wav16k_as_is(upload, max_duration_s=config.max_audio_seconds)
+    except (WavHeaderError, AudioDecodeError) as err:
         raise ApiError(400, str(err), code="invalid_audio", param="file") from err
+    if as_is is not None:
+        return as_is  # the upload itself, already capped: no decoded copy to budget for
     in_flight = request.app[AUDIO_IN_FLIGHT]
     reserved = config.max_audio_seconds
     try:
