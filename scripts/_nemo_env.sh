@@ -1,9 +1,10 @@
 # shellcheck shell=bash
 # Sourced by scripts/test_nemo: builds (once) the speech container's CPU test environment, a
 # Python 3.11 venv with torch 2.13.0 (CPU) and the real NeMo toolkit, and sets NEMO_PYTHON.
-# The venv lives in a cache outside the checkout, keyed by the hash of parakeet_container/
-# requirements.txt and requirements_nemo_test.txt: a changed pin builds a new one, an unchanged
-# one costs a stat. Anything that fails here fails the test run with the reason; nothing is skipped.
+# The venv lives in a cache outside the checkout (~/.cache/spark-control, or $SPARK_CACHE),
+# keyed by the hash of parakeet_container/requirements.txt and requirements_nemo_test.txt: a
+# changed pin builds a new one (under a lock, replacing the old), an unchanged one costs a stat.
+# Anything that fails here fails the test run with the reason and pip's log; nothing is skipped.
 set -euo pipefail
 
 NEMO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,17 +31,24 @@ find_python311() {
 }
 
 ensure_nemo_env() {
-  local python hash cache venv torch_pin started log
+  local python hash cache venv torch_pin started log lock_fd
   hash=$(cat "$NEMO_PINS" "$NEMO_REQUIREMENTS" | sha256sum | cut -c1-12)
-  cache="${SPARK_CACHE:-$HOME/.cache/spark-control}"
+  cache="${SPARK_CACHE:-${XDG_CACHE_HOME:-${HOME:-$NEMO_ROOT}/.cache}/spark-control}"
   venv="$cache/nemo-venv-$hash"
   NEMO_PYTHON="$venv/bin/python"
   [ -f "$venv/.complete" ] && return 0
+  mkdir -p "$cache"
+  # One build at a time: test runs of several checkouts share this cache.
+  exec {lock_fd}>"$cache/nemo-venv.lock"
+  flock "$lock_fd"
+  if [ -f "$venv/.complete" ]; then  # built by the run we waited for
+    exec {lock_fd}>&-
+    return 0
+  fi
   python=$(find_python311)
   started=$SECONDS
   echo "NeMo test env: building $venv with $python (first run only, about 2 minutes)" >&2
   rm -rf "$cache"/nemo-venv-*  # an older env (other pins) or a half-built one: 2 GB each
-  mkdir -p "$cache"
   "$python" -m venv "$venv"
   log="$venv/pip.log"
   torch_pin=$(grep -E '^torch==' "$NEMO_PINS")
@@ -73,6 +81,7 @@ ensure_nemo_env() {
     return 1
   fi
   touch "$venv/.complete"
+  exec {lock_fd}>&-
   echo "NeMo test env: ready in $((SECONDS - started)) s, $(du -sh "$venv" | cut -f1)" >&2
 }
 
