@@ -13,11 +13,12 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import SERVICE_VLLM, SERVICES
+from .const import SERVICES
 from .coordinator import SparkControlConfigEntry, SparkStatusCoordinator
 from .entity import SparkControlEntity, service_device
 from .errors import spark_exception_handler
 from .operations_entities import operations_buttons
+from .service_control import async_service_action
 
 PARALLEL_UPDATES = 1
 
@@ -74,8 +75,6 @@ class SparkRestartButton(SparkControlEntity[SparkStatusCoordinator], ButtonEntit
     @spark_exception_handler
     async def async_press(self) -> None:
         """Restart the container, then poll at once to show the outcome."""
-        service = self.entity_description.service
-        if service == SERVICE_VLLM:
-            self.coordinator.config_entry.runtime_data.swap.ensure_idle()
-        await self.coordinator.client.service_action(service, "restart")
-        await self.coordinator.async_request_refresh()
+        await async_service_action(
+            self.coordinator.config_entry, self.entity_description.service, "restart"
+        )

@@ -40,6 +40,7 @@ from .const import (
     LOGGER,
     SERVICES,
 )
+from .service_control import async_service_action
 from .sparklib.probes import DeepProber
 from .sparklib.recovery import (
     EventKind,
@@ -112,10 +113,9 @@ class SparkRecovery:
         self.entry = entry
         self._store = store
         self._unsubscribers: list[CALLBACK_TYPE] = []
-        client = entry.runtime_data.client
 
         async def restart(service: str) -> None:
-            await client.service_action(service, "restart")
+            await async_service_action(entry, service, "restart", settle=False)
 
         self.manager = RecoveryManager(
             services=SERVICES,

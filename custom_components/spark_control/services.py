@@ -17,9 +17,10 @@ from homeassistant.core import (
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
-from .const import DOMAIN, SERVICE_VLLM, SERVICES
+from .const import DOMAIN, SERVICES
 from .coordinator import SparkControlConfigEntry
 from .errors import translate_error
+from .service_control import async_service_action
 from .sparklib.catalog import ModelOptions
 from .sparklib.commands import DockerAction
 from .sparklib.errors import AuthRejected, SparkError
@@ -162,14 +163,7 @@ def _service_action(action: DockerAction) -> Callable[[ServiceCall], Coroutine[A
                 translation_key="invalid_service",
                 translation_placeholders={"service": service, "services": ", ".join(SERVICES)},
             )
-        if service == SERVICE_VLLM:
-            # Starting or stopping vLLM under a running swap would break the swap.
-            entry.runtime_data.swap.ensure_idle()
-        await _guarded(
-            call.hass, entry, lambda: entry.runtime_data.client.service_action(service, action)
-        )
-        await entry.runtime_data.metrics.async_refresh_containers()
-        await entry.runtime_data.status.async_request_refresh()
+        await _guarded(call.hass, entry, lambda: async_service_action(entry, service, action))
 
     return handle
 

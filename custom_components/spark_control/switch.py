@@ -10,10 +10,11 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import SERVICE_VLLM, SERVICES
+from .const import SERVICES
 from .coordinator import SparkControlConfigEntry, SparkMetricsCoordinator
 from .entity import SparkControlEntity, service_device
 from .errors import spark_exception_handler
+from .service_control import async_service_action
 from .sparklib.commands import DockerAction
 
 PARALLEL_UPDATES = 1
@@ -89,11 +90,6 @@ class SparkServiceSwitch(SparkControlEntity[SparkMetricsCoordinator], SwitchEnti
 
     @spark_exception_handler
     async def _act(self, action: DockerAction) -> None:
-        service = self.entity_description.service
-        if service == SERVICE_VLLM:
-            self.coordinator.config_entry.runtime_data.swap.ensure_idle()
-        runtime = self.coordinator.config_entry.runtime_data
-        await self.coordinator.client.service_action(service, action)
-        # Settle the switch now (docker ps) and let the health entities follow.
-        await self.coordinator.async_refresh_containers()
-        await runtime.status.async_refresh()
+        await async_service_action(
+            self.coordinator.config_entry, self.entity_description.service, action
+        )

@@ -30,6 +30,7 @@ from custom_components.spark_control.const import (
     EVENT_SWAP_FINISHED,
     EVENT_WEDGE_REPORT,
 )
+from custom_components.spark_control.service_control import async_service_action
 from tests.sim import SimCluster
 from tests.sim_entry import node_strings
 
@@ -129,8 +130,9 @@ async def test_dropped_ssh_under_actions_is_a_translated_error(
 async def test_vllm_controls_refused_during_a_swap(
     hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
 ) -> None:
-    """While a swap runs, restarting, stopping or switching vLLM is refused with an error
-    naming the swap, and nothing is sent to the head node."""
+    """While a swap runs, restarting, stopping or switching vLLM (button, switch, action or
+    automatic restart) is refused with an error naming the swap, and nothing is sent to the
+    head node."""
     finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
     sim.faults.slow_start(1.5)
     await hass.services.async_call(
@@ -150,6 +152,10 @@ async def test_vllm_controls_refused_during_a_swap(
             await hass.services.async_call(domain, action, data, blocking=True)
         assert error.value.translation_key == "swap_in_progress"
         assert error.value.translation_placeholders == {"model": "gemma4"}
+    # The automatic restarts go through the same helper, so recovery cannot break it either.
+    with pytest.raises(HomeAssistantError) as error:
+        await async_service_action(init_integration, "vllm", "restart")
+    assert error.value.translation_key == "swap_in_progress"
     assert not any(
         command.startswith(("docker restart", "docker stop"))
         for command in sim.nodes[0].commands[sent:]
