@@ -1,4 +1,5 @@
-"""Operations of a cluster entry: model downloads, node disk space, the software update."""
+"""Operations of a cluster entry: model downloads, node disk space, the spark-vllm-docker
+update, the speech container."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from .coordinator import SparkControlConfigEntry
 from .disk_space import SparkDiskSpaceCoordinator
 from .download_control import SparkDownloadCoordinator
 from .software_update import SparkSoftwareCoordinator
+from .sparklib.speech_container import load_build_context
+from .speech_deploy import SparkSpeechContainerCoordinator
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,6 +22,7 @@ class OperationsData:
     downloads: SparkDownloadCoordinator
     disks: SparkDiskSpaceCoordinator
     software: SparkSoftwareCoordinator
+    speech: SparkSpeechContainerCoordinator
 
 
 async def async_setup_operations(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
@@ -28,11 +32,14 @@ async def async_setup_operations(hass: HomeAssistant, entry: SparkControlConfigE
     blocks the setup (the core of the integration works without them).
     """
     client = entry.runtime_data.client
+    context = await hass.async_add_executor_job(load_build_context)
     operations = OperationsData(
         downloads=SparkDownloadCoordinator(hass, entry, client),
         disks=SparkDiskSpaceCoordinator(hass, entry, client),
         software=SparkSoftwareCoordinator(hass, entry, client),
+        speech=SparkSpeechContainerCoordinator(hass, entry, client, context),
     )
     entry.runtime_data.operations = operations
     await operations.disks.async_refresh()
     await operations.software.async_refresh()
+    await operations.speech.async_refresh()

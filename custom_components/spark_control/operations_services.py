@@ -1,4 +1,5 @@
-"""Actions of the operations: download a model, cancel it, remove a (partial) download."""
+"""Actions of the operations: download a model, cancel it, remove a (partial) download,
+remove the speech container."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ ATTR_TARGET = "target"
 ACTION_DOWNLOAD_MODEL = "download_model"
 ACTION_CANCEL_DOWNLOAD = "cancel_download"
 ACTION_REMOVE_DOWNLOAD = "remove_download"
+ACTION_REMOVE_SPEECH_CONTAINER = "remove_speech_container"
 
 # Repo id and target pass untyped: they are checked below into translated errors.
 DOWNLOAD_MODEL_SCHEMA = vol.Schema(
@@ -33,7 +35,7 @@ DOWNLOAD_MODEL_SCHEMA = vol.Schema(
         vol.Optional(ATTR_WAIT, default=False): cv.boolean,
     }
 )
-CANCEL_DOWNLOAD_SCHEMA = vol.Schema({vol.Required(ATTR_CLUSTER): cv.string})
+CLUSTER_ONLY_SCHEMA = vol.Schema({vol.Required(ATTR_CLUSTER): cv.string})
 REMOVE_DOWNLOAD_SCHEMA = vol.Schema(
     {
         vol.Required(ATTR_CLUSTER): cv.string,
@@ -95,6 +97,11 @@ async def _remove_download(call: ServiceCall) -> None:
     await _operations(entry).downloads.async_remove(call.data[ATTR_REPO_ID], _target(call))
 
 
+async def _remove_speech_container(call: ServiceCall) -> None:
+    entry = _loaded_entry(call.hass, call)
+    await _operations(entry).speech.async_remove()
+
+
 @callback
 def async_setup_operations_services(hass: HomeAssistant) -> None:
     """Register the download actions (called from `async_setup_services`)."""
@@ -106,8 +113,14 @@ def async_setup_operations_services(hass: HomeAssistant) -> None:
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(
-        DOMAIN, ACTION_CANCEL_DOWNLOAD, _cancel_download, schema=CANCEL_DOWNLOAD_SCHEMA
+        DOMAIN, ACTION_CANCEL_DOWNLOAD, _cancel_download, schema=CLUSTER_ONLY_SCHEMA
     )
     hass.services.async_register(
         DOMAIN, ACTION_REMOVE_DOWNLOAD, _remove_download, schema=REMOVE_DOWNLOAD_SCHEMA
+    )
+    hass.services.async_register(
+        DOMAIN,
+        ACTION_REMOVE_SPEECH_CONTAINER,
+        _remove_speech_container,
+        schema=CLUSTER_ONLY_SCHEMA,
     )

@@ -7,8 +7,6 @@ last output lines to the update entity while it runs. It is refused while a swap
 
 from __future__ import annotations
 
-import re
-from collections import deque
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -25,14 +23,12 @@ from .const import (
 )
 from .coordinator import SparkControlConfigEntry
 from .errors import translate_error
+from .job_output import JobOutput, build_step_percentage
 from .sparklib.cluster import ClusterClient
-from .sparklib.errors import CommandFailed, SparkError
+from .sparklib.errors import SparkError
 from .sparklib.updates import SoftwareUpdate
 
 UPDATE_CHECK_INTERVAL = timedelta(hours=6)
-LOG_TAIL_LINES = 20
-# BuildKit step lines: "#5 [builder 3/9] RUN ..." → 3 of 9 steps done.
-_BUILD_STEP = re.compile(r"^#\d+ \[[^\]]*?(\d+)/(\d+)\]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,21 +46,17 @@ def install_percentage(line: str, current: int | None) -> int | None:
     """Estimate how far `git pull && ./build-and-copy.sh -c` is from one output line.
 
     Pull: 5 %; build steps: 5-80 % by BuildKit's step count; copying the image to the
-    other nodes: 85 %, loaded there: 95 %; `Done.`: 100 %. Other lines keep the figure.
+    other nodes: 85 %, loaded there: 95 %; `Done.`: 100 %. Other lines say nothing (None).
     """
     if line.startswith(("Updating ", "Fast-forward", "Already up to date")):
-        return max(current or 0, 5)
-    if match := _BUILD_STEP.match(line):
-        done, total = int(match[1]), int(match[2])
-        if total:
-            return max(current or 0, 5 + 75 * min(done, total) // total)
+        return 5
+    if (step := build_step_percentage(line, 5, 80)) is not None:
+        return step
     if line.startswith("Copying "):
-        return max(current or 0, 85)
+        return 85
     if line.startswith("Loaded image"):
-        return max(current or 0, 95)
-    if line.strip() == "Done.":
-        return 100
-    return current
+        return 95
+    return 100 if line.strip() == "Done." else None
 
 
 class SparkSoftwareCoordinator(DataUpdateCoordinator[SoftwareState]):
@@ -118,25 +110,20 @@ class SparkSoftwareCoordinator(DataUpdateCoordinator[SoftwareState]):
         }
         self.async_set_updated_data(SoftwareState(update=update, installing=True, percentage=0))
         self.hass.bus.async_fire(EVENT_SOFTWARE_UPDATE_STARTED, details)
-        tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-        percentage: int | None = 0
+        output = JobOutput(install_percentage)
         try:
             async for line in self.client.apply_update():
-                if not line.strip():
-                    continue
-                tail.append(line)
-                percentage = install_percentage(line, percentage)
-                self.async_set_updated_data(
-                    SoftwareState(
-                        update=update, installing=True, percentage=percentage, log_tail=tuple(tail)
+                if output.add(line):
+                    self.async_set_updated_data(
+                        SoftwareState(
+                            update=update,
+                            installing=True,
+                            percentage=output.percentage,
+                            log_tail=output.tail,
+                        )
                     )
-                )
         except SparkError as error:
-            lines = (
-                error.stderr.splitlines()[-LOG_TAIL_LINES:]
-                if isinstance(error, CommandFailed)
-                else list(tail)
-            )
+            lines = output.failure_lines(error)
             self.async_set_updated_data(
                 SoftwareState(update=update, log_tail=tuple(lines), error=str(error))
             )
@@ -145,7 +132,7 @@ class SparkSoftwareCoordinator(DataUpdateCoordinator[SoftwareState]):
                 {**details, "error": str(error), "last_lines": lines},
             )
             raise translate_error(error) from error
-        self.async_set_updated_data(SoftwareState(update=update, log_tail=tuple(tail)))
+        self.async_set_updated_data(SoftwareState(update=update, log_tail=output.tail))
         await self.async_refresh()
         after = self.data.update if self.data else None
         self.hass.bus.async_fire(

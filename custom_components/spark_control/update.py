@@ -1,17 +1,20 @@
-"""Update entity: the spark-vllm-docker checkout on the head node against its upstream."""
+"""Update entities: the spark-vllm-docker checkout on the head node against its upstream, and
+the Parakeet speech container against the build context this integration ships."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from homeassistant.components.update import UpdateEntity, UpdateEntityFeature
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .cluster_config import nodes_of
+from .const import SERVICE_PARAKEET
 from .coordinator import SparkControlConfigEntry
-from .entity import SparkControlEntity, node_device
-from .software_update import SparkSoftwareCoordinator
+from .entity import SparkControlEntity, node_device, service_device
+from .software_update import SoftwareState, SparkSoftwareCoordinator
+from .speech_deploy import SparkSpeechContainerCoordinator, SpeechContainerState
 
 PARALLEL_UPDATES = 0
 
@@ -24,10 +27,42 @@ async def async_setup_entry(
     """Add the software update entity of the cluster."""
     operations = entry.runtime_data.operations
     if operations is not None:
-        async_add_entities([SparkSoftwareUpdateEntity(operations.software)])
+        async_add_entities(
+            [
+                SparkSoftwareUpdateEntity(operations.software),
+                SparkSpeechContainerUpdateEntity(operations.speech),
+            ]
+        )
 
 
-class SparkSoftwareUpdateEntity(SparkControlEntity[SparkSoftwareCoordinator], UpdateEntity):
+class _JobState(Protocol):
+    """What the install of both update entities reports (a remote job's progress)."""
+
+    @property
+    def installing(self) -> bool: ...
+    @property
+    def percentage(self) -> int | None: ...
+
+
+class _InstallProgress(UpdateEntity):
+    """`in_progress` and `update_percentage` from the job state `_job()` returns."""
+
+    def _job(self) -> _JobState:
+        raise NotImplementedError
+
+    @property
+    def in_progress(self) -> bool:
+        return self._job().installing
+
+    @property
+    def update_percentage(self) -> int | None:
+        state = self._job()
+        return state.percentage if state.installing else None
+
+
+class SparkSoftwareUpdateEntity(
+    SparkControlEntity[SparkSoftwareCoordinator], _InstallProgress, UpdateEntity
+):
     """Installed = local commit, latest = upstream commit, notes = the commits between."""
 
     _attr_translation_key = "spark_vllm_docker"
@@ -52,6 +87,9 @@ class SparkSoftwareUpdateEntity(SparkControlEntity[SparkSoftwareCoordinator], Up
     def available(self) -> bool:
         return super().available and self.coordinator.data.update is not None
 
+    def _job(self) -> SoftwareState:
+        return self.coordinator.data
+
     @property
     def installed_version(self) -> str | None:
         update = self.coordinator.data.update
@@ -72,15 +110,6 @@ class SparkSoftwareUpdateEntity(SparkControlEntity[SparkSoftwareCoordinator], Up
         return f"{update.behind} {noun} behind upstream"
 
     @property
-    def in_progress(self) -> bool:
-        return self.coordinator.data.installing
-
-    @property
-    def update_percentage(self) -> int | None:
-        state = self.coordinator.data
-        return state.percentage if state.installing else None
-
-    @property
     def extra_state_attributes(self) -> dict[str, Any]:
         """The build's last output lines (live while installing, kept after a failure)."""
         state = self.coordinator.data
@@ -98,3 +127,45 @@ class SparkSoftwareUpdateEntity(SparkControlEntity[SparkSoftwareCoordinator], Up
     async def async_install(self, version: str | None, backup: bool, **kwargs: Any) -> None:
         """Pull and rebuild (refused while a swap runs); errors are translated."""
         await self.coordinator.async_install()
+
+
+class SparkSpeechContainerUpdateEntity(
+    SparkControlEntity[SparkSpeechContainerCoordinator], _InstallProgress, UpdateEntity
+):
+    """Installed = the context digest the running container was built from; latest = the
+    digest of the context shipped with this integration; install = deploy it."""
+
+    _attr_translation_key = "speech_container"
+    _attr_title = "Parakeet speech container"
+    _attr_supported_features = UpdateEntityFeature.INSTALL | UpdateEntityFeature.PROGRESS
+
+    def __init__(self, coordinator: SparkSpeechContainerCoordinator) -> None:
+        super().__init__(
+            coordinator,
+            key="speech_container_update",
+            device_info=service_device(coordinator.config_entry, SERVICE_PARAKEET),
+        )
+
+    def _job(self) -> SpeechContainerState:
+        return self.coordinator.data
+
+    @property
+    def installed_version(self) -> str | None:
+        """The digest; "unmanaged" for a container built by hand, "none" without one."""
+        installed = self.coordinator.data.installed
+        if installed is None:
+            return "none"
+        return installed or "unmanaged"
+
+    @property
+    def latest_version(self) -> str:
+        return self.coordinator.context.digest
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        state = self.coordinator.data
+        return {"log_tail": list(state.log_tail), "last_error": state.error}
+
+    async def async_install(self, version: str | None, backup: bool, **kwargs: Any) -> None:
+        """Deploy the shipped context (build, replace the container, wait for health)."""
+        await self.coordinator.async_deploy()

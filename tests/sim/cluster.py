@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -98,6 +101,12 @@ class SimCluster:
                 NodeStorage(size=config.disk_bytes, free=config.disk_free_bytes)
                 for _ in range(config.nodes)
             ],
+            # Real directories: files shipped over SFTP land here (removed in stop()).
+            homes=[
+                Path(tempfile.mkdtemp(prefix=f"spark-sim-node{index}-"))
+                for index in range(config.nodes)
+            ],
+            images=[{} for _ in range(config.nodes)],
         )
         self.world = world
         self.faults = Faults(
@@ -156,6 +165,8 @@ class SimCluster:
             await node.stop()
         for service in self.services:
             await service.shutdown()
+        for home in self.world.homes:
+            shutil.rmtree(home, ignore_errors=True)
         if self._executor is not None:
             executor, self._executor = self._executor, None
             # Recognition jobs are short; waiting here keeps thread-leak checks happy.

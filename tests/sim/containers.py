@@ -48,6 +48,9 @@ class Container:
     restarts: int = 0  # `docker restart` commands this container received (for test assertions)
     starts: int = 0  # every transition into running
     logs: list[LogLine] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # the image's LABELs
+    run_flags: list[str] = field(default_factory=list)  # `docker run` options it was created with
+    removed: bool = False  # `docker rm`'d: invisible until `docker run` creates it again
     _followers: set[asyncio.Queue[LogLine | None]] = field(default_factory=set)
     _hooks: list[StateHook] = field(default_factory=list)
 

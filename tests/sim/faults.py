@@ -21,6 +21,7 @@ class FaultState:
     drop_ssh_mid_command: bool = False
     rejected_key_nodes: set[int] = field(default_factory=set)
     download_fails_at: float | None = None  # fraction of the bytes after which a download dies
+    docker_build_fails: bool = False  # `docker build` fails at its first RUN step
 
 
 class Faults:
@@ -103,6 +104,10 @@ class Faults:
             raise ValueError("fraction must be in [0, 1)")
         self.state.download_fails_at = fraction
 
+    def fail_docker_builds(self, enabled: bool = True) -> None:
+        """`docker build` fails at the Dockerfile's first RUN step (as a broken pip install)."""
+        self.state.docker_build_fails = enabled
+
     def clear(self) -> asyncio.Task[None]:
         """Switch every fault off (a changed host key stays changed, as on a reinstalled box)."""
         self.state.wedged.clear()
@@ -113,5 +118,6 @@ class Faults:
         self.state.drop_ssh_mid_command = False
         self.state.rejected_key_nodes.clear()
         self.state.download_fails_at = None
+        self.state.docker_build_fails = False
         self._release_hangs()
         return self._reconcile_ports()

@@ -82,6 +82,11 @@ class SimNode:
             process_factory=self._handle,
             encoding="utf-8",
             allow_scp=False,
+            # SFTP in a jail: the node's home directory on this machine (paths are relative to
+            # it, as a real server starts SFTP sessions in the user's home).
+            sftp_factory=lambda chan: asyncssh.SFTPServer(
+                chan, chroot=str(self.world.homes[self.index]).encode()
+            ),
             agent_forwarding=False,
             x11_forwarding=False,
             keepalive_interval=0,

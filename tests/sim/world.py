@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.sim.config import SimConfig
 from tests.sim.containers import Container
@@ -11,6 +12,15 @@ from tests.sim.faults import FaultState
 from tests.sim.node_storage import NodeStorage
 from tests.sim.repo_state import RepoState
 from tests.sim.vllm_service import VllmService
+
+
+@dataclass(frozen=True)
+class Image:
+    """A built image on one node."""
+
+    tag: str
+    labels: dict[str, str]
+    id: str
 
 
 @dataclass
@@ -24,12 +34,14 @@ class SimWorld:
     repo: RepoState
     storage: list[NodeStorage] = field(default_factory=list)  # one per node
     downloaded: set[str] = field(default_factory=set)
+    homes: list[Path] = field(default_factory=list)  # each node's home dir on disk (SFTP)
+    images: list[dict[str, Image]] = field(default_factory=list)  # per node: tag -> image
 
     def containers_on(self, node_index: int) -> list[Container]:
-        return [c for c in self.containers.values() if c.node_index == node_index]
+        return [c for c in self.containers.values() if c.node_index == node_index and not c.removed]
 
     def container_on(self, node_index: int, name: str) -> Container | None:
         container = self.containers.get(name)
-        if container is None or container.node_index != node_index:
+        if container is None or container.node_index != node_index or container.removed:
             return None
         return container

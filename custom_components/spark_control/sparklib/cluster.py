@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import aiohttp
 
+from . import speech_container
 from .catalog import ModelEntry
 from .commands import (
     DockerAction,
@@ -30,7 +31,8 @@ from .gpu import GpuStats, parse_nvidia_smi
 from .http_api import Endpoint, ServiceApi
 from .node_info import NodeFacts, parse_meminfo, parse_node_facts
 from .probes import DeepProber
-from .service_keys import DEFAULT_CONTAINERS, DEFAULT_PORTS, SERVICES, VLLM
+from .service_keys import DEFAULT_CONTAINERS, DEFAULT_PORTS, PARAKEET, SERVICES, VLLM
+from .speech_container import BuildContext
 from .ssh import SshNode
 from .swap import ProgressCallback, SwapClaim, SwapResult, SwapRunner
 from .updates import SoftwareUpdate, parse_update_check
@@ -253,6 +255,25 @@ class ClusterClient:
         """A download of `repo_id` to the head alone or to every node (see ModelDownload)."""
         nodes = list(self.nodes.values()) if all_nodes else [self.head]
         return ModelDownload(repo_id, nodes)
+
+    async def speech_container_version(self) -> str | None:
+        """The build-context digest of the running Parakeet container ("" for one not built
+        by us, None when there is none)."""
+        return await speech_container.installed_version(
+            self.node_for(PARAKEET), self.container(PARAKEET)
+        )
+
+    async def deploy_speech_container(self, context: BuildContext) -> AsyncGenerator[str]:
+        """Ship, build and (re)start the Parakeet container on its node, line by line (see
+        `speech_container.deploy`); wait for `api.parakeet_healthy` afterwards."""
+        stream = speech_container.deploy(self.node_for(PARAKEET), context, self.container(PARAKEET))
+        async with contextlib.aclosing(stream):
+            async for line in stream:
+                yield line
+
+    async def remove_speech_container(self) -> None:
+        """`docker rm -f` the Parakeet container on its node (none there is fine)."""
+        await speech_container.remove(self.node_for(PARAKEET), self.container(PARAKEET))
 
     async def disk_space(self) -> dict[str, DiskSpace]:
         """Each reachable node's home filesystem (nodes that fail are left out; if all

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ _LOGGER = logging.getLogger(__name__)
 # Errors that mean "the transport is gone", as opposed to a refusal by the server.
 _TRANSPORT_ERRORS = (OSError, asyncssh.ConnectionLost, asyncssh.DisconnectError, EOFError)
 _LINE_ENDS = ("\n", "\r")
+_UPLOAD_PATH = re.compile(r"^[A-Za-z0-9._-][A-Za-z0-9._/-]{0,255}$")
 # OpenSSH allows 10 sessions per connection (MaxSessions); stay below it.
 MAX_SESSIONS = 8
 
@@ -210,6 +212,31 @@ class SshNode:
             raise self._lost(command)
         if check and completed.exit_status != 0:
             raise CommandFailed(command, completed.exit_status, "\n".join(tail))
+
+    async def upload(self, files: Sequence[tuple[str, bytes]], remote_dir: str) -> None:
+        """Write files over SFTP into `remote_dir` (relative to the login directory, where an
+        SFTP session starts), creating directories; `files` are (relative path, content).
+
+        Paths are checked: plain relative paths of `[A-Za-z0-9._/-]` without `..`.
+        """
+        for path in (remote_dir, *(name for name, _ in files)):
+            if not _UPLOAD_PATH.fullmatch(path) or ".." in path.split("/"):
+                raise InvalidInput("path", f"not a plain relative path: {path!r}")
+        conn = await self._connection()
+        try:
+            async with conn.start_sftp_client() as sftp:
+                await sftp.makedirs(remote_dir, exist_ok=True)
+                for name, content in files:
+                    target = f"{remote_dir}/{name}"
+                    parent = target.rsplit("/", 1)[0]
+                    await sftp.makedirs(parent, exist_ok=True)
+                    async with sftp.open(target, "wb") as handle:
+                        await handle.write(content)
+        except (asyncssh.SFTPError, asyncssh.ChannelOpenError) as err:
+            raise CannotConnect(self.name, f"SFTP upload failed: {_describe(err)}") from err
+        except _TRANSPORT_ERRORS as err:
+            self._drop()
+            raise CannotConnect(self.name, f"connection lost during an upload: {err}") from err
 
     async def close(self) -> None:
         """Close the kept connection (it is reopened on the next command)."""

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from tests.sim.commands.context import CommandContext
+from tests.sim.commands.docker_images import build, rm, run, size_bytes
 from tests.sim.containers import EXITED, RESTARTING, RUNNING, Container, LogLine
 from tests.sim.docker_time import (
     created_at,
@@ -76,11 +77,27 @@ def _inspect(container: Container) -> dict[str, Any]:
         "RestartCount": container.restart_count,
         "Driver": "overlay2",
         "Platform": "linux",
-        "HostConfig": {
-            "NetworkMode": "host",
-            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "HostConfig": _host_config(container.run_flags),
+        "Config": {
+            "Hostname": "spark",
+            "Image": container.image,
+            "Cmd": container.command.split(),
+            "Labels": dict(container.labels),
         },
-        "Config": {"Hostname": "spark", "Image": container.image, "Cmd": container.command.split()},
+    }
+
+
+def _host_config(flags: list[str]) -> dict[str, Any]:
+    """Docker's HostConfig for the `docker run` options the container was created with."""
+    options = dict(zip(flags[::2], flags[1::2], strict=True))
+    return {
+        "NetworkMode": "host",
+        "RestartPolicy": {"Name": options.get("--restart", "no"), "MaximumRetryCount": 0},
+        "Memory": size_bytes(options["--memory"]) if "--memory" in options else 0,
+        "MemorySwap": size_bytes(options["--memory-swap"]) if "--memory-swap" in options else 0,
+        "DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]
+        if options.get("--gpus") == "all"
+        else None,
     }
 
 
@@ -96,6 +113,9 @@ async def docker(ctx: CommandContext, argv: list[str]) -> int:
         "stop": _lifecycle,
         "restart": _lifecycle,
         "logs": _logs,
+        "build": build,
+        "run": run,
+        "rm": rm,
     }.get(sub)
     if handler is None:
         ctx.err(f"docker: '{sub}' is not a docker command.\nSee 'docker --help'\n")
