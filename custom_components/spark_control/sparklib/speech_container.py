@@ -27,8 +27,8 @@ CONTEXT_LABEL = "io.spark-control.context"
 IMAGE_REPOSITORY = "spark-control/parakeet"
 RUN_ARGS_FILE = "docker-run.args"
 REMOTE_PARENT = "spark-control"
-# Files of the context: the Dockerfile, its inputs and the run options (no caches, no tests).
-_CONTEXT_GLOBS = ("Dockerfile", "README.md", "requirements.txt", "run.sh", RUN_ARGS_FILE)
+# Files of the context: the Dockerfile, its inputs and the run options (no docs, no tests).
+_CONTEXT_GLOBS = ("Dockerfile", "requirements.txt", "run.sh", RUN_ARGS_FILE)
 _CONTEXT_PACKAGE = "parakeet_server"
 # `docker run` options allowed in docker-run.args, with a check of the value.
 _RUN_OPTION_VALUES: dict[str, Callable[[str], object]] = {
