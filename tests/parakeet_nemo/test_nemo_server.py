@@ -9,8 +9,10 @@ streaming Sortformer's `diarize()` returns lines and the sigmoid tensor, TitaNet
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,7 @@ from tests.parakeet_nemo.conftest import (
 )
 
 FRAME_S = 0.08  # encoder frame of both FastConformers: 10 ms hop x subsampling 8
+CONTRACT = json.loads((Path(__file__).parents[1] / "contracts" / "diarize_chunk.json").read_text())
 WORD_GAP_S = TDT_DURATION * FRAME_S  # the forced transducer says one word per 4 frames
 
 
@@ -228,6 +231,9 @@ async def test_diarize_chunk_fingerprints_come_from_titanet(
     samples = speech_like(4.0, seed=1)
     status, body = await running.post("/v1/audio/diarize-chunk", wav_bytes(samples))
     assert status == 200
+    # The shape the gateway relies on (tests/contracts/diarize_chunk.json).
+    assert set(CONTRACT["required"]) <= set(body)
+    assert all(set(CONTRACT["segment_required"]) <= set(s) for s in body["segments"])
     assert body["speakers_detected"] == 1
     assert body["models"] == {
         "diarization": "nvidia/diar_streaming_sortformer_4spk-v2",
@@ -237,7 +243,7 @@ async def test_diarize_chunk_fingerprints_come_from_titanet(
     # Clean speech: frames where slot 0 alone is active (all of them), within its segment.
     assert body["fingerprint_speech_s"] == {"speaker_0": segment["end_s"]}
     fingerprint = np.array(body["fingerprints"]["speaker_0"])
-    assert fingerprint.shape == (tiny_models.embedding_dim,) == (192,)
+    assert fingerprint.shape == (tiny_models.embedding_dim,) == (CONTRACT["fingerprint_dim"],)
     assert np.linalg.norm(fingerprint) == pytest.approx(1.0, abs=1e-5)
 
     # The same voice print as TitaNet gives for the clean speech directly, normalised.
