@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import sys
 
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _keep_large_buffers_out_of_the_heap()
     app = create_app(config)
     if args.announce:
         app.on_startup.append(_announce)
@@ -48,6 +50,23 @@ def main(argv: list[str] | None = None) -> int:
         print=lambda text: logging.getLogger("spark_gateway").info("%s", text.strip()),
     )
     return 0
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
+def _keep_large_buffers_out_of_the_heap() -> None:
+    """Allocate buffers over 128 KiB with mmap, so freeing one returns it to the system.
+
+    glibc raises its mmap threshold after each large free (up to 32 MiB); a request body of
+    tens of MiB then lands in the heap and stays resident after the request. Setting the
+    threshold fixes it. The add-on image uses musl, which has no such heap: nothing to do.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
 
 
 async def _announce(app: web.Application) -> None:

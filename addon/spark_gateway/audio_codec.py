@@ -129,7 +129,10 @@ def decode_blocks(
                 yield chunk
     except AudioDecodeError:
         raise
-    except (av.error.FFmpegError, ValueError, IndexError, OverflowError, MemoryError) as err:
+    except av.error.FFmpegError as err:
+        # strerror only: str(err) names the file, a scratch path of the gateway's.
+        raise AudioDecodeError(f"the audio could not be decoded: {err.strerror}") from err
+    except (ValueError, IndexError, OverflowError, MemoryError) as err:
         raise AudioDecodeError(f"the audio could not be decoded: {err}") from err
 
 

@@ -47,11 +47,36 @@ class DecodedFile:
         """The whole WAV file (blocking)."""
         return self.path.read_bytes()
 
-    def samples(self) -> npt.NDArray[np.int16]:
-        """The samples, mapped from the file rather than copied into memory."""
-        return np.memmap(
-            self.path, dtype="<i2", mode="r", offset=_WAV_HEADER_BYTES, shape=(self.n_samples,)
-        )
+    def samples(self) -> PcmFile:
+        """The samples, read from the file slice by slice rather than held in memory."""
+        return PcmFile(self.path, self.n_samples)
+
+
+class PcmFile:
+    """Read-only 16 kHz mono s16 samples on disk that slice like a NumPy array.
+
+    Reads, not a memory map: mapped pages stay resident while the mapping lives, so a
+    four-hour recording read once for its chunk plan would sit in memory for the whole request.
+    """
+
+    def __init__(self, path: Path, n_samples: int) -> None:
+        self.path = path
+        self.n_samples = n_samples
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def __getitem__(self, index: slice) -> npt.NDArray[np.int16]:
+        if not isinstance(index, slice):
+            raise TypeError("PcmFile supports slices only")
+        start, stop, step = index.indices(self.n_samples)
+        if step != 1:
+            raise ValueError("PcmFile supports contiguous slices only")
+        count = max(stop - start, 0)
+        with self.path.open("rb") as file:
+            file.seek(_WAV_HEADER_BYTES + 2 * start)
+            data = file.read(2 * count)
+        return np.frombuffer(data, dtype="<i2").astype(np.int16)
 
 
 class AudioBudgetExhausted(Exception):

@@ -29,7 +29,7 @@ async def read_json_object(request: web.Request) -> tuple[bytes, dict[str, Any]]
     return body, parse_json(body)
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
+def parse_json(body: bytes | bytearray) -> dict[str, Any]:
     """A JSON object from a request body; 400 for anything else.
 
     Nesting deeper than Python's recursion limit (`[` x 100,000) raises RecursionError in the
@@ -48,7 +48,7 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def _may_hold_surrogates(body: bytes) -> bool:
+def _may_hold_surrogates(body: bytes | bytearray) -> bool:
     """Cheap test on the raw bytes; only bodies with a surrogate escape get the full check."""
     return _SURROGATE_ESCAPE.search(body) is not None
 

@@ -19,6 +19,7 @@ from ..uploads import MULTIPART, URLENCODED, decode_upload, read_audio_upload, s
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("word", "segment")
+MAX_JSON_AUDIO_BODY = 25 * 1024 * 1024 * 4 // 3 + 64 * 1024  # 25 MiB of audio in base64
 _LANGUAGE = re.compile(r"^(?:[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*|multi)$")
 
 
@@ -54,9 +55,20 @@ async def read_transcription_request(request: web.Request) -> TranscriptionReque
 
 async def _read_json(request: web.Request) -> TranscriptionRequest:
     config = request.app[CONFIG]
-    if request.content_length is not None and request.content_length > config.max_upload_bytes:
-        raise ApiError(413, "request body too large", code="request_too_large")
-    payload = parse_json(await request.read())
+    # The JSON form is parsed in memory (body, then the decoded base64), so it gets a cap of
+    # its own: OpenAI's 25 MB file limit in base64. Bigger recordings go as multipart.
+    limit = min(config.max_upload_bytes, MAX_JSON_AUDIO_BODY)
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, f"JSON audio body over {limit} bytes; send multipart instead",
+                       code="request_too_large")  # fmt: skip
+    body = bytearray()
+    async for piece in request.content.iter_chunked(64 * 1024):  # chunked: no Content-Length
+        body += piece
+        if len(body) > limit:
+            raise ApiError(413, f"JSON audio body over {limit} bytes; send multipart instead",
+                           code="request_too_large")  # fmt: skip
+    payload = parse_json(body)  # parsed in place: a copy would double the peak
+    del body
     try:
         encoded = payload["input_audio"]["data"]
         audio = base64.b64decode(encoded, validate=True)

@@ -11,8 +11,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
+
+
+class SampleSource(Protocol):
+    """16 kHz samples that slice like an array: an array, or a file read slice by slice."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: slice, /) -> npt.NDArray[np.int16]: ...
+
 
 # Sortformer has four speaker slots per chunk: chunks short enough that rarely more than four
 # people speak in one keep six-person meetings whole (120 s chosen by measurement, see
@@ -36,7 +47,7 @@ class Chunk:
 
 
 def plan_chunks(
-    samples: np.ndarray,
+    samples: SampleSource,
     sample_rate: int,
     *,
     chunk_s: float = DEFAULT_CHUNK_S,
@@ -71,7 +82,7 @@ def plan_chunks(
     ]
 
 
-def _quiet_energy(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+def _quiet_energy(samples: SampleSource, sample_rate: int) -> np.ndarray:
     """Frame energy smoothed over a pause-length window (one value per 20 ms frame)."""
     frame = max(int(sample_rate * _FRAME_S), 1)
     n_frames = len(samples) // frame
@@ -99,6 +110,6 @@ def _quietest(energy: np.ndarray, lo_s: float, hi_s: float) -> float:
     return float((lo + quietest[-1]) * _FRAME_S + _FRAME_S / 2)
 
 
-def slice_samples(samples: np.ndarray, sample_rate: int, chunk: Chunk) -> np.ndarray:
+def slice_samples(samples: SampleSource, sample_rate: int, chunk: Chunk) -> np.ndarray:
     """The samples sent for `chunk`."""
     return samples[round(chunk.start_s * sample_rate) : round(chunk.end_s * sample_rate)]

@@ -14,12 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-import numpy.typing as npt
-
 from ..audio_codec import pcm_to_wav
 from .assignment import assign
-from .chunking import DEFAULT_CHUNK_S, DEFAULT_OVERLAP_S, Chunk, plan_chunks, slice_samples
+from .chunking import (
+    DEFAULT_CHUNK_S,
+    DEFAULT_OVERLAP_S,
+    Chunk,
+    SampleSource,
+    plan_chunks,
+    slice_samples,
+)
 from .dedupe import owned_segments, owned_words, shift_segments, shift_words
 from .linking import (
     DEFAULT_LINK_THRESHOLD,
@@ -82,7 +86,7 @@ class SpeakerTranscript:
 
 async def transcribe_with_speakers(
     upstream: SpeechUpstream,
-    samples: npt.NDArray[np.int16],
+    samples: SampleSource,
     *,
     language: str | None = None,
     options: SpeakerOptions | None = None,
@@ -93,7 +97,7 @@ async def transcribe_with_speakers(
     duration = len(samples) / SAMPLE_RATE
     if duration > options.long_audio_threshold_s:
         return await _long_path(upstream, samples, language, options, stt_model)
-    wav = pcm_to_wav(samples, SAMPLE_RATE)
+    wav = pcm_to_wav(samples[:], SAMPLE_RATE)  # short: at most long_audio_threshold_s
     transcript, diarization = await _transcribe_and_diarize(
         upstream, wav, language, stt_model, chunked=False
     )
@@ -168,7 +172,7 @@ def _merge(
 
 async def _long_path(
     upstream: SpeechUpstream,
-    samples: npt.NDArray[np.int16],
+    samples: SampleSource,
     language: str | None,
     options: SpeakerOptions,
     stt_model: str | None,
