@@ -6,11 +6,7 @@ import contextlib
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
-from homeassistant.exceptions import (
-    ConfigEntryAuthFailed,
-    ConfigEntryError,
-    ConfigEntryNotReady,
-)
+from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import (
     config_validation as cv,
     device_registry as dr,
@@ -30,7 +26,8 @@ from .coordinator import (
 )
 from .device_versions import async_track_service_versions
 from .entity import device_tree
-from .host_key_issue import async_create_host_key_issue, host_key_issue_id
+from .errors import async_handle_key_error, setup_error
+from .host_key_issue import host_key_issue_id
 from .identity import async_migrate_entry
 from .operations import async_setup_operations
 from .recovery import (
@@ -41,7 +38,7 @@ from .recovery import (
 )
 from .services import async_setup_services
 from .sparklib.cluster import ClusterClient
-from .sparklib.errors import AuthRejected, HostKeyChanged, InvalidInput, SparkError
+from .sparklib.errors import InvalidInput, SparkError
 from .swap_control import SparkSwapCoordinator
 from .voice import async_setup_voice, async_unload_voice
 
@@ -77,28 +74,10 @@ async def _async_connect(hass: HomeAssistant, entry: SparkControlConfigEntry) ->
         ) from error
     try:
         await client.validate()
-    except HostKeyChanged as error:
-        await client.close()
-        async_create_host_key_issue(hass, entry, error)
-        raise ConfigEntryError(
-            translation_domain=DOMAIN,
-            translation_key="host_key_changed",
-            translation_placeholders={"host": error.host},
-        ) from error
-    except AuthRejected as error:
-        await client.close()
-        raise ConfigEntryAuthFailed(
-            translation_domain=DOMAIN,
-            translation_key="auth_rejected",
-            translation_placeholders={"host": error.host},
-        ) from error
     except SparkError as error:
         await client.close()
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="setup_failed",
-            translation_placeholders={"error": str(error)},
-        ) from error
+        async_handle_key_error(hass, entry, error)
+        raise setup_error(error) from error
     return client
 
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .const import (
@@ -24,7 +23,7 @@ from .const import (
     SERVICE_PARAKEET,
     SERVICE_VLLM,
 )
-from .host_key_issue import async_create_host_key_issue
+from .errors import async_handle_key_error, setup_error
 from .sparklib.cluster import ClusterClient
 from .sparklib.containers import ContainerInfo
 from .sparklib.errors import AuthRejected, HostKeyChanged, ServiceUnreachable, SparkError
@@ -127,35 +126,6 @@ class _AvailabilityLog:
             LOGGER.info("%s: %s is reachable again", self._cluster, service)
 
 
-def _raise_for_ssh_error(
-    hass: HomeAssistant, entry: SparkControlConfigEntry, error: SparkError
-) -> None:
-    """Map the SSH errors that need the user into setup/reauth/repair signals.
-
-    After the first load a reload is scheduled: the setup then fails in the way that shows
-    the user the fix (reauth flow, or the host key repair issue).
-    """
-    loaded = entry.state is ConfigEntryState.LOADED
-    if isinstance(error, HostKeyChanged):
-        async_create_host_key_issue(hass, entry, error)
-        if loaded:
-            hass.config_entries.async_schedule_reload(entry.entry_id)
-            return
-        raise ConfigEntryError(
-            translation_domain=DOMAIN,
-            translation_key="host_key_changed",
-            translation_placeholders={"host": error.host},
-        ) from error
-    if isinstance(error, AuthRejected):
-        if loaded:
-            hass.config_entries.async_schedule_reload(entry.entry_id)
-        raise ConfigEntryAuthFailed(
-            translation_domain=DOMAIN,
-            translation_key="auth_rejected",
-            translation_placeholders={"host": error.host},
-        ) from error
-
-
 class SparkStatusCoordinator(DataUpdateCoordinator[ClusterStatus]):
     """Fast poll of the services' HTTP health endpoints (keep-alive, HA's shared session)."""
 
@@ -228,8 +198,13 @@ class SparkMetricsCoordinator(DataUpdateCoordinator[ClusterMetrics]):
 
     def _raise_for_key_error(self, error: HostKeyChanged | AuthRejected) -> NoReturn:
         """A changed host key or a rejected key is never just "unavailable": it raises the
-        repair issue / reauth even when the other nodes answer."""
-        _raise_for_ssh_error(self.hass, self.config_entry, error)
+        repair issue / reauth even when the other nodes answer (after the first load through
+        a reload whose setup shows the fix)."""
+        async_handle_key_error(self.hass, self.config_entry, error)
+        if self.config_entry.state is not ConfigEntryState.LOADED or isinstance(
+            error, AuthRejected
+        ):
+            raise setup_error(error) from error
         raise UpdateFailed(
             translation_domain=DOMAIN,
             translation_key="communication_error",

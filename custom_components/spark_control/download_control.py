@@ -29,7 +29,7 @@ from .const import (
     LOGGER,
 )
 from .coordinator import SparkControlConfigEntry
-from .errors import translate_error
+from .errors import action_error
 from .sparklib.cluster import ClusterClient
 from .sparklib.downloads import (
     DownloadCancelled,
@@ -136,7 +136,7 @@ class SparkDownloadCoordinator(DataUpdateCoordinator[DownloadState]):
         try:
             download = self.client.model_download(repo_id, all_nodes=target == "all")
         except SparkError as error:
-            raise translate_error(error) from error
+            raise action_error(self.hass, self.config_entry, error) from error
         self._download = download
         self._cancel_requested = False
         nodes = tuple(part.node.name for part in download.parts)
@@ -166,7 +166,7 @@ class SparkDownloadCoordinator(DataUpdateCoordinator[DownloadState]):
         try:
             await self.client.model_download(repo_id, all_nodes=target == "all").cleanup()
         except SparkError as error:
-            raise translate_error(error) from error
+            raise action_error(self.hass, self.config_entry, error) from error
         ir.async_delete_issue(
             self.hass, DOMAIN, failed_issue_id(self.config_entry.entry_id, repo_id)
         )

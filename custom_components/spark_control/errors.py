@@ -1,13 +1,32 @@
-"""Turn sparklib errors into translated Home Assistant errors (one place for the mapping)."""
+"""The error policy of the integration: what each sparklib error means for the user.
+
+- `translate_error`: the translated Home Assistant error naming what went wrong.
+- `async_handle_key_error`: an error that needs the user (a changed host key, a rejected
+  client key, also when chained behind a failed swap) raises the host-key repair issue and,
+  once the entry runs, reloads it; the setup that follows starts reauth or fails with the repair.
+- `setup_error`: what a failed connection means for the entry's setup.
+- `spark_errors` / `spark_exception_handler`: the policy for everything the user starts
+  (actions, buttons, switches, swaps): the key handling above, then the translated error.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Concatenate
 
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryError,
+    ConfigEntryNotReady,
+    HomeAssistantError,
+    ServiceValidationError,
+)
 
 from .const import DOMAIN
+from .host_key_issue import async_create_host_key_issue
 from .sparklib.errors import (
     AuthRejected,
     CannotConnect,
@@ -88,19 +107,72 @@ def translate_error(error: SparkError) -> HomeAssistantError:
     )
 
 
+def _key_error(error: SparkError) -> HostKeyChanged | AuthRejected | None:
+    """The credential problem behind an error (a failed swap chains its SSH error)."""
+    for candidate in (error, error.__cause__):
+        if isinstance(candidate, HostKeyChanged | AuthRejected):
+            return candidate
+    return None
+
+
+@callback
+def async_handle_key_error(hass: HomeAssistant, entry: ConfigEntry, error: SparkError) -> bool:
+    """Raise the repair issue for a changed host key and, once the entry runs, reload it so its
+    setup shows the fix (reauth flow or the repair). Whether the error needs the user."""
+    key_error = _key_error(error)
+    if key_error is None:
+        return False
+    if isinstance(key_error, HostKeyChanged):
+        async_create_host_key_issue(hass, entry, key_error)
+    if entry.state is ConfigEntryState.LOADED:
+        hass.config_entries.async_schedule_reload(entry.entry_id)
+    return True
+
+
+def setup_error(error: SparkError) -> HomeAssistantError:
+    """What a failed connection means for the entry's setup: the repair for a changed host
+    key, reauth for a rejected key, else a retry later."""
+    if isinstance(error, HostKeyChanged):
+        return ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="host_key_changed",
+            translation_placeholders={"host": error.host},
+        )
+    if isinstance(error, AuthRejected):
+        return ConfigEntryAuthFailed(
+            translation_domain=DOMAIN,
+            translation_key="auth_rejected",
+            translation_placeholders={"host": error.host},
+        )
+    return ConfigEntryNotReady(
+        translation_domain=DOMAIN,
+        translation_key="setup_failed",
+        translation_placeholders={"error": str(error)},
+    )
+
+
+def action_error(hass: HomeAssistant, entry: ConfigEntry, error: SparkError) -> HomeAssistantError:
+    """Apply the key policy, then return the translated error to raise."""
+    async_handle_key_error(hass, entry, error)
+    return translate_error(error)
+
+
+@contextmanager
+def spark_errors(hass: HomeAssistant, entry: ConfigEntry) -> Iterator[None]:
+    """Run something the user started under the error policy."""
+    try:
+        yield
+    except SparkError as error:
+        raise action_error(hass, entry, error) from error
+
+
 def spark_exception_handler[EntityT: SparkControlEntity[Any], **P](
     func: Callable[Concatenate[EntityT, P], Coroutine[Any, Any, Any]],
 ) -> Callable[Concatenate[EntityT, P], Coroutine[Any, Any, None]]:
-    """Make an entity action raise translated errors instead of library ones."""
+    """Make an entity action follow the error policy (see `spark_errors`)."""
 
     async def handler(self: EntityT, /, *args: P.args, **kwargs: P.kwargs) -> None:
-        try:
+        with spark_errors(self.hass, self.coordinator.config_entry):
             await func(self, *args, **kwargs)
-        except AuthRejected as error:
-            # A reload runs the setup again, which starts the reauth flow.
-            self.hass.config_entries.async_schedule_reload(self.coordinator.config_entry.entry_id)
-            raise translate_error(error) from error
-        except SparkError as error:
-            raise translate_error(error) from error
 
     return handler

@@ -19,11 +19,10 @@ from homeassistant.helpers import config_validation as cv
 
 from .const import DOMAIN, SERVICES
 from .coordinator import SparkControlConfigEntry
-from .errors import translate_error
+from .errors import spark_errors
 from .service_control import async_service_action
 from .sparklib.catalog import ModelOptions
 from .sparklib.commands import DockerAction
-from .sparklib.errors import AuthRejected, SparkError
 
 ATTR_CLUSTER = "cluster"
 ATTR_MODEL = "model"
@@ -115,15 +114,9 @@ def _options(call: ServiceCall) -> ModelOptions:
 async def _guarded[T](
     hass: HomeAssistant, entry: SparkControlConfigEntry, work: Callable[[], Awaitable[T]]
 ) -> T:
-    """Run library work; its errors become translated HA errors."""
-    try:
+    """Run library work under the error policy."""
+    with spark_errors(hass, entry):
         return await work()
-    except AuthRejected as error:
-        # A reload runs the setup again, which starts the reauth flow.
-        hass.config_entries.async_schedule_reload(entry.entry_id)
-        raise translate_error(error) from error
-    except SparkError as error:
-        raise translate_error(error) from error
 
 
 def _known_model(entry: SparkControlConfigEntry, model: str) -> str:

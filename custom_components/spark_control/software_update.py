@@ -22,7 +22,7 @@ from .const import (
     LOGGER,
 )
 from .coordinator import SparkControlConfigEntry
-from .errors import translate_error
+from .errors import action_error
 from .job_output import JobOutput, build_step_percentage
 from .sparklib.cluster import ClusterClient
 from .sparklib.errors import SparkError
@@ -131,7 +131,7 @@ class SparkSoftwareCoordinator(DataUpdateCoordinator[SoftwareState]):
                 EVENT_SOFTWARE_UPDATE_FAILED,
                 {**details, "error": str(error), "last_lines": lines},
             )
-            raise translate_error(error) from error
+            raise action_error(self.hass, self.config_entry, error) from error
         self.async_set_updated_data(SoftwareState(update=update, log_tail=output.tail))
         await self.async_refresh()
         after = self.data.update if self.data else None

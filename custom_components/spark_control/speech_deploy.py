@@ -26,7 +26,7 @@ from .const import (
     SERVICE_PARAKEET,
 )
 from .coordinator import SparkControlConfigEntry
-from .errors import translate_error
+from .errors import action_error
 from .job_output import JobOutput, build_step_percentage
 from .sparklib.cluster import ClusterClient
 from .sparklib.errors import ServiceUnreachable, SparkError
@@ -148,7 +148,7 @@ class SparkSpeechContainerCoordinator(DataUpdateCoordinator[SpeechContainerState
                 {**details, "error": str(error), "last_lines": lines},
             )
             await self.async_request_refresh()
-            raise translate_error(error) from error
+            raise action_error(self.hass, self.config_entry, error) from error
         output.add("Healthy")
         self.async_set_updated_data(
             SpeechContainerState(installed=self.context.digest, log_tail=output.tail)
@@ -178,7 +178,7 @@ class SparkSpeechContainerCoordinator(DataUpdateCoordinator[SpeechContainerState
         try:
             await self.client.remove_speech_container()
         except SparkError as error:
-            raise translate_error(error) from error
+            raise action_error(self.hass, self.config_entry, error) from error
         self.hass.bus.async_fire(EVENT_SPEECH_CONTAINER_REMOVED, self._details())
         await self.async_refresh()
         runtime = self.config_entry.runtime_data

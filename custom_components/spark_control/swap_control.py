@@ -25,11 +25,10 @@ from .const import (
     EVENT_SWAP_STARTED,
     LOGGER,
 )
-from .errors import translate_error
-from .host_key_issue import async_create_host_key_issue
+from .errors import action_error, spark_errors
 from .sparklib.catalog import ModelEntry
 from .sparklib.cluster import ClusterClient
-from .sparklib.errors import AuthRejected, HostKeyChanged, SparkError, SwapFailed
+from .sparklib.errors import SparkError, SwapFailed
 from .sparklib.swap import SwapClaim, SwapProgress, SwapResult
 
 if TYPE_CHECKING:
@@ -100,10 +99,8 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
     def _claim(self, model: str) -> tuple[SwapClaim, ModelEntry]:
         """Look the model up, then claim the runner (a refusal names the running swap)."""
         self.ensure_idle()
-        try:
+        with spark_errors(self.hass, self.config_entry):
             target = self.config_entry.runtime_data.catalog.catalog.get(model)
-        except SparkError as error:
-            raise translate_error(error) from error
         claim = self.client.swapper.claim(target.key)
         self._push()
         return claim, target
@@ -152,9 +149,9 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
             )
         except SwapFailed as error:
             self._report_failure(base, target.repo_id, error)
-            raise translate_error(error) from error
+            raise action_error(self.hass, self.config_entry, error) from error
         except SparkError as error:
-            raise translate_error(error) from error
+            raise action_error(self.hass, self.config_entry, error) from error
         # Confirm from vLLM's own model list before the claim goes: the select shows the
         # target until then, and the served model (now the same) after.
         await status.async_refresh()
@@ -175,11 +172,6 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
         self._push()
 
     def _report_failure(self, base: dict[str, Any], repo_id: str, error: SwapFailed) -> None:
-        cause = error.__cause__
-        if isinstance(cause, HostKeyChanged):
-            async_create_host_key_issue(self.hass, self.config_entry, cause)
-        elif isinstance(cause, AuthRejected):
-            self.hass.config_entries.async_schedule_reload(self.config_entry.entry_id)
         progress = self.progress
         duration = progress.elapsed if progress is not None else 0.0
         self.hass.bus.async_fire(

@@ -7,10 +7,12 @@ import asyncio
 import socket
 from typing import Any
 
+import pytest
 from homeassistant.components.repairs import DOMAIN as REPAIRS_DOMAIN
 from homeassistant.components.repairs.issue_handler import RepairsFlowManager
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -133,4 +135,27 @@ async def test_host_key_change_while_running(
     await hass.async_block_till_done()
     issue_id = f"host_key_changed_{init_integration.entry_id}_{node_strings(sim)[1]}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    assert init_integration.state is ConfigEntryState.SETUP_ERROR
+
+
+async def test_host_key_change_met_by_an_action(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+) -> None:
+    """An action that meets the changed key follows the same policy as the polls: a translated
+    error, the repair issue, and the entry reloaded into its setup error."""
+    sim.faults.change_host_key(1)
+    for conn in list(sim.nodes[1].connections):
+        conn.close()
+    await asyncio.sleep(0.1)
+    with pytest.raises(HomeAssistantError) as error:
+        await hass.services.async_call(
+            DOMAIN,
+            "restart_service",
+            {"cluster": init_integration.entry_id, "service": "parakeet"},
+            blocking=True,
+        )
+    assert error.value.translation_key == "host_key_changed"
+    issue_id = f"host_key_changed_{init_integration.entry_id}_{node_strings(sim)[1]}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    await hass.async_block_till_done()
     assert init_integration.state is ConfigEntryState.SETUP_ERROR
