@@ -135,7 +135,7 @@ async def test_json_input_audio_mode(gateway: RunningGateway, short_wav: bytes) 
         ({"file": b""}, 400, "empty_audio"),
         ({"file": b"definitely not audio " * 20}, 400, "invalid_audio"),
         ({"model": "whisper-1"}, 400, "missing_file"),
-        ({"file": b"RIFF", "response_format": "diarized_json"}, 400, "unsupported_response_format"),
+        ({"file": b"RIFF", "response_format": "xml"}, 400, "unsupported_response_format"),
         ({"file": b"RIFF", "language": "not a language!"}, 400, "invalid_language"),
         ({"file": b"RIFF", "timestamp_granularities[]": "letter"}, 400, "invalid_granularity"),
         ({"file": b"RIFF", "temperature": "7"}, 400, "invalid_temperature"),

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from aiohttp import web
 
 from ..appkeys import CONFIG, SPOOL, UPSTREAM
-from ..errors import ApiError
+from ..decoder import DecodedFile
+from ..diarized_transcript import KnownSpeaker, diarized_body, name_speakers, parse_known_speakers
+from ..errors import ApiError, UpstreamError
 from ..request_body import parse_json
+from ..speakers.parsing import UpstreamFormatError
+from ..speakers.pipeline import transcribe_with_speakers
 from ..transcript_formats import subtitle_cues, to_srt, to_vtt, usage, verbose_transcription
+from ..transcription_stream import stream_transcription
 from ..uploads import MULTIPART, URLENCODED, decode_upload, read_audio_upload, spool_bytes
+from .speakers import speaker_options
 
-RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
+STREAMED_FORMATS = ("json", "text")  # as OpenAI: verbose and subtitle formats are not streamed
+CHUNKING_TYPES = ("server_vad",)
 GRANULARITIES = ("word", "segment")
 MAX_JSON_AUDIO_BODY = 25 * 1024 * 1024 * 4 // 3 + 64 * 1024  # 25 MiB of audio in base64
 _LANGUAGE = re.compile(r"^(?:[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*|multi)$")
@@ -32,6 +43,8 @@ class TranscriptionRequest:
     language: str | None = None
     response_format: str = "json"
     granularities: list[str] = field(default_factory=list)
+    stream: bool = False
+    known_speakers: list[KnownSpeaker] = field(default_factory=list)
 
 
 async def read_transcription_request(request: web.Request) -> TranscriptionRequest:
@@ -43,7 +56,7 @@ async def read_transcription_request(request: web.Request) -> TranscriptionReque
         *upload.texts("timestamp_granularities[]"),
         *upload.texts("timestamp_granularities"),
     ]
-    return _validated(
+    req = _validated(
         upload.path,
         model=upload.text("model"),
         language=upload.text("language"),
@@ -51,6 +64,49 @@ async def read_transcription_request(request: web.Request) -> TranscriptionReque
         granularities=granularities,
         temperature=upload.text("temperature"),
     )
+    req.stream = _flag(upload.text("stream"), "stream")
+    req.known_speakers = parse_known_speakers(
+        [*upload.texts("known_speaker_names[]"), *upload.texts("known_speaker_names")],
+        [*upload.texts("known_speaker_references[]"), *upload.texts("known_speaker_references")],
+    )
+    _check_chunking(upload.text("chunking_strategy"), upload.text("chunking_strategy[type]"))
+    return _checked_combination(req)
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None or value.lower() == "false":
+        return False
+    if value.lower() == "true":
+        return True
+    raise ApiError(400, f"{name} must be true or false", code="invalid_request", param=name)
+
+
+def _check_chunking(raw: str | None, flattened_type: str | None) -> None:
+    """Accept `auto` or a server_vad object (as JSON text or the SDK's flattened fields).
+
+    The gateway always cuts long audio at its quietest points itself, so the choice does
+    not change the result; a malformed value is still the client's error.
+    """
+    kind = flattened_type
+    if raw is not None and raw != "auto":
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        kind = parsed.get("type") if isinstance(parsed, dict) else "?"
+    if kind is not None and kind not in CHUNKING_TYPES:
+        raise ApiError(400, "chunking_strategy must be 'auto' or {\"type\": \"server_vad\", ...}",
+                       code="invalid_chunking_strategy", param="chunking_strategy")  # fmt: skip
+
+
+def _checked_combination(req: TranscriptionRequest) -> TranscriptionRequest:
+    if req.stream and req.response_format not in STREAMED_FORMATS:
+        raise ApiError(400, "stream=true works with response_format json or text",
+                       code="unsupported_response_format", param="stream")  # fmt: skip
+    if req.known_speakers and req.response_format != "diarized_json":
+        raise ApiError(400, "known speakers need response_format=diarized_json",
+                       code="invalid_known_speakers", param="known_speaker_names")  # fmt: skip
+    return req
 
 
 async def _read_json(request: web.Request) -> TranscriptionRequest:
@@ -85,7 +141,7 @@ async def _read_json(request: web.Request) -> TranscriptionRequest:
     await spool_bytes(path, audio)
     del audio
     granularities = payload.get("timestamp_granularities") or []
-    return _validated(
+    req = _validated(
         path,
         model=_text(payload.get("model")),
         language=_text(payload.get("language")),
@@ -93,6 +149,8 @@ async def _read_json(request: web.Request) -> TranscriptionRequest:
         granularities=[str(g) for g in granularities] if isinstance(granularities, list) else [],
         temperature=_text(payload.get("temperature")),
     )
+    req.stream = payload.get("stream") is True
+    return _checked_combination(req)
 
 
 def _text(value: Any) -> str | None:
@@ -149,11 +207,17 @@ def _validated(
     return TranscriptionRequest(audio, model, language, fmt, granularities)
 
 
-async def transcriptions(request: web.Request) -> web.Response:
+async def transcriptions(request: web.Request) -> web.StreamResponse:
     """Transcribe an upload and answer in the requested OpenAI format."""
     req = await read_transcription_request(request)
     decoded = await decode_upload(request, req.audio)
     upstream = request.app[UPSTREAM]
+    if req.stream:
+        return await stream_transcription(
+            request, upstream, decoded.samples(), language=req.language
+        )
+    if req.response_format == "diarized_json":
+        return await _diarized(request, req, decoded)
     verbose = req.response_format in ("verbose_json", "srt", "vtt")
     result = await upstream.transcribe(
         decoded.path,
@@ -181,6 +245,41 @@ async def transcriptions(request: web.Request) -> web.Response:
         words_wanted="word" in req.granularities,
     )
     return web.json_response(body)
+
+
+async def _diarized(
+    request: web.Request, req: TranscriptionRequest, decoded: DecodedFile
+) -> web.Response:
+    """diarized_json through the speaker pipeline; known speakers named from their clips."""
+    config = request.app[CONFIG]
+    upstream = request.app[UPSTREAM]
+    samples = decoded.samples()
+    try:
+        result = await transcribe_with_speakers(
+            upstream,
+            samples,
+            language=req.language,
+            options=speaker_options(config),
+            stt_model=config.stt_model,
+        )
+        references = [
+            (known.name, await _reference_samples(request, known)) for known in req.known_speakers
+        ]
+        names = await name_speakers(
+            upstream, samples, result, references, threshold=config.speaker_link_threshold
+        )
+    except UpstreamFormatError as err:
+        raise UpstreamError("parakeet", 502, f"parakeet returned an unusable answer: {err}",
+                            code="upstream_bad_response") from err  # fmt: skip
+    return web.json_response(diarized_body(result, names))
+
+
+async def _reference_samples(request: web.Request, known: KnownSpeaker) -> npt.NDArray[np.int16]:
+    """A reference clip decoded like any upload (header check, decoder process, caps)."""
+    path = request.app[SPOOL].new_file(request, ".reference")
+    await spool_bytes(path, known.audio)
+    decoded = await decode_upload(request, path)
+    return np.asarray(decoded.samples())
 
 
 def setup(app: web.Application) -> None:

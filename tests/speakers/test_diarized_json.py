@@ -1,0 +1,142 @@
+"""response_format=diarized_json through the official openai SDK, with and without known names."""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+
+import numpy as np
+import openai
+import pytest
+from openai import AsyncOpenAI
+
+from tests.sim import SimCluster
+from tests.speakers.conftest import API_KEY, GatewayFactory, RunningGateway
+from tests.speakers.test_routes import mp3_bytes
+from tests.speakers.voices import RATE, Conversation, build_conversation, voice, wav_bytes
+
+SPEAKERS = ["FEE078", "MEE009"]
+
+
+def sdk(gateway: RunningGateway) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=API_KEY, max_retries=0)
+
+
+def reference_url(name: str) -> str:
+    """The last 8 s of the speaker's material (not used by the conversation) as a data URL."""
+    clip = voice(name)[-8 * RATE :]
+    return "data:audio/wav;base64," + base64.b64encode(wav_bytes(clip)).decode()
+
+
+def speaker_of_each_turn(conversation: Conversation, segments: list[object]) -> dict[str, str]:
+    """Reference speaker -> the label most of its turns got (by overlap)."""
+    votes: dict[str, Counter[str]] = {}
+    for turn in conversation.turns:
+        overlap: Counter[str] = Counter()
+        for seg in segments:
+            shared = min(turn.end, seg.end) - max(turn.start, seg.start)  # type: ignore[attr-defined]
+            if shared > 0:
+                overlap[seg.speaker] += shared  # type: ignore[attr-defined]
+        if overlap:
+            votes.setdefault(turn.speaker, Counter())[overlap.most_common(1)[0][0]] += 1
+    return {ref: counts.most_common(1)[0][0] for ref, counts in votes.items()}
+
+
+@pytest.fixture
+def conversation() -> Conversation:
+    return build_conversation(SPEAKERS, duration_s=20.0, seed=3)
+
+
+async def test_diarized_json_letters(
+    sim: SimCluster, start_gateway: GatewayFactory, conversation: Conversation
+) -> None:
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    async with sdk(gateway) as client:
+        result = await client.audio.transcriptions.create(
+            model="gpt-4o-transcribe-diarize",
+            file=("meeting.mp3", mp3_bytes(conversation.samples)),
+            response_format="diarized_json",
+            chunking_strategy="auto",
+        )
+    assert result.task == "transcribe"
+    assert abs(result.duration - conversation.duration) < 0.2
+    assert result.segments
+    assert all(s.type == "transcript.text.segment" and s.start < s.end for s in result.segments)
+    assert [s.id for s in result.segments] == [f"seg_{i}" for i in range(len(result.segments))]
+    assert result.text == " ".join(s.text for s in result.segments if s.text)
+    assert speaker_of_each_turn(conversation, result.segments) == {"FEE078": "A", "MEE009": "B"}
+    assert result.usage is not None
+
+
+async def test_known_speakers_are_named(
+    sim: SimCluster, start_gateway: GatewayFactory, conversation: Conversation
+) -> None:
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    async with sdk(gateway) as client:
+        result = await client.audio.transcriptions.create(
+            model="gpt-4o-transcribe-diarize",
+            file=("meeting.mp3", mp3_bytes(conversation.samples)),
+            response_format="diarized_json",
+            # Given in the other order than they speak: names follow voices, not positions.
+            known_speaker_names=["Maurice", "Fiona"],
+            known_speaker_references=[reference_url("MEE009"), reference_url("FEE078")],
+            chunking_strategy={"type": "server_vad", "silence_duration_ms": 500},
+        )
+    assert speaker_of_each_turn(conversation, result.segments) == {
+        "FEE078": "Fiona",
+        "MEE009": "Maurice",
+    }
+
+
+async def test_unmatched_reference_leaves_the_letter(
+    sim: SimCluster, start_gateway: GatewayFactory, conversation: Conversation
+) -> None:
+    """A reference of someone who is not in the recording names nobody."""
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    stranger = next(name for name in ("MEO069", "FEO070", "MEE008") if name not in SPEAKERS)
+    async with sdk(gateway) as client:
+        result = await client.audio.transcriptions.create(
+            model="gpt-4o-transcribe-diarize",
+            file=("meeting.mp3", mp3_bytes(conversation.samples)),
+            response_format="diarized_json",
+            known_speaker_names=["Fiona", "Stranger"],
+            known_speaker_references=[reference_url("FEE078"), reference_url(stranger)],
+        )
+    labels = speaker_of_each_turn(conversation, result.segments)
+    assert labels["FEE078"] == "Fiona"
+    assert labels["MEE009"] != "Stranger"
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        ({"known_speaker_names": ["A"], "known_speaker_references": []}, "invalid_known_speakers"),
+        (
+            {"known_speaker_names": ["A"], "known_speaker_references": ["http://x/a.wav"]},
+            "invalid_known_speakers",
+        ),
+        (
+            {
+                "known_speaker_names": ["A"],
+                "known_speaker_references": ["data:audio/wav;base64,!!"],
+            },
+            "invalid_known_speakers",
+        ),
+        ({"chunking_strategy": {"type": "magic"}}, "invalid_chunking_strategy"),
+    ],
+    ids=["lengths-differ", "not-a-data-url", "bad-base64", "unknown-chunking"],
+)
+async def test_bad_diarization_parameters_are_400(
+    sim: SimCluster, start_gateway: GatewayFactory, extra: dict[str, object], code: str
+) -> None:
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    silence = wav_bytes(np.zeros(RATE, np.int16))
+    async with sdk(gateway) as client:
+        with pytest.raises(openai.BadRequestError) as info:
+            await client.audio.transcriptions.create(
+                model="gpt-4o-transcribe-diarize",
+                file=("a.wav", silence),
+                response_format="diarized_json",
+                **extra,  # type: ignore[arg-type]
+            )
+    assert info.value.body["code"] == code  # type: ignore[index]
