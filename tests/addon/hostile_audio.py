@@ -26,7 +26,8 @@ def wav_file(
 ) -> bytes:
     """A RIFF/WAVE file with exactly the given `fmt ` fields (no validation: that's the point)."""
     align = channels * bits // 8 if block_align is None else block_align
-    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * align, align, bits) + extra_fmt
+    byte_rate = (rate * align) & 0xFFFFFFFF
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, byte_rate, align & 0xFFFF, bits) + extra_fmt
     size = len(data) if data_size is None else data_size
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
     body += b"data" + struct.pack("<I", size) + data

@@ -1,4 +1,4 @@
-"""The fuzz suite reuses the gateway fixtures (gateway, simulator, fake HA)."""
+"""The fuzz suite reuses the gateway's and the bridges' fixtures."""
 
 from tests.addon.conftest import (  # noqa: F401
     fake_ha,
@@ -7,3 +7,4 @@ from tests.addon.conftest import (  # noqa: F401
     sim,
     start_gateway,
 )
+from tests.voice.conftest import running  # noqa: F401
