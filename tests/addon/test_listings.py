@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aiohttp
@@ -131,3 +132,44 @@ async def test_other_model_is_refused_clearly(client: AsyncOpenAI, sim: SimClust
     error: dict[str, Any] = info.value.body  # type: ignore[assignment]
     assert error["code"] == "model_not_loaded"
     assert sim.config.served_model in error["message"]
+
+
+async def test_open_webui_chat_requests(gateway: RunningGateway, sim: SimCluster) -> None:
+    """Open WebUI's OpenAI connection: GET {base}/models with the key, then a streamed chat.
+
+    It posts JSON with `Authorization: Bearer` and reads `data:` lines until `[DONE]`; its
+    title and tag tasks post the same body without streaming.
+    """
+    headers = {**gateway.headers(), "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{gateway.url}/v1/models", headers=gateway.headers()) as resp:
+            offered = [m["id"] for m in (await resp.json())["data"]]
+        assert offered == [sim.config.served_model, CURRENT]
+        body = {
+            "model": CURRENT,
+            "messages": [
+                {"role": "system", "content": "You are helpful."},
+                {"role": "user", "content": "Tell me about the garden"},
+            ],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        async with session.post(
+            f"{gateway.url}/v1/chat/completions", json=body, headers=headers
+        ) as resp:
+            assert resp.status == 200
+            assert resp.content_type == "text/event-stream"
+            lines = [line.decode().strip() async for line in resp.content]
+        events = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+        assert events[-1] == "[DONE]"
+        chunks = [json.loads(event) for event in events[:-1]]
+        assert {chunk["model"] for chunk in chunks} == {sim.config.served_model}
+        assert chunks[-1]["usage"]["completion_tokens"] > 0
+        task = {**body, "stream": False}
+        del task["stream_options"]
+        async with session.post(
+            f"{gateway.url}/v1/chat/completions", json=task, headers=headers
+        ) as resp:
+            answer = await resp.json()
+        assert answer["model"] == sim.config.served_model
+        assert answer["choices"][0]["message"]["content"]
