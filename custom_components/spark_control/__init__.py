@@ -17,7 +17,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .catalog_store import CatalogStore, async_remove_catalog
 from .cluster_config import build_cluster_config, nodes_of
-from .const import DOMAIN, SERVICES
+from .const import DOMAIN, LOGGER, SERVICES
 from .coordinator import (
     SparkControlConfigEntry,
     SparkControlRuntimeData,
@@ -78,6 +78,17 @@ async def _async_connect(hass: HomeAssistant, entry: SparkControlConfigEntry) ->
         await client.close()
         async_handle_key_error(hass, entry, error)
         raise setup_error(error) from error
+    # Services whose host is spelled unlike their node's (a name for an IP) are placed by
+    # address now; one on a host that is no node is logged and refused when acted on.
+    for service, node in (await client.locate_services()).items():
+        if node is None:
+            LOGGER.warning(
+                "%s: %s runs on %s, which is not one of the SSH nodes; its container cannot "
+                "be started, stopped or restarted from Home Assistant",
+                entry.title,
+                service,
+                client.config.endpoints[service].host,
+            )
     return client
 
 

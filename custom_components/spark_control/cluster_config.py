@@ -28,6 +28,7 @@ from .const import (
     SERVICES,
 )
 from .sparklib.cluster import ClusterConfig, NodeConfig
+from .sparklib.hosts import same_host
 from .sparklib.http_api import Endpoint
 from .sparklib.validation import validate_host, validate_port
 
@@ -83,17 +84,20 @@ def endpoint_of(data: Mapping[str, Any], service: str) -> Address:
     return Address(str(raw["host"]), int(raw["port"]))
 
 
-def node_hosting(data: Mapping[str, Any], service: str) -> str:
-    """The node that runs a service: the one whose host serves the endpoint.
+def node_hosting(data: Mapping[str, Any], service: str) -> str | None:
+    """The node that runs a service: the one whose host serves the endpoint, spelled either
+    way (case, trailing dot, IPv6 forms); None when the endpoint's host is none of the nodes
+    as written (a host name for a node given by IP is matched by address at setup, see
+    `ClusterClient.locate_services`).
 
     When several nodes share that host (different SSH ports), the default placement breaks
-    the tie: vLLM on the head node, speech on the second node. No match means the head.
+    the tie: vLLM on the head node, speech on the second node.
     """
     host = endpoint_of(data, service).host
     nodes = nodes_of(data)
-    matches = [node for node in nodes if node_address(data, node).host == host]
+    matches = [node for node in nodes if same_host(node_address(data, node).host, host)]
     if not matches:
-        return nodes[0]
+        return None
     preferred = nodes[0] if service == SERVICE_VLLM or len(nodes) == 1 else nodes[1]
     return preferred if preferred in matches else matches[0]
 
@@ -161,5 +165,9 @@ def build_cluster_config(data: Mapping[str, Any]) -> ClusterConfig:
             for service in SERVICES
         },
         containers=containers_of(data),
-        service_nodes={service: node_hosting(data, service) for service in SERVICES},
+        service_nodes={
+            service: node
+            for service in SERVICES
+            if (node := node_hosting(data, service)) is not None
+        },
     )

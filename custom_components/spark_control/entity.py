@@ -24,6 +24,7 @@ from .const import (
     SERVICES,
 )
 from .coordinator import SparkControlConfigEntry
+from .sparklib.errors import SparkError
 
 SERVICE_MODELS = {
     SERVICE_VLLM: "vLLM",
@@ -73,6 +74,15 @@ def service_device(entry: SparkControlConfigEntry, service: str) -> DeviceInfo:
     )
 
 
+def _located_node(entry: SparkControlConfigEntry, service: str) -> str:
+    """Where the client placed a service whose host is spelled unlike its node's (a host
+    name against an IP); the head for a service on a host that is no node."""
+    try:
+        return entry.runtime_data.client.node_for(service).name
+    except SparkError:
+        return nodes_of(entry.data)[0]
+
+
 def device_tree(entry: SparkControlConfigEntry) -> list[tuple[DeviceInfo, str | None]]:
     """Every device of the entry with the identifier of its parent, parents first.
 
@@ -84,10 +94,10 @@ def device_tree(entry: SparkControlConfigEntry) -> list[tuple[DeviceInfo, str | 
     tree: list[tuple[DeviceInfo, str | None]] = [
         (node_device(entry, node), None) for node in nodes_of(entry.data)
     ]
-    tree += [
-        (service_device(entry, service), f"{base}_node_{node_hosting(entry.data, service)}")
-        for service in SERVICES
-    ]
+    for service in SERVICES:
+        # The service's node; the cluster's placement by address, else its head.
+        node = node_hosting(entry.data, service) or _located_node(entry, service)
+        tree.append((service_device(entry, service), f"{base}_node_{node}"))
     return tree
 
 

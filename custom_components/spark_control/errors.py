@@ -34,6 +34,7 @@ from .sparklib.errors import (
     CommandTimeout,
     HostKeyChanged,
     InvalidInput,
+    ServiceNotOnNode,
     ServiceUnreachable,
     SparkError,
     SwapFailed,
@@ -87,6 +88,12 @@ def translate_error(error: SparkError) -> HomeAssistantError:
             translation_domain=DOMAIN,
             translation_key="service_unreachable",
             translation_placeholders={"service": error.service},
+        )
+    if isinstance(error, ServiceNotOnNode):
+        return HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="service_not_on_node",
+            translation_placeholders={"service": error.service, "host": error.host},
         )
     if isinstance(error, CommandTimeout):
         return HomeAssistantError(

@@ -16,6 +16,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
+from .cluster_config import endpoint_of
 from .const import (
     DOMAIN,
     EVENT_SPEECH_CONTAINER_DEPLOY_FAILED,
@@ -97,7 +98,7 @@ class SparkSpeechContainerCoordinator(DataUpdateCoordinator[SpeechContainerState
         return {
             "entry_id": self.config_entry.entry_id,
             "cluster": self.config_entry.title,
-            "node": self.client.node_for(SERVICE_PARAKEET).name,
+            "node": endpoint_of(self.config_entry.data, SERVICE_PARAKEET).host,
             "installed": self.data.installed if self.data else None,
             "version": self.context.digest,
         }

@@ -7,7 +7,13 @@ import pytest
 
 from custom_components.spark_control.sparklib.catalog import Catalog, load_bundled_models
 from custom_components.spark_control.sparklib.cluster import ClusterClient
-from custom_components.spark_control.sparklib.errors import HostKeyChanged, InvalidInput
+from custom_components.spark_control.sparklib.errors import (
+    HostKeyChanged,
+    InvalidInput,
+    ServiceNotOnNode,
+)
+from custom_components.spark_control.sparklib.hosts import same_host
+from custom_components.spark_control.sparklib.http_api import Endpoint
 from custom_components.spark_control.sparklib.keys import KeyPair
 from tests.sim import SimCluster
 
@@ -108,3 +114,34 @@ def test_config_errors(sim: SimCluster, client_key: KeyPair) -> None:
     config.nodes = []
     with pytest.raises(InvalidInput):
         ClusterClient(config, None)  # type: ignore[arg-type]
+
+
+def test_host_spellings() -> None:
+    assert same_host("Spark-2.LAN.", "spark-2.lan")
+    assert same_host("[fe80::1]", "fe80:0:0::1")
+    assert not same_host("spark-2", "spark-3")
+
+
+async def test_service_on_no_node_is_refused(
+    sim: SimCluster, client_key: KeyPair, session: aiohttp.ClientSession
+) -> None:
+    config = cluster_config(sim, client_key)
+    config.service_nodes = {}
+    config.endpoints["magpie"] = Endpoint("192.0.2.7", 9000)
+    config.endpoints["parakeet"] = Endpoint("localhost", config.endpoints["parakeet"].port)
+    client = ClusterClient(config, session)
+    try:
+        with pytest.raises(ServiceNotOnNode) as err:
+            client.node_for("magpie")
+        assert err.value.host == "192.0.2.7"
+        placement = await client.locate_services()
+        assert placement == {"vllm": "node0", "parakeet": "node1", "magpie": None}
+        assert client.node_for("parakeet").name == "node1"
+        with pytest.raises(ServiceNotOnNode):
+            await client.service_action("magpie", "restart")
+        containers = await client.containers()
+        assert containers["magpie"] is None
+        assert containers["parakeet"] is not None
+        assert all("magpie" not in command for node in sim.nodes for command in node.commands)
+    finally:
+        await client.close()

@@ -26,8 +26,9 @@ from .commands import (
 )
 from .containers import ContainerInfo, parse_docker_ps
 from .downloads import DiskSpace, ModelDownload, read_disk_space
-from .errors import InvalidInput, SparkError
+from .errors import InvalidInput, ServiceNotOnNode, SparkError
 from .gpu import GpuStats, parse_nvidia_smi
+from .hosts import resolve, same_host
 from .http_api import Endpoint, ServiceApi
 from .node_info import NodeFacts, parse_meminfo, parse_node_facts
 from .probes import DeepProber
@@ -107,6 +108,8 @@ class ClusterClient:
             if key not in self.nodes:
                 raise InvalidInput("service_nodes", f"{service} placed on unknown node {key}")
         self.head: SshNode = next(iter(self.nodes.values()))
+        # Services placed by address (`locate_services`): a host name against a node's IP.
+        self._located: dict[str, SshNode] = {}
         self._session = session
         self.api = ServiceApi(session, config.endpoints, timeout=http_timeout)
         self.swapper = SwapRunner(
@@ -134,16 +137,51 @@ class ClusterClient:
         return self.config.containers.get(service, DEFAULT_CONTAINERS[service])
 
     def node_for(self, service: str) -> SshNode:
-        """The node that hosts a service: as placed in `service_nodes`, else the first node
-        whose host is the endpoint's, else the head."""
+        """The node that hosts a service: as placed in `service_nodes`, else the node whose
+        host is the endpoint's (same spelling, or resolved to the same address by
+        `locate_services`), else — without an endpoint — the head.
+
+        A service whose host is none of the nodes raises ServiceNotOnNode: its docker
+        commands must never go to another node.
+        """
         if service in self.config.service_nodes:
             return self.nodes[self.config.service_nodes[service]]
+        if service in self._located:
+            return self._located[service]
         endpoint = self.config.endpoints.get(service)
-        if endpoint is not None:
-            for node in self.nodes.values():
-                if node.host == endpoint.host:
-                    return node
-        return self.head
+        if endpoint is None:
+            return self.head
+        for node in self.nodes.values():
+            if same_host(node.host, endpoint.host):
+                return node
+        raise ServiceNotOnNode(service, endpoint.host)
+
+    async def locate_services(self) -> dict[str, str | None]:
+        """Place the services `node_for` cannot place by spelling: resolve the endpoint's and
+        the nodes' hosts and match their addresses (a host name against an IP). Returns
+        service → node key, None for a service on a host that is not a node."""
+        placement: dict[str, str | None] = {}
+        node_addresses: dict[str, frozenset[str]] | None = None
+        for service in self.config.endpoints:
+            try:
+                placement[service] = self.node_for(service).name
+                continue
+            except ServiceNotOnNode:
+                pass
+            if node_addresses is None:
+                node_addresses = {
+                    name: await resolve(node.host) for name, node in self.nodes.items()
+                }
+            wanted = await resolve(self.config.endpoints[service].host)
+            matches = [name for name, found in node_addresses.items() if found & wanted]
+            # Nodes sharing an address: the default placement (speech on the second node).
+            keys = list(self.nodes)
+            preferred = keys[0] if service == VLLM or len(keys) == 1 else keys[1]
+            match = preferred if preferred in matches else next(iter(matches), None)
+            if match is not None:
+                self._located[service] = self.nodes[match]
+            placement[service] = match
+        return placement
 
     async def validate(self) -> dict[str, str]:
         """Connect to every node, pin unknown host keys, run the probe: node key -> fingerprint.
@@ -165,15 +203,21 @@ class ClusterClient:
         await self.node_for(service).run(command, timeout=120)
 
     async def containers(self) -> dict[str, ContainerInfo | None]:
-        """Each service's container state (None when the container does not exist)."""
-        nodes = {service: self.node_for(service) for service in SERVICES}
+        """Each service's container state (None when the container does not exist, or the
+        service runs on a host that is not a node)."""
+        nodes: dict[str, SshNode] = {}
+        for service in SERVICES:
+            with contextlib.suppress(ServiceNotOnNode):
+                nodes[service] = self.node_for(service)
         listings: dict[str, dict[str, ContainerInfo]] = {}
         for node in dict.fromkeys(nodes.values()):
             result = await node.run(docker_ps(), timeout=30)
             listings[node.name] = parse_docker_ps(result.stdout)
         return {
-            service: listings[node.name].get(self.container(service))
-            for service, node in nodes.items()
+            service: listings[nodes[service].name].get(self.container(service))
+            if service in nodes
+            else None
+            for service in SERVICES
         }
 
     def base_url(self, service: str) -> str:

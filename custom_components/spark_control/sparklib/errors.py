@@ -103,3 +103,15 @@ class ServiceUnreachable(SparkError):
         self.url = url
         self.detail = detail
         super().__init__(f"{service} unreachable at {url}" + (f": {detail}" if detail else ""))
+
+
+class ServiceNotOnNode(SparkError):
+    """A service's host is none of the cluster's SSH nodes, so its container cannot be acted on."""
+
+    def __init__(self, service: str, host: str) -> None:
+        self.service = service
+        self.host = host
+        super().__init__(
+            f"{service} runs on {host}, which is not one of the cluster's SSH nodes; add that "
+            "host as a node or correct the service's host"
+        )
