@@ -14,11 +14,11 @@ from homeassistant.core import (
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
+from .actions import ATTR_CLUSTER, ATTR_REPO_ID, ATTR_WAIT, async_get_cluster_entry
 from .const import DOMAIN
 from .coordinator import SparkControlConfigEntry
 from .download_control import DOWNLOAD_TARGETS, DownloadTarget
 from .operations import OperationsData
-from .services import ATTR_CLUSTER, ATTR_REPO_ID, ATTR_WAIT, _loaded_entry
 
 ATTR_TARGET = "target"
 ACTION_DOWNLOAD_MODEL = "download_model"
@@ -64,7 +64,7 @@ def _target(call: ServiceCall) -> DownloadTarget:
 
 
 async def _download_model(call: ServiceCall) -> ServiceResponse:
-    entry = _loaded_entry(call.hass, call)
+    entry = async_get_cluster_entry(call.hass, call)
     downloads = _operations(entry).downloads
     task = downloads.async_start(call.data[ATTR_REPO_ID], _target(call))
     if not call.data[ATTR_WAIT]:
@@ -88,17 +88,17 @@ async def _download_model(call: ServiceCall) -> ServiceResponse:
 
 
 async def _cancel_download(call: ServiceCall) -> None:
-    entry = _loaded_entry(call.hass, call)
+    entry = async_get_cluster_entry(call.hass, call)
     _operations(entry).downloads.cancel()
 
 
 async def _remove_download(call: ServiceCall) -> None:
-    entry = _loaded_entry(call.hass, call)
+    entry = async_get_cluster_entry(call.hass, call)
     await _operations(entry).downloads.async_remove(call.data[ATTR_REPO_ID], _target(call))
 
 
 async def _remove_speech_container(call: ServiceCall) -> None:
-    entry = _loaded_entry(call.hass, call)
+    entry = async_get_cluster_entry(call.hass, call)
     await _operations(entry).speech.async_remove()
 
 

@@ -13,9 +13,9 @@ from homeassistant.core import (
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
+from .actions import ATTR_CLUSTER, ATTR_SERVICE, async_get_cluster_entry
 from .const import DOMAIN, SERVICE_RUN_DEEP_CHECK, SERVICES
 from .recovery import SparkRecovery
-from .services import ATTR_CLUSTER, ATTR_SERVICE, _loaded_entry
 
 RUN_DEEP_CHECK_SCHEMA = vol.Schema(
     {
@@ -26,7 +26,7 @@ RUN_DEEP_CHECK_SCHEMA = vol.Schema(
 
 
 async def _run_deep_check(call: ServiceCall) -> ServiceResponse:
-    entry = _loaded_entry(call.hass, call)
+    entry = async_get_cluster_entry(call.hass, call)
     recovery = entry.runtime_data.recovery
     if not isinstance(recovery, SparkRecovery):
         raise ServiceValidationError(

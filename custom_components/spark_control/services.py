@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -17,19 +16,25 @@ from homeassistant.core import (
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
+from .actions import (
+    ATTR_CLUSTER,
+    ATTR_MODEL,
+    ATTR_REPO_ID,
+    ATTR_SERVICE,
+    ATTR_WAIT,
+    async_get_cluster_entry,
+)
 from .const import DOMAIN, SERVICES
 from .coordinator import SparkControlConfigEntry
 from .errors import spark_errors
+from .operations_services import async_setup_operations_services
+from .recovery_services import async_setup_recovery_services
 from .service_control import async_service_action
 from .sparklib.catalog import ModelOptions
 from .sparklib.commands import DockerAction
+from .transcribe import async_setup_transcribe_services
 
-ATTR_CLUSTER = "cluster"
-ATTR_MODEL = "model"
-ATTR_WAIT = "wait"
-ATTR_SERVICE = "service"
 ATTR_NAME = "name"
-ATTR_REPO_ID = "repo_id"
 ATTR_MODE = "mode"
 ATTR_MAX_MODEL_LEN = "max_model_len"
 ATTR_GPU_MEMORY_UTILIZATION = "gpu_memory_utilization"
@@ -83,25 +88,6 @@ ADD_MODEL_SCHEMA = vol.Schema(
 REMOVE_MODEL_SCHEMA = vol.Schema({**_CLUSTER, vol.Required(ATTR_MODEL): cv.string})
 
 
-def _loaded_entry(hass: HomeAssistant, call: ServiceCall) -> SparkControlConfigEntry:
-    """The cluster entry named in the call; a translated error if it is not usable."""
-    entry_id = call.data[ATTR_CLUSTER]
-    entry: SparkControlConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
-    if entry is None or entry.domain != DOMAIN:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="invalid_cluster",
-            translation_placeholders={"cluster": entry_id},
-        )
-    if entry.state is not ConfigEntryState.LOADED:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="cluster_not_loaded",
-            translation_placeholders={"cluster": entry.title},
-        )
-    return entry
-
-
 def _options(call: ServiceCall) -> ModelOptions:
     """The model options given in the call; InvalidInput for a bad value."""
     values = {name: call.data[name] for name in _OPTION_NAMES if name in call.data}
@@ -136,7 +122,7 @@ def _known_model(entry: SparkControlConfigEntry, model: str) -> str:
 
 
 async def _swap_model(call: ServiceCall) -> ServiceResponse:
-    entry = _loaded_entry(call.hass, call)
+    entry = async_get_cluster_entry(call.hass, call)
     swap = entry.runtime_data.swap
     model = _known_model(entry, call.data[ATTR_MODEL])
     if not call.data[ATTR_WAIT]:
@@ -148,7 +134,7 @@ async def _swap_model(call: ServiceCall) -> ServiceResponse:
 
 def _service_action(action: DockerAction) -> Callable[[ServiceCall], Coroutine[Any, Any, None]]:
     async def handle(call: ServiceCall) -> None:
-        entry = _loaded_entry(call.hass, call)
+        entry = async_get_cluster_entry(call.hass, call)
         service = call.data[ATTR_SERVICE]
         if service not in SERVICES:
             raise ServiceValidationError(
@@ -162,7 +148,7 @@ def _service_action(action: DockerAction) -> Callable[[ServiceCall], Coroutine[A
 
 
 async def _set_model_options(call: ServiceCall) -> None:
-    entry = _loaded_entry(call.hass, call)
+    entry = async_get_cluster_entry(call.hass, call)
     store = entry.runtime_data.catalog
 
     async def work() -> None:
@@ -173,7 +159,7 @@ async def _set_model_options(call: ServiceCall) -> None:
 
 
 async def _add_model(call: ServiceCall) -> ServiceResponse:
-    entry = _loaded_entry(call.hass, call)
+    entry = async_get_cluster_entry(call.hass, call)
     store = entry.runtime_data.catalog
     mode = call.data[ATTR_MODE]
     if mode not in ("solo", "cluster"):
@@ -194,7 +180,7 @@ async def _add_model(call: ServiceCall) -> ServiceResponse:
 
 
 async def _remove_model(call: ServiceCall) -> None:
-    entry = _loaded_entry(call.hass, call)
+    entry = async_get_cluster_entry(call.hass, call)
     store = entry.runtime_data.catalog
 
     async def work() -> None:
@@ -236,15 +222,8 @@ def async_setup_services(hass: HomeAssistant) -> None:
     hass.services.async_register(
         DOMAIN, ACTION_REMOVE_MODEL, _remove_model, schema=REMOVE_MODEL_SCHEMA
     )
-    # Recovery's run_deep_check lives in recovery_services.py (it imports this module).
-    from .recovery_services import async_setup_recovery_services
-
+    # The other groups live next to what they drive: recovery's run_deep_check, the add-on's
+    # transcribe_with_speakers, model downloads.
     async_setup_recovery_services(hass)
-    # transcribe_with_speakers lives in transcribe.py (it talks to the add-on gateway).
-    from .transcribe import async_setup_transcribe_services
-
     async_setup_transcribe_services(hass)
-    # Model downloads live in operations_services.py.
-    from .operations_services import async_setup_operations_services
-
     async_setup_operations_services(hass)

@@ -23,10 +23,10 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
+from .actions import ATTR_CLUSTER, async_get_cluster_entry
 from .const import CONF_GATEWAY_API_KEY, CONF_GATEWAY_URL, DOMAIN
 
 ACTION_TRANSCRIBE_WITH_SPEAKERS = "transcribe_with_speakers"
-ATTR_CLUSTER = "cluster"
 ATTR_FILE = "file"
 MAX_REFERENCE_CHARS = 1024  # longer than any media path worth typing
 MAX_NAME_BYTES = 255  # NAME_MAX of every common file system
@@ -139,10 +139,8 @@ async def _error_message(resp: aiohttp.ClientResponse) -> str:
 
 async def _handle(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
-    entry_id = call.data[ATTR_CLUSTER]
-    entry = hass.config_entries.async_get_entry(entry_id)
-    if entry is None or entry.domain != DOMAIN:
-        raise _invalid("invalid_cluster", cluster=entry_id)
+    # Only the entry's gateway link is used: the cluster itself need not be running.
+    entry = async_get_cluster_entry(hass, call, loaded=False)
     gateway_url = entry.data.get(CONF_GATEWAY_URL)
     api_key = entry.data.get(CONF_GATEWAY_API_KEY)
     if not gateway_url or not api_key:
