@@ -156,7 +156,8 @@ lovelace:
       filename: spark_dashboard.yaml
 """
     )
-    (ha_dir / "spark_dashboard.yaml").write_text("title: Spark Control\nviews: []\n")
+    # The integration's own dashboard strategy, as a user sets it up (docs/dashboard.md).
+    (ha_dir / "spark_dashboard.yaml").write_text("strategy:\n  type: custom:spark-control\n")
     # Location and analytics are answered by configuration.yaml; marking those onboarding steps
     # done keeps HA from adding its default weather/radio/TTS integrations to the demo.
     storage = ha_dir / ".storage"
@@ -171,50 +172,6 @@ lovelace:
             }
         )
     )
-
-
-async def write_dashboard(ha_dir: Path, url: str, token: str) -> None:
-    """Build the YAML dashboard from the entities the integration registered.
-
-    Reading the entity registry keeps the dashboard true to whatever entity ids HA assigned.
-    """
-    async with aiohttp.ClientSession() as session:
-        entities = await websocket_call(
-            session, url, token, {"type": "config/entity_registry/list"}
-        )
-    ours = sorted(e["entity_id"] for e in entities if e.get("platform") == "spark_control")
-    by_domain: dict[str, list[str]] = {}
-    for entity_id in ours:
-        by_domain.setdefault(entity_id.split(".", 1)[0], []).append(entity_id)
-    sensors = by_domain.get("sensor", [])
-    gpu = [e for e in sensors if "gpu" in e]
-    cards: list[dict[str, Any]] = [
-        {
-            "type": "entities",
-            "title": "Model",
-            "entities": by_domain.get("select", []) + [e for e in sensors if "swap" in e],
-        },
-        {
-            "type": "entities",
-            "title": "Services",
-            "entities": by_domain.get("binary_sensor", [])
-            + by_domain.get("switch", [])
-            + by_domain.get("button", []),
-        },
-        {
-            "type": "entities",
-            "title": "LLM",
-            "entities": [e for e in sensors if e not in gpu and "swap" not in e],
-        },
-        {"type": "entities", "title": "GPUs", "entities": gpu},
-    ]
-    dashboard = {
-        "title": "Spark Control",
-        "views": [
-            {"title": "Cluster", "path": "cluster", "cards": [c for c in cards if c["entities"]]}
-        ],
-    }
-    (ha_dir / "spark_dashboard.yaml").write_text(json.dumps(dashboard, indent=2))
 
 
 async def onboard(url: str) -> tuple[str, str]:
@@ -399,19 +356,17 @@ async def run(args: argparse.Namespace) -> None:
                 entry = await add_integration(
                     ha_url, access, flow_answers(sim, private_key, gateway_url, api_key)
                 )
-                await asyncio.sleep(3)  # let the platforms register their entities
-                await write_dashboard(ha_dir, ha_url, access)
+                entry_id = entry["result"]["entry_id"]
                 endpoints["home_assistant"] = {
                     "url": ha_url,
-                    "dashboard": f"{ha_url}/spark-control/cluster",
+                    # The strategy names each cluster's view by its config entry.
+                    "dashboard": f"{ha_url}/spark-control/{entry_id}",
                     "username": HA_USER,
                     "password": HA_PASSWORD,
                     "long_lived_access_token": long_lived,
                     "config_entry_id": entry["result"]["entry_id"],
                 }
-                endpoints["wyoming"] = await wyoming_endpoints(
-                    ha_url, long_lived, entry["result"]["entry_id"]
-                )
+                endpoints["wyoming"] = await wyoming_endpoints(ha_url, long_lived, entry_id)
 
             endpoints_file.write_text(json.dumps(endpoints, indent=2))
             print_summary(endpoints, endpoints_file)
@@ -425,7 +380,8 @@ async def run(args: argparse.Namespace) -> None:
 
 
 async def wyoming_endpoints(ha_url: str, token: str, entry_id: str) -> dict[str, Any]:
-    """Where the integration's Wyoming bridges listen, read from its diagnostics.
+    """Where the integration's Wyoming bridges listen, read from its diagnostics; when they
+    are not running, `{"down": ...}` with the reason from the integration's repair issue.
 
     They listen on every interface and announce the host's LAN address over zeroconf; the demo
     lists the loopback URI for local clients and the announced ones as well.
@@ -433,8 +389,11 @@ async def wyoming_endpoints(ha_url: str, token: str, entry_id: str) -> dict[str,
     headers = {"Authorization": f"Bearer {token}"}
     url = f"{ha_url}/api/diagnostics/config_entry/{entry_id}"
     async with aiohttp.ClientSession(headers=headers) as session:
-        for _ in range(20):  # the bridges start right after the platforms
+        for _ in range(40):  # the bridges start right after the platforms
             async with session.get(url) as resp:
+                if resp.status == 404:  # the entry is still being set up
+                    await asyncio.sleep(0.5)
+                    continue
                 resp.raise_for_status()
                 voice = (await resp.json())["data"].get("voice")
             if voice and voice.get("stt"):
@@ -444,7 +403,14 @@ async def wyoming_endpoints(ha_url: str, token: str, entry_id: str) -> dict[str,
                     "announced": voice.get("announced", {}),
                 }
             await asyncio.sleep(0.5)
-    return {}
+        # Not running: say why (the repair issue the integration raised, if any).
+        issues = await websocket_call(session, ha_url, token, {"type": "repairs/list_issues"})
+    reasons = [
+        issue.get("translation_placeholders") or {}
+        for issue in issues["issues"]
+        if issue["domain"] == "spark_control" and issue["issue_id"].startswith("voice_port_in_use")
+    ]
+    return {"down": reasons[0] if reasons else {"error": "not running"}}
 
 
 def print_summary(endpoints: dict[str, Any], path: Path) -> None:
@@ -459,9 +425,17 @@ def print_summary(endpoints: dict[str, Any], path: Path) -> None:
         ha = endpoints["home_assistant"]
         print(f"  Home Assistant  {ha['url']}  (user {ha['username']} / {ha['password']})")
         print(f"  dashboard       {ha['dashboard']}")
+        wyoming = endpoints["wyoming"]
         for name in ("stt", "tts"):
-            if name in endpoints["wyoming"]:
-                print(f"  wyoming {name:<7} {endpoints['wyoming'][name]}")
+            if name in wyoming:
+                print(f"  wyoming {name:<7} {wyoming[name]}")
+        if "down" in wyoming:
+            down = wyoming["down"]
+            ports = f" on ports {down['stt_port']}/{down['tts_port']}" if "stt_port" in down else ""
+            print(
+                f"  wyoming         DOWN: the voice bridges could not start{ports}: "
+                f"{down.get('error', 'unknown error')} (Settings → Repairs offers other ports)"
+            )
     print("Press Ctrl-C to stop.", flush=True)
 
 

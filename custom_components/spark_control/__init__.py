@@ -24,6 +24,7 @@ from .coordinator import (
     SparkMetricsCoordinator,
     SparkStatusCoordinator,
 )
+from .dashboard import async_register_dashboard_strategy
 from .device_versions import async_track_service_versions
 from .entity import device_tree
 from .errors import async_handle_key_error, setup_error
@@ -57,8 +58,9 @@ __all__ = ["async_migrate_entry"]  # HA calls it when an entry's version is olde
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the actions once for every cluster."""
+    """Register the actions once for every cluster, and the dashboard strategy."""
     async_setup_services(hass)
+    await async_register_dashboard_strategy(hass)
     return True
 
 

@@ -98,6 +98,14 @@ def _memory_usage(gpus: list[GpuStats]) -> float | None:
     return round(100 * sum(used for used, _ in pairs) / sum(total for _, total in pairs), 1)
 
 
+def _generation_speed(metrics: VllmMetrics) -> float | None:
+    """Tokens per second since the last poll. The first poll has no earlier count to
+    compare with: then nothing running means nothing generated (0), not "unknown"."""
+    if metrics.generation_tokens_per_s is None:
+        return 0.0 if metrics.requests_running == 0 else None
+    return round(metrics.generation_tokens_per_s, 2)
+
+
 def _rounded(value: float | None, digits: int) -> float | None:
     return round(value, digits) if value is not None else None
 
@@ -109,7 +117,7 @@ VLLM_SENSORS: tuple[SparkVllmSensorEntityDescription, ...] = (
         native_unit_of_measurement="tok/s",
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
-        value_fn=lambda metrics: _rounded(metrics.generation_tokens_per_s, 2),
+        value_fn=_generation_speed,
     ),
     SparkVllmSensorEntityDescription(
         key="requests_running",

@@ -1,0 +1,288 @@
+// Spark Control dashboard strategy: a dashboard that builds itself from Home Assistant's
+// entity and device registries, one view per cluster. Use it with the dashboard config
+//   strategy:
+//     type: custom:spark-control
+// It follows node and model changes on every load: nothing is hard-coded but the
+// integration's translation keys. Only entities that have a state are shown, so a
+// disabled entity never becomes an "Entity not found" card.
+
+const DOMAIN = "spark_control";
+const HOURS = 24;
+
+// translation_key -> how the dashboard uses it.
+const NODE_GAUGES = [
+  { key: "gpu_utilization", max: 100, severity: { green: 0, yellow: 70, red: 90 } },
+  { key: "gpu_memory_usage", max: 100, severity: { green: 0, yellow: 80, red: 95 } },
+  { key: "gpu_temperature", max: 100, severity: { green: 0, yellow: 75, red: 85 } },
+  { key: "gpu_power", max: 250, severity: { green: 0, yellow: 150, red: 200 } },
+];
+const SERVICE_ORDER = ["vllm", "parakeet", "magpie"];
+
+function shortName(hass, entityId, deviceName) {
+  // The entity's own name: its friendly name without the device's (has_entity_name).
+  const friendly = hass.states[entityId]?.attributes.friendly_name ?? entityId;
+  return deviceName && friendly.startsWith(`${deviceName} `)
+    ? friendly.slice(deviceName.length + 1)
+    : friendly;
+}
+
+function deviceName(device) {
+  return device.name_by_user || device.name || "";
+}
+
+function heading(text, icon) {
+  return { type: "heading", heading: text, heading_style: "title", icon };
+}
+
+class SparkCluster {
+  constructor(hass, entry, entities, devices) {
+    this.hass = hass;
+    this.entry = entry;
+    // device id -> { device, byKey: translation_key -> [entity ids] }
+    this.devices = new Map();
+    for (const device of Object.values(devices)) {
+      if (!device.config_entries?.includes(entry.entry_id)) continue;
+      this.devices.set(device.id, { device, byKey: new Map() });
+    }
+    for (const entity of Object.values(entities)) {
+      if (entity.platform !== DOMAIN || !(entity.entity_id in hass.states)) continue;
+      const holder = this.devices.get(entity.device_id);
+      // Restart buttons are named by their device class, not a translation key.
+      const key =
+        entity.translation_key ?? (entity.entity_id.startsWith("button.") ? "restart" : null);
+      if (!holder || !key) continue;
+      const list = holder.byKey.get(key) ?? [];
+      list.push(entity.entity_id);
+      holder.byKey.set(key, list);
+    }
+  }
+
+  one(holder, key) {
+    return holder?.byKey.get(key)?.[0];
+  }
+
+  withKey(key) {
+    return [...this.devices.values()].filter((holder) => holder.byKey.has(key));
+  }
+
+  // Service devices are named "<cluster> vLLM"; show "vLLM".
+  serviceTitle(holder) {
+    const name = deviceName(holder.device);
+    const prefix = `${this.entry.title} `;
+    return name.startsWith(prefix) ? name.slice(prefix.length) : name;
+  }
+
+  tile(holder, entityId, extra = {}) {
+    return {
+      type: "tile",
+      entity: entityId,
+      name: shortName(this.hass, entityId, deviceName(holder.device)),
+      ...extra,
+    };
+  }
+
+  modelSection() {
+    const vllm = this.withKey("model")[0];
+    if (!vllm) return null;
+    const select = this.one(vllm, "model");
+    const swap = this.one(vllm, "swap_status");
+    const cards = [heading("Model", "mdi:swap-horizontal")];
+    cards.push(
+      this.tile(vllm, select, {
+        features: [{ type: "select-options" }],
+        features_position: "bottom",
+        grid_options: { columns: 12 },
+      }),
+    );
+    if (swap) {
+      // The phase as a tile (its state is translated); target, elapsed time, the previous
+      // load time of that model and the log tail from the swap sensor's attributes, shown
+      // only while there is a swap to speak of.
+      cards.push(this.tile(vllm, swap, { name: "Phase", grid_options: { columns: 12 } }));
+      cards.push({
+        type: "markdown",
+        title: "Swap",
+        content: [
+          `{% set s = '${swap}' %}{% set target = state_attr(s, 'target_model') %}`,
+          "{% if target %}**Target model:** {{ target }}  ",
+          "**Elapsed:** {{ state_attr(s, 'elapsed_seconds') | round(0) | int }} s",
+          "{% set expected = state_attr(s, 'expected_seconds') %}{% if expected %}  ",
+          "**Expected:** about {{ expected | round(0) | int }} s (the previous load of this model)",
+          "{% endif %}{% set lines = state_attr(s, 'log_lines') or [] %}{% if lines %}",
+          "```",
+          "{{ lines[-6:] | join('\\n') }}",
+          "```",
+          "{% endif %}{% else %}No swap since Home Assistant started.{% endif %}",
+        ].join("\n"),
+        grid_options: { columns: 12 },
+      });
+    }
+    cards.push({
+      type: "logbook",
+      title: "Swaps",
+      target: { entity_id: [select, swap].filter(Boolean) },
+      hours_to_show: HOURS,
+      grid_options: { columns: 12 },
+    });
+    return { type: "grid", cards };
+  }
+
+  llmSection() {
+    const vllm = this.withKey("model")[0];
+    if (!vllm) return null;
+    const speed = this.one(vllm, "generation_tokens_per_second");
+    const kv = this.one(vllm, "kv_cache_usage");
+    const running = this.one(vllm, "requests_running");
+    const cards = [heading("Language model", "mdi:chat-processing")];
+    for (const entityId of [speed, running].filter(Boolean)) {
+      cards.push(this.tile(vllm, entityId, { grid_options: { columns: 12 } }));
+    }
+    if (kv) {
+      cards.push({
+        type: "gauge",
+        entity: kv,
+        name: shortName(this.hass, kv, deviceName(vllm.device)),
+        min: 0,
+        max: 100,
+        severity: { green: 0, yellow: 80, red: 95 },
+        grid_options: { columns: 12 },
+      });
+    }
+    const history = [speed, kv].filter(Boolean);
+    if (history.length) {
+      cards.push({
+        type: "history-graph",
+        title: `Last ${HOURS} hours`,
+        hours_to_show: HOURS,
+        entities: history.map((entity) => ({
+          entity,
+          name: shortName(this.hass, entity, deviceName(vllm.device)),
+        })),
+        grid_options: { columns: 12 },
+      });
+    }
+    return { type: "grid", cards };
+  }
+
+  nodeSections() {
+    return this.withKey("gpu_utilization")
+      .sort((a, b) => deviceName(a.device).localeCompare(deviceName(b.device)))
+      .map((node) => {
+        const name = deviceName(node.device);
+        const model = [node.device.model, node.device.sw_version].filter(Boolean).join(" · ");
+        const cards = [heading(name, "mdi:server"), { type: "markdown", content: model, text_only: true }];
+        const graphed = [];
+        for (const gauge of NODE_GAUGES) {
+          const entity = this.one(node, gauge.key);
+          if (!entity) continue;
+          graphed.push(entity);
+          cards.push({
+            type: "gauge",
+            entity,
+            name: shortName(this.hass, entity, name),
+            min: 0,
+            max: gauge.max,
+            severity: gauge.severity,
+            grid_options: { columns: 6 },
+          });
+        }
+        const used = this.one(node, "gpu_memory_used");
+        if (used) cards.push(this.tile(node, used, { grid_options: { columns: 12 } }));
+        cards.push({
+          type: "history-graph",
+          title: `Last ${HOURS} hours`,
+          hours_to_show: HOURS,
+          entities: graphed.map((entity) => ({ entity, name: shortName(this.hass, entity, name) })),
+          grid_options: { columns: 12 },
+        });
+        return { type: "grid", cards };
+      });
+  }
+
+  serviceSections() {
+    const holders = this.withKey("connectivity").sort(
+      (a, b) =>
+        SERVICE_ORDER.findIndex((s) => this.serviceTitle(a).toLowerCase().startsWith(s)) -
+        SERVICE_ORDER.findIndex((s) => this.serviceTitle(b).toLowerCase().startsWith(s)),
+    );
+    const cards = [heading("Services", "mdi:heart-pulse")];
+    const history = [];
+    for (const holder of holders) {
+      const title = this.serviceTitle(holder);
+      // One card per service: its health, its own switch and button (never a header toggle
+      // over several services), then its recovery figures.
+      const rows = [];
+      for (const key of ["connectivity", "wedged", "running", "restart", "restarts_in_window"]) {
+        const entity = this.one(holder, key);
+        if (!entity) continue;
+        rows.push({ entity, name: shortName(this.hass, entity, deviceName(holder.device)) });
+        if (key === "wedged" || key === "restarts_in_window") history.push(entity);
+      }
+      cards.push({
+        type: "entities",
+        title,
+        show_header_toggle: false,
+        state_color: true,
+        entities: rows,
+        grid_options: { columns: 12 },
+      });
+    }
+    if (history.length) {
+      cards.push({
+        type: "logbook",
+        title: "Wedges and restarts",
+        target: { entity_id: history },
+        hours_to_show: HOURS,
+        grid_options: { columns: 12 },
+      });
+    }
+    return { type: "grid", cards };
+  }
+
+  view() {
+    const sections = [
+      this.modelSection(),
+      this.llmSection(),
+      ...this.nodeSections(),
+      this.serviceSections(),
+    ].filter(Boolean);
+    return {
+      type: "sections",
+      title: this.entry.title,
+      path: this.entry.entry_id,
+      icon: "mdi:expansion-card-variant",
+      max_columns: 4,
+      sections,
+    };
+  }
+}
+
+class SparkControlDashboardStrategy {
+  static async generate(config, hass) {
+    const entries = await hass.callWS({ type: "config_entries/get", domain: DOMAIN });
+    const loaded = entries.filter((entry) => entry.state === "loaded");
+    if (!loaded.length) {
+      return {
+        title: "Spark Control",
+        views: [
+          {
+            title: "Spark Control",
+            cards: [
+              {
+                type: "markdown",
+                content:
+                  "No Spark Control cluster is loaded. Add one under **Settings → Devices & services**.",
+              },
+            ],
+          },
+        ],
+      };
+    }
+    return {
+      title: "Spark Control",
+      views: loaded.map((entry) => new SparkCluster(hass, entry, hass.entities, hass.devices).view()),
+    };
+  }
+}
+
+customElements.define("ll-strategy-dashboard-spark-control", SparkControlDashboardStrategy);

@@ -1,0 +1,214 @@
+// The Spark Control dashboard as a person sees it: Debian's chromium, driven by playwright-core,
+// logs in to the demo's Home Assistant (scripts/run_demo.py on the simulator), opens the
+// dashboard the integration's strategy builds at desktop and phone sizes, and swaps a model
+// through the select. Fails on "Entity not found", "unknown" or an untranslated key anywhere
+// on the page. Screenshots go to docs/screenshots/.
+//
+// Run by ./scripts/test (through scripts/_browser_env.sh, which installs chromium and the
+// pinned playwright-core). Finds chromium and the demo's Python on PATH or through CHROMIUM and
+// SPARK_PYTHON, so it runs the same on the host and in a chroot.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const SHOTS = path.join(ROOT, "docs", "screenshots");
+const EN = JSON.parse(
+  fs.readFileSync(path.join(ROOT, "custom_components/spark_control/translations/en.json")),
+);
+const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const STARTUP_MS = 300_000;
+
+function which(name) {
+  try {
+    return execFileSync("sh", ["-c", `command -v ${name}`]).toString().trim();
+  } catch {
+    return "";
+  }
+}
+
+const demoDir = fs.mkdtempSync(path.join(os.tmpdir(), "spark-browser-"));
+let demo;
+let demoLog = "";
+let endpoints;
+let browser;
+
+async function waitForEndpoints() {
+  const file = path.join(demoDir, "endpoints.json");
+  const deadline = Date.now() + STARTUP_MS;
+  while (Date.now() < deadline) {
+    assert.equal(demo.exitCode, null, `the demo exited early:\n${demoLog}`);
+    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, "utf8"));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  throw new Error(`the demo wrote no endpoints.json in time:\n${demoLog}`);
+}
+
+async function stopDemo() {
+  if (!demo || demo.exitCode !== null) return;
+  const exited = new Promise((resolve) => demo.once("exit", resolve));
+  process.kill(-demo.pid, "SIGINT"); // Ctrl-C to the demo's process group: it stops its children
+  const timer = setTimeout(() => process.kill(-demo.pid, "SIGKILL"), 90_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+before(async () => {
+  const python = process.env.SPARK_PYTHON || path.join(ROOT, ".venv/bin/python");
+  demo = spawn(
+    python,
+    [path.join(ROOT, "scripts/run_demo.py"), "--demo-dir", demoDir, "--load-seconds", "3"],
+    { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  demo.stdout.on("data", (chunk) => (demoLog += chunk));
+  demo.stderr.on("data", (chunk) => (demoLog += chunk));
+  endpoints = await waitForEndpoints();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || which("chromium") || "/usr/bin/chromium",
+    args: CHROMIUM_FLAGS,
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await stopDemo();
+  fs.rmSync(demoDir, { recursive: true, force: true });
+});
+
+// Every text on the page, through shadow roots (HA's frontend is all web components).
+function pageText(page) {
+  return page.evaluate(() => {
+    const out = [];
+    const walk = (node) => {
+      if (node.shadowRoot) walk(node.shadowRoot);
+      for (const child of node.childNodes) {
+        if (child.nodeType === Node.TEXT_NODE) out.push(child.textContent);
+        else if (child.nodeType === Node.ELEMENT_NODE && !["SCRIPT", "STYLE"].includes(child.tagName))
+          walk(child);
+      }
+    };
+    walk(document.body);
+    return out.join(" ").replace(/\s+/g, " ");
+  });
+}
+
+// Keys that show when a translation is missing: the frontend's own ("ui.panel...",
+// "component.spark_control...") and our entity/state keys.
+const OUR_KEYS = Object.values(EN.entity)
+  .flatMap((platform) => Object.keys(platform))
+  .filter((key) => key.includes("_"));
+
+function assertPresentable(text, where) {
+  assert.ok(!/entity not found/i.test(text), `${where}: "Entity not found" on the page`);
+  assert.ok(!/\bunknown\b/i.test(text), `${where}: "unknown" on the page: ${text}`);
+  assert.ok(!/\b(ui|component)\.[a-z_]+\.[a-z_.]+/.test(text), `${where}: an untranslated key`);
+  for (const key of OUR_KEYS) {
+    assert.ok(!new RegExp(`\\b${key}\\b`).test(text), `${where}: raw key ${key}`);
+  }
+}
+
+async function logIn(page) {
+  const ha = endpoints.home_assistant;
+  await page.goto(ha.url + "/");
+  await page.getByRole("textbox", { name: "Username" }).fill(ha.username);
+  await page.getByRole("textbox", { name: "Password" }).fill(ha.password);
+  await page.getByRole("button", { name: /log in/i }).click();
+  await page.waitForFunction(
+    () => document.querySelector("home-assistant")?.hass?.connected === true,
+    null,
+    { timeout: 60_000 },
+  );
+}
+
+async function openDashboard(page) {
+  await page.goto(endpoints.home_assistant.dashboard);
+  // Every node's gauges have drawn (they come last into the sections).
+  await page.getByText("GPU temperature").last().waitFor({ timeout: 60_000 });
+  await page.getByText("Magpie TTS").first().waitFor({ timeout: 60_000 });
+  await page.waitForTimeout(2000); // history graphs and logbooks load after the cards
+}
+
+async function shot(page, name) {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, name), fullPage: true });
+}
+
+test("the dashboard reads well on a desktop and a phone", async () => {
+  for (const [size, viewport] of [
+    ["desktop", { width: 1400, height: 1000 }],
+    ["phone", { width: 390, height: 844 }],
+  ]) {
+    const page = await browser.newPage({ viewport, deviceScaleFactor: 1 });
+    try {
+      await logIn(page);
+      await openDashboard(page);
+      const text = await pageText(page);
+      assertPresentable(text, size);
+      // Nodes by host name with their GPU, every reading and every service.
+      for (const expected of [
+        "spark-1",
+        "spark-2",
+        "GB10",
+        "GPU utilization",
+        "GPU memory usage",
+        "GPU temperature",
+        "KV cache usage",
+        "Generation speed",
+        "Parakeet ASR",
+        "Automatic restarts in window",
+      ]) {
+        assert.ok(text.includes(expected), `${size}: "${expected}" missing`);
+      }
+      assert.ok(!text.includes("Demo cluster vLLM Running"), `${size}: long entity names`);
+      await shot(page, `dashboard-${size}.png`);
+    } finally {
+      await page.close();
+    }
+  }
+});
+
+test("a swap through the model select shows target, phase and the finished line", async () => {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  try {
+    await logIn(page);
+    await openDashboard(page);
+    await page.locator("hui-select-options-card-feature ha-control-select-menu").first().click();
+    await page.getByRole("option", { name: "Gemma 4 27B Instruct" }).click();
+    // While it loads: the target and a phase other than idle or ready.
+    let during = "";
+    for (let i = 0; i < 40; i += 1) {
+      during = await pageText(page);
+      if (/Target model: gemma4/.test(during) && /\b(Stopping|Starting|Loading)\b/.test(during)) break;
+      await page.waitForTimeout(250);
+    }
+    assert.match(during, /Target model: gemma4/);
+    assert.match(during, /\b(Stopping|Starting|Loading)\b/);
+    assertPresentable(during, "during the swap");
+    await shot(page, "dashboard-swap.png");
+
+    // Done: the phase is Ready and the logbook card on the dashboard says so.
+    await page.getByText("changed to Ready").first().waitFor({ timeout: 60_000 });
+    const done = await pageText(page);
+    assert.match(done, /Gemma 4 27B Instruct/);
+    assertPresentable(done, "after the swap");
+
+    // The integration's own logbook line for the finished swap, in HA's Activity panel.
+    await page.goto(`${endpoints.home_assistant.url}/logbook`);
+    await page.getByText(/now serves gemma4 \(swap took [\d.]+ s\)/).first().waitFor({ timeout: 60_000 });
+  } finally {
+    await page.close();
+  }
+});
