@@ -19,7 +19,8 @@ Only layer counts and widths shrink (seconds on a CPU, not minutes). Two output 
 instead of random so the expected answer is known: the transducer's joint always emits one
 word-initial token with duration 4 (one word every 4 encoder frames), and Sortformer's speaker
 layer keeps slot 0 active (sigmoid 0.982) and the others silent (in the v1 model, slots 0 and
-2 speak at once, an overlap that must yield no fingerprint). Everything else, feature
+2 speak at once, an overlap that must yield no fingerprint; a third Sortformer has its speaker
+layer fitted by least squares to two tone voices taking turns). Everything else, feature
 extraction, subsampling, decoding, timestamps, streaming diarization, post-processing, pooling,
 runs as NeMo ships it.
 
@@ -166,6 +167,51 @@ def _sortformer(conf: str, logits: tuple[float, ...]) -> Any:
     return model
 
 
+SORTFORMER_TURNS = "spark-control-tests/sortformer-turn-taking"
+# Who speaks when in `dialogue()`: voice A in slot 0, voice B in slot 1 (seconds).
+TURNS = {0: ((0.0, 3.0), (5.8, 7.8)), 1: ((3.4, 5.4), (8.2, 10.2))}
+
+
+def dialogue() -> np.ndarray:
+    """Two tone voices taking turns, as TURNS says, with 0.4 s pauses."""
+    from tests.parakeet_container.fakes import silence, tone
+
+    pause = silence(0.4)
+    a, b = tone("A", 3.0), tone("B", 2.0)
+    return np.concatenate([a, pause, b, pause, a[: 2 * RATE], pause, b])
+
+
+def _turn_taking_sortformer(work: Path) -> Any:
+    """The offline Sortformer with its speaker layer fitted (least squares) to `dialogue()`'s
+    turns: NeMo's whole pipeline then produces time-varying activity, several segments per
+    speaker, and lines grouped by speaker, from a real input."""
+    from parakeet_server.audio import write_wav
+
+    model = _sortformer("sortformer_v1.yaml", (0.0, 0.0, 0.0, 0.0))
+    model.eval()
+    path = work / "dialogue.wav"
+    write_wav(path, dialogue())
+    features: list[torch.Tensor] = []
+    hook = model.sortformer_modules.first_hidden_to_hidden.register_forward_hook(
+        lambda _module, _inputs, output: features.append(torch.relu(output).detach().clone())
+    )
+    model.diarize(audio=str(path), batch_size=1, verbose=False)
+    hook.remove()
+    hidden = features[0][0].double().numpy()  # (T, hidden): what the speaker layer sees
+    frames = (np.arange(hidden.shape[0]) + 0.5) * 0.08
+    target = np.full((hidden.shape[0], 4), -5.0)
+    for slot, spans in TURNS.items():
+        for start, end in spans:
+            target[(frames >= start) & (frames < end), slot] = 5.0
+    design = np.hstack([hidden, np.ones((hidden.shape[0], 1))])
+    solution = np.linalg.lstsq(design, target, rcond=None)[0]
+    layer = model.sortformer_modules.single_hidden_to_spks
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(solution[:-1].T.copy()))
+        layer.bias.copy_(torch.from_numpy(solution[-1].copy()))
+    return model
+
+
 def _titanet() -> Any:
     from nemo.collections.asr.models import EncDecSpeakerLabelModel
 
@@ -209,6 +255,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyModels
     streaming = _sortformer("streaming_sortformer.yaml", SPEAKER_LOGITS)
     _publish(cache, names.diarization_model, streaming, work)
     _publish(cache, SORTFORMER_V1, _sortformer("sortformer_v1.yaml", V1_SPEAKER_LOGITS), work)
+    _publish(cache, SORTFORMER_TURNS, _turn_taking_sortformer(work), work)
     titanet = _titanet()
     _publish(cache, names.embedding_model, titanet, work)
     probs = tuple(1 / (1 + math.exp(-v)) for v in SPEAKER_LOGITS)
