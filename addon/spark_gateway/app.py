@@ -25,6 +25,7 @@ from .appkeys import (
     VOICES,
 )
 from .auth import auth_middleware, resolve_api_keys
+from .catalog_names import CatalogNames
 from .chat_models import ChatModels
 from .config import GatewayConfig
 from .cors import setup_cors
@@ -93,7 +94,10 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     app[NOTIFIER] = notifier
     upstream = UpstreamClient(config, session, notifier, app[METRICS])
     app[UPSTREAM] = upstream
-    models = ChatModels(upstream)
+    catalog = CatalogNames(
+        session, notifier.api_url, notifier.token, entity_id=config.ha_model_select
+    )
+    models = ChatModels(upstream, catalog)
     app[CHAT_MODELS] = models
     hold = VllmHold(
         lambda: upstream.probe(VLLM),

@@ -2,7 +2,8 @@
 
 vLLM knows its model only by the id it was started with (a Hugging Face repo id), which changes
 with every swap. Clients may also say `current` (whatever is loaded) or the catalog key of the
-loaded model (as Home Assistant's model select shows it, see `catalog_names.py`). The gateway
+loaded model (as Home Assistant's model select shows it, see `catalog_names.py`); a catalog key
+of a model that is not loaded is refused (swapping stays Home Assistant's job). The gateway
 rewrites such a name to vLLM's id before relaying, so vLLM's answer carries the real model in
 its `model` field.
 
@@ -12,9 +13,9 @@ refused connection, a 503 while loading, a 404 for a rewritten name) and answers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Final
 
+from .catalog_names import CatalogNames
 from .errors import ApiError
 from .upstream import UpstreamClient
 
@@ -24,17 +25,25 @@ CURRENT: Final = "current"
 class ChatModels:
     """vLLM's model cards, cached, and name resolution against them."""
 
-    def __init__(self, upstream: UpstreamClient) -> None:
+    def __init__(self, upstream: UpstreamClient, catalog: CatalogNames) -> None:
         self._upstream = upstream
+        self._catalog = catalog
         self._cards: list[dict[str, Any]] | None = None
-        # Catalog key -> repo id, for the keys whose repo id is known (the loaded one).
-        self.catalog_keys: Mapping[str, str] = {}
+        # The loaded model's catalog key, learned with the cards (None: unknown).
+        self.catalog_key: str | None = None
 
     async def cards(self, *, refresh: bool = False) -> list[dict[str, Any]]:
         """vLLM's model cards; raises the upstream's error when vLLM does not serve."""
         if self._cards is None or refresh:
             self._cards = await self._upstream.vllm_models()
+            key = await self._catalog.loaded_key()
+            ids = [card.get("id") for card in self._cards]
+            self.catalog_key = key if key not in (None, CURRENT, *ids) else None
         return self._cards
+
+    def aliases(self) -> list[str]:
+        """Other names of the loaded model: `current`, and its catalog key when known."""
+        return [CURRENT] if self.catalog_key is None else [CURRENT, self.catalog_key]
 
     def forget(self) -> None:
         """Drop the cache: vLLM restarted or is about to serve another model."""
@@ -66,16 +75,15 @@ class ChatModels:
             return name
         if not served:
             return None
-        if name == CURRENT:
+        if name == CURRENT or (name == self.catalog_key and name is not None):
             return served[0]
-        target = self.catalog_keys.get(name)
-        return target if target in served else None
+        return None
 
 
-def alias_cards(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """vLLM's cards plus a `current` card for the loaded model (its `root` names the real id)."""
+def alias_cards(cards: list[dict[str, Any]], aliases: list[str]) -> list[dict[str, Any]]:
+    """vLLM's cards plus one card per alias of the loaded model (`root` names the real id)."""
     if not cards:
         return []
     loaded = cards[0]
-    current = {**loaded, "id": CURRENT, "root": loaded.get("root", loaded.get("id"))}
-    return [*cards, current]
+    root = loaded.get("root", loaded.get("id"))
+    return [*cards, *({**loaded, "id": alias, "root": root} for alias in aliases)]

@@ -92,6 +92,8 @@ class GatewayConfig:
     cors_origins: tuple[str, ...] = ()
     ha_url: str | None = None  # Home Assistant's URL when standalone, e.g. http://ha:8123
     ha_token: str | None = None
+    # The Spark Control model select in front of this vLLM, when HA has several clusters.
+    ha_model_select: str | None = None
     data_dir: Path = Path("/data")
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
@@ -164,6 +166,7 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional("cors_origins"): vol.Any(None, [str]),
         vol.Optional("ha_url"): _url,
         vol.Optional("ha_token"): vol.Any(None, str),
+        vol.Optional("ha_model_select"): vol.Any(None, vol.Match(r"^select\.[a-z0-9_]+$")),
         vol.Optional("data_dir"): str,
         vol.Optional("host"): str,
         vol.Optional("port"): vol.All(int, vol.Range(min=1, max=65535)),
@@ -203,6 +206,7 @@ def config_from_options(options: Mapping[str, Any]) -> GatewayConfig:
         "hold_timeout_s",
         "list_speech_models",
         "ha_url",
+        "ha_model_select",
         "host",
         "port",
         "public_url",

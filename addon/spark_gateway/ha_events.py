@@ -60,6 +60,11 @@ class HaNotifier:
         return self._api_url
 
     @property
+    def token(self) -> str | None:
+        """The token HA's REST API takes (Supervisor's or the configured one)."""
+        return self._token
+
+    @property
     def enabled(self) -> bool:
         """Whether events reach HA at all."""
         return self._api_url is not None and self._token is not None

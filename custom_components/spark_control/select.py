@@ -73,6 +73,21 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity)
         entry = self._runtime.catalog.catalog.find_by_repo_id(served)
         return self._label(entry.key) if entry is not None else served
 
+    def _shown_key(self) -> str | None:
+        """The catalog key of the model shown (None when it is not in the catalog)."""
+        if (target := self._runtime.swap.data.target) is not None:
+            return target
+        vllm = self.coordinator.data.vllm
+        if vllm is None or not vllm.models:
+            return None
+        entry = self._runtime.catalog.catalog.find_by_repo_id(vllm.models[0])
+        return entry.key if entry is not None else None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, str | None]:
+        """The shown model's catalog key: the add-on gateway accepts it as a model name."""
+        return {"catalog_key": self._shown_key()}
+
     @property
     def options(self) -> list[str]:
         """Every catalog model by name, plus the served one if the catalog lacks it."""

@@ -33,11 +33,12 @@ async def _chat_cards(request: web.Request) -> list[dict[str, Any]]:
     """vLLM's cards (as vLLM sends them) and the `current` alias; none while vLLM is down."""
     if not request.app[CONFIG].vllm_url:
         return []
+    models = request.app[CHAT_MODELS]
     try:
-        cards = await request.app[CHAT_MODELS].cards(refresh=True)
+        cards = await models.cards(refresh=True)
     except UpstreamError:
         return []  # chat is down or loading; the speech models are still usable
-    return alias_cards(cards)
+    return alias_cards(cards, models.aliases())
 
 
 async def list_models(request: web.Request) -> web.Response:
