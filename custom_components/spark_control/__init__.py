@@ -41,6 +41,7 @@ from .services import async_setup_services
 from .sparklib.cluster import ClusterClient
 from .sparklib.errors import InvalidInput, SparkError
 from .swap_control import SparkSwapCoordinator
+from .swap_history import async_remove_swap_history, async_setup_swap_history
 from .voice import async_setup_voice, async_unload_voice
 
 PLATFORMS: list[Platform] = [
@@ -127,6 +128,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
 
     _register_devices(hass, entry)
     await async_setup_operations(hass, entry)
+    entry.runtime_data.swap_history = await async_setup_swap_history(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await async_track_service_versions(hass, entry)
     await async_setup_voice(hass, entry)
@@ -166,6 +168,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: SparkControlConfigEntry
     repair issues (they are persisted and would outlive the entry)."""
     await async_remove_catalog(hass, entry.entry_id)
     await async_remove_recovery_store(hass, entry.entry_id)
+    await async_remove_swap_history(hass, entry.entry_id)
     for node in nodes_of(entry.data):
         ir.async_delete_issue(hass, DOMAIN, host_key_issue_id(entry.entry_id, node))
     for service in SERVICES:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .catalog_store import CatalogStore
     from .operations import OperationsData
     from .swap_control import SparkSwapCoordinator
+    from .swap_history import SwapHistory
 
 type SparkControlConfigEntry = ConfigEntry[SparkControlRuntimeData]
 
@@ -57,6 +58,7 @@ class SparkControlRuntimeData:
     # Host name, GPU and driver per node key, read once at setup for the node devices.
     node_facts: dict[str, NodeFacts] = field(default_factory=dict)
     operations: OperationsData | None = None  # downloads, disks, software update
+    swap_history: SwapHistory | None = None  # previous load time per model (swap_history.py)
 
 
 @dataclass(frozen=True, kw_only=True)

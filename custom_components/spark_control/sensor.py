@@ -261,12 +261,18 @@ class SparkSwapSensor(SparkControlEntity[SparkSwapCoordinator], SensorEntity):
             return {
                 "target_model": None,
                 "elapsed_seconds": None,
+                "expected_seconds": None,
                 "last_log_line": None,
                 "log_lines": [],
             }
+        history = self.coordinator.config_entry.runtime_data.swap_history
         return {
             "target_model": progress.model,
             "elapsed_seconds": round(progress.elapsed, 1),
+            # While it runs, the previous load of the same model: the dashboard's ETA.
+            "expected_seconds": history.expected_seconds(progress.model)
+            if history and progress.status not in ("ready", "failed")
+            else None,
             "last_log_line": progress.last_line,
             "log_lines": list(progress.log_tail),
         }
