@@ -104,9 +104,11 @@ class HaNotifier:
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
-    async def report_wedge(self, service: str, error: str) -> bool:
+    async def report_wedge(self, service: str, error: str, upstream: str) -> bool:
         """Tell HA that `service` looks wedged so its recovery runs a deep probe now.
 
+        `upstream` is the service's URL as this gateway reaches it: it names the cluster, so
+        with several clusters in HA only the one serving that URL probes and restarts.
         Returns False when a report for the service went out less than 30 s ago.
         """
         now = time.monotonic()
@@ -115,6 +117,7 @@ class HaNotifier:
             return False
         self._last_wedge_report[service] = now
         self.fire_in_background(
-            EVENT_WEDGE_REPORT, {"service": service, "error": error, "source": "gateway"}
+            EVENT_WEDGE_REPORT,
+            {"service": service, "error": error, "source": "gateway", "upstream": upstream},
         )
         return True

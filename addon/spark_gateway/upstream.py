@@ -122,7 +122,7 @@ class UpstreamClient:
     async def _wedged(self, service: str, error: str) -> UpstreamWedged:
         """Report a wedge to Home Assistant (rate-limited) and build the client's 503."""
         self.metrics.upstream_errors.labels(service, "wedged").inc()
-        if await self.notifier.report_wedge(service, error):
+        if await self.notifier.report_wedge(service, error, self.base_url(service)):
             self.metrics.wedge_reports.labels(service).inc()
             _LOGGER.warning("%s failed (%s); reported a wedge to Home Assistant", service, error)
         return UpstreamWedged(service, error)

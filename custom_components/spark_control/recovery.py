@@ -40,6 +40,7 @@ from .const import (
     LOGGER,
     SERVICES,
 )
+from .report_routing import report_is_for
 from .service_control import async_service_action
 from .sparklib.probes import DeepProber
 from .sparklib.recovery import (
@@ -78,6 +79,8 @@ WEDGE_REPORT_SCHEMA = vol.Schema(
         ),
         vol.Optional("source", default="unknown"): vol.All(vol.Coerce(str), vol.Length(max=64)),
         vol.Optional("entry_id"): str,
+        # The service's URL as the gateway reaches it: names the cluster (report_routing).
+        vol.Optional("upstream"): vol.All(str, vol.Length(max=512)),
     },
     extra=vol.REMOVE_EXTRA,
 )
@@ -222,7 +225,7 @@ class SparkRecovery:
         except vol.Invalid as err:
             LOGGER.warning("Ignoring a malformed wedge report %s: %s", event.data, err)
             return
-        if report.get("entry_id", self.entry.entry_id) != self.entry.entry_id:
+        if not report_is_for(self.hass, self.entry, report):
             return
         LOGGER.debug(
             "%s: wedge report for %s from %s", self.entry.title, report["service"], report["source"]

@@ -10,6 +10,7 @@ import pytest
 from openai import AsyncOpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
+from spark_gateway.appkeys import UPSTREAM
 from spark_gateway.config import GatewayConfig
 from spark_gateway.ha_events import HaNotifier, core_api_url
 from tests.addon.conftest import FakeHomeAssistant, GatewayFactory, RunningGateway
@@ -88,12 +89,20 @@ async def test_health_event_forwarded_to_ha(
     status, body = await gateway.post("/api/health-event", json=example)
     assert status == 202
     assert body == {"accepted": True, "forwarded": True}
-    assert fake_ha.events == [("spark_control_health_report", example)]
+    # The same keys as sent, plus the gateway's URL of the service (names the cluster).
+    upstream = {"upstream": gateway.app[UPSTREAM].base_url(example["service"])}
+    assert fake_ha.events == [("spark_control_health_report", {**example, **upstream})]
+    assert set(upstream) == set(contract("health_event.json")["ha_event_adds"])
     status, _ = await gateway.post("/api/health-event", json={"service": "vllm", "ok": True})
     assert status == 202
     assert fake_ha.events[-1] == (
         "spark_control_health_report",
-        {"service": "vllm", "ok": True},  # the same keys as sent
+        {"service": "vllm", "ok": True, "upstream": gateway.app[UPSTREAM].base_url("vllm")},
+    )
+    status, _ = await gateway.post("/api/health-event", json={"service": "open-webui", "ok": True})
+    assert fake_ha.events[-1] == (
+        "spark_control_health_report",
+        {"service": "open-webui", "ok": True},
     )
 
 

@@ -193,6 +193,7 @@ async def test_wedged_parakeet_is_503_and_reported(
     assert data["service"] == "parakeet"
     assert data["source"] == "gateway"
     assert "CUBLAS_STATUS_EXECUTION_FAILED" in data["error"]
+    assert data["upstream"] == sim.parakeet.url  # names the cluster the wedge belongs to
 
 
 async def test_hanging_parakeet_is_a_reported_wedge(

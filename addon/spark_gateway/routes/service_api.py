@@ -14,6 +14,8 @@ from ..ha_events import EVENT_HEALTH_REPORT
 from ..request_body import read_json_object
 from ..upstream import MAGPIE, PARAKEET, VLLM
 
+SERVICES = (VLLM, PARAKEET, MAGPIE)
+
 HEALTH_EVENT_SCHEMA = vol.Schema(
     {
         vol.Required("service"): vol.All(str, vol.Length(min=1, max=64)),
@@ -76,8 +78,22 @@ async def health_event(request: web.Request) -> web.Response:
             code="invalid_health_event",
             param=field,
         ) from err
+    # The service's URL as this gateway knows it names the cluster the report is about.
+    upstream = _configured_url(request, event["service"])
+    if upstream is not None:
+        event["upstream"] = upstream
     forwarded = await request.app[NOTIFIER].fire(EVENT_HEALTH_REPORT, event)
     return web.json_response({"accepted": True, "forwarded": forwarded}, status=202)
+
+
+def _configured_url(request: web.Request, service: str) -> str | None:
+    """The gateway's URL of a known, configured service; None otherwise."""
+    if service not in SERVICES:
+        return None
+    try:
+        return request.app[UPSTREAM].base_url(service)
+    except UpstreamError:
+        return None
 
 
 def setup(app: web.Application) -> None:

@@ -36,6 +36,7 @@ def test_wedge_report_contract_matches_the_schema() -> None:
         "error",
         "source",
         "entry_id",
+        "upstream",
     }
 
 
