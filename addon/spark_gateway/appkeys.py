@@ -12,6 +12,7 @@ from .config import GatewayConfig
 from .decoder import AudioDecoder, AudioInFlight
 from .ha_events import HaNotifier
 from .metrics import GatewayMetrics
+from .speakers.voiceprints import VoiceprintLibrary
 from .spool import Spool
 from .upstream import UpstreamClient
 from .vllm_hold import VllmHold
@@ -20,6 +21,8 @@ from .voices import VoiceCatalog
 CONFIG: Final = web.AppKey("config", GatewayConfig)
 METRICS: Final = web.AppKey("metrics", GatewayMetrics)
 VOICES: Final = web.AppKey("voices", VoiceCatalog)
+# Enrolled speakers, one file each under <data_dir>/voiceprints.
+VOICEPRINTS: Final = web.AppKey("voiceprints", VoiceprintLibrary)
 # The API keys in force: configured ones, or the one generated and persisted on first start.
 API_KEYS: Final = web.AppKey("api_keys", tuple[str, ...])
 # Set while the app runs (created in a cleanup_ctx, closed on shutdown).

@@ -103,11 +103,12 @@ class GatewayConfig:
     tts_model: str = "nvidia/magpie-tts-multilingual"
     tts_model_aliases: tuple[str, ...] = ("tts-1", "tts-1-hd", "magpie", "gpt-4o-mini-tts")
     # Long-audio and speaker settings, used by spark_gateway.speakers.
-    long_audio_threshold_s: float = 600.0
+    long_audio_threshold_s: float = 120.0  # longer recordings are cut into chunks
     chunk_concurrency: int = 2
     chunk_target_s: float = 120.0  # speakers.chunking.DEFAULT_CHUNK_S: measured for 6 speakers
     chunk_overlap_s: float = 2.0
     speaker_link_threshold: float = 0.35
+    speaker_name_threshold: float = 0.25  # speakers.voiceprints.DEFAULT_NAME_THRESHOLD
     log_level: str = "info"
 
 
@@ -172,6 +173,7 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional("port"): vol.All(int, vol.Range(min=1, max=65535)),
         vol.Optional("public_url"): _url,
         vol.Optional("long_audio_threshold_s"): vol.All(vol.Coerce(float), vol.Range(min=1)),
+        vol.Optional("speaker_name_threshold"): vol.All(vol.Coerce(float), vol.Range(min=0, max=2)),
         vol.Optional("chunk_concurrency"): vol.All(int, vol.Range(min=1, max=32)),
         vol.Optional("chunk_target_s"): vol.All(vol.Coerce(float), vol.Range(min=10)),
         vol.Optional("chunk_overlap_s"): vol.All(vol.Coerce(float), vol.Range(min=0, max=30)),
@@ -215,6 +217,7 @@ def config_from_options(options: Mapping[str, Any]) -> GatewayConfig:
         "chunk_target_s",
         "chunk_overlap_s",
         "speaker_link_threshold",
+        "speaker_name_threshold",
         "log_level",
     ):
         if opts.get(name) is not None:

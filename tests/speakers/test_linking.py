@@ -1,14 +1,14 @@
 """Cross-chunk speaker linking: clustering, cannot-link, unreliable and missing fingerprints.
 
-These pin the algorithm with controlled vectors; `test_linking_real_voices.py` runs it on
-fingerprints of real recordings.
+These pin the algorithm with controlled vectors; the route tests and
+benchmarks/eval_diarization.py run it on fingerprints of real recordings.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from spark_gateway.speakers.linking import LocalSpeaker, link_speakers
+from spark_gateway.speakers.linking import LocalSpeaker, link_local_speakers, link_speakers
 
 RNG = np.random.default_rng(7)
 VOICES = {name: RNG.standard_normal(192) for name in "ABCDEF"}
@@ -48,35 +48,73 @@ def test_same_voice_linked_across_chunks_labels_in_time_order() -> None:
 
 
 def test_two_speakers_of_one_chunk_never_merged() -> None:
-    # Two very similar voices in the same chunk: AHC alone would merge them.
-    twin = noisy("A", 0.05)
+    # Two similar voices in one chunk (0.2 apart): AHC at 0.5 alone would merge them.
+    a = noisy("A", 0.05)
+    b = a + 0.7 * noisy("B", 0.05)
+    b /= np.linalg.norm(b)
+    assert 0.15 < 1 - float(a @ b) < 0.5
     speakers = [
-        local(0, "Speaker_0", None, vector=noisy("A", 0.05)),
-        local(0, "Speaker_1", None, vector=twin, at=1.0),
+        local(0, "Speaker_0", None, vector=a),
+        local(0, "Speaker_1", None, vector=b, at=1.0),
         local(1, "Speaker_0", None, vector=noisy("A", 0.05)),
     ]
     mapping = link_speakers(speakers, threshold=0.5)
     assert mapping[(0, "Speaker_0")] != mapping[(0, "Speaker_1")]
 
 
-def test_unreliable_speaker_joins_nearest_cluster() -> None:
+def test_one_voice_split_inside_a_chunk_is_rejoined() -> None:
+    # The diarizer gave one person two slots: their prints nearly coincide.
+    speakers = [
+        local(0, "Speaker_0", "A"), local(0, "Speaker_1", "B", at=1.0),
+        local(0, "Speaker_2", None, clean=6.0, vector=noisy("A", 0.1), at=2.0),
+        local(1, "Speaker_0", "B", at=300.0),
+    ]  # fmt: skip
+    linking = link_local_speakers(speakers, threshold=0.5, rejoin_threshold=0.12)
+    assert linking.labels[(0, "Speaker_2")] == linking.labels[(0, "Speaker_0")] == "Speaker_0"
+    assert linking.labels[(1, "Speaker_0")] == linking.labels[(0, "Speaker_1")] == "Speaker_1"
+    # Without re-joining the copy is a person of its own.
+    apart = link_speakers(speakers, threshold=0.5, rejoin_threshold=0.0)
+    assert apart[(0, "Speaker_2")] not in {apart[(0, "Speaker_0")], apart[(0, "Speaker_1")]}
+
+
+def test_link_confidence_follows_the_margin() -> None:
+    speakers = [
+        local(0, "Speaker_0", "A"), local(0, "Speaker_1", "B", at=1.0),
+        local(1, "Speaker_0", None, vector=noisy("A", 0.1), at=300.0),
+        # a short sliver about halfway between A and B: a close call
+        local(2, "Speaker_0", None, clean=1.0, at=600.0,
+              vector=(noisy("A", 0.05) + noisy("B", 0.05)) / 2 + 0.05 * noisy("A", 0.05)),
+    ]  # fmt: skip
+    linking = link_local_speakers(speakers, threshold=0.6)
+    clear, close = linking.confidence[(1, "Speaker_0")], linking.confidence[(2, "Speaker_0")]
+    assert clear > 0.8
+    assert close < 0.4
+    assert set(linking.fingerprints) == {"Speaker_0", "Speaker_1"}
+    for vector in linking.fingerprints.values():
+        assert abs(np.linalg.norm(vector) - 1) < 1e-9
+
+
+def test_unreliable_speaker_joins_nearest_cluster_when_near() -> None:
     speakers = [
         local(0, "Speaker_0", "A"), local(0, "Speaker_1", "B", at=2.0),
-        # little clean speech and a very noisy print, still nearer to B than to A
-        local(1, "Speaker_0", None, clean=0.8, vector=noisy("B", 2.5)),
+        # little clean speech, a noisy print, still near B
+        local(1, "Speaker_0", None, clean=0.8, vector=noisy("B", 0.5)),
+        # little clean speech, and near nobody: no label on a guess
+        local(2, "Speaker_0", None, clean=0.8, vector=noisy("B", 6.0), at=600.0),
     ]  # fmt: skip
     mapping = link_speakers(speakers, threshold=0.3, min_reliable_speech_s=3.0)
     assert mapping[(1, "Speaker_0")] == mapping[(0, "Speaker_1")]
+    assert (2, "Speaker_0") not in mapping
     assert len(set(mapping.values())) == 2
 
 
-def test_missing_fingerprint_takes_a_free_cluster() -> None:
+def test_missing_fingerprint_is_not_given_a_label_on_a_guess() -> None:
     speakers = [
         local(0, "Speaker_0", "A"), local(0, "Speaker_1", "B", at=1.0),
         local(1, "Speaker_0", "A"), local(1, "Speaker_1", None, clean=0.0, at=305.0),
     ]  # fmt: skip
     mapping = link_speakers(speakers)
-    assert mapping[(1, "Speaker_1")] == mapping[(0, "Speaker_1")]
+    assert (1, "Speaker_1") not in mapping
     assert mapping[(1, "Speaker_0")] == mapping[(0, "Speaker_0")]
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import openapi
-from . import chat, health, models, service_api, speakers, speech, transcriptions
+from . import (
+    chat,
+    health,
+    models,
+    service_api,
+    speaker_library,
+    speakers,
+    speech,
+    transcriptions,
+)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -17,4 +26,5 @@ def setup_routes(app: web.Application) -> None:
     speech.setup(app)
     service_api.setup(app)
     speakers.setup(app)
+    speaker_library.setup(app)
     openapi.setup(app)

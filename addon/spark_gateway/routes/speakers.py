@@ -11,13 +11,14 @@ the shared `UpstreamClient`, exactly as for `/v1/audio/transcriptions`.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from ..appkeys import CONFIG, UPSTREAM
+from ..appkeys import CONFIG, UPSTREAM, VOICEPRINTS
 from ..config import GatewayConfig
 from ..decoder import DecodedFile
 from ..errors import ApiError, UpstreamError
@@ -47,20 +48,22 @@ def speaker_options(config: GatewayConfig) -> SpeakerOptions:
         overlap_s=config.chunk_overlap_s,
         chunk_concurrency=config.chunk_concurrency,
         link_threshold=config.speaker_link_threshold,
+        name_threshold=config.speaker_name_threshold,
         min_reliable_speech_s=defaults.min_reliable_speech_s,
         max_pause_s=defaults.max_pause_s,
         low_confidence=defaults.low_confidence,
     )
 
 
-async def _decode(request: web.Request, upload: Path) -> DecodedFile:
+async def decode_audio(request: web.Request, upload: Path) -> DecodedFile:
+    """The upload decoded to 16 kHz mono; 400 when it holds no samples."""
     decoded = await decode_upload(request, upload)
     if decoded.duration_s <= 0:
         raise ApiError(400, "the audio holds no samples", code="empty_audio", param="file")
     return decoded
 
 
-def _bad_upstream(err: UpstreamFormatError) -> UpstreamError:
+def bad_upstream(err: UpstreamFormatError) -> UpstreamError:
     return UpstreamError("parakeet", 502, f"parakeet returned an unusable answer: {err}",
                          code="upstream_bad_response")  # fmt: skip
 
@@ -76,8 +79,9 @@ async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
     if language is not None and not _LANGUAGE.match(language):
         raise ApiError(400, f"language {language!r} is not a language code",
                        code="invalid_language", param="language")  # fmt: skip
-    decoded = await _decode(request, upload.path)
+    decoded = await decode_audio(request, upload.path)
     config = request.app[CONFIG]
+    voiceprints = await asyncio.to_thread(request.app[VOICEPRINTS].list)
     try:
         result = await transcribe_with_speakers(
             request.app[UPSTREAM],
@@ -85,9 +89,10 @@ async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
             language=language,
             options=speaker_options(config),
             stt_model=config.stt_model,
+            voiceprints=voiceprints,
         )
     except UpstreamFormatError as err:
-        raise _bad_upstream(err) from err
+        raise bad_upstream(err) from err
     fmt: OutputFormat = response_format  # type: ignore[assignment]  # checked above
     if fmt == "json":
         body = to_contract_json(
@@ -96,6 +101,10 @@ async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
             language=result.language,
             models=result.models,
             speakers=result.speakers,
+            identified={
+                name: {"id": match.voiceprint.id, "confidence": match.confidence}
+                for name, match in result.names.items()
+            },
         )
         return web.json_response(body)
     render = {"srt": speakers_to_srt, "vtt": speakers_to_vtt, "text": speakers_to_text}[fmt]
@@ -105,12 +114,12 @@ async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
 async def diarize_chunk_route(request: web.Request) -> web.Response:
     """POST /api/audio/diarize-chunk: the container's answer, after checking its shape."""
     upload = await read_audio_upload(request)
-    decoded = await _decode(request, upload.path)
+    decoded = await decode_audio(request, upload.path)
     body: dict[str, Any] = await request.app[UPSTREAM].diarize_chunk(decoded.path)
     try:
         parse_diarization(body)
     except UpstreamFormatError as err:
-        raise _bad_upstream(err) from err
+        raise bad_upstream(err) from err
     return web.json_response(body)
 
 

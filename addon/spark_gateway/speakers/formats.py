@@ -34,8 +34,12 @@ def to_contract_json(
     language: str | None,
     models: Mapping[str, str | None],
     speakers: Sequence[str] | None = None,
+    identified: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The `transcribe-with-speakers` body (tests/contracts/transcribe_with_speakers.json)."""
+    """The `transcribe-with-speakers` body (tests/contracts/transcribe_with_speakers.json).
+
+    `identified` maps each enrolled name shown to its voiceprint id and match confidence.
+    """
     names = list(speakers) if speakers is not None else speakers_in_order(turns)
     return {
         "duration": round(duration_s, 3),
@@ -54,6 +58,7 @@ def to_contract_json(
             for turn in turns
         ],
         "models": dict(models),
+        "identified": {name: dict(match) for name, match in (identified or {}).items()},
     }
 
 

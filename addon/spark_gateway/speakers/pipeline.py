@@ -1,18 +1,22 @@
-"""Speaker-attributed transcription: the short path and the long-audio path.
+"""Speaker-attributed transcription of a recording of any length.
 
-Short recordings: transcription and diarization of the whole file run in parallel, then
-words are merged with segments. Long recordings: cut at silences into overlapping chunks;
-each chunk is transcribed and diarized (with fingerprints) in parallel, at most
-`chunk_concurrency` chunks at a time; speakers are linked across chunks by fingerprint,
-times shifted, overlap duplicates removed, and everything merged as for a short file.
+Recordings up to `long_audio_threshold_s` are one chunk; longer ones are cut at silences
+into overlapping chunks. Each chunk is transcribed and diarized (with voice fingerprints) in
+parallel, at most `chunk_concurrency` chunks at a time. A one-chunk recording whose
+diarization filled every speaker slot (Sortformer has four) is diarized again in shorter
+chunks, so it can show more people. Local speakers are linked across chunks by fingerprint,
+given enrolled names when their voice matches, times shifted, overlap duplicates removed,
+and words merged with segments into turns.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import numpy as np
 
 from ..audio_codec import pcm_to_wav
 from .assignment import assign
@@ -28,14 +32,21 @@ from .dedupe import owned_segments, owned_words, shift_segments, shift_words
 from .linking import (
     DEFAULT_LINK_THRESHOLD,
     DEFAULT_MIN_RELIABLE_SPEECH_S,
+    DEFAULT_REJOIN_THRESHOLD,
+    Linking,
     LocalSpeaker,
-    link_speakers,
+    link_local_speakers,
 )
 from .parsing import Diarization, Transcript, parse_diarization, parse_transcript
 from .records import SpeakerSegment, Turn, Word
 from .turns import DEFAULT_LOW_CONFIDENCE, DEFAULT_MAX_PAUSE_S, turns_from_assignment
+from .voiceprints import DEFAULT_NAME_THRESHOLD, NameMatch, Voiceprint, match_names
 
 SAMPLE_RATE = 16_000
+SPEAKER_SLOTS = 4  # Sortformer's outputs per diarization call
+MIN_SPLIT_CHUNK_S = 30.0  # shorter chunks give fingerprints too weak to link
+
+Linker = Callable[[Sequence[LocalSpeaker]], Linking]
 
 
 class SpeechUpstream(Protocol):
@@ -51,8 +62,6 @@ class SpeechUpstream(Protocol):
         model: str | None = None,
     ) -> Any: ...
 
-    async def diarize(self, wav: bytes) -> dict[str, Any]: ...
-
     async def diarize_chunk(self, wav: bytes) -> dict[str, Any]: ...
 
 
@@ -60,12 +69,14 @@ class SpeechUpstream(Protocol):
 class SpeakerOptions:
     """Tunables of the speaker pipeline (the gateway fills them from its config)."""
 
-    long_audio_threshold_s: float = 600.0
+    long_audio_threshold_s: float = DEFAULT_CHUNK_S
     chunk_s: float = DEFAULT_CHUNK_S
     overlap_s: float = DEFAULT_OVERLAP_S
     chunk_concurrency: int = 2
     link_threshold: float = DEFAULT_LINK_THRESHOLD
     min_reliable_speech_s: float = DEFAULT_MIN_RELIABLE_SPEECH_S
+    rejoin_threshold: float = DEFAULT_REJOIN_THRESHOLD
+    name_threshold: float = DEFAULT_NAME_THRESHOLD
     max_pause_s: float = DEFAULT_MAX_PAUSE_S
     low_confidence: float = DEFAULT_LOW_CONFIDENCE
 
@@ -82,6 +93,7 @@ class SpeakerTranscript:
     chunks: int = 1
     words: list[Word] = field(default_factory=list)
     segments: list[SpeakerSegment] = field(default_factory=list)
+    names: dict[str, NameMatch] = field(default_factory=dict)  # label shown → enrolled match
 
 
 async def transcribe_with_speakers(
@@ -91,41 +103,124 @@ async def transcribe_with_speakers(
     language: str | None = None,
     options: SpeakerOptions | None = None,
     stt_model: str | None = None,
+    voiceprints: Sequence[Voiceprint] = (),
+    linker: Linker | None = None,
 ) -> SpeakerTranscript:
-    """Run the short or the long path depending on the recording's length (16 kHz samples)."""
+    """Who said what in 16 kHz samples; `voiceprints` are the people who may be named.
+
+    `linker` replaces the fingerprint linking (the evaluation passes an oracle).
+    """
     options = options or SpeakerOptions()
     duration = len(samples) / SAMPLE_RATE
-    if duration > options.long_audio_threshold_s:
-        return await _long_path(upstream, samples, language, options, stt_model)
-    wav = pcm_to_wav(samples[:], SAMPLE_RATE)  # short: at most long_audio_threshold_s
-    transcript, diarization = await _transcribe_and_diarize(
-        upstream, wav, language, stt_model, chunked=False
-    )
-    return _merge(
-        transcript.words,
-        diarization.segments,
-        duration_s=duration,
-        language=transcript.language or language,
-        models=_models(stt_model, diarization),
+    chunks = first_plan(samples, options)
+    results = await _run_chunks(upstream, samples, chunks, options, language, stt_model,
+                                transcribe=True)  # fmt: skip
+    transcripts = [t for t, _ in results]
+    diarizations = [d for _, d in results]
+    words = _owned_words(chunks, transcripts)
+    if (shorter := split_plan(samples, options, diarizations)) is not None:
+        # Every slot taken: there may be more people than one call can show. Diarize again
+        # in shorter chunks (the words are kept) and let linking join them.
+        chunks = shorter
+        diarizations = [d for _, d in await _run_chunks(
+            upstream, samples, chunks, options, language, stt_model, transcribe=False)]  # fmt: skip
+    first_language = next((t.language for t in transcripts if t and t.language), None)
+    return link_and_merge(
+        chunks,
+        diarizations,
+        words,
         options=options,
-        speakers_hint=diarization.speakers,
+        language=first_language or language,
+        models=_models(stt_model, diarizations[0]),
+        duration_s=duration,
+        voiceprints=voiceprints,
+        linker=linker,
     )
 
 
-async def _transcribe_and_diarize(
-    upstream: SpeechUpstream, wav: bytes, language: str | None, stt_model: str | None, *,
-    chunked: bool,
-) -> tuple[Transcript, Diarization]:  # fmt: skip
-    transcription = upstream.transcribe(
-        wav,
-        language=language,
-        response_format="verbose_json",
-        granularities=("word", "segment"),
-        model=stt_model,
-    )
-    diarize = upstream.diarize_chunk(wav) if chunked else upstream.diarize(wav)
-    raw_transcript, raw_diarization = await asyncio.gather(transcription, diarize)
-    return parse_transcript(raw_transcript), parse_diarization(raw_diarization)
+def first_plan(samples: SampleSource, options: SpeakerOptions) -> list[Chunk]:
+    """One chunk up to `long_audio_threshold_s`, else chunks cut at silences."""
+    duration = len(samples) / SAMPLE_RATE
+    if duration > options.long_audio_threshold_s:
+        return plan_chunks(samples, SAMPLE_RATE, chunk_s=options.chunk_s,
+                           overlap_s=options.overlap_s)  # fmt: skip
+    return [Chunk(0, 0.0, duration, 0.0, duration)]
+
+
+def split_plan(
+    samples: SampleSource, options: SpeakerOptions, diarizations: Sequence[Diarization]
+) -> list[Chunk] | None:
+    """Shorter chunks for a one-chunk recording whose diarization used every slot (long
+    enough for two chunks of `MIN_SPLIT_CHUNK_S`); None when no second pass is needed."""
+    duration = len(samples) / SAMPLE_RATE
+    if len(diarizations) != 1 or duration < 2 * MIN_SPLIT_CHUNK_S:
+        return None
+    if len({s.speaker for s in diarizations[0].segments}) < SPEAKER_SLOTS:
+        return None
+    chunk_s = max(min(options.chunk_s, duration / 2), MIN_SPLIT_CHUNK_S)
+    return plan_chunks(samples, SAMPLE_RATE, chunk_s=chunk_s, overlap_s=options.overlap_s)
+
+
+async def _run_chunks(
+    upstream: SpeechUpstream,
+    samples: SampleSource,
+    chunks: list[Chunk],
+    options: SpeakerOptions,
+    language: str | None,
+    stt_model: str | None,
+    *,
+    transcribe: bool,
+) -> list[tuple[Transcript | None, Diarization]]:
+    gate = asyncio.Semaphore(max(options.chunk_concurrency, 1))
+
+    async def run(chunk: Chunk) -> tuple[Transcript | None, Diarization]:
+        async with gate:
+            # Encode inside the gate so at most `chunk_concurrency` chunk WAVs exist at once.
+            wav = pcm_to_wav(slice_samples(samples, SAMPLE_RATE, chunk), SAMPLE_RATE)
+            diarize = upstream.diarize_chunk(wav)
+            if not transcribe:
+                return None, parse_diarization(await diarize)
+            transcription = upstream.transcribe(
+                wav,
+                language=language,
+                response_format="verbose_json",
+                granularities=("word", "segment"),
+                model=stt_model,
+            )
+            raw_transcript, raw_diarization = await asyncio.gather(transcription, diarize)
+            return parse_transcript(raw_transcript), parse_diarization(raw_diarization)
+
+    # A TaskGroup cancels the other chunks as soon as one fails (a wedge, a timeout).
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(run(chunk)) for chunk in chunks]
+    except* Exception as failures:
+        raise failures.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+def _owned_words(chunks: list[Chunk], transcripts: Sequence[Transcript | None]) -> list[Word]:
+    words: list[Word] = []
+    for chunk, transcript in zip(chunks, transcripts, strict=True):
+        if transcript is not None:
+            is_last = chunk.index == len(chunks) - 1
+            words.extend(owned_words(shift_words(transcript.words, chunk.start_s), chunk,
+                                     is_last=is_last))  # fmt: skip
+    return words
+
+
+async def clip_fingerprint(upstream: SpeechUpstream, samples: SampleSource
+                           ) -> tuple[np.ndarray, float] | None:  # fmt: skip
+    """The fingerprint of the voice that speaks most in a clip, and its clean seconds; None
+    when no voice in it has enough clean speech for one (enrolment, who-spoke)."""
+    wav = pcm_to_wav(samples[:], SAMPLE_RATE)  # a clip: short by the caller's cap
+    diarization = parse_diarization(await upstream.diarize_chunk(wav))
+    voiced = [(label, vector) for label, vector in diarization.fingerprints.items()
+              if vector is not None and np.any(vector)]  # fmt: skip
+    if not voiced:
+        return None
+    label, vector = max(voiced, key=lambda lv: diarization.clean_speech_s.get(lv[0], 0.0))
+    return np.asarray(vector, np.float64), diarization.clean_speech_s.get(label, 0.0)
 
 
 def _models(stt_model: str | None, diarization: Diarization) -> dict[str, str | None]:
@@ -137,6 +232,84 @@ def _models(stt_model: str | None, diarization: Diarization) -> dict[str, str | 
     }  # fmt: skip
 
 
+def link_and_merge(
+    chunks: list[Chunk],
+    diarizations: Sequence[Diarization],
+    words: list[Word],
+    *,
+    options: SpeakerOptions,
+    language: str | None,
+    models: dict[str, str | None],
+    duration_s: float,
+    voiceprints: Sequence[Voiceprint] = (),
+    linker: Linker | None = None,
+) -> SpeakerTranscript:
+    """Link the chunks' speakers, name enrolled voices, and merge words into turns."""
+    local: list[LocalSpeaker] = []
+    per_chunk: list[list[SpeakerSegment]] = []
+    for chunk, diarization in zip(chunks, diarizations, strict=True):
+        kept = owned_segments(shift_segments(diarization.segments, chunk.start_s), chunk)
+        per_chunk.append(kept)
+        local.extend(_local_speakers(chunk, diarization, kept))
+    linking = (linker or _default_linker(options))(local)
+    names = match_names(linking.fingerprints, voiceprints, threshold=options.name_threshold)
+    shown = {label: match.voiceprint.name for label, match in names.items()}
+    segments: list[SpeakerSegment] = []
+    unsure: list[SpeakerSegment] = []
+    for chunk, kept in zip(chunks, per_chunk, strict=True):
+        for s in kept:
+            key = (chunk.index, s.speaker)
+            label = linking.labels.get(key)
+            if label is None:
+                unsure.append(s)
+                continue
+            link = linking.confidence.get(key, 1.0)
+            confidence = None if s.confidence is None else round(s.confidence * link, 4)
+            segments.append(SpeakerSegment(s.start, s.end, shown.get(label, label), confidence))
+    segments.sort(key=lambda s: (s.start, s.end))
+    segments = _fill_unsure(segments, unsure)
+    return _merge(
+        words,
+        segments,
+        duration_s=duration_s,
+        language=language,
+        models=models,
+        options=options,
+        chunks=len(chunks),
+        names={shown[label]: match for label, match in names.items()},
+    )
+
+
+def _default_linker(options: SpeakerOptions) -> Linker:
+    def link(speakers: Sequence[LocalSpeaker]) -> Linking:
+        return link_local_speakers(
+            speakers,
+            threshold=options.link_threshold,
+            min_reliable_speech_s=options.min_reliable_speech_s,
+            rejoin_threshold=options.rejoin_threshold,
+        )
+
+    return link
+
+
+def _fill_unsure(
+    segments: list[SpeakerSegment], unsure: list[SpeakerSegment]
+) -> list[SpeakerSegment]:
+    """Speech of an unlinked slot goes to the nearest linked segment at confidence 0, so its
+    words are shown under a neighbour's label but marked unsure, never confidently guessed."""
+    if not unsure or not segments:
+        return segments
+    starts = np.array([s.start for s in segments])
+    filled = list(segments)
+    for s in unsure:
+        at = int(np.searchsorted(starts, s.start))
+        candidates = [segments[i] for i in (at - 1, at) if 0 <= i < len(segments)]
+        nearest = min(candidates, key=lambda c: max(c.start - s.end, s.start - c.end, 0.0))
+        filled.append(SpeakerSegment(s.start, s.end, nearest.speaker, 0.0))
+    filled.sort(key=lambda s: (s.start, s.end))
+    return filled
+
+
 def _merge(
     words: list[Word],
     segments: list[SpeakerSegment],
@@ -145,8 +318,8 @@ def _merge(
     language: str | None,
     models: dict[str, str | None],
     options: SpeakerOptions,
-    speakers_hint: list[str] | None = None,
     chunks: int = 1,
+    names: dict[str, NameMatch] | None = None,
 ) -> SpeakerTranscript:
     turns = turns_from_assignment(
         assign(words, segments),
@@ -155,9 +328,9 @@ def _merge(
     )
     speakers = list(dict.fromkeys(t.speaker for t in turns))
     # Speakers the diarizer heard but no word was given to still count as detected.
-    for name in speakers_hint or []:
-        if name not in speakers and any(s.speaker == name for s in segments):
-            speakers.append(name)
+    for s in segments:
+        if s.speaker not in speakers:
+            speakers.append(s.speaker)
     return SpeakerTranscript(
         turns=turns,
         speakers=speakers,
@@ -167,75 +340,7 @@ def _merge(
         chunks=chunks,
         words=words,
         segments=segments,
-    )
-
-
-async def _long_path(
-    upstream: SpeechUpstream,
-    samples: SampleSource,
-    language: str | None,
-    options: SpeakerOptions,
-    stt_model: str | None,
-) -> SpeakerTranscript:
-    chunks = plan_chunks(samples, SAMPLE_RATE, chunk_s=options.chunk_s, overlap_s=options.overlap_s)
-    gate = asyncio.Semaphore(max(options.chunk_concurrency, 1))
-
-    async def run(chunk: Chunk) -> tuple[Transcript, Diarization]:
-        async with gate:
-            # Encode inside the gate so at most `chunk_concurrency` chunk WAVs exist at once.
-            wav = pcm_to_wav(slice_samples(samples, SAMPLE_RATE, chunk), SAMPLE_RATE)
-            return await _transcribe_and_diarize(upstream, wav, language, stt_model, chunked=True)
-
-    # A TaskGroup cancels the other chunks as soon as one fails (a wedge, a timeout).
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(run(chunk)) for chunk in chunks]
-    except* Exception as failures:
-        raise failures.exceptions[0] from None
-    results = [task.result() for task in tasks]
-    return _link_and_merge(chunks, results, options, language, stt_model, len(samples))
-
-
-def _link_and_merge(
-    chunks: list[Chunk],
-    results: list[tuple[Transcript, Diarization]],
-    options: SpeakerOptions,
-    language: str | None,
-    stt_model: str | None,
-    n_samples: int,
-) -> SpeakerTranscript:
-    local: list[LocalSpeaker] = []
-    words: list[Word] = []
-    per_chunk_segments: list[list[SpeakerSegment]] = []
-    for chunk, (transcript, diarization) in zip(chunks, results, strict=True):
-        shifted = shift_segments(diarization.segments, chunk.start_s)
-        kept = owned_segments(shifted, chunk)
-        per_chunk_segments.append(kept)
-        is_last = chunk.index == len(chunks) - 1
-        words.extend(owned_words(shift_words(transcript.words, chunk.start_s), chunk,
-                                 is_last=is_last))  # fmt: skip
-        local.extend(_local_speakers(chunk, diarization, kept))
-    mapping = link_speakers(
-        local,
-        threshold=options.link_threshold,
-        min_reliable_speech_s=options.min_reliable_speech_s,
-    )
-    segments = [
-        SpeakerSegment(s.start, s.end, mapping[(chunk.index, s.speaker)], s.confidence)
-        for chunk, kept in zip(chunks, per_chunk_segments, strict=True)
-        for s in kept
-        if (chunk.index, s.speaker) in mapping  # spurious slots are dropped by the linker
-    ]
-    segments.sort(key=lambda s: (s.start, s.end))
-    first_language = next((t.language for t, _ in results if t.language), None)
-    return _merge(
-        words,
-        segments,
-        duration_s=n_samples / SAMPLE_RATE,
-        language=first_language or language,
-        models=_models(stt_model, results[0][1]),
-        options=options,
-        chunks=len(chunks),
+        names=names or {},
     )
 
 

@@ -1,0 +1,163 @@
+"""Enrolled speakers: enrol a person by name from clips, list, forget, and identify a voice.
+
+- `POST /api/speakers` (multipart `name` and one or more `file` clips): a voiceprint from
+  the clips (each fingerprinted by the Parakeet container's diarize-chunk), added to the
+  library or merged into the person already enrolled under that name. 201 with the summary.
+- `GET /api/speakers`: everyone enrolled (names, clip counts, seconds; never the prints).
+- `DELETE /api/speakers/{id}`: forget a person; the voiceprint file is deleted.
+- `POST /api/speakers/identify` (multipart `file`): who is speaking in a short clip (the
+  Wyoming bridge's "who spoke"), `{"speaker": {"id", "name"} | null, "confidence"}`.
+
+Voiceprints are personal data: nothing here logs a name or a vector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from ..appkeys import CONFIG, SPOOL, UPSTREAM, VOICEPRINTS
+from ..errors import ApiError
+from ..openapi import document_operation
+from ..speakers.parsing import UpstreamFormatError
+from ..speakers.pipeline import clip_fingerprint
+from ..speakers.voiceprints import VoiceprintError, check_name, match_names
+from ..spool import copy_to
+from ..uploads import MULTIPART, AudioUpload, read_audio_upload, spool_bytes
+from .speakers import bad_upstream, decode_audio
+
+MAX_CLIPS = 10
+MAX_CLIP_S = 300.0
+
+
+async def _fingerprint(request: web.Request, upload: Path, what: str) -> tuple[np.ndarray, float]:
+    decoded = await decode_audio(request, upload)
+    if decoded.duration_s > MAX_CLIP_S:
+        raise ApiError(400, f"{what} is longer than {MAX_CLIP_S:g} s", code="clip_too_long",
+                       param="file")  # fmt: skip
+    try:
+        found = await clip_fingerprint(request.app[UPSTREAM], decoded.samples())
+    except UpstreamFormatError as err:
+        raise bad_upstream(err) from err
+    if found is None:
+        raise ApiError(400, f"{what} holds too little clear speech for a voiceprint",
+                       code="too_little_speech", param="file")  # fmt: skip
+    return found
+
+
+async def _spooled_clips(request: web.Request, upload: AudioUpload) -> list[Path]:
+    """Every `file` part on disk: the first is the upload already spooled, the rest follow."""
+    parts = [v for v in upload.form.getall("file", []) if isinstance(v, web.FileField | bytes)]
+    if len(parts) > MAX_CLIPS:
+        raise ApiError(400, f"send at most {MAX_CLIPS} clips", code="too_many_clips",
+                       param="file")  # fmt: skip
+    paths = [upload.path]
+    for part in parts[1:]:
+        path = request.app[SPOOL].new_file(request, ".upload")
+        if isinstance(part, web.FileField):
+            await asyncio.to_thread(copy_to, part.file, path)
+        else:
+            await spool_bytes(path, part)
+        paths.append(path)
+    return paths
+
+
+async def enrol_route(request: web.Request) -> web.Response:
+    """POST /api/speakers."""
+    upload = await read_audio_upload(request)
+    try:
+        name = check_name(upload.text("name"))
+    except VoiceprintError as err:
+        raise ApiError(400, str(err), code="invalid_name", param="name") from err
+    paths = await _spooled_clips(request, upload)
+    prints = [await _fingerprint(request, path, f"clip {n}") for n, path in enumerate(paths, 1)]
+    try:
+        voiceprint = await asyncio.to_thread(request.app[VOICEPRINTS].enrol, name, prints)
+    except VoiceprintError as err:
+        raise ApiError(400, str(err), code="enrolment_refused") from err
+    return web.json_response(voiceprint.summary(), status=201)
+
+
+async def list_route(request: web.Request) -> web.Response:
+    """GET /api/speakers."""
+    prints = await asyncio.to_thread(request.app[VOICEPRINTS].list)
+    return web.json_response({"speakers": [p.summary() for p in prints]})
+
+
+async def forget_route(request: web.Request) -> web.Response:
+    """DELETE /api/speakers/{id}."""
+    try:
+        gone = await asyncio.to_thread(request.app[VOICEPRINTS].forget, request.match_info["id"])
+    except VoiceprintError as err:
+        raise ApiError(404, "no enrolled speaker has this id", code="unknown_speaker") from err
+    return web.json_response({"deleted": gone.summary()})
+
+
+async def identify_route(request: web.Request) -> web.Response:
+    """POST /api/speakers/identify."""
+    upload = await read_audio_upload(request)
+    prints = await asyncio.to_thread(request.app[VOICEPRINTS].list)
+    if not prints:  # nobody to recognise: spare the GPU (every voice command asks)
+        await decode_audio(request, upload.path)
+        return web.json_response({"speaker": None, "confidence": None})
+    vector, _seconds = await _fingerprint(request, upload.path, "the clip")
+    threshold = request.app[CONFIG].speaker_name_threshold
+    match = match_names({"voice": vector}, prints, threshold=threshold).get("voice")
+    body: dict[str, Any] = {
+        "speaker": {"id": match.voiceprint.id, "name": match.voiceprint.name} if match else None,
+        "confidence": match.confidence if match else None,
+    }
+    return web.json_response(body)
+
+
+_ERROR_REF: dict[str, Any] = {"$ref": "#/components/responses/Error"}
+_SUMMARY = {
+    "type": "object",
+    "required": ["id", "name", "clips", "speech_s", "created", "updated"],
+}
+
+
+def setup(app: web.Application) -> None:
+    """Register the library routes and their OpenAPI description."""
+    app.router.add_post("/api/speakers", enrol_route)
+    app.router.add_get("/api/speakers", list_route)
+    app.router.add_delete("/api/speakers/{id}", forget_route)
+    app.router.add_post("/api/speakers/identify", identify_route)
+    clip = {"type": "string", "format": "binary"}
+    failures = dict.fromkeys(("400", "401", "413", "415", "502", "503", "504"), _ERROR_REF)
+    document_operation(app, "/api/speakers", "post", {
+        "summary": "Enrol a person by name from one or more voice clips",
+        "requestBody": {"required": True, "content": {MULTIPART: {"schema": {
+            "type": "object", "required": ["name", "file"],
+            "properties": {"name": {"type": "string", "maxLength": 64},
+                           "file": {"type": "array", "items": clip, "maxItems": MAX_CLIPS}},
+        }}}},
+        "responses": {"201": {"description": "Enrolled", "content": {
+            "application/json": {"schema": _SUMMARY}}}, **failures},
+    })  # fmt: skip
+    document_operation(app, "/api/speakers", "get", {
+        "summary": "The enrolled speakers (never their voiceprints)",
+        "responses": {"200": {"description": "Enrolled speakers", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "speakers": {"type": "array", "items": _SUMMARY}}}}}},
+            "401": _ERROR_REF},
+    })  # fmt: skip
+    document_operation(app, "/api/speakers/{id}", "delete", {
+        "summary": "Forget an enrolled speaker (the voiceprint is deleted)",
+        "parameters": [{"name": "id", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "Deleted"}, "401": _ERROR_REF, "404": _ERROR_REF},
+    })  # fmt: skip
+    document_operation(app, "/api/speakers/identify", "post", {
+        "summary": "Which enrolled person speaks in a short clip, if any",
+        "requestBody": {"required": True, "content": {MULTIPART: {"schema": {
+            "type": "object", "required": ["file"], "properties": {"file": clip}}}}},
+        "responses": {"200": {"description": "The match or null", "content": {
+            "application/json": {"schema": {"type": "object",
+                                            "required": ["speaker", "confidence"]}}}},
+            **failures},
+    })  # fmt: skip

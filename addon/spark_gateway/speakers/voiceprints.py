@@ -1,0 +1,215 @@
+"""Enrolled speakers: a small library of named voiceprints, and matching voices to it.
+
+A voiceprint is the mean of the unit fingerprints (TitaNet on the GPU node) of one person's
+enrolment clips, weighted by the clean speech behind each. The library keeps one JSON file
+per person in the add-on's data folder (`<data>/voiceprints/<id>.json`, mode 0600); nothing
+here logs a vector or a name. Forgetting a person deletes the file.
+
+Matching is one-to-one (the Hungarian method): two voices of one recording never get the
+same name, and a name is given only when the voice is closer than `threshold` to the print,
+so a voice nobody enrolled stays `Speaker_N`. The default threshold was chosen on the tuning
+voices so that held-out voices nobody enrolled are almost never named (docs/diarization.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+DEFAULT_NAME_THRESHOLD = 0.25  # cosine distance; chosen on the tuning voices
+MAX_NAME_LENGTH = 64
+MAX_VOICEPRINTS = 200
+_ID = re.compile(r"^[a-f0-9]{16}$")
+_FILE_SUFFIX = ".json"
+
+
+class VoiceprintError(ValueError):
+    """A bad name, an unknown person, or a print that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Voiceprint:
+    """One enrolled person (the vector is unit length)."""
+
+    id: str
+    name: str
+    vector: np.ndarray
+    speech_s: float
+    clips: int
+    created: str
+    updated: str
+
+    def summary(self) -> dict[str, object]:
+        """What the API shows: never the vector."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "clips": self.clips,
+            "speech_s": round(self.speech_s, 1),
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NameMatch:
+    """A voice given a person's name, with how close it came."""
+
+    voiceprint: Voiceprint
+    similarity: float  # cosine similarity, 1 - distance
+
+    @property
+    def confidence(self) -> float:
+        return round(max(0.0, min(1.0, self.similarity)), 4)
+
+
+def check_name(raw: str | None) -> str:
+    """A display name: 1-64 printable characters, surrounding space removed."""
+    name = (raw or "").strip()
+    if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        raise VoiceprintError(f"the name must be 1-{MAX_NAME_LENGTH} printable characters")
+    return name
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    if not np.isfinite(norm) or norm == 0:
+        raise VoiceprintError("the voice fingerprint is empty")
+    return vector / norm
+
+
+def combine(prints: Sequence[tuple[np.ndarray, float]]) -> tuple[np.ndarray, float]:
+    """Unit fingerprints weighted by their clean speech → one unit print and its seconds."""
+    if not prints:
+        raise VoiceprintError("no usable voice in the clips")
+    total = sum(max(seconds, 0.1) for _, seconds in prints)
+    mean = sum(_unit(np.asarray(v, np.float64)) * max(s, 0.1) for v, s in prints) / total
+    return _unit(np.asarray(mean)), float(sum(s for _, s in prints))
+
+
+def match_names(
+    voices: Mapping[str, np.ndarray],
+    prints: Sequence[Voiceprint],
+    *,
+    threshold: float = DEFAULT_NAME_THRESHOLD,
+) -> dict[str, NameMatch]:
+    """Give enrolled names to voices (label → print), one name per voice at most.
+
+    This is the matching the gateway's transcripts use; `diarized_json` requests with their
+    own `known_speaker_references` can call it with prints made for the request.
+    """
+    labels = [label for label, v in voices.items() if v is not None and np.any(v)]
+    if not labels or not prints:
+        return {}
+    voice_matrix = np.stack([_unit(np.asarray(voices[label], np.float64)) for label in labels])
+    print_matrix = np.stack([p.vector for p in prints])
+    distance = 1.0 - voice_matrix @ print_matrix.T
+    # A pair farther than the threshold may as well not exist: it can never be chosen.
+    cost = np.where(distance <= threshold, distance, 1e6)
+    rows, cols = linear_sum_assignment(cost)
+    return {
+        labels[r]: NameMatch(prints[c], round(1.0 - float(distance[r, c]), 4))
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+        if distance[r, c] <= threshold
+    }
+
+
+class VoiceprintLibrary:
+    """The enrolled people, one JSON file each under `folder` (created on first enrolment)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+
+    def _path(self, voiceprint_id: str) -> Path:
+        if not _ID.match(voiceprint_id):
+            raise VoiceprintError("unknown speaker id")
+        return self.folder / f"{voiceprint_id}{_FILE_SUFFIX}"
+
+    def list(self) -> list[Voiceprint]:
+        """Everyone enrolled, by name (a damaged file is skipped, not fatal)."""
+        if not self.folder.is_dir():
+            return []
+        prints = []
+        for path in self.folder.glob(f"*{_FILE_SUFFIX}"):
+            loaded = _load(path)
+            if loaded is not None:
+                prints.append(loaded)
+        return sorted(prints, key=lambda p: (p.name.casefold(), p.id))
+
+    def get(self, voiceprint_id: str) -> Voiceprint:
+        loaded = _load(self._path(voiceprint_id))
+        if loaded is None:
+            raise VoiceprintError("unknown speaker id")
+        return loaded
+
+    def enrol(self, name: str, prints: Sequence[tuple[np.ndarray, float]]) -> Voiceprint:
+        """Add a person, or add clips to the person already enrolled under `name`."""
+        name = check_name(name)
+        vector, seconds = combine(prints)
+        with self._lock:
+            existing = next((p for p in self.list() if p.name.casefold() == name.casefold()),
+                            None)  # fmt: skip
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            if existing is not None:
+                merged, total = combine([(existing.vector, existing.speech_s), (vector, seconds)])
+                clips = existing.clips + len(prints)
+                voiceprint = Voiceprint(
+                    existing.id, existing.name, merged, total, clips, existing.created, now
+                )
+            else:
+                if len(self.list()) >= MAX_VOICEPRINTS:
+                    raise VoiceprintError(f"at most {MAX_VOICEPRINTS} people can be enrolled")
+                voiceprint = Voiceprint(secrets.token_hex(8), name, vector, seconds,
+                                        len(prints), now, now)  # fmt: skip
+            self._write(voiceprint)
+        return voiceprint
+
+    def forget(self, voiceprint_id: str) -> Voiceprint:
+        """Delete a person's voiceprint file; the summary of what was removed comes back."""
+        with self._lock:
+            voiceprint = self.get(voiceprint_id)
+            self._path(voiceprint_id).unlink()
+        return voiceprint
+
+    def _write(self, voiceprint: Voiceprint) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        body = json.dumps({
+            **voiceprint.summary(),
+            "speech_s": voiceprint.speech_s,
+            "vector": [round(float(v), 6) for v in voiceprint.vector],
+        })  # fmt: skip
+        path = self._path(voiceprint.id)
+        temporary = path.with_suffix(".tmp")
+        # Written whole, readable by the add-on only, then moved into place.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(body)
+        temporary.replace(path)
+
+
+def _load(path: Path) -> Voiceprint | None:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        vector = _unit(np.asarray(raw["vector"], np.float64))
+        return Voiceprint(
+            id=str(raw["id"]),
+            name=check_name(raw["name"]),
+            vector=vector,
+            speech_s=float(raw["speech_s"]),
+            clips=int(raw["clips"]),
+            created=str(raw["created"]),
+            updated=str(raw.get("updated", raw["created"])),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,124 @@
+"""Enrolled speakers on the gateway against the simulator: real voices, real HTTP, files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from tests.sim import SimCluster
+from tests.speakers.conftest import GatewayFactory, RunningGateway
+from tests.speakers.test_routes import post
+from tests.speakers.voices import build_conversation, enrolment_clip, wav_bytes
+
+CONTRACTS = Path(__file__).parents[1] / "contracts"
+ENROLLED, STRANGER = "FEE083", "MEE009"
+
+
+async def enrol(gateway: RunningGateway, name: str, *clips: np.ndarray) -> aiohttp.ClientResponse:
+    form = aiohttp.FormData()
+    form.add_field("name", name)
+    for n, clip in enumerate(clips):
+        form.add_field("file", wav_bytes(clip), filename=f"clip{n}.wav", content_type="audio/wav")
+    async with aiohttp.ClientSession(headers=gateway.headers) as session:
+        resp = await session.post(gateway.url + "/api/speakers", data=form)
+        await resp.read()
+        return resp
+
+
+async def call(gateway: RunningGateway, method: str, path: str) -> aiohttp.ClientResponse:
+    async with aiohttp.ClientSession(headers=gateway.headers) as session:
+        resp = await session.request(method, gateway.url + path)
+        await resp.read()
+        return resp
+
+
+async def test_enrolled_voice_is_named_in_every_format(
+    sim: SimCluster, start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    clip = enrolment_clip(ENROLLED)
+    half = len(clip) // 2
+    resp = await enrol(gateway, "Alice", clip[:half], clip[half:])
+    assert resp.status == 201, await resp.text()
+    alice = await resp.json()
+    contract = json.loads((CONTRACTS / "speakers.json").read_text())
+    assert set(contract["enrolled"]) <= set(alice)
+    assert alice["name"] == "Alice"
+    assert alice["clips"] == 2
+    # One file in the add-on's data folder, readable by the add-on only; no vector in the API.
+    files = list((tmp_path / "data" / "voiceprints").iterdir())
+    assert [f.name for f in files] == [f"{alice['id']}.json"]
+    assert files[0].stat().st_mode & 0o077 == 0
+    listing = await (await call(gateway, "GET", "/api/speakers")).json()
+    assert listing == {"speakers": [alice]}
+
+    # A conversation that never reuses the enrolment audio, with someone nobody enrolled.
+    conversation = build_conversation([ENROLLED, STRANGER], duration_s=24.0, seed=4,
+                                      keep_back=0.35)  # fmt: skip
+    data = wav_bytes(conversation.samples)
+    resp = await post(gateway, "/api/audio/transcribe-with-speakers", data)
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    for key in contract["transcript_required"]:
+        assert key in body
+    assert "Alice" in body["speakers"]
+    assert body["identified"]["Alice"]["id"] == alice["id"]
+    assert 0 < body["identified"]["Alice"]["confidence"] <= 1
+    strangers = [s for s in body["speakers"] if s != "Alice"]
+    assert strangers
+    assert all(s.startswith("Speaker_") for s in strangers)
+    # Alice's turns carry her name; the stranger's speech is never given it.
+    for turn in conversation.turns:
+        covering = [s for s in body["segments"]
+                    if min(s["end_ms"] / 1000, turn.end) - max(s["start_ms"] / 1000, turn.start)
+                    > 0.5 * (turn.end - turn.start)]  # fmt: skip
+        for segment in covering:
+            if turn.speaker == STRANGER:
+                assert segment["speaker"] != "Alice", segment
+            else:
+                assert segment["speaker"].rstrip("?") == "Alice", segment
+    for fmt, marker in (("srt", "Alice: "), ("vtt", "<v Alice"), ("text", "] Alice")):
+        resp = await post(gateway, "/api/audio/transcribe-with-speakers", data,
+                          fields={"response_format": fmt})  # fmt: skip
+        assert resp.status == 200
+        assert marker in (await resp.text()).replace("Alice?", "Alice"), fmt
+
+    # Who spoke: the enrolled voice by name, a stranger as nobody.
+    who = await (await post(gateway, "/api/speakers/identify", wav_bytes(clip[:half]))).json()
+    assert who["speaker"] == {"id": alice["id"], "name": "Alice"}
+    assert 0 < who["confidence"] <= 1
+    stranger = enrolment_clip(STRANGER)
+    nobody = await (await post(gateway, "/api/speakers/identify", wav_bytes(stranger))).json()
+    assert nobody == {"speaker": None, "confidence": None}
+
+    # Forgetting deletes the file, and the name is gone from transcripts.
+    resp = await call(gateway, "DELETE", f"/api/speakers/{alice['id']}")
+    assert resp.status == 200
+    assert (await resp.json())["deleted"]["id"] == alice["id"]
+    assert list((tmp_path / "data" / "voiceprints").iterdir()) == []
+    body = await (await post(gateway, "/api/audio/transcribe-with-speakers", data)).json()
+    assert "Alice" not in body["speakers"]
+    assert body["identified"] == {}
+
+
+async def test_enrolment_errors(sim: SimCluster, start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    clip = enrolment_clip(ENROLLED)
+    cases = [
+        (await enrol(gateway, "", clip), 400, "invalid_name"),
+        (await enrol(gateway, "x" * 65, clip), 400, "invalid_name"),
+        (await enrol(gateway, "Quiet", np.zeros(3 * 16000, np.int16)), 400, "too_little_speech"),
+        (await enrol(gateway, "Many", *([clip[: 16000 * 2]] * 11)), 400, "too_many_clips"),
+        (await call(gateway, "DELETE", "/api/speakers/0123456789abcdef"), 404, "unknown_speaker"),
+        (await call(gateway, "DELETE", "/api/speakers/..%2F..%2Fx"), 404, "unknown_speaker"),
+        (await post(gateway, "/api/speakers/identify", b"not audio" * 20), 400, "invalid_audio"),
+    ]
+    for resp, status, code in cases:
+        assert resp.status == status, code
+        assert (await resp.json())["error"]["code"] == code
+    async with aiohttp.ClientSession() as session:  # no key
+        assert (await session.get(gateway.url + "/api/speakers")).status == 401
+    assert (await (await call(gateway, "GET", "/api/speakers")).json()) == {"speakers": []}

@@ -1,0 +1,102 @@
+"""The voiceprint library (files in the data folder) and name matching."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spark_gateway.speakers.voiceprints import (
+    Voiceprint,
+    VoiceprintError,
+    VoiceprintLibrary,
+    check_name,
+    combine,
+    match_names,
+)
+
+RNG = np.random.default_rng(3)
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    return vector / np.linalg.norm(vector)
+
+
+A, B, C = (unit(RNG.standard_normal(192)) for _ in range(3))
+
+
+def near(vector: np.ndarray, noise: float) -> np.ndarray:
+    return unit(vector + RNG.standard_normal(192) * noise / np.sqrt(192))
+
+
+def test_enrol_list_merge_and_forget(tmp_path: Path) -> None:
+    library = VoiceprintLibrary(tmp_path / "voiceprints")
+    assert library.list() == []
+    alice = library.enrol("Alice", [(near(A, 0.2), 8.0), (near(A, 0.2), 4.0)])
+    assert alice.clips == 2
+    assert alice.speech_s == 12.0
+    path = tmp_path / "voiceprints" / f"{alice.id}.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert set(json.loads(path.read_text())) >= {"name", "vector", "clips"}
+    # The same name (any case) adds clips to the same person.
+    again = library.enrol(" alice ", [(near(A, 0.2), 6.0)])
+    assert again.id == alice.id
+    assert again.clips == 3
+    assert again.name == "Alice"
+    bob = library.enrol("Bob", [(B, 5.0)])
+    assert [p.name for p in library.list()] == ["Alice", "Bob"]
+    assert "vector" not in bob.summary()
+    gone = library.forget(alice.id)
+    assert gone.name == "Alice"
+    assert not path.exists()
+    assert [p.name for p in library.list()] == ["Bob"]
+    with pytest.raises(VoiceprintError):
+        library.forget(alice.id)
+    with pytest.raises(VoiceprintError):
+        library.forget("../../etc/passwd")
+
+
+def test_damaged_file_is_skipped(tmp_path: Path) -> None:
+    library = VoiceprintLibrary(tmp_path)
+    library.enrol("Carol", [(C, 3.0)])
+    (tmp_path / "0123456789abcdef.json").write_text("{not json")
+    (tmp_path / "fedcba9876543210.json").write_text(json.dumps({"name": "x", "vector": [0, 0]}))
+    assert [p.name for p in library.list()] == ["Carol"]
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 65, "tab\there", "new\nline", None])
+def test_bad_names(name: str | None) -> None:
+    with pytest.raises(VoiceprintError):
+        check_name(name)
+
+
+def test_empty_prints_refused(tmp_path: Path) -> None:
+    with pytest.raises(VoiceprintError):
+        combine([])
+    with pytest.raises(VoiceprintError):
+        VoiceprintLibrary(tmp_path).enrol("Dan", [(np.zeros(192), 3.0)])
+
+
+def print_of(name: str, vector: np.ndarray) -> Voiceprint:
+    return Voiceprint(name.lower() * 4, name, vector, 10.0, 1, "", "")
+
+
+def test_match_names_one_to_one_and_only_when_close() -> None:
+    prints = [print_of("Alice", A), print_of("Bob", B)]
+    voices = {
+        "Speaker_0": near(A, 0.3),
+        "Speaker_1": near(A, 0.6),  # also like Alice, but farther: Alice is taken
+        "Speaker_2": C,  # nobody enrolled
+        "Speaker_3": near(B, 0.3),
+    }
+    matches = match_names(voices, prints, threshold=0.25)
+    assert {label: m.voiceprint.name for label, m in matches.items()} == {
+        "Speaker_0": "Alice",
+        "Speaker_3": "Bob",
+    }
+    assert 0.75 <= matches["Speaker_0"].confidence <= 1.0
+    assert match_names(voices, [], threshold=0.25) == {}
+    assert match_names({}, prints) == {}
