@@ -22,6 +22,7 @@ from .appkeys import (
     SPOOL,
     UPSTREAM,
     VLLM_HOLD,
+    VOICEPRINTS,
     VOICES,
 )
 from .auth import auth_middleware, resolve_api_keys
@@ -35,6 +36,7 @@ from .ha_events import HaNotifier
 from .limits import concurrency_middleware
 from .metrics import GatewayMetrics
 from .routes import setup_routes
+from .speakers.voiceprints import VoiceprintLibrary
 from .spool import Spool, spool_directory
 from .upstream import VLLM, UpstreamClient
 from .vllm_hold import VllmHold
@@ -60,6 +62,7 @@ def create_app(config: GatewayConfig) -> web.Application:
     app[METRICS] = metrics
     app[API_KEYS] = keys
     app[VOICES] = VoiceCatalog(config)
+    app[VOICEPRINTS] = VoiceprintLibrary(config.data_dir / "voiceprints")
     app[SPOOL] = spool
     app[DECODER] = AudioDecoder(workers=config.decode_workers, timeout_s=config.timeouts.decode)
     # Never less than one request's maximum, or a long recording could never be decoded.

@@ -72,6 +72,8 @@ EVENT_SERVICE_RECOVERED: Final = f"{DOMAIN}_service_recovered"
 EVENT_HEALTH_REPORT: Final = f"{DOMAIN}_health_report"
 # A wedge report from the add-on gateway or the Wyoming bridge; triggers a deep probe at once.
 EVENT_WEDGE_REPORT: Final = f"{DOMAIN}_wedge_report"
+# A voice command through the Wyoming STT bridge was spoken by an enrolled person.
+EVENT_SPEAKER_IDENTIFIED: Final = f"{DOMAIN}_speaker_identified"
 
 # Recovery (recovery engineer): a restart that failed (SSH error) or did not bring the service back.
 EVENT_RESTART_FAILED: Final = f"{DOMAIN}_restart_failed"

@@ -46,7 +46,7 @@ TRANSCRIBE_SCHEMA = vol.Schema(
 )
 
 
-def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
+def invalid_input(key: str, **placeholders: str) -> ServiceValidationError:
     return ServiceValidationError(
         translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
     )
@@ -57,7 +57,7 @@ def resolve_media_file(media_dirs: dict[str, str], reference: str) -> Path:
     (in the first media folder) → an absolute path that stays inside that media folder."""
     relative = reference.removeprefix(MEDIA_SOURCE_PREFIX).lstrip("/")
     if not media_dirs or not _plausible_path(relative):
-        raise _invalid("media_file_invalid", file=reference[:MAX_REFERENCE_CHARS])
+        raise invalid_input("media_file_invalid", file=reference[:MAX_REFERENCE_CHARS])
     folder_name, _, rest = relative.partition("/")
     if folder_name in media_dirs:
         root, inner = Path(media_dirs[folder_name]), rest
@@ -66,7 +66,7 @@ def resolve_media_file(media_dirs: dict[str, str], reference: str) -> Path:
     root = root.resolve()
     path = (root / inner).resolve()
     if not inner or not path.is_relative_to(root):
-        raise _invalid("media_file_invalid", file=reference)
+        raise invalid_input("media_file_invalid", file=reference)
     return path
 
 
@@ -79,12 +79,12 @@ def _plausible_path(relative: str) -> bool:
     )
 
 
-def _open_checked(path: Path, reference: str) -> IO[bytes]:
+def open_media_file(path: Path, reference: str) -> IO[bytes]:
     """Open the recording (in the executor); a clear error when it is missing or too big."""
     if not path.is_file():
-        raise _invalid("media_file_not_found", file=reference)
+        raise invalid_input("media_file_not_found", file=reference)
     if path.stat().st_size > MAX_FILE_BYTES:
-        raise _invalid("media_file_too_large", file=reference)
+        raise invalid_input("media_file_too_large", file=reference)
     return path.open("rb")
 
 
@@ -92,43 +92,56 @@ async def async_transcribe_with_speakers(
     hass: HomeAssistant, gateway_url: str, api_key: str, path: Path, language: str | None
 ) -> dict[str, Any]:
     """Post the file to the gateway and return its JSON answer."""
-    handle = await hass.async_add_executor_job(_open_checked, path, path.name)
+    handle = await hass.async_add_executor_job(open_media_file, path, path.name)
     try:
         form = aiohttp.FormData()
         # aiohttp reads file objects in the executor while it streams the upload.
         form.add_field("file", handle, filename=path.name, content_type="application/octet-stream")
         if language:
             form.add_field("language", language)
-        session = async_get_clientsession(hass)
-        try:
-            async with session.post(
-                gateway_url.rstrip("/") + GATEWAY_PATH,
-                data=form,
-                headers={"Authorization": f"Bearer {api_key}"},
-                timeout=REQUEST_TIMEOUT,
-            ) as resp:
-                if resp.status != 200:
-                    raise HomeAssistantError(
-                        translation_domain=DOMAIN,
-                        translation_key="gateway_error",
-                        translation_placeholders={
-                            "status": str(resp.status),
-                            "message": await _error_message(resp),
-                        },
-                    )
-                body: dict[str, Any] = await resp.json()
-                return body
-        except (aiohttp.ClientError, TimeoutError) as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="gateway_unreachable",
-                translation_placeholders={"error": str(err) or type(err).__name__},
-            ) from err
+        return await gateway_request(
+            hass, "POST", gateway_url.rstrip("/") + GATEWAY_PATH, api_key, data=form
+        )
     finally:
         await hass.async_add_executor_job(handle.close)
 
 
-async def _error_message(resp: aiohttp.ClientResponse) -> str:
+async def gateway_request(
+    hass: HomeAssistant,
+    method: str,
+    url: str,
+    api_key: str,
+    *,
+    data: aiohttp.FormData | None = None,
+    client_timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
+) -> dict[str, Any]:
+    """One call to the add-on gateway; its errors become translated `HomeAssistantError`s."""
+    session = async_get_clientsession(hass)
+    try:
+        async with session.request(
+            method, url, data=data, headers={"Authorization": f"Bearer {api_key}"},
+            timeout=client_timeout,
+        ) as resp:  # fmt: skip
+            if resp.status not in (200, 201):
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key="gateway_error",
+                    translation_placeholders={
+                        "status": str(resp.status),
+                        "message": await gateway_error_message(resp),
+                    },
+                )
+            body: dict[str, Any] = await resp.json()
+            return body
+    except (aiohttp.ClientError, TimeoutError) as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="gateway_unreachable",
+            translation_placeholders={"error": str(err) or type(err).__name__},
+        ) from err
+
+
+async def gateway_error_message(resp: aiohttp.ClientResponse) -> str:
     try:
         body = await resp.json(content_type=None)
         message = body["error"]["message"]
@@ -137,14 +150,20 @@ async def _error_message(resp: aiohttp.ClientResponse) -> str:
     return str(message)[:300]
 
 
-async def _handle(call: ServiceCall) -> ServiceResponse:
-    hass = call.hass
+def linked_gateway(call: ServiceCall) -> tuple[str, str]:
+    """The gateway URL and key stored on the call's cluster entry by add-on discovery."""
     # Only the entry's gateway link is used: the cluster itself need not be running.
-    entry = async_get_cluster_entry(hass, call, loaded=False)
+    entry = async_get_cluster_entry(call.hass, call, loaded=False)
     gateway_url = entry.data.get(CONF_GATEWAY_URL)
     api_key = entry.data.get(CONF_GATEWAY_API_KEY)
     if not gateway_url or not api_key:
-        raise _invalid("gateway_not_linked", cluster=entry.title)
+        raise invalid_input("gateway_not_linked", cluster=entry.title)
+    return str(gateway_url), str(api_key)
+
+
+async def _handle(call: ServiceCall) -> ServiceResponse:
+    hass = call.hass
+    gateway_url, api_key = linked_gateway(call)
     path = resolve_media_file(hass.config.media_dirs, call.data[ATTR_FILE])
     return await async_transcribe_with_speakers(
         hass, gateway_url, api_key, path, call.data.get(ATTR_LANGUAGE)
@@ -153,7 +172,10 @@ async def _handle(call: ServiceCall) -> ServiceResponse:
 
 @callback
 def async_setup_transcribe_services(hass: HomeAssistant) -> None:
-    """Register `transcribe_with_speakers` (called from `async_setup_services`)."""
+    """Register `transcribe_with_speakers` and the enrolled-speaker actions (called from
+    `async_setup_services`)."""
+    from .speakers import async_setup_speaker_services
+
     hass.services.async_register(
         DOMAIN,
         ACTION_TRANSCRIBE_WITH_SPEAKERS,
@@ -161,3 +183,4 @@ def async_setup_transcribe_services(hass: HomeAssistant) -> None:
         schema=TRANSCRIBE_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
+    async_setup_speaker_services(hass)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,8 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .const import (
+    CONF_GATEWAY_API_KEY,
+    CONF_GATEWAY_URL,
     CONF_VOICE_BRIDGES,
     DEFAULT_VOICE_BRIDGES,
     DOMAIN,
@@ -101,7 +104,8 @@ async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry)
             },
         )
 
-    bridges = VoiceBridges(async_get_clientsession(hass), config, on_wedge=report_wedge)
+    bridges = VoiceBridges(async_get_clientsession(hass), config, on_wedge=report_wedge,
+                           on_utterance=_who_spoke_hook(hass, entry))  # fmt: skip
     try:
         await bridges.start()
     except OSError as err:
@@ -157,6 +161,27 @@ async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry)
         voice.announcing = entry.async_create_background_task(
             hass, announcer.async_register(), "spark_control voice announcement"
         )
+
+
+def _who_spoke_hook(
+    hass: HomeAssistant, entry: SparkControlConfigEntry
+) -> Callable[[bytes, str], None] | None:
+    """With a linked add-on gateway, each command's audio goes to its speaker library in the
+    background; the gateway answers at once when nobody is enrolled."""
+    gateway_url, api_key = entry.data.get(CONF_GATEWAY_URL), entry.data.get(CONF_GATEWAY_API_KEY)
+    if not gateway_url or not api_key:
+        return None
+    from .speakers import async_who_spoke
+
+    @callback
+    def on_utterance(wav: bytes, text: str) -> None:
+        entry.async_create_background_task(
+            hass,
+            async_who_spoke(hass, entry.entry_id, gateway_url, api_key, wav, text),
+            "spark_control who spoke",
+        )
+
+    return on_utterance
 
 
 def _port_issue_id(entry: SparkControlConfigEntry) -> str:

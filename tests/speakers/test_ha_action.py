@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest.mock import ANY
 
+import numpy as np
 import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import CONF_GATEWAY_API_KEY, CONF_GATEWAY_URL, DOMAIN
+from custom_components.spark_control.speakers import ACTION_ENROLL_SPEAKER, ACTION_FORGET_SPEAKER
 from custom_components.spark_control.transcribe import (
     ACTION_TRANSCRIBE_WITH_SPEAKERS,
     async_setup_transcribe_services,
@@ -17,7 +20,7 @@ from custom_components.spark_control.transcribe import (
 )
 from tests.sim import SimCluster
 from tests.speakers.conftest import API_KEY, GatewayFactory
-from tests.speakers.voices import build_conversation, wav_bytes
+from tests.speakers.voices import build_conversation, enrolment_clip, wav_bytes
 
 
 def entry_for(hass: HomeAssistant, url: str | None, key: str | None = API_KEY) -> MockConfigEntry:
@@ -104,3 +107,63 @@ async def test_registered_by_the_integration(
 
     assert await async_setup_component(hass, DOMAIN, {})
     assert hass.services.has_service(DOMAIN, ACTION_TRANSCRIBE_WITH_SPEAKERS)
+    assert hass.services.has_service(DOMAIN, ACTION_ENROLL_SPEAKER)
+    assert hass.services.has_service(DOMAIN, ACTION_FORGET_SPEAKER)
+
+
+async def test_enroll_then_transcripts_name_the_person_and_forget(
+    hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    (tmp_path / "voices").mkdir()
+    clip = enrolment_clip("FEE083")
+    (tmp_path / "voices" / "alice-1.wav").write_bytes(wav_bytes(clip[: len(clip) // 2]))
+    (tmp_path / "voices" / "alice-2.wav").write_bytes(wav_bytes(clip[len(clip) // 2 :]))
+    conversation = build_conversation(["FEE083", "MEE009"], duration_s=16.0, seed=6,
+                                      keep_back=0.35)  # fmt: skip
+    (tmp_path / "meeting.wav").write_bytes(wav_bytes(conversation.samples))
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, gateway.url)
+    enrolled = await hass.services.async_call(
+        DOMAIN, ACTION_ENROLL_SPEAKER,
+        {"cluster": entry.entry_id, "name": "Alice",
+         "files": ["local/voices/alice-1.wav", "voices/alice-2.wav"]},
+        blocking=True, return_response=True,
+    )  # fmt: skip
+    assert isinstance(enrolled, dict)
+    assert enrolled["name"] == "Alice"
+    assert enrolled["clips"] == 2
+    result = await call(hass, entry, "local/meeting.wav")
+    assert "Alice" in result["speakers"]  # type: ignore[operator]
+    assert result["identified"] == {"Alice": {"id": enrolled["id"], "confidence": ANY}}
+    assert any(s.startswith("Speaker_") for s in result["speakers"])  # type: ignore[union-attr]
+
+    forget = {"cluster": entry.entry_id, "speaker_id": enrolled["id"]}
+    forgotten = await hass.services.async_call(
+        DOMAIN, ACTION_FORGET_SPEAKER, forget, blocking=True, return_response=True
+    )
+    assert forgotten == {"deleted": enrolled}
+    assert list((gateway.config.data_dir / "voiceprints").iterdir()) == []
+    with pytest.raises(ServiceValidationError) as info:
+        await hass.services.async_call(
+            DOMAIN, ACTION_FORGET_SPEAKER, forget, blocking=True, return_response=True
+        )
+    assert info.value.translation_key == "unknown_speaker"
+    # A recording without speech is the gateway's clear 400, translated.
+    (tmp_path / "silence.wav").write_bytes(wav_bytes(np.zeros(3 * 16000, np.int16)))
+    with pytest.raises(HomeAssistantError) as failure:
+        await hass.services.async_call(
+            DOMAIN, ACTION_ENROLL_SPEAKER,
+            {"cluster": entry.entry_id, "name": "Quiet", "files": "local/silence.wav"},
+            blocking=True, return_response=True,
+        )  # fmt: skip
+    assert failure.value.translation_key == "gateway_error"
+    assert "clear speech" in str(failure.value.translation_placeholders)
+    with pytest.raises(ServiceValidationError) as info:
+        await hass.services.async_call(
+            DOMAIN, ACTION_ENROLL_SPEAKER,
+            {"cluster": entry.entry_id, "name": "Nobody", "files": ["local/none.wav"]},
+            blocking=True, return_response=True,
+        )  # fmt: skip
+    assert info.value.translation_key == "media_file_not_found"

@@ -14,7 +14,7 @@ from .info import program_names, stt_info
 from .magpie import MagpieClient
 from .parakeet import ParakeetClient
 from .server import WyomingBridgeServer
-from .stt_handler import SttBridge, SttEventHandler, WedgeCallback
+from .stt_handler import SttBridge, SttEventHandler, UtteranceCallback, WedgeCallback
 from .tts_handler import TtsBridge, TtsEventHandler
 from .voices import VoiceCatalog
 
@@ -46,6 +46,7 @@ class VoiceBridges:
         config: VoiceBridgeConfig,
         *,
         on_wedge: WedgeCallback | None = None,
+        on_utterance: UtteranceCallback | None = None,
     ) -> None:
         parakeet = ParakeetClient(session, config.parakeet_url, timeout=config.request_timeout)
         magpie = MagpieClient(session, config.magpie_url, timeout=config.request_timeout)
@@ -53,7 +54,10 @@ class VoiceBridges:
         self.voices = VoiceCatalog(magpie, program_name=tts_name)
         self._voice_list_wait = config.voice_list_wait
         self.stt_bridge = SttBridge(
-            parakeet=parakeet, on_wedge=on_wedge, info=stt_info(name=stt_name)
+            parakeet=parakeet,
+            on_wedge=on_wedge,
+            on_utterance=on_utterance,
+            info=stt_info(name=stt_name),
         )
         self.tts_bridge = TtsBridge(magpie=magpie, voices=self.voices)
         self.stt = WyomingBridgeServer(

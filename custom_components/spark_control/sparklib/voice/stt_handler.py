@@ -35,6 +35,8 @@ CHANNELS = (1, 2)
 _CONVERT_IN_THREAD_BYTES = 32 * 1024
 
 WedgeCallback = Callable[[str], None]
+# Called with the utterance (16 kHz mono WAV) and its transcript after each transcription.
+UtteranceCallback = Callable[[bytes, str], None]
 
 
 @dataclass
@@ -44,6 +46,8 @@ class SttBridge:
     parakeet: ParakeetClient
     # Called with a short error text when Parakeet answers 500 (a likely wedge).
     on_wedge: WedgeCallback | None = None
+    # Who-spoke hook: must return at once (schedule work elsewhere), it is not awaited.
+    on_utterance: UtteranceCallback | None = None
     # Upload cap: an utterance longer than this is refused instead of buffered.
     max_audio_seconds: float = 300.0
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
@@ -169,6 +173,8 @@ class SttEventHandler(TrackedEventHandler):
                 # Close: clients that predate `error` events (HA before 2026.8) wait for a
                 # transcript forever otherwise; a closed connection fails them at once.
                 return False
+        if text and upload is not None and self._bridge.on_utterance is not None:
+            self._bridge.on_utterance(upload.finished_wav(), text)
         chunks = [TranscriptChunk(text=text).event()] if text else []
         await self.write_events(
             [

@@ -144,6 +144,7 @@ class GrowingWav:
         self._buffer = bytearray(preamble)
         self._buffer += header
         self._data_at = len(self._buffer)
+        self._size = 0
 
     @property
     def pcm_size(self) -> int:
@@ -160,5 +161,10 @@ class GrowingWav:
         del self._buffer[self._data_at + size :]
         struct.pack_into("<I", self._buffer, self._header_at + 4, 36 + size)
         struct.pack_into("<I", self._buffer, self._header_at + 40, size)
+        self._size = size
         self._buffer += trailer
         return self._buffer
+
+    def finished_wav(self) -> bytes:
+        """The WAV file alone (no preamble or trailer), once `finish` has run."""
+        return bytes(self._buffer[self._header_at : self._data_at + self._size])

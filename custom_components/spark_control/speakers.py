@@ -1,0 +1,130 @@
+"""Enrolled speakers in Home Assistant: enrol a person from media files, forget them, and
+"who spoke" events for voice commands.
+
+The voiceprints live in the add-on gateway (its data folder), never in Home Assistant: the
+actions send the recordings there, and the Wyoming STT bridge asks it who spoke each
+command. Nothing here stores or logs a voiceprint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import aiohttp
+import voluptuous as vol
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import config_validation as cv
+
+from .actions import ATTR_CLUSTER
+from .const import DOMAIN, EVENT_SPEAKER_IDENTIFIED, LOGGER
+from .transcribe import (
+    gateway_request,
+    invalid_input,
+    linked_gateway,
+    open_media_file,
+    resolve_media_file,
+)
+
+ACTION_ENROLL_SPEAKER = "enroll_speaker"
+ACTION_FORGET_SPEAKER = "forget_speaker"
+ATTR_NAME = "name"
+ATTR_FILES = "files"
+ATTR_SPEAKER_ID = "speaker_id"
+MAX_CLIPS = 10  # the gateway's limit
+IDENTIFY_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=5)
+
+ENROLL_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CLUSTER): cv.string,
+        vol.Required(ATTR_NAME): vol.All(cv.string, vol.Strip, vol.Length(min=1, max=64)),
+        vol.Required(ATTR_FILES): vol.All(cv.ensure_list, [cv.string], vol.Length(min=1, max=10)),
+    }
+)
+FORGET_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CLUSTER): cv.string,
+        vol.Required(ATTR_SPEAKER_ID): vol.Match(r"^[a-f0-9]{16}$"),
+    }
+)
+
+
+async def _enroll(call: ServiceCall) -> ServiceResponse:
+    hass = call.hass
+    gateway_url, api_key = linked_gateway(call)
+    paths = [resolve_media_file(hass.config.media_dirs, f) for f in call.data[ATTR_FILES]]
+    handles = []
+    try:
+        for path, reference in zip(paths, call.data[ATTR_FILES], strict=True):
+            handles.append(await hass.async_add_executor_job(open_media_file, path, reference))
+        form = aiohttp.FormData()
+        form.add_field(ATTR_NAME, call.data[ATTR_NAME])
+        for path, handle in zip(paths, handles, strict=True):
+            form.add_field("file", handle, filename=path.name,
+                           content_type="application/octet-stream")  # fmt: skip
+        return await gateway_request(hass, "POST", gateway_url.rstrip("/") + "/api/speakers",
+                                   api_key, data=form)  # fmt: skip
+    finally:
+        for handle in handles:
+            await hass.async_add_executor_job(handle.close)
+
+
+async def _forget(call: ServiceCall) -> ServiceResponse:
+    gateway_url, api_key = linked_gateway(call)
+    url = f"{gateway_url.rstrip('/')}/api/speakers/{call.data[ATTR_SPEAKER_ID]}"
+    try:
+        return await gateway_request(call.hass, "DELETE", url, api_key)
+    except HomeAssistantError as err:
+        if (err.translation_placeholders or {}).get("status") == "404":
+            raise invalid_input("unknown_speaker", speaker_id=call.data[ATTR_SPEAKER_ID]) from err
+        raise
+
+
+@callback
+def async_setup_speaker_services(hass: HomeAssistant) -> None:
+    """Register `enroll_speaker` and `forget_speaker`."""
+    hass.services.async_register(DOMAIN, ACTION_ENROLL_SPEAKER, _enroll, schema=ENROLL_SCHEMA,
+                                 supports_response=SupportsResponse.OPTIONAL)  # fmt: skip
+    hass.services.async_register(DOMAIN, ACTION_FORGET_SPEAKER, _forget, schema=FORGET_SCHEMA,
+                                 supports_response=SupportsResponse.OPTIONAL)  # fmt: skip
+
+
+async def async_who_spoke(
+    hass: HomeAssistant, entry_id: str, gateway_url: str, api_key: str, wav: bytes, text: str
+) -> None:
+    """Ask the gateway who said a voice command; fire an event when it is someone enrolled.
+
+    Best effort: a voice command never waits for this, and a failure only shows in the log.
+    """
+    form = aiohttp.FormData()
+    form.add_field("file", wav, filename="command.wav", content_type="audio/wav")
+    body: dict[str, Any] = {}
+    with contextlib.suppress(HomeAssistantError):
+        url = gateway_url.rstrip("/") + "/api/speakers/identify"
+        body = await gateway_request(
+            hass, "POST", url, api_key, data=form, client_timeout=IDENTIFY_TIMEOUT
+        )
+    speaker = body.get("speaker")
+    if not isinstance(speaker, dict):
+        LOGGER.debug("Who spoke: nobody enrolled recognised" if body else "Who spoke: no answer")
+        return
+    hass.bus.async_fire(
+        EVENT_SPEAKER_IDENTIFIED,
+        {
+            "entry_id": entry_id,
+            "name": speaker.get("name"),
+            "speaker_id": speaker.get("id"),
+            "confidence": body.get("confidence"),
+            "text": text[:500],
+        },
+    )
+
+
+__all__ = ["async_setup_speaker_services", "async_who_spoke"]
