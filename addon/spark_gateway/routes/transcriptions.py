@@ -279,7 +279,7 @@ async def _reference_samples(request: web.Request, known: KnownSpeaker) -> npt.N
     path = request.app[SPOOL].new_file(request, ".reference")
     await spool_bytes(path, known.audio)
     decoded = await decode_upload(request, path)
-    return np.asarray(decoded.samples())
+    return np.asarray(decoded.samples()[:])  # a short clip: read whole
 
 
 def setup(app: web.Application) -> None:
