@@ -80,7 +80,7 @@ from .sparklib.errors import (
 )
 from .sparklib.keys import KeyPair, fingerprint, generate_keypair, parse_private_key
 from .sparklib.validation import validate_path, validate_port, validate_username
-from .voice_ports import async_suggest_voice_ports
+from .voice_ports import async_suggest_voice_ports, port_conflicts
 
 CONF_KEY_SOURCE = "key_source"
 CONF_CHANGE_NODES = "change_nodes"  # on the key steps: back to the nodes form
@@ -545,10 +545,17 @@ class SparkControlOptionsFlow(OptionsFlowWithReload):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form with every option; the entry reloads to apply it."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            LOGGER.debug("Options of %s changed", self.config_entry.title)
-            return self.async_create_entry(data={k: _whole(v) for k, v in user_input.items()})
-        options = self.config_entry.options
+            chosen = {k: _whole(v) for k, v in user_input.items()}
+            # Ports another cluster's bridges claim would only fail at the next start.
+            errors = port_conflicts(
+                self.hass, self.config_entry.entry_id, chosen[CONF_STT_PORT], chosen[CONF_TTS_PORT]
+            )
+            if not errors:
+                LOGGER.debug("Options of %s changed", self.config_entry.title)
+                return self.async_create_entry(data=chosen)
+        options = {**self.config_entry.options, **(user_input or {})}
         schema = vol.Schema(
             {
                 vol.Required(
@@ -591,7 +598,7 @@ class SparkControlOptionsFlow(OptionsFlowWithReload):
                 ): _number(1, 65535, ""),
             }
         )
-        return self.async_show_form(step_id="init", data_schema=schema)
+        return self.async_show_form(step_id="init", data_schema=schema, errors=errors)
 
 
 def _whole(value: Any) -> Any:

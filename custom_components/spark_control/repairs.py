@@ -24,8 +24,8 @@ from .sparklib.ssh import SshNode
 from .voice import VOICE_PORT_ISSUE
 from .voice_ports import (
     async_suggest_voice_ports,
+    port_conflicts,
     port_is_free,
-    ports_of_other_clusters,
     voice_ports,
 )
 
@@ -109,13 +109,15 @@ class VoicePortsRepairFlow(RepairsFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             ports = {key: int(user_input[key]) for key in (CONF_STT_PORT, CONF_TTS_PORT)}
-            claimed = ports_of_other_clusters(self.hass, entry.entry_id)
+            conflicts = port_conflicts(
+                self.hass, entry.entry_id, ports[CONF_STT_PORT], ports[CONF_TTS_PORT]
+            )
             for key, port in ports.items():
-                if port in claimed:
+                if conflicts.get(key) == "port_of_other_cluster":
                     errors[key] = "port_of_other_cluster"
                 elif not await self.hass.async_add_executor_job(port_is_free, port):
                     errors[key] = "port_in_use"
-            if ports[CONF_STT_PORT] == ports[CONF_TTS_PORT]:
+            if "same_port" in conflicts.values():
                 errors.setdefault(CONF_TTS_PORT, "same_port")
             if not errors:
                 self.hass.config_entries.async_update_entry(

@@ -35,6 +35,18 @@ def ports_of_other_clusters(hass: HomeAssistant, entry_id: str | None) -> set[in
     }
 
 
+def port_conflicts(hass: HomeAssistant, entry_id: str, stt: int, tts: int) -> dict[str, str]:
+    """Form errors for a port pair: one another cluster claims, or the same port twice."""
+    errors: dict[str, str] = {}
+    claimed = ports_of_other_clusters(hass, entry_id)
+    for key, port in ((CONF_STT_PORT, stt), (CONF_TTS_PORT, tts)):
+        if port in claimed:
+            errors[key] = "port_of_other_cluster"
+    if stt == tts:
+        errors.setdefault(CONF_TTS_PORT, "same_port")
+    return errors
+
+
 def port_is_free(port: int) -> bool:
     """Whether a TCP listener could open `port` on every interface now (blocking: run it
     in the executor)."""

@@ -134,14 +134,18 @@ async def test_back_from_the_key_steps_to_fix_a_host(
 
 
 async def test_abandoned_flow_gives_a_translated_abort(
-    hass: HomeAssistant, sim: SimCluster
+    hass: HomeAssistant, sim: SimCluster, client_key: tuple[str, str]
 ) -> None:
-    """A flow left open (a closed browser tab) makes a second try for the same cluster abort
-    with a translated reason, not the raw key."""
-    first = await _start(hass)
-    await hass.config_entries.flow.async_configure(first["flow_id"], _user_input(sim))
-    second = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(second["flow_id"], _user_input(sim))
+    """A flow left open (a closed browser tab) at the services step makes a second try for
+    the same cluster abort with a translated reason, not the raw key."""
+    for attempt in range(2):
+        result = await _start(hass)
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], _user_input(sim))
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_PRIVATE_KEY: client_key[0]}
+        )
+        if attempt == 0:
+            assert result["step_id"] == "services"  # and then abandoned
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_in_progress"
     assert "already open" in EN["config"]["abort"]["already_in_progress"]
@@ -162,7 +166,8 @@ async def test_each_cluster_gets_its_own_voice_ports(
     hass: HomeAssistant, sim: SimCluster, client_key: tuple[str, str]
 ) -> None:
     """A new cluster's bridges default to the first pair no other cluster claims."""
-    MockConfigEntry(domain=DOMAIN, title="Other", unique_id="other", data={}).add_to_hass(hass)
+    other = {"nodes": ["other-head"], "ssh_port": 22}
+    MockConfigEntry(domain=DOMAIN, title="Other", unique_id="other", data=other).add_to_hass(hass)
     result = await _start(hass)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], _user_input(sim))
     result = await hass.config_entries.flow.async_configure(
@@ -243,3 +248,42 @@ async def test_port_repair_changes_the_ports(
     assert (voice.bridges.stt.port, voice.bridges.tts.port) == (stt_new, tts_new)
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_options_refuse_ports_of_another_cluster(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The options form will not take another cluster's bridge ports, nor one port twice."""
+    MockConfigEntry(
+        domain=DOMAIN,
+        title="Other",
+        unique_id="other",
+        data={"nodes": ["other-head"], "ssh_port": 22},
+        options={CONF_STT_PORT: 10500, CONF_TTS_PORT: 10501},
+    ).add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    form = {
+        "poll_interval": 5,
+        "metrics_interval": 30,
+        "swap_timeout": 15,
+        "deep_check_interval": 5,
+        "restart_limit": 3,
+        "restart_window": 30,
+        "probe_timeout": 30,
+        CONF_VOICE_BRIDGES: False,
+    }
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**form, CONF_STT_PORT: 10500, CONF_TTS_PORT: 10502}
+    )
+    assert result["errors"] == {CONF_STT_PORT: "port_of_other_cluster"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**form, CONF_STT_PORT: 10502, CONF_TTS_PORT: 10502.0}
+    )
+    assert result["errors"] == {CONF_TTS_PORT: "same_port"}
+    assert set(result["errors"].values()) <= set(EN["options"]["error"])
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**form, CONF_STT_PORT: 10502, CONF_TTS_PORT: 10503}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert init_integration.options[CONF_STT_PORT] == 10502
