@@ -2,7 +2,8 @@
 // logs in to the demo's Home Assistant (scripts/run_demo.py on the simulator), opens the
 // dashboard the integration's strategy builds at desktop and phone sizes, and swaps a model
 // through the select. Fails on "Entity not found", "unknown" or an untranslated key anywhere
-// on the page. Screenshots go to docs/screenshots/.
+// on the page. Screenshots go to .cache/screenshots/, or with UPDATE_SCREENSHOTS=1 to the
+// docs/screenshots/ the documentation shows (so a test run leaves the work tree clean).
 //
 // Run by ./scripts/test (through scripts/_browser_env.sh, which installs chromium and the
 // pinned playwright-core). Finds chromium and the demo's Python on PATH or through CHROMIUM and
@@ -17,7 +18,9 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const SHOTS = path.join(ROOT, "docs", "screenshots");
+const SHOTS = process.env.UPDATE_SCREENSHOTS
+  ? path.join(ROOT, "docs", "screenshots")
+  : path.join(ROOT, ".cache", "screenshots");
 const EN = JSON.parse(
   fs.readFileSync(path.join(ROOT, "custom_components/spark_control/translations/en.json")),
 );
