@@ -82,7 +82,7 @@ def test_demo_comes_up_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         ours = {s["entity_id"]: s["state"] for s in states if "demo_cluster" in s["entity_id"]}
         selects = [e for e in ours if e.startswith("select.")]
         assert selects, ours
-        assert ours[selects[0]] == "qwen36"
+        assert ours[selects[0]] == "Qwen3.6 35B-A3B (NVFP4)"  # the select shows display names
         assert any(e.startswith("binary_sensor.") and v == "on" for e, v in ours.items())
         assert endpoints["wyoming"]["stt"].startswith("tcp://")
         assert _port_open(endpoints["wyoming"]["stt"])
