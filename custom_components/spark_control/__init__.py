@@ -32,9 +32,9 @@ from .host_key_issue import host_key_issue_id
 from .identity import async_migrate_entry
 from .operations import async_setup_operations
 from .recovery import (
+    async_create_recovery,
     async_remove_recovery_store,
-    async_setup_recovery,
-    async_unload_recovery,
+    async_start_recovery,
     suppressed_issue_id,
 )
 from .services import async_setup_services
@@ -115,6 +115,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
             metrics=metrics,
             catalog=catalog,
             swap=SparkSwapCoordinator(hass, entry, client),
+            recovery=await async_create_recovery(hass, entry, client),
         )
         await status.async_config_entry_first_refresh()
         await metrics.async_config_entry_first_refresh()
@@ -129,10 +130,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
     _register_devices(hass, entry)
     await async_setup_operations(hass, entry)
     entry.runtime_data.swap_history = await async_setup_swap_history(hass, entry)
+    # Recovery and the voice bridges run before the entities that show them are added.
+    async_start_recovery(hass, entry)
+    entry.runtime_data.voice = await async_setup_voice(hass, entry, client)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await async_track_service_versions(hass, entry)
-    await async_setup_voice(hass, entry)
-    await async_setup_recovery(hass, entry)
     return True
 
 
@@ -156,7 +158,7 @@ def _register_devices(hass: HomeAssistant, entry: SparkControlConfigEntry) -> No
 
 async def async_unload_entry(hass: HomeAssistant, entry: SparkControlConfigEntry) -> bool:
     """Stop the extras, remove the entities and close the SSH connections."""
-    await async_unload_recovery(hass, entry)
+    await entry.runtime_data.recovery.async_stop()
     await async_unload_voice(hass, entry)
     if unloaded := await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
         await entry.runtime_data.client.close()

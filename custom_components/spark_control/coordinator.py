@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant
@@ -35,8 +35,10 @@ from .sparklib.node_info import NodeFacts
 if TYPE_CHECKING:
     from .catalog_store import CatalogStore
     from .operations import OperationsData
+    from .recovery import SparkRecovery
     from .swap_control import SparkSwapCoordinator
     from .swap_history import SwapHistory
+    from .voice import VoiceService
 
 type SparkControlConfigEntry = ConfigEntry[SparkControlRuntimeData]
 
@@ -45,7 +47,8 @@ type SparkControlConfigEntry = ConfigEntry[SparkControlRuntimeData]
 class SparkControlRuntimeData:
     """Everything a loaded cluster entry holds while it runs.
 
-    `voice` and `recovery` are filled by their own modules (objects with `async_stop()`).
+    Built completely before the platforms are set up; `voice` is None while the bridges are
+    off or cannot listen.
     """
 
     client: ClusterClient
@@ -53,8 +56,8 @@ class SparkControlRuntimeData:
     metrics: SparkMetricsCoordinator
     catalog: CatalogStore
     swap: SparkSwapCoordinator
-    voice: Any | None = None
-    recovery: Any | None = None
+    recovery: SparkRecovery
+    voice: VoiceService | None = None
     # Host name, GPU and driver per node key, read once at setup for the node devices.
     node_facts: dict[str, NodeFacts] = field(default_factory=dict)
     operations: OperationsData | None = None  # downloads, disks, software update

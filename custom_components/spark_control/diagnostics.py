@@ -10,9 +10,7 @@ from homeassistant.core import HomeAssistant
 
 from .const import CONF_GATEWAY_API_KEY, CONF_HOST_KEYS, CONF_PRIVATE_KEY, CONF_PUBLIC_KEY
 from .coordinator import ClusterMetrics, SparkControlConfigEntry
-from .recovery import SparkRecovery
 from .sparklib.keys import fingerprint
-from .voice import VoiceService
 
 TO_REDACT = {CONF_PRIVATE_KEY, CONF_PUBLIC_KEY, CONF_GATEWAY_API_KEY}
 
@@ -66,6 +64,6 @@ async def async_get_config_entry_diagnostics(
         }
         if progress is not None
         else None,
-        "recovery": recovery.as_diagnostics() if isinstance(recovery, SparkRecovery) else None,
-        "voice": voice.as_dict() if isinstance(voice, VoiceService) else None,
+        "recovery": recovery.as_diagnostics(),
+        "voice": voice.as_dict() if voice is not None else None,
     }

@@ -55,6 +55,7 @@ from .sparklib.recovery import (
 
 if TYPE_CHECKING:
     from .coordinator import SparkControlConfigEntry
+    from .sparklib.cluster import ClusterClient
 
 STORAGE_VERSION = 1
 PROBE_CLIP = Path(__file__).parent / "probe_clip.wav"
@@ -314,8 +315,11 @@ async def async_remove_recovery_store(hass: HomeAssistant, entry_id: str) -> Non
     await _store(hass, entry_id).async_remove()
 
 
-async def async_setup_recovery(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-    """Start watching the cluster's services and repairing wedges."""
+async def async_create_recovery(
+    hass: HomeAssistant, entry: SparkControlConfigEntry, client: ClusterClient
+) -> SparkRecovery:
+    """Build the entry's recovery with its persisted budget and last wedges; nothing runs
+    until `async_start_recovery`."""
     options = entry.options
     store = _store(hass, entry.entry_id)
     saved = await store.async_load()
@@ -326,20 +330,18 @@ async def async_setup_recovery(hass: HomeAssistant, entry: SparkControlConfigEnt
         window=max(1.0, float(options.get(CONF_RESTART_WINDOW, DEFAULT_RESTART_WINDOW))) * 60,
     )
     clip = await hass.async_add_executor_job(_read_probe_clip)
-    prober = entry.runtime_data.client.deep_prober(
+    prober = client.deep_prober(
         clip_wav=clip,
         timeout=max(1.0, float(options.get(CONF_PROBE_TIMEOUT, DEFAULT_PROBE_TIMEOUT))),
     )
     recovery = SparkRecovery(hass, entry, prober, budget, store)
     recovery.restore(saved)
-    recovery.async_start(float(options.get(CONF_DEEP_CHECK_INTERVAL, DEFAULT_DEEP_CHECK_INTERVAL)))
-    entry.runtime_data.recovery = recovery
+    return recovery
+
+
+@callback
+def async_start_recovery(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
+    """Start watching the cluster's services and repairing wedges."""
+    minutes = float(entry.options.get(CONF_DEEP_CHECK_INTERVAL, DEFAULT_DEEP_CHECK_INTERVAL))
+    entry.runtime_data.recovery.async_start(minutes)
     async_dispatcher_send(hass, recovery_signal(entry))
-
-
-async def async_unload_recovery(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-    """Stop watching the cluster's services."""
-    recovery = entry.runtime_data.recovery
-    if isinstance(recovery, SparkRecovery):
-        entry.runtime_data.recovery = None
-        await recovery.async_stop()

@@ -38,14 +38,8 @@ class SparkRecoveryEntity(Entity):
         self._attr_device_info = service_device(entry, service)
 
     @property
-    def _recovery(self) -> SparkRecovery | None:
-        recovery = getattr(self._entry.runtime_data, "recovery", None)
-        return recovery if isinstance(recovery, SparkRecovery) else None
-
-    @property
-    def available(self) -> bool:
-        """Available once recovery runs for the entry."""
-        return self._recovery is not None
+    def _recovery(self) -> SparkRecovery:
+        return self._entry.runtime_data.recovery
 
     async def async_added_to_hass(self) -> None:
         """Follow recovery state changes."""
@@ -69,18 +63,14 @@ class SparkWedgedBinarySensor(SparkRecoveryEntity, BinarySensorEntity):
         super().__init__(entry, service, "wedged")
 
     @property
-    def is_on(self) -> bool | None:
+    def is_on(self) -> bool:
         """Whether the last check found the service wedged (and it has not recovered)."""
-        recovery = self._recovery
-        return None if recovery is None else recovery.state(self._service).wedged
+        return self._recovery.state(self._service).wedged
 
     @property
-    def extra_state_attributes(self) -> dict[str, Any] | None:
+    def extra_state_attributes(self) -> dict[str, Any]:
         """Whether automatic restarts are used up while wedged."""
-        recovery = self._recovery
-        if recovery is None:
-            return None
-        return {"restart_suppressed": recovery.state(self._service).suppressed}
+        return {"restart_suppressed": self._recovery.state(self._service).suppressed}
 
 
 class SparkLastWedgeSensor(SparkRecoveryEntity, SensorEntity):
@@ -96,8 +86,7 @@ class SparkLastWedgeSensor(SparkRecoveryEntity, SensorEntity):
     @property
     def native_value(self) -> datetime | None:
         """The time of the last wedge, if any was seen."""
-        recovery = self._recovery
-        stamp = None if recovery is None else recovery.state(self._service).last_wedge_at
+        stamp = self._recovery.state(self._service).last_wedge_at
         return None if stamp is None else dt_util.utc_from_timestamp(stamp)
 
 
@@ -113,18 +102,14 @@ class SparkRestartsInWindowSensor(SparkRecoveryEntity, SensorEntity):
         super().__init__(entry, service, "restarts_in_window")
 
     @property
-    def native_value(self) -> int | None:
+    def native_value(self) -> int:
         """Restarts counted against the budget right now."""
-        recovery = self._recovery
-        return None if recovery is None else recovery.restarts_in_window(self._service)
+        return self._recovery.restarts_in_window(self._service)
 
     @property
-    def extra_state_attributes(self) -> dict[str, Any] | None:
+    def extra_state_attributes(self) -> dict[str, Any]:
         """The budget the count is measured against."""
-        recovery = self._recovery
-        if recovery is None:
-            return None
-        budget = recovery.manager.budget
+        budget = self._recovery.manager.budget
         return {"limit": budget.limit, "window_minutes": budget.window / 60}
 
 

@@ -10,12 +10,10 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
 from .actions import ATTR_CLUSTER, ATTR_SERVICE, async_get_cluster_entry
 from .const import DOMAIN, SERVICE_RUN_DEEP_CHECK, SERVICES
-from .recovery import SparkRecovery
 
 RUN_DEEP_CHECK_SCHEMA = vol.Schema(
     {
@@ -28,12 +26,6 @@ RUN_DEEP_CHECK_SCHEMA = vol.Schema(
 async def _run_deep_check(call: ServiceCall) -> ServiceResponse:
     entry = async_get_cluster_entry(call.hass, call)
     recovery = entry.runtime_data.recovery
-    if not isinstance(recovery, SparkRecovery):
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="recovery_not_running",
-            translation_placeholders={"cluster": entry.title},
-        )
     services = call.data.get(ATTR_SERVICE) or list(SERVICES)
     outcomes = await recovery.async_run_deep_check(services, source="manual")
     return {

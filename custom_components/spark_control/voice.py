@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from .coordinator import SparkControlConfigEntry
+    from .sparklib.cluster import ClusterClient
 
 
 @dataclass
@@ -74,9 +75,9 @@ class VoiceService:
         await self.bridges.async_stop()
 
 
-def voice_bridge_config(entry: SparkControlConfigEntry) -> VoiceBridgeConfig:
-    """Where the bridges listen and which speech servers they use, from the entry."""
-    client = entry.runtime_data.client
+def voice_bridge_config(entry: SparkControlConfigEntry, client: ClusterClient) -> VoiceBridgeConfig:
+    """Where the bridges listen (the entry's options) and which speech servers they use (the
+    cluster's endpoints)."""
     return VoiceBridgeConfig(
         parakeet_url=client.base_url(SERVICE_PARAKEET),
         magpie_url=client.base_url(SERVICE_MAGPIE),
@@ -86,11 +87,14 @@ def voice_bridge_config(entry: SparkControlConfigEntry) -> VoiceBridgeConfig:
     )
 
 
-async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-    """Start the voice bridges for this entry, announce them and offer them to `wyoming`."""
+async def async_setup_voice(
+    hass: HomeAssistant, entry: SparkControlConfigEntry, client: ClusterClient
+) -> VoiceService | None:
+    """Start the voice bridges for this entry, announce them and offer them to `wyoming`;
+    None when they are off or cannot listen (a repair issue says why)."""
     if not entry.options.get(CONF_VOICE_BRIDGES, DEFAULT_VOICE_BRIDGES):
-        return
-    config = voice_bridge_config(entry)
+        return None
+    config = voice_bridge_config(entry, client)
 
     @callback
     def report_wedge(error: str) -> None:
@@ -132,7 +136,7 @@ async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry)
                 "error": err.strerror or str(err),
             },
         )
-        return
+        return None
     ir.async_delete_issue(hass, DOMAIN, _port_issue_id(entry))
     LOGGER.debug("Voice bridges listening: %s, %s", bridges.stt.uri, bridges.tts.uri)
 
@@ -149,7 +153,6 @@ async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry)
             ],
         )
     voice = VoiceService(bridges=bridges, announcer=announcer)
-    entry.runtime_data.voice = voice
 
     async def stop_on_shutdown(_event: Event) -> None:
         await voice.async_stop()
@@ -161,6 +164,7 @@ async def async_setup_voice(hass: HomeAssistant, entry: SparkControlConfigEntry)
         voice.announcing = entry.async_create_background_task(
             hass, announcer.async_register(), "spark_control voice announcement"
         )
+    return voice
 
 
 def _who_spoke_hook(
@@ -192,9 +196,6 @@ async def async_unload_voice(hass: HomeAssistant, entry: SparkControlConfigEntry
     """Stop the voice bridges for this entry and withdraw their announcements."""
     # Options may be changing to fix the ports: the next setup reports again if still taken.
     ir.async_delete_issue(hass, DOMAIN, _port_issue_id(entry))
-    runtime = getattr(entry, "runtime_data", None)
-    voice: VoiceService | None = getattr(runtime, "voice", None)
-    if voice is None:
-        return
-    await voice.async_stop()
-    runtime.voice = None  # type: ignore[union-attr]
+    if (voice := entry.runtime_data.voice) is not None:
+        entry.runtime_data.voice = None
+        await voice.async_stop()
