@@ -376,7 +376,7 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
                     entry,
                     data={**entry.data, CONF_GATEWAY_URL: url, CONF_GATEWAY_API_KEY: api_key},
                 )
-                # Reload so the gateway device (with its URL) appears next to the cluster.
+                # Reload so the running entry uses the gateway link.
                 if entry.state is ConfigEntryState.LOADED:
                     self.hass.config_entries.async_schedule_reload(entry.entry_id)
         return self.async_abort(reason="gateway_linked")

@@ -3,7 +3,7 @@
 The gateway posts its discovery message to (a stand-in for) Supervisor; Home Assistant Core
 then starts the integration's `hassio` flow with that message's config, which is done here
 with the very payload the gateway sent. The integration, set up against the simulated cluster,
-stores the URL and key, reloads, and shows the gateway as a device that opens its URL.
+stores the URL and key and reloads (without an entity-less gateway device).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _entry(sim: SimCluster, client_key: tuple[str, str]) -> MockConfigEntry:
     )
 
 
-async def test_announced_gateway_is_linked_with_a_device(
+async def test_announced_gateway_is_linked(
     hass: HomeAssistant,
     cluster: SimCluster,
     client_key: tuple[str, str],
@@ -106,15 +106,13 @@ async def test_announced_gateway_is_linked_with_a_device(
     assert entry.data[CONF_GATEWAY_URL] == gateway.url
     assert entry.data[CONF_GATEWAY_API_KEY] == gateway.api_key
     assert entry.state is ConfigEntryState.LOADED  # reloaded with the link
-    by_identifier = {
-        identifier: device
+    # No empty device for it: devices exist only where entities live (nodes and services).
+    identifiers = {
+        identifier
         for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
         for _, identifier in device.identifiers
     }
-    device = by_identifier[f"{entry.unique_id}_gateway"]
-    assert device.configuration_url == gateway.url
-    assert device.entry_type is dr.DeviceEntryType.SERVICE
-    assert device.via_device_id == by_identifier[str(entry.unique_id)].id
+    assert f"{entry.unique_id}_gateway" not in identifiers
 
     # The stored key really opens the gateway (what HA actions will use).
     async with (
