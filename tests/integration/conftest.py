@@ -1,34 +1,21 @@
-"""Fixtures for the HA integration tests: a real simulated cluster and a real Home Assistant."""
+"""Fixtures for the HA integration tests: a real simulated cluster and a real Home Assistant
+(the loaded-entry harness is shared with the recovery suite: tests/ha_entry.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
-from unittest.mock import MagicMock
 
 import pytest
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import (
     CONF_VOICE_BRIDGES,
     DOMAIN,
 )
+from tests.ha_entry import _custom_integrations, _quiet_zeroconf, loaded_entry
 from tests.sim import SimCluster, SimConfig, generate_client_key
 from tests.sim_entry import entry_identity, sim_entry_data
-
-
-@pytest.fixture(autouse=True)
-def _custom_integrations(enable_custom_integrations: None) -> None:
-    """Let HA load this repository's integration."""
-
-
-@pytest.fixture(autouse=True)
-def _quiet_zeroconf(mock_async_zeroconf: MagicMock) -> None:
-    """HA's zeroconf (a manifest dependency, used by the voice bridges) gets the harness's
-    stand-in: multicast on the test host is not a peer of the control plane, and the real
-    one's threads outlive the test loop."""
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +43,7 @@ def entry_data(sim: SimCluster, client_key: tuple[str, str]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def mock_config_entry(sim: SimCluster, client_key: tuple[str, str]) -> MockConfigEntry:
+def config_entry(sim: SimCluster, client_key: tuple[str, str]) -> MockConfigEntry:
     """A cluster entry pointing at the simulator."""
     data = entry_data(sim, client_key)
     return MockConfigEntry(
@@ -70,16 +57,17 @@ def mock_config_entry(sim: SimCluster, client_key: tuple[str, str]) -> MockConfi
     )
 
 
+# Old names, kept while branches written against them land; new tests use the names above.
 @pytest.fixture
-async def init_integration(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry
-) -> AsyncIterator[MockConfigEntry]:
-    """The integration set up against the simulator; unloaded again afterwards."""
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
-    assert mock_config_entry.state is ConfigEntryState.LOADED
-    yield mock_config_entry
-    if mock_config_entry.state is ConfigEntryState.LOADED:
-        assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
-        await hass.async_block_till_done()
+def mock_config_entry(config_entry: MockConfigEntry) -> MockConfigEntry:
+    """Old name of `config_entry`."""
+    return config_entry
+
+
+@pytest.fixture
+def init_integration(loaded_entry: MockConfigEntry) -> MockConfigEntry:
+    """Old name of `loaded_entry`."""
+    return loaded_entry
+
+
+__all__ = ["_custom_integrations", "_quiet_zeroconf", "loaded_entry"]

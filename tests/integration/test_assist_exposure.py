@@ -15,7 +15,7 @@ ACTING_DOMAINS = ("switch", "button", "select")
 
 
 async def test_service_actions_not_exposed_to_assist(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     """HA's own default-exposure rules (by domain, device class and entity category) keep
     every acting entity away from the conversation agent, while the entities stay enabled
@@ -24,7 +24,7 @@ async def test_service_actions_not_exposed_to_assist(
     registry = er.async_get(hass)
     acting = [
         item
-        for item in er.async_entries_for_config_entry(registry, init_integration.entry_id)
+        for item in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
         if item.domain in ACTING_DOMAINS
     ]
     # A running switch and a restart button per service, the model select, and the button
@@ -41,7 +41,7 @@ async def test_service_actions_not_exposed_to_assist(
 
 
 async def test_exposure_rule_would_expose_a_plain_switch(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     """The check above is not vacuous: with the category removed, HA exposes a running
     switch by default (the switch domain is exposed by default)."""
@@ -49,7 +49,7 @@ async def test_exposure_rule_would_expose_a_plain_switch(
     registry = er.async_get(hass)
     switch = next(
         item
-        for item in er.async_entries_for_config_entry(registry, init_integration.entry_id)
+        for item in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
         if item.domain == "switch"
     )
     registry.async_update_entity(switch.entity_id, entity_category=None)

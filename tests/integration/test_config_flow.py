@@ -250,10 +250,10 @@ async def test_services_step_errors(
 
 
 async def test_one_entry_per_cluster(
-    hass: HomeAssistant, sim: SimCluster, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, sim: SimCluster, config_entry: MockConfigEntry
 ) -> None:
     """The head node identifies the cluster: adding it twice aborts."""
-    mock_config_entry.add_to_hass(hass)
+    config_entry.add_to_hass(hass)
     result = await _start(hass)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], _user_input(sim))
     assert result["type"] is FlowResultType.ABORT
@@ -263,15 +263,15 @@ async def test_one_entry_per_cluster(
 async def test_reauth_after_rejected_key(
     hass: HomeAssistant,
     sim: SimCluster,
-    mock_config_entry: MockConfigEntry,
+    config_entry: MockConfigEntry,
     client_key: tuple[str, str],
 ) -> None:
     """A node rejecting the key fails setup with a reauth flow; re-authorizing recovers."""
     sim.faults.reject_key(1)
-    mock_config_entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
-    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    assert config_entry.state is ConfigEntryState.SETUP_ERROR
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert len(flows) == 1
     assert flows[0]["context"]["source"] == "reauth"
@@ -292,40 +292,39 @@ async def test_reauth_after_rejected_key(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     await hass.async_block_till_done()
-    assert mock_config_entry.state is ConfigEntryState.LOADED
-    await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.LOADED
+    await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 async def test_reauth_with_pasted_key(
-    hass: HomeAssistant, sim: SimCluster, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, sim: SimCluster, config_entry: MockConfigEntry
 ) -> None:
     """Pasting another authorized key replaces the stored pair."""
     new_private, new_public = generate_client_key("replacement")
     for node in sim.nodes:
         node.authorized_key_data.add(asyncssh.import_public_key(new_public).public_data)
-    mock_config_entry.add_to_hass(hass)
-    result = await mock_config_entry.start_reauth_flow(hass)
+    config_entry.add_to_hass(hass)
+    result = await config_entry.start_reauth_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_PRIVATE_KEY: new_private}
     )
     assert result["reason"] == "reauth_successful"
-    assert mock_config_entry.data[CONF_PUBLIC_KEY].split()[:2] == new_public.split()[:2]
+    assert config_entry.data[CONF_PUBLIC_KEY].split()[:2] == new_public.split()[:2]
     await hass.async_block_till_done()
-    await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 async def test_reconfigure(
-    hass: HomeAssistant, sim: SimCluster, init_integration: MockConfigEntry
+    hass: HomeAssistant, sim: SimCluster, loaded_entry: MockConfigEntry
 ) -> None:
     """Hosts and ports can change; bad values are refused; a dropped node's device goes."""
-    mock_config_entry = init_integration
+    config_entry = loaded_entry
     devices = dr.async_get(hass)
     second = "spark-2"  # node devices carry the host name the node reports
     assert any(
-        d.name == second
-        for d in dr.async_entries_for_config_entry(devices, init_integration.entry_id)
+        d.name == second for d in dr.async_entries_for_config_entry(devices, loaded_entry.entry_id)
     )
-    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await config_entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
     head = node_strings(sim)[0]
     base = {
@@ -345,19 +344,19 @@ async def test_reconfigure(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], base)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    assert mock_config_entry.data[CONF_NODES] == [head]
-    assert list(mock_config_entry.data[CONF_HOST_KEYS]) == [head]
-    assert mock_config_entry.data["repo_path"] == "/opt/spark-vllm-docker"
+    assert config_entry.data[CONF_NODES] == [head]
+    assert list(config_entry.data[CONF_HOST_KEYS]) == [head]
+    assert config_entry.data["repo_path"] == "/opt/spark-vllm-docker"
     await hass.async_block_till_done()
-    assert mock_config_entry.state is ConfigEntryState.LOADED
-    names = {d.name for d in dr.async_entries_for_config_entry(devices, init_integration.entry_id)}
+    assert config_entry.state is ConfigEntryState.LOADED
+    names = {d.name for d in dr.async_entries_for_config_entry(devices, loaded_entry.entry_id)}
     assert second not in names
     assert "spark-1" in names
 
 
-async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
     """Every option is offered; saving reloads the entry with the new values."""
-    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
     assert result["step_id"] == "init"
     offered = {str(key) for key in result["data_schema"].schema}
     assert offered == {
@@ -372,7 +371,7 @@ async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEnt
         "stt_port",
         "tts_port",
     }
-    old_coordinator = init_integration.runtime_data.status
+    old_coordinator = loaded_entry.runtime_data.status
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {
@@ -390,16 +389,16 @@ async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEnt
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert init_integration.options[CONF_POLL_INTERVAL] == 2
-    assert init_integration.state is ConfigEntryState.LOADED
-    status = init_integration.runtime_data.status
+    assert loaded_entry.options[CONF_POLL_INTERVAL] == 2
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    status = loaded_entry.runtime_data.status
     assert status is not old_coordinator
     assert status.update_interval is not None
     assert status.update_interval.total_seconds() == 2
 
 
 async def test_addon_discovery_links_gateway(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, config_entry: MockConfigEntry
 ) -> None:
     """The add-on's Supervisor discovery links its gateway to the configured clusters."""
     info = HassioServiceInfo(
@@ -413,7 +412,7 @@ async def test_addon_discovery_links_gateway(
     )
     assert result["reason"] == "no_cluster"
 
-    mock_config_entry.add_to_hass(hass)
+    config_entry.add_to_hass(hass)
     bad = HassioServiceInfo(config={"url": "javascript:alert(1)"}, name="x", slug="x", uuid="5678")
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_HASSIO}, data=bad
@@ -424,16 +423,16 @@ async def test_addon_discovery_links_gateway(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "gateway_linked"
-    assert mock_config_entry.data["gateway_url"] == "http://local-spark-gateway:8080"
-    assert mock_config_entry.data["gateway_api_key"] == "secret"
+    assert config_entry.data["gateway_url"] == "http://local-spark-gateway:8080"
+    assert config_entry.data["gateway_api_key"] == "secret"
 
 
 async def test_reconfigure_adds_a_node(
-    hass: HomeAssistant, sim: SimCluster, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, sim: SimCluster, config_entry: MockConfigEntry
 ) -> None:
     """A node added by reconfiguration gets its host key pinned on first use."""
     head, second = node_strings(sim)
-    data = dict(mock_config_entry.data)
+    data = dict(config_entry.data)
     data[CONF_NODES] = [head]
     data[CONF_HOST_KEYS] = {head: data[CONF_HOST_KEYS][head]}
     entry = MockConfigEntry(
@@ -441,7 +440,7 @@ async def test_reconfigure_adds_a_node(
         title="Lab",
         **entry_identity(data),
         data=data,
-        options=dict(mock_config_entry.options),
+        options=dict(config_entry.options),
     )
     entry.add_to_hass(hass)
     result = await entry.start_reconfigure_flow(hass)

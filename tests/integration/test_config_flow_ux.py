@@ -251,7 +251,7 @@ async def test_port_repair_changes_the_ports(
 
 
 async def test_options_refuse_ports_of_another_cluster(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     """The options form will not take another cluster's bridge ports, nor one port twice."""
     MockConfigEntry(
@@ -261,7 +261,7 @@ async def test_options_refuse_ports_of_another_cluster(
         data={"nodes": ["other-head"], "ssh_port": 22},
         options={CONF_STT_PORT: 10500, CONF_TTS_PORT: 10501},
     ).add_to_hass(hass)
-    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
     form = {
         "poll_interval": 5,
         "metrics_interval": 30,
@@ -286,4 +286,4 @@ async def test_options_refuse_ports_of_another_cluster(
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert init_integration.options[CONF_STT_PORT] == 10502
+    assert loaded_entry.options[CONF_STT_PORT] == 10502

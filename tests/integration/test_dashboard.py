@@ -14,11 +14,11 @@ from custom_components.spark_control.dashboard import STRATEGY_FILE, STRATEGY_UR
 async def test_strategy_module_is_served_and_loaded(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
-    mock_config_entry: MockConfigEntry,
+    config_entry: MockConfigEntry,
 ) -> None:
     assert await async_setup_component(hass, "frontend", {})
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     # Every frontend imports it (as a module, so `customElements.define` runs once).
     urls = hass.data["frontend_extra_module_url"].urls
@@ -30,4 +30,4 @@ async def test_strategy_module_is_served_and_loaded(
     body = await response.text()
     assert body == STRATEGY_FILE.read_text()
     assert 'customElements.define("ll-strategy-dashboard-spark-control"' in body
-    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    assert await hass.config_entries.async_unload(config_entry.entry_id)

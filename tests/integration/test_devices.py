@@ -13,13 +13,13 @@ from tests.sim.vllm_service import VLLM_VERSION
 
 
 async def test_devices_named_and_versioned(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Node devices carry the host name `uname -n` gives, the GPU from nvidia-smi and the
     driver; service devices their maker and version; every device has entities."""
     devices = dr.async_get(hass)
     entities = er.async_get(hass)
-    entry_devices = dr.async_entries_for_config_entry(devices, init_integration.entry_id)
+    entry_devices = dr.async_entries_for_config_entry(devices, loaded_entry.entry_id)
     by_name = {device.name: device for device in entry_devices}
     assert set(by_name) == {"spark-1", "spark-2", "Lab vLLM", "Lab Parakeet ASR", "Lab Magpie TTS"}
     for host in ("spark-1", "spark-2"):
@@ -39,7 +39,7 @@ async def test_devices_named_and_versioned(
 
 
 async def test_gb10_memory_from_meminfo(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """GB10 reports `[N/A]` framebuffer memory; the unified memory in /proc/meminfo (total
     minus available) stands in, with a usage percentage for gauges."""
@@ -60,7 +60,7 @@ async def test_gb10_memory_from_meminfo(
 
 
 async def test_vllm_metrics_unavailable_once_vllm_stops(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Stopping vLLM takes its tokens/s and KV cache away at once (the fast poll), not at
     the next slow poll; they do not read 0."""

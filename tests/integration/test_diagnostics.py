@@ -37,7 +37,7 @@ def assert_no_secrets(
 async def test_diagnostics(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
-    init_integration: MockConfigEntry,
+    loaded_entry: MockConfigEntry,
     sim: SimCluster,
     client_key: tuple[str, str],
     snapshot: SnapshotAssertion,
@@ -50,7 +50,7 @@ async def test_diagnostics(
         EVENT_WEDGE_REPORT, {"service": "parakeet", "error": "HTTP 500", "source": "gateway"}
     )
     await hass.async_block_till_done(wait_background_tasks=True)
-    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
     assert_no_secrets(diagnostics, sim, client_key)
     parakeet = diagnostics["recovery"]["services"]["parakeet"]
     assert parakeet["restarts_in_window"] == 1

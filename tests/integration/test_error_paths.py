@@ -66,28 +66,28 @@ async def test_unsafe_stored_path_is_a_setup_error(
 
 
 async def test_metrics_poll_with_everything_down(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """vLLM refused and every SSH command dropped: the slow poll fails as a whole (its
     entities unavailable) and recovers when the cluster is back."""
-    metrics = init_integration.runtime_data.metrics
+    metrics = loaded_entry.runtime_data.metrics
     await sim.faults.refuse("vllm")
     sim.faults.drop_ssh_mid_command()
     await metrics.async_refresh()
     await hass.async_block_till_done()
     assert not metrics.last_update_success
-    assert _gpu_temperatures(hass, init_integration) == ["unavailable", "unavailable"]
+    assert _gpu_temperatures(hass, loaded_entry) == ["unavailable", "unavailable"]
     assert hass.states.get("switch.lab_vllm_running").state == "unavailable"  # type: ignore[union-attr]
 
     await sim.faults.clear()
     await metrics.async_refresh()
     await hass.async_block_till_done()
     assert metrics.last_update_success
-    assert _gpu_temperatures(hass, init_integration) == ["38.0", "38.0"]
+    assert _gpu_temperatures(hass, loaded_entry) == ["38.0", "38.0"]
 
 
 async def test_rejected_key_in_the_metrics_poll_leads_to_reauth(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """A node that stops accepting the key is noticed by the background poll (not only by an
     action): the entry is reloaded into the reauth flow."""
@@ -95,15 +95,15 @@ async def test_rejected_key_in_the_metrics_poll_leads_to_reauth(
     for conn in list(sim.nodes[1].connections):
         conn.close()  # the node dropped our kept connection; the next command reconnects
     await asyncio.sleep(0.1)
-    await init_integration.runtime_data.metrics.async_refresh()
+    await loaded_entry.runtime_data.metrics.async_refresh()
     await hass.async_block_till_done()
-    assert init_integration.state is ConfigEntryState.SETUP_ERROR
+    assert loaded_entry.state is ConfigEntryState.SETUP_ERROR
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == ["reauth"]
 
 
 async def test_dropped_ssh_under_actions_is_a_translated_error(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """SSH cut mid-command under a button, a switch and an action: each raises a translated
     HA error (nothing crashes), and the same controls work once SSH is back."""
@@ -111,14 +111,14 @@ async def test_dropped_ssh_under_actions_is_a_translated_error(
     calls: list[tuple[str, str, dict[str, Any]]] = [
         ("button", "press", {ATTR_ENTITY_ID: "button.lab_parakeet_asr_restart"}),
         ("switch", SERVICE_TURN_OFF, {ATTR_ENTITY_ID: "switch.lab_magpie_tts_running"}),
-        (DOMAIN, "stop_service", {"cluster": init_integration.entry_id, "service": "magpie"}),
+        (DOMAIN, "stop_service", {"cluster": loaded_entry.entry_id, "service": "magpie"}),
     ]
     for domain, action, data in calls:
         with pytest.raises(HomeAssistantError) as error:
             await hass.services.async_call(domain, action, data, blocking=True)
         assert error.value.translation_domain == DOMAIN
         assert error.value.translation_key in ("cannot_connect", "command_failed")
-    assert init_integration.state is ConfigEntryState.LOADED
+    assert loaded_entry.state is ConfigEntryState.LOADED
 
     await sim.faults.clear()
     await hass.services.async_call(*calls[2], blocking=True)
@@ -128,7 +128,7 @@ async def test_dropped_ssh_under_actions_is_a_translated_error(
 
 
 async def test_vllm_controls_refused_during_a_swap(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """While a swap runs, restarting, stopping or switching vLLM (button, switch, action or
     automatic restart) is refused with an error naming the swap, and nothing is sent to the
@@ -145,7 +145,7 @@ async def test_vllm_controls_refused_during_a_swap(
     calls: list[tuple[str, str, dict[str, Any]]] = [
         ("button", "press", {ATTR_ENTITY_ID: "button.lab_vllm_restart"}),
         ("switch", SERVICE_TURN_OFF, {ATTR_ENTITY_ID: "switch.lab_vllm_running"}),
-        (DOMAIN, "stop_service", {"cluster": init_integration.entry_id, "service": "vllm"}),
+        (DOMAIN, "stop_service", {"cluster": loaded_entry.entry_id, "service": "vllm"}),
     ]
     for domain, action, data in calls:
         with pytest.raises(HomeAssistantError) as error:
@@ -154,7 +154,7 @@ async def test_vllm_controls_refused_during_a_swap(
         assert error.value.translation_placeholders == {"model": "gemma4"}
     # The automatic restarts go through the same helper, so recovery cannot break it either.
     with pytest.raises(HomeAssistantError) as error:
-        await async_service_action(init_integration, "vllm", "restart")
+        await async_service_action(loaded_entry, "vllm", "restart")
     assert error.value.translation_key == "swap_in_progress"
     assert not any(
         command.startswith(("docker restart", "docker stop"))
@@ -167,7 +167,7 @@ async def test_vllm_controls_refused_during_a_swap(
 
 
 async def test_background_swap_failure_from_the_select(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """A swap started from the select that crashes while loading ends as failed (event,
     sensor) without an unhandled error, and frees the cluster for the next swap."""
@@ -184,14 +184,14 @@ async def test_background_swap_failure_from_the_select(
     await hass.async_block_till_done(wait_background_tasks=True)
     assert failed[0].data["model"] == "gemma4"
     assert hass.states.get("sensor.lab_vllm_swap_status").state == "failed"  # type: ignore[union-attr]
-    assert not init_integration.runtime_data.swap.running
+    assert not loaded_entry.runtime_data.swap.running
 
     await sim.faults.clear()
     sim.faults.crash_on_load(False)
     response = await hass.services.async_call(
         DOMAIN,
         "swap_model",
-        {"cluster": init_integration.entry_id, "model": "qwen36", "wait": True},
+        {"cluster": loaded_entry.entry_id, "model": "qwen36", "wait": True},
         blocking=True,
         return_response=True,
     )
@@ -200,7 +200,7 @@ async def test_background_swap_failure_from_the_select(
 
 
 async def test_removal_deletes_the_entry_repair_issues(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, config_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Removing an entry drops its persisted repair issues: a changed host key and an
     exhausted restart budget do not outlive the cluster."""
@@ -208,8 +208,8 @@ async def test_removal_deletes_the_entry_repair_issues(
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Lab",
-        unique_id=mock_config_entry.unique_id,
-        data=dict(mock_config_entry.data),
+        unique_id=config_entry.unique_id,
+        data=dict(config_entry.data),
         options={CONF_VOICE_BRIDGES: False, CONF_RESTART_LIMIT: 0},
     )
     entry.add_to_hass(hass)
@@ -252,34 +252,34 @@ def _reconfigure_input(sim: SimCluster, nodes: list[str]) -> dict[str, Any]:
 
 
 async def test_reconfigure_refuses_a_changed_host_key(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, config_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Reconfiguring while a node presents a new host key is a form error naming the node;
     the pinned key is not replaced."""
-    mock_config_entry.add_to_hass(hass)
-    pinned = dict(mock_config_entry.data["host_keys"])
+    config_entry.add_to_hass(hass)
+    pinned = dict(config_entry.data["host_keys"])
     sim.faults.change_host_key(1)
-    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await config_entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], _reconfigure_input(sim, node_strings(sim))
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "host_key_changed"}
     assert result["description_placeholders"] == {"host": node_strings(sim)[1]}
-    assert mock_config_entry.data["host_keys"] == pinned
+    assert config_entry.data["host_keys"] == pinned
 
 
 async def test_reconfigure_onto_another_cluster_aborts(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, config_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Pointing a cluster's head node at the head of another configured cluster aborts
     instead of creating two entries for one cluster."""
-    mock_config_entry.add_to_hass(hass)
+    config_entry.add_to_hass(hass)
     other = MockConfigEntry(
         domain=DOMAIN,
         title="Other",
         unique_id="10.0.0.99:22",
-        data={**mock_config_entry.data, "nodes": ["10.0.0.99:22"], "host_keys": {}},
+        data={**config_entry.data, "nodes": ["10.0.0.99:22"], "host_keys": {}},
         options={CONF_VOICE_BRIDGES: False},
     )
     other.add_to_hass(hass)
@@ -293,16 +293,16 @@ async def test_reconfigure_onto_another_cluster_aborts(
 
 
 async def test_host_key_fix_flow_with_the_node_down(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, config_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """The host key repair cannot fetch the new key while the node is down: it aborts with
     cannot_connect and the issue stays for a later try."""
     assert await async_setup_component(hass, REPAIRS_DOMAIN, {})
     sim.faults.change_host_key(1)
-    mock_config_entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
-    issue_id = f"host_key_changed_{mock_config_entry.entry_id}_{node_strings(sim)[1]}"
+    issue_id = f"host_key_changed_{config_entry.entry_id}_{node_strings(sim)[1]}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
     await sim.nodes[1].stop()
     flows: RepairsFlowManager = hass.data[REPAIRS_DOMAIN]["flow_manager"]
@@ -313,7 +313,7 @@ async def test_host_key_fix_flow_with_the_node_down(
 
 
 async def test_head_node_host_key_changing_during_a_swap(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """The head node comes back with another host key while a swap follows its log: the swap
     fails (event) and the host key repair issue names the head node."""
@@ -323,7 +323,7 @@ async def test_head_node_host_key_changing_during_a_swap(
     await hass.services.async_call(
         DOMAIN,
         "swap_model",
-        {"cluster": init_integration.entry_id, "model": "gemma4", "wait": False},
+        {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": False},
         blocking=True,
         return_response=True,
     )
@@ -338,13 +338,13 @@ async def test_head_node_host_key_changing_during_a_swap(
             await asyncio.sleep(0.05)
     assert failed[0].data["model"] == "gemma4"
     head = node_strings(sim)[0]
-    issue_id = f"host_key_changed_{init_integration.entry_id}_{head}"
+    issue_id = f"host_key_changed_{loaded_entry.entry_id}_{head}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
     await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def test_swap_survives_the_head_connection_dropping_while_loading(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """The head node's SSH connection drops while the swap follows the load log: the log is
     followed again over a new connection and the swap completes."""
@@ -354,7 +354,7 @@ async def test_swap_survives_the_head_connection_dropping_while_loading(
     await hass.services.async_call(
         DOMAIN,
         "swap_model",
-        {"cluster": init_integration.entry_id, "model": "gemma4", "wait": False},
+        {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": False},
         blocking=True,
         return_response=True,
     )
@@ -375,7 +375,7 @@ async def test_swap_survives_the_head_connection_dropping_while_loading(
 
 
 async def test_vllm_container_stopped_during_the_load(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Someone stops the vLLM container while the model loads: the log follow ends, the
     container is found stopped, and the swap fails saying so (no traceback involved)."""
@@ -384,7 +384,7 @@ async def test_vllm_container_stopped_during_the_load(
     await hass.services.async_call(
         DOMAIN,
         "swap_model",
-        {"cluster": init_integration.entry_id, "model": "gemma4", "wait": False},
+        {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": False},
         blocking=True,
         return_response=True,
     )

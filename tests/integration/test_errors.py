@@ -61,7 +61,7 @@ def test_every_error_has_text(error: SparkError, key: str, validation: bool) -> 
 
 
 async def test_rejected_key_on_an_action_leads_to_reauth(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """A key rejected when a button reconnects: translated error, then the reauth flow."""
     sim.faults.reject_key(1)
@@ -77,6 +77,6 @@ async def test_rejected_key_on_an_action_leads_to_reauth(
         )
     assert error.value.translation_key == "auth_rejected"
     await hass.async_block_till_done()
-    assert init_integration.state is ConfigEntryState.SETUP_ERROR
+    assert loaded_entry.state is ConfigEntryState.SETUP_ERROR
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == ["reauth"]

@@ -21,7 +21,7 @@ async def _poll(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 
 async def test_unreachable_service_and_back(
     hass: HomeAssistant,
-    init_integration: MockConfigEntry,
+    loaded_entry: MockConfigEntry,
     sim: SimCluster,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -31,9 +31,9 @@ async def test_unreachable_service_and_back(
     caplog.set_level(logging.INFO, logger="custom_components.spark_control")
     await sim.faults.refuse("parakeet")
     for _ in range(3):
-        await _poll(hass, init_integration)
+        await _poll(hass, loaded_entry)
     assert hass.states.get(CONNECTIVITY).state == "off"  # type: ignore[union-attr]
-    await init_integration.runtime_data.metrics.async_refresh()
+    await loaded_entry.runtime_data.metrics.async_refresh()
     await hass.async_block_till_done()
     assert hass.states.get("switch.lab_parakeet_asr_running").state == "on"  # type: ignore[union-attr]
     assert hass.states.get("binary_sensor.lab_vllm_connectivity").state == "on"  # type: ignore[union-attr]
@@ -43,20 +43,20 @@ async def test_unreachable_service_and_back(
 
     await sim.faults.clear()
     for _ in range(3):
-        await _poll(hass, init_integration)
+        await _poll(hass, loaded_entry)
     assert hass.states.get(CONNECTIVITY).state == "on"  # type: ignore[union-attr]
     back = [r for r in caplog.records if "parakeet is reachable again" in r.getMessage()]
     assert len(back) == 1
 
 
 async def test_vllm_down_makes_metrics_unavailable(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """With vLLM refused, its metric sensors are unavailable; GPU sensors are not, and the
     select stays usable (it shows no model and can start one)."""
     await sim.faults.refuse("vllm")
-    await _poll(hass, init_integration)
-    await init_integration.runtime_data.metrics.async_refresh()
+    await _poll(hass, loaded_entry)
+    await loaded_entry.runtime_data.metrics.async_refresh()
     await hass.async_block_till_done()
     assert hass.states.get("select.lab_vllm_model").state == "unknown"  # type: ignore[union-attr]
     assert hass.states.get("sensor.lab_vllm_kv_cache_usage").state == "unavailable"  # type: ignore[union-attr]
@@ -69,17 +69,17 @@ async def test_vllm_down_makes_metrics_unavailable(
     assert all(state.state == "38.0" for state in gpu)
 
     await sim.faults.clear()
-    await _poll(hass, init_integration)
-    await init_integration.runtime_data.metrics.async_refresh()
+    await _poll(hass, loaded_entry)
+    await loaded_entry.runtime_data.metrics.async_refresh()
     await hass.async_block_till_done()
     assert hass.states.get("sensor.lab_vllm_kv_cache_usage").state == "0.0"  # type: ignore[union-attr]
 
 
 async def test_metrics_follow_traffic(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Tokens/s comes from counter deltas between two polls; TTFT from the histogram."""
-    metrics = init_integration.runtime_data.metrics
+    metrics = loaded_entry.runtime_data.metrics
     http = async_get_clientsession(hass)
     for _ in range(2):
         async with http.post(
@@ -102,30 +102,30 @@ async def test_metrics_follow_traffic(
 
 
 async def test_switch_follows_docker_not_http(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """A container stopped behind HA's back turns its switch off at the next slow poll, while
     the fast poll has not noticed anything yet (the switch reads `docker ps`, not HTTP)."""
     switch = "switch.lab_parakeet_asr_running"
     await sim.world.docker.stop(sim.containers["parakeet-asr"])
-    await init_integration.runtime_data.metrics.async_refresh()
+    await loaded_entry.runtime_data.metrics.async_refresh()
     await hass.async_block_till_done()
     assert hass.states.get(switch).state == "off"  # type: ignore[union-attr]
     assert hass.states.get("switch.lab_magpie_tts_running").state == "on"  # type: ignore[union-attr]
     assert sum("docker ps" in command for command in sim.nodes[1].commands) >= 2
 
     await sim.world.docker.start(sim.containers["parakeet-asr"])
-    await init_integration.runtime_data.metrics.async_refresh()
+    await loaded_entry.runtime_data.metrics.async_refresh()
     await hass.async_block_till_done()
     assert hass.states.get(switch).state == "on"  # type: ignore[union-attr]
 
 
 async def test_switch_unavailable_without_ssh(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """When the nodes drop every SSH command, the switches are unavailable (state unknown),
     while the vLLM metrics read over HTTP keep their sensors up; SSH back, switches back."""
-    metrics = init_integration.runtime_data.metrics
+    metrics = loaded_entry.runtime_data.metrics
     sim.faults.drop_ssh_mid_command()
     await metrics.async_refresh()
     await hass.async_block_till_done()

@@ -33,21 +33,21 @@ async def _start_fix_flow(hass: HomeAssistant, issue_id: str) -> dict[str, Any]:
 
 
 async def test_changed_host_key_repair(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, config_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """A node with a new host key is refused; the repair names it and pins the new key."""
     assert await async_setup_component(hass, REPAIRS_DOMAIN, {})
     old_fingerprint = sim.nodes[1].host_key_fingerprint
     sim.faults.change_host_key(1)
-    mock_config_entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
-    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    assert config_entry.state is ConfigEntryState.SETUP_ERROR
     # Nothing but the key exchange happened with the changed node.
     assert "uname -srm" not in sim.nodes[1].commands
 
     node = node_strings(sim)[1]
-    issue_id = f"host_key_changed_{mock_config_entry.entry_id}_{node}"
+    issue_id = f"host_key_changed_{config_entry.entry_id}_{node}"
     issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert issue.is_fixable
@@ -68,25 +68,25 @@ async def test_changed_host_key_repair(
     assert done["type"] == "create_entry"
     await hass.async_block_till_done()
     assert (
-        mock_config_entry.data[CONF_HOST_KEYS][node].split()[:2]
+        config_entry.data[CONF_HOST_KEYS][node].split()[:2]
         == (sim.nodes[1].host_public_key.split()[:2])
     )
-    assert mock_config_entry.state is ConfigEntryState.LOADED
+    assert config_entry.state is ConfigEntryState.LOADED
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
-    await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 async def test_fix_flow_refuses_a_key_that_changed_again(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, config_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """The user confirms the fingerprint they saw, not whatever the node shows later."""
     assert await async_setup_component(hass, REPAIRS_DOMAIN, {})
     sim.faults.change_host_key(0)
-    mock_config_entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     node = node_strings(sim)[0]
-    issue_id = f"host_key_changed_{mock_config_entry.entry_id}_{node}"
+    issue_id = f"host_key_changed_{config_entry.entry_id}_{node}"
     result = await _start_fix_flow(hass, issue_id)
     shown = result["description_placeholders"]["actual"]
     sim.faults.change_host_key(0)
@@ -94,17 +94,17 @@ async def test_fix_flow_refuses_a_key_that_changed_again(
     again = await _fix_flows(hass).async_configure(str(result["flow_id"]), {})
     assert again["errors"] == {"base": "key_changed_again"}
     assert again["description_placeholders"]["actual"] != shown  # type: ignore[index]
-    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    assert config_entry.state is ConfigEntryState.SETUP_ERROR
 
 
 async def test_node_down_retries(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, config_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """A node that does not answer SSH makes setup retry later (not an error)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]
-    data = dict(mock_config_entry.data)
+    data = dict(config_entry.data)
     dead = f"127.0.0.1:{dead_port}"
     data[CONF_NODES] = [*data[CONF_NODES], dead]
     data[CONF_HOST_KEYS] = {**data[CONF_HOST_KEYS], dead: sim.nodes[0].host_public_key}
@@ -113,7 +113,7 @@ async def test_node_down_retries(
         title="Lab",
         **entry_identity(data),
         data=data,
-        options=dict(mock_config_entry.options),
+        options=dict(config_entry.options),
     )
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
@@ -123,7 +123,7 @@ async def test_node_down_retries(
 
 
 async def test_host_key_change_while_running(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """A node that comes back with another key (reinstalled) is caught on reconnect: the
     repair issue appears and the entry stops talking to the cluster."""
@@ -131,15 +131,15 @@ async def test_host_key_change_while_running(
     for conn in list(sim.nodes[1].connections):
         conn.close()  # the node rebooted: our kept connection is gone
     await asyncio.sleep(0.1)
-    await init_integration.runtime_data.metrics.async_refresh()
+    await loaded_entry.runtime_data.metrics.async_refresh()
     await hass.async_block_till_done()
-    issue_id = f"host_key_changed_{init_integration.entry_id}_{node_strings(sim)[1]}"
+    issue_id = f"host_key_changed_{loaded_entry.entry_id}_{node_strings(sim)[1]}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
-    assert init_integration.state is ConfigEntryState.SETUP_ERROR
+    assert loaded_entry.state is ConfigEntryState.SETUP_ERROR
 
 
 async def test_host_key_change_met_by_an_action(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """An action that meets the changed key follows the same policy as the polls: a translated
     error, the repair issue, and the entry reloaded into its setup error."""
@@ -151,11 +151,11 @@ async def test_host_key_change_met_by_an_action(
         await hass.services.async_call(
             DOMAIN,
             "restart_service",
-            {"cluster": init_integration.entry_id, "service": "parakeet"},
+            {"cluster": loaded_entry.entry_id, "service": "parakeet"},
             blocking=True,
         )
     assert error.value.translation_key == "host_key_changed"
-    issue_id = f"host_key_changed_{init_integration.entry_id}_{node_strings(sim)[1]}"
+    issue_id = f"host_key_changed_{loaded_entry.entry_id}_{node_strings(sim)[1]}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
     await hass.async_block_till_done()
-    assert init_integration.state is ConfigEntryState.SETUP_ERROR
+    assert loaded_entry.state is ConfigEntryState.SETUP_ERROR

@@ -57,11 +57,11 @@ def test_head_address_is_one_spelling() -> None:
 
 
 async def test_same_head_written_another_way_is_already_configured(
-    hass: HomeAssistant, sim: SimCluster, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, sim: SimCluster, config_entry: MockConfigEntry
 ) -> None:
     """`host:port` with SSH port 22 and `host` with that port as SSH port are one node: the
     flow stops at the first step, before any key is made (this once made two entries)."""
-    mock_config_entry.add_to_hass(hass)
+    config_entry.add_to_hass(hass)
     head = sim.nodes[0]
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     result = await hass.config_entries.flow.async_configure(
@@ -76,11 +76,11 @@ async def test_same_head_written_another_way_is_already_configured(
 async def test_known_cluster_at_another_address_is_already_configured(
     hass: HomeAssistant,
     sim: SimCluster,
-    mock_config_entry: MockConfigEntry,
+    config_entry: MockConfigEntry,
     client_key: tuple[str, str],
 ) -> None:
     """A host name instead of the IP is caught by the head node's host key once connected."""
-    mock_config_entry.add_to_hass(hass)
+    config_entry.add_to_hass(hass)
     nodes = ", ".join(f"localhost:{node.ssh_port}" for node in sim.nodes)
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     result = await hass.config_entries.flow.async_configure(
@@ -96,12 +96,12 @@ async def test_known_cluster_at_another_address_is_already_configured(
 
 
 async def test_reconfigure_to_a_new_address_keeps_the_identity(
-    hass: HomeAssistant, sim: SimCluster, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, sim: SimCluster, config_entry: MockConfigEntry
 ) -> None:
     """The head node under a new name is the same cluster: accepted, unique id unchanged."""
-    mock_config_entry.add_to_hass(hass)
-    unique_id = mock_config_entry.unique_id
-    result = await mock_config_entry.start_reconfigure_flow(hass)
+    config_entry.add_to_hass(hass)
+    unique_id = config_entry.unique_id
+    result = await config_entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
         {
@@ -112,19 +112,19 @@ async def test_reconfigure_to_a_new_address_keeps_the_identity(
         },
     )
     assert result["reason"] == "reconfigure_successful"
-    assert mock_config_entry.data[CONF_NODES][0] == f"localhost:{sim.nodes[0].ssh_port}"
-    assert mock_config_entry.unique_id == unique_id
+    assert config_entry.data[CONF_NODES][0] == f"localhost:{sim.nodes[0].ssh_port}"
+    assert config_entry.unique_id == unique_id
     await hass.async_block_till_done()
-    await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 async def test_reconfigure_onto_another_machine_aborts(
-    hass: HomeAssistant, sim: SimCluster, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, sim: SimCluster, config_entry: MockConfigEntry
 ) -> None:
     """Making the second node the head is another cluster (another host key)."""
-    mock_config_entry.add_to_hass(hass)
+    config_entry.add_to_hass(hass)
     head, second = node_strings(sim)
-    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await config_entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
         {"nodes": f"{second}, {head}", "ssh_port": 22, "repo_path": sim.config.repo_path}
@@ -132,7 +132,7 @@ async def test_reconfigure_onto_another_machine_aborts(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "different_cluster"
-    assert mock_config_entry.data[CONF_NODES] == [head, second]
+    assert config_entry.data[CONF_NODES] == [head, second]
 
 
 def _old_entry(data: dict[str, Any], entry_id: str) -> MockConfigEntry:

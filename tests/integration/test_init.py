@@ -14,7 +14,7 @@ from tests.sim import SimCluster
 
 
 async def test_setup_and_unload(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Setup connects over SSH (the probe ran on every node) and unload closes everything."""
     for node in sim.nodes:
@@ -22,14 +22,14 @@ async def test_setup_and_unload(
     state = hass.states.get("select.lab_vllm_model")
     assert state is not None
     assert state.state == "Qwen3.6 35B-A3B (NVFP4)"
-    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     await hass.async_block_till_done()
-    assert init_integration.state is ConfigEntryState.NOT_LOADED
+    assert loaded_entry.state is ConfigEntryState.NOT_LOADED
 
 
 async def test_reload_and_remove(
     hass: HomeAssistant,
-    init_integration: MockConfigEntry,
+    loaded_entry: MockConfigEntry,
     sim: SimCluster,
     hass_storage: dict[str, Any],
 ) -> None:
@@ -38,14 +38,14 @@ async def test_reload_and_remove(
     await hass.services.async_call(
         DOMAIN,
         "add_model",
-        {"cluster": init_integration.entry_id, "name": "Tiny", "repo_id": "org/tiny-model"},
+        {"cluster": loaded_entry.entry_id, "name": "Tiny", "repo_id": "org/tiny-model"},
         blocking=True,
         return_response=True,
     )
-    key = f"{DOMAIN}.{init_integration.entry_id}.catalog"
+    key = f"{DOMAIN}.{loaded_entry.entry_id}.catalog"
     assert key in hass_storage
     # A wedge restarts Parakeet, which spends (and persists) a restart of the budget.
-    budget_key = f"{DOMAIN}.recovery.{init_integration.entry_id}"
+    budget_key = f"{DOMAIN}.recovery.{loaded_entry.entry_id}"
     sim.faults.wedge("parakeet")
     hass.bus.async_fire(
         EVENT_WEDGE_REPORT, {"service": "parakeet", "error": "HTTP 500", "source": "gateway"}
@@ -53,12 +53,12 @@ async def test_reload_and_remove(
     await hass.async_block_till_done(wait_background_tasks=True)
     assert "docker restart parakeet-asr" in sim.nodes[1].commands
     assert len(hass_storage[budget_key]["data"]["budget"]["restarts"]["parakeet"]) == 1
-    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
     await hass.async_block_till_done()
-    assert init_integration.state is ConfigEntryState.LOADED
+    assert loaded_entry.state is ConfigEntryState.LOADED
     assert "Tiny" in hass.states.get("select.lab_vllm_model").attributes["options"]  # type: ignore[union-attr]
 
-    assert await hass.config_entries.async_remove(init_integration.entry_id)
+    assert await hass.config_entries.async_remove(loaded_entry.entry_id)
     await hass.async_block_till_done()
     assert key not in hass_storage
     assert budget_key not in hass_storage

@@ -87,13 +87,13 @@ async def _download(hass: HomeAssistant, entry: MockConfigEntry, **data: Any) ->
 
 
 async def test_download_to_every_node_then_add_to_catalog(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Disk checked, progress on the sensor, events, disks shrink, the fix flow adds the
     model pre-filled; nothing enters the catalog before the user submits."""
     assert await async_setup_component(hass, REPAIRS_DOMAIN, {})
     nodes = node_strings(sim)
-    disk = _disk_entity(hass, init_integration, nodes[1])
+    disk = _disk_entity(hass, loaded_entry, nodes[1])
     assert float(_state(hass, disk).state) == pytest.approx(200.0)  # GB, suggested unit
     assert _state(hass, STATUS).state == "idle"
     assert _state(hass, CANCEL).state == "unavailable"
@@ -107,7 +107,7 @@ async def test_download_to_every_node_then_add_to_catalog(
 
     hass.bus.async_listen("state_changed", record)
 
-    response = await _download(hass, init_integration, repo_id=REPO, target="all", wait=True)
+    response = await _download(hass, loaded_entry, repo_id=REPO, target="all", wait=True)
     await hass.async_block_till_done()
 
     assert response == {"repo_id": REPO, "status": "finished", "nodes": nodes, "bytes": 24 * GB}
@@ -131,9 +131,9 @@ async def test_download_to_every_node_then_add_to_catalog(
     assert _state(hass, STATUS).state == "finished"
     assert float(_state(hass, disk).state) == pytest.approx(188.0)
 
-    store = init_integration.runtime_data.catalog
+    store = loaded_entry.runtime_data.catalog
     assert store.catalog.find_by_repo_id(REPO) is None  # offered, not registered
-    issue_id = downloaded_issue_id(init_integration.entry_id, REPO)
+    issue_id = downloaded_issue_id(loaded_entry.entry_id, REPO)
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
     flow = await _fix_flows(hass).async_init(DOMAIN, data={"issue_id": issue_id})
     assert flow["step_id"] == "add_model"
@@ -159,11 +159,11 @@ async def test_download_to_every_node_then_add_to_catalog(
 
 
 async def test_too_little_disk_is_refused_before_any_byte(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     events = _events(hass, "download_started", "download_failed")
     with pytest.raises(HomeAssistantError) as err:
-        await _download(hass, init_integration, repo_id="org/huge", wait=True)
+        await _download(hass, loaded_entry, repo_id="org/huge", wait=True)
     assert err.value.translation_key == "download_failed"
     assert "the download needs 902.0 GB" in str(err.value.translation_placeholders)
     assert [event.data["reason"] for event in events] == ["insufficient_disk"]
@@ -171,22 +171,22 @@ async def test_too_little_disk_is_refused_before_any_byte(
     assert "org/huge" not in sim.world.storage[0].hf_cache
     assert _state(hass, STATUS).state == "failed"
     # No bytes were written: nothing to resume or clean up.
-    issue = failed_issue_id(init_integration.entry_id, "org/huge")
+    issue = failed_issue_id(loaded_entry.entry_id, "org/huge")
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue) is None
 
 
 async def test_failed_download_resumes_from_the_fix_flow(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     assert await async_setup_component(hass, REPAIRS_DOMAIN, {})
     events = _events(hass, "download_failed", "download_finished")
     sim.faults.fail_downloads_at(0.5)
     with pytest.raises(HomeAssistantError):
-        await _download(hass, init_integration, repo_id=REPO, wait=True)
+        await _download(hass, loaded_entry, repo_id=REPO, wait=True)
     assert events[0].data["reason"] == "error"
     assert "RemoteProtocolError" in events[0].data["error"]
     assert sim.world.storage[0].hf_cache[REPO].stored >= 6 * GB
-    issue_id = failed_issue_id(init_integration.entry_id, REPO)
+    issue_id = failed_issue_id(loaded_entry.entry_id, REPO)
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
 
     sim.faults.fail_downloads_at(None)
@@ -204,13 +204,13 @@ async def test_failed_download_resumes_from_the_fix_flow(
 
 
 async def test_cancel_then_remove_partial_files(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     sim.config.download_seconds = 5.0
     events = _events(hass, "download_failed")
-    await _download(hass, init_integration, repo_id=REPO)
+    await _download(hass, loaded_entry, repo_id=REPO)
     with pytest.raises(HomeAssistantError) as busy:
-        await _download(hass, init_integration, repo_id="org/other")
+        await _download(hass, loaded_entry, repo_id="org/other")
     assert busy.value.translation_key == "download_in_progress"
     async with asyncio.timeout(10):
         while _state(hass, PROGRESS).state in ("unknown", "0"):
@@ -227,7 +227,7 @@ async def test_cancel_then_remove_partial_files(
     await hass.services.async_call(
         DOMAIN,
         "remove_download",
-        {"cluster": init_integration.entry_id, "repo_id": REPO},
+        {"cluster": loaded_entry.entry_id, "repo_id": REPO},
         blocking=True,
     )
     assert REPO not in sim.world.storage[0].hf_cache
@@ -235,7 +235,7 @@ async def test_cancel_then_remove_partial_files(
     assert f"hf cache rm model/{REPO} --yes" in sim.nodes[0].commands
     with pytest.raises(ServiceValidationError) as idle:
         await hass.services.async_call(
-            DOMAIN, "cancel_download", {"cluster": init_integration.entry_id}, blocking=True
+            DOMAIN, "cancel_download", {"cluster": loaded_entry.entry_id}, blocking=True
         )
     assert idle.value.translation_key == "no_download_running"
 
@@ -249,25 +249,25 @@ async def test_cancel_then_remove_partial_files(
 )
 async def test_bad_download_input(
     hass: HomeAssistant,
-    init_integration: MockConfigEntry,
+    loaded_entry: MockConfigEntry,
     sim: SimCluster,
     data: dict[str, str],
     key: str,
 ) -> None:
     commands = len(sim.nodes[0].commands)
     with pytest.raises(ServiceValidationError) as err:
-        await _download(hass, init_integration, **data)
+        await _download(hass, loaded_entry, **data)
     assert err.value.translation_key == key
     assert len(sim.nodes[0].commands) == commands  # nothing was sent
 
 
 async def test_software_update_entity_installs_with_progress(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, config_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     sim.repo.behind = 3
     before, upstream = sim.repo.head, sim.repo.upstream
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     state = _state(hass, UPDATE)
     assert state.state == "on"
@@ -312,7 +312,7 @@ async def test_software_update_entity_installs_with_progress(
     ]
     assert events[0].data["behind"] == 3
     assert events[1].data["installed"] == upstream
-    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 async def _release_notes(hass: HomeAssistant) -> str:
@@ -323,10 +323,10 @@ async def _release_notes(hass: HomeAssistant) -> str:
 
 
 async def test_software_update_failures(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """A failing build keeps the old commit and shows its last lines; a swap blocks the install."""
-    software = init_integration.runtime_data.operations.software  # type: ignore[union-attr]
+    software = loaded_entry.runtime_data.operations.software  # type: ignore[union-attr]
     sim.repo.behind = 2
     sim.repo.build_fails = True
     await software.async_refresh()
@@ -342,14 +342,14 @@ async def test_software_update_failures(
     assert "ERROR: failed to solve" in events[0].data["last_lines"][-1]
 
     sim.repo.build_fails = False
-    init_integration.runtime_data.swap.async_start("qwen36")
+    loaded_entry.runtime_data.swap.async_start("qwen36")
     with pytest.raises(HomeAssistantError) as busy:
         await hass.services.async_call(
             UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: UPDATE}, blocking=True
         )
     assert busy.value.translation_key == "swap_in_progress"
     async with asyncio.timeout(10):
-        while init_integration.runtime_data.swap.running:
+        while loaded_entry.runtime_data.swap.running:
             await asyncio.sleep(0.05)
 
     sim.repo.fetch_fails = True

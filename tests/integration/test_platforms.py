@@ -53,24 +53,24 @@ async def _enable_all(hass: HomeAssistant, entry: MockConfigEntry) -> list[str]:
 @pytest.mark.parametrize("domain", ["binary_sensor", "button", "select", "sensor", "switch"])
 async def test_platform_snapshot(
     hass: HomeAssistant,
-    init_integration: MockConfigEntry,
+    loaded_entry: MockConfigEntry,
     sim: SimCluster,
     snapshot: SnapshotAssertion,
     domain: str,
 ) -> None:
     """Names, units, classes, devices and the first readings of each platform (entities that
     are disabled by default enabled first)."""
-    await _enable_all(hass, init_integration)
-    await snapshot_entities(hass, sim, snapshot, init_integration.entry_id, domain, OWN_KEYS)
+    await _enable_all(hass, loaded_entry)
+    await snapshot_entities(hass, sim, snapshot, loaded_entry.entry_id, domain, OWN_KEYS)
 
 
 async def test_less_central_sensors_disabled_by_default(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     """Requests waiting and each node's GPU power start disabled by the integration and have
     no state; enabled, they read like the others."""
     registry = er.async_get(hass)
-    entries = er.async_entries_for_config_entry(registry, init_integration.entry_id)
+    entries = er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
     power = sorted(item.entity_id for item in entries if item.unique_id.endswith("_gpu_power"))
     assert len(power) == 2  # one per node
     expected = sorted([*power, "sensor.lab_vllm_requests_waiting"])
@@ -79,7 +79,7 @@ async def test_less_central_sensors_disabled_by_default(
         assert item is not None
         assert item.disabled_by is er.RegistryEntryDisabler.INTEGRATION
         assert hass.states.get(entity_id) is None
-    assert await _enable_all(hass, init_integration) == expected
+    assert await _enable_all(hass, loaded_entry) == expected
     assert hass.states.get("sensor.lab_vllm_requests_waiting").state == "0"  # type: ignore[union-attr]
     for entity_id in power:
         assert float(hass.states.get(entity_id).state) > 0  # type: ignore[union-attr]

@@ -32,10 +32,10 @@ async def _call(hass: HomeAssistant, action: str, data: dict[str, Any]) -> Any:
 
 
 async def test_stop_and_start_service(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """stop/start run docker on the service's node and the entities follow at once."""
-    cluster = init_integration.entry_id
+    cluster = loaded_entry.entry_id
     await _call(hass, "stop_service", {"cluster": cluster, "service": "magpie"})
     await hass.async_block_till_done()
     assert "docker stop magpie-tts" in sim.nodes[1].commands
@@ -49,7 +49,7 @@ async def test_stop_and_start_service(
     async with asyncio.timeout(10):
         while hass.states.get("binary_sensor.lab_magpie_tts_connectivity").state != "on":  # type: ignore[union-attr]
             await asyncio.sleep(0.1)
-            await init_integration.runtime_data.status.async_refresh()
+            await loaded_entry.runtime_data.status.async_refresh()
             await hass.async_block_till_done()
 
     await _call(hass, "restart_service", {"cluster": cluster, "service": "parakeet"})
@@ -57,7 +57,7 @@ async def test_stop_and_start_service(
 
 
 async def test_button_and_switch(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """The restart button and the running switch drive the containers over SSH."""
     await hass.services.async_call(
@@ -85,13 +85,13 @@ async def test_button_and_switch(
 
 async def test_catalog_actions_persist(
     hass: HomeAssistant,
-    init_integration: MockConfigEntry,
+    loaded_entry: MockConfigEntry,
     sim: SimCluster,
     hass_storage: dict[str, Any],
 ) -> None:
     """add_model, set_model_options and remove_model change the select, HA storage and the
     launch flags, and survive a reload."""
-    cluster = init_integration.entry_id
+    cluster = loaded_entry.entry_id
     added = await _call(
         hass,
         "add_model",
@@ -130,7 +130,7 @@ async def test_catalog_actions_persist(
     await _call(hass, "remove_model", {"cluster": cluster, "model": "llama-3.1-8b"})
     assert hass_storage[f"{DOMAIN}.{cluster}.catalog"]["data"]["user_models"] == []
     # The served model is no longer in the catalog: it shows as its repo id, not as an error.
-    await init_integration.runtime_data.status.async_refresh()
+    await loaded_entry.runtime_data.status.async_refresh()
     await hass.async_block_till_done()
     state = hass.states.get(SELECT)
     assert state is not None
@@ -211,7 +211,7 @@ async def test_catalog_actions_persist(
 )
 async def test_bad_input_is_refused(
     hass: HomeAssistant,
-    init_integration: MockConfigEntry,
+    loaded_entry: MockConfigEntry,
     sim: SimCluster,
     action: str,
     data: dict[str, Any],
@@ -224,7 +224,7 @@ async def test_bad_input_is_refused(
         await hass.services.async_call(
             DOMAIN,
             action,
-            {"cluster": init_integration.entry_id, **data},
+            {"cluster": loaded_entry.entry_id, **data},
             blocking=True,
             return_response=action in ("add_model",) or data.get("wait") is True,
         )
@@ -237,16 +237,16 @@ async def test_bad_input_is_refused(
 
 
 async def test_unknown_model_lists_the_catalog(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     """The error for a model not in the catalog names every model that can be loaded, in
     the message HA shows (translated, placeholders filled)."""
     with pytest.raises(ServiceValidationError) as error:
-        await _call(hass, "swap_model", {"cluster": init_integration.entry_id, "model": "llama"})
+        await _call(hass, "swap_model", {"cluster": loaded_entry.entry_id, "model": "llama"})
     assert error.value.translation_key == "unknown_model"
     message = str(error.value)
     assert message.startswith("llama is not in the catalog of Lab.")
-    for model in init_integration.runtime_data.catalog.catalog.models:
+    for model in loaded_entry.runtime_data.catalog.catalog.models:
         assert f"{model.key} ({model.name})" in message
 
 
@@ -267,15 +267,13 @@ def test_swap_model_selector_offers_the_bundled_catalog() -> None:
 
 
 async def test_unknown_or_unloaded_cluster(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     """Actions name a loaded Spark Control entry or fail with a clear error."""
     with pytest.raises(ServiceValidationError) as error:
         await _call(hass, "restart_service", {"cluster": "nope", "service": "vllm"})
     assert error.value.translation_key == "invalid_cluster"
-    await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.config_entries.async_unload(loaded_entry.entry_id)
     with pytest.raises(ServiceValidationError) as error:
-        await _call(
-            hass, "restart_service", {"cluster": init_integration.entry_id, "service": "vllm"}
-        )
+        await _call(hass, "restart_service", {"cluster": loaded_entry.entry_id, "service": "vllm"})
     assert error.value.translation_key == "cluster_not_loaded"

@@ -54,10 +54,10 @@ async def test_flow_suggests_the_head_for_everything(
 
 
 async def test_services_hang_off_the_head(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Every service device is linked through the only node; restarts go to it."""
-    devices = dr.async_entries_for_config_entry(dr.async_get(hass), init_integration.entry_id)
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), loaded_entry.entry_id)
     head_name = "spark-1"  # the host name the node reports
     head = next(d for d in devices if d.name == head_name)
     services = [d for d in devices if d.via_device_id == head.id]
@@ -69,7 +69,7 @@ async def test_services_hang_off_the_head(
     await hass.services.async_call(
         DOMAIN,
         "restart_service",
-        {"cluster": init_integration.entry_id, "service": "magpie"},
+        {"cluster": loaded_entry.entry_id, "service": "magpie"},
         blocking=True,
     )
     assert "docker restart magpie-tts" in sim.nodes[0].commands

@@ -47,10 +47,10 @@ def _events(hass: HomeAssistant) -> list[Event]:
 
 
 async def test_deploy_from_the_update_entity(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     context = load_build_context()
-    update = _entity_id(hass, init_integration)
+    update = _entity_id(hass, loaded_entry)
     state = _state(hass, update)
     # The simulator's container was started by hand (no label): an update is offered.
     assert state.state == "on"
@@ -95,7 +95,7 @@ async def test_deploy_from_the_update_entity(
     assert hass.states.get("binary_sensor.lab_parakeet_asr_connectivity") is not None
 
     await hass.services.async_call(
-        DOMAIN, "remove_speech_container", {"cluster": init_integration.entry_id}, blocking=True
+        DOMAIN, "remove_speech_container", {"cluster": loaded_entry.entry_id}, blocking=True
     )
     await hass.async_block_till_done()
     assert container.removed
@@ -105,9 +105,9 @@ async def test_deploy_from_the_update_entity(
 
 
 async def test_failed_build_reports_and_keeps_the_old_container(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
-    update = _entity_id(hass, init_integration)
+    update = _entity_id(hass, loaded_entry)
     events = _events(hass)
     sim.faults.fail_docker_builds()
     with pytest.raises(HomeAssistantError) as err:

@@ -48,7 +48,7 @@ def _record_states(hass: HomeAssistant, entity_id: str) -> tuple[list[str], CALL
 
 
 async def test_swap_action_waits_and_reports(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """`swap_model` with wait: stop, launch detached with the catalog flags, follow the log,
     report ready; the select shows the new model when the action returns."""
@@ -58,7 +58,7 @@ async def test_swap_action_waits_and_reports(
     response = await hass.services.async_call(
         DOMAIN,
         "swap_model",
-        {"cluster": init_integration.entry_id, "model": "gemma4", "wait": True},
+        {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": True},
         blocking=True,
         return_response=True,
     )
@@ -84,7 +84,7 @@ async def test_swap_action_waits_and_reports(
     assert started[0].data["previous_models"] == ["RedHatAI/Qwen3.6-35B-A3B-NVFP4"]
     payload = finished[0].data
     assert payload["cluster"] == "Lab"
-    assert payload["entry_id"] == init_integration.entry_id
+    assert payload["entry_id"] == loaded_entry.entry_id
     assert payload["model"] == "gemma4"
     repo_id = payload["repo_id"]
     assert payload["served_models"] == [repo_id]
@@ -97,7 +97,7 @@ async def test_swap_action_waits_and_reports(
 
 
 async def test_select_starts_swap_and_refuses_a_second(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Choosing a model starts a swap in the background; a second request names the first."""
     sim.faults.slow_start(1.0)
@@ -112,7 +112,7 @@ async def test_select_starts_swap_and_refuses_a_second(
         await hass.services.async_call(
             DOMAIN,
             "swap_model",
-            {"cluster": init_integration.entry_id, "model": "gemma4", "wait": True},
+            {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": True},
             blocking=True,
             return_response=True,
         )
@@ -123,7 +123,7 @@ async def test_select_starts_swap_and_refuses_a_second(
         await hass.services.async_call(
             DOMAIN,
             "restart_service",
-            {"cluster": init_integration.entry_id, "service": "vllm"},
+            {"cluster": loaded_entry.entry_id, "service": "vllm"},
             blocking=True,
         )
     assert error.value.translation_key == "swap_in_progress"
@@ -136,7 +136,7 @@ async def test_select_starts_swap_and_refuses_a_second(
 
 
 async def test_swap_crash_during_load(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """A crash while loading fails the swap with the log tail, an event and a notification."""
     sim.faults.crash_on_load(True)
@@ -145,7 +145,7 @@ async def test_swap_crash_during_load(
         await hass.services.async_call(
             DOMAIN,
             "swap_model",
-            {"cluster": init_integration.entry_id, "model": "gemma4", "wait": True},
+            {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": True},
             blocking=True,
             return_response=True,
         )
@@ -160,7 +160,7 @@ async def test_swap_crash_during_load(
     assert "RuntimeError" in _notification_text(hass)
     # vLLM is down after the crash: the select shows no model (and can start one), the
     # health sensor is off.
-    await init_integration.runtime_data.status.async_refresh()
+    await loaded_entry.runtime_data.status.async_refresh()
     await hass.async_block_till_done()
     assert hass.states.get(SELECT).state == "unknown"  # type: ignore[union-attr]
     assert hass.states.get("binary_sensor.lab_vllm_connectivity").state == "off"  # type: ignore[union-attr]
@@ -172,14 +172,14 @@ def _notification_text(hass: HomeAssistant) -> str:
 
 
 async def test_swap_timeout(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """A load that outlasts the swap timeout ends as failed with the reason."""
     # The option is stored in minutes; 0.05 keeps the test at three seconds.
     hass.config_entries.async_update_entry(
-        init_integration, options={CONF_VOICE_BRIDGES: False, CONF_SWAP_TIMEOUT: 0.05}
+        loaded_entry, options={CONF_VOICE_BRIDGES: False, CONF_SWAP_TIMEOUT: 0.05}
     )
-    await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.config_entries.async_reload(loaded_entry.entry_id)
     await hass.async_block_till_done()
     sim.faults.slow_start(30)
     failed = async_capture_events(hass, EVENT_SWAP_FAILED)
@@ -187,7 +187,7 @@ async def test_swap_timeout(
         await hass.services.async_call(
             DOMAIN,
             "swap_model",
-            {"cluster": init_integration.entry_id, "model": "gemma4", "wait": True},
+            {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": True},
             blocking=True,
             return_response=True,
         )
@@ -197,15 +197,13 @@ async def test_swap_timeout(
     await sim.faults.clear()
 
 
-async def test_swap_action_without_wait(
-    hass: HomeAssistant, init_integration: MockConfigEntry
-) -> None:
+async def test_swap_action_without_wait(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
     """Without `wait` the action answers at once and the swap finishes in the background."""
     finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
     response = await hass.services.async_call(
         DOMAIN,
         "swap_model",
-        {"cluster": init_integration.entry_id, "model": "qwen3-vl"},
+        {"cluster": loaded_entry.entry_id, "model": "qwen3-vl"},
         blocking=True,
         return_response=True,
     )
@@ -216,7 +214,7 @@ async def test_swap_action_without_wait(
 
 
 async def test_select_shows_new_model_on_ready(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """The select shows the new model as soon as the swap reports "ready" (in the same step
     as the swap sensor), before the swap returns and fires its finished event; the poll that
@@ -241,7 +239,7 @@ async def test_select_shows_new_model_on_ready(
     await _wait_for(finished)
     unsub()
     assert select_when_ready == [("Gemma 4 27B Instruct", 0)]
-    status = init_integration.runtime_data.status.data
+    status = loaded_entry.runtime_data.status.data
     assert status.vllm is not None
     assert status.vllm.models == ["google/gemma-4-27b-it"]
     assert status.vllm.max_model_len is not None  # filled by the confirming poll
@@ -249,7 +247,7 @@ async def test_select_shows_new_model_on_ready(
 
 
 async def test_select_shows_the_target_throughout_a_swap(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """From the request to the end the select shows the model being loaded, never `unknown`,
     and the swap sensor's attributes carry the elapsed time in seconds."""
@@ -258,7 +256,7 @@ async def test_select_shows_the_target_throughout_a_swap(
     await hass.services.async_call(
         DOMAIN,
         "swap_model",
-        {"cluster": init_integration.entry_id, "model": "gemma4", "wait": True},
+        {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": True},
         blocking=True,
         return_response=True,
     )
@@ -272,13 +270,13 @@ async def test_select_shows_the_target_throughout_a_swap(
 
 
 async def test_select_starts_a_model_while_vllm_is_stopped(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """With vLLM's container stopped the select shows no model but can still start one."""
     await hass.services.async_call(
         DOMAIN,
         "stop_service",
-        {"cluster": init_integration.entry_id, "service": "vllm"},
+        {"cluster": loaded_entry.entry_id, "service": "vllm"},
         blocking=True,
     )
     await hass.async_block_till_done()
@@ -293,5 +291,5 @@ async def test_select_starts_a_model_while_vllm_is_stopped(
     await _wait_for(finished)
     await hass.async_block_till_done()
     assert hass.states.get(SELECT).state == "Gemma 4 27B Instruct"  # type: ignore[union-attr]
-    assert init_integration.runtime_data.status.data.vllm is not None
-    assert init_integration.runtime_data.status.data.vllm.models == ["google/gemma-4-27b-it"]
+    assert loaded_entry.runtime_data.status.data.vllm is not None
+    assert loaded_entry.runtime_data.status.data.vllm.models == ["google/gemma-4-27b-it"]

@@ -25,7 +25,7 @@ async def _swap(hass: HomeAssistant, entry: MockConfigEntry, model: str) -> floa
 
 
 async def test_expected_load_time_is_the_previous_load(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     """While a model loads, the swap sensor expects its previous load time: none on its first
     load, the first's duration on the next, also after the entry reloaded (HA's storage)."""
@@ -38,15 +38,15 @@ async def test_expected_load_time_is_the_previous_load(
             seen.append((state.attributes["target_model"], state.attributes["expected_seconds"]))
 
     unsub = async_track_state_change_event(hass, SWAP_SENSOR, record)
-    await _swap(hass, init_integration, "gemma4")
-    first = await _swap(hass, init_integration, "qwen3-vl")
+    await _swap(hass, loaded_entry, "gemma4")
+    first = await _swap(hass, loaded_entry, "qwen3-vl")
     assert {expected for _, expected in seen} == {None}  # neither loaded here before
     seen.clear()
 
     await hass.async_block_till_done()  # the durations are written
-    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
     await hass.async_block_till_done()
-    await _swap(hass, init_integration, "qwen3-vl")
+    await _swap(hass, loaded_entry, "qwen3-vl")
     unsub()
     assert seen
     assert set(seen) == {("qwen3-vl", round(first, 1))}

@@ -15,7 +15,7 @@ SWAP_SENSOR = "sensor.lab_vllm_swap_status"
 
 
 async def test_load_log_lines_are_readable_while_loading(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     seen: list[tuple[str, list[str]]] = []
 
@@ -28,7 +28,7 @@ async def test_load_log_lines_are_readable_while_loading(
     await hass.services.async_call(
         DOMAIN,
         "swap_model",
-        {"cluster": init_integration.entry_id, "model": "gemma4", "wait": True},
+        {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": True},
         blocking=True,
     )
     unsub()

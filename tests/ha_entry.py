@@ -1,0 +1,43 @@
+"""The Home Assistant harness every suite that loads the integration shares: this repository's
+integration allowed, HA's zeroconf stand-in, and the one loaded-entry fixture.
+
+A suite's conftest imports these fixtures and provides `config_entry` (the MockConfigEntry of
+its simulated cluster, with the options that suite wants).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from unittest.mock import MagicMock
+
+import pytest
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+
+@pytest.fixture(autouse=True)
+def _custom_integrations(enable_custom_integrations: None) -> None:
+    """Let HA load this repository's integration."""
+
+
+@pytest.fixture(autouse=True)
+def _quiet_zeroconf(mock_async_zeroconf: MagicMock) -> None:
+    """HA's zeroconf (a manifest dependency, used by the voice bridges) gets the harness's
+    stand-in: multicast on the test host is not a peer of the control plane, and the real
+    one's threads outlive the test loop."""
+
+
+@pytest.fixture
+async def loaded_entry(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> AsyncIterator[MockConfigEntry]:
+    """The integration set up against the simulator; unloaded again afterwards."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.LOADED
+    yield config_entry
+    if config_entry.state is ConfigEntryState.LOADED:
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done()
