@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import Any
 
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+)
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import (
     config_validation as cv,
@@ -13,6 +20,7 @@ from homeassistant.helpers import (
     issue_registry as ir,
 )
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from .catalog_store import CatalogStore, async_remove_catalog
@@ -105,7 +113,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
         await client.close()
 
     try:
-        catalog = CatalogStore(hass, entry.entry_id)
+        catalog = CatalogStore(hass, entry)
         await catalog.async_load(hass)
         status = SparkStatusCoordinator(hass, entry, client)
         metrics = SparkMetricsCoordinator(hass, entry, client)
@@ -126,6 +134,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
         raise
     # HA does not unload entries on stop; close the SSH connections ourselves.
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _close_client))
+    # Models added, edited or removed in the UI (config subentries) reach the catalog at once
+    # (a signal, not an update listener: the options flow reloads by itself).
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _entry_changed(entry))
+    )
 
     _register_devices(hass, entry)
     await async_setup_operations(hass, entry)
@@ -136,6 +149,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await async_track_service_versions(hass, entry)
     return True
+
+
+def _entry_changed(
+    entry: SparkControlConfigEntry,
+) -> Callable[[ConfigEntryChange, ConfigEntry[Any]], None]:
+    @callback
+    def changed(change: ConfigEntryChange, changed_entry: ConfigEntry[Any]) -> None:
+        if change is ConfigEntryChange.UPDATED and changed_entry.entry_id == entry.entry_id:
+            entry.runtime_data.catalog.async_entry_updated()
+
+    return changed
 
 
 def _register_devices(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:

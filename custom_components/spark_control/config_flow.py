@@ -10,6 +10,7 @@ from homeassistant.config_entries import (
     ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
     OptionsFlow,
     OptionsFlowWithReload,
 )
@@ -29,6 +30,7 @@ from homeassistant.helpers.selector import (
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from yarl import URL
 
+from .catalog_subentry import SUBENTRY_FLOWS
 from .cluster_check import async_check_ssh, async_unreachable_services
 from .cluster_config import Address, default_endpoints, parse_address
 from .const import (
@@ -195,6 +197,14 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_options_flow(config_entry: SparkControlConfigEntry) -> OptionsFlow:
         """Options live in their own flow."""
         return SparkControlOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: SparkControlConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """The model catalog: one subentry per model (catalog_subentry.py)."""
+        return SUBENTRY_FLOWS
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Cluster name, nodes, SSH login and how to get a key."""

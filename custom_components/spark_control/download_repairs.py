@@ -12,10 +12,10 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import selector
 
+from .catalog_subentry import tunable_fields
 from .coordinator import SparkControlConfigEntry
 from .download_control import DownloadTarget
 from .sparklib.catalog import (
-    MAX_MODEL_LEN_RANGE,
     MODES,
     ModelOptions,
     slugify,
@@ -109,22 +109,7 @@ class AddDownloadedModelFlow(_DownloadIssueFlow):
                 vol.Required("mode"): selector.SelectSelector(
                     selector.SelectSelectorConfig(options=list(MODES), translation_key="mode")
                 ),
-                vol.Required("max_model_len"): selector.NumberSelector(
-                    selector.NumberSelectorConfig(
-                        min=MAX_MODEL_LEN_RANGE[0],
-                        max=MAX_MODEL_LEN_RANGE[1],
-                        step=256,
-                        mode=selector.NumberSelectorMode.BOX,
-                    )
-                ),
-                vol.Required("gpu_memory_utilization"): selector.NumberSelector(
-                    selector.NumberSelectorConfig(
-                        min=0.05, max=1.0, step=0.01, mode=selector.NumberSelectorMode.BOX
-                    )
-                ),
-                vol.Required("fastsafetensors"): selector.BooleanSelector(),
-                vol.Required("prefix_caching"): selector.BooleanSelector(),
-                vol.Required("fp8_kv_cache"): selector.BooleanSelector(),
+                **tunable_fields(),
             }
         )
         return self.async_show_form(

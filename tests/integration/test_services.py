@@ -112,9 +112,15 @@ async def test_catalog_actions_persist(
         "set_model_options",
         {"cluster": cluster, "model": "llama-3.1-8b", "fp8_kv_cache": True, "max_model_len": 8192},
     )
-    stored = hass_storage[f"{DOMAIN}.{cluster}.catalog"]["data"]
-    assert stored["user_models"][0]["repo_id"] == "meta-llama/Llama-3.1-8B-Instruct"
-    assert stored["overrides"]["llama-3.1-8b"] == {"max_model_len": 8192, "fp8_kv_cache": True}
+    # Stored as the model's config subentry (the catalog UI's home of it).
+    (stored,) = init_integration.subentries.values()
+    assert (stored.subentry_type, stored.unique_id, stored.title) == (
+        "model",
+        "llama-3.1-8b",
+        "Llama 3.1 8B",
+    )
+    assert stored.data["model"]["repo_id"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert stored.data["options"] == {"max_model_len": 8192, "fp8_kv_cache": True}
 
     await hass.config_entries.async_reload(cluster)
     await hass.async_block_till_done()
@@ -128,7 +134,7 @@ async def test_catalog_actions_persist(
     assert hass.states.get(SELECT).state == "Llama 3.1 8B"  # type: ignore[union-attr]
 
     await _call(hass, "remove_model", {"cluster": cluster, "model": "llama-3.1-8b"})
-    assert hass_storage[f"{DOMAIN}.{cluster}.catalog"]["data"]["user_models"] == []
+    assert not init_integration.subentries
     # The served model is no longer in the catalog: it shows as its repo id, not as an error.
     await loaded_entry.runtime_data.status.async_refresh()
     await hass.async_block_till_done()

@@ -213,6 +213,19 @@ STRINGS_SCHEMA = vol.Schema(
         vol.Optional("title"): str,
         vol.Optional("config"): _FLOW,
         vol.Optional("options"): _FLOW,
+        # hassfest's gen_data_entry_schema(subentry_flow=True): a subentry flow per type, with
+        # the entry type's name and the "add" (and optional "reconfigure") button labels.
+        vol.Optional("config_subentries"): {
+            str: _FLOW.extend(
+                {
+                    vol.Required("entry_type"): str,
+                    vol.Required("initiate_flow"): {
+                        vol.Required("user"): str,
+                        vol.Optional("reconfigure"): str,
+                    },
+                }
+            )
+        },
         vol.Optional("selector"): {str: {"options": {str: str}}},
         vol.Optional("entity"): {
             vol.In([platform.value for platform in Platform]): {

@@ -39,6 +39,19 @@ MAX_MODEL_LEN_RANGE = (256, 1_048_576)
 TENSOR_PARALLEL_RANGE = (1, 16)
 DEFAULT_PORT = 8888
 
+# Further `vllm serve` arguments a model may carry: a fixed list, so nothing typed by a user
+# reaches the command line (each is one argv word; values are part of the word).
+EXTRA_ARGS: tuple[str, ...] = (
+    "--enforce-eager",
+    "--trust-remote-code",
+    "--enable-auto-tool-choice",
+    "--tool-call-parser=hermes",
+    "--reasoning-parser=qwen3",
+    "--enable-chunked-prefill",
+    "--async-scheduling",
+    "--disable-log-requests",
+)
+
 _OPTION_FIELDS = (
     "max_model_len",
     "gpu_memory_utilization",
@@ -60,6 +73,9 @@ _ENTRY_SCHEMA = vol.Schema(
         vol.Optional("prefix_caching", default=True): bool,
         vol.Optional("fp8_kv_cache", default=False): bool,
         vol.Optional("port", default=DEFAULT_PORT): int,
+        vol.Optional("extra_args", default=list): vol.All(
+            [vol.In(EXTRA_ARGS)], vol.Unique(), vol.Coerce(tuple)
+        ),
     }
 )
 _OPTIONS_SCHEMA = vol.Schema(
@@ -88,6 +104,7 @@ class ModelEntry:
     prefix_caching: bool
     fp8_kv_cache: bool
     port: int = DEFAULT_PORT
+    extra_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate_catalog_key(self.key, "key")
@@ -106,6 +123,12 @@ class ModelEntry:
             if not isinstance(getattr(self, flag), bool):
                 raise InvalidInput(flag, "must be true or false")
         validate_port(self.port)
+        if not isinstance(self.extra_args, tuple) or any(
+            arg not in EXTRA_ARGS for arg in self.extra_args
+        ):
+            raise InvalidInput("extra_args", f"each must be one of {', '.join(EXTRA_ARGS)}")
+        if len(set(self.extra_args)) != len(self.extra_args):
+            raise InvalidInput("extra_args", "an argument is listed twice")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelEntry:
@@ -119,7 +142,7 @@ class ModelEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping (JSON/YAML safe)."""
-        return dataclasses.asdict(self)
+        return dataclasses.asdict(self) | {"extra_args": list(self.extra_args)}
 
     def with_options(self, options: ModelOptions) -> ModelEntry:
         """This entry with the overrides that are set applied (validated)."""
@@ -260,6 +283,7 @@ class Catalog:
         key: str | None = None,
         tensor_parallel: int | None = None,
         options: ModelOptions | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> ModelEntry:
         """Add a user model (key derived from the name unless given); returns the entry."""
         options = options or ModelOptions()
@@ -276,9 +300,22 @@ class Catalog:
             fastsafetensors=bool(options.fastsafetensors),
             prefix_caching=True if options.prefix_caching is None else options.prefix_caching,
             fp8_kv_cache=bool(options.fp8_kv_cache),
+            extra_args=extra_args,
         )
         self._check_new(entry)
         self._user[entry.key] = entry
+        return entry
+
+    def replace_user_model(self, entry: ModelEntry) -> ModelEntry:
+        """Put an edited user model in place of the one with its key (same repo id or one
+        no other model uses); its overrides are dropped (the entry carries the values)."""
+        if entry.key not in self._user:
+            raise InvalidInput("model", f"{entry.key!r} is not one of your models")
+        other = self.find_by_repo_id(entry.repo_id)
+        if other is not None and other.key != entry.key:
+            raise InvalidInput("repo_id", f"{entry.repo_id} is already in the catalog")
+        self._user[entry.key] = entry
+        self._overrides.pop(entry.key, None)
         return entry
 
     def remove(self, key: str) -> None:

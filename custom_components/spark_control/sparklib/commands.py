@@ -202,6 +202,7 @@ def launch_model(
     if entry.fastsafetensors:
         argv += ["--load-format", "fastsafetensors"]
     argv += ["-tp", str(entry.tensor_parallel)]
+    argv += list(entry.extra_args)  # from the fixed list EXTRA_ARGS (checked by ModelEntry)
     return RemoteCommand.of(argv, validate_path(repo_path, "repo_path"))
 
 

@@ -21,6 +21,14 @@ SERVE_FLAGS: dict[str, str | None] = {
     "--load-format": "load_format",
     "-tp": "int",
     "--tensor-parallel-size": "int",
+    "--enforce-eager": None,
+    "--trust-remote-code": None,
+    "--enable-auto-tool-choice": None,
+    "--tool-call-parser": "tool_parser",
+    "--reasoning-parser": "reasoning_parser",
+    "--enable-chunked-prefill": None,
+    "--async-scheduling": None,
+    "--disable-log-requests": None,
 }
 
 
@@ -41,6 +49,10 @@ def _check_value(flag: str, kind: str, value: str) -> None:
         ok = value in ("auto", "fp8")
     elif kind == "load_format":
         ok = value in ("auto", "safetensors", "fastsafetensors")
+    elif kind == "tool_parser":
+        ok = value in ("hermes", "mistral", "llama3_json", "pythonic")
+    elif kind == "reasoning_parser":
+        ok = value in ("qwen3", "deepseek_r1")
     if not ok:
         raise UsageError(f"Error: invalid value '{value}' for {flag}")
 
@@ -55,17 +67,21 @@ def parse_serve(args: list[str]) -> tuple[str, int | None]:
     max_len: int | None = None
     index = 3
     while index < len(args):
-        flag = args[index]
+        flag, has_value, inline = args[index].partition("=")  # `--flag=value` or `--flag value`
         if flag not in SERVE_FLAGS:
             raise UsageError(f"Error: unknown option '{flag}'")
         kind = SERVE_FLAGS[flag]
         if kind is not None:
-            if index + 1 >= len(args):
-                raise UsageError(f"Error: option '{flag}' needs a value")
-            index += 1
-            _check_value(flag, kind, args[index])
+            if not has_value:
+                if index + 1 >= len(args):
+                    raise UsageError(f"Error: option '{flag}' needs a value")
+                index += 1
+                inline = args[index]
+            _check_value(flag, kind, inline)
             if flag == "--max-model-len":
-                max_len = int(args[index])
+                max_len = int(inline)
+        elif has_value:
+            raise UsageError(f"Error: option '{flag}' takes no value")
         index += 1
     return model, max_len
 
