@@ -113,7 +113,7 @@ async def test_catalog_actions_persist(
         {"cluster": cluster, "model": "llama-3.1-8b", "fp8_kv_cache": True, "max_model_len": 8192},
     )
     # Stored as the model's config subentry (the catalog UI's home of it).
-    (stored,) = init_integration.subentries.values()
+    (stored,) = loaded_entry.subentries.values()
     assert (stored.subentry_type, stored.unique_id, stored.title) == (
         "model",
         "llama-3.1-8b",
@@ -134,7 +134,7 @@ async def test_catalog_actions_persist(
     assert hass.states.get(SELECT).state == "Llama 3.1 8B"  # type: ignore[union-attr]
 
     await _call(hass, "remove_model", {"cluster": cluster, "model": "llama-3.1-8b"})
-    assert not init_integration.subentries
+    assert not loaded_entry.subentries
     # The served model is no longer in the catalog: it shows as its repo id, not as an error.
     await loaded_entry.runtime_data.status.async_refresh()
     await hass.async_block_till_done()
