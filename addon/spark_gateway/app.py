@@ -77,9 +77,10 @@ def create_app(config: GatewayConfig) -> web.Application:
 
 
 async def _spool_directory(app: web.Application) -> AsyncIterator[None]:
-    """Scratch files for audio live in a private directory removed on shutdown."""
+    """Scratch files for audio in a private directory removed on shutdown; decoders ready."""
     async for directory in spool_directory():
         app[SPOOL].directory = directory
+        await app[DECODER].start()
         yield
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.forkserver
 import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -119,6 +120,11 @@ class AudioDecoder:
     def __init__(self, *, workers: int, timeout_s: float) -> None:
         self._slots = asyncio.Semaphore(workers)
         self._timeout_s = timeout_s
+
+    @staticmethod
+    async def start() -> None:
+        """Start the fork server now, so the first upload does not wait for its imports."""
+        await asyncio.to_thread(multiprocessing.forkserver.ensure_running)
 
     async def decode(self, source: Path, target: Path, *, max_duration_s: float) -> DecodedFile:
         """Decode `source` into `target`; AudioDecodeError for anything the decoder refused."""

@@ -113,6 +113,34 @@ class GatewayProcess:
                 continue
         return total / MIB
 
+    def memory_by_process(self) -> list[tuple[str, float]]:
+        """(role, PSS MiB) of the gateway and each process it started, for reports."""
+        assert self.process is not None
+        root = psutil.Process(self.process.pid)
+        rows = [("gateway", root.memory_full_info().pss / MIB)]
+        for proc in root.children(recursive=True):
+            try:
+                command = " ".join(proc.cmdline())
+                role = (
+                    "decoder" if proc.ppid() != root.pid
+                    else "fork server" if "forkserver" in command
+                    else "resource tracker" if "resource_tracker" in command
+                    else "other"
+                )  # fmt: skip
+                rows.append((role, proc.memory_full_info().pss / MIB))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return rows
+
+    async def in_flight(self, session: aiohttp.ClientSession) -> float:
+        """Requests the gateway is still handling, from its own /metrics."""
+        async with session.get(self.url + "/metrics") as resp:
+            text = await resp.text()
+        for line in text.splitlines():
+            if line.startswith("spark_gateway_in_flight_requests "):
+                return float(line.split()[1]) - 1  # this /metrics request itself
+        return 0.0
+
 
 class SinkParakeet:
     """A Parakeet stand-in that reads every upload to the end, keeps none of it, answers fast.

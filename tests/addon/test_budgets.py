@@ -17,7 +17,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from spark_gateway.appkeys import AUDIO_IN_FLIGHT, NOTIFIER
+from spark_gateway.audio_codec import wav_to_pcm
 from spark_gateway.config import ConcurrencyBudgets, Timeouts
+from tests.addon.audio_files import encode_with_pyav
 from tests.addon.conftest import FakeHomeAssistant, GatewayFactory, RunningGateway
 from tests.sim import SimCluster, SimConfig
 
@@ -195,13 +197,16 @@ async def test_decoded_audio_in_flight_is_bounded(
         max_audio_in_flight_seconds=10.0,
         timeouts=Timeouts(decode=0.5),
     )
+    # mp3, not the 16 kHz WAV itself: that would go to Parakeet as uploaded, with no decoding.
+    samples, rate = wav_to_pcm(short_wav)
+    mp3 = encode_with_pyav(samples, rate, "mp3", "libmp3lame")
     held = asyncio.create_task(
-        gateway.post("/v1/audio/transcriptions", data=transcription_form(short_wav))
+        gateway.post("/v1/audio/transcriptions", data=transcription_form(mp3))
     )
     await asyncio.wait_for(hung_parakeet.arrived.wait(), 20)
     # The held request keeps its decoded second or two; a new decode needs the full 10 s.
-    status, body = await gateway.post(
-        "/v1/audio/transcriptions", data=transcription_form(short_wav)
+    status, body = await asyncio.wait_for(
+        gateway.post("/v1/audio/transcriptions", data=transcription_form(mp3)), 30
     )
     assert status == 429, body
     assert "decoded audio already" in body["error"]["message"]

@@ -133,8 +133,12 @@ async def test_undecodable_key_headers_are_401_on_every_protected_route(
     for method, path in routes(gateway.app):
         if not path.startswith(("/v1/", "/api/")):
             continue
+        keyless = await raw_request(gateway, method, path, b"X-Nothing: 1") != 401
         for name, header in RAW_KEYS.items():
             status = await raw_request(gateway, method, path, header)
+            if keyless and name == "bare scheme":  # no key sent: the listings answer anyway
+                assert status < 400, (method, path, status)
+                continue
             assert status == 401, (method, path, name, status)
         # Control bytes in a header never reach the app: aiohttp's parser answers 400.
         status = await raw_request(gateway, method, path, b"x-api-key: \x01\x02")
