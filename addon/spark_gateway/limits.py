@@ -27,6 +27,8 @@ ROUTE_BUDGETS: Final[Mapping[str, str]] = {
     "/v1/audio/speech": "tts",
     "/api/audio/transcribe-with-speakers": "speakers",
     "/api/audio/diarize-chunk": "speakers",
+    "/api/speakers": "speakers",  # enrolment: a clip decoded and fingerprinted by Parakeet
+    "/api/speakers/identify": "speakers",
 }
 
 
