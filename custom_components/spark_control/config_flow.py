@@ -52,6 +52,7 @@ from .const import (
     CONF_SSH_PORT,
     CONF_SSH_USER,
     CONF_STT_PORT,
+    CONF_SWAP_FALLBACK,
     CONF_SWAP_TIMEOUT,
     CONF_TTS_PORT,
     CONF_VOICE_BRIDGES,
@@ -64,6 +65,7 @@ from .const import (
     DEFAULT_RESTART_WINDOW,
     DEFAULT_SSH_PORT,
     DEFAULT_STT_PORT,
+    DEFAULT_SWAP_FALLBACK,
     DEFAULT_SWAP_TIMEOUT,
     DEFAULT_TTS_PORT,
     DEFAULT_VOICE_BRIDGES,
@@ -580,6 +582,10 @@ class SparkControlOptionsFlow(OptionsFlowWithReload):
                     CONF_SWAP_TIMEOUT,
                     default=options.get(CONF_SWAP_TIMEOUT, DEFAULT_SWAP_TIMEOUT),
                 ): _number(1, 180, "min"),
+                vol.Required(
+                    CONF_SWAP_FALLBACK,
+                    default=options.get(CONF_SWAP_FALLBACK, DEFAULT_SWAP_FALLBACK),
+                ): BooleanSelector(),
                 vol.Required(
                     CONF_DEEP_CHECK_INTERVAL,
                     default=options.get(CONF_DEEP_CHECK_INTERVAL, DEFAULT_DEEP_CHECK_INTERVAL),

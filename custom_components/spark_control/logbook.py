@@ -17,6 +17,7 @@ from .const import (
     EVENT_SERVICE_RECOVERED,
     EVENT_SERVICE_RESTARTED,
     EVENT_SWAP_FAILED,
+    EVENT_SWAP_FELL_BACK,
     EVENT_SWAP_FINISHED,
     EVENT_SWAP_STARTED,
     EVENT_WEDGE_DETECTED,
@@ -91,10 +92,18 @@ def _swap_failed(data: Mapping[str, Any]) -> str:
     return f"failed to load {data.get('model')} after {_seconds(data)}: {data.get('reason')}"
 
 
+def _swap_fell_back(data: Mapping[str, Any]) -> str:
+    return (
+        f"serves {data.get('fallback_model')} again after the swap to {data.get('model')} "
+        f"failed: {data.get('reason')}"
+    )
+
+
 DESCRIBERS: dict[str, Describer] = {
     EVENT_SWAP_STARTED: _swap_started,
     EVENT_SWAP_FINISHED: _swap_finished,
     EVENT_SWAP_FAILED: _swap_failed,
+    EVENT_SWAP_FELL_BACK: _swap_fell_back,
     EVENT_WEDGE_DETECTED: _wedge_detected,
     EVENT_SERVICE_RESTARTED: _service_restarted,
     EVENT_RESTART_SUPPRESSED: _restart_suppressed,

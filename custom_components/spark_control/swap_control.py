@@ -17,10 +17,13 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import (
+    CONF_SWAP_FALLBACK,
     CONF_SWAP_TIMEOUT,
+    DEFAULT_SWAP_FALLBACK,
     DEFAULT_SWAP_TIMEOUT,
     DOMAIN,
     EVENT_SWAP_FAILED,
+    EVENT_SWAP_FELL_BACK,
     EVENT_SWAP_FINISHED,
     EVENT_SWAP_STARTED,
     LOGGER,
@@ -28,7 +31,7 @@ from .const import (
 from .errors import action_error, spark_errors
 from .sparklib.catalog import ModelEntry
 from .sparklib.cluster import ClusterClient
-from .sparklib.errors import SparkError, SwapFailed
+from .sparklib.errors import AuthRejected, HostKeyChanged, SparkError, SwapFailed
 from .sparklib.swap import SwapClaim, SwapProgress, SwapResult
 
 if TYPE_CHECKING:
@@ -64,6 +67,7 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
             update_interval=None,  # pushed by the runner's reports, never polled
         )
         self.client = client
+        self._last_good: str | None = None  # the last model a swap of this entry loaded
         self.data = self._snapshot()
 
     def _snapshot(self) -> SwapState:
@@ -148,10 +152,21 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 target, timeout=timeout, on_progress=self._on_progress, claim=claim
             )
         except SwapFailed as error:
+            fallback = self._fallback_for(target, previous, error)
+            if fallback is not None:
+                # Kept for the fallback before anyone hears of the failure: a request made
+                # on the failed event is refused, naming the model being loaded again.
+                claim.retarget(fallback.key)
+                self._push()
             self._report_failure(base, target.repo_id, error)
+            if fallback is not None:
+                await self._fall_back(claim, base, target, fallback, error, timeout)
+            else:
+                await status.async_refresh()  # the select shows what is served (maybe nothing)
             raise action_error(self.hass, self.config_entry, error) from error
         except SparkError as error:
             raise action_error(self.hass, self.config_entry, error) from error
+        self._last_good = result.model
         # Confirm from vLLM's own model list before the claim goes: the select shows the
         # target until then, and the served model (now the same) after.
         await status.async_refresh()
@@ -170,6 +185,78 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
     @callback
     def _on_progress(self, _progress: SwapProgress) -> None:
         self._push()
+
+    def _fallback_for(
+        self, target: ModelEntry, previous: list[str], error: SwapFailed
+    ) -> ModelEntry | None:
+        """The last good model to relaunch after `target` failed, if the option allows: what
+        vLLM served when the swap started, else the last model this entry loaded. None when
+        there is none, it is the model that just failed, or the failure needs the user (SSH
+        credentials: relaunching would fail the same way)."""
+        if not self.config_entry.options.get(CONF_SWAP_FALLBACK, DEFAULT_SWAP_FALLBACK):
+            return None
+        if isinstance(error.__cause__, AuthRejected | HostKeyChanged):
+            return None
+        catalog = self.config_entry.runtime_data.catalog.catalog
+        served = next(
+            (entry for repo_id in previous if (entry := catalog.find_by_repo_id(repo_id))), None
+        )
+        key = served.key if served is not None else self._last_good
+        if key is None or key == target.key or key not in catalog:
+            return None
+        return catalog.get(key)
+
+    async def _fall_back(
+        self,
+        claim: SwapClaim,
+        base: dict[str, Any],
+        failed: ModelEntry,
+        fallback: ModelEntry,
+        error: SwapFailed,
+        timeout: float,  # noqa: ASYNC109
+    ) -> None:
+        """Relaunch the last good model under the same claim (a request meanwhile is refused,
+        naming the fallback), then tell the user what is served now."""
+        LOGGER.warning(
+            "%s: swap to %s failed (%s); loading %s again",
+            self.config_entry.title,
+            failed.key,
+            error.reason,
+            fallback.key,
+        )
+        try:
+            result = await self.client.swap(
+                fallback, timeout=timeout, on_progress=self._on_progress, claim=claim
+            )
+        except SwapFailed as second:
+            self._report_failure(base, fallback.repo_id, second)
+            await self.config_entry.runtime_data.status.async_refresh()
+            return
+        except SparkError as second:
+            LOGGER.warning("Fallback to %s failed: %s", fallback.key, second)
+            await self.config_entry.runtime_data.status.async_refresh()
+            return
+        self._last_good = result.model
+        await self.config_entry.runtime_data.status.async_refresh()
+        self.hass.bus.async_fire(
+            EVENT_SWAP_FELL_BACK,
+            {
+                **base,
+                "model": failed.key,
+                "repo_id": failed.repo_id,
+                "reason": error.reason,
+                "fallback_model": fallback.key,
+                "fallback_repo_id": fallback.repo_id,
+                "duration": round(result.duration, 3),
+            },
+        )
+        persistent_notification.async_create(
+            self.hass,
+            f"Swap of **{self.config_entry.title}** to `{failed.key}` failed: {error.reason}. "
+            f"`{fallback.key}` was loaded again and is served now.",
+            title="Spark Control: fell back to the last good model",
+            notification_id=f"{DOMAIN}_{self.config_entry.entry_id}_swap_fell_back",
+        )
 
     def _report_failure(self, base: dict[str, Any], repo_id: str, error: SwapFailed) -> None:
         progress = self.progress

@@ -363,6 +363,7 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
         "poll_interval",
         "metrics_interval",
         "swap_timeout",
+        "swap_fallback",
         "deep_check_interval",
         "restart_limit",
         "restart_window",

@@ -23,6 +23,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.spark_control.const import (
     CONF_REPO_PATH,
     CONF_RESTART_LIMIT,
+    CONF_SWAP_FALLBACK,
     CONF_VOICE_BRIDGES,
     DOMAIN,
     EVENT_RESTART_SUPPRESSED,
@@ -378,7 +379,11 @@ async def test_vllm_container_stopped_during_the_load(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """Someone stops the vLLM container while the model loads: the log follow ends, the
-    container is found stopped, and the swap fails saying so (no traceback involved)."""
+    container is found stopped, and the swap fails saying so (no traceback involved). (The
+    fallback that follows is tested in test_swap.py; here it is off.)"""
+    hass.config_entries.async_update_entry(
+        loaded_entry, options={**loaded_entry.options, CONF_SWAP_FALLBACK: False}
+    )
     failed = async_capture_events(hass, EVENT_SWAP_FAILED)
     sim.faults.slow_start(1.5)
     await hass.services.async_call(

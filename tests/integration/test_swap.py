@@ -16,10 +16,12 @@ from homeassistant.helpers.event import async_track_state_change_event
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.spark_control.const import (
+    CONF_SWAP_FALLBACK,
     CONF_SWAP_TIMEOUT,
     CONF_VOICE_BRIDGES,
     DOMAIN,
     EVENT_SWAP_FAILED,
+    EVENT_SWAP_FELL_BACK,
     EVENT_SWAP_FINISHED,
     EVENT_SWAP_STARTED,
 )
@@ -293,3 +295,81 @@ async def test_select_starts_a_model_while_vllm_is_stopped(
     assert hass.states.get(SELECT).state == "Gemma 4 27B Instruct"  # type: ignore[union-attr]
     assert loaded_entry.runtime_data.status.data.vllm is not None
     assert loaded_entry.runtime_data.status.data.vllm.models == ["google/gemma-4-27b-it"]
+
+
+async def test_failed_swap_falls_back_to_the_last_good_model(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
+) -> None:
+    """A load that runs out of memory fails the swap, then the model served before is loaded
+    again under the same claim: a swap request meanwhile is refused naming it, the select
+    shows it throughout, and a fell-back event, a notification and a logbook line say so."""
+    sim.faults.oom_on_load("google/gemma-4-27b-it")
+    failed = async_capture_events(hass, EVENT_SWAP_FAILED)
+    fell_back = async_capture_events(hass, EVENT_SWAP_FELL_BACK)
+    shown, unsub = _record_states(hass, SELECT)
+    refusals: list[dict[str, str] | None] = []
+
+    @callback
+    def on_failed(_event: Event) -> None:
+        # The claim is kept for the fallback: a request now is refused, naming it.
+        try:
+            loaded_entry.runtime_data.swap.ensure_idle()
+        except HomeAssistantError as error:
+            refusals.append(error.translation_placeholders)
+
+    remove = hass.bus.async_listen(EVENT_SWAP_FAILED, on_failed)
+    with pytest.raises(HomeAssistantError) as error:
+        await hass.services.async_call(
+            DOMAIN,
+            "swap_model",
+            {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": True},
+            blocking=True,
+            return_response=True,
+        )
+    remove()
+    unsub()
+    await hass.async_block_till_done()
+    assert error.value.translation_key == "swap_failed"
+    assert [event.data["model"] for event in failed] == ["gemma4"]
+    assert "crashed" in failed[0].data["reason"]
+    assert refusals == [{"model": "qwen36"}]
+    payload = fell_back[0].data
+    assert payload["model"] == "gemma4"
+    assert payload["fallback_model"] == "qwen36"
+    assert payload["fallback_repo_id"] == "RedHatAI/Qwen3.6-35B-A3B-NVFP4"
+    assert "crashed" in payload["reason"]
+    assert payload["duration"] > 0
+    launches = [c for c in sim.nodes[0].commands if "vllm serve" in c]
+    assert "google/gemma-4-27b-it" in launches[-2]
+    assert "RedHatAI/Qwen3.6-35B-A3B-NVFP4" in launches[-1]
+    # Truthful throughout: the target, then the fallback, then what vLLM serves.
+    assert shown[0] == "Gemma 4 27B Instruct"
+    assert shown[-1] == "Qwen3.6 35B-A3B (NVFP4)"
+    assert "unknown" not in shown
+    assert loaded_entry.runtime_data.status.data.vllm is not None
+    assert loaded_entry.runtime_data.status.data.vllm.models == ["RedHatAI/Qwen3.6-35B-A3B-NVFP4"]
+    assert "loaded again" in _notification_text(hass)
+    assert not loaded_entry.runtime_data.swap.running
+
+
+async def test_no_fallback_when_switched_off(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
+) -> None:
+    """With the option off a failed swap leaves vLLM down and fires no fell-back event."""
+    hass.config_entries.async_update_entry(
+        loaded_entry, options={**loaded_entry.options, CONF_SWAP_FALLBACK: False}
+    )
+    sim.faults.oom_on_load("google/gemma-4-27b-it")
+    fell_back = async_capture_events(hass, EVENT_SWAP_FELL_BACK)
+    with pytest.raises(HomeAssistantError):
+        await hass.services.async_call(
+            DOMAIN,
+            "swap_model",
+            {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": True},
+            blocking=True,
+            return_response=True,
+        )
+    await hass.async_block_till_done()
+    assert not fell_back
+    assert sum("vllm serve" in c for c in sim.nodes[0].commands) == 1
+    assert hass.states.get(SELECT).state == "unknown"  # type: ignore[union-attr]

@@ -18,6 +18,7 @@ class FaultState:
     refused: set[str] = field(default_factory=set)
     slow_start_seconds: float = 0.0
     crash_on_load: bool = False
+    oom_models: set[str] = field(default_factory=set)  # repo ids whose load runs out of memory
     drop_ssh_mid_command: bool = False
     rejected_key_nodes: set[int] = field(default_factory=set)
     download_fails_at: float | None = None  # fraction of the bytes after which a download dies
@@ -83,6 +84,10 @@ class Faults:
         """vLLM loads end in a CUDA out-of-memory traceback and the container exits."""
         self.state.crash_on_load = enabled
 
+    def oom_on_load(self, repo_id: str) -> None:
+        """Loads of this model (only) end in the CUDA out-of-memory crash; others load."""
+        self.state.oom_models.add(repo_id)
+
     def drop_ssh_mid_command(self, enabled: bool = True) -> None:
         """Each SSH command writes its first output, then the TCP connection is cut."""
         self.state.drop_ssh_mid_command = enabled
@@ -115,6 +120,7 @@ class Faults:
         self.state.refused.clear()
         self.state.slow_start_seconds = 0.0
         self.state.crash_on_load = False
+        self.state.oom_models.clear()
         self.state.drop_ssh_mid_command = False
         self.state.rejected_key_nodes.clear()
         self.state.download_fails_at = None

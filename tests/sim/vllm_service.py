@@ -112,7 +112,7 @@ class VllmService(SimService):
             f"and {load_time + 1.1:.6f} seconds"
         )
         await at(0.7)
-        if self.faults.crash_on_load:
+        if self.faults.crash_on_load or self.model in self.faults.oom_models:
             self._crash()
             return
         log(f"{p('INFO', 'kv_cache_utils.py:1087')} GPU KV cache size: 1,048,576 tokens")

@@ -79,6 +79,11 @@ class SwapClaim:
         self.runner = runner
         self.model = model
 
+    def retarget(self, model: str) -> None:
+        """Keep the runner for a follow-up swap to `model` (a fallback after a failure), so
+        no other request slips in between."""
+        self.model = model
+
     def release(self) -> None:
         """Free the runner for the next swap (idempotent)."""
         self.runner.release(self)

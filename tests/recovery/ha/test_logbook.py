@@ -22,6 +22,7 @@ from custom_components.spark_control.const import (
     EVENT_SERVICE_RECOVERED,
     EVENT_SERVICE_RESTARTED,
     EVENT_SWAP_FAILED,
+    EVENT_SWAP_FELL_BACK,
     EVENT_SWAP_FINISHED,
     EVENT_SWAP_STARTED,
     EVENT_WEDGE_DETECTED,
@@ -85,6 +86,11 @@ EVENTS: list[tuple[str, dict[str, Any], str]] = [
         EVENT_SWAP_FAILED,
         {"cluster": "Lab", "model": "gemma4", "duration": 12.0, "reason": "container exited"},
         "failed to load gemma4 after 12.0 s: container exited",
+    ),
+    (
+        EVENT_SWAP_FELL_BACK,
+        {"cluster": "Lab", "model": "gemma4", "fallback_model": "qwen36", "reason": "crashed"},
+        "serves qwen36 again after the swap to gemma4 failed: crashed",
     ),
 ]
 
