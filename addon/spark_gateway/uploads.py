@@ -110,10 +110,9 @@ async def decode_upload(request: web.Request, upload: Path) -> DecodedFile:
         as_is = wav16k_as_is(upload, max_duration_s=config.max_audio_seconds)
     except (WavHeaderError, AudioDecodeError) as err:
         raise ApiError(400, str(err), code="invalid_audio", param="file") from err
-    if as_is is not None:
-        return as_is  # the upload itself, already capped: no decoded copy to budget for
     in_flight = request.app[AUDIO_IN_FLIGHT]
-    reserved = config.max_audio_seconds
+    # Audio used as uploaded has a known length; a decode's is known only afterwards.
+    reserved = as_is.duration_s if as_is is not None else config.max_audio_seconds
     try:
         await in_flight.take(reserved, wait_s=config.timeouts.decode)
     except AudioBudgetExhausted as err:
@@ -124,6 +123,9 @@ async def decode_upload(request: web.Request, upload: Path) -> DecodedFile:
             code="too_many_requests",
             headers={"Retry-After": "5"},
         ) from err
+    if as_is is not None:
+        request.app[SPOOL].at_end(request, lambda: in_flight.give(reserved))
+        return as_is
     try:
         decoded = await request.app[DECODER].decode(
             upload,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from openai import AsyncOpenAI
 
-from spark_gateway.appkeys import DECODER
+from spark_gateway.appkeys import AUDIO_IN_FLIGHT, DECODER
 from spark_gateway.audio_codec import wav_to_pcm
 from tests.addon.audio_files import word_overlap
 from tests.addon.conftest import SHORT_SPOKEN, GatewayFactory, RunningGateway
@@ -28,12 +28,16 @@ class RecordingParakeet:
 
     received: list[bytes] = field(default_factory=list)
     url: str = ""
+    watch: Callable[[], float] | None = None  # sampled as each request arrives
+    watched: list[float] = field(default_factory=list)
 
     async def transcribe(self, request: web.Request) -> web.Response:
         form = await request.post()
         upload = form["file"]
         assert isinstance(upload, web.FileField)
         self.received.append(upload.file.read())
+        if self.watch is not None:
+            self.watched.append(self.watch())
         return web.json_response({"text": "heard"})
 
 
@@ -147,3 +151,15 @@ async def test_real_speech_passes_through(
     text = await transcribe(gateway, short_wav)
     assert word_overlap(SHORT_SPOKEN, text) >= 0.6, text
     assert calls.count == 0
+
+
+async def test_passthrough_counts_against_the_audio_budget(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet
+) -> None:
+    """Audio used as uploaded holds its length of the in-flight budget while it is in use."""
+    gateway = await start_gateway(parakeet_url=recorder.url)
+    in_flight = gateway.app[AUDIO_IN_FLIGHT]
+    recorder.watch = lambda: in_flight.capacity_s - in_flight.free_s
+    assert await transcribe(gateway, wav(SECOND, 16000)) == "heard"
+    assert recorder.watched == [pytest.approx(1.0)]  # held while Parakeet had it
+    assert in_flight.free_s == in_flight.capacity_s  # given back when the request ended
