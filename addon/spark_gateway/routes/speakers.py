@@ -12,7 +12,6 @@ the shared `UpstreamClient`, exactly as for `/v1/audio/transcriptions`.
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from ..appkeys import CONFIG, UPSTREAM, VOICEPRINTS
 from ..config import GatewayConfig
 from ..decoder import DecodedFile
 from ..errors import ApiError, UpstreamError
+from ..language_tag import LANGUAGE_TAG
 from ..openapi import document_operation
 from ..speakers.formats import (
     CONTENT_TYPES,
@@ -35,8 +35,6 @@ from ..speakers.formats import (
 from ..speakers.parsing import UpstreamFormatError, parse_diarization
 from ..speakers.pipeline import SpeakerOptions, transcribe_with_speakers
 from ..uploads import decode_upload, read_audio_upload
-
-_LANGUAGE = re.compile(r"^(?:[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*|multi)$")
 
 
 def speaker_options(config: GatewayConfig) -> SpeakerOptions:
@@ -76,7 +74,7 @@ async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
         raise ApiError(400, f"response_format must be one of {', '.join(OUTPUT_FORMATS)}",
                        code="unsupported_response_format", param="response_format")  # fmt: skip
     language = upload.text("language")
-    if language is not None and not _LANGUAGE.match(language):
+    if language is not None and not LANGUAGE_TAG.match(language):
         raise ApiError(400, f"language {language!r} is not a language code",
                        code="invalid_language", param="language")  # fmt: skip
     decoded = await decode_audio(request, upload.path)
@@ -142,7 +140,7 @@ def setup(app: web.Application) -> None:
         "requestBody": _upload({
             "file": audio,
             "response_format": {"type": "string", "enum": list(OUTPUT_FORMATS)},
-            "language": {"type": "string", "pattern": _LANGUAGE.pattern},
+            "language": {"type": "string", "pattern": LANGUAGE_TAG.pattern},
         }),
         "responses": {
             "200": {

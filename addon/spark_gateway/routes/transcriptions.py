@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from ..appkeys import CONFIG, SPOOL, UPSTREAM
 from ..decoder import DecodedFile
 from ..diarized_transcript import KnownSpeaker, diarized_body, name_speakers, parse_known_speakers
 from ..errors import ApiError, UpstreamError
+from ..language_tag import LANGUAGE_TAG
 from ..request_body import parse_json
 from ..speakers.parsing import UpstreamFormatError
 from ..speakers.pipeline import transcribe_with_speakers
@@ -31,7 +31,6 @@ STREAMED_FORMATS = ("json", "text")  # as OpenAI: verbose and subtitle formats a
 CHUNKING_TYPES = ("server_vad",)
 GRANULARITIES = ("word", "segment")
 MAX_JSON_AUDIO_BODY = 25 * 1024 * 1024 * 4 // 3 + 64 * 1024  # 25 MiB of audio in base64
-_LANGUAGE = re.compile(r"^(?:[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*|multi)$")
 
 
 @dataclass(slots=True)
@@ -177,7 +176,7 @@ def _validated(
             code="unsupported_response_format",
             param="response_format",
         )
-    if language is not None and not _LANGUAGE.match(language):
+    if language is not None and not LANGUAGE_TAG.match(language):
         raise ApiError(
             400,
             f"language {language!r} is not a language code",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from .. import transcript_formats as subtitles
 from .records import Turn
 
 OutputFormat = Literal["json", "srt", "vtt", "text"]
@@ -62,30 +63,18 @@ def to_contract_json(
     }
 
 
-def _clock(seconds: float, separator: str) -> str:
-    millis = max(round(seconds * 1000), 0)
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
-
-
 def to_srt(turns: Sequence[Turn]) -> str:
-    """SubRip cues, one per turn, numbered from 1."""
-    cues = [
-        f"{n}\n{_clock(t.start, ',')} --> {_clock(t.end, ',')}\n{speaker_label(t)}: {t.text}\n"
-        for n, t in enumerate(turns, start=1)
-    ]
-    return "\n".join(cues)
+    """SubRip cues, one per turn, numbered from 1, each led by its speaker."""
+    return subtitles.to_srt(
+        [{"start": t.start, "end": t.end, "text": f"{speaker_label(t)}: {t.text}"} for t in turns]
+    )
 
 
 def to_vtt(turns: Sequence[Turn]) -> str:
     """WebVTT with the speaker as a voice span, so players can style speakers."""
-    cues = [
-        f"{_clock(t.start, '.')} --> {_clock(t.end, '.')}\n<v {speaker_label(t)}>{t.text}\n"
-        for t in turns
-    ]
-    return "WEBVTT\n\n" + "\n".join(cues)
+    return subtitles.to_vtt(
+        [{"start": t.start, "end": t.end, "text": f"<v {speaker_label(t)}>{t.text}"} for t in turns]
+    )
 
 
 def to_text(turns: Sequence[Turn]) -> str:
