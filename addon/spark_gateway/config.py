@@ -107,8 +107,8 @@ class GatewayConfig:
     chunk_concurrency: int = 2
     chunk_target_s: float = 120.0  # speakers.chunking.DEFAULT_CHUNK_S: measured for 6 speakers
     chunk_overlap_s: float = 2.0
-    speaker_link_threshold: float = 0.35
-    speaker_name_threshold: float = 0.25  # speakers.voiceprints.DEFAULT_NAME_THRESHOLD
+    speaker_link_threshold: float = 0.35  # speakers.linking.DEFAULT_LINK_THRESHOLD
+    speaker_name_threshold: float = 0.10  # speakers.voiceprints.DEFAULT_NAME_THRESHOLD
     log_level: str = "info"
 
 

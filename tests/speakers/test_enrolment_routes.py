@@ -9,7 +9,7 @@ import aiohttp
 import numpy as np
 
 from tests.sim import SimCluster
-from tests.speakers.conftest import GatewayFactory, RunningGateway
+from tests.speakers.conftest import NAME_THRESHOLD, GatewayFactory, RunningGateway
 from tests.speakers.test_routes import post
 from tests.speakers.voices import build_conversation, enrolment_clip, wav_bytes
 
@@ -38,7 +38,9 @@ async def call(gateway: RunningGateway, method: str, path: str) -> aiohttp.Clien
 async def test_enrolled_voice_is_named_in_every_format(
     sim: SimCluster, start_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
-    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    gateway = await start_gateway(
+        parakeet_url=sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
+    )
     clip = enrolment_clip(ENROLLED)
     half = len(clip) // 2
     resp = await enrol(gateway, "Alice", clip[:half], clip[half:])

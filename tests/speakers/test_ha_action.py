@@ -19,7 +19,7 @@ from custom_components.spark_control.transcribe import (
     resolve_media_file,
 )
 from tests.sim import SimCluster
-from tests.speakers.conftest import API_KEY, GatewayFactory
+from tests.speakers.conftest import API_KEY, NAME_THRESHOLD, GatewayFactory
 from tests.speakers.voices import build_conversation, enrolment_clip, wav_bytes
 
 
@@ -114,7 +114,9 @@ async def test_registered_by_the_integration(
 async def test_enroll_then_transcripts_name_the_person_and_forget(
     hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
 ) -> None:
-    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    gateway = await start_gateway(
+        parakeet_url=sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
+    )
     (tmp_path / "voices").mkdir()
     clip = enrolment_clip("FEE083")
     (tmp_path / "voices" / "alice-1.wav").write_bytes(wav_bytes(clip[: len(clip) // 2]))

@@ -25,7 +25,7 @@ from custom_components.spark_control.const import (
     EVENT_SPEAKER_IDENTIFIED,
 )
 from tests.sim import SimCluster
-from tests.speakers.conftest import API_KEY, GatewayFactory
+from tests.speakers.conftest import API_KEY, NAME_THRESHOLD, GatewayFactory
 from tests.speakers.voices import enrolment_clip, voice, wav_bytes
 from tests.voice.ha_setup import cluster_entry, lan_address
 from tests.voice.test_ha_wyoming import (  # the same real-HA, real-network fixtures
@@ -65,7 +65,9 @@ async def test_enrolled_speaker_of_a_voice_command_fires_an_event(
     pytest_socket.socket_allow_hosts(
         ["127.0.0.1", MDNS_TARGET_IP, lan_address()], allow_unix_socket=True
     )
-    gateway = await start_gateway(parakeet_url=ha_sim.parakeet.url)
+    gateway = await start_gateway(
+        parakeet_url=ha_sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
+    )
     form = aiohttp.FormData({"name": "Alice"})
     form.add_field("file", wav_bytes(enrolment_clip("FEE083")), filename="alice.wav")
     async with aiohttp.ClientSession(headers=gateway.headers) as session:

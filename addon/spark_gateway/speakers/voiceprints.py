@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-DEFAULT_NAME_THRESHOLD = 0.25  # cosine distance; chosen on the tuning voices
+DEFAULT_NAME_THRESHOLD = 0.10  # cosine distance; chosen on the tuning voices
 MAX_NAME_LENGTH = 64
 MAX_VOICEPRINTS = 200
 _ID = re.compile(r"^[a-f0-9]{16}$")
