@@ -1,5 +1,9 @@
-"""Delay from vLLM logging `Application startup complete.` to the Model select showing the
-new model in Home Assistant (goal <= 1 s; the predecessor polled every 5 s, ~2.5 s expected).
+"""Delay from vLLM logging `Application startup complete.` to Home Assistant showing the new
+model as ready (goal <= 1 s; the predecessor polled every 5 s, ~2.5 s expected).
+
+Since the swap state moved to its own pushed coordinator (#16 step 2), the Model select shows the
+swap's target from the request on, so it shows the new model before the load ends; its delay is
+printed from the request, and the swap sensor's "ready" from the startup line.
 
 A real Home Assistant runs the integration against the in-process simulator; the Model select
 starts N swaps. Per swap we take the simulator's timestamp of the startup line and the
@@ -25,7 +29,9 @@ from pathlib import Path
 from ha_harness import entry_data, home_assistant_with_cluster
 from homeassistant.core import Event, EventStateChangedData, callback
 from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.util import dt as dt_util
 
+from custom_components.spark_control.select import model_labels
 from tests.sim import SimCluster, SimConfig, generate_client_key
 
 SELECT = "select.bench_vllm_model"
@@ -48,7 +54,9 @@ async def main(swaps: int, load_seconds: float) -> None:
     async with SimCluster(config) as sim:
         with tempfile.TemporaryDirectory() as tmp:
             data = entry_data(sim.endpoints(), private_key, public_key)
-            async with home_assistant_with_cluster(Path(tmp), data) as (hass, _entry):
+            async with home_assistant_with_cluster(Path(tmp), data) as (hass, entry):
+                catalog = entry.runtime_data.catalog.catalog
+                labels = {key: label for label, key in model_labels(catalog).items()}
                 select_at: dict[str, datetime] = {}
                 ready_at: dict[str, datetime] = {}
 
@@ -69,26 +77,29 @@ async def main(swaps: int, load_seconds: float) -> None:
                     model = MODELS[(index + 1) % len(MODELS)]  # never the one being served
                     select_at.pop(model, None)
                     ready_at.pop(model, None)
+                    # The select's options are the models' display names.
+                    label = labels[model]
+                    select_at.pop(label, None)
+                    asked = dt_util.utcnow()
                     await hass.services.async_call(
                         "select",
                         "select_option",
-                        {"entity_id": SELECT, "option": model},
+                        {"entity_id": SELECT, "option": label},
                         blocking=True,
                     )
                     async with asyncio.timeout(60):
-                        while model not in select_at:
+                        while label not in select_at:
                             await asyncio.sleep(0.01)
                     # The swap ends (event, claim released) just after the select shows it.
                     await hass.async_block_till_done(wait_background_tasks=True)
                     logs = sim.containers["vllm_node"].logs
                     line_at = next(line.at for line in reversed(logs) if STARTUP in line.text)
-                    select_delays.append((select_at[model] - line_at).total_seconds() * 1000)
+                    select_delays.append((select_at[label] - asked).total_seconds() * 1000)
                     ready_delays.append((ready_at[model] - line_at).total_seconds() * 1000)
                 unsub()
     library = summary("library ready (swap sensor 'ready')", ready_delays)
-    shown = summary("Model select shows the new model", select_delays)
-    print(f"select / library-ready ratio: {shown / library:.2f}x")
-    print(f"select / predecessor 5 s poll (expected 2500 ms): {shown / 2500:.3f}x")
+    summary("Model select shows the target (from the request)", select_delays)
+    print(f"ready shown / predecessor 5 s poll (expected 2500 ms): {library / 2500:.3f}x")
 
 
 if __name__ == "__main__":
