@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from spark_gateway.config import Timeouts
 from tests.sim import SimCluster
 from tests.speakers.conftest import GatewayFactory, RunningGateway
 from tests.speakers.voices import Conversation, RefTurn, build_conversation, wav_bytes
@@ -286,3 +287,23 @@ async def test_silence_has_no_diarized_speaker(
         assert segment["speaker"] == "Speaker_0"
         assert segment["confidence"] is None
         assert segment["low_confidence"] is False
+
+
+async def test_full_slots_in_a_short_recording_are_diarized_again_in_chunks(
+    sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """Five people in 90 s: one diarization call fills all four slots, so the recording is
+    diarized again in shorter chunks whose speakers are linked (no four-speaker ceiling)."""
+    voices = ["FEE083", "MEE009", "FEE078", "MEO069", "MEE012"]
+    conversation = build_conversation(voices, duration_s=90.0, seed=103, keep_back=0.35)
+    # pocketsphinx needs a while for 90 s on a busy 2-core machine
+    slow = Timeouts(connect=2, transcription=600, diarization=600, speech=30, health=2)
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url, timeouts=slow)
+    resp = await post(gateway, "/api/audio/transcribe-with-speakers",
+                      wav_bytes(conversation.samples))  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    # The first call (one chunk, four speakers), then the 90 s again in chunks of at most 45 s.
+    assert sim.parakeet.diarizations >= 3
+    assert body["speakers_detected"] >= 4
+    assert sim.parakeet.transcriptions == 1  # the words of the first pass are kept
