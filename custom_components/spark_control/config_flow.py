@@ -55,6 +55,8 @@ from .const import (
     CONF_SWAP_FALLBACK,
     CONF_SWAP_TIMEOUT,
     CONF_TTS_PORT,
+    CONF_VLLM_RESTART_LIMIT,
+    CONF_VLLM_RESTART_WINDOW,
     CONF_VOICE_BRIDGES,
     DEFAULT_DEEP_CHECK_INTERVAL,
     DEFAULT_METRICS_INTERVAL,
@@ -68,6 +70,8 @@ from .const import (
     DEFAULT_SWAP_FALLBACK,
     DEFAULT_SWAP_TIMEOUT,
     DEFAULT_TTS_PORT,
+    DEFAULT_VLLM_RESTART_LIMIT,
+    DEFAULT_VLLM_RESTART_WINDOW,
     DEFAULT_VOICE_BRIDGES,
     DOMAIN,
     LOGGER,
@@ -597,6 +601,14 @@ class SparkControlOptionsFlow(OptionsFlowWithReload):
                 vol.Required(
                     CONF_RESTART_WINDOW,
                     default=options.get(CONF_RESTART_WINDOW, DEFAULT_RESTART_WINDOW),
+                ): _number(1, 1440, "min"),
+                vol.Required(
+                    CONF_VLLM_RESTART_LIMIT,
+                    default=options.get(CONF_VLLM_RESTART_LIMIT, DEFAULT_VLLM_RESTART_LIMIT),
+                ): _number(0, 100, ""),
+                vol.Required(
+                    CONF_VLLM_RESTART_WINDOW,
+                    default=options.get(CONF_VLLM_RESTART_WINDOW, DEFAULT_VLLM_RESTART_WINDOW),
                 ): _number(1, 1440, "min"),
                 vol.Required(
                     CONF_PROBE_TIMEOUT,

@@ -45,6 +45,8 @@ CONF_SWAP_FALLBACK: Final = "swap_fallback"  # relaunch the last good model afte
 CONF_DEEP_CHECK_INTERVAL: Final = "deep_check_interval"  # minutes, 0 disables
 CONF_RESTART_LIMIT: Final = "restart_limit"
 CONF_RESTART_WINDOW: Final = "restart_window"  # minutes
+CONF_VLLM_RESTART_LIMIT: Final = "vllm_restart_limit"
+CONF_VLLM_RESTART_WINDOW: Final = "vllm_restart_window"  # minutes
 CONF_PROBE_TIMEOUT: Final = "probe_timeout"  # seconds
 CONF_VOICE_BRIDGES: Final = "voice_bridges"
 CONF_STT_PORT: Final = "stt_port"
@@ -57,6 +59,9 @@ DEFAULT_SWAP_FALLBACK: Final = True
 DEFAULT_DEEP_CHECK_INTERVAL: Final = 5  # minutes
 DEFAULT_RESTART_LIMIT: Final = 3
 DEFAULT_RESTART_WINDOW: Final = 30  # minutes
+# A vLLM restart reloads the model for minutes: at most 2 per hour.
+DEFAULT_VLLM_RESTART_LIMIT: Final = 2
+DEFAULT_VLLM_RESTART_WINDOW: Final = 60  # minutes
 DEFAULT_PROBE_TIMEOUT: Final = 30  # seconds
 DEFAULT_VOICE_BRIDGES: Final = True
 # Clear of the Whisper (10300) and Piper (10200) add-ons' usual ports.

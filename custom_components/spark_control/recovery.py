@@ -26,10 +26,14 @@ from .const import (
     CONF_PROBE_TIMEOUT,
     CONF_RESTART_LIMIT,
     CONF_RESTART_WINDOW,
+    CONF_VLLM_RESTART_LIMIT,
+    CONF_VLLM_RESTART_WINDOW,
     DEFAULT_DEEP_CHECK_INTERVAL,
     DEFAULT_PROBE_TIMEOUT,
     DEFAULT_RESTART_LIMIT,
     DEFAULT_RESTART_WINDOW,
+    DEFAULT_VLLM_RESTART_LIMIT,
+    DEFAULT_VLLM_RESTART_WINDOW,
     DOMAIN,
     EVENT_RESTART_FAILED,
     EVENT_RESTART_SUPPRESSED,
@@ -38,6 +42,7 @@ from .const import (
     EVENT_WEDGE_DETECTED,
     EVENT_WEDGE_REPORT,
     LOGGER,
+    SERVICE_VLLM,
     SERVICES,
 )
 from .report_routing import report_is_for
@@ -119,6 +124,11 @@ class SparkRecovery:
         self._unsubscribers: list[CALLBACK_TYPE] = []
 
         async def restart(service: str) -> None:
+            if service == SERVICE_VLLM and (model := self._vllm_model()) is not None:
+                # vLLM is relaunched through launch-cluster.sh with the model it served (the
+                # way a swap loads it), under the swap claim so no swap runs into it.
+                await entry.runtime_data.swap.async_swap(model)
+                return
             await async_service_action(entry, service, "restart", settle=False)
 
         self.manager = RecoveryManager(
@@ -132,6 +142,21 @@ class SparkRecovery:
             tuning=RecoveryTuning(),
             task_factory=self._create_task,
         )
+
+    def _vllm_model(self) -> str | None:
+        """The catalog key of the model vLLM serves (or last loaded); None if unknown."""
+        runtime = self.entry.runtime_data
+        vllm = runtime.status.data.vllm if runtime.status.data else None
+        for repo_id in vllm.models if vllm else []:
+            if (model := runtime.catalog.catalog.find_by_repo_id(repo_id)) is not None:
+                return model.key
+        return runtime.swap.last_good
+
+    def _watched(self, services: Iterable[str]) -> list[str]:
+        """The services automatic checks may look at now: never vLLM during a swap or load
+        (it is down on purpose, and a restart would break the load)."""
+        swapping = self.entry.runtime_data.swap.running
+        return [s for s in services if not (s == SERVICE_VLLM and swapping)]
 
     def state(self, service: str) -> ServiceRecoveryState:
         """What recovery knows about `service`."""
@@ -228,6 +253,9 @@ class SparkRecovery:
             return
         if not report_is_for(self.hass, self.entry, report):
             return
+        if not self._watched([report["service"]]):
+            LOGGER.debug("%s: wedge report for vLLM during a swap ignored", self.entry.title)
+            return
         LOGGER.debug(
             "%s: wedge report for %s from %s", self.entry.title, report["service"], report["source"]
         )
@@ -239,14 +267,15 @@ class SparkRecovery:
     @callback
     def _periodic_check(self, _now: datetime) -> None:
         self._create_task(
-            self.async_run_deep_check(SERVICES, source="periodic"), f"{DOMAIN} periodic deep check"
+            self.async_run_deep_check(self._watched(SERVICES), source="periodic"),
+            f"{DOMAIN} periodic deep check",
         )
 
     @callback
     def _follow_up_check(self, _now: datetime) -> None:
         wedged = [
             service
-            for service in SERVICES
+            for service in self._watched(SERVICES)
             if self.manager.state(service).wedged and not self.manager.checking(service)
         ]
         if wedged:
@@ -282,8 +311,8 @@ class SparkRecovery:
             translation_placeholders={
                 "cluster": self.entry.title,
                 "service": event.service,
-                "limit": str(budget.limit),
-                "window": f"{budget.window / 60:g}",
+                "limit": str(budget.limit_for(event.service)),
+                "window": f"{budget.window_for(event.service) / 60:g}",
                 "error": str(event.data.get("error", ""))[:200],
             },
         )
@@ -328,6 +357,17 @@ async def async_create_recovery(
         # Clamped: options edited by hand must not keep the whole entry from loading.
         limit=max(0, int(options.get(CONF_RESTART_LIMIT, DEFAULT_RESTART_LIMIT))),
         window=max(1.0, float(options.get(CONF_RESTART_WINDOW, DEFAULT_RESTART_WINDOW))) * 60,
+        # vLLM has its own, more careful budget: each restart reloads the model for minutes.
+        per_service={
+            SERVICE_VLLM: (
+                max(0, int(options.get(CONF_VLLM_RESTART_LIMIT, DEFAULT_VLLM_RESTART_LIMIT))),
+                max(
+                    1.0,
+                    float(options.get(CONF_VLLM_RESTART_WINDOW, DEFAULT_VLLM_RESTART_WINDOW)),
+                )
+                * 60,
+            )
+        },
     )
     clip = await hass.async_add_executor_job(_read_probe_clip)
     prober = client.deep_prober(

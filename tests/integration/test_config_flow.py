@@ -367,6 +367,8 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
         "deep_check_interval",
         "restart_limit",
         "restart_window",
+        "vllm_restart_limit",
+        "vllm_restart_window",
         "probe_timeout",
         "voice_bridges",
         "stt_port",

@@ -107,3 +107,24 @@ def test_reconfigure_keeps_history_and_applies_new_limit() -> None:
         budget.reconfigure(1, 0)
     with pytest.raises(ValueError):
         RestartBudget(-1, 10)
+
+
+def test_a_service_can_have_its_own_budget() -> None:
+    """vLLM's budget (2 per hour) is separate from the speech services' (3 per 30 min) and
+    survives a save and load."""
+    now = [1000.0]
+    budget = RestartBudget(3, 1800, clock=lambda: now[0], per_service={"vllm": (2, 3600)})
+    assert [budget.try_acquire("vllm").allowed for _ in range(3)] == [True, True, False]
+    assert [budget.try_acquire("parakeet").allowed for _ in range(4)] == [True] * 3 + [False]
+    now[0] += 1900  # past the speech window, inside vLLM's
+    assert budget.remaining("parakeet") == 3
+    assert budget.remaining("vllm") == 0
+    assert budget.next_slot("vllm") == 1000.0 + 3600
+    again = RestartBudget.from_dict(
+        budget.to_dict(),
+        limit=3,
+        window=1800,
+        clock=lambda: now[0],
+        per_service={"vllm": (2, 3600)},
+    )
+    assert (again.limit_for("vllm"), again.window_for("vllm"), again.used("vllm")) == (2, 3600, 2)

@@ -120,12 +120,16 @@ class RestartBudget:
         *,
         clock: Callable[[], float] = time.time,
         history: Mapping[str, Iterable[float]] | None = None,
+        per_service: Mapping[str, tuple[int, float]] | None = None,
     ) -> None:
-        """Start empty or from a saved history."""
-        if limit < 0 or window <= 0:
-            raise ValueError("restart limit must be >= 0 and window > 0")
+        """Start empty or from a saved history. `per_service` gives a service its own
+        (limit, window) instead of the shared one (vLLM: a reload takes minutes)."""
+        for each_limit, each_window in [(limit, window), *(per_service or {}).values()]:
+            if each_limit < 0 or each_window <= 0:
+                raise ValueError("restart limit must be >= 0 and window > 0")
         self.limit = limit
         self.window = window
+        self.per_service = dict(per_service or {})
         self._clock = clock
         self._history: dict[str, list[float]] = {
             service: sorted(float(stamp) for stamp in stamps)
@@ -139,11 +143,20 @@ class RestartBudget:
         self.limit = limit
         self.window = window
 
+    def limit_for(self, service: str) -> int:
+        """The restarts `service` may have per window."""
+        return self.per_service.get(service, (self.limit, self.window))[0]
+
+    def window_for(self, service: str) -> float:
+        """The window (seconds) the restarts of `service` count over."""
+        return self.per_service.get(service, (self.limit, self.window))[1]
+
     def _recent(self, service: str) -> list[float]:
         now = self._clock()
-        stamps = [s for s in self._history.get(service, []) if now - s < self.window]
+        window = self.window_for(service)
+        stamps = [s for s in self._history.get(service, []) if now - s < window]
         # Clock jumps backwards (NTP) must not keep a future stamp forever.
-        stamps = [s for s in stamps if s <= now + self.window]
+        stamps = [s for s in stamps if s <= now + window]
         self._history[service] = stamps
         return stamps
 
@@ -153,27 +166,29 @@ class RestartBudget:
 
     def remaining(self, service: str) -> int:
         """Automatic restarts still allowed in the current window."""
-        return max(0, self.limit - self.used(service))
+        return max(0, self.limit_for(service) - self.used(service))
 
     def next_slot(self, service: str) -> float | None:
         """Epoch seconds when the oldest restart leaves the window (None if a slot is free)."""
         stamps = self._recent(service)
-        if len(stamps) < self.limit:
+        limit = self.limit_for(service)
+        if len(stamps) < limit:
             return None
         if not stamps:  # limit 0: automatic restarts are off
             return None
-        return stamps[len(stamps) - self.limit] + self.window
+        return stamps[len(stamps) - limit] + self.window_for(service)
 
     def try_acquire(self, service: str) -> BudgetDecision:
         """Take one restart from the budget if one is left."""
         stamps = self._recent(service)
-        if len(stamps) >= self.limit:
+        limit = self.limit_for(service)
+        if len(stamps) >= limit:
             return BudgetDecision(
                 allowed=False, attempt=len(stamps), remaining=0, retry_at=self.next_slot(service)
             )
         stamps.append(self._clock())
         return BudgetDecision(
-            allowed=True, attempt=len(stamps), remaining=self.limit - len(stamps), retry_at=None
+            allowed=True, attempt=len(stamps), remaining=limit - len(stamps), retry_at=None
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,6 +206,7 @@ class RestartBudget:
         limit: int,
         window: float,
         clock: Callable[[], float] = time.time,
+        per_service: Mapping[str, tuple[int, float]] | None = None,
     ) -> RestartBudget:
         """Rebuild from `to_dict` output; unreadable parts are dropped, never fatal."""
         history: dict[str, list[float]] = {}
@@ -203,7 +219,7 @@ class RestartBudget:
                         for s in stamps
                         if isinstance(s, int | float) and not isinstance(s, bool)
                     ]
-        return cls(limit, window, clock=clock, history=history)
+        return cls(limit, window, clock=clock, history=history, per_service=per_service)
 
 
 type TaskFactory = Callable[[Coroutine[Any, Any, Any], str], asyncio.Task[Any]]
@@ -461,8 +477,8 @@ class RecoveryManager:
                         service,
                         error=result.detail,
                         restarts_in_window=decision.attempt,
-                        limit=self.budget.limit,
-                        window_minutes=round(self.budget.window / 60, 2),
+                        limit=self.budget.limit_for(service),
+                        window_minutes=round(self.budget.window_for(service) / 60, 2),
                         retry_at=decision.retry_at,
                     )
                 break
