@@ -187,7 +187,46 @@ async def run(quick: bool) -> int:
                 f"Parakeet stand-in received {sink.bytes_received / 2**20:.0f} MiB in "
                 f"{sink.uploads} uploads"
             )
+    # In a `-c` process: forked decoders re-import a script given by path as their main
+    # module (multiprocessing's rule), which the gateway (`python -m spark_gateway`) never does.
+    code = (
+        "import asyncio, sys; sys.path[:0] = ['benchmarks', '.', 'addon']; "
+        "import gateway_hostile_memory as g; asyncio.run(g.isolation_cost())"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
     return 1 if failures else 0
+
+
+async def isolation_cost(rounds: int = 15) -> None:
+    """What a process per decode costs: the same 5 s mp3 decoded in a decoder process and
+    in-process (`decode_file_to_wav` directly, the baseline), alternating, median wall time."""
+    import statistics
+
+    from spark_gateway.audio_codec import decode_file_to_wav, wav_to_pcm
+    from spark_gateway.decoder import AudioDecoder
+    from tests.addon.audio_files import encode_with_pyav
+
+    samples, rate = wav_to_pcm(speech())
+    clip = encode_with_pyav(samples[: rate * 5], rate, "mp3", "libmp3lame")
+    decoder = AudioDecoder(workers=1, timeout_s=60)
+    await decoder.start()
+    times: dict[str, list[float]] = {"process": [], "in-process": []}
+    with tempfile.TemporaryDirectory() as work:
+        source, target = Path(work) / "clip.mp3", Path(work) / "out.wav"
+        source.write_bytes(clip)
+        for _ in range(rounds):
+            start = time.perf_counter()
+            await decoder.decode(source, target, max_duration_s=60)
+            times["process"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            decode_file_to_wav(str(source), str(target), max_duration_s=60)
+            times["in-process"].append(time.perf_counter() - start)
+    isolated, direct = (statistics.median(times[k]) * 1000 for k in ("process", "in-process"))
+    print(
+        f"\nisolation cost, 5 s mp3 → 16 kHz WAV, median of {rounds}: decoder process "
+        f"{isolated:.1f} ms vs in-process {direct:.1f} ms (+{isolated - direct:.1f} ms, "
+        f"{isolated / direct:.2f}x)"
+    )
 
 
 def main() -> int:

@@ -80,8 +80,9 @@ async def _spool_directory(app: web.Application) -> AsyncIterator[None]:
     """Scratch files for audio in a private directory removed on shutdown; decoders ready."""
     async for directory in spool_directory():
         app[SPOOL].directory = directory
-        await app[DECODER].start()
+        app[DECODER].start_soon()
         yield
+        await app[DECODER].stop()
 
 
 async def _upstream_session(app: web.Application) -> AsyncIterator[None]:

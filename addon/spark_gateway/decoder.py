@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import multiprocessing.forkserver
+import os
 import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -27,9 +28,9 @@ import numpy.typing as npt
 from .audio_codec import TARGET_RATE, AudioDecodeError, decode_file_to_wav
 
 _CONTEXT: Final = multiprocessing.get_context("forkserver")
-# The heavy imports, done once in the fork server. Third-party names only: Python 3.13.0's fork
-# server ignores the parent's sys.path, so the gateway's own modules may not be found there.
-_CONTEXT.set_forkserver_preload(["numpy", "av", "av.audio.resampler", "av.filter"])
+# Everything a decoder needs, imported once in the fork server: each decoder is a fork of it.
+_CONTEXT.set_forkserver_preload(["numpy", "av", "av.audio.resampler", "spark_gateway.decoder"])
+_PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[1])
 _WAV_HEADER_BYTES: Final = 44  # what wave.open writes for mono s16
 
 
@@ -120,10 +121,26 @@ class AudioDecoder:
     def __init__(self, *, workers: int, timeout_s: float) -> None:
         self._slots = asyncio.Semaphore(workers)
         self._timeout_s = timeout_s
+        self._starting: asyncio.Task[None] | None = None
+
+    def start_soon(self) -> None:
+        """Start the fork server in the background: the first upload need not wait for it,
+        and the gateway answers while it imports."""
+        self._starting = asyncio.get_running_loop().create_task(self.start())
+
+    async def stop(self) -> None:
+        """Wait for a background start still running (a thread cannot be cancelled)."""
+        if self._starting is not None:
+            await asyncio.gather(self._starting, return_exceptions=True)
 
     @staticmethod
     async def start() -> None:
         """Start the fork server now, so the first upload does not wait for its imports."""
+        # Python 3.13.0's fork server ignores the parent's sys.path; the environment it
+        # inherits is how it finds this package to preload it.
+        paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if _PACKAGE_ROOT not in paths:
+            os.environ["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *filter(None, paths)])
         await asyncio.to_thread(multiprocessing.forkserver.ensure_running)
 
     async def decode(self, source: Path, target: Path, *, max_duration_s: float) -> DecodedFile:
