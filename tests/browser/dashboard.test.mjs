@@ -62,9 +62,29 @@ async function waitForEndpoints() {
 
 async function stopDemo() {
   if (!demo || demo.exitCode !== null) return;
+  // The demo's children (HA, the gateway) run in sessions of their own: note them first, so a
+  // demo that does not stop on Ctrl-C cannot leave them behind.
+  let children = [];
+  try {
+    children = execFileSync("ps", ["-o", "pid=", "--ppid", String(demo.pid)])
+      .toString()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    // ps exits 1 when there is no child
+  }
   const exited = new Promise((resolve) => demo.once("exit", resolve));
-  process.kill(-demo.pid, "SIGINT"); // Ctrl-C to the demo's process group: it stops its children
-  const timer = setTimeout(() => process.kill(-demo.pid, "SIGKILL"), 90_000);
+  process.kill(-demo.pid, "SIGINT"); // Ctrl-C: the demo stops its children itself
+  const timer = setTimeout(() => {
+    for (const pid of [demo.pid, ...children]) {
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }, 90_000);
   await exited;
   clearTimeout(timer);
 }

@@ -6,6 +6,7 @@ its state in a temporary directory so it does not disturb a developer's own `.de
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -95,6 +96,16 @@ def test_demo_comes_up_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         assert not _port_open(gateway["url"])
         assert not _port_open(ha["url"])
     finally:
+        # Also after a failed assertion: Ctrl-C lets the demo stop its children (each runs in
+        # its own session, so killing the orchestrator alone would leave HA and the gateway).
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            leftovers = psutil.Process(proc.pid).children(recursive=True)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            for child in leftovers:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
