@@ -70,7 +70,8 @@ class UpstreamError(ApiError):
 
 
 class UpstreamWedged(UpstreamError):
-    """Parakeet answered 500: its CUDA context is likely wedged; HA is told to recover it."""
+    """Parakeet or vLLM answered 5xx (or Parakeet hung): the service is likely wedged; HA is
+    told to recover it."""
 
     def __init__(self, service: str, detail: str) -> None:
         super().__init__(

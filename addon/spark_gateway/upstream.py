@@ -102,7 +102,9 @@ class UpstreamClient:
         """An upstream non-2xx answer as the error the client gets."""
         body = (await resp.read())[:2000].decode("utf-8", "replace")
         detail = _error_message(body) or f"HTTP {resp.status}"
-        if service == PARAKEET and resp.status >= 500:
+        if resp.status >= 500 and (service == PARAKEET or (service == VLLM and resp.status != 503)):
+            # A 5xx from Parakeet, or from vLLM outside a load (its engine died behind a
+            # healthy API server): 503 + Retry-After to the client, a wedge report to HA.
             return await self._wedged(service, f"HTTP {resp.status}: {detail}")
         self.metrics.upstream_errors.labels(service, f"http_{resp.status}").inc()
         if service == VLLM and resp.status == 503:
@@ -118,6 +120,10 @@ class UpstreamClient:
         return UpstreamError(
             service, 502, f"{service} failed: HTTP {resp.status}: {detail}", code="upstream_error"
         )
+
+    async def vllm_error(self, resp: aiohttp.ClientResponse) -> ApiError:
+        """What the client gets for a vLLM answer the relay does not pass on (a wedge)."""
+        return await self._error_from_response(VLLM, resp)
 
     async def _wedged(self, service: str, error: str) -> UpstreamWedged:
         """Report a wedge to Home Assistant (rate-limited) and build the client's 503."""

@@ -10,7 +10,8 @@ import pytest
 from openai import AsyncOpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.addon.conftest import GatewayFactory, RunningGateway
+from spark_gateway.appkeys import NOTIFIER
+from tests.addon.conftest import FakeHomeAssistant, GatewayFactory, RunningGateway
 from tests.sim import SimCluster, SimConfig
 
 
@@ -165,19 +166,6 @@ async def test_client_disconnect_stops_generation(start_gateway: GatewayFactory)
         assert await _sim_metric(slow, "vllm:generation_tokens_total") < 100
 
 
-async def test_vllm_500_is_relayed_unchanged(gateway: RunningGateway, sim: SimCluster) -> None:
-    sim.faults.wedge("vllm")
-    body = {"model": sim.config.served_model, "messages": [{"role": "user", "content": "hi"}]}
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{sim.vllm.url}/v1/chat/completions", json=body) as direct:
-            direct_status, direct_body = direct.status, await direct.read()
-        async with session.post(
-            f"{gateway.url}/v1/chat/completions", json=body, headers=gateway.headers()
-        ) as relayed:
-            assert relayed.status == direct_status == 500
-            assert await relayed.read() == direct_body
-
-
 async def test_stream_is_relayed_as_it_is_generated(start_gateway: GatewayFactory) -> None:
     """Chunks reach the client while vLLM is still generating: nothing is held back."""
     async with SimCluster(SimConfig(token_rate=20.0, load_seconds=0.1)) as paced:
@@ -196,3 +184,27 @@ async def test_stream_is_relayed_as_it_is_generated(start_gateway: GatewayFactor
     # 12 tokens at 20/s take about 0.6 s; relayed live, their arrivals span most of that.
     assert len(arrivals) >= 12
     assert arrivals[-1] - arrivals[0] > 0.3
+
+
+async def test_wedged_vllm_is_503_with_a_wedge_report(
+    gateway: RunningGateway, sim: SimCluster, fake_ha: FakeHomeAssistant
+) -> None:
+    """vLLM's engine dead behind a healthy /health (completions answer 500): the chat client
+    gets 503 + Retry-After at once, as transcriptions do, and HA gets a wedge report."""
+    sim.faults.wedge("vllm")
+    async with AsyncOpenAI(
+        base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0
+    ) as client:
+        with pytest.raises(openai.APIStatusError) as info:
+            await client.chat.completions.create(
+                model=sim.config.served_model, messages=[{"role": "user", "content": "hi"}]
+            )
+    assert info.value.status_code == 503
+    assert info.value.body["code"] == "upstream_wedged"  # type: ignore[index]
+    assert int(info.value.response.headers["Retry-After"]) > 0
+    await gateway.app[NOTIFIER].drain()
+    event_type, data = fake_ha.events[-1]
+    assert event_type == "spark_control_wedge_report"
+    assert data["service"] == "vllm"
+    assert data["source"] == "gateway"
+    assert "HTTP 500" in data["error"]

@@ -64,6 +64,12 @@ async def _open_when_serving(
             models.forget()
             hold.mark_down()
             continue
+        if resp.status >= 500 and resp.status != 503:
+            # vLLM failing the request itself (a dead engine): 503 + Retry-After and a wedge
+            # report, as transcriptions do, instead of relaying the 500.
+            error = await upstream.vllm_error(resp)
+            resp.release()
+            raise error
         if resp.status == 404 and renamed and not retried_stale_name:
             # The cached id went stale (a swap finished unseen): learn the new one, once.
             resp.release()
