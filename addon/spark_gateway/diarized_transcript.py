@@ -20,12 +20,12 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linear_sum_assignment
 
 from .audio_codec import TARGET_RATE, pcm_to_wav
 from .errors import ApiError
 from .speakers.parsing import parse_diarization
 from .speakers.pipeline import SpeakerTranscript, SpeechUpstream
+from .speakers.voiceprints import Voiceprint, match_names
 from .transcript_formats import usage
 
 MAX_KNOWN_SPEAKERS: Final = 4  # OpenAI's limit
@@ -135,17 +135,19 @@ async def name_speakers(
         await _fingerprint(upstream, _speaker_sample(samples, result, speaker))
         for speaker in speakers
     ]
-    cost = np.full((len(speakers), len(references)), 2.0)
-    for i, mine in enumerate(speaker_prints):
-        for j, theirs in enumerate(reference_prints):
-            if mine is not None and theirs is not None:
-                cost[i, j] = 1.0 - float(mine @ theirs)
-    rows, cols = linear_sum_assignment(cost)
-    return {
-        speakers[r]: references[c][0]
-        for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
-        if cost[r, c] <= threshold
+    # The same one-to-one, within-threshold matching as enrolled voiceprints.
+    known = [
+        Voiceprint(str(n), name, vector, 0.0, 1, "", "")
+        for n, ((name, _clip), vector) in enumerate(zip(references, reference_prints, strict=True))
+        if vector is not None
+    ]
+    voices = {
+        speaker: vector
+        for speaker, vector in zip(speakers, speaker_prints, strict=True)
+        if vector is not None
     }
+    matches = match_names(voices, known, threshold=threshold)
+    return {speaker: match.voiceprint.name for speaker, match in matches.items()}
 
 
 def _speaker_sample(
