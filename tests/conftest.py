@@ -6,6 +6,9 @@ repository's `custom_components` package instead of the harness's testing config
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 import pytest_socket
 
@@ -22,3 +25,33 @@ def _real_sockets(socket_enabled: None) -> None:
     multiprocessing's fork server, which is reached over one.
     """
     pytest_socket.socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
+
+
+class _IntegrationReports(logging.Handler):
+    """Home Assistant's deprecation and frame-helper reports that name this integration."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if f"integration '{DOMAIN}'" in message or (
+            "deprecated" in message.lower() and DOMAIN in message
+        ):
+            self.reports.append(message)
+
+
+@pytest.fixture(autouse=True)
+def _no_deprecation_reports() -> Iterator[None]:
+    """The integration triggers no `report_usage` ("Detected that custom integration
+    'spark_control' ...") and no deprecated-constant warning on the HA under test; HA reports
+    each call site once per process, so the first test to reach it fails."""
+    handler = _IntegrationReports()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    assert handler.reports == []

@@ -36,6 +36,7 @@ class SimService:
         self.booted = container.running
         self._boot_task: asyncio.Task[None] | None = None
         self._hang_release = asyncio.Event()
+        self._closing = False  # set at shutdown: hung requests then end instead of waiting
         self.port = ServicePort(config.host, self.create_app, self.should_listen)
         container.on_state_change(self._container_changed)
 
@@ -108,6 +109,7 @@ class SimService:
             self._boot_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._boot_task
+        self._closing = True
         self.release_hangs()
         await self.port.shutdown()
 
@@ -124,8 +126,9 @@ class SimService:
 
     @web.middleware
     async def _hang_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        while self.name in self.faults.hung:
-            # The request was read; the answer never comes (until the fault is cleared).
+        while self.name in self.faults.hung and not self._closing:
+            # The request was read; the answer never comes (until the fault is cleared or the
+            # simulator shuts down: no request task may outlive it).
             await self._hang_release.wait()
         return await handler(request)
 

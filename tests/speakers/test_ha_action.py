@@ -100,9 +100,10 @@ def test_resolve_media_file(tmp_path: Path) -> None:
             resolve_media_file(dirs, bad)
 
 
-async def test_registered_by_the_integration(
-    hass: HomeAssistant, enable_custom_integrations: None
-) -> None:
+@pytest.mark.usefixtures("enable_custom_integrations", "mock_async_zeroconf")
+async def test_registered_by_the_integration(hass: HomeAssistant) -> None:
+    """Set up through HA's loader; zeroconf (a manifest dependency) gets the harness's mock
+    instead of opening real sockets and leaving its tasks behind."""
     from homeassistant.setup import async_setup_component
 
     assert await async_setup_component(hass, DOMAIN, {})
