@@ -28,7 +28,7 @@ from .const import (
     EVENT_SWAP_STARTED,
     LOGGER,
 )
-from .errors import action_error, spark_errors
+from .errors import action_error, async_handle_key_error, spark_errors, translate_error
 from .sparklib.catalog import ModelEntry
 from .sparklib.cluster import ClusterClient
 from .sparklib.errors import AuthRejected, HostKeyChanged, SparkError, SwapFailed
@@ -157,6 +157,8 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 target, timeout=timeout, on_progress=self._on_progress, claim=claim
             )
         except SwapFailed as error:
+            # The repair issue / reauth first: whoever hears of the failure finds them.
+            async_handle_key_error(self.hass, self.config_entry, error)
             fallback = self._fallback_for(target, previous, error)
             if fallback is not None:
                 # Kept for the fallback before anyone hears of the failure: a request made
@@ -168,7 +170,7 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 await self._fall_back(claim, base, target, fallback, error, timeout)
             else:
                 await status.async_refresh()  # the select shows what is served (maybe nothing)
-            raise action_error(self.hass, self.config_entry, error) from error
+            raise translate_error(error) from error
         except SparkError as error:
             raise action_error(self.hass, self.config_entry, error) from error
         self._last_good = result.model

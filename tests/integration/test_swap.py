@@ -31,10 +31,10 @@ SELECT = "select.lab_vllm_model"
 SWAP_SENSOR = "sensor.lab_vllm_swap_status"
 
 
-async def _wait_for(events: list[Event], count: int = 1, timeout: float = 20) -> None:
-    async with asyncio.timeout(timeout):
-        while len(events) < count:
-            await asyncio.sleep(0.05)
+async def _swap_done(hass: HomeAssistant) -> None:
+    """Wait for the background swap (an entry background task) to end, without polling."""
+    async with asyncio.timeout(20):
+        await hass.async_block_till_done(wait_background_tasks=True)
 
 
 def _record_states(hass: HomeAssistant, entity_id: str) -> tuple[list[str], CALLBACK_TYPE]:
@@ -130,7 +130,8 @@ async def test_select_starts_swap_and_refuses_a_second(
         )
     assert error.value.translation_key == "swap_in_progress"
 
-    await _wait_for(finished)
+    await _swap_done(hass)
+    assert finished
     await hass.async_block_till_done()
     state = hass.states.get(SELECT)
     assert state is not None
@@ -210,7 +211,8 @@ async def test_swap_action_without_wait(hass: HomeAssistant, loaded_entry: MockC
         return_response=True,
     )
     assert response == {"model": "qwen3-vl", "status": "started"}
-    await _wait_for(finished)
+    await _swap_done(hass)
+    assert finished
     await hass.async_block_till_done()
     assert hass.states.get(SELECT).state == "Qwen3-VL 30B-A3B Instruct (FP8)"  # type: ignore[union-attr]
 
@@ -238,7 +240,8 @@ async def test_select_shows_new_model_on_ready(
         SERVICE_SELECT_OPTION,
         {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "Gemma 4 27B Instruct"},
     )
-    await _wait_for(finished)
+    await _swap_done(hass)
+    assert finished
     unsub()
     assert select_when_ready == [("Gemma 4 27B Instruct", 0)]
     status = loaded_entry.runtime_data.status.data
@@ -290,7 +293,8 @@ async def test_select_starts_a_model_while_vllm_is_stopped(
         {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "Gemma 4 27B Instruct"},
         blocking=True,
     )
-    await _wait_for(finished)
+    await _swap_done(hass)
+    assert finished
     await hass.async_block_till_done()
     assert hass.states.get(SELECT).state == "Gemma 4 27B Instruct"  # type: ignore[union-attr]
     assert loaded_entry.runtime_data.status.data.vllm is not None
