@@ -287,20 +287,22 @@ async def _stream(
     ctx: CommandContext, queue: asyncio.Queue[LogLine | None], timestamps: bool
 ) -> None:
     closed = asyncio.ensure_future(ctx.closed.wait())
+    getter: asyncio.Future[LogLine | None] | None = None
     try:
         while True:
             getter = asyncio.ensure_future(queue.get())
             done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
             if getter not in done:
-                getter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await getter
                 return
             line = getter.result()
             if line is None:  # the container stopped
                 return
             ctx.out(_render(line, timestamps))
     finally:
-        closed.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await closed
+        # Also when the session task itself is cancelled (the simulator stopping): no getter
+        # may outlive the command, or the test harness reports it as a lingering task.
+        for pending in (getter, closed):
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
