@@ -195,7 +195,9 @@ async def test_decoded_audio_in_flight_is_bounded(
         parakeet_url=hung_parakeet.url,
         max_audio_seconds=10.0,
         max_audio_in_flight_seconds=10.0,
-        timeouts=Timeouts(decode=0.5),
+        # Bounds the decode and the wait for room in the budget: long enough for a decoder
+        # process on a loaded CI machine, short enough to keep the 429 quick.
+        timeouts=Timeouts(decode=5.0),
     )
     # mp3, not the 16 kHz WAV itself: that would go to Parakeet as uploaded, with no decoding.
     samples, rate = wav_to_pcm(short_wav)
@@ -203,15 +205,17 @@ async def test_decoded_audio_in_flight_is_bounded(
     held = asyncio.create_task(
         gateway.post("/v1/audio/transcriptions", data=transcription_form(mp3))
     )
-    await asyncio.wait_for(hung_parakeet.arrived.wait(), 20)
-    # The held request keeps its decoded second or two; a new decode needs the full 10 s.
-    status, body = await asyncio.wait_for(
-        gateway.post("/v1/audio/transcriptions", data=transcription_form(mp3)), 30
-    )
+    try:
+        await asyncio.wait_for(hung_parakeet.arrived.wait(), 20)
+        # The held request keeps its decoded second or two; a new decode needs the full 10 s.
+        status, body = await asyncio.wait_for(
+            gateway.post("/v1/audio/transcriptions", data=transcription_form(mp3)), 30
+        )
+    finally:
+        held.cancel()
+        await asyncio.gather(held, return_exceptions=True)
     assert status == 429, body
     assert "decoded audio already" in body["error"]["message"]
-    held.cancel()
-    await asyncio.gather(held, return_exceptions=True)
     # The cancelled request gave its share back: decoding works again.
     in_flight = gateway.app[AUDIO_IN_FLIGHT]
     for _ in range(100):
