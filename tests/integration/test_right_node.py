@@ -53,10 +53,10 @@ def _docker_restarts(sim: SimCluster) -> list[list[str]]:
 async def test_node_given_by_name_and_service_by_ip(
     hass: HomeAssistant, sim: SimCluster, client_key: tuple[str, str]
 ) -> None:
-    """The nodes are written as host names (LOCALHOST.:port), the services by IP
+    """The nodes are written as host names (localhost:port), the services by IP
     (127.0.0.1): matched by address, so Parakeet's restart goes to its node, not the head."""
     data = sim_entry_data(sim, *client_key)
-    renamed = {node: node.replace("127.0.0.1", "LOCALHOST.") for node in data[CONF_NODES]}
+    renamed = {node: node.replace("127.0.0.1", "localhost") for node in data[CONF_NODES]}
     data[CONF_NODES] = list(renamed.values())
     data[CONF_HOST_KEYS] = {renamed[node]: key for node, key in data[CONF_HOST_KEYS].items()}
     entry = await _setup(hass, sim, client_key, data)
