@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -146,6 +147,7 @@ async def run(rounds: int) -> int:
         for process in (gateway, fake):
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)  # the gateway's config and data folder
     return 1 if failed else 0
 
 
