@@ -9,10 +9,16 @@ its `model` field.
 
 The served ids are cached: they change only across a vLLM restart, which the relay notices (a
 refused connection, a 503 while loading, a 404 for a rewritten name) and answers with `forget()`.
+The keyless listings re-read them, but at most every `LISTING_MAX_AGE_S` and in one fetch for
+all callers at once: a client polling `/v1/models` must not turn into one vLLM request and one
+Home Assistant template render per poll.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from typing import Any, Final
 
 from .catalog_names import CatalogNames
@@ -20,6 +26,7 @@ from .errors import ApiError
 from .upstream import UpstreamClient
 
 CURRENT: Final = "current"
+LISTING_MAX_AGE_S: Final = 2.0
 
 
 class ChatModels:
@@ -29,16 +36,33 @@ class ChatModels:
         self._upstream = upstream
         self._catalog = catalog
         self._cards: list[dict[str, Any]] | None = None
+        self._fetched_at = -math.inf  # time.monotonic() of the last fetch
+        self._fetching = asyncio.Lock()
         # The loaded model's catalog key, learned with the cards (None: unknown).
         self.catalog_key: str | None = None
 
-    async def cards(self, *, refresh: bool = False) -> list[dict[str, Any]]:
-        """vLLM's model cards; raises the upstream's error when vLLM does not serve."""
-        if self._cards is None or refresh:
-            self._cards = await self._upstream.vllm_models()
-            key = await self._catalog.loaded_key()
-            ids = [card.get("id") for card in self._cards]
-            self.catalog_key = key if key not in (None, CURRENT, *ids) else None
+    async def cards(self, *, max_age_s: float = math.inf) -> list[dict[str, Any]]:
+        """vLLM's model cards, fetched again when older than `max_age_s` (0: always).
+
+        Raises the upstream's error when vLLM does not serve. A cached answer never waits for a
+        fetch in progress; callers that need a fetch share the one under way.
+        """
+        cards = self._fresh_cards(max_age_s)
+        if cards is not None:
+            return cards
+        async with self._fetching:
+            cards = self._fresh_cards(max_age_s)
+            if cards is None:
+                cards = await self._upstream.vllm_models()
+                key = await self._catalog.loaded_key()
+                ids = [card.get("id") for card in cards]
+                self.catalog_key = key if key not in (None, CURRENT, *ids) else None
+                self._cards, self._fetched_at = cards, time.monotonic()
+            return cards
+
+    def _fresh_cards(self, max_age_s: float) -> list[dict[str, Any]] | None:
+        if self._cards is None or time.monotonic() - self._fetched_at > max_age_s:
+            return None
         return self._cards
 
     def aliases(self) -> list[str]:
@@ -68,7 +92,8 @@ class ChatModels:
         return real
 
     async def _served_ids(self, *, refresh: bool = False) -> list[str]:
-        return [str(card["id"]) for card in await self.cards(refresh=refresh) if "id" in card]
+        cards = await self.cards(max_age_s=0 if refresh else math.inf)
+        return [str(card["id"]) for card in cards if "id" in card]
 
     def _match(self, name: str, served: list[str]) -> str | None:
         if name in served:

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ..appkeys import CHAT_MODELS, CONFIG, UPSTREAM, VOICES
-from ..chat_models import alias_cards
+from ..chat_models import LISTING_MAX_AGE_S, alias_cards
 from ..errors import ApiError, UpstreamError
 
 _STARTED = int(time.time())
@@ -35,7 +35,7 @@ async def _chat_cards(request: web.Request) -> list[dict[str, Any]]:
         return []
     models = request.app[CHAT_MODELS]
     try:
-        cards = await models.cards(refresh=True)
+        cards = await models.cards(max_age_s=LISTING_MAX_AGE_S)
     except UpstreamError:
         return []  # chat is down or loading; the speech models are still usable
     return alias_cards(cards, models.aliases())
