@@ -115,6 +115,7 @@ class SimCluster:
             swap_host_key=lambda index: self.nodes[index].change_host_key(),
             release_hangs=self._release_hangs,
             node_count=config.nodes,
+            engine_died=self.vllm.engine_died,
         )
         self.nodes = [SimNode(index, name, world) for index, name in enumerate(world.node_names)]
         self._started = True

@@ -23,6 +23,17 @@ class FaultState:
     rejected_key_nodes: set[int] = field(default_factory=set)
     download_fails_at: float | None = None  # fraction of the bytes after which a download dies
     docker_build_fails: bool = False  # `docker build` fails at its first RUN step
+    # vLLM engine faults, each gone with the next start of the container (a fresh engine).
+    frozen_generation: bool = False  # tokens stop mid-answer; requests stay running
+    # Every vLLM request's prefill takes this long (GPU busy); a property of the prompts, so it
+    # outlives a restart.
+    prefill_seconds: float = 0.0
+    engine_dead: bool = False  # the engine core died; the API server still runs
+
+    def clear_vllm_engine(self) -> None:
+        """Forget the vLLM engine faults (a fresh vLLM process starts without them)."""
+        self.frozen_generation = False
+        self.engine_dead = False
 
 
 class Faults:
@@ -39,12 +50,14 @@ class Faults:
         swap_host_key: Callable[[int], None],
         release_hangs: Callable[[], None],
         node_count: int,
+        engine_died: Callable[[bool], None] = lambda _exit: None,
     ) -> None:
         self.state = state
         self._reconcile_ports = reconcile_ports
         self._swap_host_key = swap_host_key
         self._release_hangs = release_hangs
         self._node_count = node_count
+        self._engine_died = engine_died
 
     @staticmethod
     def _check_service(service: str) -> None:
@@ -88,6 +101,29 @@ class Faults:
         """Loads of this model (only) end in the CUDA out-of-memory crash; others load."""
         self.state.oom_models.add(repo_id)
 
+    def freeze_generation(self) -> None:
+        """vLLM's engine stops stepping (a multi-node collective that never returns): streams
+        stall mid-answer, new requests are admitted but never get a token, the token counters
+        stop, `num_requests_running` stays above 0, GPU power falls to idle and `/health` stays
+        200. Gone with the next start of the container."""
+        self.state.frozen_generation = True
+
+    def slow_prefill(self, seconds: float) -> None:
+        """Every vLLM request spends `seconds` in prefill before its first token (a very long
+        prompt): running > 0, no generation tokens yet, the GPU busy; the prompt tokens are
+        counted when the prefill completes, as vLLM's V1 engine counts them."""
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        self.state.prefill_seconds = seconds
+
+    def kill_engine(self, *, exit_container: bool = False) -> None:
+        """vLLM's engine core process dies: the container log gets vLLM's engine-death lines;
+        the API server then answers `/health` 503 and every request 500 (vLLM 0.11 with
+        `VLLM_KEEP_ALIVE_ON_ENGINE_DEATH`), or with `exit_container` the server shuts down
+        and the container exits (vLLM's default). Gone with the next start of the container."""
+        self.state.engine_dead = True
+        self._engine_died(exit_container)
+
     def drop_ssh_mid_command(self, enabled: bool = True) -> None:
         """Each SSH command writes its first output, then the TCP connection is cut."""
         self.state.drop_ssh_mid_command = enabled
@@ -125,5 +161,7 @@ class Faults:
         self.state.rejected_key_nodes.clear()
         self.state.download_fails_at = None
         self.state.docker_build_fails = False
+        self.state.clear_vllm_engine()
+        self.state.prefill_seconds = 0.0
         self._release_hangs()
         return self._reconcile_ports()

@@ -22,6 +22,10 @@ from tests.sim.vllm_text import (
 VLLM_KEY = web.AppKey("vllm", VllmService)
 
 
+class EngineDead(Exception):
+    """vLLM's EngineDeadError: its exception handler answers a bare 500."""
+
+
 class RequestError(Exception):
     """A request vLLM rejects; rendered as its JSON error body."""
 
@@ -52,7 +56,8 @@ def add_vllm_routes(app: web.Application, service: VllmService) -> None:
 
 async def health(request: web.Request) -> web.Response:
     service = request.app[VLLM_KEY]
-    if service.phase != READY:
+    if service.phase != READY or service.engine_dead:
+        # vLLM answers 503 while loading and once its engine core is dead.
         return web.Response(status=503, text="")
     return web.Response(status=200)
 
@@ -117,6 +122,8 @@ async def _read_body(request: web.Request, service: VllmService) -> dict[str, An
         raise RequestError(404, f"The model `{model}` does not exist.", "NotFoundError", "model")
     if service.wedged:
         raise RequestError(500, WEDGE_ERROR, "InternalServerError")
+    if service.engine_dead:
+        raise EngineDead
     return body
 
 
@@ -180,6 +187,8 @@ async def _generate(request: web.Request, *, chat: bool) -> web.StreamResponse:
         max_tokens, limited = _max_tokens(body, service, prompt_tokens)
     except RequestError as err:
         return error_response(err.status, str(err), err.error_type, err.param)
+    except EngineDead:
+        return web.Response(status=500, text="Internal Server Error")
 
     tokens = generate_tokens(prompt, max_tokens)
     finish_reason = "length" if limited else "stop"
@@ -196,7 +205,15 @@ async def _generate(request: web.Request, *, chat: bool) -> web.StreamResponse:
             _ChunkShape(chat, request_id, created, service.model, finish_reason, include_usage),
         )
 
-    text = "".join([token async for token in service.stream_tokens(prompt_tokens, tokens, arrived)])
+    try:
+        text = "".join(
+            [token async for token in service.stream_tokens(prompt_tokens, tokens, arrived)]
+        )
+    except ConnectionResetError:
+        # The engine went away under the request: the process is gone, so is the connection.
+        if request.transport is not None:
+            request.transport.abort()
+        raise
     service.metrics.finished(finish_reason)
     choice: dict[str, Any]
     if chat:
@@ -327,6 +344,8 @@ async def embeddings(request: web.Request) -> web.Response:
         body = await _read_body(request, service)
     except RequestError as err:
         return error_response(err.status, str(err), err.error_type, err.param)
+    except EngineDead:
+        return web.Response(status=500, text="Internal Server Error")
     raw = body.get("input")
     inputs = [raw] if isinstance(raw, str) else raw
     if (

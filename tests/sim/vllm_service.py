@@ -44,6 +44,10 @@ class VllmService(SimService):
         self._slots = asyncio.Semaphore(config.max_num_seqs)
         self._kv_tokens_in_use = 0
         self.active_requests = 0
+        self.stalled_requests = 0  # running requests the frozen engine holds (no GPU work)
+        # Set when the engine steps again, restarts or the simulator stops (frozen streams).
+        self._engine_moved = asyncio.Event()
+        self._engine_epoch = 0  # a new engine process per start
         super().__init__(container, faults, config)
         self.booted = container.running  # the port opens at once; loading is reported by /health
 
@@ -59,7 +63,15 @@ class VllmService(SimService):
         self.max_model_len = max_model_len or self.config.max_model_len
         self.container.command = f"vllm serve {model}"
 
+    @property
+    def busy_requests(self) -> int:
+        """Requests the GPU works on (what its power and utilization follow)."""
+        return self.active_requests - self.stalled_requests
+
     def on_started(self) -> None:
+        # A fresh engine process: no freeze, no death (and frozen streams of the old one end).
+        self.faults.clear_vllm_engine()
+        self._new_engine()
         self.phase = LOADING
         self.metrics = VllmMetrics(self.model)
         self._kv_tokens_in_use = 0
@@ -69,7 +81,65 @@ class VllmService(SimService):
 
     def on_stopped(self) -> None:
         self.phase = STOPPED
+        self._new_engine()
         self._cancel_load()
+
+    def _new_engine(self) -> None:
+        self._engine_epoch += 1
+        self.release_hangs()
+
+    def release_hangs(self) -> None:
+        super().release_hangs()
+        self._engine_moved.set()
+        self._engine_moved = asyncio.Event()
+
+    @property
+    def engine_dead(self) -> bool:
+        return self.faults.engine_dead
+
+    def engine_died(self, exit_container: bool) -> None:
+        """Write what vLLM 0.11 logs when its engine core dies mid-serving."""
+        p = vllm_log_prefix
+        log = self.container.log
+        engine = "(EngineCore_DP0 pid=412)"
+        log(f"{engine} {p('ERROR', 'core.py:710')} EngineCore encountered a fatal error.")
+        log(f"{engine} Traceback (most recent call last):")
+        for where, line_no, func in (
+            ("v1/engine/core.py", 701, "run_engine_core"),
+            ("v1/engine/core.py", 728, "run_busy_loop"),
+            ("v1/executor/multiproc_executor.py", 243, "execute_model"),
+        ):
+            path = f"/usr/local/lib/python3.12/dist-packages/vllm/{where}"
+            log(f'{engine}   File "{path}", line {line_no}, in {func}')
+        log(f"{engine} RuntimeError: CUDA error: an illegal memory access was encountered")
+        log(
+            f"{p('ERROR', 'core_client.py:564')} Engine core proc EngineCore_DP0 died "
+            "unexpectedly, shutting down client."
+        )
+        log(f"{p('ERROR', 'async_llm.py:485')} AsyncLLM output_handler failed.")
+        log(
+            "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. "
+            "See stack trace (above) for the root cause."
+        )
+        self.release_hangs()  # frozen or running requests end with the engine
+        if exit_container:
+            log(f"{p('ERROR', 'launcher.py:101')} Engine failed, terminating server.")
+            log("INFO:     Shutting down")
+            self.container.mark_exited(1)
+
+    async def _engine_step(self, epoch: int) -> None:
+        """Return when the engine may produce the next token; raise when it died under the
+        request (the client sees the connection drop, as when vLLM's process goes)."""
+        while True:
+            if epoch != self._engine_epoch or self._closing or self.faults.engine_dead:
+                raise ConnectionResetError("the vLLM engine went away mid-request")
+            if not self.faults.frozen_generation:
+                return
+            self.stalled_requests += 1
+            try:
+                await self._engine_moved.wait()
+            finally:
+                self.stalled_requests -= 1
 
     def _cancel_load(self) -> None:
         if self._load_task is not None and self._load_task is not asyncio.current_task():
@@ -170,7 +240,6 @@ class VllmService(SimService):
         finally:
             metrics.waiting.dec()
         metrics.running.inc()
-        metrics.prompt_tokens.inc(prompt_tokens)
         self.active_requests += 1
         self._use_kv(prompt_tokens)
         try:
@@ -189,17 +258,26 @@ class VllmService(SimService):
     async def stream_tokens(
         self, prompt_tokens: int, tokens: list[str], arrived: float
     ) -> AsyncGenerator[str]:
-        """Yield tokens at `token_rate`; stopping iteration (client gone) stops generation."""
+        """Yield tokens at `token_rate`; stopping iteration (client gone) stops generation.
+
+        The prefill (`faults.slow_prefill`) comes first; the prompt tokens are counted with
+        the first token, as vLLM's V1 engine counts them (it reports no partial prefill).
+        """
+        epoch = self._engine_epoch
         async with self.request_slot(prompt_tokens):
             metrics = self.metrics
             produced = 0
             try:
+                if self.faults.prefill_seconds:
+                    await asyncio.sleep(self.faults.prefill_seconds)
                 start = time.monotonic()
                 for index, token in enumerate(tokens):
                     delay = start + (index + 1) / self.config.token_rate - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
+                    await self._engine_step(epoch)
                     if index == 0:
+                        metrics.prompt_tokens.inc(prompt_tokens)
                         metrics.time_to_first_token.observe(time.monotonic() - arrived)
                     metrics.generation_tokens.inc()
                     produced += 1

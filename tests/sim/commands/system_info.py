@@ -47,7 +47,7 @@ def _gpu_values(ctx: CommandContext) -> dict[str, str]:
     vllm = ctx.world.vllm
     busy = 0
     if vllm.container.node_index == ctx.node_index and vllm.container.running:
-        busy = min(100, 3 + 24 * vllm.active_requests)
+        busy = min(100, 3 + 24 * vllm.busy_requests)
     return {
         "index": "0",
         "name": "NVIDIA GB10",
