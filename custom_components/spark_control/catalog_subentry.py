@@ -4,7 +4,8 @@
 adjustment of a bundled one (its tunables); *Reconfigure* on a model shows its current settings
 for editing; deleting the subentry removes a user model or returns a bundled one to its shipped
 settings. The subentries are the catalog's store (`catalog_store.py`); nothing is registered
-until a form validates.
+until a form validates and the model's weights are on its nodes or the user chose to add it
+without them (the download steps: `catalog_download.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.helpers import selector
 
+from .catalog_download import CatalogDownloadSteps, PendingModel, WeightsCheckFailed
 from .catalog_store import SUBENTRY_MODEL, CatalogStore
 from .coordinator import SparkControlConfigEntry
 from .sparklib.catalog import (
@@ -125,8 +127,9 @@ def _changed_options(bundled: ModelEntry, user_input: dict[str, Any]) -> dict[st
     return {name: value for name, value in options.items() if shipped[name] != value}
 
 
-class ModelSubentryFlow(ConfigSubentryFlow):
-    """Add, adjust or edit one catalog model."""
+class ModelSubentryFlow(CatalogDownloadSteps):
+    """Add, adjust or edit one catalog model (adding one whose weights are missing downloads
+    them first: `catalog_download.py`)."""
 
     _bundled_key = ""  # the bundled model being adjusted (bundled_model → bundled_options)
 
@@ -186,11 +189,12 @@ class ModelSubentryFlow(ConfigSubentryFlow):
                 errors[_field(error)] = "invalid_model"
                 placeholders["error"] = str(error)
             else:
-                return self.async_create_entry(
-                    title=model.name,
-                    data={"model": model.to_dict(), "options": {}},
-                    unique_id=model.key,
-                )
+                pending = PendingModel.of(model, {"model": model.to_dict(), "options": {}})
+                try:
+                    return await self.async_weights_step(pending)
+                except WeightsCheckFailed as failed:
+                    errors["repo_id"] = "weights_check_failed"
+                    placeholders["error"] = failed.reason
         defaults = user_input or {
             "mode": "solo",
             "tensor_parallel": 1,
@@ -248,9 +252,13 @@ class ModelSubentryFlow(ConfigSubentryFlow):
                 errors[_field(error)] = "invalid_model"
                 placeholders["error"] = str(error)
             else:
-                return self.async_create_entry(
-                    title=bundled.name, data={"options": options}, unique_id=bundled.key
-                )
+                try:
+                    return await self.async_weights_step(
+                        PendingModel.of(bundled, {"options": options})
+                    )
+                except WeightsCheckFailed as failed:
+                    errors["base"] = "weights_check_failed"
+                    placeholders["error"] = failed.reason
         values = user_input or _entry_values(bundled)
         return self._form(
             "bundled_options", vol.Schema(tunable_fields()), values, errors, placeholders

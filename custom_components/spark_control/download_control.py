@@ -129,12 +129,23 @@ class SparkDownloadCoordinator(DataUpdateCoordinator[DownloadState]):
                 translation_placeholders={"repo_id": self.data.repo_id or ""},
             )
 
+    def prepare(self, repo_id: str, target: DownloadTarget) -> ModelDownload:
+        """A download of `repo_id` to the target's nodes (not started; the repo id is
+        validated here, so a bad one raises InvalidInput before any command is sent)."""
+        return self.client.model_download(repo_id, all_nodes=target == "all")
+
     @callback
-    def async_start(self, repo_id: str, target: DownloadTarget) -> asyncio.Task[None]:
-        """Check the disks and download in the background; returns the task to await."""
+    def async_start(
+        self, repo_id: str, target: DownloadTarget, *, checked: ModelDownload | None = None
+    ) -> asyncio.Task[None]:
+        """Check the disks and download in the background; returns the task to await.
+
+        `checked` is a download of `repo_id` whose `check_space()` the caller has just run
+        (the catalog flow shows its outcome in the form): it is not checked twice.
+        """
         self.ensure_idle()
         try:
-            download = self.client.model_download(repo_id, all_nodes=target == "all")
+            download = checked or self.prepare(repo_id, target)
         except SparkError as error:
             raise action_error(self.hass, self.config_entry, error) from error
         self._download = download
@@ -144,7 +155,9 @@ class SparkDownloadCoordinator(DataUpdateCoordinator[DownloadState]):
             DownloadState(status="checking", repo_id=download.repo_id, target=target, nodes=nodes)
         )
         self._task = self.config_entry.async_create_background_task(
-            self.hass, self._run(download), f"{DOMAIN} download of {repo_id}"
+            self.hass,
+            self._run(download, checked=checked is not None),
+            f"{DOMAIN} download of {download.repo_id}",
         )
         return self._task
 
@@ -177,11 +190,12 @@ class SparkDownloadCoordinator(DataUpdateCoordinator[DownloadState]):
         if operations is not None:
             await operations.disks.async_refresh()
 
-    async def _run(self, download: ModelDownload) -> None:
+    async def _run(self, download: ModelDownload, *, checked: bool) -> None:
         state = self.data
         started = time.monotonic()
         try:
-            await download.check_space()
+            if not checked:
+                await download.check_space()
         except InsufficientDisk as error:
             self._fail(state, "insufficient_disk", str(error), download)
             return

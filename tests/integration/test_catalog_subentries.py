@@ -13,7 +13,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import DOMAIN
-from tests.sim import SimCluster
+from tests.sim import SimCluster, SimConfig
 
 SELECT = "select.lab_vllm_model"
 NEW_MODEL = {
@@ -28,6 +28,18 @@ NEW_MODEL = {
     "fp8_kv_cache": False,
     "extra_args": ["--enable-auto-tool-choice", "--tool-call-parser=hermes"],
 }
+
+
+@pytest.fixture
+def sim_config(client_key: tuple[str, str]) -> SimConfig:
+    """The weights of the models these tests add are on the nodes already (downloading the
+    missing ones from the same flow: test_catalog_download.py)."""
+    return SimConfig(
+        nodes=2,
+        authorized_keys=[client_key[1]],
+        load_seconds=0.4,
+        cached_models=(str(NEW_MODEL["repo_id"]), "google/gemma-4-27b-it"),
+    )
 
 
 def _options(hass: HomeAssistant) -> list[str]:

@@ -15,7 +15,7 @@ from tests.sim.containers import Container
 from tests.sim.docker_engine import DockerEngine
 from tests.sim.faults import Faults, FaultState
 from tests.sim.magpie_service import MagpieService
-from tests.sim.node_storage import NodeStorage
+from tests.sim.node_storage import CachedRepo, NodeStorage, repo_files
 from tests.sim.parakeet_service import ParakeetService
 from tests.sim.repo_state import RepoState
 from tests.sim.service import SimService
@@ -97,10 +97,7 @@ class SimCluster:
             docker=DockerEngine(config),
             vllm=self.vllm,
             repo=self.repo,
-            storage=[
-                NodeStorage(size=config.disk_bytes, free=config.disk_free_bytes)
-                for _ in range(config.nodes)
-            ],
+            storage=[_node_storage(config) for _ in range(config.nodes)],
             # Real directories: files shipped over SFTP land here (removed in stop()).
             homes=[
                 Path(tempfile.mkdtemp(prefix=f"spark-sim-node{index}-"))
@@ -108,6 +105,7 @@ class SimCluster:
             ],
             images=[{} for _ in range(config.nodes)],
         )
+        world.downloaded.update(config.cached_models)
         self.world = world
         self.faults = Faults(
             self._fault_state,
@@ -214,3 +212,14 @@ class SimCluster:
             ],
             "services": services,
         }
+
+
+def _node_storage(config: SimConfig) -> NodeStorage:
+    """A node's disk with the configured models already downloaded."""
+    storage = NodeStorage(size=config.disk_bytes, free=config.disk_free_bytes)
+    for repo_id in config.cached_models:
+        files = repo_files(config.model_bytes.get(repo_id, config.default_model_bytes))
+        repo = storage.hf_cache[repo_id] = CachedRepo(repo_id, files)
+        for file in files:
+            storage.write(repo, file, file.size)
+    return storage

@@ -34,6 +34,9 @@ class SimConfig:
     model_bytes: dict[str, int] = field(default_factory=dict)  # repo id -> total bytes
     disk_bytes: int = 3_936_574_578_688  # each node's home filesystem (a 4 TB NVMe)
     disk_free_bytes: int = 1_204_333_912_064
+    # Repos already in every node's Hugging Face cache at start (their bytes are taken from
+    # disk_free_bytes); every other repo has to be downloaded first.
+    cached_models: tuple[str, ...] = ()
     build_seconds: float = 0.3  # wall time of `./build-and-copy.sh -c`
     missing_repos: tuple[str, ...] = ("nonexistent-org/missing-model",)
     max_upload_bytes: int = 64 * 1024 * 1024
