@@ -66,6 +66,47 @@ async def test_docker_inspect_and_missing_container(ssh: SshConnect) -> None:
     assert missing.stderr == "Error: No such object: nope\n"
 
 
+async def test_built_image_labels_reach_inspect(sim: SimCluster, ssh: SshConnect) -> None:
+    """A context shipped over SFTP, built with a label, run: `docker inspect` shows the label
+    on the container (what the speech container's update entity reads) and, for an image name,
+    the image; `docker image inspect` answers for images only."""
+    conn = await ssh(1)
+    async with conn.start_sftp_client() as sftp:
+        await sftp.makedirs("ctx", exist_ok=True)
+        async with sftp.open("ctx/Dockerfile", "w") as dockerfile:
+            await dockerfile.write("FROM python:3.11-slim\nRUN pip install aiohttp\n")
+    built = await conn.run("docker build -t spark/speech:v2 --label org.example.version=v2 ctx")
+    assert built.exit_status == 0, built.stderr
+    await conn.run("docker rm -f parakeet-asr", check=True)
+    ran = await conn.run(
+        "docker run -d --name parakeet-asr --memory 40g --memory-swap 40g spark/speech:v2"
+    )
+    assert ran.exit_status == 0, ran.stderr
+
+    (container,) = json.loads((await conn.run("docker inspect parakeet-asr")).stdout)
+    assert container["Config"]["Image"] == "spark/speech:v2"
+    assert container["Config"]["Labels"] == {"org.example.version": "v2"}
+    (image,) = json.loads((await conn.run("docker inspect spark/speech:v2")).stdout)
+    assert image["RepoTags"] == ["spark/speech:v2"]
+    assert image["Config"]["Labels"] == {"org.example.version": "v2"}
+    assert container["Image"] == image["Id"]
+    assert image["Id"].startswith("sha256:")
+    (by_id,) = json.loads((await conn.run(f"docker image inspect {image['Id']}")).stdout)
+    assert by_id == image
+
+    not_an_image = await conn.run("docker image inspect parakeet-asr")
+    assert not_an_image.exit_status == 1
+    assert not_an_image.stdout.strip() == "[]"
+    assert not_an_image.stderr == (
+        "Error response from daemon: No such image: parakeet-asr:latest\n"
+    )
+    assert (await conn.run("docker image prune -f")).exit_status == 1
+    assert (await conn.run("podman image inspect spark/speech:v2")).exit_status == 127
+    # Built on node 1 only: the head has no such image.
+    head = await ssh(0)
+    assert (await head.run("docker image inspect spark/speech:v2")).exit_status == 1
+
+
 async def test_docker_stop_refuses_port_and_start_restores(
     sim: SimCluster, ssh: SshConnect
 ) -> None:

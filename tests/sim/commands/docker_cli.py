@@ -1,4 +1,5 @@
-"""`docker ps|inspect|start|stop|restart|logs`, printing what the Docker CLI prints."""
+"""`docker ps|inspect|image inspect|start|stop|restart|logs`, printing what the Docker CLI
+prints."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.sim.docker_time import (
     parse_since,
     rfc3339_nano,
 )
+from tests.sim.world import Image
 
 
 def _status(container: Container) -> str:
@@ -53,7 +55,9 @@ def _ps_row(container: Container) -> dict[str, str]:
     }
 
 
-def _inspect(container: Container) -> dict[str, Any]:
+def _inspect(container: Container, image: Image | None) -> dict[str, Any]:
+    """The container's object; `image` is the one it was created from when this node built it
+    (containers the simulator started itself have a made-up image id)."""
     return {
         "Id": container.id,
         "Created": rfc3339_nano(container.created),
@@ -72,7 +76,7 @@ def _inspect(container: Container) -> dict[str, Any]:
             "StartedAt": rfc3339_nano(container.started_at),
             "FinishedAt": rfc3339_nano(container.finished_at),
         },
-        "Image": "sha256:" + container.id[::-1],
+        "Image": image.id if image is not None else "sha256:" + container.id[::-1],
         "Name": f"/{container.name}",
         "RestartCount": container.restart_count,
         "Driver": "overlay2",
@@ -109,6 +113,7 @@ async def docker(ctx: CommandContext, argv: list[str]) -> int:
     handler = {
         "ps": _ps,
         "inspect": _inspect_cmd,
+        "image": _image_cmd,
         "start": _lifecycle,
         "stop": _lifecycle,
         "restart": _lifecycle,
@@ -160,7 +165,29 @@ async def _ps(ctx: CommandContext, sub: str, args: list[str]) -> int:
     return 0
 
 
+def _find_image(ctx: CommandContext, name: str) -> Image | None:
+    """An image of this node by tag (`:latest` implied) or by id."""
+    images = ctx.world.images[ctx.node_index]
+    tag = name if ":" in name.rpartition("/")[2] else f"{name}:latest"
+    if tag in images:
+        return images[tag]
+    return next((image for image in images.values() if image.id == name), None)
+
+
+def _inspect_image(image: Image) -> dict[str, Any]:
+    return {
+        "Id": image.id,
+        "RepoTags": [image.tag],
+        "RepoDigests": [],
+        "Architecture": "arm64",
+        "Os": "linux",
+        "Config": {"Labels": dict(image.labels)},
+    }
+
+
 async def _inspect_cmd(ctx: CommandContext, sub: str, args: list[str]) -> int:
+    """`docker inspect NAME...`: a container of that name, else an image (as the CLI looks
+    objects up when no --type is given)."""
     names = [arg for arg in args if not arg.startswith("-")]
     if not names:
         ctx.err('"docker inspect" requires at least 1 argument.\n')
@@ -169,11 +196,36 @@ async def _inspect_cmd(ctx: CommandContext, sub: str, args: list[str]) -> int:
     code = 0
     for name in names:
         container = ctx.world.container_on(ctx.node_index, name)
-        if container is None:
+        image = _find_image(ctx, name) if container is None else None
+        if container is not None:
+            found.append(_inspect(container, _find_image(ctx, container.image)))
+        elif image is not None:
+            found.append(_inspect_image(image))
+        else:
             ctx.err(f"Error: No such object: {name}\n")
             code = 1
+    ctx.out(json.dumps(found, indent=4) + "\n")
+    return code
+
+
+async def _image_cmd(ctx: CommandContext, sub: str, args: list[str]) -> int:
+    """`docker image inspect NAME...` (the one `docker image` command this node knows)."""
+    if args[:1] != ["inspect"]:
+        ctx.err(f"docker: 'image {' '.join(args[:1])}' is not a docker command.\n")
+        return 1
+    names = [arg for arg in args[1:] if not arg.startswith("-")]
+    if not names:
+        ctx.err('"docker image inspect" requires at least 1 argument.\n')
+        return 1
+    found: list[dict[str, Any]] = []
+    code = 0
+    for name in names:
+        if (image := _find_image(ctx, name)) is not None:
+            found.append(_inspect_image(image))
         else:
-            found.append(_inspect(container))
+            shown = name if ":" in name.rpartition("/")[2] else f"{name}:latest"
+            ctx.err(f"Error response from daemon: No such image: {shown}\n")
+            code = 1
     ctx.out(json.dumps(found, indent=4) + "\n")
     return code
 
