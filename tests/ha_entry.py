@@ -8,12 +8,18 @@ its simulated cluster, with the options that suite wants).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.recorder.common import (
+    async_wait_recording_done,
+)
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +47,24 @@ async def loaded_entry(
     if config_entry.state is ConfigEntryState.LOADED:
         assert await hass.config_entries.async_unload(config_entry.entry_id)
         await hass.async_block_till_done()
+
+
+async def logbook_of(
+    hass: HomeAssistant, hass_ws_client: WebSocketGenerator, start: datetime, entity_id: str
+) -> list[dict[str, Any]]:
+    """The logbook of one entity since `start`, as its page (and a logbook card listing it)
+    asks HA for it (needs the recorder and the logbook set up)."""
+    await async_wait_recording_done(hass)
+    client = await hass_ws_client()
+    await client.send_json(
+        {
+            "id": 1,
+            "type": "logbook/get_events",
+            "start_time": start.isoformat(),
+            "entity_ids": [entity_id],
+        }
+    )
+    response = await client.receive_json()
+    assert response["success"]
+    entries: list[dict[str, Any]] = response["result"]
+    return entries

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.device_registry import DeviceEntry, DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpdateCoordinator
 
@@ -40,6 +40,20 @@ SERVICE_MAKERS = {
 
 def _base_id(entry: SparkControlConfigEntry) -> str:
     return entry.unique_id or entry.entry_id
+
+
+def logbook_entity(
+    hass: HomeAssistant, entry: SparkControlConfigEntry, platform: str, key: str
+) -> dict[str, str]:
+    """`{"entity_id": …}` of the entry's entity with `key` (its unique id's end), for an
+    event's data; empty when that entity is not registered.
+
+    HA's logbook files an event under the entity its data names: the entity's own logbook
+    and every logbook card that lists the entity filter on this key.
+    """
+    unique_id = f"{_base_id(entry)}_{key}"
+    entity_id = er.async_get(hass).async_get_entity_id(platform, DOMAIN, unique_id)
+    return {"entity_id": entity_id} if entity_id else {}
 
 
 def node_device(entry: SparkControlConfigEntry, node: str) -> DeviceInfo:

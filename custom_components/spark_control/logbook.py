@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from homeassistant.components.logbook.const import LOGBOOK_ENTRY_MESSAGE, LOGBOOK_ENTRY_NAME
+from homeassistant.components.logbook.const import (
+    LOGBOOK_ENTRY_ENTITY_ID,
+    LOGBOOK_ENTRY_MESSAGE,
+    LOGBOOK_ENTRY_NAME,
+)
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Event, HomeAssistant, callback
 
 from .const import (
@@ -113,6 +118,24 @@ DESCRIBERS: dict[str, Describer] = {
 }
 
 
+MODEL_FIELDS = ("model", "fallback_model")
+
+
+def _with_model_names(hass: HomeAssistant, data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The event's data with catalog keys replaced by the models' display names (what the
+    model select shows), as far as the cluster is loaded and still has those models."""
+    entry = hass.config_entries.async_get_entry(str(data.get("entry_id")))
+    if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
+        return data
+    catalog = entry.runtime_data.catalog.catalog
+    names = {
+        field: catalog.get(key).name
+        for field in MODEL_FIELDS
+        if isinstance(key := data.get(field), str) and key in catalog
+    }
+    return {**data, **names} if names else data
+
+
 @callback
 def async_describe_events(
     hass: HomeAssistant,
@@ -123,10 +146,15 @@ def async_describe_events(
     def make(describe: Describer) -> Callable[[Event], dict[str, str]]:
         @callback
         def describe_event(event: Event) -> dict[str, str]:
-            return {
+            described = {
                 LOGBOOK_ENTRY_NAME: _service(event.data),
-                LOGBOOK_ENTRY_MESSAGE: describe(event.data),
+                LOGBOOK_ENTRY_MESSAGE: describe(_with_model_names(hass, event.data)),
             }
+            # The entity the event is filed under (the model select, a Wedged sensor): the
+            # frontend links the line to it.
+            if isinstance(entity_id := event.data.get("entity_id"), str):
+                described[LOGBOOK_ENTRY_ENTITY_ID] = entity_id
+            return described
 
         return describe_event
 

@@ -45,6 +45,7 @@ from .const import (
     SERVICE_VLLM,
     SERVICES,
 )
+from .entity import logbook_entity
 from .report_routing import report_is_for
 from .service_control import async_service_action
 from .sparklib.probes import DeepProber
@@ -122,6 +123,8 @@ class SparkRecovery:
         self.entry = entry
         self._store = store
         self._unsubscribers: list[CALLBACK_TYPE] = []
+        # Wedges detected per service since the entry was added (0 reads as "never").
+        self._wedges: dict[str, int] = dict.fromkeys(SERVICES, 0)
 
         async def restart(service: str) -> None:
             if service == SERVICE_VLLM and (model := self._vllm_model()) is not None:
@@ -162,6 +165,10 @@ class SparkRecovery:
         """What recovery knows about `service`."""
         return self.manager.state(service)
 
+    def wedges(self, service: str) -> int:
+        """How many times `service` was found wedged since the entry was added."""
+        return self._wedges.get(service, 0)
+
     def restarts_in_window(self, service: str) -> int:
         """Automatic restarts of `service` in the current window."""
         return self.manager.budget.used(service)
@@ -176,6 +183,7 @@ class SparkRecovery:
                 "wedged": state.wedged,
                 "suppressed": state.suppressed,
                 "last_wedge_at": state.last_wedge_at,
+                "wedges": self.wedges(service),
                 "checks": state.checks,
                 "last_result": state.last_result.as_dict() if state.last_result else None,
                 "restarts_in_window": budget.used(service),
@@ -189,13 +197,20 @@ class SparkRecovery:
         }
 
     def restore(self, saved: dict[str, Any] | None) -> None:
-        """Bring back the last wedge times saved before a restart of Home Assistant."""
+        """Bring back the last wedge times and wedge counts saved before a restart of Home
+        Assistant."""
         last_wedges = (saved or {}).get("last_wedge")
-        if not isinstance(last_wedges, dict):
-            return
-        for service, stamp in last_wedges.items():
-            if service in SERVICES and isinstance(stamp, int | float):
-                self.manager.state(service).last_wedge_at = float(stamp)
+        if isinstance(last_wedges, dict):
+            for service, stamp in last_wedges.items():
+                if service in SERVICES and isinstance(stamp, int | float):
+                    self.manager.state(service).last_wedge_at = float(stamp)
+                    # Saved before counts were kept: at least that one wedge happened.
+                    self._wedges[service] = 1
+        counts = (saved or {}).get("wedges")
+        if isinstance(counts, dict):
+            for service, count in counts.items():
+                if service in SERVICES and isinstance(count, int) and count >= 0:
+                    self._wedges[service] = count
 
     @callback
     def async_start(self, deep_check_minutes: float) -> None:
@@ -286,7 +301,17 @@ class SparkRecovery:
 
     @callback
     def _announce(self, event: RecoveryEvent) -> None:
-        data = {**event.data, "entry_id": self.entry.entry_id, "cluster": self.entry.title}
+        if event.kind == "wedge_detected":
+            # Counted before the event fires: an automation it triggers reads the new count.
+            self._wedges[event.service] = self.wedges(event.service) + 1
+            self._state_changed()
+        data = {
+            **event.data,
+            "entry_id": self.entry.entry_id,
+            "cluster": self.entry.title,
+            # Recovery lines belong to the service's Wedged problem sensor (speech services).
+            **logbook_entity(self.hass, self.entry, "binary_sensor", f"{event.service}_wedged"),
+        }
         self.hass.bus.async_fire(EVENT_TYPES[event.kind], data)
         log = LOGGER.warning if event.kind != "service_recovered" else LOGGER.info
         log("%s: %s %s", self.entry.title, event.kind.replace("_", " "), event.data)
@@ -295,7 +320,8 @@ class SparkRecovery:
         elif event.kind == "service_recovered":
             ir.async_delete_issue(self.hass, DOMAIN, suppressed_issue_id(self.entry, event.service))
         if event.kind == "wedge_detected":
-            # Keep the last wedge time across restarts even when no restart follows.
+            # Keep the count and the last wedge time across restarts even when no restart
+            # follows.
             self._create_task(self._save(), f"{DOMAIN} save recovery state")
 
     def _raise_issue(self, event: RecoveryEvent) -> None:
@@ -329,6 +355,7 @@ class SparkRecovery:
                 for service in SERVICES
                 if self.manager.state(service).last_wedge_at is not None
             },
+            "wedges": {service: count for service, count in self._wedges.items() if count},
         }
 
     async def _save(self, _budget: dict[str, Any] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Entities that show recovery state: wedged flag, last wedge time, restarts in the window.
+"""Entities that show recovery state: wedged flag, wedge count, restarts in the window.
 
 They live on each speech service's device and follow `SparkRecovery` through a dispatcher
 signal. The platforms (`binary_sensor.py`, `sensor.py`) add them with the two builders below.
@@ -6,18 +6,17 @@ signal. The platforms (`binary_sensor.py`, `sensor.py`) add them with the two bu
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from homeassistant.components.binary_sensor import BinarySensorDeviceClass, BinarySensorEntity
-from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
+from homeassistant.components.sensor import SensorEntity, SensorStateClass
 from homeassistant.const import EntityCategory
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
-from homeassistant.util import dt as dt_util
 
-from .const import SPEECH_SERVICES
+from .const import DOMAIN, SPEECH_SERVICES
 from .coordinator import SparkControlConfigEntry
 from .entity import service_device
 from .recovery import SparkRecovery, recovery_signal
@@ -73,21 +72,23 @@ class SparkWedgedBinarySensor(SparkRecoveryEntity, BinarySensorEntity):
         return {"restart_suppressed": self._recovery.state(self._service).suppressed}
 
 
-class SparkLastWedgeSensor(SparkRecoveryEntity, SensorEntity):
-    """When the service was last found wedged."""
+class SparkWedgesSensor(SparkRecoveryEntity, SensorEntity):
+    """How many times the service was found wedged: 0 says "never" where a last-wedge
+    timestamp could only say "unknown" (HA has no way to show a timestamp that never
+    happened). When each wedge happened is in the logbook, under the Wedged sensor (HA keeps
+    no logbook for a sensor with a state class)."""
 
-    _attr_device_class = SensorDeviceClass.TIMESTAMP
+    _attr_state_class = SensorStateClass.TOTAL_INCREASING
     _attr_entity_category = EntityCategory.DIAGNOSTIC
 
     def __init__(self, entry: SparkControlConfigEntry, service: str) -> None:
         """One per speech service."""
-        super().__init__(entry, service, "last_wedge")
+        super().__init__(entry, service, "wedges")
 
     @property
-    def native_value(self) -> datetime | None:
-        """The time of the last wedge, if any was seen."""
-        stamp = self._recovery.state(self._service).last_wedge_at
-        return None if stamp is None else dt_util.utc_from_timestamp(stamp)
+    def native_value(self) -> int:
+        """Wedges found since the cluster was added (kept across restarts)."""
+        return self._recovery.wedges(self._service)
 
 
 class SparkRestartsInWindowSensor(SparkRecoveryEntity, SensorEntity):
@@ -119,9 +120,20 @@ def recovery_binary_sensors(entry: SparkControlConfigEntry) -> list[BinarySensor
 
 
 def recovery_sensors(entry: SparkControlConfigEntry) -> list[SensorEntity]:
-    """Last wedge time and restarts in the window of each speech service."""
+    """Wedge count and restarts in the window of each speech service."""
     entities: list[SensorEntity] = []
     for service in SPEECH_SERVICES:
-        entities.append(SparkLastWedgeSensor(entry, service))
+        entities.append(SparkWedgesSensor(entry, service))
         entities.append(SparkRestartsInWindowSensor(entry, service))
     return entities
+
+
+@callback
+def async_remove_retired_sensors(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
+    """Drop the "Last wedge" timestamp sensors the Wedges counts replaced (before the first
+    wedge they could only read "unknown"), so no orphan is left in the entity list."""
+    registry = er.async_get(hass)
+    for service in SPEECH_SERVICES:
+        unique_id = f"{entry.unique_id or entry.entry_id}_{service}_last_wedge"
+        if entity_id := registry.async_get_entity_id("sensor", DOMAIN, unique_id):
+            registry.async_remove(entity_id)

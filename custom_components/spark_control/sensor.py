@@ -32,7 +32,7 @@ from .coordinator import (
 )
 from .entity import SparkControlEntity, node_device, service_device
 from .operations_entities import operations_sensors
-from .recovery_entities import recovery_sensors
+from .recovery_entities import async_remove_retired_sensors, recovery_sensors
 from .sparklib.gpu import GpuStats
 from .sparklib.metrics import VllmMetrics
 from .swap_control import SparkSwapCoordinator
@@ -227,7 +227,8 @@ async def async_setup_entry(
         for description in GPU_SENSORS
         if description.exists_fn(entry)
     )
-    entities.extend(recovery_sensors(entry))  # last wedge, restarts in window (recovery)
+    async_remove_retired_sensors(hass, entry)
+    entities.extend(recovery_sensors(entry))  # wedges, restarts in window (recovery)
     entities.extend(operations_sensors(entry))  # downloads, free disk space (operations)
     async_add_entities(entities)
 
@@ -254,20 +255,27 @@ class SparkSwapSensor(SparkControlEntity[SparkSwapCoordinator], SensorEntity):
 
     @property
     def extra_state_attributes(self) -> Mapping[str, Any]:
-        """Target model, seconds since the start (the unit is in the name), the last
-        vLLM log line and the last lines of the load log (live while loading)."""
+        """Target model (key and display name), seconds since the start (the unit is in the
+        name), the last vLLM log line and the last lines of the load log (live while loading)."""
         progress = self.coordinator.data.progress
         if progress is None:
             return {
                 "target_model": None,
+                "target_name": None,
                 "elapsed_seconds": None,
                 "expected_seconds": None,
                 "last_log_line": None,
                 "log_lines": [],
             }
-        history = self.coordinator.config_entry.runtime_data.swap_history
+        runtime = self.coordinator.config_entry.runtime_data
+        history = runtime.swap_history
+        catalog = runtime.catalog.catalog
         return {
             "target_model": progress.model,
+            # What the model select calls it (the key when it left the catalog).
+            "target_name": catalog.get(progress.model).name
+            if progress.model in catalog
+            else progress.model,
             "elapsed_seconds": round(progress.elapsed, 1),
             # While it runs, the previous load of the same model: the dashboard's ETA.
             "expected_seconds": history.expected_seconds(progress.model)

@@ -28,6 +28,7 @@ from .const import (
     EVENT_SWAP_STARTED,
     LOGGER,
 )
+from .entity import logbook_entity
 from .errors import action_error, async_handle_key_error, spark_errors, translate_error
 from .sparklib.catalog import ModelEntry
 from .sparklib.cluster import ClusterClient
@@ -146,7 +147,12 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
     async def _swap_claimed(self, claim: SwapClaim, target: ModelEntry) -> SwapResult:
         status = self.config_entry.runtime_data.status
         previous = status.data.vllm.models if status.data.vllm else []
-        base = {"entry_id": self.config_entry.entry_id, "cluster": self.config_entry.title}
+        base = {
+            "entry_id": self.config_entry.entry_id,
+            "cluster": self.config_entry.title,
+            # The swap's logbook lines belong to the model select (and its dashboard card).
+            **logbook_entity(self.hass, self.config_entry, "select", "model"),
+        }
         self.hass.bus.async_fire(
             EVENT_SWAP_STARTED,
             {**base, "model": target.key, "repo_id": target.repo_id, "previous_models": previous},

@@ -230,7 +230,7 @@ test("a swap through the model select shows target, phase and the finished line"
 
     // The integration's own logbook line for the finished swap, in HA's Activity panel.
     await page.goto(`${endpoints.home_assistant.url}/logbook`);
-    await page.getByText(/now serves gemma4 \(swap took [\d.]+ s\)/).first().waitFor({ timeout: 60_000 });
+    await page.getByText(/now serves Gemma 4 27B Instruct \(swap took [\d.]+ s\)/).first().waitFor({ timeout: 60_000 });
   } finally {
     await page.close();
   }

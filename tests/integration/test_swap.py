@@ -80,6 +80,7 @@ async def test_swap_action_waits_and_reports(
     sensor = hass.states.get(SWAP_SENSOR)
     assert sensor is not None
     assert sensor.attributes["target_model"] == "gemma4"
+    assert sensor.attributes["target_name"] == "Gemma 4 27B Instruct"  # as the select says
     assert "Application startup complete." in sensor.attributes["last_log_line"]
 
     assert started[0].data["model"] == "gemma4"

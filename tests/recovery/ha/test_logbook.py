@@ -1,4 +1,5 @@
-"""The logbook (the connectivity log) describes every swap, recovery and health event in words."""
+"""The logbook (the connectivity log) describes every swap, recovery and health event in words,
+and files the recovery lines under the service's Wedges sensor."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from homeassistant.components.recorder import Recorder
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
@@ -26,7 +28,13 @@ from custom_components.spark_control.const import (
     EVENT_SWAP_FINISHED,
     EVENT_SWAP_STARTED,
     EVENT_WEDGE_DETECTED,
+    EVENT_WEDGE_REPORT,
 )
+from tests.ha_entry import logbook_of
+from tests.sim import SimCluster
+
+WEDGED = "binary_sensor.lab_parakeet_asr_wedged"
+WEDGES = "sensor.lab_parakeet_asr_wedges"
 
 
 @pytest.fixture
@@ -117,3 +125,39 @@ async def test_logbook_entries_for_each_event(
         ("Magpie", EVENTS[5][2], DOMAIN),
         ("vLLM", EVENTS[6][2], DOMAIN),
     ] + [("Lab vLLM", message, DOMAIN) for _, _, message in EVENTS[7:]]
+
+
+async def test_recovery_lines_are_filed_under_the_wedged_sensor(
+    recorder_mock: Recorder,
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    sim: SimCluster,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """A wedge, its automatic restart and the recovery appear in the logbook of the service's
+    Wedged sensor, between its own problem/cleared lines, and on no other service's; the
+    Wedges count read 0 before (never, not unknown)."""
+    assert await async_setup_component(hass, "logbook", {})
+    start = dt_util.utcnow()
+    assert hass.states.get(WEDGES).state == "0"
+
+    sim.faults.wedge("parakeet")
+    hass.bus.async_fire(
+        EVENT_WEDGE_REPORT, {"service": "parakeet", "error": "HTTP 500", "source": "gateway"}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    assert hass.states.get(WEDGES).state == "1"
+    entries = await logbook_of(hass, hass_ws_client, start, WEDGED)
+    assert {entry["entity_id"] for entry in entries} == {WEDGED}
+    ours = [entry["message"] for entry in entries if entry.get("domain") == DOMAIN]
+    assert len(ours) == 3
+    assert ours[0].startswith("is wedged: ")
+    assert ours[0].endswith("(reported by gateway)")
+    assert ours[1] == "was restarted automatically (attempt 1, 2 restart(s) left in the window)"
+    assert ours[2].startswith("recovered after ")
+    # The problem sensor's own state changes frame them.
+    states = [entry["state"] for entry in entries if "state" in entry]
+    assert states == ["on", "off"]
+    magpie = "binary_sensor.lab_magpie_tts_wedged"
+    assert await logbook_of(hass, hass_ws_client, start, magpie) == []

@@ -18,7 +18,7 @@ import voluptuous as vol
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
@@ -44,7 +44,7 @@ from tests.recovery.ha.conftest import ENTRY_ID
 from tests.sim import SimCluster
 
 WEDGED = "binary_sensor.lab_parakeet_asr_wedged"
-LAST_WEDGE = "sensor.lab_parakeet_asr_last_wedge"
+WEDGES = "sensor.lab_parakeet_asr_wedges"
 RESTARTS = "sensor.lab_parakeet_asr_automatic_restarts_in_window"
 ISSUE_ID = f"restart_suppressed_{ENTRY_ID}_parakeet"
 STORAGE_KEY = f"{DOMAIN}.recovery.{ENTRY_ID}"
@@ -110,7 +110,7 @@ async def test_single_wedge_one_restart_and_recovered(
     recovered = async_capture_events(hass, EVENT_SERVICE_RECOVERED)
     changes = async_capture_events(hass, EVENT_STATE_CHANGED)
     assert hass.states.get(WEDGED).state == "off"
-    assert hass.states.get(LAST_WEDGE).state == "unknown"
+    assert hass.states.get(WEDGES).state == "0"  # "never", not unknown
 
     sim.faults.wedge("parakeet")
     await _report(hass)
@@ -132,7 +132,7 @@ async def test_single_wedge_one_restart_and_recovered(
     ]
     assert wedged_states[0] == "on"
     assert wedged_states[-1] == "off"
-    assert hass.states.get(LAST_WEDGE).state != "unknown"
+    assert hass.states.get(WEDGES).state == "1"
     assert hass.states.get(RESTARTS).state == "1"
     assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_ID) is None
 
@@ -233,9 +233,11 @@ async def test_budget_survives_a_restart_of_home_assistant(
     await hass.async_block_till_done()
 
     assert hass.states.get(RESTARTS).state == "3"
-    last_wedge = dt_util.parse_datetime(hass.states.get(LAST_WEDGE).state)
-    assert last_wedge is not None
-    assert abs(last_wedge.timestamp() - (now - 60)) < 1
+    # Saved before wedges were counted: the last wedge time says there was at least one.
+    assert hass.states.get(WEDGES).state == "1"
+    last_wedge_at = _recovery(config_entry).state("parakeet").last_wedge_at
+    assert last_wedge_at is not None
+    assert abs(last_wedge_at - (now - 60)) < 1
 
     sim.faults.wedge("parakeet")
     await _report(hass)
@@ -256,10 +258,13 @@ async def test_restart_count_is_saved_and_restored(
     assert _restarts(sim) == 1
     saved = hass_storage[STORAGE_KEY]["data"]
     assert len(saved["budget"]["restarts"]["parakeet"]) == 1
+    assert saved["wedges"] == {"parakeet": 1}
 
     assert await hass.config_entries.async_reload(loaded_entry.entry_id)
     await hass.async_block_till_done()
     assert hass.states.get(RESTARTS).state == "1"
+    assert hass.states.get(WEDGES).state == "1"
+    assert hass.states.get("sensor.lab_magpie_tts_wedges").state == "0"
     assert _recovery(loaded_entry).manager.budget.remaining("parakeet") == 2
 
 
@@ -405,3 +410,27 @@ async def test_recovery_store_can_be_removed(
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     await async_remove_recovery_store(hass, loaded_entry.entry_id)
     assert STORAGE_KEY not in hass_storage
+
+
+async def test_the_retired_last_wedge_sensor_is_removed(
+    hass: HomeAssistant, sim: SimCluster, config_entry: MockConfigEntry
+) -> None:
+    """The "Last wedge" timestamp sensor (which read "unknown" until a first wedge) of an
+    earlier version leaves the entity registry; the Wedges count stands in for it."""
+    config_entry.add_to_hass(hass)
+    registry = er.async_get(hass)
+    old = registry.async_get_or_create(
+        "sensor",
+        DOMAIN,
+        f"{config_entry.unique_id}_parakeet_last_wedge",
+        config_entry=config_entry,
+        suggested_object_id="lab_parakeet_asr_last_wedge",
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert registry.async_get(old.entity_id) is None
+    assert hass.states.get(old.entity_id) is None
+    assert hass.states.get(WEDGES).state == "0"
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    await hass.async_block_till_done()

@@ -1,0 +1,81 @@
+"""A swap through the model select leaves its logbook lines on the select: on the entity's own
+logbook and live on a logbook card that lists it (the dashboard's "Swaps" card), with the
+models' display names."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+from homeassistant.components.recorder import Recorder
+from homeassistant.components.select import ATTR_OPTION, SERVICE_SELECT_OPTION
+from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+
+from custom_components.spark_control.const import DOMAIN, EVENT_SWAP_FINISHED, EVENT_SWAP_STARTED
+from tests.ha_entry import logbook_of
+
+SELECT = "select.lab_vllm_model"
+SWAP_SENSOR = "sensor.lab_vllm_swap_status"
+GEMMA = "Gemma 4 27B Instruct"
+FINISHED_LINE = rf"now serves {GEMMA} \(swap took [\d.]+ s\)"
+
+
+@pytest.fixture
+def mock_recorder_before_hass(async_setup_recorder_instance: Any) -> None:
+    """The recorder must be prepared before the `hass` fixture starts."""
+
+
+async def test_swap_lines_are_filed_under_the_model_select(
+    recorder_mock: Recorder,
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    assert await async_setup_component(hass, "logbook", {})
+    await hass.async_block_till_done()
+    start = dt_util.utcnow()
+    started = async_capture_events(hass, EVENT_SWAP_STARTED)
+    finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
+    # What a logbook card listing the select receives live.
+    stream = await hass_ws_client()
+    await stream.send_json(
+        {
+            "id": 1,
+            "type": "logbook/event_stream",
+            "start_time": start.isoformat(),
+            "entity_ids": [SELECT],
+        }
+    )
+    assert (await stream.receive_json())["success"]
+
+    await hass.services.async_call(
+        "select", SERVICE_SELECT_OPTION, {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: GEMMA}
+    )
+    async with asyncio.timeout(20):
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+    # The events say which entity they are about (automations see it too).
+    assert started[0].data["entity_id"] == finished[0].data["entity_id"] == SELECT
+    streamed: list[str] = []
+    async with asyncio.timeout(10):
+        while not any(re.fullmatch(FINISHED_LINE, line) for line in streamed):
+            message = await stream.receive_json()
+            streamed += [e["message"] for e in message["event"]["events"] if "message" in e]
+    assert f"started loading {GEMMA}" in streamed
+
+    # The select's own logbook, as its page asks for it: the two lines, under the select.
+    entries = await logbook_of(hass, hass_ws_client, start, SELECT)
+    ours = [entry for entry in entries if entry.get("domain") == DOMAIN]
+    assert [entry["entity_id"] for entry in ours] == [SELECT, SELECT]
+    assert ours[0]["message"] == f"started loading {GEMMA}"
+    assert re.fullmatch(FINISHED_LINE, ours[1]["message"])
+    assert {entry["name"] for entry in ours} == {"Lab vLLM"}
+    # The swap sensor's phases are not the select's: they stay off its logbook.
+    assert all(entry["entity_id"] != SWAP_SENSOR for entry in entries)
