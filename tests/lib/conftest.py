@@ -67,7 +67,8 @@ def make_node(
         kwargs.get("username", "spark"),
         key.private_key,
         node.host_public_key if pinned == "sim" else pinned,
-        connect_timeout=5,
+        # Generous: on a loaded 2-core CI machine a handshake has stalled past 5 s.
+        connect_timeout=30,
     )
 
 
