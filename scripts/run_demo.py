@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "addon"))
 
+from custom_components.spark_control.sparklib.catalog import load_bundled_models  # noqa: E402
 from tests.sim import SimCluster, SimConfig  # noqa: E402
 from tests.sim.keys import generate_client_key  # noqa: E402
 
@@ -35,6 +36,11 @@ DEFAULT_DEMO_DIR = ROOT / ".demo"
 HA_USER = "demo"
 HA_PASSWORD = "spark-demo"  # a throwaway local demo account, printed for the user
 CLIENT_ID_PATH = "/"
+# The operations to try: a model whose weights are on no node yet (the bundled ones are), and a
+# spark-vllm-docker checkout some commits behind upstream.
+DOWNLOAD_REPO = "Qwen/Qwen3-8B"
+DOWNLOAD_BYTES = 16_400_000_000
+COMMITS_BEHIND = 3
 
 
 def free_port() -> int:
@@ -290,6 +296,22 @@ async def stop_signals() -> AsyncIterator[asyncio.Event]:
             loop.remove_signal_handler(sig)
 
 
+def demo_sim_config(args: argparse.Namespace, public_key: str) -> SimConfig:
+    """The simulated cluster: the bundled models already downloaded, DOWNLOAD_REPO not, the
+    checkout COMMITS_BEHIND; the speech container runs unlabelled (started by hand), so its
+    update entity offers to deploy the one the integration ships."""
+    return SimConfig(
+        nodes=args.nodes,
+        authorized_keys=[public_key],
+        load_seconds=args.load_seconds,
+        cached_models=tuple(model.repo_id for model in load_bundled_models()),
+        model_bytes={DOWNLOAD_REPO: DOWNLOAD_BYTES},
+        download_seconds=args.download_seconds,
+        build_seconds=args.build_seconds,
+        updates_behind=COMMITS_BEHIND,
+    )
+
+
 async def run(args: argparse.Namespace) -> None:
     demo_dir = Path(args.demo_dir).resolve()
     demo_dir.mkdir(parents=True, exist_ok=True)
@@ -305,11 +327,7 @@ async def run(args: argparse.Namespace) -> None:
     endpoints_file.unlink(missing_ok=True)
     async with (
         stop_signals() as stop,
-        SimCluster(
-            SimConfig(
-                nodes=args.nodes, authorized_keys=[public_key], load_seconds=args.load_seconds
-            )
-        ) as sim,
+        SimCluster(demo_sim_config(args, public_key)) as sim,
     ):
         try:
             endpoints: dict[str, Any] = {"simulator": sim.endpoints()}
@@ -367,6 +385,7 @@ async def run(args: argparse.Namespace) -> None:
                     "config_entry_id": entry["result"]["entry_id"],
                 }
                 endpoints["wyoming"] = await wyoming_endpoints(ha_url, long_lived, entry_id)
+                endpoints["operations"] = await operations_endpoints(ha_url, long_lived, entry_id)
 
             endpoints_file.write_text(json.dumps(endpoints, indent=2))
             print_summary(endpoints, endpoints_file)
@@ -413,6 +432,49 @@ async def wyoming_endpoints(ha_url: str, token: str, entry_id: str) -> dict[str,
     return {"down": reasons[0] if reasons else {"error": "not running"}}
 
 
+# The operations' entities, by the end of their unique ids (`<entry unique id>_<key>`).
+OPERATION_ENTITIES = {
+    "download_progress": "_download_progress",
+    "download_status": "_download_status",
+    "cancel_download": "_cancel_download",
+    "software_update": "_spark_vllm_docker_update",
+    "speech_container_update": "_speech_container_update",
+}
+
+
+async def operations_endpoints(ha_url: str, token: str, entry_id: str) -> dict[str, Any]:
+    """Where to try each operation: the entities (with the update entities' versions) and the
+    model to download from the catalog dialog."""
+    async with aiohttp.ClientSession() as session:
+        registry = await websocket_call(
+            session, ha_url, token, {"type": "config/entity_registry/list"}
+        )
+        ours = [e for e in registry if e.get("config_entry_id") == entry_id]
+        found: dict[str, Any] = {}
+        for name, suffix in OPERATION_ENTITIES.items():
+            entity_id = next(
+                (e["entity_id"] for e in ours if str(e.get("unique_id")).endswith(suffix)), None
+            )
+            if entity_id is None:
+                continue
+            found[name] = {"entity_id": entity_id}
+            headers = {"Authorization": f"Bearer {token}"}
+            async with session.get(f"{ha_url}/api/states/{entity_id}", headers=headers) as resp:
+                if resp.status == 200:
+                    state = await resp.json()
+                    attributes = state["attributes"]
+                    found[name]["state"] = state["state"]
+                    for key in ("installed_version", "latest_version", "commits_behind"):
+                        if key in attributes:
+                            found[name][key] = attributes[key]
+    found["add_model"] = {
+        "where": "Settings → Devices & services → Spark Control → Demo cluster → Add model",
+        "repo_id": DOWNLOAD_REPO,
+        "bytes": DOWNLOAD_BYTES,
+    }
+    return found
+
+
 def print_summary(endpoints: dict[str, Any], path: Path) -> None:
     print(f"\nSpark Control demo is up. Endpoints (also in {path}):")
     for node in endpoints["simulator"].get("nodes", []):
@@ -436,13 +498,46 @@ def print_summary(endpoints: dict[str, Any], path: Path) -> None:
                 f"  wyoming         DOWN: the voice bridges could not start{ports}: "
                 f"{down.get('error', 'unknown error')} (Settings → Repairs offers other ports)"
             )
+    if "operations" in endpoints:
+        print_operations(endpoints["operations"])
     print("Press Ctrl-C to stop.", flush=True)
+
+
+def print_operations(operations: dict[str, Any]) -> None:
+    """Where to try the model download, the two updates and the speech container deploy."""
+    print("  Operations to try:")
+    add = operations["add_model"]
+    progress = operations.get("download_progress", {}).get("entity_id", "the download sensor")
+    print(
+        f"    download      {add['where']} → A new model, repo id {add['repo_id']}: its "
+        f"{add['bytes'] / 1e9:.1f} GB are on no node yet, so the dialog offers to download them "
+        f"(progress there and on {progress})"
+    )
+    if software := operations.get("software_update"):
+        print(
+            f"    update        {software['entity_id']} (spark-vllm-docker): "
+            f"{software.get('commits_behind')} commits behind, "
+            f"{software.get('installed_version')} → {software.get('latest_version')}; "
+            "Settings → Updates → Install pulls and rebuilds"
+        )
+    if speech := operations.get("speech_container_update"):
+        print(
+            f"    speech        {speech['entity_id']} (Parakeet container): "
+            f"{speech.get('installed_version')} → {speech.get('latest_version')}; Install ships "
+            "the build context over SFTP, builds, runs and waits for its health"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=2, help="simulated GPU nodes")
     parser.add_argument("--load-seconds", type=float, default=8.0, help="simulated model load time")
+    parser.add_argument(
+        "--download-seconds", type=float, default=60.0, help="simulated model download time"
+    )
+    parser.add_argument(
+        "--build-seconds", type=float, default=15.0, help="simulated image build time"
+    )
     parser.add_argument("--no-ha", action="store_true", help="skip Home Assistant")
     parser.add_argument("--demo-dir", default=str(DEFAULT_DEMO_DIR), help="state and logs")
     asyncio.run(run(parser.parse_args()))

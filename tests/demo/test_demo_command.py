@@ -32,6 +32,82 @@ def _get(url: str, token: str | None = None) -> tuple[int, Any]:
         return response.status, json.loads(body) if body[:1] in (b"{", b"[") else body
 
 
+def _post(url: str, token: str, payload: dict[str, Any]) -> Any:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST")
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def _until(check: Any, what: str, within: float = 60.0) -> Any:
+    """Poll `check()` (a separate process tree: no event to wait on) until it is truthy."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not happen within {within:.0f} s")
+
+
+def _download_from_the_catalog_dialog(ha: dict[str, Any], operations: dict[str, Any]) -> None:
+    """Add model → A new model with a repo whose weights are on no node: the dialog offers the
+    download, shows its progress and adds the model when it is complete (HA's REST flow API,
+    as the frontend drives it)."""
+    url, token = ha["url"], ha["long_lived_access_token"]
+    flows = f"{url}/api/config/config_entries/subentries/flow"
+    menu = _post(flows, token, {"handler": [ha["config_entry_id"], "model"]})
+    form = _post(f"{flows}/{menu['flow_id']}", token, {"next_step_id": "new_model"})
+    model = {
+        "name": "Qwen3 8B",
+        "repo_id": operations["add_model"]["repo_id"],
+        "mode": "solo",
+        "tensor_parallel": 1,
+        "max_model_len": 32768,
+        "gpu_memory_utilization": 0.85,
+        "fastsafetensors": False,
+        "prefix_caching": True,
+        "fp8_kv_cache": False,
+        "extra_args": [],
+    }
+    offer = _post(f"{flows}/{form['flow_id']}", token, model)
+    assert offer["step_id"] == "download", offer
+    assert offer["description_placeholders"]["size"] == "16.4 GB"
+    running = _post(f"{flows}/{offer['flow_id']}", token, {"download": True})
+    assert running["type"] == "progress", running
+    _until(
+        lambda: _get(f"{url}/api/states/{operations['download_status']['entity_id']}", token)[1][
+            "state"
+        ]
+        == "finished",
+        "the download",
+    )
+    # The frontend configures the flow again once the progress step is done.
+    done = _until(
+        lambda: (step := _post(f"{flows}/{offer['flow_id']}", token, {}))["type"] != "progress"
+        and step,
+        "the end of the download step",
+    )
+    assert done["type"] == "create_entry", done
+    assert (
+        _get(f"{url}/api/states/{operations['download_progress']['entity_id']}", token)[1]["state"]
+        == "100"
+    )
+
+
+def _install(ha: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Press Install on an update entity; its state once the install is over."""
+    url, token = ha["url"], ha["long_lived_access_token"]
+    _post(f"{url}/api/services/update/install", token, {"entity_id": update["entity_id"]})
+    state = _until(
+        lambda: (found := _get(f"{url}/api/states/{update['entity_id']}", token)[1])["state"]
+        == "off"
+        and found,
+        f"the install of {update['entity_id']}",
+    )
+    return dict(state)
+
+
 def _wait_for_endpoints(proc: subprocess.Popen[bytes], path: Path) -> dict[str, Any]:
     deadline = time.monotonic() + STARTUP_LIMIT
     while time.monotonic() < deadline:
@@ -57,6 +133,10 @@ def test_demo_comes_up_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
             "--demo-dir",
             str(tmp_path),
             "--load-seconds",
+            "1",
+            "--download-seconds",
+            "2",
+            "--build-seconds",
             "1",
         ],
         cwd=ROOT,
@@ -87,6 +167,21 @@ def test_demo_comes_up_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         assert any(e.startswith("binary_sensor.") and v == "on" for e, v in ours.items())
         assert endpoints["wyoming"]["stt"].startswith("tcp://")
         assert _port_open(endpoints["wyoming"]["stt"])
+
+        # The operations are there to try, and each works end to end (HA → SSH → node).
+        operations = endpoints["operations"]
+        software = operations["software_update"]
+        assert (software["state"], software["commits_behind"]) == ("on", 3)
+        speech = operations["speech_container_update"]
+        assert (speech["state"], speech["installed_version"]) == ("on", "unmanaged")
+        _download_from_the_catalog_dialog(ha, operations)
+        _, select = _get(f"{ha['url']}/api/states/{selects[0]}", token)
+        assert "Qwen3 8B" in select["attributes"]["options"]
+        assert (
+            _install(ha, software)["attributes"]["installed_version"] == software["latest_version"]
+        )
+        deployed = _install(ha, speech)
+        assert deployed["attributes"]["installed_version"] == speech["latest_version"]
 
         # Ctrl-C reaches the orchestrator, which stops every process it started.
         proc.send_signal(signal.SIGINT)

@@ -48,3 +48,34 @@ def test_running_bridges_are_listed(capsys: pytest.CaptureFixture[str], tmp_path
     out = capsys.readouterr().out
     assert "wyoming stt     tcp://127.0.0.1:10311" in out
     assert "DOWN" not in out
+
+
+def test_operations_are_listed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    operations = {
+        "add_model": {
+            "where": "Settings → … → Add model",
+            "repo_id": "Qwen/Qwen3-8B",
+            "bytes": 16.4e9,
+        },
+        "download_progress": {"entity_id": "sensor.demo_cluster_vllm_model_download_progress"},
+        "software_update": {
+            "entity_id": "update.spark_1_spark_vllm_docker",
+            "commits_behind": 3,
+            "installed_version": "1a2b3c4",
+            "latest_version": "5d6e7f8",
+        },
+        "speech_container_update": {
+            "entity_id": "update.demo_cluster_parakeet_asr_speech_container",
+            "installed_version": "unmanaged",
+            "latest_version": "0123456789ab",
+        },
+    }
+    wyoming = {"stt": "tcp://127.0.0.1:10311", "tts": "tcp://127.0.0.1:10211"}
+    _run_demo().print_summary(
+        {**ENDPOINTS, "wyoming": wyoming, "operations": operations}, tmp_path / "e.json"
+    )
+    out = capsys.readouterr().out
+    assert "repo id Qwen/Qwen3-8B: its 16.4 GB are on no node yet" in out
+    assert "sensor.demo_cluster_vllm_model_download_progress" in out
+    assert "update.spark_1_spark_vllm_docker (spark-vllm-docker): 3 commits behind" in out
+    assert "unmanaged → 0123456789ab" in out
