@@ -170,23 +170,26 @@ async def test_docker_logs_follow_streams_until_container_stops(
     conn = await ssh(0)
     container = sim.containers["vllm_node"]
     process = await conn.create_process("docker logs -f --tail 0 vllm_node")
-    await asyncio.sleep(0.1)
+    # `--tail 0` shows only lines logged after the follow began: wait until it has.
+    async with asyncio.timeout(30):
+        while not container._followers:
+            await asyncio.sleep(0.01)
     container.log("streamed one")
-    assert await asyncio.wait_for(process.stdout.readline(), 2) == "streamed one\n"
+    assert await asyncio.wait_for(process.stdout.readline(), 30) == "streamed one\n"
     container.log("streamed two")
-    assert await asyncio.wait_for(process.stdout.readline(), 2) == "streamed two\n"
+    assert await asyncio.wait_for(process.stdout.readline(), 30) == "streamed two\n"
     other = await ssh(0)
     await other.run("docker stop vllm_node")
-    rest = await asyncio.wait_for(process.stdout.read(), 2)
+    rest = await asyncio.wait_for(process.stdout.read(), 30)
     assert "Application shutdown complete." in rest
-    completed = await asyncio.wait_for(process.wait(), 2)
+    completed = await asyncio.wait_for(process.wait(), 30)
     assert completed.exit_status == 0
 
 
 async def test_docker_logs_follow_ends_when_client_closes(sim: SimCluster, ssh: SshConnect) -> None:
     conn = await ssh(0)
     process = await conn.create_process("docker logs -f vllm_node")
-    await asyncio.wait_for(process.stdout.readline(), 2)
+    await asyncio.wait_for(process.stdout.readline(), 30)
     process.close()
     await process.wait_closed()
     container = sim.containers["vllm_node"]

@@ -34,7 +34,7 @@ async def exchange(port: int, raw: bytes) -> tuple[dict[str, Any], bool]:
         if event.get("data_length"):
             event["data"] = json.loads(await reader.readexactly(event["data_length"]))
         try:
-            closed = await asyncio.wait_for(reader.read(), 2) == b""
+            closed = await asyncio.wait_for(reader.read(), 5) == b""
         except TimeoutError:
             closed = False
         except ConnectionResetError:  # closed with our bytes unread: the kernel sends a reset
