@@ -82,6 +82,7 @@ async def _spool_directory(app: web.Application) -> AsyncIterator[None]:
         app[SPOOL].directory = directory
         app[DECODER].start_soon()
         yield
+        await app[SPOOL].drain()
         await app[DECODER].stop()
 
 

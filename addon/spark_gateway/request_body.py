@@ -1,4 +1,4 @@
-"""Reading a JSON request body under the gateway's JSON size cap."""
+"""Reading a request body: its media type, and JSON under the gateway's JSON size cap."""
 
 from __future__ import annotations
 
@@ -6,12 +6,23 @@ import json
 import re
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.helpers import parse_mimetype
 
 from .appkeys import CONFIG
 from .errors import ApiError
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def media_type(request: web.Request) -> str:
+    """The request's media type without parameters, lower case (`multipart/form-data`).
+
+    `request.content_type` gives the same through the `email` package, about 0.4 ms for a
+    multipart body: its boundary is new every time, so aiohttp's parse cache never hits.
+    """
+    mime = parse_mimetype(request.headers.get(hdrs.CONTENT_TYPE, ""))
+    return f"{mime.type}/{mime.subtype}" if mime.type else ""
 
 
 async def read_json_object(request: web.Request) -> tuple[bytes, dict[str, Any]]:

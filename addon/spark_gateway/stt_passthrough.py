@@ -19,13 +19,12 @@ from .wav_header import is_riff_wave, parse_wav_header
 CANONICAL_HEADER_BYTES: Final = 44
 
 
-def wav16k_as_is(upload: Path, *, max_duration_s: float) -> DecodedFile | None:
+def wav16k_as_is(upload: Path, head: bytes, *, max_duration_s: float) -> DecodedFile | None:
     """The upload itself when it is Parakeet's format already; None when it needs decoding.
 
-    Blocking but cheap (a 44-byte read and a stat); the header was checked before.
+    `head` is the start of the file, its header already checked; blocking but cheap (a stat).
     """
-    with upload.open("rb") as file:
-        head = file.read(CANONICAL_HEADER_BYTES)
+    head = head[:CANONICAL_HEADER_BYTES]
     if not _is_canonical(head):
         return None
     header = parse_wav_header(head)

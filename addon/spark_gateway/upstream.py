@@ -21,6 +21,7 @@ from .config import GatewayConfig
 from .errors import ApiError, UpstreamError, UpstreamWedged
 from .ha_events import HaNotifier
 from .metrics import GatewayMetrics
+from .wav_form import InlineForm, wav_form
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ MAGPIE: Final = "magpie"
 
 # Request headers worth passing to vLLM; everything else (auth, cookies, encodings) stays here.
 _RELAYED_REQUEST_HEADERS: Final = ("Content-Type", "Accept")
-_READ_AT_ONCE_BYTES: Final = 256 * 1024  # 8 s of 16 kHz mono PCM16
 _CLIENT_STATUSES: Final = frozenset({400, 404, 413, 422})
 
 
@@ -134,11 +134,20 @@ class UpstreamClient:
         return UpstreamWedged(service, error)
 
     async def _post_form(
-        self, service: str, path: str, form: aiohttp.FormData, limits: aiohttp.ClientTimeout
+        self,
+        service: str,
+        path: str,
+        form: aiohttp.FormData | InlineForm,
+        limits: aiohttp.ClientTimeout,
     ) -> tuple[bytes, str]:
         url = self.base_url(service) + path
+        data, headers = (
+            (form.body, {"Content-Type": form.content_type})
+            if isinstance(form, InlineForm)
+            else (form, None)
+        )
         try:
-            async with self.session.post(url, data=form, timeout=limits) as resp:
+            async with self.session.post(url, data=data, headers=headers, timeout=limits) as resp:
                 if resp.status >= 300:
                     raise await self._error_from_response(service, resp)
                 return await resp.read(), resp.headers.get("Content-Type", "")
@@ -177,14 +186,11 @@ class UpstreamClient:
         model: str | None = None,
     ) -> Any:
         """Parakeet transcription of 16 kHz mono WAV; JSON formats parsed, `text` as str."""
-        form = aiohttp.FormData(default_to_multipart=True)
-        form.add_field("file", _wav_payload(wav), filename="audio.wav", content_type="audio/wav")
-        form.add_field("model", model or self.config.stt_model)
-        form.add_field("response_format", response_format)
+        fields = [("model", model or self.config.stt_model), ("response_format", response_format)]
         if language:
-            form.add_field("language", language)
-        for granularity in granularities:
-            form.add_field("timestamp_granularities[]", granularity)
+            fields.append(("language", language))
+        fields += [("timestamp_granularities[]", granularity) for granularity in granularities]
+        form = wav_form(wav, fields)
         body, ctype = await self._post_form(
             PARAKEET, "/v1/audio/transcriptions", form, self._t_transcribe
         )
@@ -201,9 +207,7 @@ class UpstreamClient:
         return await self._post_wav_json("/v1/audio/diarize", wav)
 
     async def _post_wav_json(self, path: str, wav: bytes | Path) -> dict[str, Any]:
-        form = aiohttp.FormData(default_to_multipart=True)
-        form.add_field("file", _wav_payload(wav), filename="audio.wav", content_type="audio/wav")
-        body, _ = await self._post_form(PARAKEET, path, form, self._t_diarize)
+        body, _ = await self._post_form(PARAKEET, path, wav_form(wav, ()), self._t_diarize)
         result = _parse_json(PARAKEET, body)
         if not isinstance(result, dict):
             raise UpstreamError(
@@ -282,19 +286,6 @@ class UpstreamClient:
                 return resp.status < 300
         except (ApiError, aiohttp.ClientError, TimeoutError):
             return False
-
-
-def _wav_payload(wav: bytes | Path) -> bytes | aiohttp.payload.Payload:
-    """Bytes as they are; a spooled file streamed from disk (aiohttp reads it in 64 KiB steps).
-
-    A small file (a voice command) is read at once instead: one read from the page cache costs
-    less than the several executor round trips of a streamed file payload.
-    """
-    if isinstance(wav, bytes):
-        return wav
-    if wav.stat().st_size <= _READ_AT_ONCE_BYTES:
-        return wav.read_bytes()
-    return aiohttp.payload.BufferedReaderPayload(wav.open("rb"))
 
 
 def _parse_json(service: str, body: bytes) -> Any:

@@ -20,14 +20,13 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from ..appkeys import CONFIG, SPOOL, UPSTREAM, VOICEPRINTS
+from ..appkeys import CONFIG, UPSTREAM, VOICEPRINTS
 from ..errors import ApiError
 from ..openapi import document_operation
 from ..speakers.parsing import UpstreamFormatError
 from ..speakers.pipeline import clip_fingerprint
 from ..speakers.voiceprints import VoiceprintError, check_name, match_names
-from ..spool import copy_to
-from ..uploads import MULTIPART, AudioUpload, read_audio_upload, spool_bytes
+from ..uploads import MULTIPART, AudioUpload, read_audio_upload
 from .speakers import bad_upstream, decode_audio
 
 MAX_CLIPS = 10
@@ -49,21 +48,12 @@ async def _fingerprint(request: web.Request, upload: Path, what: str) -> tuple[n
     return found
 
 
-async def _spooled_clips(request: web.Request, upload: AudioUpload) -> list[Path]:
-    """Every `file` part on disk: the first is the upload already spooled, the rest follow."""
-    parts = [v for v in upload.form.getall("file", []) if isinstance(v, web.FileField | bytes)]
-    if len(parts) > MAX_CLIPS:
+def _spooled_clips(upload: AudioUpload) -> list[Path]:
+    """Every `file` part, each already spooled to disk as it arrived."""
+    if len(upload.files) > MAX_CLIPS:
         raise ApiError(400, f"send at most {MAX_CLIPS} clips", code="too_many_clips",
                        param="file")  # fmt: skip
-    paths = [upload.path]
-    for part in parts[1:]:
-        path = request.app[SPOOL].new_file(request, ".upload")
-        if isinstance(part, web.FileField):
-            await asyncio.to_thread(copy_to, part.file, path)
-        else:
-            await spool_bytes(path, part)
-        paths.append(path)
-    return paths
+    return upload.files
 
 
 async def enrol_route(request: web.Request) -> web.Response:
@@ -73,7 +63,7 @@ async def enrol_route(request: web.Request) -> web.Response:
         name = check_name(upload.text("name"))
     except VoiceprintError as err:
         raise ApiError(400, str(err), code="invalid_name", param="name") from err
-    paths = await _spooled_clips(request, upload)
+    paths = _spooled_clips(upload)
     prints = [await _fingerprint(request, path, f"clip {n}") for n, path in enumerate(paths, 1)]
     try:
         voiceprint = await asyncio.to_thread(request.app[VOICEPRINTS].enrol, name, prints)

@@ -18,7 +18,7 @@ from ..decoder import DecodedFile
 from ..diarized_transcript import KnownSpeaker, diarized_body, name_speakers, parse_known_speakers
 from ..errors import ApiError, UpstreamError
 from ..language_tag import LANGUAGE_TAG
-from ..request_body import parse_json
+from ..request_body import media_type, parse_json
 from ..speakers.parsing import UpstreamFormatError
 from ..speakers.pipeline import transcribe_with_speakers
 from ..transcript_formats import subtitle_cues, to_srt, to_vtt, usage, verbose_transcription
@@ -48,7 +48,7 @@ class TranscriptionRequest:
 
 async def read_transcription_request(request: web.Request) -> TranscriptionRequest:
     """Parse multipart (the OpenAI API) or Open WebUI's JSON `input_audio` form."""
-    if request.content_type == "application/json":
+    if media_type(request) == "application/json":
         return await _read_json(request)
     upload = await read_audio_upload(request, content_types=(MULTIPART, URLENCODED))
     granularities = [
