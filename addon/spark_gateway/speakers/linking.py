@@ -183,8 +183,9 @@ def _initial_centroids(reliable: Sequence[LocalSpeaker], threshold: float) -> li
         if not nearest_d[i] < threshold:
             break
         # Merge j into i: average linkage is the size-weighted mean of the two rows.
-        row = (sizes[i] * distance[i] + sizes[j] * distance[j]) / (sizes[i] + sizes[j])
-        row[[i, j]] = np.inf
+        row = distance[i] * (sizes[i] / (sizes[i] + sizes[j]))
+        row += distance[j] * (sizes[j] / (sizes[i] + sizes[j]))
+        row[i] = row[j] = np.inf
         distance[i, :] = row
         distance[:, i] = row
         distance[j, :] = np.inf
@@ -194,11 +195,12 @@ def _initial_centroids(reliable: Sequence[LocalSpeaker], threshold: float) -> li
         alive[j] = False
         nearest_d[j] = np.inf
         # Rows that pointed at i or j look again; the others only compare with the new row.
-        stale = np.flatnonzero(alive & ((nearest == i) | (nearest == j)))
-        stale = np.union1d(stale, [i])
-        for k in stale.tolist():
-            nearest[k] = int(np.argmin(distance[k]))
-            nearest_d[k] = distance[k, nearest[k]]
+        pointed = (nearest == i) | (nearest == j)
+        pointed &= alive
+        pointed[i] = True
+        stale = np.flatnonzero(pointed)
+        nearest[stale] = np.argmin(distance[stale], axis=1)
+        nearest_d[stale] = distance[stale, nearest[stale]]
         closer = alive & (row < nearest_d)
         nearest[closer] = i
         nearest_d[closer] = row[closer]
@@ -267,9 +269,10 @@ def _margin_confidence(unit: np.ndarray, matrix: np.ndarray, chosen: int) -> flo
     """How clearly `chosen` beats the runner-up: 1 - d_best / d_second (1.0 when alone)."""
     if matrix.shape[0] < 2:
         return 1.0
-    distances = np.clip(1.0 - matrix @ unit, 0.0, 2.0)
-    best = float(distances[chosen])
-    runner_up = float(np.min(np.delete(distances, chosen)))
+    distances = 1.0 - matrix @ unit
+    best = min(max(float(distances[chosen]), 0.0), 2.0)
+    distances[chosen] = np.inf
+    runner_up = min(max(float(distances.min()), 0.0), 2.0)
     if runner_up <= 0:
         return 0.0
     return round(max(0.0, min(1.0, 1.0 - best / runner_up)), 4)
