@@ -112,6 +112,14 @@ async def test_add_model_downloads_its_missing_weights_first(
     assert "new-model" not in _catalog_keys(loaded_entry)
 
     progress = _flow_progress(hass)
+    readings: list[dict[str, Any]] = []
+
+    @callback
+    def record(event: Event) -> None:
+        if event.data["entity_id"] == PROGRESS and event.data["new_state"] is not None:
+            readings.append(dict(event.data["new_state"].attributes))
+
+    hass.bus.async_listen("state_changed", record)
     running = await flows.async_configure(offer["flow_id"], {"download": True})
     assert running["type"] is FlowResultType.SHOW_PROGRESS
     assert running["step_id"] == "downloading"
@@ -130,6 +138,15 @@ async def test_add_model_downloads_its_missing_weights_first(
     assert len(progress) > 3
     assert progress[-1] == 1.0
     assert hass.states.get(PROGRESS).state == "100"  # type: ignore[union-attr]
+    # Bytes, rate and time left as the hub's progress bar printed them on the node.
+    midway = next(r for r in readings if r["downloaded_bytes"] and r["eta_seconds"])
+    assert midway["total_bytes"] == 12 * GB
+    assert 0 < midway["downloaded_bytes"] < 12 * GB
+    assert midway["rate_bytes_per_second"] == 140e6
+    assert midway["eta_seconds"] == pytest.approx(
+        (12 * GB - midway["downloaded_bytes"]) / 140e6, abs=2
+    )
+    assert readings[-1]["eta_seconds"] == 0
     model = loaded_entry.runtime_data.catalog.catalog.get("new-model")
     assert (model.repo_id, model.max_model_len) == (NEW_REPO, 16384)
     # The flow added it: no second offer waits in Repairs.

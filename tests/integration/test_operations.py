@@ -4,6 +4,7 @@ over real SSH: actions, entities, events, repair fix flows and failure paths."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,10 +16,13 @@ from homeassistant.core import Event, HomeAssistant, State, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.spark_control.const import DOMAIN
+from custom_components.spark_control.disk_space import DISK_SPACE_INTERVAL
 from custom_components.spark_control.download_control import downloaded_issue_id, failed_issue_id
+from custom_components.spark_control.software_update import UPDATE_CHECK_INTERVAL
 from tests.sim import SimCluster, SimConfig
 from tests.sim_entry import node_strings
 
@@ -356,3 +360,31 @@ async def test_software_update_failures(
     await software.async_refresh()
     await hass.async_block_till_done()
     assert _state(hass, UPDATE).state == "unavailable"
+
+
+async def test_checks_are_periodic_and_cheap(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
+) -> None:
+    """Upstream moving on shows up at the next check, 6 hours later, by reading the checkout
+    (no pull, no build); the free disk space follows every 5 minutes."""
+    assert _state(hass, UPDATE).state == "off"
+    nodes = node_strings(sim)
+    disk = _disk_entity(hass, loaded_entry, nodes[0])
+    sim.repo.behind = 2
+    sim.world.storage[0].free -= 50 * GB
+    sent = len(sim.nodes[0].commands)
+
+    # (+ 2 s: coordinators schedule their next refresh on a whole second plus some jitter)
+    async_fire_time_changed(hass, dt_util.utcnow() + DISK_SPACE_INTERVAL + timedelta(seconds=2))
+    await hass.async_block_till_done(wait_background_tasks=True)  # polls run in the background
+    assert float(_state(hass, disk).state) == pytest.approx(150.0)
+    assert _state(hass, UPDATE).state == "off"  # not checked yet
+
+    async_fire_time_changed(hass, dt_util.utcnow() + UPDATE_CHECK_INTERVAL + timedelta(seconds=2))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    state = _state(hass, UPDATE)
+    assert (state.state, state.attributes["commits_behind"]) == ("on", 2)
+    checks = [c for c in sim.nodes[0].commands[sent:] if "git " in c]
+    assert checks
+    assert all(c.startswith("cd ~/spark-vllm-docker && git fetch --quiet && ") for c in checks)
+    assert not any("git pull" in c or "build-and-copy" in c for c in sim.nodes[0].commands)
