@@ -59,10 +59,11 @@ class SparkDownloadProgressSensor(SparkControlEntity[SparkDownloadCoordinator], 
         )
 
     @property
-    def native_value(self) -> int | None:
-        """Percent done; unknown before the first byte of the first download."""
+    def native_value(self) -> int:
+        """Percent done; 0 until a download has fetched its first byte (before any download
+        too: the download status says idle, "unknown" would say nothing)."""
         progress = self.coordinator.data.progress
-        return progress.percent if progress is not None else None
+        return progress.percent if progress is not None else 0
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:

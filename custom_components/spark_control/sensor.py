@@ -149,6 +149,9 @@ VLLM_SENSORS: tuple[SparkVllmSensorEntityDescription, ...] = (
         suggested_unit_of_measurement=UnitOfTime.MILLISECONDS,
         suggested_display_precision=0,
         state_class=SensorStateClass.MEASUREMENT,
+        # A tuning figure, and a median over the last poll interval: with no request in it
+        # there is nothing to measure, so on an idle server it mostly reads "unknown".
+        entity_registry_enabled_default=False,
         value_fn=lambda metrics: _rounded(metrics.ttft_median_s, 4),
     ),
 )

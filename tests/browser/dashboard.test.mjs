@@ -136,11 +136,35 @@ const OUR_KEYS = Object.values(EN.entity)
 
 function assertPresentable(text, where) {
   assert.ok(!/entity not found/i.test(text), `${where}: "Entity not found" on the page`);
+  assert.ok(!/currently unavailable/i.test(text), `${where}: a card's unavailable warning`);
   assert.ok(!/\bunknown\b/i.test(text), `${where}: "unknown" on the page: ${text}`);
   assert.ok(!/\b(ui|component)\.[a-z_]+\.[a-z_.]+/.test(text), `${where}: an untranslated key`);
   for (const key of OUR_KEYS) {
     assert.ok(!new RegExp(`\\b${key}\\b`).test(text), `${where}: raw key ${key}`);
   }
+}
+
+// Texts the page cuts off with an ellipsis (a name too long for its card).
+function truncatedTexts(page) {
+  return page.evaluate(() => {
+    const cut = [];
+    const walk = (node) => {
+      if (node.shadowRoot) walk(node.shadowRoot);
+      for (const child of node.children ?? []) {
+        const style = getComputedStyle(child);
+        if (
+          style.textOverflow === "ellipsis" &&
+          child.scrollWidth > child.clientWidth + 1 &&
+          child.textContent.trim()
+        ) {
+          cut.push(child.textContent.trim());
+        }
+        walk(child);
+      }
+    };
+    walk(document.body);
+    return cut;
+  });
 }
 
 async function logIn(page) {
@@ -191,11 +215,15 @@ test("the dashboard reads well on a desktop and a phone", async () => {
         "KV cache usage",
         "Generation speed",
         "Parakeet ASR",
+        "Wedges",
         "Automatic restarts in window",
+        // The empty state of "Wedges and restarts" (no service wedged in the demo yet).
+        "No service has wedged yet",
       ]) {
         assert.ok(text.includes(expected), `${size}: "${expected}" missing`);
       }
       assert.ok(!text.includes("Demo cluster vLLM Running"), `${size}: long entity names`);
+      assert.deepEqual(await truncatedTexts(page), [], `${size}: names cut off`);
       await shot(page, `dashboard-${size}.png`);
     } finally {
       await page.close();
@@ -203,34 +231,110 @@ test("the dashboard reads well on a desktop and a phone", async () => {
   }
 });
 
-test("a swap through the model select shows target, phase and the finished line", async () => {
+test("the device pages show no unknown state and the wedge count reads 0", async () => {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  try {
+    await logIn(page);
+    // The service devices, once the frontend has loaded the device registry.
+    const handle = await page.waitForFunction(
+      () => {
+        const found = Object.values(document.querySelector("home-assistant").hass.devices ?? {})
+          .filter((device) => / (vLLM|Parakeet ASR|Magpie TTS)$/.test(device.name ?? ""))
+          .map((device) => ({ id: device.id, name: device.name }));
+        return found.length === 3 && found;
+      },
+      null,
+      { timeout: 60_000 },
+    );
+    const devices = await handle.jsonValue();
+    assert.equal(devices.length, 3, JSON.stringify(devices));
+    for (const device of devices) {
+      await page.goto(`${endpoints.home_assistant.url}/config/devices/device/${device.id}`);
+      // A diagnostic entity of that device has drawn (the section comes last).
+      const diagnostic = device.name.endsWith("vLLM") ? "Swap status" : "Automatic restarts in window";
+      await page.getByText(diagnostic, { exact: true }).first().waitFor({ timeout: 60_000 });
+      await page.waitForTimeout(1000);
+      const text = await pageText(page);
+      assertPresentable(text, device.name);
+      if (!device.name.endsWith("vLLM")) assert.match(text, /Wedges 0\b/, device.name);
+    }
+  } finally {
+    await page.close();
+  }
+});
+
+async function chooseModel(page, name) {
+  await page.locator("hui-select-options-card-feature ha-control-select-menu").first().click();
+  await page.getByRole("option", { name }).click();
+}
+
+// Waits until the page's text matches every pattern; returns that text.
+async function textMatching(page, patterns, what) {
+  let text = "";
+  for (let i = 0; i < 120; i += 1) {
+    text = await pageText(page);
+    if (patterns.every((pattern) => pattern.test(text))) return text;
+    await page.waitForTimeout(250);
+  }
+  assert.fail(`${what}: no ${patterns.find((pattern) => !pattern.test(text))} in: ${text}`);
+}
+
+const finishedLine = (model) => new RegExp(`now serves ${model} \\(swap took [\\d.]+ s\\)`);
+
+test("a swap through the model select shows target, phase, progress and the finished line", async () => {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   try {
     await logIn(page);
     await openDashboard(page);
-    await page.locator("hui-select-options-card-feature ha-control-select-menu").first().click();
-    await page.getByRole("option", { name: "Gemma 4 27B Instruct" }).click();
-    // While it loads: the target and a phase other than idle or ready.
-    let during = "";
-    for (let i = 0; i < 40; i += 1) {
-      during = await pageText(page);
-      if (/Target model: gemma4/.test(during) && /\b(Stopping|Starting|Loading)\b/.test(during)) break;
-      await page.waitForTimeout(250);
-    }
-    assert.match(during, /Target model: gemma4/);
-    assert.match(during, /\b(Stopping|Starting|Loading)\b/);
+    // The model the demo serves, as the select shows it.
+    const served = await page.evaluate(
+      () =>
+        Object.values(document.querySelector("home-assistant").hass.states).find(
+          (state) => state.entity_id.startsWith("select.") && state.entity_id.endsWith("_model"),
+        )?.state,
+    );
+    assert.ok(served && served !== "Gemma 4 27B Instruct", `served model: ${served}`);
+
+    await chooseModel(page, "Gemma 4 27B Instruct");
+    // While it loads: the target by its name, a phase other than idle or ready, the elapsed
+    // time and vLLM's latest load-log lines.
+    const during = await textMatching(
+      page,
+      [
+        /Target model: Gemma 4 27B Instruct/,
+        /\b(Stopping|Starting|Loading)\b/,
+        /Elapsed: \d+ s/,
+        /vLLM API server version|Starting to load model|Loading weights took/,
+      ],
+      "during the swap",
+    );
     assertPresentable(during, "during the swap");
+    // Home Assistant's own polls of the loading server are not the load's progress.
+    assert.ok(!/"GET \/(health|metrics)/.test(during), "access log lines in the swap card");
     await shot(page, "dashboard-swap.png");
 
-    // Done: the phase is Ready and the logbook card on the dashboard says so.
-    await page.getByText("changed to Ready").first().waitFor({ timeout: 60_000 });
-    const done = await pageText(page);
-    assert.match(done, /Gemma 4 27B Instruct/);
+    // Done: the integration's own line in the dashboard's Swaps logbook.
+    const done = await textMatching(page, [finishedLine("Gemma 4 27B Instruct")], "after the swap");
+    assert.match(done, /started loading Gemma 4 27B Instruct/);
     assertPresentable(done, "after the swap");
 
-    // The integration's own logbook line for the finished swap, in HA's Activity panel.
+    // Back and forth once more: the second load of a model shows the expected time (the
+    // previous load of that model) next to the elapsed one.
+    await chooseModel(page, served);
+    await textMatching(page, [finishedLine(served.replace(/[()]/g, "\\$&"))], "swap back");
+    await chooseModel(page, "Gemma 4 27B Instruct");
+    const again = await textMatching(
+      page,
+      [/Target model: Gemma 4 27B Instruct/, /Expected: about \d+ s/],
+      "second load of the model",
+    );
+    assertPresentable(again, "second load of the model");
+    const twice = new RegExp(`(${finishedLine("Gemma 4 27B Instruct").source}[\\s\\S]*){2}`);
+    await textMatching(page, [twice], "second load done");
+
+    // The same line in HA's Activity panel.
     await page.goto(`${endpoints.home_assistant.url}/logbook`);
-    await page.getByText(/now serves Gemma 4 27B Instruct \(swap took [\d.]+ s\)/).first().waitFor({ timeout: 60_000 });
+    await page.getByText(finishedLine("Gemma 4 27B Instruct")).first().waitFor({ timeout: 60_000 });
   } finally {
     await page.close();
   }

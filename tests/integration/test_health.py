@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -78,7 +79,12 @@ async def test_vllm_down_makes_metrics_unavailable(
 async def test_metrics_follow_traffic(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
-    """Tokens/s comes from counter deltas between two polls; TTFT from the histogram."""
+    """Tokens/s comes from counter deltas between two polls; TTFT (disabled by default,
+    enabled here as a user does) from the histogram."""
+    ttft_id = "sensor.lab_vllm_time_to_first_token"
+    er.async_get(hass).async_update_entity(ttft_id, disabled_by=None)
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
     metrics = loaded_entry.runtime_data.metrics
     http = async_get_clientsession(hass)
     for _ in range(2):
@@ -96,7 +102,7 @@ async def test_metrics_follow_traffic(
     speed = hass.states.get("sensor.lab_vllm_generation_speed")
     assert speed is not None
     assert float(speed.state) > 0
-    ttft = hass.states.get("sensor.lab_vllm_time_to_first_token")
+    ttft = hass.states.get(ttft_id)
     assert ttft is not None
     assert float(ttft.state) >= 0
 

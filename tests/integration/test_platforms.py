@@ -67,13 +67,15 @@ async def test_platform_snapshot(
 async def test_less_central_sensors_disabled_by_default(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
-    """Requests waiting and each node's GPU power start disabled by the integration and have
-    no state; enabled, they read like the others."""
+    """Requests waiting, time to first token and each node's GPU power start disabled by the
+    integration and have no state; enabled, they read like the others."""
     registry = er.async_get(hass)
     entries = er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
     power = sorted(item.entity_id for item in entries if item.unique_id.endswith("_gpu_power"))
     assert len(power) == 2  # one per node
-    expected = sorted([*power, "sensor.lab_vllm_requests_waiting"])
+    expected = sorted(
+        [*power, "sensor.lab_vllm_requests_waiting", "sensor.lab_vllm_time_to_first_token"]
+    )
     for entity_id in expected:
         item = registry.async_get(entity_id)
         assert item is not None
@@ -83,3 +85,21 @@ async def test_less_central_sensors_disabled_by_default(
     assert hass.states.get("sensor.lab_vllm_requests_waiting").state == "0"  # type: ignore[union-attr]
     for entity_id in power:
         assert float(hass.states.get(entity_id).state) > 0  # type: ignore[union-attr]
+
+
+async def test_no_entity_reads_unknown_on_an_idle_cluster(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Where nothing happened yet (no wedge, no download, no swap) the entities a user sees
+    say so (0, idle, never) rather than "unknown". Buttons are stateless: their "unknown"
+    means never pressed, and the frontend shows their Press action instead."""
+    registry = er.async_get(hass)
+    unknown = [
+        item.entity_id
+        for item in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
+        if item.disabled_by is None
+        and item.domain != "button"
+        and (state := hass.states.get(item.entity_id)) is not None
+        and state.state == "unknown"
+    ]
+    assert unknown == []

@@ -17,6 +17,19 @@ const NODE_GAUGES = [
   { key: "gpu_power", max: 250, severity: { green: 0, yellow: 150, red: 200 } },
 ];
 const SERVICE_ORDER = ["vllm", "parakeet", "magpie"];
+// vLLM's log prefix, e.g. "(APIServer pid=1) INFO 11-21 09:10:11 [api_server.py:1885] ".
+// Written without backslashes (it goes through a Jinja string into a Python regex): "[^]]*[]]"
+// is the bracketed source.
+const LOG_PREFIX = "^([(][^)]*[)] +)?[A-Z]+ +[0-9-]+ [0-9:.]+ [^]]*[]] *";
+// Uvicorn's access lines ('INFO:     127.0.0.1:55006 - "GET /health HTTP/1.1" 503'): Home
+// Assistant's own polls of the loading server, not the load's progress.
+const ACCESS_LINE = '^INFO: +[^ ]+ - "[A-Z]+ /';
+
+// A gauge of an unavailable entity draws a warning box ("Entity is currently unavailable"):
+// hidden then, the tiles and graphs next to it say that the service is down.
+function whenAvailable(entity) {
+  return [{ condition: "state", entity, state_not: "unavailable" }];
+}
 
 function shortName(hass, entityId, deviceName) {
   // The entity's own name: its friendly name without the device's (has_entity_name).
@@ -103,24 +116,29 @@ class SparkCluster {
         type: "markdown",
         title: "Swap",
         content: [
-          `{% set s = '${swap}' %}{% set target = state_attr(s, 'target_model') %}`,
+          `{% set s = '${swap}' %}{% set target = state_attr(s, 'target_name') %}`,
           "{% if target %}**Target model:** {{ target }}  ",
           "**Elapsed:** {{ state_attr(s, 'elapsed_seconds') | round(0) | int }} s",
           "{% set expected = state_attr(s, 'expected_seconds') %}{% if expected %}  ",
           "**Expected:** about {{ expected | round(0) | int }} s (the previous load of this model)",
-          "{% endif %}{% set lines = state_attr(s, 'log_lines') or [] %}{% if lines %}",
-          "```",
-          "{{ lines[-6:] | join('\\n') }}",
-          "```",
+          "{% endif %}{% set lines = (state_attr(s, 'log_lines') or [])",
+          `   | reject('search', '${ACCESS_LINE}') | list %}{% if lines %}`,
+          "",
+          // vLLM's "(process) LEVEL date time [file:line]" prefix dropped, one wrapping line
+          // each (a code block would cut them at the card's edge, on a phone after a word).
+          // (The loop's body is the line and its break only: no blank line between lines.)
+          `{% for line in lines[-6:] %}\`{{ line | regex_replace('${LOG_PREFIX}', '') | replace('\`', "'") }}\`  `,
+          "{% endfor %}",
           "{% endif %}{% else %}No swap since Home Assistant started.{% endif %}",
         ].join("\n"),
         grid_options: { columns: 12 },
       });
     }
+    // The integration files its swap lines (started, now serves …, failed) under the select.
     cards.push({
       type: "logbook",
       title: "Swaps",
-      target: { entity_id: [select, swap].filter(Boolean) },
+      target: { entity_id: [select] },
       hours_to_show: HOURS,
       grid_options: { columns: 12 },
     });
@@ -145,6 +163,7 @@ class SparkCluster {
         min: 0,
         max: 100,
         severity: { green: 0, yellow: 80, red: 95 },
+        visibility: whenAvailable(kv),
         grid_options: { columns: 12 },
       });
     }
@@ -183,6 +202,7 @@ class SparkCluster {
             min: 0,
             max: gauge.max,
             severity: gauge.severity,
+            visibility: whenAvailable(entity),
             grid_options: { columns: 6 },
           });
         }
@@ -206,17 +226,26 @@ class SparkCluster {
         SERVICE_ORDER.findIndex((s) => this.serviceTitle(b).toLowerCase().startsWith(s)),
     );
     const cards = [heading("Services", "mdi:heart-pulse")];
-    const history = [];
+    const wedged = [];
+    const wedges = [];
     for (const holder of holders) {
       const title = this.serviceTitle(holder);
       // One card per service: its health, its own switch and button (never a header toggle
       // over several services), then its recovery figures.
       const rows = [];
-      for (const key of ["connectivity", "wedged", "running", "restart", "restarts_in_window"]) {
+      for (const key of [
+        "connectivity",
+        "wedged",
+        "running",
+        "restart",
+        "wedges",
+        "restarts_in_window",
+      ]) {
         const entity = this.one(holder, key);
         if (!entity) continue;
         rows.push({ entity, name: shortName(this.hass, entity, deviceName(holder.device)) });
-        if (key === "wedged" || key === "restarts_in_window") history.push(entity);
+        if (key === "wedged") wedged.push(entity);
+        if (key === "wedges") wedges.push(entity);
       }
       cards.push({
         type: "entities",
@@ -227,12 +256,34 @@ class SparkCluster {
         grid_options: { columns: 12 },
       });
     }
-    if (history.length) {
+    if (wedges.length && wedged.length) {
+      // The recovery lines (wedged, restarted, recovered) are filed under the Wedged sensors.
+      // Until a first wedge (every Wedges count at 0) there is nothing to list: say so
+      // instead of an empty card.
+      cards.push({
+        type: "markdown",
+        title: "Wedges and restarts",
+        content:
+          "No service has wedged yet, so nothing was restarted automatically. " +
+          "Wedges, automatic restarts and recoveries will be listed here.",
+        visibility: wedges.map((entity) => ({ condition: "state", entity, state: "0" })),
+        grid_options: { columns: 12 },
+      });
       cards.push({
         type: "logbook",
         title: "Wedges and restarts",
-        target: { entity_id: history },
-        hours_to_show: HOURS,
+        target: { entity_id: wedged },
+        hours_to_show: HOURS * 7,
+        visibility: [
+          {
+            condition: "or",
+            conditions: wedges.map((entity) => ({
+              condition: "numeric_state",
+              entity,
+              above: 0,
+            })),
+          },
+        ],
         grid_options: { columns: 12 },
       });
     }
