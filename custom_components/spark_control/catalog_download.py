@@ -103,8 +103,8 @@ class CatalogDownloadSteps(ConfigSubentryFlow):
     ) -> ModelDownload:
         """Run the dry run and disk check on the target's nodes; InsufficientDisk passes
         through, any other failure becomes WeightsCheckFailed."""
-        download = downloads.prepare(pending.repo_id, pending.target)
         try:
+            download = downloads.prepare(pending.repo_id, pending.target)
             spaces = await download.check_space()
         except InsufficientDisk:
             self._needed = {part.node.name: part.needed for part in download.parts}
