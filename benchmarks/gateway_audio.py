@@ -36,7 +36,7 @@ from spark_gateway.audio_codec import (  # noqa: E402
     pcm_to_wav,
     wav_to_pcm,
 )
-from tests.addon.audio_files import encode_with_pyav  # noqa: E402
+from tests.gateway.audio_files import encode_with_pyav  # noqa: E402
 
 TEXT = (
     "Spark Control turns a home lab into one address on the network. Chat goes to the language "

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "addon"))
 
-from tests.addon.gateway_process import GatewayProcess, PeakSampler, SinkParakeet  # noqa: E402
-from tests.addon.hostile_audio import (  # noqa: E402
+from tests.gateway.gateway_process import GatewayProcess, PeakSampler, SinkParakeet  # noqa: E402
+from tests.gateway.hostile_audio import (  # noqa: E402
     CRASHING_WAVS,
     silent_flac,
     wav_at_one_hertz,
@@ -204,7 +204,7 @@ async def isolation_cost(rounds: int = 15) -> None:
 
     from spark_gateway.audio_codec import decode_file_to_wav, wav_to_pcm
     from spark_gateway.decoder import AudioDecoder
-    from tests.addon.audio_files import encode_with_pyav
+    from tests.gateway.audio_files import encode_with_pyav
 
     samples, rate = wav_to_pcm(speech())
     clip = encode_with_pyav(samples[: rate * 5], rate, "mp3", "libmp3lame")

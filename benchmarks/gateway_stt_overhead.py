@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "addon")]
 
 from benchmarks.gateway_relay import free_port, wait_for  # noqa: E402
 from spark_gateway.audio_codec import pcm_to_wav  # noqa: E402
-from tests.addon.audio_files import encode_with_pyav  # noqa: E402
+from tests.gateway.audio_files import encode_with_pyav  # noqa: E402
 
 KEY = "sk-bench-0123456789"
 TARGETS_MS = {"wav 16 kHz mono": 1.0, "webm/opus": 3.0}

@@ -2,7 +2,7 @@
 
 HACS installs only custom_components/spark_control, so the integration carries the build
 context it deploys. Run this after changing parakeet_container/; the test
-tests/lib/test_speech_container.py fails while the two differ.
+tests/sparklib/test_speech_container.py fails while the two differ.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Only this module imports NeMo and torch, and only inside `nemo_loaders`, so everything else
 runs without them. The calls and output shapes below are those of NeMo 3.0.0, checked against
-the real classes by tests/parakeet_nemo (the fast tests in tests/parakeet_container use fakes
+the real classes by tests/container/nemo (the fast tests in tests/container use fakes
 of the same shapes):
 
 - ASR (`ASRModel`, parakeet-tdt = `EncDecRNNTBPEModel`): `transcribe([path], batch_size=1,

@@ -19,7 +19,9 @@ from typing import Any
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
+ROOT = REPO
 STARTUP_LIMIT = 300.0
 
 

@@ -1,0 +1,1 @@
+"""Tests of the Home Assistant integration: the loaded entry, recovery, voice, validators."""

@@ -8,12 +8,12 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from tests.paths import CONTRACTS
 from tests.sim import SimCluster
 from tests.speakers.conftest import NAME_THRESHOLD, GatewayFactory, RunningGateway
 from tests.speakers.test_routes import post
 from tests.speakers.voices import build_conversation, enrolment_clip, wav_bytes
 
-CONTRACTS = Path(__file__).parents[1] / "contracts"
 ENROLLED, STRANGER = "FEE083", "MEE009"
 
 

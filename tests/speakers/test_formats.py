@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from spark_gateway.speakers.formats import to_contract_json, to_srt, to_text, to_vtt
 from spark_gateway.speakers.records import Turn
+from tests.paths import CONTRACTS
 
-CONTRACT = json.loads(
-    (Path(__file__).parents[1] / "contracts" / "transcribe_with_speakers.json").read_text()
-)
+CONTRACT = json.loads((CONTRACTS / "transcribe_with_speakers.json").read_text())
 
 TURNS = [
     Turn(0.0, 4.16, "Speaker_0", "I'm recording right now.", 0.93, False, 4),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,9 @@ from spark_gateway.speakers.parsing import (
     parse_transcript,
 )
 from spark_gateway.speakers.records import SpeakerSegment, Word
+from tests.paths import CONTRACTS
 
-CONTRACT = json.loads((Path(__file__).parents[1] / "contracts" / "diarize_chunk.json").read_text())
+CONTRACT = json.loads((CONTRACTS / "diarize_chunk.json").read_text())
 
 
 def test_contract_example_parses() -> None:

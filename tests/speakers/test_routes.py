@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from pathlib import Path
 
 import aiohttp
 import av
@@ -15,11 +14,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from spark_gateway.config import Timeouts
+from tests.paths import CONTRACTS
 from tests.sim import SimCluster
 from tests.speakers.conftest import GatewayFactory, RunningGateway
 from tests.speakers.voices import Conversation, RefTurn, build_conversation, wav_bytes
-
-CONTRACTS = Path(__file__).parents[1] / "contracts"
 
 
 def mp3_bytes(samples: np.ndarray) -> bytes:

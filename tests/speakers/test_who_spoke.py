@@ -24,17 +24,17 @@ from custom_components.spark_control.const import (
     CONF_STT_PORT,
     EVENT_SPEAKER_IDENTIFIED,
 )
-from tests.sim import SimCluster
-from tests.speakers.conftest import API_KEY, NAME_THRESHOLD, GatewayFactory
-from tests.speakers.voices import enrolment_clip, voice, wav_bytes
-from tests.voice.ha_setup import cluster_entry, lan_address
-from tests.voice.test_ha_wyoming import (  # the same real-HA, real-network fixtures
+from tests.integration.voice.ha_setup import cluster_entry, lan_address
+from tests.integration.voice.test_ha_wyoming import (  # the same real-HA, real-network fixtures
     _custom_integrations,
     _real_network,
     client_key,
     ha_sim,
     zeroconf_instance,
 )
+from tests.sim import SimCluster
+from tests.speakers.conftest import API_KEY, NAME_THRESHOLD, GatewayFactory
+from tests.speakers.voices import enrolment_clip, voice, wav_bytes
 
 __all__ = ["_custom_integrations", "_real_network", "client_key", "ha_sim", "zeroconf_instance"]
 

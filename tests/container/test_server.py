@@ -1,0 +1,171 @@
+"""The container's HTTP API over fake NeMo models: shapes, windowing, fingerprints, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import aiohttp
+import numpy as np
+import pytest
+
+from tests.container.conftest import Factory
+from tests.container.fakes import (
+    FakeAsr,
+    FakeSortformer,
+    silence,
+    tone,
+    unit_voice,
+    wav_bytes,
+)
+from tests.paths import CONTRACTS
+
+CONTRACT = json.loads((CONTRACTS / "diarize_chunk.json").read_text())
+
+
+def dialogue() -> np.ndarray:
+    """A 3 s, pause, B 1 s, pause, A+B overlap 2 s, pause, A 2 s."""
+    return np.concatenate([
+        tone("A", 3.0), silence(0.4), tone("B", 1.0), silence(0.4),
+        tone("A", 2.0) + tone("B", 2.0), silence(0.4), tone("A", 2.0),
+    ])  # fmt: skip
+
+
+async def test_health_models_and_lazy_loading(start_server: Factory) -> None:
+    server = await start_server()
+    status, _ = await server.post("/v1/audio/diarize", wav_bytes(dialogue()))
+    assert status == 200
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.url + "/health") as resp:
+            health = await resp.json()
+        async with session.get(server.url + "/v1/models") as resp:
+            models = await resp.json()
+    assert health["status"] == "ok"
+    assert health["version"]
+    assert health["models"]["diarization"]["loaded"] is True
+    assert health["models"]["asr"]["loaded"] is False  # lazily: not used yet
+    assert health["gpu_memory"]["total_bytes"] == 2
+    assert {m["kind"] for m in models["data"]} == {"stt", "diarization", "embedding"}
+    await server.post("/v1/audio/diarize", wav_bytes(dialogue()))
+    assert server.load_counts["diarization"] == 1  # loaded once
+
+
+async def test_diarize_chunk_contract_confidence_and_clean_fingerprints(
+    start_server: Factory,
+) -> None:
+    server = await start_server(min_fingerprint_speech_s=2.0)
+    status, body = await server.post("/v1/audio/diarize-chunk", wav_bytes(dialogue()))
+    assert status == 200, body
+    for key in CONTRACT["required"]:
+        assert key in body
+    starts = [s["start_s"] for s in body["segments"]]
+    assert starts == sorted(starts)
+    assert body["speakers_detected"] == 2
+    assert {s["speaker"] for s in body["segments"]} == {"speaker_0", "speaker_1"}
+    for seg in body["segments"]:
+        assert 0.6 <= seg["confidence"] <= 0.93 + 1e-6  # edge frames are partly silent
+    # A alone: 3 s + 2 s; its print comes from clean audio only, so it points at A exactly.
+    a_print = np.array(body["fingerprints"]["speaker_0"])
+    assert len(a_print) == CONTRACT["fingerprint_dim"]
+    assert float(a_print @ unit_voice("A")) > 0.999
+    assert body["fingerprint_speech_s"]["speaker_0"] == pytest.approx(5.0, abs=0.2)
+    # B is alone for only 1 s (its other 2 s overlap A): flagged, not guessed.
+    assert body["fingerprints"]["speaker_1"] is None
+    assert body["fingerprint_speech_s"]["speaker_1"] == pytest.approx(1.0, abs=0.2)
+    assert body["models"]["embedding"]
+    assert server.titanet.segment_seconds == [pytest.approx(5.0, abs=0.2)]
+
+
+async def test_confidence_null_when_tensor_missing(start_server: Factory) -> None:
+    server = await start_server(sortformer=FakeSortformer(with_tensor=False))
+    status, body = await server.post("/v1/audio/diarize", wav_bytes(dialogue()))
+    assert status == 200
+    assert all(seg["confidence"] is None for seg in body["segments"])
+    assert "fingerprints" not in body
+
+
+async def test_long_input_diarized_in_linked_windows(start_server: Factory) -> None:
+    audio = np.concatenate([
+        tone("A", 4.0), silence(1.0), tone("B", 4.0), silence(1.0),   # window 1
+        tone("C", 4.0), silence(1.0), tone("B", 4.0), silence(1.0),   # window 2: B first
+        tone("A", 4.0), silence(1.0),                                 # window 3
+    ])  # fmt: skip
+    server = await start_server(diar_window_s=10.0, window_search_s=3.0,
+                                min_fingerprint_speech_s=2.0)  # fmt: skip
+    status, body = await server.post("/v1/audio/diarize", wav_bytes(audio))
+    assert status == 200, body
+    assert len(server.sortformer.calls) == 3
+    assert max(server.sortformer.calls) <= 10.0
+    speakers = [s["speaker"] for s in body["segments"]]
+    assert speakers == ["speaker_0", "speaker_1", "speaker_2", "speaker_1", "speaker_0"]
+    assert body["segments"][-1]["start_s"] == pytest.approx(20.0, abs=0.1)
+
+
+async def test_transcription_formats_and_asr_windows(start_server: Factory) -> None:
+    audio = np.concatenate([tone("A", 2.0), silence(1.0), tone("B", 2.0), silence(1.0),
+                            tone("A", 2.0)])  # fmt: skip
+    server = await start_server(asr_window_s=4.0, window_search_s=2.0)
+    status, body = await server.post("/v1/audio/transcriptions", wav_bytes(audio),
+                                     response_format="verbose_json", language="en")  # fmt: skip
+    assert status == 200, body
+    assert len(server.asr.calls) >= 2
+    assert max(server.asr.calls) <= 4.0
+    words = body["words"]
+    assert [w["word"] for w in words].count("bravo") == 5
+    bravo = [w for w in words if w["word"] == "bravo"]
+    assert bravo[0]["start"] == pytest.approx(3.0, abs=0.45)  # shifted to recording time
+    starts = [w["start"] for w in words]
+    assert starts == sorted(starts)
+    assert body["duration"] == pytest.approx(8.0, abs=0.01)
+    assert body["language"] == "en"
+    status, text = await server.post("/v1/audio/transcriptions", wav_bytes(audio),
+                                     response_format="text")  # fmt: skip
+    assert "bravo" in text
+    status, plain = await server.post("/v1/audio/transcriptions", wav_bytes(audio))
+    assert set(plain) == {"text"}
+
+
+async def test_input_errors(start_server: Factory) -> None:
+    server = await start_server(max_audio_s=5.0, max_upload_bytes=400_000)
+    cases = [
+        (await server.post("/v1/audio/diarize", None), 400),
+        (await server.post("/v1/audio/diarize", b""), 400),
+        (await server.post("/v1/audio/diarize", b"ID3 not a wav file at all"), 400),
+        (await server.post("/v1/audio/diarize", wav_bytes(tone("A", 1.0), rate=22050)), 400),
+        (await server.post("/v1/audio/diarize", wav_bytes(silence(0.0))), 400),
+        (await server.post("/v1/audio/diarize-chunk", wav_bytes(tone("A", 6.0))), 413),
+        (await server.post("/v1/audio/transcriptions", wav_bytes(tone("A", 1.0)),
+                           response_format="srt"), 400),
+        (await server.post("/v1/audio/transcriptions", b"\x00" * 500_000), 413),
+    ]  # fmt: skip
+    for (status, body), expected in cases:
+        assert status == expected, body
+        assert body["detail"]
+    assert server.sortformer.calls == []
+
+
+async def test_model_failure_is_500_and_load_failure_503(start_server: Factory) -> None:
+    server = await start_server(sortformer=FakeSortformer(broken=True))
+    status, body = await server.post("/v1/audio/diarize", wav_bytes(dialogue()))
+    assert status == 500
+    assert "CUBLAS_STATUS_EXECUTION_FAILED" in body["detail"]
+    server = await start_server(failing_loader="asr")
+    status, body = await server.post("/v1/audio/transcriptions", wav_bytes(dialogue()))
+    assert status == 503
+    assert "could not be loaded" in body["detail"]
+
+
+async def test_transcription_and_diarization_overlap_on_the_gpu(start_server: Factory) -> None:
+    """The gateway sends a chunk's two requests at once: they run side by side (each model
+    family has its own lane), so the fakes can meet at a barrier; a shared lock would
+    deadlock them and the barrier would break (500)."""
+    barrier = threading.Barrier(2)
+    server = await start_server(asr=FakeAsr(rendezvous=barrier),
+                                sortformer=FakeSortformer(rendezvous=barrier))  # fmt: skip
+    audio = wav_bytes(dialogue())
+    (s1, _), (s2, _) = await asyncio.gather(
+        server.post("/v1/audio/transcriptions", audio),
+        server.post("/v1/audio/diarize", audio),
+    )
+    assert (s1, s2) == (200, 200)

@@ -1,0 +1,165 @@
+"""A WAV already in Parakeet's format reaches it as uploaded; everything else is decoded."""
+
+from __future__ import annotations
+
+import io
+import wave
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import openai
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from openai import AsyncOpenAI
+
+from spark_gateway.appkeys import AUDIO_IN_FLIGHT, DECODER
+from spark_gateway.audio_codec import wav_to_pcm
+from tests.gateway.audio_files import word_overlap
+from tests.gateway.conftest import SHORT_SPOKEN, GatewayFactory, RunningGateway
+from tests.sim import SimCluster
+
+
+@dataclass
+class RecordingParakeet:
+    """A loopback stand-in for Parakeet that keeps every file it is sent."""
+
+    received: list[bytes] = field(default_factory=list)
+    url: str = ""
+    watch: Callable[[], float] | None = None  # sampled as each request arrives
+    watched: list[float] = field(default_factory=list)
+
+    async def transcribe(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form["file"]
+        assert isinstance(upload, web.FileField)
+        self.received.append(upload.file.read())
+        if self.watch is not None:
+            self.watched.append(self.watch())
+        return web.json_response({"text": "heard"})
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[RecordingParakeet]:
+    parakeet = RecordingParakeet()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/audio/transcriptions", parakeet.transcribe)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    parakeet.url = str(server.make_url("")).rstrip("/")
+    yield parakeet
+    await server.close()
+
+
+def wav(samples: np.ndarray, rate: int, *, channels: int = 1) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def with_list_chunk(data: bytes) -> bytes:
+    """The same WAV with a LIST/INFO chunk before `data` (as many recorders write)."""
+    info = b"LIST" + (12).to_bytes(4, "little") + b"INFOISFT" + (0).to_bytes(4, "little")
+    body = data[12:36] + info + data[36:]
+    return b"RIFF" + (4 + len(body)).to_bytes(4, "little") + b"WAVE" + body
+
+
+class DecoderCalls:
+    """Counts the gateway's decoder runs (the real decoder still does the work)."""
+
+    def __init__(self, gateway: RunningGateway) -> None:
+        self.count = 0
+        decoder = gateway.app[DECODER]
+        real = decoder.decode
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await real(*args, **kwargs)
+
+        decoder.decode = counted  # type: ignore[method-assign]
+
+
+async def transcribe(gateway: RunningGateway, audio: bytes, **extra: Any) -> str:
+    async with AsyncOpenAI(
+        base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0
+    ) as client:
+        result = await client.audio.transcriptions.create(
+            model="whisper-1", file=("speech.wav", audio), **extra
+        )
+    return result.text
+
+
+SECOND = (np.sin(np.arange(16000) / 16000 * 2 * np.pi * 220) * 8000).astype(np.int16)
+
+
+async def test_parakeet_format_is_sent_as_uploaded(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet
+) -> None:
+    gateway = await start_gateway(parakeet_url=recorder.url)
+    calls = DecoderCalls(gateway)
+    upload = wav(SECOND, 16000)
+    assert await transcribe(gateway, upload) == "heard"
+    assert recorder.received == [upload]
+    assert calls.count == 0
+
+
+@pytest.mark.parametrize(
+    "upload",
+    [
+        wav(np.resize(SECOND, 22050), 22050),  # another rate
+        wav(np.repeat(SECOND, 2), 16000, channels=2),  # stereo
+        with_list_chunk(wav(SECOND, 16000)),  # extra chunk: not the canonical layout
+        wav(SECOND, 16000)[:-100],  # data size declared longer than the file
+    ],
+    ids=["22k", "stereo", "list-chunk", "truncated"],
+)
+async def test_anything_else_is_decoded(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet, upload: bytes
+) -> None:
+    gateway = await start_gateway(parakeet_url=recorder.url)
+    calls = DecoderCalls(gateway)
+    assert await transcribe(gateway, upload) == "heard"
+    assert calls.count == 1
+    sent = recorder.received[0]
+    samples, rate = wav_to_pcm(sent)
+    assert (rate, sent[:4], sent[36:40]) == (16000, b"RIFF", b"data")
+    assert abs(len(samples) - 16000) < 400
+
+
+async def test_passthrough_keeps_the_length_cap(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet
+) -> None:
+    gateway = await start_gateway(parakeet_url=recorder.url, max_audio_seconds=0.5)
+    with pytest.raises(openai.BadRequestError) as info:
+        await transcribe(gateway, wav(SECOND, 16000))
+    assert "longer than" in info.value.body["message"]  # type: ignore[index]
+    assert recorder.received == []
+
+
+async def test_real_speech_passes_through(
+    start_gateway: GatewayFactory, sim: SimCluster, short_wav: bytes
+) -> None:
+    """flite writes a canonical 16 kHz WAV: the simulated Parakeet recognises it as sent."""
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    calls = DecoderCalls(gateway)
+    text = await transcribe(gateway, short_wav)
+    assert word_overlap(SHORT_SPOKEN, text) >= 0.6, text
+    assert calls.count == 0
+
+
+async def test_passthrough_counts_against_the_audio_budget(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet
+) -> None:
+    """Audio used as uploaded holds its length of the in-flight budget while it is in use."""
+    gateway = await start_gateway(parakeet_url=recorder.url)
+    in_flight = gateway.app[AUDIO_IN_FLIGHT]
+    recorder.watch = lambda: in_flight.capacity_s - in_flight.free_s
+    assert await transcribe(gateway, wav(SECOND, 16000)) == "heard"
+    assert recorder.watched == [pytest.approx(1.0)]  # held while Parakeet had it
+    assert in_flight.free_s == in_flight.capacity_s  # given back when the request ended

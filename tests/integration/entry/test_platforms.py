@@ -1,0 +1,105 @@
+"""Snapshots of every platform's entities against a freshly started simulated cluster."""
+
+from __future__ import annotations
+
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.spark_control.binary_sensor import BINARY_SENSORS
+from custom_components.spark_control.button import BUTTONS
+from custom_components.spark_control.select import MODEL_SELECT
+from custom_components.spark_control.sensor import GPU_SENSORS, SWAP_SENSOR, VLLM_SENSORS
+from custom_components.spark_control.switch import SWITCHES
+from tests.sim import SimCluster
+
+from .entity_snapshot import snapshot_entities
+
+# The entities of the control plane (recovery's entities on the same platforms are tested in
+# tests/integration/recovery, so a change there does not break these snapshots).
+OWN_KEYS = tuple(
+    description.key
+    for description in (
+        *BINARY_SENSORS,
+        *BUTTONS,
+        MODEL_SELECT,
+        *GPU_SENSORS,
+        SWAP_SENSOR,
+        *VLLM_SENSORS,
+        *SWITCHES,
+    )
+)
+
+
+async def _enable_all(hass: HomeAssistant, entry: MockConfigEntry) -> list[str]:
+    """Enable the entities that are disabled by default (as a user does in the UI) and reload
+    so they get a state; returns their entity ids."""
+    registry = er.async_get(hass)
+    disabled = [
+        item.entity_id
+        for item in er.async_entries_for_config_entry(registry, entry.entry_id)
+        if item.disabled_by is not None
+    ]
+    for entity_id in disabled:
+        registry.async_update_entity(entity_id, disabled_by=None)
+    if disabled:
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+    return sorted(disabled)
+
+
+@pytest.mark.parametrize("domain", ["binary_sensor", "button", "select", "sensor", "switch"])
+async def test_platform_snapshot(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    sim: SimCluster,
+    snapshot: SnapshotAssertion,
+    domain: str,
+) -> None:
+    """Names, units, classes, devices and the first readings of each platform (entities that
+    are disabled by default enabled first)."""
+    await _enable_all(hass, loaded_entry)
+    await snapshot_entities(hass, sim, snapshot, loaded_entry.entry_id, domain, OWN_KEYS)
+
+
+async def test_less_central_sensors_disabled_by_default(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Requests waiting, time to first token and each node's GPU power start disabled by the
+    integration and have no state; enabled, they read like the others."""
+    registry = er.async_get(hass)
+    entries = er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
+    power = sorted(item.entity_id for item in entries if item.unique_id.endswith("_gpu_power"))
+    assert len(power) == 2  # one per node
+    expected = sorted(
+        [*power, "sensor.lab_vllm_requests_waiting", "sensor.lab_vllm_time_to_first_token"]
+    )
+    for entity_id in expected:
+        item = registry.async_get(entity_id)
+        assert item is not None
+        assert item.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        assert hass.states.get(entity_id) is None
+    assert await _enable_all(hass, loaded_entry) == expected
+    assert hass.states.get("sensor.lab_vllm_requests_waiting").state == "0"  # type: ignore[union-attr]
+    for entity_id in power:
+        assert float(hass.states.get(entity_id).state) > 0  # type: ignore[union-attr]
+
+
+async def test_no_entity_reads_unknown_on_an_idle_cluster(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Where nothing happened yet (no wedge, no download, no swap) the entities a user sees
+    say so (0, idle, never) rather than "unknown". Buttons are stateless: their "unknown"
+    means never pressed, and the frontend shows their Press action instead."""
+    registry = er.async_get(hass)
+    unknown = [
+        item.entity_id
+        for item in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
+        if item.disabled_by is None
+        and item.domain != "button"
+        and (state := hass.states.get(item.entity_id)) is not None
+        and state.state == "unknown"
+    ]
+    assert unknown == []

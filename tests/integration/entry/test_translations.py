@@ -1,0 +1,53 @@
+"""Every text the HA glue refers to exists in translations/en.json (custom integrations get
+no strings.json compilation, so a missing key would show the raw key to the user)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import yaml
+
+from tests.paths import REPO
+
+PACKAGE = REPO / "custom_components/spark_control"
+EN = json.loads((PACKAGE / "translations/en.json").read_text())
+# Every module of the HA glue (sparklib raises no translated errors).
+OURS = sorted(path.name for path in PACKAGE.glob("*.py"))
+
+
+def _source() -> str:
+    return "\n".join((PACKAGE / name).read_text() for name in OURS)
+
+
+def test_exception_keys_exist() -> None:
+    """Every translation_key raised in an exception has a message."""
+    source = _source()
+    raised = set(re.findall(r'translation_key="([a-z_]+)"', source))
+    raised |= set(re.findall(r'_invalid\(\s*"([a-z_]+)"', source))  # transcribe.py's helper
+    entity_keys = {
+        key for platform in EN["entity"].values() for key in platform
+    }  # entity descriptions use translation_key too
+    # Repair issues and selector option lists (SelectSelectorConfig) use translation_key too.
+    known = set(EN["exceptions"]) | set(EN["issues"]) | entity_keys | set(EN["selector"])
+    missing = raised - known
+    assert not missing
+
+
+def test_config_flow_errors_and_aborts_exist() -> None:
+    """Every error and abort reason the flows produce has text."""
+    source = (PACKAGE / "config_flow.py").read_text()
+    errors = set(re.findall(r'errors\[[^\]]+\] = "([a-z_]+)"', source))
+    errors |= {f"invalid_{field}" for field in ("nodes", "ssh_user", "ssh_port", "repo_path")}
+    assert errors <= set(EN["config"]["error"])
+    aborts = set(re.findall(r'async_abort\(reason="([a-z_]+)"\)', source))
+    assert aborts <= set(EN["config"]["abort"])
+
+
+def test_every_action_and_field_is_described() -> None:
+    """services.yaml and the translations describe the same actions and fields."""
+    services = yaml.safe_load((PACKAGE / "services.yaml").read_text())
+    for action, spec in services.items():
+        described = EN["services"][action]
+        assert described["name"]
+        assert set(spec.get("fields", {})) == set(described["fields"])

@@ -1,0 +1,89 @@
+"""vLLM recovery in a real Home Assistant against the simulator: an engine that answers /health
+but fails completions is detected by the one-token probe, relaunched with the model it served
+through launch-cluster.sh, within vLLM's own budget (2 per hour by default); never while a
+swap runs."""
+
+from __future__ import annotations
+
+import asyncio
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.spark_control.const import (
+    DOMAIN,
+    EVENT_RESTART_SUPPRESSED,
+    EVENT_SERVICE_RECOVERED,
+    EVENT_SERVICE_RESTARTED,
+    EVENT_SWAP_FINISHED,
+    EVENT_WEDGE_DETECTED,
+    EVENT_WEDGE_REPORT,
+)
+from tests.integration.recovery.ha.conftest import ENTRY_ID
+from tests.sim import SimCluster
+
+SERVED = "RedHatAI/Qwen3.6-35B-A3B-NVFP4"
+
+
+def _relaunches(sim: SimCluster) -> int:
+    return sum(f"exec vllm serve {SERVED}" in command for command in sim.nodes[0].commands)
+
+
+async def _report_vllm(hass: HomeAssistant) -> None:
+    hass.bus.async_fire(
+        EVENT_WEDGE_REPORT, {"service": "vllm", "error": "HTTP 500", "source": "gateway"}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_dead_engine_is_relaunched_with_its_model_then_budget_spent(
+    hass: HomeAssistant, sim: SimCluster, loaded_entry: MockConfigEntry
+) -> None:
+    detected = async_capture_events(hass, EVENT_WEDGE_DETECTED)
+    restarted = async_capture_events(hass, EVENT_SERVICE_RESTARTED)
+    recovered = async_capture_events(hass, EVENT_SERVICE_RECOVERED)
+    suppressed = async_capture_events(hass, EVENT_RESTART_SUPPRESSED)
+    before = _relaunches(sim)
+    for attempt in (1, 2):
+        sim.faults.wedge("vllm")  # /health 200, completions fail
+        await _report_vllm(hass)
+        assert _relaunches(sim) == before + attempt
+        assert restarted[-1].data["service"] == "vllm"
+        assert restarted[-1].data["budget_left"] == 2 - attempt
+    assert len(detected) == len(recovered) == 2
+    assert not any("docker restart vllm_node" in c for c in sim.nodes[0].commands)
+    assert any(c.endswith("./launch-cluster.sh stop") for c in sim.nodes[0].commands)
+
+    # The third wedge within the hour is not restarted: event, repair issue.
+    sim.faults.wedge("vllm")
+    await _report_vllm(hass)
+    assert _relaunches(sim) == before + 2
+    assert suppressed[0].data["service"] == "vllm"
+    assert suppressed[0].data["limit"] == 2
+    assert suppressed[0].data["window_minutes"] == 60
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"restart_suppressed_{ENTRY_ID}_vllm")
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["limit"] == "2"
+
+
+async def test_no_vllm_check_during_a_swap(
+    hass: HomeAssistant, sim: SimCluster, loaded_entry: MockConfigEntry
+) -> None:
+    """A wedge report for vLLM while a swap loads is ignored: no probe, no restart."""
+    finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
+    detected = async_capture_events(hass, EVENT_WEDGE_DETECTED)
+    sim.faults.slow_start(1.0)
+    await hass.services.async_call(
+        DOMAIN, "swap_model", {"cluster": ENTRY_ID, "model": "gemma4"}, blocking=True
+    )
+    await asyncio.sleep(0.2)
+    probes_before = loaded_entry.runtime_data.recovery.manager.probes_started
+    hass.bus.async_fire(
+        EVENT_WEDGE_REPORT, {"service": "vllm", "error": "HTTP 500", "source": "gateway"}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert finished  # the swap ran to the end undisturbed
+    assert not detected
+    assert loaded_entry.runtime_data.recovery.manager.probes_started == probes_before

@@ -1,0 +1,72 @@
+"""`python -m tests.sim` as a separate process: endpoints file, real service, clean SIGTERM stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import asyncssh
+
+from tests.paths import REPO
+from tests.sim import generate_client_key
+
+REPO_ROOT = REPO
+
+
+async def test_process_mode_serves_until_sigterm(tmp_path: Path) -> None:
+    private_pem, public_line = generate_client_key()
+    key_file = tmp_path / "client.pub"
+    key_file.write_text(public_line + "\n")
+    endpoints_file = tmp_path / "endpoints.json"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.sim",
+        "--nodes",
+        "1",
+        "--authorized-key-file",
+        str(key_file),
+        "--write-endpoints",
+        str(endpoints_file),
+        "--load-seconds",
+        "0.2",
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(30):
+            while not endpoints_file.exists():
+                assert process.returncode is None, "the simulator exited early"
+                await asyncio.sleep(0.1)
+        endpoints = json.loads(endpoints_file.read_text())
+        (node,) = endpoints["nodes"]
+        assert set(endpoints["services"]) == {"vllm", "parakeet", "magpie"}
+        assert node["host_key_fingerprint"].startswith("SHA256:")
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{endpoints['services']['vllm']['url']}/health") as response:
+                assert response.status == 200
+            async with http.get(f"{endpoints['services']['magpie']['url']}/v1/health/ready") as r:
+                assert r.status == 200
+        known_hosts = asyncssh.import_known_hosts(
+            f"[{node['host']}]:{node['ssh_port']} {node['host_public_key']}\n"
+        )
+        async with asyncssh.connect(
+            node["host"],
+            node["ssh_port"],
+            username=endpoints["username"],
+            client_keys=[asyncssh.import_private_key(private_pem)],
+            known_hosts=known_hosts,
+        ) as conn:
+            result = await conn.run("docker ps -a --format '{{json .}}'")
+        assert len(result.stdout.splitlines()) == 3  # one node hosts all three containers
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 15)
+    assert process.returncode == 0, stderr.decode()
