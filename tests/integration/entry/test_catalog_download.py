@@ -284,3 +284,24 @@ async def test_closing_the_dialog_leaves_the_download_running(
     assert "new-model" not in _catalog_keys(loaded_entry)
     issue = downloaded_issue_id(loaded_entry.entry_id, NEW_REPO)
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue) is not None
+
+
+async def test_a_failed_check_of_a_bundled_model_is_an_error_on_its_form(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
+) -> None:
+    """The hub refusing a bundled model's repo (gated, renamed) keeps the adjustment form open
+    with the reason; nothing is saved."""
+    flows = hass.config_entries.subentries
+    gemma = loaded_entry.runtime_data.catalog.catalog.get("gemma4")
+    sim.world.config.missing_repos = (gemma.repo_id,)
+    pick = await _model_form(hass, loaded_entry, "bundled_model")
+    form = await flows.async_configure(pick["flow_id"], {"model": "gemma4"})
+    suggested = {
+        str(key): key.description["suggested_value"]  # type: ignore[index]
+        for key in form["data_schema"].schema
+    }
+    refused = await flows.async_configure(form["flow_id"], {**suggested, "max_model_len": 8192})
+    assert refused["step_id"] == "bundled_options"
+    assert refused["errors"] == {"base": "weights_check_failed"}
+    assert refused["description_placeholders"]["error"].startswith("Repository Not Found")
+    assert not loaded_entry.subentries
