@@ -120,6 +120,14 @@ async def test_add_model_downloads_its_missing_weights_first(
             readings.append(dict(event.data["new_state"].attributes))
 
     hass.bus.async_listen("state_changed", record)
+    events: list[str] = []
+
+    @callback
+    def record_event(event: Event) -> None:
+        events.append(event.event_type)
+
+    for name in ("download_started", "download_finished", "download_failed"):
+        hass.bus.async_listen(f"{DOMAIN}_{name}", record_event)
     running = await flows.async_configure(offer["flow_id"], {"download": True})
     assert running["type"] is FlowResultType.SHOW_PROGRESS
     assert running["step_id"] == "downloading"
@@ -147,6 +155,8 @@ async def test_add_model_downloads_its_missing_weights_first(
         (12 * GB - midway["downloaded_bytes"]) / 140e6, abs=2
     )
     assert readings[-1]["eta_seconds"] == 0
+    # The same events as the download_model action's, for automations.
+    assert events == [f"{DOMAIN}_download_started", f"{DOMAIN}_download_finished"]
     model = loaded_entry.runtime_data.catalog.catalog.get("new-model")
     assert (model.repo_id, model.max_model_len) == (NEW_REPO, 16384)
     # The flow added it: no second offer waits in Repairs.
