@@ -309,7 +309,7 @@ class SparkRecovery:
             **event.data,
             "entry_id": self.entry.entry_id,
             "cluster": self.entry.title,
-            # Recovery lines belong to the service's Wedged problem sensor (speech services).
+            # Recovery lines belong to the service's Wedged problem sensor.
             **logbook_entity(self.hass, self.entry, "binary_sensor", f"{event.service}_wedged"),
         }
         self.hass.bus.async_fire(EVENT_TYPES[event.kind], data)

@@ -1,6 +1,6 @@
 """Entities that show recovery state: wedged flag, wedge count, restarts in the window.
 
-They live on each speech service's device and follow `SparkRecovery` through a dispatcher
+They live on each service's device and follow `SparkRecovery` through a dispatcher
 signal. The platforms (`binary_sensor.py`, `sensor.py`) add them with the two builders below.
 """
 
@@ -16,7 +16,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 
-from .const import DOMAIN, SPEECH_SERVICES
+from .const import DOMAIN, SERVICES, SPEECH_SERVICES
 from .coordinator import SparkControlConfigEntry
 from .entity import service_device
 from .recovery import SparkRecovery, recovery_signal
@@ -58,7 +58,7 @@ class SparkWedgedBinarySensor(SparkRecoveryEntity, BinarySensorEntity):
     _attr_device_class = BinarySensorDeviceClass.PROBLEM
 
     def __init__(self, entry: SparkControlConfigEntry, service: str) -> None:
-        """One per speech service."""
+        """One per service."""
         super().__init__(entry, service, "wedged")
 
     @property
@@ -82,7 +82,7 @@ class SparkWedgesSensor(SparkRecoveryEntity, SensorEntity):
     _attr_entity_category = EntityCategory.DIAGNOSTIC
 
     def __init__(self, entry: SparkControlConfigEntry, service: str) -> None:
-        """One per speech service."""
+        """One per service."""
         super().__init__(entry, service, "wedges")
 
     @property
@@ -99,7 +99,7 @@ class SparkRestartsInWindowSensor(SparkRecoveryEntity, SensorEntity):
     _attr_entity_category = EntityCategory.DIAGNOSTIC
 
     def __init__(self, entry: SparkControlConfigEntry, service: str) -> None:
-        """One per speech service."""
+        """One per service."""
         super().__init__(entry, service, "restarts_in_window")
 
     @property
@@ -109,20 +109,24 @@ class SparkRestartsInWindowSensor(SparkRecoveryEntity, SensorEntity):
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
-        """The budget the count is measured against."""
+        """The budget the count is measured against (vLLM has its own)."""
         budget = self._recovery.manager.budget
-        return {"limit": budget.limit, "window_minutes": budget.window / 60}
+        return {
+            "limit": budget.limit_for(self._service),
+            "window_minutes": budget.window_for(self._service) / 60,
+        }
 
 
 def recovery_binary_sensors(entry: SparkControlConfigEntry) -> list[BinarySensorEntity]:
-    """The `wedged` problem sensor of each speech service."""
-    return [SparkWedgedBinarySensor(entry, service) for service in SPEECH_SERVICES]
+    """The `wedged` problem sensor of each service (vLLM's too: a frozen engine or a failing
+    one-token probe wedges it)."""
+    return [SparkWedgedBinarySensor(entry, service) for service in SERVICES]
 
 
 def recovery_sensors(entry: SparkControlConfigEntry) -> list[SensorEntity]:
-    """Wedge count and restarts in the window of each speech service."""
+    """Wedge count and restarts in the window of each service."""
     entities: list[SensorEntity] = []
-    for service in SPEECH_SERVICES:
+    for service in SERVICES:
         entities.append(SparkWedgesSensor(entry, service))
         entities.append(SparkRestartsInWindowSensor(entry, service))
     return entities

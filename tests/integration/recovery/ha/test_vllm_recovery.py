@@ -67,6 +67,22 @@ async def test_dead_engine_is_relaunched_with_its_model_then_budget_spent(
     assert issue.translation_placeholders is not None
     assert issue.translation_placeholders["limit"] == "2"
 
+    # vLLM's device shows it like the speech services': wedged now, three wedges, its own
+    # budget spent; the events name its Wedged sensor (their logbook lines land there).
+    wedged = hass.states.get("binary_sensor.lab_vllm_wedged")
+    assert wedged is not None
+    assert wedged.state == "on"
+    assert wedged.attributes["restart_suppressed"] is True
+    assert hass.states.get("sensor.lab_vllm_wedges").state == "3"  # type: ignore[union-attr]
+    restarts = hass.states.get("sensor.lab_vllm_automatic_restarts_in_window")
+    assert restarts is not None
+    assert restarts.state == "2"
+    assert restarts.attributes["limit"] == 2
+    assert restarts.attributes["window_minutes"] == 60
+    assert {event.data["entity_id"] for event in detected + suppressed} == {
+        "binary_sensor.lab_vllm_wedged"
+    }
+
 
 async def test_no_vllm_check_during_a_swap(
     hass: HomeAssistant, sim: SimCluster, loaded_entry: MockConfigEntry
