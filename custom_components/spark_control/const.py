@@ -48,6 +48,11 @@ CONF_RESTART_WINDOW: Final = "restart_window"  # minutes
 CONF_VLLM_RESTART_LIMIT: Final = "vllm_restart_limit"
 CONF_VLLM_RESTART_WINDOW: Final = "vllm_restart_window"  # minutes
 CONF_PROBE_TIMEOUT: Final = "probe_timeout"  # seconds
+# vLLM's own watch (vllm_watch.py): the cheap probe, the frozen-generation window, the log.
+CONF_VLLM_PROBE_INTERVAL: Final = "vllm_probe_interval"  # seconds, 0 disables
+CONF_VLLM_PROBE_TIMEOUT: Final = "vllm_probe_timeout"  # seconds
+CONF_VLLM_FREEZE_WINDOW: Final = "vllm_freeze_window"  # seconds, 0 disables
+CONF_VLLM_LOG_WATCH: Final = "vllm_log_watch"
 CONF_VOICE_BRIDGES: Final = "voice_bridges"
 CONF_STT_PORT: Final = "stt_port"
 CONF_TTS_PORT: Final = "tts_port"
@@ -63,6 +68,13 @@ DEFAULT_RESTART_WINDOW: Final = 30  # minutes
 DEFAULT_VLLM_RESTART_LIMIT: Final = 2
 DEFAULT_VLLM_RESTART_WINDOW: Final = 60  # minutes
 DEFAULT_PROBE_TIMEOUT: Final = 30  # seconds
+# A one-token completion answers in well under a second on an idle engine; 10 s leaves room
+# for a queue, and a probe that times out is only confirmed by the full deep probe.
+DEFAULT_VLLM_PROBE_INTERVAL: Final = 60  # seconds
+DEFAULT_VLLM_PROBE_TIMEOUT: Final = 10  # seconds
+# No token generated or prefilled for a minute while requests run, and the GPU idle.
+DEFAULT_VLLM_FREEZE_WINDOW: Final = 60  # seconds
+DEFAULT_VLLM_LOG_WATCH: Final = True
 DEFAULT_VOICE_BRIDGES: Final = True
 # Clear of the Whisper (10300) and Piper (10200) add-ons' usual ports.
 DEFAULT_STT_PORT: Final = 10310

@@ -41,9 +41,19 @@ def _service(data: Mapping[str, Any]) -> str:
     return f"{cluster} {name}" if cluster else name
 
 
+# Sources of vLLM's own watch (vllm_watch.py), in words.
+_SOURCE_NAMES = {
+    "frozen_generation": "the freeze watch",
+    "container_log": "vLLM's log",
+    "vllm_probe": "the vLLM probe",
+}
+
+
 def _source(data: Mapping[str, Any]) -> str:
     source = data.get("source")
-    return f" (reported by {source})" if source and source != "unknown" else ""
+    if not source or source == "unknown":
+        return ""
+    return f" (reported by {_SOURCE_NAMES.get(str(source), source)})"
 
 
 def _wedge_detected(data: Mapping[str, Any]) -> str:

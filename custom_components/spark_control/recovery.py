@@ -58,6 +58,7 @@ from .sparklib.recovery import (
     RestartBudget,
     ServiceRecoveryState,
 )
+from .vllm_watch import VllmWatch, VllmWatchSettings
 
 if TYPE_CHECKING:
     from .coordinator import SparkControlConfigEntry
@@ -121,6 +122,7 @@ class SparkRecovery:
         """Build the manager; nothing runs until `async_start`."""
         self.hass = hass
         self.entry = entry
+        self.prober = prober
         self._store = store
         self._unsubscribers: list[CALLBACK_TYPE] = []
         # Wedges detected per service since the entry was added (0 reads as "never").
@@ -145,6 +147,8 @@ class SparkRecovery:
             tuning=RecoveryTuning(),
             task_factory=self._create_task,
         )
+        settings = VllmWatchSettings.from_options(entry.options)
+        self.vllm_watch = VllmWatch(hass, entry, self, settings)
 
     def _vllm_model(self) -> str | None:
         """The catalog key of the model vLLM serves (or last loaded); None if unknown."""
@@ -214,7 +218,8 @@ class SparkRecovery:
 
     @callback
     def async_start(self, deep_check_minutes: float) -> None:
-        """Listen for wedge reports and start the periodic deep checks."""
+        """Listen for wedge reports, start the periodic deep checks and vLLM's own watch."""
+        self.vllm_watch.async_start()
         self._unsubscribers.append(
             self.hass.bus.async_listen(EVENT_WEDGE_REPORT, self._handle_wedge_report)
         )
@@ -242,6 +247,7 @@ class SparkRecovery:
         """Stop listening, cancel running checks and write the budget out."""
         while self._unsubscribers:
             self._unsubscribers.pop()()
+        await self.vllm_watch.async_stop()
         await self.manager.aclose()
         await self._store.async_save(self._data_to_save())
 
@@ -254,6 +260,15 @@ class SparkRecovery:
             *(self.manager.deep_check(service, source) for service in wanted)
         )
         return dict(zip(wanted, outcomes, strict=True))
+
+    async def async_report_confirmed_wedge(
+        self, service: str, detail: str, source: str
+    ) -> RecoveryOutcome | None:
+        """Repair a service found wedged without a probe (vLLM's freeze or log watch); None
+        when it must not be touched now (vLLM during a swap or load)."""
+        if not self._watched([service]):
+            return None
+        return await self.manager.report_confirmed_wedge(service, detail, source)
 
     def _create_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         # Tied to the entry so an unload cancels whatever is still running.

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 import aiohttp
 
@@ -15,6 +16,7 @@ from .catalog import ModelEntry
 from .commands import (
     DockerAction,
     docker_action,
+    docker_logs,
     docker_ps,
     gpu_identity_query,
     hostname_query,
@@ -254,6 +256,22 @@ class ClusterClient:
                 replace(gpus[0], memory_used_mib=memory.used_mib, memory_total_mib=memory.total_mib)
             ]
         return gpus
+
+    async def vllm_gpu_power(self) -> float | None:
+        """The power the GPUs of vLLM's node draw now (W, summed); None when the driver
+        reports none. Raises SparkError when the node cannot be asked."""
+        gpus = await self.node_gpus(self.node_for(VLLM).name)
+        readings = [gpu.power_w for gpu in gpus if gpu.power_w is not None]
+        return sum(readings) if readings else None
+
+    async def vllm_log(self, since: datetime) -> AsyncGenerator[str]:
+        """Follow the vLLM container's log from `since` (aware), line by line, until the
+        container stops or the caller closes the iterator (which ends `docker logs -f`)."""
+        command = docker_logs(self.container(VLLM), follow=True, since=since)
+        stream = self.node_for(VLLM).stream_lines(command)
+        async with contextlib.aclosing(stream):
+            async for line in stream:
+                yield line
 
     async def node_facts(self) -> dict[str, NodeFacts]:
         """Host name, GPU model and driver of every node that answers (read for the devices;

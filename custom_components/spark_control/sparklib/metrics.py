@@ -48,12 +48,35 @@ class VllmMetrics:
     ttft_median_s: float | None
 
 
+_READ_FAMILIES = (_RUNNING, _WAITING, *_KV_CACHE, _PROMPT_TOKENS, _GENERATION_TOKENS, _TTFT)
+
+
+def _family_of(line: str) -> str:
+    """The metric name a line of exposition text is about ("" for a blank line)."""
+    if line.startswith("#"):
+        parts = line.split(None, 3)
+        return parts[2] if len(parts) > 2 and parts[1] in ("HELP", "TYPE") else ""
+    return line.split("{", 1)[0].split(None, 1)[0] if line.strip() else ""
+
+
+def _lines_read(text: str) -> str:
+    """Only the lines of the families read here: vLLM exposes dozens of histograms per
+    engine, and the freeze watch scrapes every few seconds."""
+    kept = [
+        line
+        for line in text.splitlines()
+        if (name := _family_of(line))
+        and any(name == family or name.startswith(family + "_") for family in _READ_FAMILIES)
+    ]
+    return "\n".join(kept) + "\n" if kept else ""
+
+
 def parse_vllm_metrics(text: str, now: float | None = None) -> VllmMetricsSample:
     """Parse Prometheus exposition text from vLLM; SparkError when it is not parseable."""
     gauges: dict[str, float] = {}
     buckets: dict[float, float] = {}
     try:
-        for family in text_string_to_metric_families(text):
+        for family in text_string_to_metric_families(_lines_read(text)):
             for sample in family.samples:
                 if family.name == _TTFT and sample.name == _TTFT + "_bucket":
                     bound = float(sample.labels["le"])

@@ -104,21 +104,30 @@ class DeepProber:
         except (aiohttp.ClientError, TimeoutError, OSError):
             return False
 
-    async def probe(self, service: str) -> ProbeResult:
-        """Check health, then make the service do real work; classify what happened."""
+    async def probe(
+        self,
+        service: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109  (the cheap probe's own limit)
+    ) -> ProbeResult:
+        """Check health, then make the service do real work; classify what happened.
+
+        `timeout` overrides the prober's own for this probe (vLLM's cheap periodic probe).
+        """
         base_url = self._base_urls[service]
         work = self._work[service]
+        limit = self.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         started = loop.time()
         health = ServiceHealth.HEALTHY
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(limit):
                 await self._check_health(service, base_url)
                 detail = await work(base_url)
         except _ProbeFailed as failure:
             health, detail = failure.health, failure.detail
         except TimeoutError:
-            health, detail = ServiceHealth.WEDGED, f"no answer within {self.timeout:g} s"
+            health, detail = ServiceHealth.WEDGED, f"no answer within {limit:g} s"
         except aiohttp.ClientConnectorError as err:
             health, detail = ServiceHealth.DOWN, f"cannot connect: {err.os_error or err}"
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as err:

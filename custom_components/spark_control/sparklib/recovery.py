@@ -414,6 +414,22 @@ class RecoveryManager:
             service, lambda: self._check(service, source, reported_at=reported_at, error=error)
         )
 
+    async def report_confirmed_wedge(
+        self, service: str, detail: str, source: str
+    ) -> RecoveryOutcome:
+        """`service` was seen wedged by other means than a probe (a frozen generation in its
+        metrics, an engine-death line in its log): repair it without probing first, or join
+        the check already running. A probe would only wait out its timeout on a frozen engine,
+        or take a dead engine's `/health` 503 for a model load."""
+        self._require(service)
+        now = self._clock()
+        seen = ProbeResult(
+            service=service, health=ServiceHealth.WEDGED, detail=detail, elapsed=0.0, checked_at=now
+        )
+        return await self._flights.run(
+            service, lambda: self._check(service, source, reported_at=now, seen=seen)
+        )
+
     async def deep_check(self, service: str, source: str = "periodic") -> RecoveryOutcome:
         """Probe `service` and repair it if wedged (or join the running check)."""
         self._require(service)
@@ -443,9 +459,10 @@ class RecoveryManager:
         *,
         reported_at: float | None = None,
         error: str | None = None,
+        seen: ProbeResult | None = None,
     ) -> RecoveryOutcome:
         state = self._states[service]
-        first = result = await self._prober.probe(service)
+        first = result = seen if seen is not None else await self._prober.probe(service)
         self._record(result)
         restarts = 0
         suppressed = False
