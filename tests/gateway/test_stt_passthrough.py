@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from openai import AsyncOpenAI
 
-from spark_gateway.appkeys import AUDIO_IN_FLIGHT, DECODER
+from spark_gateway.appkeys import AUDIO_IN_FLIGHT, DECODER, SPOOL
 from spark_gateway.audio_codec import wav_to_pcm
 from tests.gateway.audio_files import word_overlap
 from tests.gateway.conftest import SHORT_SPOKEN, GatewayFactory, RunningGateway
@@ -162,4 +162,5 @@ async def test_passthrough_counts_against_the_audio_budget(
     recorder.watch = lambda: in_flight.capacity_s - in_flight.free_s
     assert await transcribe(gateway, wav(SECOND, 16000)) == "heard"
     assert recorder.watched == [pytest.approx(1.0)]  # held while Parakeet had it
-    assert in_flight.free_s == in_flight.capacity_s  # given back when the request ended
+    await gateway.app[SPOOL].drain()
+    assert in_flight.free_s == in_flight.capacity_s  # given back once its file was removed
