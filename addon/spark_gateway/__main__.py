@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import sys
 
@@ -13,6 +12,7 @@ from .app import create_app
 from .appkeys import API_KEYS, CONFIG, SESSION
 from .config import ConfigError, load_config, supervisor_token
 from .discovery import announce, gateway_url
+from .heap import keep_large_buffers_out_of_the_heap
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    _keep_large_buffers_out_of_the_heap()
+    keep_large_buffers_out_of_the_heap()
     app = create_app(config)
     if args.announce:
         app.on_startup.append(_announce)
@@ -50,23 +50,6 @@ def main(argv: list[str] | None = None) -> int:
         print=lambda text: logging.getLogger("spark_gateway").info("%s", text.strip()),
     )
     return 0
-
-
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
-
-
-def _keep_large_buffers_out_of_the_heap() -> None:
-    """Allocate buffers over 128 KiB with mmap, so freeing one returns it to the system.
-
-    glibc raises its mmap threshold after each large free (up to 32 MiB); a request body of
-    tens of MiB then lands in the heap and stays resident after the request. Setting the
-    threshold fixes it. The add-on image uses musl, which has no such heap: nothing to do.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
 
 
 async def _announce(app: web.Application) -> None:

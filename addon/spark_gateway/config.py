@@ -26,7 +26,7 @@ class Timeouts:
     transcription: float = 300.0
     diarization: float = 900.0
     speech: float = 120.0
-    decode: float = 120.0  # one upload's decoding, in its own process
+    decode: float = 120.0  # one upload's decoding, in a decoder process
     health: float = 5.0
 
 
@@ -80,7 +80,7 @@ class GatewayConfig:
     max_json_bytes: int = 1024 * 1024
     max_audio_seconds: float = 4 * 3600.0  # decoded length cap: a small file can expand a lot
     max_concurrent_requests: int = 256  # beyond this the gateway answers 429
-    decode_workers: int = 2  # uploads decoded at once, each in its own process
+    decode_workers: int = 2  # uploads decoded at once, in long-lived decoder processes
     # Decoded audio all requests may hold at once (on disk, 115 MB per hour).
     max_audio_in_flight_seconds: float = 8 * 3600.0
     concurrency: ConcurrencyBudgets = field(default_factory=ConcurrencyBudgets)

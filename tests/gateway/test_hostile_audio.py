@@ -132,23 +132,54 @@ async def test_a_crashing_decoder_costs_one_request(
     gateway: RunningGateway, short_wav: bytes
 ) -> None:
     """Kill a decoder process with SIGSEGV mid-decode: that request is a 400, nothing else fails."""
-    await post_audio(gateway, short_wav)  # starts the fork server
-    me = psutil.Process()
-    before = {p.pid for p in me.children(recursive=True)}
-    long_upload = silent_flac(1800)
-    victim = asyncio.create_task(post_audio(gateway, long_upload))
-    crashed: set[int] = set()
+    from spark_gateway.appkeys import DECODER
+
+    decoder = gateway.app[DECODER]
+    victim = asyncio.create_task(post_audio(gateway, silent_flac(1800)))
+    crashed: list[int] = []
     for _ in range(400):
         await asyncio.sleep(0.01)
-        fresh = [p.pid for p in me.children(recursive=True) if p.pid not in before]
-        if fresh:
-            for pid in fresh:
+        if decoder.busy_pids:
+            crashed = decoder.busy_pids
+            for pid in crashed:
                 os.kill(pid, signal.SIGSEGV)
-                crashed.add(pid)
             break
-    assert crashed, "no decoder process appeared"
+    assert crashed, "no decoder took the upload"
     status, body = await victim
     assert status == 400, body
     assert "crashed the decoder (SIGSEGV)" in str(error_of(body)["message"])
     status, body = await post_audio(gateway, short_wav)
     assert status == 200, body
+    assert not psutil.pid_exists(crashed[0]) or psutil.Process(crashed[0]).status() == "zombie"
+
+
+async def test_decoders_outlive_clean_uploads_only(gateway: RunningGateway) -> None:
+    """A decoder serves upload after upload; one that refused a file is replaced, as is one
+    killed while idle. Each runs with its own limits (address space, CPU time, no core)."""
+    from spark_gateway.appkeys import DECODER
+
+    decoder = gateway.app[DECODER]
+    stereo = wav_file(channels=2, data=b"\x01\x00" * 32000)  # decoded, never passed through
+
+    async def decoded_by() -> int:
+        status, body = await post_audio(gateway, stereo)
+        assert status == 200, body
+        assert len(decoder.idle_pids) == 1, decoder.idle_pids
+        return decoder.idle_pids[0]
+
+    first = await decoded_by()
+    assert await decoded_by() == first
+    limits = psutil.Process(first).rlimit
+    assert limits(psutil.RLIMIT_AS)[0] > 0
+    assert 0 < limits(psutil.RLIMIT_CPU)[0] < 3600
+    assert limits(psutil.RLIMIT_CORE) == (0, 0)
+
+    status, body = await post_audio(gateway, b"RIFF but no audio in here at all")
+    assert status == 400, body
+    replacement = await decoded_by()
+    assert replacement != first
+    assert not psutil.pid_exists(first) or psutil.Process(first).status() == "zombie"
+
+    os.kill(replacement, signal.SIGKILL)
+    await asyncio.sleep(0.2)
+    assert await decoded_by() != replacement
