@@ -1,5 +1,6 @@
 """The Home Assistant harness every suite that loads the integration shares: this repository's
-integration allowed, HA's zeroconf stand-in, and the one loaded-entry fixture.
+integration allowed, HA's zeroconf stand-in, the one loaded-entry fixture, and the one way to
+wait for something the integration does in the background.
 
 A suite's conftest imports these fixtures and provides `config_entry` (the MockConfigEntry of
 its simulated cluster, with the options that suite wants).
@@ -7,19 +8,23 @@ its simulated cluster, with the options that suite wants).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.const import MATCH_ALL
+from homeassistant.core import Event, HomeAssistant, callback
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+
+from tests.sim import SimCluster
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +73,37 @@ async def logbook_of(
     assert response["success"]
     entries: list[dict[str, Any]] = response["result"]
     return entries
+
+
+async def async_wait_until(
+    hass: HomeAssistant,
+    condition: Callable[[], bool],
+    timeout: float = 30,
+) -> None:
+    """Wait until `condition()` holds, checked now and after every event on HA's bus (state
+    changes, the integration's own events), never on a timer. The deadline is generous on
+    purpose: the simulator answers over real sockets on a shared machine."""
+    if condition():
+        return
+    met = asyncio.Event()
+
+    @callback
+    def check(_event: Event) -> None:
+        if condition():
+            met.set()
+
+    unsubscribe = hass.bus.async_listen(MATCH_ALL, check)
+    try:
+        async with asyncio.timeout(timeout):
+            await met.wait()
+    finally:
+        unsubscribe()
+
+
+async def async_node_hangs_up(entry: MockConfigEntry, sim: SimCluster, index: int) -> None:
+    """Simulated node `index` hangs up the integration's kept SSH connection (a reboot, a
+    network blip); returns once both ends have seen it close, so the next command reconnects."""
+    port = sim.nodes[index].ssh_port
+    client_node = next(n for n in entry.runtime_data.client.nodes.values() if n.port == port)
+    await sim.nodes[index].drop_connections()
+    await client_node.wait_closed()

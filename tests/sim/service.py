@@ -35,6 +35,7 @@ class SimService:
         self.config = config
         self.booted = container.running
         self._boot_task: asyncio.Task[None] | None = None
+        self._serving = asyncio.Event()  # set once the booted process's port is open
         self._hang_release = asyncio.Event()
         self._closing = False  # set at shutdown: hung requests then end instead of waiting
         self.port = ServicePort(config.host, self.create_app, self.should_listen)
@@ -77,7 +78,14 @@ class SimService:
         self._hang_release.set()
         self._hang_release = asyncio.Event()
 
+    async def wait_serving(self, timeout: float = 30) -> None:
+        """Wait until the process has booted and its port is open (after a (re)start), as a
+        client that keeps trying would find it; the deadline allows for a stalled machine."""
+        async with asyncio.timeout(timeout):
+            await self._serving.wait()
+
     def _container_changed(self, container: Container) -> None:
+        self._serving.clear()
         if self._boot_task is not None:
             self._boot_task.cancel()
             self._boot_task = None
@@ -98,11 +106,14 @@ class SimService:
         await asyncio.sleep(self.boot_seconds())
         self.booted = True
         await self.port.reconcile()
+        self._serving.set()
         for line in self.ready_log():
             self.container.log(line)
 
     async def start(self) -> None:
         await self.port.reconcile()
+        if self.booted:
+            self._serving.set()
 
     async def shutdown(self) -> None:
         if self._boot_task is not None:

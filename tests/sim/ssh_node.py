@@ -99,6 +99,19 @@ class SimNode:
         if self._acceptor is not None:
             self._acceptor.update(server_host_keys=[self._host_key])
 
+    async def drop_connections(self) -> None:
+        """Cut every SSH connection to this node (a reboot, a network blip) and wait until each
+        has closed; a client notices on its next command."""
+        for conn in list(self.connections):
+            conn.close()
+        await self.wait_disconnected()
+
+    async def wait_disconnected(self, timeout: float = 30) -> None:
+        """Wait until every SSH connection to this node has closed (the client hung up)."""
+        async with asyncio.timeout(timeout):
+            for conn in list(self.connections):
+                await conn.wait_closed()
+
     async def stop(self) -> None:
         if self._acceptor is not None:
             self._acceptor.close()

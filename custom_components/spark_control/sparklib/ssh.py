@@ -238,6 +238,11 @@ class SshNode:
             self._drop()
             raise CannotConnect(self.name, f"connection lost during an upload: {err}") from err
 
+    async def wait_closed(self) -> None:
+        """Wait until the kept connection, if any, has closed (the server hung up, or `close`)."""
+        if (conn := self._conn) is not None:
+            await conn.wait_closed()
+
     async def close(self) -> None:
         """Close the kept connection (it is reopened on the next command)."""
         conn, self._conn = self._conn, None

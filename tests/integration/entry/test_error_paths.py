@@ -32,6 +32,7 @@ from custom_components.spark_control.const import (
     EVENT_WEDGE_REPORT,
 )
 from custom_components.spark_control.service_control import async_service_action
+from tests.ha_entry import async_node_hangs_up, async_wait_until
 from tests.sim import SimCluster
 from tests.sim_entry import node_strings
 
@@ -39,6 +40,10 @@ from .conftest import entry_data
 from .test_config_flow import _services_input
 
 SELECT = "select.lab_vllm_model"
+
+
+def _swap_phase(hass: HomeAssistant) -> str:
+    return hass.states.get("sensor.lab_vllm_swap_status").state  # type: ignore[union-attr]
 
 
 def _gpu_temperatures(hass: HomeAssistant, entry: MockConfigEntry) -> list[str]:
@@ -93,9 +98,8 @@ async def test_rejected_key_in_the_metrics_poll_leads_to_reauth(
     """A node that stops accepting the key is noticed by the background poll (not only by an
     action): the entry is reloaded into the reauth flow."""
     sim.faults.reject_key(1)
-    for conn in list(sim.nodes[1].connections):
-        conn.close()  # the node dropped our kept connection; the next command reconnects
-    await asyncio.sleep(0.1)
+    # The node dropped our kept connection; the next command reconnects.
+    await async_node_hangs_up(loaded_entry, sim, 1)
     await loaded_entry.runtime_data.metrics.async_refresh()
     await hass.async_block_till_done()
     assert loaded_entry.state is ConfigEntryState.SETUP_ERROR
@@ -161,9 +165,7 @@ async def test_vllm_controls_refused_during_a_swap(
         command.startswith(("docker restart", "docker stop"))
         for command in sim.nodes[0].commands[sent:]
     )
-    async with asyncio.timeout(20):
-        while not finished:
-            await asyncio.sleep(0.05)
+    await async_wait_until(hass, lambda: bool(finished))
     assert hass.states.get(SELECT).state == "Gemma 4 27B Instruct"  # type: ignore[union-attr]
 
 
@@ -179,9 +181,7 @@ async def test_background_swap_failure_from_the_select(
         SERVICE_SELECT_OPTION,
         {ATTR_ENTITY_ID: SELECT, ATTR_OPTION: "Gemma 4 27B Instruct"},
     )
-    async with asyncio.timeout(20):
-        while not failed:
-            await asyncio.sleep(0.05)
+    await async_wait_until(hass, lambda: bool(failed))
     await hass.async_block_till_done(wait_background_tasks=True)
     assert failed[0].data["model"] == "gemma4"
     assert hass.states.get("sensor.lab_vllm_swap_status").state == "failed"  # type: ignore[union-attr]
@@ -225,9 +225,7 @@ async def test_removal_deletes_the_entry_repair_issues(
     assert len(suppressed) == 1
     # The second node presents a new host key: the next reconnect raises the other issue.
     sim.faults.change_host_key(1)
-    for conn in list(sim.nodes[1].connections):
-        conn.close()
-    await asyncio.sleep(0.1)
+    await async_node_hangs_up(entry, sim, 1)
     await entry.runtime_data.metrics.async_refresh()
     await hass.async_block_till_done()
     issues = ir.async_get(hass)
@@ -328,15 +326,10 @@ async def test_head_node_host_key_changing_during_a_swap(
         blocking=True,
         return_response=True,
     )
-    async with asyncio.timeout(10):
-        while hass.states.get("sensor.lab_vllm_swap_status").state != "loading":  # type: ignore[union-attr]
-            await asyncio.sleep(0.02)
+    await async_wait_until(hass, lambda: _swap_phase(hass) == "loading")
     sim.faults.change_host_key(0)
-    for conn in list(sim.nodes[0].connections):
-        conn.close()
-    async with asyncio.timeout(20):
-        while not failed:
-            await asyncio.sleep(0.05)
+    await async_node_hangs_up(loaded_entry, sim, 0)
+    await async_wait_until(hass, lambda: bool(failed))
     assert failed[0].data["model"] == "gemma4"
     head = node_strings(sim)[0]
     issue_id = f"host_key_changed_{loaded_entry.entry_id}_{head}"
@@ -359,15 +352,11 @@ async def test_swap_survives_the_head_connection_dropping_while_loading(
         blocking=True,
         return_response=True,
     )
-    async with asyncio.timeout(10):
-        while hass.states.get("sensor.lab_vllm_swap_status").state != "loading":  # type: ignore[union-attr]
-            await asyncio.sleep(0.02)
+    await async_wait_until(hass, lambda: _swap_phase(hass) == "loading")
     follows_before = sum("docker logs" in command for command in sim.nodes[0].commands)
     for conn in list(sim.nodes[0].connections):
         conn.abort()
-    async with asyncio.timeout(20):
-        while not finished and not failed:
-            await asyncio.sleep(0.05)
+    await async_wait_until(hass, lambda: bool(finished or failed))
     assert not failed
     assert finished[0].data["model"] == "gemma4"
     assert sum("docker logs" in command for command in sim.nodes[0].commands) > follows_before
@@ -393,13 +382,9 @@ async def test_vllm_container_stopped_during_the_load(
         blocking=True,
         return_response=True,
     )
-    async with asyncio.timeout(10):
-        while hass.states.get("sensor.lab_vllm_swap_status").state != "loading":  # type: ignore[union-attr]
-            await asyncio.sleep(0.02)
+    await async_wait_until(hass, lambda: _swap_phase(hass) == "loading")
     await sim.world.docker.stop(sim.containers["vllm_node"])
-    async with asyncio.timeout(20):
-        while not failed:
-            await asyncio.sleep(0.05)
+    await async_wait_until(hass, lambda: bool(failed))
     assert failed[0].data["reason"] == "container exited before startup completed"
     assert hass.states.get("sensor.lab_vllm_swap_status").state == "failed"  # type: ignore[union-attr]
     assert "docker inspect vllm_node" in sim.nodes[0].commands

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -25,6 +24,7 @@ from custom_components.spark_control.sparklib.errors import (
     SwapFailed,
     SwapInProgress,
 )
+from tests.ha_entry import async_node_hangs_up
 from tests.paths import REPO
 from tests.sim import SimCluster
 
@@ -61,9 +61,8 @@ async def test_rejected_key_on_an_action_leads_to_reauth(
 ) -> None:
     """A key rejected when a button reconnects: translated error, then the reauth flow."""
     sim.faults.reject_key(1)
-    for conn in list(sim.nodes[1].connections):
-        conn.close()  # the node dropped our kept connection; the next command reconnects
-    await asyncio.sleep(0.1)
+    # The node dropped our kept connection; the next command reconnects.
+    await async_node_hangs_up(loaded_entry, sim, 1)
     with pytest.raises(HomeAssistantError) as error:
         await hass.services.async_call(
             "button",

@@ -3,7 +3,6 @@ pins the new key after the user confirms its fingerprint; a node that is down re
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from typing import Any
 
@@ -18,6 +17,7 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import CONF_HOST_KEYS, CONF_NODES, DOMAIN
+from tests.ha_entry import async_node_hangs_up
 from tests.sim import SimCluster
 from tests.sim_entry import entry_identity, node_strings
 
@@ -128,9 +128,8 @@ async def test_host_key_change_while_running(
     """A node that comes back with another key (reinstalled) is caught on reconnect: the
     repair issue appears and the entry stops talking to the cluster."""
     sim.faults.change_host_key(1)
-    for conn in list(sim.nodes[1].connections):
-        conn.close()  # the node rebooted: our kept connection is gone
-    await asyncio.sleep(0.1)
+    # The node rebooted: our kept connection is gone.
+    await async_node_hangs_up(loaded_entry, sim, 1)
     await loaded_entry.runtime_data.metrics.async_refresh()
     await hass.async_block_till_done()
     issue_id = f"host_key_changed_{loaded_entry.entry_id}_{node_strings(sim)[1]}"
@@ -144,9 +143,7 @@ async def test_host_key_change_met_by_an_action(
     """An action that meets the changed key follows the same policy as the polls: a translated
     error, the repair issue, and the entry reloaded into its setup error."""
     sim.faults.change_host_key(1)
-    for conn in list(sim.nodes[1].connections):
-        conn.close()
-    await asyncio.sleep(0.1)
+    await async_node_hangs_up(loaded_entry, sim, 1)
     with pytest.raises(HomeAssistantError) as error:
         await hass.services.async_call(
             DOMAIN,

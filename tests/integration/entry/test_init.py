@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -62,5 +61,6 @@ async def test_reload_and_remove(
     await hass.async_block_till_done()
     assert budget_key not in hass_storage
     # Our SSH sessions are gone on the simulator side too.
-    await asyncio.sleep(0.1)
+    for node in sim.nodes:
+        await node.wait_disconnected()
     assert all(not node.connections for node in sim.nodes)

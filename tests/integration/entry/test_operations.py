@@ -3,7 +3,6 @@ over real SSH: actions, entities, events, repair fix flows and failure paths."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +22,7 @@ from custom_components.spark_control.const import DOMAIN
 from custom_components.spark_control.disk_space import DISK_SPACE_INTERVAL
 from custom_components.spark_control.download_control import downloaded_issue_id, failed_issue_id
 from custom_components.spark_control.software_update import UPDATE_CHECK_INTERVAL
+from tests.ha_entry import async_wait_until
 from tests.sim import SimCluster, SimConfig
 from tests.sim_entry import node_strings
 
@@ -199,9 +199,7 @@ async def test_failed_download_resumes_from_the_fix_flow(
     assert flow["menu_options"] == ["resume", "remove"]
     resumed = await _fix_flows(hass).async_configure(flow["flow_id"], {"next_step_id": "resume"})
     assert resumed["type"] == "create_entry"
-    async with asyncio.timeout(10):
-        while _state(hass, STATUS).state != "finished":
-            await asyncio.sleep(0.05)
+    await async_wait_until(hass, lambda: _state(hass, STATUS).state == "finished")
     assert sim.world.storage[0].hf_cache[REPO].complete
     assert events[-1].event_type == f"{DOMAIN}_download_finished"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
@@ -216,14 +214,10 @@ async def test_cancel_then_remove_partial_files(
     with pytest.raises(HomeAssistantError) as busy:
         await _download(hass, loaded_entry, repo_id="org/other")
     assert busy.value.translation_key == "download_in_progress"
-    async with asyncio.timeout(10):
-        while _state(hass, PROGRESS).state in ("unknown", "0"):
-            await asyncio.sleep(0.05)
+    await async_wait_until(hass, lambda: _state(hass, PROGRESS).state not in ("unknown", "0"))
     assert _state(hass, CANCEL).state != "unavailable"
     await hass.services.async_call("button", "press", {ATTR_ENTITY_ID: CANCEL}, blocking=True)
-    async with asyncio.timeout(10):
-        while _state(hass, STATUS).state != "cancelled":
-            await asyncio.sleep(0.05)
+    await async_wait_until(hass, lambda: _state(hass, STATUS).state == "cancelled")
     assert [event.data["reason"] for event in events] == ["cancelled"]
     free_before = sim.world.storage[0].free
     assert not sim.world.storage[0].hf_cache[REPO].complete
@@ -352,9 +346,8 @@ async def test_software_update_failures(
             UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: UPDATE}, blocking=True
         )
     assert busy.value.translation_key == "swap_in_progress"
-    async with asyncio.timeout(10):
-        while loaded_entry.runtime_data.swap.running:
-            await asyncio.sleep(0.05)
+    await hass.async_block_till_done(wait_background_tasks=True)  # the swap's task
+    assert not loaded_entry.runtime_data.swap.running
 
     sim.repo.fetch_fails = True
     await software.async_refresh()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -45,12 +44,12 @@ async def test_stop_and_start_service(
 
     await _call(hass, "start_service", {"cluster": cluster, "service": "magpie"})
     assert sim.containers["magpie-tts"].running
-    # The container needs a moment to boot (as the real one does); poll until it answers.
-    async with asyncio.timeout(10):
-        while hass.states.get("binary_sensor.lab_magpie_tts_connectivity").state != "on":  # type: ignore[union-attr]
-            await asyncio.sleep(0.1)
-            await loaded_entry.runtime_data.status.async_refresh()
-            await hass.async_block_till_done()
+    # The container needs a moment to boot (as the real one does); once it serves, the next
+    # status poll finds it answering.
+    await sim.magpie.wait_serving()
+    await loaded_entry.runtime_data.status.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get("binary_sensor.lab_magpie_tts_connectivity").state == "on"  # type: ignore[union-attr]
 
     await _call(hass, "restart_service", {"cluster": cluster, "service": "parakeet"})
     assert "docker restart parakeet-asr" in sim.nodes[1].commands

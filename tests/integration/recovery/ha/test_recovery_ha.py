@@ -7,19 +7,16 @@ and keeps its entities and persisted budget in step.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 import voluptuous as vol
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -70,36 +67,22 @@ async def _report(hass: HomeAssistant, **data: Any) -> None:
     await hass.async_block_till_done(wait_background_tasks=True)
 
 
-async def _wait_until_healthy(hass: HomeAssistant, base_url: str) -> None:
-    """Wait for a restarted service's /health (the simulated boot takes a moment)."""
-    session = async_get_clientsession(hass)
-    async with asyncio.timeout(10):
-        while True:
-            try:
-                async with session.get(base_url + "/health") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-
-
-async def _settled_deep_check(hass: HomeAssistant, services: list[str]) -> dict[str, Any]:
-    """Run the action until no checked service is still booting."""
-    async with asyncio.timeout(10):
-        while True:
-            response = await hass.services.async_call(
-                DOMAIN,
-                "run_deep_check",
-                {"cluster": ENTRY_ID, "service": services},
-                blocking=True,
-                return_response=True,
-            )
-            assert response is not None
-            results: dict[str, Any] = response["services"]  # type: ignore[assignment]
-            if all(result["health"] != "down" for result in results.values()):
-                return dict(response)
-            await asyncio.sleep(0.05)
+async def _settled_deep_check(
+    hass: HomeAssistant, sim: SimCluster, services: list[str]
+) -> dict[str, Any]:
+    """Run the action once the checked services' processes serve again (a restarted one
+    boots for a moment first, as the real containers do)."""
+    for name in services:
+        await getattr(sim, name).wait_serving()
+    response = await hass.services.async_call(
+        DOMAIN,
+        "run_deep_check",
+        {"cluster": ENTRY_ID, "service": services},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    return dict(response)
 
 
 async def test_single_wedge_one_restart_and_recovered(
@@ -168,7 +151,7 @@ async def test_wedge_storm_suppresses_with_event_and_repair_issue(
         DOMAIN, "restart_service", {"cluster": ENTRY_ID, "service": "parakeet"}, blocking=True
     )
     assert _restarts(sim) == 4
-    response = await _settled_deep_check(hass, ["parakeet"])
+    response = await _settled_deep_check(hass, sim, ["parakeet"])
     assert response["services"]["parakeet"]["health"] == "healthy"
     assert response["services"]["parakeet"]["restarts"] == 0
     assert len(recovered) == 4
@@ -190,7 +173,7 @@ async def test_ssh_dropped_during_restart_fires_an_error_event(
     assert failed[0].data["error"]
     assert hass.states.get(WEDGED).state == "on"
     sim.faults.drop_ssh_mid_command(False)
-    response = await _settled_deep_check(hass, ["parakeet"])
+    response = await _settled_deep_check(hass, sim, ["parakeet"])
     assert response["services"]["parakeet"]["health"] == "healthy"
     assert hass.states.get(WEDGED).state == "off"
 
@@ -292,7 +275,7 @@ async def test_malformed_and_foreign_reports_are_ignored(
 async def test_run_deep_check_action_response_and_bad_input(
     hass: HomeAssistant, sim: SimCluster, loaded_entry: MockConfigEntry
 ) -> None:
-    response = await _settled_deep_check(hass, ["vllm", "parakeet", "magpie"])
+    response = await _settled_deep_check(hass, sim, ["vllm", "parakeet", "magpie"])
     assert response["cluster"] == "Lab"
     assert {name: r["health"] for name, r in response["services"].items()} == {
         "vllm": "healthy",
@@ -385,7 +368,7 @@ async def test_follow_up_check_notices_a_manual_restart(
     await hass.services.async_call(
         DOMAIN, "restart_service", {"cluster": ENTRY_ID, "service": "parakeet"}, blocking=True
     )
-    await _wait_until_healthy(hass, sim.parakeet.url)
+    await sim.parakeet.wait_serving()
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=1, seconds=1))
     await hass.async_block_till_done(wait_background_tasks=True)
 

@@ -5,8 +5,6 @@ swap runs."""
 
 from __future__ import annotations
 
-import asyncio
-
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
@@ -20,6 +18,7 @@ from custom_components.spark_control.const import (
     EVENT_WEDGE_DETECTED,
     EVENT_WEDGE_REPORT,
 )
+from tests.ha_entry import async_wait_until
 from tests.integration.recovery.ha.conftest import ENTRY_ID
 from tests.sim import SimCluster
 
@@ -94,7 +93,10 @@ async def test_no_vllm_check_during_a_swap(
     await hass.services.async_call(
         DOMAIN, "swap_model", {"cluster": ENTRY_ID, "model": "gemma4"}, blocking=True
     )
-    await asyncio.sleep(0.2)
+    await async_wait_until(
+        hass,
+        lambda: hass.states.get("sensor.lab_vllm_swap_status").state == "loading",  # type: ignore[union-attr]
+    )
     probes_before = loaded_entry.runtime_data.recovery.manager.probes_started
     hass.bus.async_fire(
         EVENT_WEDGE_REPORT, {"service": "vllm", "error": "HTTP 500", "source": "gateway"}
