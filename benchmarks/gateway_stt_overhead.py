@@ -8,6 +8,11 @@ once, so only transport and the gateway's own work are measured), the gateway
 run; the figure is the median of the paired differences. Inputs: 1 s of 16 kHz mono PCM16 WAV
 (Parakeet's own format: passed through undecoded) and 1 s of webm/opus as a browser records it
 (decoded to 16 kHz WAV). Targets: +1 ms for the WAV, +3 ms for webm/opus.
+
+Two floors from the same run put the figures in context: a bare aiohttp relay (a fourth
+process that forwards the body unread to the fake Parakeet: what any extra HTTP hop costs
+here) and the time to decode the 1 s webm/opus to 16 kHz WAV in this process, back to back
+(`audio_codec.decode_file_to_wav`, what the gateway's decoder runs).
 """
 
 from __future__ import annotations
@@ -28,16 +33,33 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "addon")]
 
 from benchmarks.gateway_relay import free_port, wait_for  # noqa: E402
-from spark_gateway.audio_codec import pcm_to_wav  # noqa: E402
+from spark_gateway.audio_codec import decode_file_to_wav, pcm_to_wav  # noqa: E402
 from tests.gateway.audio_files import encode_with_pyav  # noqa: E402
 
 KEY = "sk-bench-0123456789"
 TARGETS_MS = {"wav 16 kHz mono": 1.0, "webm/opus": 3.0}
+
+
+async def serve_relay(port: int, upstream: str) -> None:
+    """Child-process mode: the least an HTTP hop can do, forward the body as received."""
+    session = aiohttp.ClientSession()
+
+    async def relay(request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {"Content-Type": request.headers["Content-Type"]}
+        async with session.post(
+            f"{upstream}/v1/audio/transcriptions", data=body, headers=headers
+        ) as resp:
+            return web.Response(body=await resp.read(), content_type="application/json")
+
+    await _serve(port, relay)
+    await session.close()
 
 
 async def serve_fake_parakeet(port: int) -> None:
@@ -49,11 +71,15 @@ async def serve_fake_parakeet(port: int) -> None:
         size = len(upload.file.read()) if isinstance(upload, web.FileField) else 0
         return web.json_response({"text": f"{size} bytes"})
 
+    await _serve(port, transcribe)
+
+
+async def _serve(port: int, handler: Handler) -> None:
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post("/v1/audio/transcriptions", transcribe)
+    app.router.add_post("/v1/audio/transcriptions", handler)
     app.router.add_get("/health", health)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -91,48 +117,61 @@ async def post(session: aiohttp.ClientSession, url: str, name: str, audio: bytes
 
 async def run(rounds: int) -> int:
     work = Path(tempfile.mkdtemp(prefix="stt-bench-"))
-    parakeet_port, gateway_port = free_port(), free_port()
-    direct = f"http://127.0.0.1:{parakeet_port}"
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    parakeet_port, gateway_port, relay_port = free_port(), free_port(), free_port()
+    urls = {
+        "direct": f"http://127.0.0.1:{parakeet_port}",
+        "gateway": f"http://127.0.0.1:{gateway_port}",
+        "relay": f"http://127.0.0.1:{relay_port}",
+    }
     config = work / "gateway.json"
     config.write_text(
         json.dumps(
             {
                 "host": "127.0.0.1",
                 "port": gateway_port,
-                "parakeet_url": direct,
+                "parakeet_url": urls["direct"],
                 "api_keys": [KEY],
                 "data_dir": str(work),
                 "log_level": "warning",
             }
         )
     )
-    fake = subprocess.Popen(
-        [sys.executable, __file__, "--serve-parakeet", str(parakeet_port)], cwd=ROOT
-    )
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "spark_gateway", "--config", str(config)],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "addon")},
-    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--serve-parakeet", str(parakeet_port)], cwd=ROOT
+        ),
+        subprocess.Popen(
+            [sys.executable, __file__, "--serve-relay", str(relay_port), urls["direct"]], cwd=ROOT
+        ),
+        subprocess.Popen(
+            [sys.executable, "-m", "spark_gateway", "--config", str(config)],
+            env={**os.environ, "PYTHONPATH": str(ROOT / "addon")},
+        ),
+    ]
     failed = False
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-            await wait_for(f"{direct}/health", session)
-            await wait_for(f"{gateway_url}/health", session)
-            print(f"1 s uploads, {rounds} paired rounds (direct and gateway alternate)")
-            print(f"{'input':<18} {'direct p50':>11} {'gateway p50':>12} {'added p50':>10}  target")
+            for url in urls.values():
+                await wait_for(f"{url}/health", session)
+            print(f"1 s uploads, {rounds} rounds (direct, gateway and bare relay in turn)")
+            print(
+                f"{'input':<18} {'direct p50':>11} {'gateway p50':>12} {'added p50':>10}  "
+                f"{'target':<22} {'bare relay added':>16}"
+            )
             for label, (name, audio) in inputs().items():
-                for _ in range(20):  # warm up connections, the decoder pool, code paths
-                    await post(session, direct, name, audio)
-                    await post(session, gateway_url, name, audio)
-                times: dict[str, list[float]] = {"direct": [], "gateway": []}
+                for _ in range(20):  # warm up connections, the decoders, code paths
+                    for url in urls.values():
+                        await post(session, url, name, audio)
+                times: dict[str, list[float]] = {target: [] for target in urls}
+                targets = list(urls)
                 for index in range(rounds):
-                    order = ("direct", "gateway") if index % 2 == 0 else ("gateway", "direct")
-                    for target in order:
-                        url = direct if target == "direct" else gateway_url
-                        times[target].append(await post(session, url, name, audio))
-                added = statistics.median(
-                    g - d for g, d in zip(times["gateway"], times["direct"], strict=True)
+                    for target in targets[index % 3 :] + targets[: index % 3]:
+                        times[target].append(await post(session, urls[target], name, audio))
+                added, relay = (
+                    statistics.median(
+                        t - d for t, d in zip(times[target], times["direct"], strict=True)
+                    )
+                    for target in ("gateway", "relay")
                 )
                 target_ms = TARGETS_MS[label]
                 met = added * 1000 <= target_ms
@@ -141,19 +180,36 @@ async def run(rounds: int) -> int:
                     f"{label:<18} {statistics.median(times['direct']) * 1000:8.2f} ms "
                     f"{statistics.median(times['gateway']) * 1000:9.2f} ms "
                     f"{added * 1000:+7.2f} ms  <= {target_ms:g} ms "
-                    f"({added * 1000 / target_ms:.2f}x) {'met' if met else 'MISSED'}"
+                    f"({added * 1000 / target_ms:.2f}x) {'met' if met else 'MISSED':<6} "
+                    f"{relay * 1000:+13.2f} ms"
                 )
+        print(f"decoding the 1 s webm/opus in one process, back to back: {decode_ms(work):.2f} ms")
     finally:
-        for process in (gateway, fake):
+        for process in processes:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)  # the gateway's config and data folder
     return 1 if failed else 0
 
 
+def decode_ms(work: Path, repeat: int = 50) -> float:
+    """Median wall time of the gateway's decode of the 1 s webm/opus, without any process hop."""
+    source, target = work / "speech.webm", work / "speech.wav"
+    source.write_bytes(inputs()["webm/opus"][1])
+    spans = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        decode_file_to_wav(str(source), str(target), max_duration_s=60)
+        spans.append(time.perf_counter() - start)
+    return statistics.median(spans) * 1000
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--serve-parakeet":
         asyncio.run(serve_fake_parakeet(int(sys.argv[2])))
+        sys.exit(0)
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-relay":
+        asyncio.run(serve_relay(int(sys.argv[2]), sys.argv[3]))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=200)
