@@ -1,77 +1,44 @@
-"""The OpenAPI 3.1 document of the gateway, built from the routes the app really has.
+"""The OpenAPI 3.1 document of the gateway.
 
-Each registered route must have an operation here (or one registered by its module through
-`document_operation`); a test checks that the document and the router agree both ways.
+Routes are added with `add_route`, which takes the route's OpenAPI operation along: each route
+module declares its operations next to its handlers, and the document is what they declared.
+A test checks that the document and the router agree both ways.
 """
 
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
 
 from . import __version__
-from .audio_codec import SPEECH_FORMATS
 
-EXTRA_OPERATIONS: Final = web.AppKey("openapi_extra", dict[tuple[str, str], dict[str, Any]])
+OPERATIONS: Final = web.AppKey("openapi_operations", dict[tuple[str, str], dict[str, Any]])
 
-_ERROR: Final = {"$ref": "#/components/responses/Error"}
+ERROR: Final = {"$ref": "#/components/responses/Error"}
+UPSTREAM_FAILURES: Final = (502, 503, 504)
+GUARDED: Final = (401, 429)  # every route with a key (sent, or required) can answer these
+OBJECT: Final = {"type": "object"}
+BINARY_FILE: Final = {"type": "string", "format": "binary"}
+
+_PATH_PATTERN: Final = re.compile(r"\{(\w+):[^}]*\}")  # aiohttp's {name:regex} -> {name}
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+def json_result(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    """A response with a JSON body of `schema`."""
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(status): _ERROR for status in statuses}
+def errors(*statuses: int) -> dict[str, Any]:
+    """The OpenAI-style error response for each of `statuses`."""
+    return {str(status): ERROR for status in statuses}
 
 
-_UPSTREAM_FAILURES: Final = (502, 503, 504)
-_GUARDED: Final = (401, 429)  # every route with a key (sent, or required) can answer these
-
-_OBJ: Final = {"type": "object"}
-_MODEL_CARD: Final = {
-    "type": "object",
-    "required": ["id", "object"],
-    "properties": {
-        "id": {"type": "string"},
-        "object": {"type": "string"},
-        "created": {"type": "integer"},
-        "owned_by": {"type": "string"},
-    },
-}
-_CHAT_MESSAGE: Final = {
-    "type": "object",
-    "required": ["role", "content"],
-    "properties": {
-        "role": {"type": "string", "enum": ["system", "user", "assistant"]},
-        "content": {"type": "string", "maxLength": 2000},
-    },
-}
-_SAMPLING: Final = {
-    "max_tokens": {"type": "integer", "minimum": 1, "maximum": 64},
-    "stream": {"type": "boolean"},
-    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-}
-
-
-def _relay(summary: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "summary": summary,
-        "description": "Relayed to vLLM unchanged; vLLM's own errors keep their status and body.",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-        "responses": {
-            "200": {
-                "description": "vLLM's answer, or its server-sent event stream when stream=true",
-                "content": {"application/json": {"schema": _OBJ}, "text/event-stream": {}},
-            },
-            **_errors(400, 404, 413, 422, *_GUARDED, *_UPSTREAM_FAILURES),
-        },
-    }
-
-
-def _audio_upload(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+def multipart_body(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A required multipart/form-data request body with `fields`."""
     return {
         "required": True,
         "content": {
@@ -82,250 +49,20 @@ def _audio_upload(fields: dict[str, Any], required: list[str]) -> dict[str, Any]
     }
 
 
-_FILE: Final = {"type": "string", "format": "binary"}
-
-OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
-    ("/health", "get"): {
-        "summary": "Liveness (no upstream calls)",
-        "security": [],
-        "responses": {"200": _json({"type": "object", "required": ["status"]})},
-    },
-    ("/ready", "get"): {
-        "summary": "Readiness: every configured upstream answers its health check",
-        "security": [],
-        "responses": {
-            "200": _json({"type": "object", "required": ["status", "services"]}),
-            "503": _json({"type": "object", "required": ["status", "services"]}, "Not ready"),
-        },
-    },
-    ("/metrics", "get"): {
-        "summary": "Prometheus metrics",
-        "security": [],
-        "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}},
-    },
-    ("/openapi.json", "get"): {
-        "summary": "This document",
-        "security": [],
-        "responses": {"200": _json(_OBJ)},
-    },
-    ("/v1/models", "get"): {
-        "summary": "The chat models (vLLM's, plus the `current` alias); no key needed",
-        "security": [],
-        "responses": {
-            "200": _json(
-                {
-                    "type": "object",
-                    "required": ["object", "data"],
-                    "properties": {"data": {"type": "array", "items": _MODEL_CARD}},
-                }
-            ),
-            **_errors(*_GUARDED),
-        },
-    },
-    ("/v1/models/{model}", "get"): {
-        "summary": "One model card",
-        "parameters": [
-            {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
-        ],
-        "responses": {"200": _json(_MODEL_CARD), **_errors(404, *_GUARDED)},
-    },
-    ("/v1/audio/models", "get"): {
-        "summary": "Speech models, in the shape Open WebUI reads; no key needed",
-        "security": [],
-        "responses": {
-            "200": _json({"type": "object", "required": ["models"]}),
-            **_errors(*_GUARDED),
-        },
-    },
-    ("/v1/audio/voices", "get"): {
-        "summary": "Magpie voices and aliases, in the shape Open WebUI reads; no key needed",
-        "security": [],
-        "responses": {
-            "200": _json({"type": "object", "required": ["voices"]}),
-            **_errors(*_GUARDED),
-        },
-    },
-    ("/v1/chat/completions", "post"): _relay(
-        "Chat completion (vLLM)",
-        {
-            "type": "object",
-            "required": ["model", "messages"],
-            "properties": {
-                "model": {"type": "string"},
-                "messages": {"type": "array", "minItems": 1, "maxItems": 4, "items": _CHAT_MESSAGE},
-                **_SAMPLING,
-            },
-        },
-    ),
-    ("/v1/completions", "post"): _relay(
-        "Text completion (vLLM)",
-        {
-            "type": "object",
-            "required": ["model", "prompt"],
-            "properties": {
-                "model": {"type": "string"},
-                "prompt": {"type": "string", "maxLength": 2000},
-                **_SAMPLING,
-            },
-        },
-    ),
-    ("/v1/embeddings", "post"): _relay(
-        "Embeddings (vLLM)",
-        {
-            "type": "object",
-            "required": ["model", "input"],
-            "properties": {
-                "model": {"type": "string"},
-                "input": {"type": "string", "maxLength": 2000},
-            },
-        },
-    ),
-    ("/v1/audio/transcriptions", "post"): {
-        "summary": "Speech to text (Parakeet); any common audio format, recognised from the bytes",
-        "requestBody": _audio_upload(
-            {
-                "file": _FILE,
-                "model": {"type": "string"},
-                "language": {"type": "string"},
-                "prompt": {"type": "string"},
-                "response_format": {
-                    "type": "string",
-                    "enum": ["json", "text", "srt", "vtt", "verbose_json", "diarized_json"],
-                },
-                "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-                "timestamp_granularities[]": {
-                    "type": "array",
-                    "items": {"type": "string", "enum": ["word", "segment"]},
-                },
-                "stream": {"type": "boolean"},
-                "chunking_strategy": {"type": "string", "enum": ["auto"]},
-                "known_speaker_names[]": {"type": "array", "items": {"type": "string"}},
-                "known_speaker_references[]": {
-                    "type": "array",
-                    "items": {"type": "string", "pattern": "^data:audio/"},
-                },
-            },
-            ["file"],
-        ),
-        "responses": {
-            "200": {
-                "description": "The transcript in the requested format",
-                "content": {
-                    "application/json": {
-                        "schema": {"type": "object", "required": ["text"]},
-                    },
-                    "text/plain": {},
-                    "text/vtt": {},
-                    "text/event-stream": {},
-                },
-            },
-            **_errors(400, 413, 415, *_GUARDED, *_UPSTREAM_FAILURES),
-        },
-    },
-    ("/v1/audio/speech", "post"): {
-        "summary": "Text to speech (Magpie); mp3 unless another format is asked for",
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["input"],
-                        "properties": {
-                            "model": {"type": "string"},
-                            "input": {"type": "string", "minLength": 1, "maxLength": 4096},
-                            "voice": {"type": "string"},
-                            "instructions": {"type": "string"},
-                            "response_format": {"type": "string", "enum": list(SPEECH_FORMATS)},
-                            "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0},
-                            "stream_format": {"type": "string", "enum": ["audio", "sse"]},
-                        },
-                    }
-                }
-            },
-        },
-        "responses": {
-            "200": {
-                "description": "Audio (or server-sent events with stream_format=sse)",
-                "content": {
-                    "audio/mpeg": {},
-                    "audio/ogg": {},
-                    "audio/aac": {},
-                    "audio/flac": {},
-                    "audio/wav": {},
-                    "audio/pcm": {},
-                    "text/event-stream": {},
-                },
-            },
-            **_errors(400, 413, *_GUARDED, *_UPSTREAM_FAILURES),
-        },
-    },
-    ("/api/endpoints", "get"): {
-        "summary": "Where each GPU service lives and whether it is ready",
-        "responses": {
-            "200": _json({"type": "object", "required": ["vllm", "parakeet", "magpie"]}),
-            **_errors(*_GUARDED),
-        },
-    },
-    ("/api/health-event", "post"): {
-        "summary": "Report a service's health as seen by an app; forwarded to Home Assistant",
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["service", "ok"],
-                        "properties": {
-                            "service": {"type": "string", "minLength": 1, "maxLength": 64},
-                            "ok": {"type": "boolean"},
-                            "source": {"type": "string", "maxLength": 128},
-                            "error": {"type": "string", "maxLength": 2000},
-                            "ms": {"type": "number", "minimum": 0},
-                        },
-                    }
-                }
-            },
-        },
-        "responses": {
-            "202": _json({"type": "object", "required": ["accepted", "forwarded"]}, "Accepted"),
-            **_errors(400, *_GUARDED),
-        },
-    },
-    ("/api/audio/transcribe-with-speakers", "post"): {
-        "summary": "Speaker-attributed transcript (who said what)",
-        "requestBody": _audio_upload(
-            {"file": _FILE, "response_format": {"type": "string"}}, ["file"]
-        ),
-        "responses": {
-            "200": {
-                "description": "JSON transcript with speakers, or srt/vtt/text",
-                "content": {
-                    "application/json": {"schema": _OBJ},
-                    "text/plain": {},
-                    "text/vtt": {},
-                    "text/event-stream": {},
-                },
-            },
-            **_errors(400, 413, 415, *_GUARDED, *_UPSTREAM_FAILURES),
-        },
-    },
-    ("/api/audio/diarize-chunk", "post"): {
-        "summary": "Diarization of one chunk with voice fingerprints (Parakeet container)",
-        "requestBody": _audio_upload({"file": _FILE}, ["file"]),
-        "responses": {
-            "200": _json({"type": "object", "required": ["segments"]}),
-            **_errors(400, 413, 415, *_GUARDED, *_UPSTREAM_FAILURES),
-        },
-    },
-}
-
-
-def document_operation(
-    app: web.Application, path: str, method: str, operation: dict[str, Any]
+def add_route(
+    app: web.Application,
+    method: str,
+    path: str,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    operation: dict[str, Any],
 ) -> None:
-    """Describe a route that OPERATIONS does not know (for route modules owned elsewhere)."""
-    app.setdefault(EXTRA_OPERATIONS, {})[(path, method.lower())] = operation
+    """Serve `handler` at `path` and describe it in the document (the one way a route is added)."""
+    app.router.add_route(method, path, handler)
+    app.setdefault(OPERATIONS, {})[(_document_path(path), method.lower())] = operation
+
+
+def _document_path(path: str) -> str:
+    return _PATH_PATTERN.sub(r"{\1}", path)
 
 
 def routed_operations(app: web.Application) -> set[tuple[str, str]]:
@@ -334,22 +71,15 @@ def routed_operations(app: web.Application) -> set[tuple[str, str]]:
     for route in app.router.routes():
         if route.method in ("HEAD", "OPTIONS", "*") or route.resource is None:
             continue
-        path = route.resource.canonical.replace("{model:.+}", "{model}")
-        found.add((path, route.method.lower()))
+        found.add((_document_path(route.resource.canonical), route.method.lower()))
     return found
 
 
 def build_document(app: web.Application) -> dict[str, Any]:
-    """The OpenAPI document for the routes `app` really serves."""
-    known = dict(OPERATIONS)
-    if EXTRA_OPERATIONS in app:
-        extra: dict[tuple[str, str], dict[str, Any]] = app[EXTRA_OPERATIONS]
-        known.update(extra)
+    """The OpenAPI document of the routes added to `app` with `add_route`."""
+    declared = app.get(OPERATIONS, {})
     paths: dict[str, dict[str, Any]] = {}
-    for path, method in sorted(routed_operations(app)):
-        operation = known.get((path, method))
-        if operation is None:
-            operation = {"summary": "Undocumented", "responses": {"default": {"description": ""}}}
+    for (path, method), operation in sorted(declared.items()):
         item = copy.deepcopy(operation)
         item.setdefault("operationId", f"{method}_{path.strip('/').replace('/', '_')}")
         paths.setdefault(path, {})[method] = item
@@ -365,7 +95,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {
-                "Error": _json(
+                "Error": json_result(
                     {
                         "type": "object",
                         "required": ["error"],
@@ -397,4 +127,10 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Register the document's route."""
-    app.router.add_get("/openapi.json", openapi_json)
+    add_route(
+        app,
+        "GET",
+        "/openapi.json",
+        openapi_json,
+        {"summary": "This document", "security": [], "responses": {"200": json_result(OBJECT)}},
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
@@ -21,6 +21,7 @@ from aiohttp import web
 from ..appkeys import CHAT_MODELS, UPSTREAM, VLLM_HOLD
 from ..chat_models import ChatModels
 from ..errors import UpstreamError
+from ..openapi import GUARDED, OBJECT, UPSTREAM_FAILURES, add_route, errors
 from ..request_body import read_json_object
 from ..vllm_hold import HOLDABLE_CODES, MAX_RESENDS, RESENDABLE_CODES
 
@@ -153,8 +154,93 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
     return await _relay(request, "/v1/embeddings")
 
 
+_CHAT_MESSAGE: Final = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "role": {"type": "string", "enum": ["system", "user", "assistant"]},
+        "content": {"type": "string", "maxLength": 2000},
+    },
+}
+_SAMPLING: Final = {
+    "max_tokens": {"type": "integer", "minimum": 1, "maximum": 64},
+    "stream": {"type": "boolean"},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+}
+
+
+def _relayed_operation(summary: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "description": "Relayed to vLLM unchanged; vLLM's own errors keep their status and body.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            "200": {
+                "description": "vLLM's answer, or its server-sent event stream when stream=true",
+                "content": {"application/json": {"schema": OBJECT}, "text/event-stream": {}},
+            },
+            **errors(400, 404, 413, 422, *GUARDED, *UPSTREAM_FAILURES),
+        },
+    }
+
+
 def setup(app: web.Application) -> None:
-    """Register the relayed routes."""
-    app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_post("/v1/completions", completions)
-    app.router.add_post("/v1/embeddings", embeddings)
+    """Register the relayed routes, each with its OpenAPI operation."""
+    add_route(
+        app,
+        "POST",
+        "/v1/chat/completions",
+        chat_completions,
+        _relayed_operation(
+            "Chat completion (vLLM)",
+            {
+                "type": "object",
+                "required": ["model", "messages"],
+                "properties": {
+                    "model": {"type": "string"},
+                    "messages": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 4,
+                        "items": _CHAT_MESSAGE,
+                    },
+                    **_SAMPLING,
+                },
+            },
+        ),
+    )
+    add_route(
+        app,
+        "POST",
+        "/v1/completions",
+        completions,
+        _relayed_operation(
+            "Text completion (vLLM)",
+            {
+                "type": "object",
+                "required": ["model", "prompt"],
+                "properties": {
+                    "model": {"type": "string"},
+                    "prompt": {"type": "string", "maxLength": 2000},
+                    **_SAMPLING,
+                },
+            },
+        ),
+    )
+    add_route(
+        app,
+        "POST",
+        "/v1/embeddings",
+        embeddings,
+        _relayed_operation(
+            "Embeddings (vLLM)",
+            {
+                "type": "object",
+                "required": ["model", "input"],
+                "properties": {
+                    "model": {"type": "string"},
+                    "input": {"type": "string", "maxLength": 2000},
+                },
+            },
+        ),
+    )

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..appkeys import CONFIG, METRICS, UPSTREAM
+from ..openapi import add_route, json_result
 from ..upstream import MAGPIE, PARAKEET, VLLM
 
 
@@ -44,7 +45,42 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Register the health routes."""
-    app.router.add_get("/health", health)
-    app.router.add_get("/ready", ready)
-    app.router.add_get("/metrics", metrics)
+    """Register the health routes, each with its OpenAPI operation."""
+    add_route(
+        app,
+        "GET",
+        "/health",
+        health,
+        {
+            "summary": "Liveness (no upstream calls)",
+            "security": [],
+            "responses": {"200": json_result({"type": "object", "required": ["status"]})},
+        },
+    )
+    add_route(
+        app,
+        "GET",
+        "/ready",
+        ready,
+        {
+            "summary": "Readiness: every configured upstream answers its health check",
+            "security": [],
+            "responses": {
+                "200": json_result({"type": "object", "required": ["status", "services"]}),
+                "503": json_result(
+                    {"type": "object", "required": ["status", "services"]}, "Not ready"
+                ),
+            },
+        },
+    )
+    add_route(
+        app,
+        "GET",
+        "/metrics",
+        metrics,
+        {
+            "summary": "Prometheus metrics",
+            "security": [],
+            "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}},
+        },
+    )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
 from ..appkeys import CHAT_MODELS, CONFIG, UPSTREAM, VOICES
 from ..chat_models import LISTING_MAX_AGE_S, alias_cards
 from ..errors import ApiError, UpstreamError
+from ..openapi import GUARDED, add_route, errors, json_result
 
 _STARTED = int(time.time())
 
@@ -77,9 +78,78 @@ async def audio_voices(request: web.Request) -> web.Response:
     return web.json_response({"voices": voices})
 
 
+_MODEL_CARD: Final = {
+    "type": "object",
+    "required": ["id", "object"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"type": "string"},
+        "created": {"type": "integer"},
+        "owned_by": {"type": "string"},
+    },
+}
+
+
 def setup(app: web.Application) -> None:
-    """Register the listing routes."""
-    app.router.add_get("/v1/models", list_models)
-    app.router.add_get("/v1/models/{model:.+}", get_model)
-    app.router.add_get("/v1/audio/models", audio_models)
-    app.router.add_get("/v1/audio/voices", audio_voices)
+    """Register the listing routes, each with its OpenAPI operation."""
+    add_route(
+        app,
+        "GET",
+        "/v1/models",
+        list_models,
+        {
+            "summary": "The chat models (vLLM's, plus the `current` alias); no key needed",
+            "security": [],
+            "responses": {
+                "200": json_result(
+                    {
+                        "type": "object",
+                        "required": ["object", "data"],
+                        "properties": {"data": {"type": "array", "items": _MODEL_CARD}},
+                    }
+                ),
+                **errors(*GUARDED),
+            },
+        },
+    )
+    add_route(
+        app,
+        "GET",
+        "/v1/models/{model:.+}",
+        get_model,
+        {
+            "summary": "One model card",
+            "parameters": [
+                {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {"200": json_result(_MODEL_CARD), **errors(404, *GUARDED)},
+        },
+    )
+    add_route(
+        app,
+        "GET",
+        "/v1/audio/models",
+        audio_models,
+        {
+            "summary": "Speech models, in the shape Open WebUI reads; no key needed",
+            "security": [],
+            "responses": {
+                "200": json_result({"type": "object", "required": ["models"]}),
+                **errors(*GUARDED),
+            },
+        },
+    )
+    add_route(
+        app,
+        "GET",
+        "/v1/audio/voices",
+        audio_voices,
+        {
+            "summary": "Magpie voices and aliases, in the shape Open WebUI reads; no key needed",
+            "security": [],
+            "responses": {
+                "200": json_result({"type": "object", "required": ["voices"]}),
+                **errors(*GUARDED),
+            },
+        },
+    )

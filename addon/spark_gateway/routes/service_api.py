@@ -11,6 +11,7 @@ from aiohttp import web
 from ..appkeys import CONFIG, NOTIFIER, UPSTREAM
 from ..errors import ApiError, UpstreamError
 from ..ha_events import EVENT_HEALTH_REPORT
+from ..openapi import GUARDED, add_route, errors, json_result
 from ..request_body import read_json_object
 from ..upstream import MAGPIE, PARAKEET, VLLM
 
@@ -97,6 +98,50 @@ def _configured_url(request: web.Request, service: str) -> str | None:
 
 
 def setup(app: web.Application) -> None:
-    """Register the /api routes."""
-    app.router.add_get("/api/endpoints", endpoints)
-    app.router.add_post("/api/health-event", health_event)
+    """Register the /api routes, each with its OpenAPI operation."""
+    add_route(
+        app,
+        "GET",
+        "/api/endpoints",
+        endpoints,
+        {
+            "summary": "Where each GPU service lives and whether it is ready",
+            "responses": {
+                "200": json_result({"type": "object", "required": ["vllm", "parakeet", "magpie"]}),
+                **errors(*GUARDED),
+            },
+        },
+    )
+    add_route(
+        app,
+        "POST",
+        "/api/health-event",
+        health_event,
+        {
+            "summary": "Report a service's health as seen by an app; forwarded to Home Assistant",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["service", "ok"],
+                            "properties": {
+                                "service": {"type": "string", "minLength": 1, "maxLength": 64},
+                                "ok": {"type": "boolean"},
+                                "source": {"type": "string", "maxLength": 128},
+                                "error": {"type": "string", "maxLength": 2000},
+                                "ms": {"type": "number", "minimum": 0},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "202": json_result(
+                    {"type": "object", "required": ["accepted", "forwarded"]}, "Accepted"
+                ),
+                **errors(400, *GUARDED),
+            },
+        },
+    )

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from ..appkeys import CONFIG, UPSTREAM, VOICEPRINTS
 from ..errors import ApiError
-from ..openapi import document_operation
+from ..openapi import BINARY_FILE, ERROR, UPSTREAM_FAILURES, add_route, errors
 from ..speakers.parsing import UpstreamFormatError
 from ..speakers.pipeline import clip_fingerprint
 from ..speakers.voiceprints import VoiceprintError, check_name, match_names
@@ -104,7 +104,6 @@ async def identify_route(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-_ERROR_REF: dict[str, Any] = {"$ref": "#/components/responses/Error"}
 _SUMMARY = {
     "type": "object",
     "required": ["id", "name", "clips", "speech_s", "created", "updated"],
@@ -113,39 +112,34 @@ _SUMMARY = {
 
 def setup(app: web.Application) -> None:
     """Register the library routes and their OpenAPI description."""
-    app.router.add_post("/api/speakers", enrol_route)
-    app.router.add_get("/api/speakers", list_route)
-    app.router.add_delete("/api/speakers/{id}", forget_route)
-    app.router.add_post("/api/speakers/identify", identify_route)
-    clip = {"type": "string", "format": "binary"}
-    failures = dict.fromkeys(("400", "401", "413", "415", "502", "503", "504"), _ERROR_REF)
-    document_operation(app, "/api/speakers", "post", {
+    failures = errors(400, 401, 413, 415, *UPSTREAM_FAILURES)
+    add_route(app, "POST", "/api/speakers", enrol_route, {
         "summary": "Enrol a person by name from one or more voice clips",
         "requestBody": {"required": True, "content": {MULTIPART: {"schema": {
             "type": "object", "required": ["name", "file"],
             "properties": {"name": {"type": "string", "maxLength": 64},
-                           "file": {"type": "array", "items": clip, "maxItems": MAX_CLIPS}},
+                           "file": {"type": "array", "items": BINARY_FILE, "maxItems": MAX_CLIPS}},
         }}}},
         "responses": {"201": {"description": "Enrolled", "content": {
             "application/json": {"schema": _SUMMARY}}}, **failures},
     })  # fmt: skip
-    document_operation(app, "/api/speakers", "get", {
+    add_route(app, "GET", "/api/speakers", list_route, {
         "summary": "The enrolled speakers (never their voiceprints)",
         "responses": {"200": {"description": "Enrolled speakers", "content": {
             "application/json": {"schema": {"type": "object", "properties": {
                 "speakers": {"type": "array", "items": _SUMMARY}}}}}},
-            "401": _ERROR_REF},
+            "401": ERROR},
     })  # fmt: skip
-    document_operation(app, "/api/speakers/{id}", "delete", {
+    add_route(app, "DELETE", "/api/speakers/{id}", forget_route, {
         "summary": "Forget an enrolled speaker (the voiceprint is deleted)",
         "parameters": [{"name": "id", "in": "path", "required": True,
                         "schema": {"type": "string"}}],
-        "responses": {"200": {"description": "Deleted"}, "401": _ERROR_REF, "404": _ERROR_REF},
+        "responses": {"200": {"description": "Deleted"}, "401": ERROR, "404": ERROR},
     })  # fmt: skip
-    document_operation(app, "/api/speakers/identify", "post", {
+    add_route(app, "POST", "/api/speakers/identify", identify_route, {
         "summary": "Which enrolled person speaks in a short clip, if any",
         "requestBody": {"required": True, "content": {MULTIPART: {"schema": {
-            "type": "object", "required": ["file"], "properties": {"file": clip}}}}},
+            "type": "object", "required": ["file"], "properties": {"file": BINARY_FILE}}}}},
         "responses": {"200": {"description": "The match or null", "content": {
             "application/json": {"schema": {"type": "object",
                                             "required": ["speaker", "confidence"]}}}},

@@ -22,7 +22,7 @@ from ..config import GatewayConfig
 from ..decoder import DecodedFile
 from ..errors import ApiError, UpstreamError
 from ..language_tag import LANGUAGE_TAG
-from ..openapi import document_operation
+from ..openapi import BINARY_FILE, GUARDED, UPSTREAM_FAILURES, add_route, errors, multipart_body
 from ..speakers.formats import (
     CONTENT_TYPES,
     OUTPUT_FORMATS,
@@ -122,26 +122,17 @@ async def diarize_chunk_route(request: web.Request) -> web.Response:
 
 
 _ERROR_REF: dict[str, Any] = {"$ref": "#/components/responses/Error"}
-_FAILURES = ("400", "401", "413", "415", "429", "502", "503", "504")
-
-
-def _upload(fields: dict[str, Any]) -> dict[str, Any]:
-    schema = {"type": "object", "required": ["file"], "properties": fields}
-    return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
 
 
 def setup(app: web.Application) -> None:
     """Register the speaker routes on the gateway app, with their OpenAPI description."""
-    app.router.add_post("/api/audio/transcribe-with-speakers", transcribe_with_speakers_route)
-    app.router.add_post("/api/audio/diarize-chunk", diarize_chunk_route)
-    audio = {"type": "string", "format": "binary"}
-    document_operation(app, "/api/audio/transcribe-with-speakers", "post", {
+    add_route(app, "POST", "/api/audio/transcribe-with-speakers", transcribe_with_speakers_route, {
         "summary": "Speaker-attributed transcript (who said what), long audio in chunks",
-        "requestBody": _upload({
-            "file": audio,
+        "requestBody": multipart_body({
+            "file": BINARY_FILE,
             "response_format": {"type": "string", "enum": list(OUTPUT_FORMATS)},
             "language": {"type": "string", "pattern": LANGUAGE_TAG.pattern},
-        }),
+        }, ["file"]),
         "responses": {
             "200": {
                 "description": "The contract JSON, or SRT / WebVTT / labelled text",
@@ -155,12 +146,12 @@ def setup(app: web.Application) -> None:
                     "text/vtt": {"schema": {"type": "string"}},
                 },
             },
-            **dict.fromkeys(_FAILURES, _ERROR_REF),
+            **errors(400, 413, 415, *GUARDED, *UPSTREAM_FAILURES),
         },
     })  # fmt: skip
-    document_operation(app, "/api/audio/diarize-chunk", "post", {
+    add_route(app, "POST", "/api/audio/diarize-chunk", diarize_chunk_route, {
         "summary": "One chunk's diarization with voice fingerprints (Parakeet container)",
-        "requestBody": _upload({"file": audio}),
+        "requestBody": multipart_body({"file": BINARY_FILE}, ["file"]),
         "responses": {
             "200": {"description": "Segments, confidence, fingerprints", "content": {
                 "application/json": {"schema": {
@@ -169,6 +160,6 @@ def setup(app: web.Application) -> None:
                                  "models"],
                 }},
             }},
-            **dict.fromkeys(_FAILURES, _ERROR_REF),
+            **errors(400, 413, 415, *GUARDED, *UPSTREAM_FAILURES),
         },
     })  # fmt: skip

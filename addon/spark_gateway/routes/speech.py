@@ -26,6 +26,7 @@ from ..audio_codec import (
 )
 from ..config import GatewayConfig
 from ..errors import ApiError, UpstreamError
+from ..openapi import GUARDED, UPSTREAM_FAILURES, add_route, errors
 from ..request_body import read_json_object
 from ..tts_text import sentences, speech_chunks, split_in_half
 from ..upstream import MAGPIE, UpstreamClient, UpstreamRejected
@@ -274,5 +275,48 @@ async def _stream(
 
 
 def setup(app: web.Application) -> None:
-    """Register the speech route."""
-    app.router.add_post("/v1/audio/speech", speech)
+    """Register the speech route, each with its OpenAPI operation."""
+    add_route(
+        app,
+        "POST",
+        "/v1/audio/speech",
+        speech,
+        {
+            "summary": "Text to speech (Magpie); mp3 unless another format is asked for",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["input"],
+                            "properties": {
+                                "model": {"type": "string"},
+                                "input": {"type": "string", "minLength": 1, "maxLength": 4096},
+                                "voice": {"type": "string"},
+                                "instructions": {"type": "string"},
+                                "response_format": {"type": "string", "enum": list(SPEECH_FORMATS)},
+                                "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0},
+                                "stream_format": {"type": "string", "enum": ["audio", "sse"]},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "Audio (or server-sent events with stream_format=sse)",
+                    "content": {
+                        "audio/mpeg": {},
+                        "audio/ogg": {},
+                        "audio/aac": {},
+                        "audio/flac": {},
+                        "audio/wav": {},
+                        "audio/pcm": {},
+                        "text/event-stream": {},
+                    },
+                },
+                **errors(400, 413, *GUARDED, *UPSTREAM_FAILURES),
+            },
+        },
+    )

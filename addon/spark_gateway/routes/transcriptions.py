@@ -18,6 +18,7 @@ from ..decoder import DecodedFile
 from ..diarized_transcript import KnownSpeaker, diarized_body, name_speakers, parse_known_speakers
 from ..errors import ApiError, UpstreamError
 from ..language_tag import LANGUAGE_TAG
+from ..openapi import BINARY_FILE, GUARDED, UPSTREAM_FAILURES, add_route, errors, multipart_body
 from ..request_body import media_type, parse_json
 from ..speakers.parsing import UpstreamFormatError
 from ..speakers.pipeline import transcribe_with_speakers
@@ -282,5 +283,54 @@ async def _reference_samples(request: web.Request, known: KnownSpeaker) -> npt.N
 
 
 def setup(app: web.Application) -> None:
-    """Register the transcription route."""
-    app.router.add_post("/v1/audio/transcriptions", transcriptions)
+    """Register the transcription route, each with its OpenAPI operation."""
+    add_route(
+        app,
+        "POST",
+        "/v1/audio/transcriptions",
+        transcriptions,
+        {
+            "summary": (
+                "Speech to text (Parakeet); any common audio format, recognised from the bytes"
+            ),
+            "requestBody": multipart_body(
+                {
+                    "file": BINARY_FILE,
+                    "model": {"type": "string"},
+                    "language": {"type": "string"},
+                    "prompt": {"type": "string"},
+                    "response_format": {
+                        "type": "string",
+                        "enum": ["json", "text", "srt", "vtt", "verbose_json", "diarized_json"],
+                    },
+                    "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+                    "timestamp_granularities[]": {
+                        "type": "array",
+                        "items": {"type": "string", "enum": ["word", "segment"]},
+                    },
+                    "stream": {"type": "boolean"},
+                    "chunking_strategy": {"type": "string", "enum": ["auto"]},
+                    "known_speaker_names[]": {"type": "array", "items": {"type": "string"}},
+                    "known_speaker_references[]": {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": "^data:audio/"},
+                    },
+                },
+                ["file"],
+            ),
+            "responses": {
+                "200": {
+                    "description": "The transcript in the requested format",
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "required": ["text"]},
+                        },
+                        "text/plain": {},
+                        "text/vtt": {},
+                        "text/event-stream": {},
+                    },
+                },
+                **errors(400, 413, 415, *GUARDED, *UPSTREAM_FAILURES),
+            },
+        },
+    )
