@@ -48,9 +48,13 @@ _JOB_MEMORY_BYTES: Final = 512 * 1024 * 1024  # address space a decoder may add 
 
 @dataclass(frozen=True, slots=True)
 class DecodedFile:
-    """Decoded audio on disk: a canonical 16 kHz mono s16 WAV and its sample count."""
+    """Decoded audio: a canonical 16 kHz mono s16 WAV and its sample count.
 
-    path: Path
+    The WAV is a file on disk, or bytes for a short upload that needed no decoding (kept in
+    memory: no scratch file to write, read back and remove for a voice command).
+    """
+
+    wav: Path | bytes
     n_samples: int
 
     @property
@@ -59,11 +63,11 @@ class DecodedFile:
 
     def read_wav(self) -> bytes:
         """The whole WAV file (blocking)."""
-        return self.path.read_bytes()
+        return self.wav if isinstance(self.wav, bytes) else self.wav.read_bytes()
 
     def samples(self) -> PcmFile:
         """The samples, read from the file slice by slice rather than held in memory."""
-        return PcmFile(self.path, self.n_samples)
+        return PcmFile(self.wav, self.n_samples)
 
 
 class PcmFile:
@@ -73,8 +77,8 @@ class PcmFile:
     four-hour recording read once for its chunk plan would sit in memory for the whole request.
     """
 
-    def __init__(self, path: Path, n_samples: int) -> None:
-        self.path = path
+    def __init__(self, wav: Path | bytes, n_samples: int) -> None:
+        self.wav = wav
         self.n_samples = n_samples
 
     def __len__(self) -> int:
@@ -87,9 +91,12 @@ class PcmFile:
         if step != 1:
             raise ValueError("PcmFile supports contiguous slices only")
         count = max(stop - start, 0)
-        with self.path.open("rb") as file:
-            file.seek(_WAV_HEADER_BYTES + 2 * start)
-            data = file.read(2 * count)
+        if isinstance(self.wav, bytes):
+            data = self.wav[_WAV_HEADER_BYTES + 2 * start : _WAV_HEADER_BYTES + 2 * stop]
+        else:
+            with self.wav.open("rb") as file:
+                file.seek(_WAV_HEADER_BYTES + 2 * start)
+                data = file.read(2 * count)
         return np.frombuffer(data, dtype="<i2").astype(np.int16)
 
 

@@ -19,18 +19,20 @@ from .wav_header import is_riff_wave, parse_wav_header
 CANONICAL_HEADER_BYTES: Final = 44
 
 
-def wav16k_as_is(upload: Path, head: bytes, *, max_duration_s: float) -> DecodedFile | None:
+def wav16k_as_is(upload: Path | bytes, head: bytes, *, max_duration_s: float) -> DecodedFile | None:
     """The upload itself when it is Parakeet's format already; None when it needs decoding.
 
-    `head` is the start of the file, its header already checked; blocking but cheap (a stat).
+    `head` is the start of the upload, its header already checked; blocking but cheap (a stat
+    of a spooled file).
     """
+    size = len(upload) if isinstance(upload, bytes) else upload.stat().st_size
     head = head[:CANONICAL_HEADER_BYTES]
     if not _is_canonical(head):
         return None
     header = parse_wav_header(head)
     if not header.is_pcm16_mono_16k or header.data_bytes is None:
         return None
-    if header.data_bytes != upload.stat().st_size - CANONICAL_HEADER_BYTES:
+    if header.data_bytes != size - CANONICAL_HEADER_BYTES:
         return None
     n_samples = header.data_bytes // 2
     if n_samples == 0:

@@ -39,17 +39,21 @@ _MALFORMED = (HttpProcessingError, ValueError, LookupError)
 _CHUNK_BYTES: Final = 64 * 1024
 _SIMPLE_PARAM: Final = re.compile(r'(name|filename)="([^"\\;=]*)"')
 _SIMPLE_DISPOSITION: Final = re.compile(r'form-data(?:; ?(?:name|filename)="[^"\\;=]*")+')
-_INLINE_WRITE_BYTES: Final = 256 * 1024  # 8 s of 16 kHz mono PCM16
+_IN_MEMORY_BYTES: Final = 256 * 1024  # 8 s of 16 kHz mono PCM16
 
 
 @dataclass(frozen=True, slots=True)
 class AudioUpload:
-    """The first uploaded file (spooled to disk), its size, the other fields, every file."""
+    """The first uploaded file, its size, the other fields, every file.
 
-    path: Path
+    A file of up to 256 KiB (8 s of Parakeet's own WAV) stays in memory as bytes; a longer one
+    is spooled to disk as it arrives.
+    """
+
+    audio: Path | bytes
     size: int
     form: FormData
-    files: list[Path]  # every `file` part in order (the speaker library takes several)
+    files: list[Path | bytes]  # every `file` part in order (the speaker library takes several)
 
     def text(self, name: str) -> str | None:
         """A text field, stripped; None when missing, empty or sent as a file."""
@@ -84,7 +88,7 @@ def _malformed(err: Exception) -> ApiError:
 async def read_audio_upload(
     request: web.Request, *, content_types: tuple[str, ...] = (MULTIPART,)
 ) -> AudioUpload:
-    """Every `file` part spooled to disk as it arrives, and the other fields."""
+    """Every `file` part (in memory when short, else spooled to disk) and the other fields."""
     kind = media_type(request)
     if kind not in content_types:
         raise ApiError(415, "send multipart/form-data with a 'file' field",
@@ -104,14 +108,15 @@ async def read_audio_upload(
             files.append(path)
     if not files:
         raise ApiError(400, "the 'file' field is required", code="missing_file", param="file")
-    size = files[0].stat().st_size
+    first = files[0]
+    size = len(first) if isinstance(first, bytes) else first.stat().st_size
     if size == 0:
         raise ApiError(400, "the audio file is empty", code="empty_audio", param="file")
     return AudioUpload(files[0], size, form, files)
 
 
-async def _stream_multipart(request: web.Request) -> tuple[list[Path], FormData]:
-    """Parse a multipart body part by part: `file` parts go straight to the spool.
+async def _stream_multipart(request: web.Request) -> tuple[list[Path | bytes], FormData]:
+    """Parse a multipart body part by part: `file` parts kept or spooled as they arrive.
 
     Unlike `request.post()` (each file part in a temporary file written through the executor,
     copied to the spool afterwards), a voice command's upload costs no thread round trip here;
@@ -119,7 +124,7 @@ async def _stream_multipart(request: web.Request) -> tuple[list[Path], FormData]
     """
     reader = await request.multipart()
     budget = _Budget(request.app[CONFIG].max_upload_bytes)
-    files: list[Path] = []
+    files: list[Path | bytes] = []
     fields: MultiDict[str | bytes | web.FileField] = MultiDict()
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
@@ -128,9 +133,7 @@ async def _stream_multipart(request: web.Request) -> tuple[list[Path], FormData]
         if name is None:
             raise _malformed(ValueError("a part without a name"))
         if name == "file":
-            path = request.app[SPOOL].new_file(request, ".upload")
-            await _spool_part(part, path, budget)
-            files.append(path)
+            files.append(await _file_part(request, part, budget))
         elif filename:
             await _drain(part, budget)  # a file under another name: nothing reads it
         else:
@@ -168,17 +171,27 @@ class _Budget:
             raise web.HTTPRequestEntityTooLarge(max_size=self.limit, actual_size=self.used)
 
 
-async def _spool_part(part: BodyPartReader, path: Path, budget: _Budget) -> None:
-    """Write a part to `path`: the first 256 KiB inline (page-cache writes of microseconds,
-    cheaper than a thread round trip), anything beyond through a thread."""
+async def _file_part(request: web.Request, part: BodyPartReader, budget: _Budget) -> Path | bytes:
+    """A file part as bytes when it ends within 256 KiB; past that, a spool file written as
+    the rest arrives (through a thread: a long upload's writes stay off the event loop)."""
+    held = bytearray()
+    while chunk := await part.read_chunk(_CHUNK_BYTES):
+        chunk = await part.decode(chunk)
+        budget.take(len(chunk))
+        held += chunk
+        if len(held) > _IN_MEMORY_BYTES:
+            break
+    else:
+        return bytes(held)
+    path = request.app[SPOOL].new_file(request, ".upload")
     with path.open("wb") as out:
+        await asyncio.to_thread(out.write, held)
+        del held
         while chunk := await part.read_chunk(_CHUNK_BYTES):
             chunk = await part.decode(chunk)
             budget.take(len(chunk))
-            if out.tell() + len(chunk) <= _INLINE_WRITE_BYTES:
-                out.write(chunk)
-            else:
-                await asyncio.to_thread(out.write, chunk)
+            await asyncio.to_thread(out.write, chunk)
+    return path
 
 
 async def _drain(part: BodyPartReader, budget: _Budget) -> None:
@@ -205,7 +218,7 @@ async def spool_bytes(path: Path, data: bytes) -> int:
     return len(data)
 
 
-async def decode_upload(request: web.Request, upload: Path) -> DecodedFile:
+async def decode_upload(request: web.Request, upload: Path | bytes) -> DecodedFile:
     """Decode a spooled upload to 16 kHz mono WAV in a decoder process; 400 for bad audio.
 
     WAV headers are checked here first, so a format PyAV would crash on never reaches it; a WAV
@@ -233,9 +246,13 @@ async def decode_upload(request: web.Request, upload: Path) -> DecodedFile:
     if as_is is not None:
         request.app[SPOOL].at_end(request, lambda: in_flight.give(reserved))
         return as_is
+    source = upload
+    if isinstance(upload, bytes):  # a short upload kept in memory: the decoder reads files
+        source = request.app[SPOOL].new_file(request, ".upload")
+        source.write_bytes(upload)  # at most 256 KiB, inline like the rest of a short upload
     try:
         decoded = await request.app[DECODER].decode(
-            upload,
+            source,
             request.app[SPOOL].new_file(request, ".wav"),
             max_duration_s=config.max_audio_seconds,
         )
@@ -251,13 +268,17 @@ async def decode_upload(request: web.Request, upload: Path) -> DecodedFile:
     return decoded
 
 
-def read_checked_header(upload: Path) -> bytes:
-    """The file's first bytes; WavHeaderError when it is a WAV no decoder should see.
+def read_checked_header(upload: Path | bytes) -> bytes:
+    """The upload's first bytes; WavHeaderError when it is a WAV no decoder should see.
 
-    Read inline: at most 64 KiB from the page cache, which costs less than a thread round trip.
+    A file's are read inline: at most 64 KiB from the page cache, which costs less than a
+    thread round trip.
     """
-    with upload.open("rb") as file:
-        head = file.read(HEADER_BYTES)
+    if isinstance(upload, bytes):
+        head = upload[:HEADER_BYTES]
+    else:
+        with upload.open("rb") as file:
+            head = file.read(HEADER_BYTES)
     if is_riff_wave(head):
         parse_wav_header(head)
     return head

@@ -33,7 +33,9 @@ MAX_CLIPS = 10
 MAX_CLIP_S = 300.0
 
 
-async def _fingerprint(request: web.Request, upload: Path, what: str) -> tuple[np.ndarray, float]:
+async def _fingerprint(
+    request: web.Request, upload: Path | bytes, what: str
+) -> tuple[np.ndarray, float]:
     decoded = await decode_audio(request, upload)
     if decoded.duration_s > MAX_CLIP_S:
         raise ApiError(400, f"{what} is longer than {MAX_CLIP_S:g} s", code="clip_too_long",
@@ -48,8 +50,8 @@ async def _fingerprint(request: web.Request, upload: Path, what: str) -> tuple[n
     return found
 
 
-def _spooled_clips(upload: AudioUpload) -> list[Path]:
-    """Every `file` part, each already spooled to disk as it arrived."""
+def _clips(upload: AudioUpload) -> list[Path | bytes]:
+    """Every `file` part, each read (or spooled to disk) as it arrived."""
     if len(upload.files) > MAX_CLIPS:
         raise ApiError(400, f"send at most {MAX_CLIPS} clips", code="too_many_clips",
                        param="file")  # fmt: skip
@@ -63,7 +65,7 @@ async def enrol_route(request: web.Request) -> web.Response:
         name = check_name(upload.text("name"))
     except VoiceprintError as err:
         raise ApiError(400, str(err), code="invalid_name", param="name") from err
-    paths = _spooled_clips(upload)
+    paths = _clips(upload)
     prints = [await _fingerprint(request, path, f"clip {n}") for n, path in enumerate(paths, 1)]
     try:
         voiceprint = await asyncio.to_thread(request.app[VOICEPRINTS].enrol, name, prints)
@@ -92,9 +94,9 @@ async def identify_route(request: web.Request) -> web.Response:
     upload = await read_audio_upload(request)
     prints = await asyncio.to_thread(request.app[VOICEPRINTS].list)
     if not prints:  # nobody to recognise: spare the GPU (every voice command asks)
-        await decode_audio(request, upload.path)
+        await decode_audio(request, upload.audio)
         return web.json_response({"speaker": None, "confidence": None})
-    vector, _seconds = await _fingerprint(request, upload.path, "the clip")
+    vector, _seconds = await _fingerprint(request, upload.audio, "the clip")
     threshold = request.app[CONFIG].speaker_name_threshold
     match = match_names({"voice": vector}, prints, threshold=threshold).get("voice")
     body: dict[str, Any] = {

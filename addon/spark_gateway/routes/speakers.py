@@ -53,7 +53,7 @@ def speaker_options(config: GatewayConfig) -> SpeakerOptions:
     )
 
 
-async def decode_audio(request: web.Request, upload: Path) -> DecodedFile:
+async def decode_audio(request: web.Request, upload: Path | bytes) -> DecodedFile:
     """The upload decoded to 16 kHz mono; 400 when it holds no samples."""
     decoded = await decode_upload(request, upload)
     if decoded.duration_s <= 0:
@@ -77,7 +77,7 @@ async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
     if language is not None and not LANGUAGE_TAG.match(language):
         raise ApiError(400, f"language {language!r} is not a language code",
                        code="invalid_language", param="language")  # fmt: skip
-    decoded = await decode_audio(request, upload.path)
+    decoded = await decode_audio(request, upload.audio)
     config = request.app[CONFIG]
     voiceprints = await asyncio.to_thread(request.app[VOICEPRINTS].list)
     try:
@@ -112,8 +112,8 @@ async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
 async def diarize_chunk_route(request: web.Request) -> web.Response:
     """POST /api/audio/diarize-chunk: the container's answer, after checking its shape."""
     upload = await read_audio_upload(request)
-    decoded = await decode_audio(request, upload.path)
-    body: dict[str, Any] = await request.app[UPSTREAM].diarize_chunk(decoded.path)
+    decoded = await decode_audio(request, upload.audio)
+    body: dict[str, Any] = await request.app[UPSTREAM].diarize_chunk(decoded.wav)
     try:
         parse_diarization(body)
     except UpstreamFormatError as err:

@@ -38,7 +38,7 @@ MAX_JSON_AUDIO_BODY = 25 * 1024 * 1024 * 4 // 3 + 64 * 1024  # 25 MiB of audio i
 class TranscriptionRequest:
     """The fields of an OpenAI transcription request, validated."""
 
-    audio: Path  # the spooled upload
+    audio: Path | bytes  # the upload, spooled unless short
     model: str | None = None
     language: str | None = None
     response_format: str = "json"
@@ -57,7 +57,7 @@ async def read_transcription_request(request: web.Request) -> TranscriptionReque
         *upload.texts("timestamp_granularities"),
     ]
     req = _validated(
-        upload.path,
+        upload.audio,
         model=upload.text("model"),
         language=upload.text("language"),
         response_format=upload.text("response_format"),
@@ -161,7 +161,7 @@ def _text(value: Any) -> str | None:
 
 
 def _validated(
-    audio: Path,
+    audio: Path | bytes,
     *,
     model: str | None,
     language: str | None,
@@ -220,7 +220,7 @@ async def transcriptions(request: web.Request) -> web.StreamResponse:
         return await _diarized(request, req, decoded)
     verbose = req.response_format in ("verbose_json", "srt", "vtt")
     result = await upstream.transcribe(
-        decoded.path,
+        decoded.wav,
         language=req.language,
         response_format="verbose_json" if verbose else "json",
         granularities=["word", "segment"] if verbose else [],
