@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -57,9 +58,15 @@ class RunningGateway:
 GatewayFactory = Callable[..., Awaitable[RunningGateway]]
 
 
-@pytest.fixture
-async def start_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
-    """Start gateways with a config built from keyword overrides; all stopped at teardown."""
+TIMEOUTS = Timeouts(
+    connect=2, chat=20, stream_idle=10, transcription=30, diarization=30, speech=30, health=2
+)
+
+
+@contextlib.asynccontextmanager
+async def gateways(tmp_path: Path, **defaults: Any) -> AsyncIterator[GatewayFactory]:
+    """Start gateways configured by keyword overrides (over this suite's `defaults`); all
+    stopped on leaving, whatever happened."""
     servers: list[TestServer] = []
 
     async def start(**overrides: Any) -> RunningGateway:
@@ -67,26 +74,27 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
             api_keys=(API_KEY,),
             data_dir=tmp_path / "data",
             hold_timeout_s=1.0,  # a vLLM made unreachable on purpose answers 503 soon
-            timeouts=Timeouts(
-                connect=2,
-                chat=20,
-                stream_idle=10,
-                transcription=30,
-                diarization=30,
-                speech=30,
-                health=2,
-            ),
+            timeouts=TIMEOUTS,
         )
-        config = replace(base, **overrides)
+        config = replace(base, **{**defaults, **overrides})
         server = TestServer(create_app(config), host="127.0.0.1", handler_cancellation=True)
         await server.start_server()
         servers.append(server)
         keys = server.app[API_KEYS]  # configured, or the one generated on first start
         return RunningGateway(server, config, keys[0] if keys else "")
 
-    yield start
-    for server in servers:
-        await server.close()
+    try:
+        yield start
+    finally:
+        for server in servers:
+            await server.close()
+
+
+@pytest.fixture
+async def start_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
+    """Start gateways with a config built from keyword overrides; all stopped at teardown."""
+    async with gateways(tmp_path) as start:
+        yield start
 
 
 @dataclass

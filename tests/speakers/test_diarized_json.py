@@ -10,8 +10,8 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
+from tests.gateway.conftest import API_KEY, GatewayFactory, RunningGateway
 from tests.sim import SimCluster
-from tests.speakers.conftest import API_KEY, GatewayFactory, RunningGateway
 from tests.speakers.test_routes import mp3_bytes
 from tests.speakers.voices import RATE, Conversation, build_conversation, voice, wav_bytes
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from tests.gateway.conftest import GatewayFactory, RunningGateway
 from tests.paths import CONTRACTS
 from tests.sim import SimCluster
-from tests.speakers.conftest import NAME_THRESHOLD, GatewayFactory, RunningGateway
+from tests.speakers.conftest import NAME_THRESHOLD
 from tests.speakers.test_routes import post
 from tests.speakers.voices import build_conversation, enrolment_clip, wav_bytes
 
@@ -22,14 +23,14 @@ async def enrol(gateway: RunningGateway, name: str, *clips: np.ndarray) -> aioht
     form.add_field("name", name)
     for n, clip in enumerate(clips):
         form.add_field("file", wav_bytes(clip), filename=f"clip{n}.wav", content_type="audio/wav")
-    async with aiohttp.ClientSession(headers=gateway.headers) as session:
+    async with aiohttp.ClientSession(headers=gateway.headers()) as session:
         resp = await session.post(gateway.url + "/api/speakers", data=form)
         await resp.read()
         return resp
 
 
 async def call(gateway: RunningGateway, method: str, path: str) -> aiohttp.ClientResponse:
-    async with aiohttp.ClientSession(headers=gateway.headers) as session:
+    async with aiohttp.ClientSession(headers=gateway.headers()) as session:
         resp = await session.request(method, gateway.url + path)
         await resp.read()
         return resp

@@ -18,8 +18,9 @@ from custom_components.spark_control.transcribe import (
     async_setup_transcribe_services,
     resolve_media_file,
 )
+from tests.gateway.conftest import API_KEY, GatewayFactory
 from tests.sim import SimCluster
-from tests.speakers.conftest import API_KEY, NAME_THRESHOLD, GatewayFactory
+from tests.speakers.conftest import NAME_THRESHOLD
 from tests.speakers.voices import build_conversation, enrolment_clip, wav_bytes
 
 

@@ -14,9 +14,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from spark_gateway.config import Timeouts
+from tests.gateway.conftest import GatewayFactory, RunningGateway
 from tests.paths import CONTRACTS
 from tests.sim import SimCluster
-from tests.speakers.conftest import GatewayFactory, RunningGateway
 from tests.speakers.voices import Conversation, RefTurn, build_conversation, wav_bytes
 
 
@@ -48,7 +48,7 @@ async def post(gateway: RunningGateway, path: str, data: bytes | None, *,
         form.add_field(key, value)
     async with aiohttp.ClientSession() as session:
         resp = await session.post(
-            gateway.url + path, data=form, headers=gateway.headers if headers is None else headers
+            gateway.url + path, data=form, headers=gateway.headers() if headers is None else headers
         )
         await resp.read()
         return resp
@@ -204,7 +204,7 @@ async def test_client_errors(sim: SimCluster, start_gateway: GatewayFactory) -> 
         assert resp.status == status
         assert (await resp.json())["error"]["code"] == code
     async with aiohttp.ClientSession() as session:
-        resp = await session.post(gateway.url + path, data=b"raw", headers=gateway.headers)
+        resp = await session.post(gateway.url + path, data=b"raw", headers=gateway.headers())
         assert resp.status == 415
         resp = await session.post(gateway.url + path, data=aiohttp.FormData({"file": "x"}))
         assert resp.status == 401
@@ -215,7 +215,7 @@ async def test_client_errors(sim: SimCluster, start_gateway: GatewayFactory) -> 
 
 async def test_error_codes_in_body(sim: SimCluster, start_gateway: GatewayFactory) -> None:
     gateway = await start_gateway(parakeet_url=sim.parakeet.url)
-    async with aiohttp.ClientSession(headers=gateway.headers) as session:
+    async with aiohttp.ClientSession(headers=gateway.headers()) as session:
         form = aiohttp.FormData()
         form.add_field("file", b"", filename="a.wav")
         async with session.post(gateway.url + "/api/audio/transcribe-with-speakers",

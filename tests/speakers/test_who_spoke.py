@@ -24,6 +24,7 @@ from custom_components.spark_control.const import (
     CONF_STT_PORT,
     EVENT_SPEAKER_IDENTIFIED,
 )
+from tests.gateway.conftest import API_KEY, GatewayFactory
 from tests.integration.voice.ha_setup import cluster_entry, lan_address
 from tests.integration.voice.test_ha_wyoming import (  # the same real-HA, real-network fixtures
     _custom_integrations,
@@ -33,7 +34,7 @@ from tests.integration.voice.test_ha_wyoming import (  # the same real-HA, real-
     zeroconf_instance,
 )
 from tests.sim import SimCluster
-from tests.speakers.conftest import API_KEY, NAME_THRESHOLD, GatewayFactory
+from tests.speakers.conftest import NAME_THRESHOLD
 from tests.speakers.voices import enrolment_clip, voice, wav_bytes
 
 __all__ = ["_custom_integrations", "_real_network", "client_key", "ha_sim", "zeroconf_instance"]
@@ -70,7 +71,7 @@ async def test_enrolled_speaker_of_a_voice_command_fires_an_event(
     )
     form = aiohttp.FormData({"name": "Alice"})
     form.add_field("file", wav_bytes(enrolment_clip("FEE083")), filename="alice.wav")
-    async with aiohttp.ClientSession(headers=gateway.headers) as session:
+    async with aiohttp.ClientSession(headers=gateway.headers()) as session:
         resp = await session.post(gateway.url + "/api/speakers", data=form)
         assert resp.status == 201, await resp.text()
         alice = await resp.json()

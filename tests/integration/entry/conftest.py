@@ -57,17 +57,4 @@ def config_entry(sim: SimCluster, client_key: tuple[str, str]) -> MockConfigEntr
     )
 
 
-# Old names, kept while branches written against them land; new tests use the names above.
-@pytest.fixture
-def mock_config_entry(config_entry: MockConfigEntry) -> MockConfigEntry:
-    """Old name of `config_entry`."""
-    return config_entry
-
-
-@pytest.fixture
-def init_integration(loaded_entry: MockConfigEntry) -> MockConfigEntry:
-    """Old name of `loaded_entry`."""
-    return loaded_entry
-
-
 __all__ = ["_custom_integrations", "_quiet_zeroconf", "loaded_entry"]

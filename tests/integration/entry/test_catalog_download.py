@@ -5,6 +5,7 @@ through HA's real flow manager against the simulator over real SSH."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -33,11 +34,10 @@ STATUS = "sensor.lab_vllm_model_download"
 
 
 @pytest.fixture
-def sim_config(client_key: tuple[str, str]) -> SimConfig:
-    return SimConfig(
-        nodes=2,
-        authorized_keys=[client_key[1]],
-        load_seconds=0.4,
+def sim_config(sim_config: SimConfig) -> SimConfig:
+    """The suite's cluster with model sizes, one model already cached and room for downloads."""
+    return replace(
+        sim_config,
         model_bytes={NEW_REPO: 12 * GB, CACHED_REPO: 8 * GB, HUGE_REPO: 900 * GB},
         cached_models=(CACHED_REPO,),
         disk_free_bytes=200 * GB,

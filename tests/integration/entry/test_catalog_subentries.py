@@ -56,10 +56,10 @@ async def _start(hass: HomeAssistant, entry: MockConfigEntry, step: str) -> dict
 
 
 async def test_add_edit_and_remove_a_model(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     flows = hass.config_entries.subentries
-    form = await _start(hass, init_integration, "new_model")
+    form = await _start(hass, loaded_entry, "new_model")
     assert form["step_id"] == "new_model"
     bad = await flows.async_configure(form["flow_id"], {**NEW_MODEL, "tensor_parallel": 2})
     assert bad["errors"] == {"tensor_parallel": "invalid_model"}  # solo runs with -tp 1
@@ -71,13 +71,13 @@ async def test_add_edit_and_remove_a_model(
     done = await flows.async_configure(form["flow_id"], NEW_MODEL)
     assert done["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    (subentry,) = init_integration.subentries.values()
+    (subentry,) = loaded_entry.subentries.values()
     assert (subentry.unique_id, subentry.title) == ("llama-3.1-8b", "Llama 3.1 8B")
     assert "Llama 3.1 8B" in _options(hass)  # the select follows at once
 
     # Edit: the form shows the current settings; the next swap uses the new ones.
     edit = await flows.async_init(
-        (init_integration.entry_id, "model"),
+        (loaded_entry.entry_id, "model"),
         context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
     )
     suggested = {
@@ -94,7 +94,7 @@ async def test_add_edit_and_remove_a_model(
     await hass.services.async_call(
         DOMAIN,
         "swap_model",
-        {"cluster": init_integration.entry_id, "model": "llama-3.1-8b", "wait": True},
+        {"cluster": loaded_entry.entry_id, "model": "llama-3.1-8b", "wait": True},
         blocking=True,
     )
     launch = [command for command in sim.nodes[0].commands if "vllm serve" in command][-1]
@@ -103,20 +103,20 @@ async def test_add_edit_and_remove_a_model(
     assert launch.endswith("--enable-auto-tool-choice --tool-call-parser=hermes")
 
     # Survives a reload; removing the subentry removes the model.
-    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
     await hass.async_block_till_done()
     assert "Llama 3.1 8B" in _options(hass)
-    assert hass.config_entries.async_remove_subentry(init_integration, subentry.subentry_id)
+    assert hass.config_entries.async_remove_subentry(loaded_entry, subentry.subentry_id)
     await hass.async_block_till_done()
     assert "Llama 3.1 8B" not in _options(hass)
     assert "Gemma 4 27B Instruct" in _options(hass)  # bundled ones stay
 
 
 async def test_adjust_a_bundled_model(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     flows = hass.config_entries.subentries
-    pick = await _start(hass, init_integration, "bundled_model")
+    pick = await _start(hass, loaded_entry, "bundled_model")
     form = await flows.async_configure(pick["flow_id"], {"model": "gemma4"})
     assert form["step_id"] == "bundled_options"
     suggested = {
@@ -127,38 +127,38 @@ async def test_adjust_a_bundled_model(
     done = await flows.async_configure(form["flow_id"], {**suggested, "max_model_len": 65536})
     assert done["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    (subentry,) = init_integration.subentries.values()
+    (subentry,) = loaded_entry.subentries.values()
     assert dict(subentry.data) == {"options": {"max_model_len": 65536}}  # only the change
-    catalog = init_integration.runtime_data.catalog.catalog
+    catalog = loaded_entry.runtime_data.catalog.catalog
     assert catalog.get("gemma4").max_model_len == 65536
     # Deleting the adjustment returns the bundled model to its shipped settings.
-    hass.config_entries.async_remove_subentry(init_integration, subentry.subentry_id)
+    hass.config_entries.async_remove_subentry(loaded_entry, subentry.subentry_id)
     await hass.async_block_till_done()
-    assert init_integration.runtime_data.catalog.catalog.get("gemma4").max_model_len == 32768
+    assert loaded_entry.runtime_data.catalog.catalog.get("gemma4").max_model_len == 32768
 
 
 async def test_actions_write_subentries(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     await hass.services.async_call(
         DOMAIN,
         "set_model_options",
-        {"cluster": init_integration.entry_id, "model": "qwen36", "fp8_kv_cache": True},
+        {"cluster": loaded_entry.entry_id, "model": "qwen36", "fp8_kv_cache": True},
         blocking=True,
     )
-    (subentry,) = init_integration.subentries.values()
+    (subentry,) = loaded_entry.subentries.values()
     assert subentry.unique_id == "qwen36"
     assert subentry.data["options"] == {"fp8_kv_cache": True}
 
 
 @pytest.fixture
 def hass_storage_catalog(
-    hass_storage: dict[str, Any], mock_config_entry: MockConfigEntry
+    hass_storage: dict[str, Any], config_entry: MockConfigEntry
 ) -> dict[str, Any]:
     """A catalog stored by an earlier version in HA's storage."""
-    hass_storage[f"{DOMAIN}.{mock_config_entry.entry_id}.catalog"] = {
+    hass_storage[f"{DOMAIN}.{config_entry.entry_id}.catalog"] = {
         "version": 1,
-        "key": f"{DOMAIN}.{mock_config_entry.entry_id}.catalog",
+        "key": f"{DOMAIN}.{config_entry.entry_id}.catalog",
         "data": {
             "version": 1,
             "user_models": [
@@ -185,15 +185,15 @@ def hass_storage_catalog(
 async def test_stored_catalog_moves_into_subentries(
     hass: HomeAssistant,
     hass_storage_catalog: dict[str, Any],
-    mock_config_entry: MockConfigEntry,
+    config_entry: MockConfigEntry,
 ) -> None:
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
-    by_key = {sub.unique_id: sub for sub in mock_config_entry.subentries.values()}
+    by_key = {sub.unique_id: sub for sub in config_entry.subentries.values()}
     assert set(by_key) == {"tiny", "gemma4"}
     assert by_key["tiny"].data["model"]["max_model_len"] == 4096
     assert by_key["gemma4"].data == {"options": {"prefix_caching": False}}
-    assert f"{DOMAIN}.{mock_config_entry.entry_id}.catalog" not in hass_storage_catalog
+    assert f"{DOMAIN}.{config_entry.entry_id}.catalog" not in hass_storage_catalog
     assert "Tiny" in _options(hass)
-    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    assert await hass.config_entries.async_unload(config_entry.entry_id)

@@ -3,6 +3,7 @@ over real SSH: actions, entities, events, repair fix flows and failure paths."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -37,11 +38,10 @@ UPDATE = "update.spark_1_spark_vllm_docker"
 
 
 @pytest.fixture
-def sim_config(client_key: tuple[str, str]) -> SimConfig:
-    return SimConfig(
-        nodes=2,
-        authorized_keys=[client_key[1]],
-        load_seconds=0.4,
+def sim_config(sim_config: SimConfig) -> SimConfig:
+    """The suite's cluster with model sizes, disk room and quick downloads and builds."""
+    return replace(
+        sim_config,
         model_bytes={REPO: 12 * GB, "org/huge": 900 * GB},
         disk_free_bytes=200 * GB,
         download_seconds=0.3,
