@@ -112,9 +112,7 @@ async def test_add_edit_and_remove_a_model(
     assert "Gemma 4 27B Instruct" in _options(hass)  # bundled ones stay
 
 
-async def test_adjust_a_bundled_model(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry
-) -> None:
+async def test_adjust_a_bundled_model(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
     flows = hass.config_entries.subentries
     pick = await _start(hass, loaded_entry, "bundled_model")
     form = await flows.async_configure(pick["flow_id"], {"model": "gemma4"})
@@ -137,9 +135,7 @@ async def test_adjust_a_bundled_model(
     assert loaded_entry.runtime_data.catalog.catalog.get("gemma4").max_model_len == 32768
 
 
-async def test_actions_write_subentries(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry
-) -> None:
+async def test_actions_write_subentries(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
     await hass.services.async_call(
         DOMAIN,
         "set_model_options",
