@@ -12,7 +12,7 @@ Two evaluations on conversations with exactly known turns:
 2. **Speakers that generalise** (`spark_gateway.speakers.pipeline`: chunking, linking,
    naming, merge): real recorded voices (tests/speakers/data/voices) joined into
    conversations of 2-9 speakers and 1.5-20 minutes, each chunk diarized by the simulator's
-   `/v1/audio/diarize-chunk` over HTTP (real d-vector encoder), oracle words. The voices are
+   `/v1/audio/diarize-chunk` over HTTP (real GE2E speaker encoder), oracle words. The voices are
    split: every threshold (linking, re-joining, naming, low-confidence mark) is chosen on the
    TUNING conversations, then the HELD-OUT conversations, built from voices no choice ever
    saw, are reported with those values. Per recording: speakers found vs true, DER/JER,
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import sys
 import time
@@ -96,9 +97,10 @@ HELDOUT_CASES = [
     (list(H[:5]), 1.5), (list(H[:6]), 6.0), (list(H), 20.0),
 ]  # fmt: skip
 KEEP_BACK = 0.35  # the end of each voice's material is kept for enrolment clips
-LINK_THRESHOLDS = [0.25, 0.3, 0.35, 0.4, 0.45, 0.5]
-REJOIN_THRESHOLDS = [0.0, 0.08, 0.12, 0.16, 0.2]
-NAME_THRESHOLDS = [0.1, 0.15, 0.2, 0.25, 0.3, 0.35]
+# Cosine distances of the simulator's GE2E prints: one voice's prints lie ~0.02-0.15 apart.
+LINK_THRESHOLDS = [0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3]
+REJOIN_THRESHOLDS = [0.0, 0.04, 0.06, 0.08, 0.1]
+NAME_THRESHOLDS = [0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2]
 LOW_CONFIDENCE = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 
 
@@ -236,7 +238,11 @@ def evaluate_merge(jitter_s: float = 0.08) -> Scores:
 
 
 class SimDiarizer:
-    """diarize-chunk answers from the simulator over HTTP, cached by the audio's content."""
+    """diarize-chunk answers from the simulator over HTTP, cached by the audio's content.
+
+    The cache file also records a hash of the simulator's diarizer and encoder sources: answers
+    of another version of them (other thresholds, another encoder) are never reused.
+    """
 
     def __init__(self, session: aiohttp.ClientSession, parakeet_url: str,
                  cache_file: Path | None = None) -> None:  # fmt: skip
@@ -244,16 +250,20 @@ class SimDiarizer:
         self.url = parakeet_url + "/v1/audio/diarize-chunk"
         self.cache: dict[tuple[int, int], dict[str, Any]] = {}
         self.cache_file = cache_file
+        self.version = hashlib.sha256(b"".join(
+            (ROOT / "tests" / "sim" / f).read_bytes() for f in ("diarization.py", "ge2e.py")
+        )).hexdigest()[:16]  # fmt: skip
         if cache_file is not None and cache_file.exists():
             saved = json.loads(cache_file.read_text())
-            self.cache = {(int(k.split(":")[0]), int(k.split(":")[1])): v for k, v in saved.items()}
+            if saved.get("simulator") == self.version:
+                self.cache = {(int(k.split(":")[0]), int(k.split(":")[1])): v
+                              for k, v in saved["answers"].items()}  # fmt: skip
         self.seconds = 0.0
 
     def save(self) -> None:
         if self.cache_file is not None:
-            self.cache_file.write_text(
-                json.dumps({f"{a}:{b}": v for (a, b), v in self.cache.items()})
-            )
+            answers = {f"{a}:{b}": v for (a, b), v in self.cache.items()}
+            self.cache_file.write_text(json.dumps({"simulator": self.version, "answers": answers}))
 
     async def diarize(self, samples: np.ndarray) -> Diarization:
         key = (len(samples), int(samples.astype(np.int64)[::97].sum()))

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Sourced by scripts/test and scripts/demo: finds Python 3.13, installs the Debian packages the
-# simulator and Home Assistant need, and keeps .venv in step with requirements_test.txt.
+# simulator and Home Assistant need, and keeps .venv in step with requirements_test.txt (and
+# requirements_test_nodeps.txt, whose packages are installed without their dependencies).
 # Idempotent: a stamp of the requirement files' hash makes the second run take well under a second.
 set -euo pipefail
 
@@ -49,7 +50,8 @@ ensure_venv() {
   local python stamp want
   python=$(find_python)
   [ -x "$VENV/bin/python" ] || "$python" -m venv "$VENV"
-  want=$(cat "$ROOT/requirements_test.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)
+  want=$(cat "$ROOT/requirements_test.txt" "$ROOT/requirements_test_nodeps.txt" "$ROOT/pyproject.toml" \
+    | sha256sum | cut -d' ' -f1)
   stamp="$VENV/.requirements.sha256"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "Installing Python requirements into .venv (first run takes a few minutes)" >&2
@@ -57,6 +59,8 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install --quiet --upgrade pip 2> >(grep -v "is ignored: it is neither" >&2)
     # HA 2026.2.3 declares Python >= 3.13.2 but runs on 3.13.0 (verified), hence the flag.
     "$VENV/bin/python" -m pip install --quiet --ignore-requires-python -r "$ROOT/requirements_test.txt" \
+      2> >(grep -v "is ignored: it is neither" >&2)
+    "$VENV/bin/python" -m pip install --quiet --no-deps -r "$ROOT/requirements_test_nodeps.txt" \
       2> >(grep -v "is ignored: it is neither" >&2)
     echo "$want" > "$stamp"
   fi

@@ -119,7 +119,7 @@ _ensure_sid_root() {
 
 _ensure_newest_venv() {
   # $1: how to run a command in the newest environment; the venv is keyed by the requirements.
-  local hash name venv_rel stamp
+  local hash name venv_rel stamp nodeps_stamp
   hash=$(sha256sum < "$NEWEST_REQUIREMENTS" | cut -c1-12)
   name="${NEWEST_VENV_NAME:-newest}-venv-$hash"
   if [ -n "${NEWEST_HOST_PYTHON:-}" ]; then
@@ -141,6 +141,14 @@ _ensure_newest_venv() {
         | awk '/^(Collecting|Building wheel|Successfully|ERROR)/ { print "[newest]   " $0; fflush() }' >&2
       newest_raw "$venv_rel/bin/python" -c 'import homeassistant.const as c; print("[newest] Home Assistant", c.__version__)' >&2
       newest_raw touch "$stamp"
+    fi
+    # Packages used for a data file only, without their dependencies; their own stamp, so a
+    # change here adds them to the existing venv instead of rebuilding it.
+    nodeps_stamp="$venv_rel/.nodeps-$(sha256sum < "$ROOT/requirements_test_nodeps.txt" | cut -c1-12)"
+    if ! newest_raw test -f "$nodeps_stamp"; then
+      newest_raw "$venv_rel/bin/python" -m pip install --quiet --no-deps \
+        -r "$ROOT/requirements_test_nodeps.txt"
+      newest_raw touch "$nodeps_stamp"
     fi
   ) 9> "$SPARK_CACHE/.newest-venv.lock"
 }

