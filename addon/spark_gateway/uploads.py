@@ -9,6 +9,7 @@ charset — a 400 JSON error, never a 500.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,12 +172,19 @@ class _Budget:
             raise web.HTTPRequestEntityTooLarge(max_size=self.limit, actual_size=self.used)
 
 
+async def _decoded(part: BodyPartReader, data: bytes) -> bytes:
+    """`data` with the part's Content-Transfer-Encoding undone. `decode` is a coroutine on
+    aiohttp 3.13 (HA 2026.2's pin) and a plain call again on 3.14 (newest HA)."""
+    decoded = part.decode(data)
+    return bytes(await decoded if inspect.isawaitable(decoded) else decoded)
+
+
 async def _file_part(request: web.Request, part: BodyPartReader, budget: _Budget) -> Path | bytes:
     """A file part as bytes when it ends within 256 KiB; past that, a spool file written as
     the rest arrives (through a thread: a long upload's writes stay off the event loop)."""
     held = bytearray()
     while chunk := await part.read_chunk(_CHUNK_BYTES):
-        chunk = await part.decode(chunk)
+        chunk = await _decoded(part, chunk)
         budget.take(len(chunk))
         held += chunk
         if len(held) > _IN_MEMORY_BYTES:
@@ -188,7 +196,7 @@ async def _file_part(request: web.Request, part: BodyPartReader, budget: _Budget
         await asyncio.to_thread(out.write, held)
         del held
         while chunk := await part.read_chunk(_CHUNK_BYTES):
-            chunk = await part.decode(chunk)
+            chunk = await _decoded(part, chunk)
             budget.take(len(chunk))
             await asyncio.to_thread(out.write, chunk)
     return path
@@ -205,7 +213,7 @@ async def _field_value(part: BodyPartReader, budget: _Budget) -> str | bytes:
     while chunk := await part.read_chunk(_CHUNK_BYTES):
         budget.take(len(chunk))
         value += chunk
-    data = await part.decode(bytes(value))
+    data = await _decoded(part, bytes(value))
     content_type = part.headers.get(hdrs.CONTENT_TYPE)
     if content_type is None or content_type.startswith("text/"):
         return data.decode(part.get_charset(default="utf-8"))
