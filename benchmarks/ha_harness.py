@@ -53,9 +53,10 @@ def entry_data(endpoints: dict[str, Any], private_key: str, public_key: str) -> 
 
 @asynccontextmanager
 async def home_assistant_with_cluster(
-    config_dir: Path, data: dict[str, Any]
+    config_dir: Path, data: dict[str, Any], options: dict[str, Any] | None = None
 ) -> AsyncIterator[tuple[HomeAssistant, MockConfigEntry]]:
-    """Start HA, set the integration up for `data`, yield, then unload and stop."""
+    """Start HA, set the integration up for `data` (with extra `options`), yield, then unload
+    and stop."""
     async with async_test_home_assistant(config_dir=str(config_dir)) as hass:
         hass.data.pop(loader.DATA_CUSTOM_COMPONENTS)
         entry = MockConfigEntry(
@@ -63,7 +64,7 @@ async def home_assistant_with_cluster(
             title="Bench",
             unique_id=data["nodes"][0],
             data=data,
-            options={CONF_VOICE_BRIDGES: False},
+            options={CONF_VOICE_BRIDGES: False, **(options or {})},
         )
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)

@@ -262,8 +262,18 @@ class VllmWatch:
 
     async def _wait_until_serving(self) -> None:
         while not self.serving():
-            self._serving_changed.clear()
-            await self._serving_changed.wait()
+            await self._serving_may_have_changed()
+
+    async def _serving_may_have_changed(self) -> None:
+        """Until a running recovery check ends, the status or the swap changes, or a pause
+        passed."""
+        self._serving_changed.clear()
+        if self.recovery.manager.checking(SERVICE_VLLM):
+            await self.recovery.manager.check_finished(SERVICE_VLLM)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LOG_RETRY_SECONDS):
+                await self._serving_changed.wait()
 
     async def _follow_log(self) -> None:
         """Follow the log while vLLM serves; after a death line, a stop or a swap, wait until it
@@ -282,12 +292,11 @@ class VllmWatch:
             except SparkError as err:
                 LOGGER.debug("%s: following vLLM's log failed: %s", self.entry.title, err)
             if death is not None and not self.quiet():
+                # Returns once the relaunched vLLM is checked: follow it from its own start.
                 await self.recovery.async_report_confirmed_wedge(
                     SERVICE_VLLM, f"engine died: {death}", SOURCE_LOG
                 )
-            # The follow ended (container stopped, connection lost, or handled): look again
-            # when the status or the swap changes, or after a pause.
-            self._serving_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(LOG_RETRY_SECONDS):
-                    await self._serving_changed.wait()
+                continue
+            # The follow ended (container stopped, connection lost): look again when the
+            # status or the swap changes, or after a pause.
+            await self._serving_may_have_changed()

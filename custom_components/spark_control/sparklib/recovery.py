@@ -257,6 +257,12 @@ class SingleFlight[K: Hashable, T]:
             task.add_done_callback(lambda done: self._forget(key, done))
         return await asyncio.shield(task)
 
+    async def finished(self, key: K) -> None:
+        """Return once the work running for `key` (if any) has ended, however it ended."""
+        task = self._tasks.get(key)
+        if task is not None:
+            await asyncio.wait({task})
+
     def _forget(self, key: K, task: asyncio.Task[T]) -> None:
         if self._tasks.get(key) is task:
             del self._tasks[key]
@@ -405,6 +411,10 @@ class RecoveryManager:
     def checking(self, service: str) -> bool:
         """Whether a check or repair of `service` is running."""
         return self._flights.running(service)
+
+    async def check_finished(self, service: str) -> None:
+        """Return once the check or repair of `service` running now (if any) has ended."""
+        await self._flights.finished(service)
 
     async def report_wedge(self, service: str, error: str, source: str) -> RecoveryOutcome:
         """A client saw `service` fail: check it now (or join the running check)."""

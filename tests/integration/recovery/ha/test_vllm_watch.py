@@ -43,9 +43,9 @@ from custom_components.spark_control.const import (
 )
 from custom_components.spark_control.logbook import DESCRIBERS
 from tests.integration.recovery.ha.conftest import ENTRY_ID
+from tests.integration.recovery.ha.test_vllm_recovery import SERVED, _relaunches
 from tests.sim import SimCluster
 
-SERVED = "RedHatAI/Qwen3.6-35B-A3B-NVFP4"
 WINDOW = 10  # seconds of the freeze window in these tests
 TICK = timedelta(seconds=2)  # the freeze watch's scrape interval
 
@@ -67,10 +67,6 @@ def entry_options() -> dict[str, Any]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
-
-
-def _relaunches(sim: SimCluster) -> int:
-    return sum(f"exec vllm serve {SERVED}" in command for command in sim.nodes[0].commands)
 
 
 async def _tick(hass: HomeAssistant, ticks: int = 1) -> None:
@@ -274,17 +270,28 @@ async def test_engine_death_in_the_log_relaunches_vllm(
         assert _logbook_line(detected[0]).endswith("(reported by vLLM's log)")
         assert _relaunches(sim) == 1
         assert sim.vllm.phase == "ready"
+        # The relaunched vLLM is followed from its own start: a second death is found too.
+        recovered_now.clear()
+        await _until_following(sim, 3)  # the first follow, the relaunch's own, the new one
+        sim.faults.kill_engine(exit_container=exit_container)
+        async with asyncio.timeout(15):
+            await recovered_now.wait()
+        assert _relaunches(sim) == 2
     finally:
         assert await hass.config_entries.async_unload(config_entry.entry_id)
         await hass.async_block_till_done()
 
 
-async def _until_following(sim: SimCluster) -> None:
-    """Wait until the integration follows vLLM's log (its `docker logs -f` on the head)."""
+async def _until_following(sim: SimCluster, follows: int = 1) -> None:
+    """Wait until the integration follows vLLM's log (its `docker logs -f` on the head) for
+    the `follows`-th time."""
     async with asyncio.timeout(10):
-        while not any(
-            command.startswith("docker logs -f") and command.endswith("vllm_node")
-            for command in sim.nodes[0].commands
+        while (
+            sum(
+                command.startswith("docker logs -f --since") and command.endswith("vllm_node")
+                for command in sim.nodes[0].commands
+            )
+            < follows
         ):
             await asyncio.sleep(0.02)
     await asyncio.sleep(0.1)  # the follow subscribed to the container's log
