@@ -71,7 +71,11 @@ class Spool:
     async def drain(self) -> None:
         """Wait until the files of every answered request are removed."""
         while self._removals:
-            await asyncio.gather(*self._removals, return_exceptions=True)
+            removals = list(self._removals)
+            await asyncio.wait(removals)
+            # Dropped here, not left to the done callbacks: those run only once the loop
+            # turns, and waiting on finished tasks need not give it a turn.
+            self._removals.difference_update(removals)
 
 
 async def _remove(files: list[Path], callbacks: list[Callable[[], None]]) -> None:

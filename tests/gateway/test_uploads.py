@@ -8,7 +8,9 @@ their request.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,6 +18,7 @@ from aiohttp import BodyPartReader
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from spark_gateway.appkeys import AUDIO_IN_FLIGHT, SPOOL
+from spark_gateway.spool import Spool
 from spark_gateway.uploads import part_names
 from tests.gateway.conftest import GatewayFactory, RunningGateway
 from tests.gateway.hostile_audio import wav_file
@@ -130,3 +133,17 @@ async def test_form_fields_and_extra_files(start_gateway: GatewayFactory, short_
     status, body = await gateway.post("/v1/audio/transcriptions", data=big)
     assert status == 413, body
     assert body["error"]["code"] == "request_too_large"
+
+
+async def test_drain_returns_when_removals_just_finished(tmp_path: Path) -> None:
+    """A removal already finished, its done callback not yet run: drain still returns."""
+    spool = Spool(tmp_path)
+    scratch = tmp_path / "scratch.upload"
+    scratch.write_bytes(b"RIFF")
+    returned: list[str] = []
+    spool._remove_soon([scratch], [lambda: returned.append("budget")])
+    while not all(task.done() for task in spool._removals):
+        await asyncio.sleep(0)  # run the removal, and stop the moment it is done
+    await asyncio.wait_for(spool.drain(), 5)
+    assert returned == ["budget"]
+    assert not scratch.exists()
