@@ -51,7 +51,9 @@ class Container:
     labels: dict[str, str] = field(default_factory=dict)  # the image's LABELs
     run_flags: list[str] = field(default_factory=list)  # `docker run` options it was created with
     removed: bool = False  # `docker rm`'d: invisible until `docker run` creates it again
+    follows: int = 0  # `docker logs -f` subscriptions so far
     _followers: set[asyncio.Queue[LogLine | None]] = field(default_factory=set)
+    _followers_changed: asyncio.Event = field(default_factory=asyncio.Event)
     _hooks: list[StateHook] = field(default_factory=list)
 
     @property
@@ -81,10 +83,31 @@ class Container:
         """A queue receiving each new line; None marks that the container stopped."""
         queue: asyncio.Queue[LogLine | None] = asyncio.Queue()
         self._followers.add(queue)
+        self.follows += 1
+        self._followers_moved()
         return queue
 
     def unfollow(self, queue: asyncio.Queue[LogLine | None]) -> None:
         self._followers.discard(queue)
+        self._followers_moved()
+
+    @property
+    def followers(self) -> int:
+        """`docker logs -f` sessions subscribed right now."""
+        return len(self._followers)
+
+    async def wait_followers(
+        self, condition: Callable[[Container], bool], timeout: float = 30
+    ) -> None:
+        """Wait until `condition(self)` holds, checked whenever a `docker logs -f` subscribes or
+        leaves (a follow shows only lines logged after it subscribed)."""
+        async with asyncio.timeout(timeout):
+            while not condition(self):
+                await self._followers_changed.wait()
+
+    def _followers_moved(self) -> None:
+        self._followers_changed.set()
+        self._followers_changed = asyncio.Event()
 
     def mark_running(self) -> None:
         self.state = RUNNING

@@ -171,9 +171,7 @@ async def test_docker_logs_follow_streams_until_container_stops(
     container = sim.containers["vllm_node"]
     process = await conn.create_process("docker logs -f --tail 0 vllm_node")
     # `--tail 0` shows only lines logged after the follow began: wait until it has.
-    async with asyncio.timeout(30):
-        while not container._followers:
-            await asyncio.sleep(0.01)
+    await container.wait_followers(lambda c: c.followers > 0)
     container.log("streamed one")
     assert await asyncio.wait_for(process.stdout.readline(), 30) == "streamed one\n"
     container.log("streamed two")
@@ -193,9 +191,7 @@ async def test_docker_logs_follow_ends_when_client_closes(sim: SimCluster, ssh: 
     process.close()
     await process.wait_closed()
     container = sim.containers["vllm_node"]
-    async with asyncio.timeout(2):
-        while container._followers:  # the server side unsubscribed
-            await asyncio.sleep(0.02)
+    await container.wait_followers(lambda c: c.followers == 0)  # the server side unsubscribed
 
 
 async def test_launch_cluster_status_stop_and_bad_option(sim: SimCluster, ssh: SshConnect) -> None:

@@ -283,18 +283,9 @@ async def test_engine_death_in_the_log_relaunches_vllm(
 
 
 async def _until_following(sim: SimCluster, follows: int = 1) -> None:
-    """Wait until the integration follows vLLM's log (its `docker logs -f` on the head) for
-    the `follows`-th time."""
-    async with asyncio.timeout(10):
-        while (
-            sum(
-                command.startswith("docker logs -f --since") and command.endswith("vllm_node")
-                for command in sim.nodes[0].commands
-            )
-            < follows
-        ):
-            await asyncio.sleep(0.02)
-    await asyncio.sleep(0.1)  # the follow subscribed to the container's log
+    """Wait until the integration's `follows`-th `docker logs -f` of vLLM has subscribed to the
+    container's log (a follow sees only the lines logged after that)."""
+    await sim.containers["vllm_node"].wait_followers(lambda c: c.follows >= follows)
 
 
 async def test_cheap_probe_finds_a_dead_engine_behind_a_healthy_health(
