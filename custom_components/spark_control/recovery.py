@@ -198,6 +198,7 @@ class SparkRecovery:
             "restart_window_minutes": budget.window / 60,
             "probes_started": self.manager.probes_started,
             "services": services,
+            "vllm_watch": self.vllm_watch.as_diagnostics(),
         }
 
     def restore(self, saved: dict[str, Any] | None) -> None:

@@ -109,6 +109,7 @@ class VllmWatch:
         self._busy: set[str] = set()  # the scrape / probe in flight (never two of one kind)
         self._serving_changed = asyncio.Event()
         self._log_task: asyncio.Task[None] | None = None
+        self._unlisten_stop: CALLBACK_TYPE | None = None
 
     def quiet(self) -> bool:
         """Whether vLLM must not be judged now: a swap or load runs (vLLM is down on purpose),
@@ -154,13 +155,23 @@ class VllmWatch:
             self._log_task = self.hass.loop.create_task(
                 self._follow_log(), name=f"{DOMAIN} vLLM log watch {name}"
             )
-            self._unsubscribers.append(
-                self.hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, self._stop_log)
+            self._unlisten_stop = self.hass.bus.async_listen_once(
+                EVENT_HOMEASSISTANT_STOP, self._stop_log
             )
+
+    def as_diagnostics(self) -> dict[str, Any]:
+        """The watch's settings, for the entry's diagnostics."""
+        return {
+            "probe_interval_s": self.settings.probe_interval,
+            "probe_timeout_s": self.settings.probe_timeout,
+            "freeze_window_s": self.settings.freeze_window,
+            "log_watch": self.settings.log_watch,
+        }
 
     @callback
     def _stop_log(self, _event: Event) -> None:
         """HA stops without unloading the entry: end the follow (and its SSH session)."""
+        self._unlisten_stop = None  # a listener heard once is gone by itself
         if self._log_task is not None:
             self._log_task.cancel()
 
@@ -168,6 +179,9 @@ class VllmWatch:
         """Stop the timers and the log follower."""
         while self._unsubscribers:
             self._unsubscribers.pop()()
+        if self._unlisten_stop is not None:
+            self._unlisten_stop()
+            self._unlisten_stop = None
         task, self._log_task = self._log_task, None
         if task is not None:
             task.cancel()

@@ -100,6 +100,16 @@ EVENTS: list[tuple[str, dict[str, Any], str]] = [
         {"cluster": "Lab", "model": "gemma4", "fallback_model": "qwen36", "reason": "crashed"},
         "serves qwen36 again after the swap to gemma4 failed: crashed",
     ),
+    (
+        EVENT_WEDGE_DETECTED,
+        {
+            "service": "vllm",
+            "cluster": "Lab",
+            "error": "engine died: EngineCore encountered a fatal error.",
+            "source": "container_log",
+        },
+        "is wedged: engine died: EngineCore encountered a fatal error. (reported by vLLM's log)",
+    ),
 ]
 
 
