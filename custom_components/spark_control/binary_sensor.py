@@ -15,17 +15,16 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import SERVICE_MAGPIE, SERVICE_PARAKEET, SERVICE_VLLM
 from .coordinator import ClusterStatus, SparkControlConfigEntry, SparkStatusCoordinator
-from .entity import SparkControlEntity, service_device
+from .entity import ServiceEntityDescription, SparkServiceEntity
 from .recovery_entities import recovery_binary_sensors
 
 PARALLEL_UPDATES = 0
 
 
 @dataclass(frozen=True, kw_only=True)
-class SparkBinarySensorEntityDescription(BinarySensorEntityDescription):
+class SparkBinarySensorEntityDescription(BinarySensorEntityDescription, ServiceEntityDescription):
     """A binary sensor of one service, read from the status poll."""
 
-    service: str
     value_fn: Callable[[ClusterStatus], bool | None]
     exists_fn: Callable[[SparkControlConfigEntry], bool] = lambda _: True
 
@@ -61,20 +60,10 @@ async def async_setup_entry(
     async_add_entities(recovery_binary_sensors(entry))
 
 
-class SparkBinarySensor(SparkControlEntity[SparkStatusCoordinator], BinarySensorEntity):
+class SparkBinarySensor(SparkServiceEntity[SparkStatusCoordinator], BinarySensorEntity):
     """Health of a service; off (not unavailable) when the service does not answer."""
 
     entity_description: SparkBinarySensorEntityDescription
-
-    def __init__(
-        self, coordinator: SparkStatusCoordinator, description: SparkBinarySensorEntityDescription
-    ) -> None:
-        super().__init__(
-            coordinator,
-            key=description.key,
-            device_info=service_device(coordinator.config_entry, description.service),
-        )
-        self.entity_description = description
 
     @property
     def is_on(self) -> bool | None:

@@ -15,7 +15,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import SERVICES
 from .coordinator import SparkControlConfigEntry, SparkStatusCoordinator
-from .entity import SparkControlEntity, service_device
+from .entity import ServiceEntityDescription, SparkServiceEntity
 from .errors import spark_exception_handler
 from .operations_entities import operations_buttons
 from .service_control import async_service_action
@@ -24,10 +24,8 @@ PARALLEL_UPDATES = 1
 
 
 @dataclass(frozen=True, kw_only=True)
-class SparkButtonEntityDescription(ButtonEntityDescription):
+class SparkButtonEntityDescription(ButtonEntityDescription, ServiceEntityDescription):
     """A button acting on one service."""
-
-    service: str
 
 
 BUTTONS: tuple[SparkButtonEntityDescription, ...] = tuple(
@@ -52,20 +50,10 @@ async def async_setup_entry(
     async_add_entities(operations_buttons(entry))  # cancel a model download (operations)
 
 
-class SparkRestartButton(SparkControlEntity[SparkStatusCoordinator], ButtonEntity):
+class SparkRestartButton(SparkServiceEntity[SparkStatusCoordinator], ButtonEntity):
     """`docker restart` of the service's container on its node."""
 
     entity_description: SparkButtonEntityDescription
-
-    def __init__(
-        self, coordinator: SparkStatusCoordinator, description: SparkButtonEntityDescription
-    ) -> None:
-        super().__init__(
-            coordinator,
-            key=description.key,
-            device_info=service_device(coordinator.config_entry, description.service),
-        )
-        self.entity_description = description
 
     @property
     def available(self) -> bool:

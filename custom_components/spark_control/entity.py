@@ -7,11 +7,13 @@ node is set when the entry registers its devices (`device_tree`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.device_registry import DeviceEntry, DeviceInfo
+from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpdateCoordinator
 
 from .cluster_config import node_hosting, nodes_of
@@ -138,3 +140,24 @@ class SparkControlEntity[CoordinatorT: DataUpdateCoordinator[Any]](CoordinatorEn
         assert entry is not None  # our coordinators always belong to an entry
         self._attr_unique_id = f"{_base_id(entry)}_{key}"
         self._attr_device_info = device_info
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceEntityDescription(EntityDescription):
+    """An entity of one service (vLLM, Parakeet, Magpie), shown on that service's device."""
+
+    service: str
+
+
+class SparkServiceEntity[CoordinatorT: DataUpdateCoordinator[Any]](
+    SparkControlEntity[CoordinatorT]
+):
+    """An entity on its service's device, keyed and described by its description."""
+
+    def __init__(self, coordinator: CoordinatorT, description: ServiceEntityDescription) -> None:
+        entry = coordinator.config_entry
+        assert entry is not None  # our coordinators always belong to an entry
+        super().__init__(
+            coordinator, key=description.key, device_info=service_device(entry, description.service)
+        )
+        self.entity_description = description

@@ -12,7 +12,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import SERVICES
 from .coordinator import SparkControlConfigEntry, SparkMetricsCoordinator
-from .entity import SparkControlEntity, service_device
+from .entity import ServiceEntityDescription, SparkServiceEntity
 from .errors import spark_exception_handler
 from .service_control import async_service_action
 from .sparklib.commands import DockerAction
@@ -21,10 +21,8 @@ PARALLEL_UPDATES = 1
 
 
 @dataclass(frozen=True, kw_only=True)
-class SparkSwitchEntityDescription(SwitchEntityDescription):
+class SparkSwitchEntityDescription(SwitchEntityDescription, ServiceEntityDescription):
     """A switch for one service's container."""
-
-    service: str
 
 
 SWITCHES: tuple[SparkSwitchEntityDescription, ...] = tuple(
@@ -51,7 +49,7 @@ async def async_setup_entry(
     async_add_entities(SparkServiceSwitch(metrics, description) for description in SWITCHES)
 
 
-class SparkServiceSwitch(SparkControlEntity[SparkMetricsCoordinator], SwitchEntity):
+class SparkServiceSwitch(SparkServiceEntity[SparkMetricsCoordinator], SwitchEntity):
     """On while the service's container runs (as `docker ps` says); toggles the container.
 
     The container state, not HTTP reachability: a running container whose port does not
@@ -59,16 +57,6 @@ class SparkServiceSwitch(SparkControlEntity[SparkMetricsCoordinator], SwitchEnti
     """
 
     entity_description: SparkSwitchEntityDescription
-
-    def __init__(
-        self, coordinator: SparkMetricsCoordinator, description: SparkSwitchEntityDescription
-    ) -> None:
-        super().__init__(
-            coordinator,
-            key=description.key,
-            device_info=service_device(coordinator.config_entry, description.service),
-        )
-        self.entity_description = description
 
     @property
     def available(self) -> bool:
