@@ -40,7 +40,7 @@ from .speakers.voiceprints import VoiceprintLibrary
 from .spool import Spool, spool_directory
 from .upstream import VLLM, UpstreamClient
 from .vllm_hold import VllmHold
-from .voices import VoiceCatalog
+from .voices import GatewayVoiceCatalog
 
 
 def create_app(config: GatewayConfig) -> web.Application:
@@ -61,7 +61,7 @@ def create_app(config: GatewayConfig) -> web.Application:
     app[CONFIG] = config
     app[METRICS] = metrics
     app[API_KEYS] = keys
-    app[VOICES] = VoiceCatalog(config)
+    app[VOICES] = GatewayVoiceCatalog(config)
     app[VOICEPRINTS] = VoiceprintLibrary(config.data_dir / "voiceprints")
     app[SPOOL] = spool
     app[DECODER] = AudioDecoder(workers=config.decode_workers, timeout_s=config.timeouts.decode)

@@ -16,11 +16,11 @@ from .speakers.voiceprints import VoiceprintLibrary
 from .spool import Spool
 from .upstream import UpstreamClient
 from .vllm_hold import VllmHold
-from .voices import VoiceCatalog
+from .voices import GatewayVoiceCatalog
 
 CONFIG: Final = web.AppKey("config", GatewayConfig)
 METRICS: Final = web.AppKey("metrics", GatewayMetrics)
-VOICES: Final = web.AppKey("voices", VoiceCatalog)
+VOICES: Final = web.AppKey("voices", GatewayVoiceCatalog)
 # Enrolled speakers, one file each under <data_dir>/voiceprints.
 VOICEPRINTS: Final = web.AppKey("voiceprints", VoiceprintLibrary)
 # The API keys in force: configured ones, or the one generated and persisted on first start.

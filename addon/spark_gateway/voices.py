@@ -29,7 +29,7 @@ def language_of(voice_name: str) -> str:
     return "en-US"
 
 
-class VoiceCatalog:
+class GatewayVoiceCatalog:
     """Magpie's voices (fetched, cached for a minute) plus configured aliases."""
 
     def __init__(self, config: GatewayConfig) -> None:

@@ -13,7 +13,10 @@ import pytest
 
 from custom_components.spark_control.sparklib.voice.errors import SpeechServiceError
 from custom_components.spark_control.sparklib.voice.magpie import MagpieClient
-from custom_components.spark_control.sparklib.voice.voices import UnknownVoiceError, VoiceCatalog
+from custom_components.spark_control.sparklib.voice.voices import (
+    BridgeVoiceCatalog,
+    UnknownVoiceError,
+)
 from tests.sim import SimCluster
 
 
@@ -24,8 +27,8 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def catalog(sim: SimCluster, session: aiohttp.ClientSession) -> VoiceCatalog:
-    return VoiceCatalog(MagpieClient(session, sim.magpie.url))
+async def catalog(sim: SimCluster, session: aiohttp.ClientSession) -> BridgeVoiceCatalog:
+    return BridgeVoiceCatalog(MagpieClient(session, sim.magpie.url))
 
 
 def _closed_url() -> str:
@@ -34,7 +37,7 @@ def _closed_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-async def test_voice_by_name_language_or_default(catalog: VoiceCatalog) -> None:
+async def test_voice_by_name_language_or_default(catalog: BridgeVoiceCatalog) -> None:
     """An exact name wins; a language tag given as the name (as wyoming 1.7 sends it) or as
     the language picks a voice of that language, by region first, then by base language; with
     neither the default language's first voice is used."""
@@ -46,7 +49,7 @@ async def test_voice_by_name_language_or_default(catalog: VoiceCatalog) -> None:
     assert (await catalog.choose(None, None)).language == "en-US"
 
 
-async def test_unknown_voice_or_language_is_refused(catalog: VoiceCatalog) -> None:
+async def test_unknown_voice_or_language_is_refused(catalog: BridgeVoiceCatalog) -> None:
     with pytest.raises(UnknownVoiceError, match="unknown voice"):
         await catalog.choose("Magpie-Multilingual.EN-US.Nobody", None)
     with pytest.raises(UnknownVoiceError, match="no voice speaks 'ja-JP'"):
@@ -58,7 +61,7 @@ async def test_magpie_unreachable(
 ) -> None:
     """Without Magpie a request fails with a speech-service error, while Describe still
     answers (no voices) after a short wait and logs why."""
-    catalog = VoiceCatalog(MagpieClient(session, _closed_url(), timeout=2), describe_wait=2)
+    catalog = BridgeVoiceCatalog(MagpieClient(session, _closed_url(), timeout=2), describe_wait=2)
     with pytest.raises(SpeechServiceError):
         await catalog.choose(None, None)
     with caplog.at_level(logging.WARNING):
@@ -74,7 +77,9 @@ async def test_close_cancels_a_refresh_in_flight(
 ) -> None:
     """A Describe that gave up waiting leaves the refresh running; close() cancels it."""
     sim.faults.hang("magpie")
-    catalog = VoiceCatalog(MagpieClient(session, sim.magpie.url, timeout=30), describe_wait=0.05)
+    catalog = BridgeVoiceCatalog(
+        MagpieClient(session, sim.magpie.url, timeout=30), describe_wait=0.05
+    )
     info = await catalog.info()
     assert not info.tts[0].voices
     (refreshing,) = [task for task in asyncio.all_tasks() if task.get_name() == "magpie voices"]

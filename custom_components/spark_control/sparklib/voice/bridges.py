@@ -16,7 +16,7 @@ from .parakeet import ParakeetClient
 from .server import WyomingBridgeServer
 from .stt_handler import SttBridge, SttEventHandler, UtteranceCallback, WedgeCallback
 from .tts_handler import TtsBridge, TtsEventHandler
-from .voices import VoiceCatalog
+from .voices import BridgeVoiceCatalog
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class VoiceBridges:
         parakeet = ParakeetClient(session, config.parakeet_url, timeout=config.request_timeout)
         magpie = MagpieClient(session, config.magpie_url, timeout=config.request_timeout)
         stt_name, tts_name = program_names(config.label)
-        self.voices = VoiceCatalog(magpie, program_name=tts_name)
+        self.voices = BridgeVoiceCatalog(magpie, program_name=tts_name)
         self._voice_list_wait = config.voice_list_wait
         self.stt_bridge = SttBridge(
             parakeet=parakeet,

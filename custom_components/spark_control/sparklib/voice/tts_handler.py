@@ -24,7 +24,7 @@ from .errors import SpeechServiceError
 from .magpie import DEFAULT_SAMPLE_RATE, MagpieClient, MagpieVoice
 from .server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Connections, TrackedEventHandler
 from .text_split import SpeechTextSplitter, split_long_sentence, split_text
-from .voices import UnknownVoiceError, VoiceCatalog
+from .voices import BridgeVoiceCatalog, UnknownVoiceError
 from .wav import PcmAudio
 
 _LOGGER = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class TtsBridge:
     """What every TTS connection shares."""
 
     magpie: MagpieClient
-    voices: VoiceCatalog
+    voices: BridgeVoiceCatalog
     sample_rate: int = DEFAULT_SAMPLE_RATE
     samples_per_chunk: int = 1024
     # Sentences synthesized at once after the first; keeps Magpie ahead without flooding it.

@@ -22,7 +22,7 @@ class UnknownVoiceError(ValueError):
     """The client asked for a voice or language Magpie does not offer."""
 
 
-class VoiceCatalog:
+class BridgeVoiceCatalog:
     """Magpie's voice list, cached, with the rules for choosing a voice.
 
     `Describe` must answer fast (HA gives up after 1 s), so the list is re-read in the
