@@ -1,4 +1,5 @@
-"""Malformed multipart bodies get a 400 JSON error on every audio upload route, never a 500.
+"""Malformed multipart bodies get a 400 JSON error on every audio upload route, never a 500;
+so does a text field over its own cap, naming the field.
 
 All three routes read uploads through `spark_gateway.uploads`; the bodies below are the ways
 aiohttp's multipart parser fails (framing, part headers, a nameless part, an unknown charset).
@@ -11,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import warnings
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import BodyPartReader
 from multidict import CIMultiDict, CIMultiDictProxy
+from openai import AsyncOpenAI, BadRequestError
 
 from spark_gateway.appkeys import AUDIO_IN_FLIGHT, SPOOL
+from spark_gateway.form_fields import DEFAULT_FIELD_BYTES, MAX_TEXT_FIELDS, PROMPT_BYTES
 from spark_gateway.spool import Spool
 from spark_gateway.uploads import part_names
 from tests.gateway.conftest import GatewayFactory, RunningGateway
@@ -147,3 +151,65 @@ async def test_drain_returns_when_removals_just_finished(tmp_path: Path) -> None
     await asyncio.wait_for(spool.drain(), 5)
     assert returned == ["budget"]
     assert not scratch.exists()
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_long_text_field_is_400_naming_it(gateway: RunningGateway, route: str) -> None:
+    """A text field over its own cap is refused by name, long before the upload cap."""
+    form = aiohttp.FormData()
+    form.add_field("language", "en" * (DEFAULT_FIELD_BYTES // 2 + 1))  # sent before the file
+    form.add_field("file", wav_file(data=b"\x00\x00" * 16000), filename="a.wav")
+    status, body = await gateway.post(route, data=form)
+    assert status == 400, body
+    assert body["error"]["code"] == "string_above_max_length"
+    assert body["error"]["param"] == "language"
+    assert str(DEFAULT_FIELD_BYTES) in body["error"]["message"]
+
+
+async def test_prompt_cap_through_the_sdk(client: AsyncOpenAI, short_wav: bytes) -> None:
+    """A prompt of 4 KiB is accepted; one byte more is OpenAI's `string_above_max_length`."""
+    accepted = await client.audio.transcriptions.create(
+        file=("speech.wav", short_wav), model="whisper-1", prompt="p" * PROMPT_BYTES
+    )
+    assert accepted.text
+    with pytest.raises(BadRequestError) as refused:
+        await client.audio.transcriptions.create(
+            file=("speech.wav", short_wav), model="whisper-1", prompt="p" * (PROMPT_BYTES + 1)
+        )
+    assert refused.value.code == "string_above_max_length"
+    assert refused.value.param == "prompt"
+
+
+async def test_field_cap_counts_bytes_not_characters(gateway: RunningGateway) -> None:
+    """The cap is on UTF-8 bytes: 200 four-byte characters are 800 bytes, over the cap."""
+    form = aiohttp.FormData()
+    form.add_field("file", wav_file(data=b"\x00\x00" * 16000), filename="a.wav")
+    form.add_field("model", "\U0001f600" * 200)
+    status, body = await gateway.post("/v1/audio/transcriptions", data=form)
+    assert status == 400, body
+    assert body["error"]["param"] == "model"
+
+
+async def test_urlencoded_text_fields_are_capped(gateway: RunningGateway) -> None:
+    """The urlencoded form (file inline) has the same field caps as multipart."""
+    status, body = await gateway.post(
+        "/v1/audio/transcriptions",
+        data={"file": "RIFF", "response_format": "j" * (DEFAULT_FIELD_BYTES + 1)},
+    )
+    assert status == 400, body
+    assert body["error"]["code"] == "string_above_max_length"
+    assert body["error"]["param"] == "response_format"
+
+
+@pytest.mark.parametrize("urlencoded", [False, True], ids=["multipart", "urlencoded"])
+async def test_too_many_text_fields_is_400(gateway: RunningGateway, urlencoded: bool) -> None:
+    """Thousands of small fields are refused at the count cap, not held."""
+    fields = [(f"f{index}", "x") for index in range(MAX_TEXT_FIELDS + 1)]
+    if urlencoded:
+        data: Any = [("file", "RIFF"), *fields]
+    else:
+        data = aiohttp.FormData(fields)
+        data.add_field("file", b"RIFF", filename="a.wav")
+    status, body = await gateway.post("/v1/audio/transcriptions", data=data)
+    assert status == 400, body
+    assert body["error"]["code"] == "too_many_fields"
