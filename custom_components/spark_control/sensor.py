@@ -196,8 +196,6 @@ GPU_SENSORS: tuple[SparkGpuSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.POWER,
         native_unit_of_measurement=UnitOfPower.WATT,
         state_class=SensorStateClass.MEASUREMENT,
-        # Secondary to utilisation and temperature; one entity per node adds up in the recorder.
-        entity_registry_enabled_default=False,
         value_fn=_total("power_w"),
     ),
 )
@@ -330,7 +328,8 @@ class SparkVllmSensor(SparkControlEntity[SparkMetricsCoordinator], SensorEntity)
 
 
 class SparkGpuSensor(SparkControlEntity[SparkMetricsCoordinator], SensorEntity):
-    """A GPU reading of one node; unavailable while nvidia-smi on that node fails."""
+    """A GPU reading of one node; unavailable while nvidia-smi on that node fails, and where
+    the node's driver reports `[N/A]` for it (some GPUs have no power or temperature sensor)."""
 
     entity_description: SparkGpuSensorEntityDescription
 
@@ -349,8 +348,8 @@ class SparkGpuSensor(SparkControlEntity[SparkMetricsCoordinator], SensorEntity):
 
     @property
     def available(self) -> bool:
-        """Only when the last poll read this node's GPUs."""
-        return super().available and self._node in self.coordinator.data.gpus
+        """Only when the last poll read this node's GPUs and they report this reading."""
+        return super().available and self.native_value is not None
 
     @property
     def native_value(self) -> float | None:

@@ -212,6 +212,7 @@ test("the dashboard reads well on a desktop and a phone", async () => {
         "GPU utilization",
         "GPU memory usage",
         "GPU temperature",
+        "GPU power",
         "KV cache usage",
         "Generation speed",
         "Parakeet ASR",

@@ -36,6 +36,8 @@ class SimWorld:
     downloaded: set[str] = field(default_factory=set)
     homes: list[Path] = field(default_factory=list)  # each node's home dir on disk (SFTP)
     images: list[dict[str, Image]] = field(default_factory=list)  # per node: tag -> image
+    # per node index: nvidia-smi fields its GPU reports as `[N/A]` (a GPU without that sensor)
+    unreported_gpu_fields: dict[int, set[str]] = field(default_factory=dict)
 
     def containers_on(self, node_index: int) -> list[Container]:
         return [c for c in self.containers.values() if c.node_index == node_index and not c.removed]

@@ -67,15 +67,10 @@ async def test_platform_snapshot(
 async def test_less_central_sensors_disabled_by_default(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
-    """Requests waiting, time to first token and each node's GPU power start disabled by the
-    integration and have no state; enabled, they read like the others."""
+    """Requests waiting and time to first token start disabled by the integration and have no
+    state; enabled, they read like the others."""
     registry = er.async_get(hass)
-    entries = er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
-    power = sorted(item.entity_id for item in entries if item.unique_id.endswith("_gpu_power"))
-    assert len(power) == 2  # one per node
-    expected = sorted(
-        [*power, "sensor.lab_vllm_requests_waiting", "sensor.lab_vllm_time_to_first_token"]
-    )
+    expected = ["sensor.lab_vllm_requests_waiting", "sensor.lab_vllm_time_to_first_token"]
     for entity_id in expected:
         item = registry.async_get(entity_id)
         assert item is not None
@@ -83,8 +78,45 @@ async def test_less_central_sensors_disabled_by_default(
         assert hass.states.get(entity_id) is None
     assert await _enable_all(hass, loaded_entry) == expected
     assert hass.states.get("sensor.lab_vllm_requests_waiting").state == "0"  # type: ignore[union-attr]
-    for entity_id in power:
-        assert float(hass.states.get(entity_id).state) > 0  # type: ignore[union-attr]
+
+
+async def test_gpu_power_on_by_default(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+    """Each node's GPU power is there from the start, as a gauge and graph on the dashboard
+    need it: in watts, read from nvidia-smi."""
+    registry = er.async_get(hass)
+    power = [
+        item
+        for item in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
+        if item.unique_id.endswith("_gpu_power")
+    ]
+    assert sorted(item.entity_id for item in power) == [
+        "sensor.spark_1_gpu_power",
+        "sensor.spark_2_gpu_power",
+    ]
+    for item in power:
+        assert item.disabled_by is None
+        state = hass.states.get(item.entity_id)
+        assert state is not None
+        assert state.attributes["unit_of_measurement"] == "W"
+        assert float(state.state) > 0
+
+
+async def test_gpu_reading_a_node_does_not_report_is_unavailable(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
+) -> None:
+    """A GPU without a power sensor prints `[N/A]` for `power.draw`: that node's power sensor
+    is unavailable (not "unknown"), the other node's and the node's other readings stay."""
+    sim.world.unreported_gpu_fields[1] = {"power.draw"}
+    await loaded_entry.runtime_data.metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.spark_2_gpu_power").state == "unavailable"  # type: ignore[union-attr]
+    assert float(hass.states.get("sensor.spark_1_gpu_power").state) > 0  # type: ignore[union-attr]
+    assert float(hass.states.get("sensor.spark_2_gpu_temperature").state) > 0  # type: ignore[union-attr]
+
+    sim.world.unreported_gpu_fields.clear()
+    await loaded_entry.runtime_data.metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert float(hass.states.get("sensor.spark_2_gpu_power").state) > 0  # type: ignore[union-attr]
 
 
 async def test_no_entity_reads_unknown_on_an_idle_cluster(

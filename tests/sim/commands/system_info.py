@@ -48,7 +48,7 @@ def _gpu_values(ctx: CommandContext) -> dict[str, str]:
     busy = 0
     if vllm.container.node_index == ctx.node_index and vllm.container.running:
         busy = min(100, 3 + 24 * vllm.busy_requests)
-    return {
+    values = {
         "index": "0",
         "name": "NVIDIA GB10",
         "utilization.gpu": str(busy),
@@ -59,6 +59,9 @@ def _gpu_values(ctx: CommandContext) -> dict[str, str]:
         "power.draw": f"{11.8 + busy * 0.83:.2f}",
         "driver_version": DRIVER_VERSION,
     }
+    for field in ctx.world.unreported_gpu_fields.get(ctx.node_index, ()):
+        values[field] = "[N/A]"
+    return values
 
 
 def _meminfo(ctx: CommandContext) -> str:
