@@ -3,7 +3,9 @@
 `data/voices/*.flac` hold the clean single-speaker stretches of 12 speakers taken from the
 pyannote.audio 4.0.7 test recordings (sdist `tests/data`, AMI-style meeting audio, and the
 wheel's `sample.wav` phone call) and 5 professional voices from Debian's Asterisk prompt
-packages (see data/README.md); `data/voices/clips.json` lists each clip's span.
+packages (see data/README.md); `data/voices/clips.json` lists each clip's span. The Asterisk
+voices also have enrolment clips (`data/enrolment/`): other prompts of the same speaker, never
+part of a conversation.
 `TUNING_VOICES` are the ones thresholds may be chosen on; `HELDOUT_VOICES` only report.
 A conversation takes consecutive pieces of each speaker's material in turn, separated by
 pauses, so every turn's speaker and time is exactly known.
@@ -21,6 +23,7 @@ import soundfile
 
 DATA = Path(__file__).parent / "data"
 VOICES_DIR = DATA / "voices"
+ENROLMENT_DIR = DATA / "enrolment"
 RATE = 16_000
 # Thresholds are chosen on these (the voices the earlier tuning used, plus the phone call)...
 TUNING_VOICES = ("FEE083", "MEE009", "FEE078", "MEO069", "MEE012", "FEO072", "DIANE", "SHEILA")
@@ -116,6 +119,20 @@ def enrolment_clip(name: str, share: float = 0.35) -> np.ndarray:
     """The last `share` of a voice's material (what `keep_back` leaves out), int16."""
     material = voice(name)
     return material[len(material) - int(len(material) * share) :]
+
+
+def enrolment_files(name: str) -> list[Path]:
+    """A voice's own enrolment clips (8 kHz FLAC), empty for voices without more material."""
+    return sorted(ENROLMENT_DIR.glob(f"{name}-*.flac"))
+
+
+def enrolment_samples(path: Path) -> np.ndarray:
+    """One enrolment clip as 16 kHz int16 (what the gateway decodes it to)."""
+    import librosa
+
+    samples, rate = soundfile.read(path, dtype="float32")
+    resampled = librosa.resample(np.asarray(samples), orig_sr=rate, target_sr=RATE)
+    return np.clip(resampled * 32768, -32768, 32767).astype(np.int16)
 
 
 def wav_bytes(samples: np.ndarray, rate: int = RATE) -> bytes:
