@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -43,8 +45,13 @@ from .vllm_hold import VllmHold
 from .voices import GatewayVoiceCatalog
 
 
-def create_app(config: GatewayConfig) -> web.Application:
-    """Build the gateway: middlewares, routes, and the upstream session's lifecycle."""
+def create_app(
+    config: GatewayConfig, *, clock: Callable[[], float] = time.monotonic
+) -> web.Application:
+    """Build the gateway: middlewares, routes, and the upstream session's lifecycle.
+
+    `clock` times the listing caches (vLLM's models, Magpie's voices); tests pass their own.
+    """
     metrics = GatewayMetrics()
     keys = resolve_api_keys(config)
     spool = Spool(Path(tempfile.gettempdir()))  # replaced by a private directory on startup
@@ -61,7 +68,7 @@ def create_app(config: GatewayConfig) -> web.Application:
     app[CONFIG] = config
     app[METRICS] = metrics
     app[API_KEYS] = keys
-    app[VOICES] = GatewayVoiceCatalog(config)
+    app[VOICES] = GatewayVoiceCatalog(config, clock=clock)
     app[VOICEPRINTS] = VoiceprintLibrary(config.data_dir / "voiceprints")
     app[SPOOL] = spool
     app[DECODER] = AudioDecoder(workers=config.decode_workers, timeout_s=config.timeouts.decode)
@@ -70,7 +77,7 @@ def create_app(config: GatewayConfig) -> web.Application:
         max(config.max_audio_in_flight_seconds, config.max_audio_seconds)
     )
     app.cleanup_ctx.append(_spool_directory)
-    app.cleanup_ctx.append(_upstream_session)
+    app.cleanup_ctx.append(functools.partial(_upstream_session, clock=clock))
     setup_routes(app)
     setup_cors(app, config.cors_origins)
     return app
@@ -86,7 +93,9 @@ async def _spool_directory(app: web.Application) -> AsyncIterator[None]:
         await app[DECODER].stop()
 
 
-async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
+async def _upstream_session(
+    app: web.Application, *, clock: Callable[[], float]
+) -> AsyncIterator[None]:
     """One pooled client session for every upstream call, closed on shutdown."""
     config = app[CONFIG]
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
@@ -103,7 +112,7 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     catalog = CatalogNames(
         session, notifier.api_url, notifier.token, entity_id=config.ha_model_select
     )
-    models = ChatModels(upstream, catalog)
+    models = ChatModels(upstream, catalog, clock=clock)
     app[CHAT_MODELS] = models
     hold = VllmHold(
         lambda: upstream.probe(VLLM),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from .catalog_names import CatalogNames
@@ -30,13 +31,23 @@ LISTING_MAX_AGE_S: Final = 2.0
 
 
 class ChatModels:
-    """vLLM's model cards, cached, and name resolution against them."""
+    """vLLM's model cards, cached, and name resolution against them.
 
-    def __init__(self, upstream: UpstreamClient, catalog: CatalogNames) -> None:
+    `clock` is the cache's time source (seconds, monotonic); tests pass one they move.
+    """
+
+    def __init__(
+        self,
+        upstream: UpstreamClient,
+        catalog: CatalogNames,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._upstream = upstream
         self._catalog = catalog
+        self._clock = clock
         self._cards: list[dict[str, Any]] | None = None
-        self._fetched_at = -math.inf  # time.monotonic() of the last fetch
+        self._fetched_at = -math.inf  # clock() of the last fetch
         self._fetching = asyncio.Lock()
         # The loaded model's catalog key, learned with the cards (None: unknown).
         self.catalog_key: str | None = None
@@ -57,11 +68,11 @@ class ChatModels:
                 key = await self._catalog.loaded_key()
                 ids = [card.get("id") for card in cards]
                 self.catalog_key = key if key not in (None, CURRENT, *ids) else None
-                self._cards, self._fetched_at = cards, time.monotonic()
+                self._cards, self._fetched_at = cards, self._clock()
             return cards
 
     def _fresh_cards(self, max_age_s: float) -> list[dict[str, Any]] | None:
-        if self._cards is None or time.monotonic() - self._fetched_at > max_age_s:
+        if self._cards is None or self._clock() - self._fetched_at > max_age_s:
             return None
         return self._cards
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from .config import GatewayConfig
 from .errors import ApiError
 from .upstream import UpstreamClient
 
-_CACHE_SECONDS = 60.0
+VOICES_MAX_AGE_S: Final = 60.0  # Magpie's voices change only when it restarts
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,23 +33,40 @@ def language_of(voice_name: str) -> str:
 
 
 class GatewayVoiceCatalog:
-    """Magpie's voices (fetched, cached for a minute) plus configured aliases."""
+    """Magpie's voices (fetched, cached for a minute) plus configured aliases.
 
-    def __init__(self, config: GatewayConfig) -> None:
+    `clock` is the cache's time source (seconds, monotonic); tests pass one they move.
+    """
+
+    def __init__(
+        self, config: GatewayConfig, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._config = config
+        self._clock = clock
         self._voices: list[str] = []
-        self._fetched_at = -_CACHE_SECONDS
+        self._fetched_at: float | None = None
+        self._fetching = asyncio.Lock()
 
     async def magpie_voices(self, upstream: UpstreamClient) -> list[str]:
-        """Every Magpie voice name, in Magpie's order (raises when Magpie is down)."""
-        if time.monotonic() - self._fetched_at >= _CACHE_SECONDS:
-            by_locale = await upstream.list_voices()
-            seen: dict[str, None] = {}
-            for names in by_locale.values():
-                seen.update(dict.fromkeys(names))
-            self._voices = list(seen)
-            self._fetched_at = time.monotonic()
+        """Every Magpie voice name, in Magpie's order (raises when Magpie is down).
+
+        Callers arriving while a fetch runs share it: a burst of keyless listings is one
+        Magpie request.
+        """
+        if self._fresh():
+            return self._voices
+        async with self._fetching:
+            if not self._fresh():
+                by_locale = await upstream.list_voices()
+                seen: dict[str, None] = {}
+                for names in by_locale.values():
+                    seen.update(dict.fromkeys(names))
+                self._voices = list(seen)
+                self._fetched_at = self._clock()
         return self._voices
+
+    def _fresh(self) -> bool:
+        return self._fetched_at is not None and self._clock() - self._fetched_at < VOICES_MAX_AGE_S
 
     def aliases(self) -> dict[str, str]:
         """Alias -> Magpie voice, as configured (OpenAI names included by default)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,11 +66,13 @@ TIMEOUTS = Timeouts(
 
 @contextlib.asynccontextmanager
 async def gateways(tmp_path: Path, **defaults: Any) -> AsyncIterator[GatewayFactory]:
-    """Start gateways configured by keyword overrides (over this suite's `defaults`); all
-    stopped on leaving, whatever happened."""
+    """Start gateways configured by keyword overrides (over this suite's `defaults`) and an
+    optional `clock` for the listing caches; all stopped on leaving, whatever happened."""
     servers: list[TestServer] = []
 
-    async def start(**overrides: Any) -> RunningGateway:
+    async def start(
+        *, clock: Callable[[], float] = time.monotonic, **overrides: Any
+    ) -> RunningGateway:
         base = GatewayConfig(
             api_keys=(API_KEY,),
             data_dir=tmp_path / "data",
@@ -77,7 +80,8 @@ async def gateways(tmp_path: Path, **defaults: Any) -> AsyncIterator[GatewayFact
             timeouts=TIMEOUTS,
         )
         config = replace(base, **{**defaults, **overrides})
-        server = TestServer(create_app(config), host="127.0.0.1", handler_cancellation=True)
+        app = create_app(config, clock=clock)
+        server = TestServer(app, host="127.0.0.1", handler_cancellation=True)
         await server.start_server()
         servers.append(server)
         keys = server.app[API_KEYS]  # configured, or the one generated on first start

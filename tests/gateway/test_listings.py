@@ -12,9 +12,11 @@ import pytest
 from openai import AsyncOpenAI
 
 from spark_gateway.auth import PUBLIC_LISTINGS
-from spark_gateway.chat_models import CURRENT
+from spark_gateway.chat_models import CURRENT, LISTING_MAX_AGE_S
+from spark_gateway.voices import VOICES_MAX_AGE_S
 from tests.gateway.conftest import GatewayFactory, RunningGateway
 from tests.sim import SimCluster
+from tests.sim.cluster import MAGPIE_CONTAINER, PARAKEET_CONTAINER, VLLM_CONTAINER
 
 # What Open WebUI's audio settings send (python `requests.get(url)`, no Authorization header).
 OPEN_WEBUI_LISTING_HEADERS = {
@@ -46,6 +48,78 @@ async def test_open_webui_audio_listings_without_a_key(
     status, listing = await get_json(f"{gateway.url}/v1/models", OPEN_WEBUI_LISTING_HEADERS)
     assert status == 200
     assert sim.config.served_model in [m["id"] for m in listing["data"]]
+
+
+class ManualClock:
+    """A monotonic clock that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def upstream_requests(sim: SimCluster) -> dict[str, list[str]]:
+    """Every request the simulated services answered, per container, from their access logs."""
+    return {
+        name: [line for line in sim.containers[name].log_lines if ' HTTP/1.1" ' in line]
+        for name in (VLLM_CONTAINER, PARAKEET_CONTAINER, MAGPIE_CONTAINER)
+    }
+
+
+async def test_keyless_listings_cost_one_upstream_call_per_ttl(
+    start_gateway: GatewayFactory, sim: SimCluster
+) -> None:
+    """Bursts of keyless listings within the caches' age are one vLLM and one Magpie request;
+    past the age, the next burst refreshes each once; `/v1/audio/models` asks nobody."""
+    clock = ManualClock()
+    gateway = await start_gateway(
+        vllm_url=sim.vllm.url, parakeet_url=sim.parakeet.url, magpie_url=sim.magpie.url,
+        clock=clock,
+    )  # fmt: skip
+    baseline = {name: len(lines) for name, lines in upstream_requests(sim).items()}
+
+    def calls_since_start() -> dict[str, list[str]]:
+        return {
+            name: [line.split('"')[1] for line in lines[baseline[name] :]]
+            for name, lines in upstream_requests(sim).items()
+        }
+
+    async with aiohttp.ClientSession() as session:
+
+        async def burst(per_path: int = 10) -> None:
+            async def one(path: str) -> None:
+                async with session.get(
+                    f"{gateway.url}{path}", headers=OPEN_WEBUI_LISTING_HEADERS
+                ) as resp:
+                    assert resp.status == 200, path
+                    await resp.json()
+
+            await asyncio.gather(*(one(path) for path in PUBLIC_LISTINGS for _ in range(per_path)))
+
+        models, voices = "GET /v1/models HTTP/1.1", "GET /v1/audio/list_voices HTTP/1.1"
+        await burst()
+        for _ in range(3):
+            await burst(per_path=1)  # one after another, as a polling client
+        expected = {VLLM_CONTAINER: [models], PARAKEET_CONTAINER: [], MAGPIE_CONTAINER: [voices]}
+        assert calls_since_start() == expected
+
+        clock.now += LISTING_MAX_AGE_S * 0.9  # vLLM's cards still young enough
+        await burst()
+        assert calls_since_start() == expected
+
+        clock.now += LISTING_MAX_AGE_S  # the cards are stale, the voices are not
+        await burst()
+        expected[VLLM_CONTAINER].append(models)
+        assert calls_since_start() == expected
+
+        clock.now += VOICES_MAX_AGE_S  # both stale: one refresh each
+        await burst()
+        await burst(per_path=1)
+        expected[VLLM_CONTAINER].append(models)
+        expected[MAGPIE_CONTAINER].append(voices)
+        assert calls_since_start() == expected
 
 
 async def test_only_the_listings_are_open(gateway: RunningGateway) -> None:
