@@ -12,7 +12,7 @@ run; the figure is the median of the paired differences. Inputs: 1 s of 16 kHz m
 Two floors from the same run put the figures in context: a bare aiohttp relay (a fourth
 process that forwards the body unread to the fake Parakeet: what any extra HTTP hop costs
 here) and the time to decode the 1 s webm/opus to 16 kHz WAV in this process, back to back
-(`audio_codec.decode_file_to_wav`, what the gateway's decoder runs).
+(`audio_codec.decode_to_wav`, what the gateway's decoder runs).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "addon")]
 
 from benchmarks.gateway_relay import free_port, wait_for  # noqa: E402
-from spark_gateway.audio_codec import decode_file_to_wav, pcm_to_wav  # noqa: E402
+from spark_gateway.audio_codec import decode_to_wav, pcm_to_wav  # noqa: E402
 from tests.gateway.audio_files import encode_with_pyav  # noqa: E402
 
 KEY = "sk-bench-0123456789"
@@ -194,12 +194,11 @@ async def run(rounds: int) -> int:
 
 def decode_ms(work: Path, repeat: int = 50) -> float:
     """Median wall time of the gateway's decode of the 1 s webm/opus, without any process hop."""
-    source, target = work / "speech.webm", work / "speech.wav"
-    source.write_bytes(inputs()["webm/opus"][1])
+    upload, target = inputs()["webm/opus"][1], work / "speech.wav"
     spans = []
     for _ in range(repeat):
         start = time.perf_counter()
-        decode_file_to_wav(str(source), str(target), max_duration_s=60)
+        decode_to_wav(upload, spill_to=str(target), max_duration_s=60)
         spans.append(time.perf_counter() - start)
     return statistics.median(spans) * 1000
 

@@ -8,11 +8,11 @@ call it through `asyncio.to_thread`.
 from __future__ import annotations
 
 import io
-import wave
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Final
+from typing import Any, BinaryIO, Final, NamedTuple
 
 import av
 import av.error
@@ -82,29 +82,61 @@ def decode_to_pcm(
     return samples
 
 
-def decode_file_to_wav(
-    source: str, target: str, *, rate: int = TARGET_RATE, max_duration_s: float
-) -> int:
-    """Decode the file at `source` into a mono s16 WAV at `target`, block by block.
+class DecodedWav(NamedTuple):
+    """What `decode_to_wav` made: the samples written and, for a short result, the WAV itself."""
 
-    Memory stays at one block (about two seconds) whatever the length; the number of samples
-    written is returned. This is what the gateway's decoder processes run.
+    n_samples: int
+    wav: bytes | None  # None: the WAV is in the `spill_to` file
+
+
+IN_MEMORY_WAV_BYTES: Final = 256 * 1024  # 8 s at 16 kHz: a voice command never touches disk
+
+
+def decode_to_wav(
+    source: str | bytes,
+    *,
+    spill_to: str,
+    max_duration_s: float,
+    rate: int = TARGET_RATE,
+    in_memory_bytes: int = IN_MEMORY_WAV_BYTES,
+) -> DecodedWav:
+    """Decode a file (a path, or the bytes of a short upload) to a mono s16 WAV at `rate`.
+
+    A result of up to `in_memory_bytes` comes back as bytes; a longer one is written to
+    `spill_to` (created here, exclusively) block by block, so memory stays at one block (about
+    two seconds) whatever the length. This is what the gateway's decoder processes run.
     """
-    written = 0
-    with wave.open(target, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
+    held: list[bytes] = []
+    held_bytes = written = 0
+    out: BinaryIO | None = None
+    try:
         for block in decode_blocks(source, rate=rate, max_duration_s=max_duration_s):
-            out.writeframesraw(block.astype("<i2", copy=False).tobytes())
+            data = block.astype("<i2", copy=False).tobytes()
             written += block.size
-    if written == 0:
-        raise AudioDecodeError("the audio holds no samples")
-    return written
+            if out is None and held_bytes + len(data) <= in_memory_bytes:
+                held.append(data)
+                held_bytes += len(data)
+                continue
+            if out is None:
+                out = open(spill_to, "xb")  # noqa: SIM115 (closed below, header patched first)
+                out.write(wav_header(rate, None))
+                out.writelines(held)
+                held.clear()
+            out.write(data)
+        if written == 0:
+            raise AudioDecodeError("the audio holds no samples")
+        if out is None:
+            return DecodedWav(written, wav_header(rate, written) + b"".join(held))
+        out.seek(0)
+        out.write(wav_header(rate, written))
+        return DecodedWav(written, None)
+    finally:
+        if out is not None:
+            out.close()
 
 
 def decode_blocks(
-    source: str | io.BytesIO, *, rate: int, max_duration_s: float | None = None
+    source: str | bytes | io.BytesIO, *, rate: int, max_duration_s: float | None = None
 ) -> Iterator[npt.NDArray[np.int16]]:
     """Mono s16 blocks at `rate` from the first audio stream, checked before and while decoding.
 
@@ -114,8 +146,10 @@ def decode_blocks(
     """
     max_samples = None if max_duration_s is None else int(max_duration_s * rate)
     total = 0
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
     try:
-        with av.open(source, mode="r") as container:
+        with av.open(source, mode="r", format=_known_container(source)) as container:
             stream = check_stream(container, max_duration_s)
             resampler = _BlockResampler(rate)
             for frame in container.decode(stream):
@@ -134,6 +168,20 @@ def decode_blocks(
         raise AudioDecodeError(f"the audio could not be decoded: {err.strerror}") from err
     except (ValueError, IndexError, OverflowError, MemoryError) as err:
         raise AudioDecodeError(f"the audio could not be decoded: {err}") from err
+
+
+# The containers browsers record in, by their first bytes: naming the demuxer skips FFmpeg's
+# probe of every format it knows. Anything else is probed as before.
+_MAGIC: Final = ((b"\x1a\x45\xdf\xa3", "matroska"), (b"OggS", "ogg"))
+
+
+def _known_container(source: str | io.BytesIO) -> str | None:
+    if isinstance(source, io.BytesIO):
+        head = source.getbuffer()[:4].tobytes()
+    else:
+        with open(source, "rb") as file:
+            head = file.read(4)
+    return next((name for magic, name in _MAGIC if head == magic), None)
 
 
 def _check_budget(total: int, max_samples: int | None, max_duration_s: float | None) -> None:
@@ -230,13 +278,21 @@ _EMPTY: Final = np.zeros(0, dtype=np.int16)
 
 def pcm_to_wav(samples: npt.NDArray[np.int16], rate: int) -> bytes:
     """Wrap mono s16 samples in a canonical 44-byte-header WAV."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.astype("<i2", copy=False).tobytes())
-    return buffer.getvalue()
+    return wav_header(rate, samples.size) + samples.astype("<i2", copy=False).tobytes()
+
+
+_OPEN_SIZE: Final = 0xFFFFFFFF  # what streaming writers put in RIFF and data sizes
+
+
+def wav_header(rate: int, n_samples: int | None) -> bytes:
+    """The canonical 44-byte header of a mono s16 WAV; None leaves the sizes open, so audio
+    can follow as it is made."""
+    data = _OPEN_SIZE if n_samples is None else 2 * n_samples
+    riff = _OPEN_SIZE if n_samples is None else 36 + data
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF", riff, b"WAVE", b"fmt ", 16, 1, 1, rate, 2 * rate, 2, 16, b"data", data,
+    )  # fmt: skip
 
 
 def wav_to_pcm(data: bytes) -> tuple[npt.NDArray[np.int16], int]:
@@ -350,7 +406,7 @@ class StreamEncoder:
         if self.fmt == "pcm":
             return samples.astype("<i2", copy=False).tobytes()
         if self.fmt == "wav":
-            header = b"" if self._header_sent else _streaming_wav_header(self.rate)
+            header = b"" if self._header_sent else wav_header(self.rate, None)
             self._header_sent = True
             return header + samples.astype("<i2", copy=False).tobytes()
         pcm = samples.astype(np.int16, copy=False)
@@ -370,7 +426,7 @@ class StreamEncoder:
         if self._container is None or self._stream is None:
             if self.fmt == "wav" and not self._header_sent:
                 self._header_sent = True
-                return _streaming_wav_header(self.rate)
+                return wav_header(self.rate, None)
             return b""
         self._mux(None)
         for packet in self._stream.encode(None):
@@ -399,25 +455,3 @@ class StreamEncoder:
         fresh = data[self._sent :]
         self._sent = len(data)
         return fresh
-
-
-def _streaming_wav_header(rate: int) -> bytes:
-    """A WAV header with the 'unknown length' sizes, so audio can follow as it is made."""
-    unknown = 0xFFFFFFFF
-    return b"".join(
-        (
-            b"RIFF",
-            unknown.to_bytes(4, "little"),
-            b"WAVE",
-            b"fmt ",
-            (16).to_bytes(4, "little"),
-            (1).to_bytes(2, "little"),
-            (1).to_bytes(2, "little"),
-            rate.to_bytes(4, "little"),
-            (rate * 2).to_bytes(4, "little"),
-            (2).to_bytes(2, "little"),
-            (16).to_bytes(2, "little"),
-            b"data",
-            unknown.to_bytes(4, "little"),
-        )
-    )

@@ -2,10 +2,11 @@
 
 FFmpeg and PyAV are C code fed with bytes from any client. A file that crashes them must cost
 one request, not the gateway, so every decode runs in a separate process forked from a server
-that has already imported PyAV and NumPy (multiprocessing's forkserver). A decoder reads the
-spooled upload and writes 16 kHz mono WAV next to it, under an address-space cap and a
-per-job CPU-time limit of its own. A crash, a timeout or a cancelled request kills it; the
-client gets a 400 naming the problem (or nothing, if it went away).
+that has already imported PyAV and NumPy (multiprocessing's forkserver). A decoder takes the
+upload (its bytes over the pipe when short, else its spool file) and answers with 16 kHz mono
+WAV: bytes over the pipe for up to 8 s, else a file next to the upload. It works under an
+address-space cap and a per-job CPU-time limit of its own. A crash, a timeout or a cancelled
+request kills it; the client gets a 400 naming the problem (or nothing, if it went away).
 
 Decoders live across uploads: starting a process per upload cost 15-20 ms on a quiet 2-core
 machine (up to 250 ms under load) against about 3 ms of decoding a 1 s voice command. What
@@ -34,14 +35,14 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from .audio_codec import TARGET_RATE, AudioDecodeError, decode_file_to_wav
+from .audio_codec import TARGET_RATE, AudioDecodeError, DecodedWav, decode_to_wav
 from .heap import keep_large_buffers_out_of_the_heap
 
 _CONTEXT: Final = multiprocessing.get_context("forkserver")
 # Everything a decoder needs, imported once in the fork server: each decoder is a fork of it.
 _CONTEXT.set_forkserver_preload(["numpy", "av", "av.audio.resampler", "spark_gateway.decoder"])
 _PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[1])
-_WAV_HEADER_BYTES: Final = 44  # what wave.open writes for mono s16
+_WAV_HEADER_BYTES: Final = 44  # audio_codec.wav_header's canonical header
 _JOBS_PER_WORKER: Final = 100  # then the process is replaced, whatever it may have kept
 _JOB_MEMORY_BYTES: Final = 512 * 1024 * 1024  # address space a decoder may add to its own
 
@@ -135,7 +136,7 @@ class AudioInFlight:
 
 
 class AudioDecoder:
-    """Runs `decode_file_to_wav` in up to `workers` long-lived decoder processes."""
+    """Runs `decode_to_wav` in up to `workers` long-lived decoder processes."""
 
     def __init__(self, *, workers: int, timeout_s: float) -> None:
         self._slots = asyncio.Semaphore(workers)
@@ -185,14 +186,17 @@ class AudioDecoder:
             os.environ["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *filter(None, paths)])
         await asyncio.to_thread(multiprocessing.forkserver.ensure_running)
 
-    async def decode(self, source: Path, target: Path, *, max_duration_s: float) -> DecodedFile:
-        """Decode `source` into `target`; AudioDecodeError for anything the decoder refused."""
+    async def decode(
+        self, source: Path | bytes, target: Path, *, max_duration_s: float
+    ) -> DecodedFile:
+        """Decode `source` (a file, or a short upload's bytes) to 16 kHz mono WAV: bytes when
+        short, else the file `target`; AudioDecodeError for anything the decoder refused."""
         async with self._slots:
             worker = await self._take()
             self._busy.add(worker)
             reusable = False
             try:
-                n_samples = await worker.run(source, target, max_duration_s, self._timeout_s)
+                result = await worker.run(source, target, max_duration_s, self._timeout_s)
                 # Only a clean decode keeps the process: one that refused a file, crashed,
                 # timed out or was cancelled mid-job is replaced.
                 reusable = worker.jobs < _JOBS_PER_WORKER
@@ -203,7 +207,7 @@ class AudioDecoder:
                 else:
                     worker.kill()
                     self._refill_soon()
-        return DecodedFile(target, n_samples)
+        return DecodedFile(target if result.wav is None else result.wav, result.n_samples)
 
     def _refill_soon(self) -> None:
         """Start a replacement in the background, so the next upload finds a decoder ready."""
@@ -250,12 +254,15 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.is_alive()
 
-    async def run(self, source: Path, target: Path, max_duration_s: float, timeout_s: float) -> int:
+    async def run(
+        self, source: Path | bytes, target: Path, max_duration_s: float, timeout_s: float
+    ) -> DecodedWav:
         """One job; AudioDecodeError when refused, timed out or crashed (then the process is
         gone or must go: only a clean success leaves it usable)."""
         self.jobs += 1
         try:
-            self._pipe.send((str(source), str(target), max_duration_s, timeout_s))
+            job = source if isinstance(source, bytes) else str(source)
+            self._pipe.send((job, str(target), max_duration_s, timeout_s))
             async with asyncio.timeout(timeout_s):
                 await _readable(self._pipe.fileno(), self.process.sentinel)
             outcome = _result(self._pipe)
@@ -270,9 +277,9 @@ class _Worker:
                 f"the audio crashed the decoder ({_describe(self.process.exitcode)})"
             )
         kind, value = outcome
-        if kind == "error":
+        if kind == "error" or not isinstance(value, DecodedWav):
             raise AudioDecodeError(str(value))
-        return int(str(value))
+        return value
 
     def kill(self) -> None:
         """Stop the process at once and reap it."""
@@ -324,7 +331,7 @@ def _serve(jobs: Connection) -> None:
     Each job runs under a CPU-time limit (SIGXCPU ends the process past it) and the whole
     process under an address-space cap above what it maps at start, so a hostile file that
     makes FFmpeg allocate or spin ends this process, never the gateway. Replies are
-    ("ok", samples) or ("error", message).
+    ("ok", DecodedWav) or ("error", message).
     """
     keep_large_buffers_out_of_the_heap()  # a long decode's blocks go back to the system
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file
@@ -342,13 +349,13 @@ def _serve(jobs: Connection) -> None:
             cpu_cap = min(cpu_cap, hard)
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_cap, hard))
         try:
-            n_samples = decode_file_to_wav(source, target, max_duration_s=max_duration_s)
+            result = decode_to_wav(source, spill_to=target, max_duration_s=max_duration_s)
         except AudioDecodeError as err:
             jobs.send(("error", str(err)))
         except Exception as err:
             jobs.send(("error", f"the audio could not be decoded: {type(err).__name__}: {err}"))
         else:
-            jobs.send(("ok", n_samples))
+            jobs.send(("ok", result))
 
 
 def _mapped_bytes() -> int:

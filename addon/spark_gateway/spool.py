@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -36,6 +37,13 @@ class Spool:
         request[_FILES].append(path)
         return path
 
+    def new_name(self, request: web.Request, suffix: str) -> Path:
+        """A fresh name for a file someone else may create, removed when `request` ends if
+        it was. The directory is private to the gateway, so a random name cannot be taken."""
+        path = self.directory / f"{secrets.token_hex(8)}{suffix}"
+        request[_FILES].append(path)
+        return path
+
     def at_end(self, request: web.Request, callback: Callable[[], None]) -> None:
         """Run `callback` when `request` ends, after its files are removed."""
         request[_AT_END].append(callback)
@@ -60,6 +68,7 @@ class Spool:
         Unlinking a file just written can block for milliseconds (0.8-4 ms measured on ext4
         mounted with `discard`), which a voice command's answer should not wait for.
         """
+        files = [path for path in files if os.path.lexists(path)]  # names never used: nothing
         if not files:
             for callback in callbacks:
                 callback()

@@ -268,14 +268,11 @@ async def decode_upload(request: web.Request, upload: Path | bytes) -> DecodedFi
     if as_is is not None:
         request.app[SPOOL].at_end(request, lambda: in_flight.give(reserved))
         return as_is
-    source = upload
-    if isinstance(upload, bytes):  # a short upload kept in memory: the decoder reads files
-        source = request.app[SPOOL].new_file(request, ".upload")
-        source.write_bytes(upload)  # at most 256 KiB, inline like the rest of a short upload
     try:
+        # A short upload goes to the decoder as bytes and comes back as bytes: no scratch file.
         decoded = await request.app[DECODER].decode(
-            source,
-            request.app[SPOOL].new_file(request, ".wav"),
+            upload,
+            request.app[SPOOL].new_name(request, ".wav"),
             max_duration_s=config.max_audio_seconds,
         )
     except AudioDecodeError as err:

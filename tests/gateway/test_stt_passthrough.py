@@ -17,7 +17,7 @@ from openai import AsyncOpenAI
 
 from spark_gateway.appkeys import AUDIO_IN_FLIGHT, DECODER, SPOOL
 from spark_gateway.audio_codec import wav_to_pcm
-from tests.gateway.audio_files import word_overlap
+from tests.gateway.audio_files import encode_with_pyav, word_overlap
 from tests.gateway.conftest import SHORT_SPOKEN, GatewayFactory, RunningGateway
 from tests.sim import SimCluster
 
@@ -164,3 +164,42 @@ async def test_passthrough_counts_against_the_audio_budget(
     assert recorder.watched == [pytest.approx(1.0)]  # held while Parakeet had it
     await gateway.app[SPOOL].drain()
     assert in_flight.free_s == in_flight.capacity_s  # given back once its file was removed
+
+
+async def transcribe_webm_counting_scratch_files(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet, seconds: int
+) -> RunningGateway:
+    """Send `seconds` of webm/opus; the recorder notes how many files the spool held then."""
+    gateway = await start_gateway(parakeet_url=recorder.url)
+    directory = gateway.app[SPOOL].directory
+    recorder.watch = lambda: float(sum(1 for _ in directory.iterdir()))
+    webm = encode_with_pyav(np.tile(SECOND, seconds), 16000, "webm", "libopus")
+    assert len(webm) < 256 * 1024  # the upload itself stays in memory
+    assert await transcribe(gateway, webm) == "heard"
+    return gateway
+
+
+async def test_a_short_decode_never_touches_the_disk(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet
+) -> None:
+    """A voice command goes to its decoder and back as bytes: no scratch file at any point."""
+    await transcribe_webm_counting_scratch_files(start_gateway, recorder, 3)
+    assert recorder.watched == [0.0]
+    samples, rate = wav_to_pcm(recorder.received[0])
+    assert rate == 16000
+    assert abs(len(samples) - 3 * 16000) < 400
+
+
+async def test_a_long_decode_is_written_to_the_spool(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet
+) -> None:
+    """Past 8 s the decoder writes its WAV to a scratch file, removed after the answer."""
+    gateway = await transcribe_webm_counting_scratch_files(start_gateway, recorder, 12)
+    assert recorder.watched == [1.0]  # the decoded WAV only
+    sent = recorder.received[0]
+    samples, _ = wav_to_pcm(sent)
+    assert abs(len(samples) - 12 * 16000) < 400
+    assert int.from_bytes(sent[40:44], "little") == len(sent) - 44  # header patched at the end
+    await gateway.app[SPOOL].drain()
+    assert recorder.watch is not None
+    assert recorder.watch() == 0.0
