@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -18,6 +15,7 @@ from tests.sim.magpie_service import MagpieService
 from tests.sim.node_storage import CachedRepo, NodeStorage, repo_files
 from tests.sim.parakeet_service import ParakeetService
 from tests.sim.repo_state import RepoState
+from tests.sim.scratch_dirs import make_home, remove_home, remove_stale_homes
 from tests.sim.service import SimService
 from tests.sim.ssh_node import SimNode
 from tests.sim.vllm_service import VllmService
@@ -62,6 +60,7 @@ class SimCluster:
 
     async def start(self) -> None:
         config = self.config
+        remove_stale_homes()  # left by a simulator process that was killed outright
         # Our own threads (recognition, resampling), shut down in stop(): nothing outlives the sim.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spark-sim")
         speech = self.speech_node_index
@@ -99,10 +98,7 @@ class SimCluster:
             repo=self.repo,
             storage=[_node_storage(config) for _ in range(config.nodes)],
             # Real directories: files shipped over SFTP land here (removed in stop()).
-            homes=[
-                Path(tempfile.mkdtemp(prefix=f"spark-sim-node{index}-"))
-                for index in range(config.nodes)
-            ],
+            homes=[make_home(index) for index in range(config.nodes)],
             images=[{} for _ in range(config.nodes)],
         )
         world.downloaded.update(config.cached_models)
@@ -160,16 +156,18 @@ class SimCluster:
         self._started = False
         for task in list(self._tasks):
             task.cancel()
-        for node in self.nodes:
-            await node.stop()
-        for service in self.services:
-            await service.shutdown()
-        for home in self.world.homes:
-            shutil.rmtree(home, ignore_errors=True)
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            # Recognition jobs are short; waiting here keeps thread-leak checks happy.
-            executor.shutdown(wait=True, cancel_futures=True)
+        try:
+            for node in self.nodes:
+                await node.stop()
+            for service in self.services:
+                await service.shutdown()
+        finally:
+            for home in self.world.homes:
+                remove_home(home)
+            if self._executor is not None:
+                executor, self._executor = self._executor, None
+                # Recognition jobs are short; waiting here keeps thread-leak checks happy.
+                executor.shutdown(wait=True, cancel_futures=True)
 
     async def serve_model(self, model: str, *, stopped_s: float = 0.0) -> None:
         """Swap vLLM to `model` the way `launch-cluster.sh -d exec vllm serve` does, without SSH.
