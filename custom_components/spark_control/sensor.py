@@ -149,9 +149,8 @@ VLLM_SENSORS: tuple[SparkVllmSensorEntityDescription, ...] = (
         suggested_unit_of_measurement=UnitOfTime.MILLISECONDS,
         suggested_display_precision=0,
         state_class=SensorStateClass.MEASUREMENT,
-        # A tuning figure, and a median over the last poll interval: with no request in it
-        # there is nothing to measure, so on an idle server it mostly reads "unknown".
-        entity_registry_enabled_default=False,
+        # The latest requests' median, kept while vLLM idles; unavailable until the model
+        # it serves has answered a request (nothing measured yet).
         value_fn=lambda metrics: _rounded(metrics.ttft_median_s, 4),
     ),
 )
@@ -288,7 +287,8 @@ class SparkSwapSensor(SparkControlEntity[SparkSwapCoordinator], SensorEntity):
 
 
 class SparkVllmSensor(SparkControlEntity[SparkMetricsCoordinator], SensorEntity):
-    """A vLLM metric; unavailable while vLLM's /metrics does not answer."""
+    """A vLLM metric; unavailable while vLLM's /metrics does not answer or has no figure
+    for it yet (time to first token before the first request, say)."""
 
     entity_description: SparkVllmSensorEntityDescription
 
@@ -311,13 +311,13 @@ class SparkVllmSensor(SparkControlEntity[SparkMetricsCoordinator], SensorEntity)
 
     @property
     def available(self) -> bool:
-        """Only while vLLM serves and the last slow poll read its metrics."""
+        """Only while vLLM serves and the last slow poll read this metric."""
         status = self.coordinator.config_entry.runtime_data.status
         return (
             super().available
-            and self.coordinator.data.vllm is not None
             and status.data is not None
             and status.data.healthy(SERVICE_VLLM)
+            and self.native_value is not None
         )
 
     @property

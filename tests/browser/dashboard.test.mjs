@@ -218,11 +218,13 @@ test("the dashboard reads well on a desktop and a phone", async () => {
         "Parakeet ASR",
         "Wedges",
         "Automatic restarts in window",
-        // The empty state of "Wedges and restarts" (no service wedged in the demo yet).
+        // The empty states of "Wedges and restarts" and "Swaps" (no wedge, no swap yet).
         "No service has wedged yet",
+        "No swap in the last 24 hours",
       ]) {
         assert.ok(text.includes(expected), `${size}: "${expected}" missing`);
       }
+      assert.ok(!/no activity found/i.test(text), `${size}: an empty logbook card`);
       assert.ok(!text.includes("Demo cluster vLLM Running"), `${size}: long entity names`);
       assert.deepEqual(await truncatedTexts(page), [], `${size}: names cut off`);
       await shot(page, `dashboard-${size}.png`);

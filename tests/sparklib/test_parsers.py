@@ -155,10 +155,32 @@ def test_tracker_rates_from_deltas_and_ttft_median() -> None:
     assert second.prompt_tokens_per_s == pytest.approx(2.0)
     assert second.ttft_median_s == pytest.approx(0.04 + 0.06 * 1.5 / 3)
 
-    # No new request in the next interval: rate 0, no median.
+    # No new request in the next interval: rate 0, the latest requests' median kept.
     third = tracker.update(parse_vllm_metrics(fake.text(), now=160.0))
     assert third.generation_tokens_per_s == 0.0
-    assert third.ttft_median_s is None
+    assert third.ttft_median_s == second.ttft_median_s
+
+    # A slower request later: the median is that interval's alone.
+    fake.ttft.labels(*labels).observe(0.3)
+    fourth = tracker.update(parse_vllm_metrics(fake.text(), now=190.0))
+    assert fourth.ttft_median_s == pytest.approx(0.25 + 0.25 * 0.5)
+
+
+def test_tracker_ttft_after_a_restart_of_home_assistant_or_vllm() -> None:
+    """A tracker's first sample takes every request since vLLM started; a vLLM that
+    restarted without answering a request yet has no median (the old model's is dropped)."""
+    fake = FakeVllm()
+    labels = fake.engines[0]
+    for value in (0.05, 0.06, 0.07):
+        fake.ttft.labels(*labels).observe(value)
+    tracker = MetricsTracker()
+    first = tracker.update(parse_vllm_metrics(fake.text(), now=0.0))
+    assert first.ttft_median_s == pytest.approx(0.04 + 0.06 * 1.5 / 3)
+
+    restarted = tracker.update(parse_vllm_metrics(FakeVllm().text(), now=30.0))
+    assert restarted.ttft_median_s is None
+    never_asked = MetricsTracker().update(parse_vllm_metrics(FakeVllm().text(), now=0.0))
+    assert never_asked.ttft_median_s is None
 
 
 def test_tracker_handles_counter_reset() -> None:

@@ -51,6 +51,7 @@ class SparkCluster {
   constructor(hass, entry, entities, devices) {
     this.hass = hass;
     this.entry = entry;
+    this.recentSwapLines = false;
     // device id -> { device, byKey: translation_key -> [entity ids] }
     this.devices = new Map();
     for (const device of Object.values(devices)) {
@@ -110,7 +111,7 @@ class SparkCluster {
     if (swap) {
       // The phase as a tile (its state is translated); target, elapsed time, the previous
       // load time of that model and the log tail from the swap sensor's attributes, shown
-      // only while there is a swap to speak of.
+      // only once there is a swap to speak of (idle: none since Home Assistant started).
       cards.push(this.tile(vllm, swap, { name: "Phase", grid_options: { columns: 12 } }));
       cards.push({
         type: "markdown",
@@ -129,20 +130,56 @@ class SparkCluster {
           // (The loop's body is the line and its break only: no blank line between lines.)
           `{% for line in lines[-6:] %}\`{{ line | regex_replace('${LOG_PREFIX}', '') | replace('\`', "'") }}\`  `,
           "{% endfor %}",
-          "{% endif %}{% else %}No swap since Home Assistant started.{% endif %}",
+          "{% endif %}{% endif %}",
         ].join("\n"),
+        visibility: [{ condition: "state", entity: swap, state_not: "idle" }],
         grid_options: { columns: 12 },
       });
     }
     // The integration files its swap lines (started, now serves …, failed) under the select.
-    cards.push({
+    // With none in the window when the dashboard opened and no swap since Home Assistant
+    // started, a note says so instead of the logbook's bare "No activity found"; the first
+    // swap (the swap sensor leaves idle) brings the logbook in its place.
+    const logbook = {
       type: "logbook",
       title: "Swaps",
       target: { entity_id: [select] },
       hours_to_show: HOURS,
       grid_options: { columns: 12 },
-    });
+    };
+    if (!this.recentSwapLines && swap) {
+      const idle = { condition: "state", entity: swap, state: "idle" };
+      cards.push({
+        type: "markdown",
+        title: "Swaps",
+        content:
+          `No swap in the last ${HOURS} hours. Choose another model above to swap: when each ` +
+          "swap started, when it finished and how long the load took (or why it failed) " +
+          "will be listed here.",
+        visibility: [idle],
+        grid_options: { columns: 12 },
+      });
+      logbook.visibility = [{ condition: "state", entity: swap, state_not: "idle" }];
+    }
+    cards.push(logbook);
     return { type: "grid", cards };
+  }
+
+  // Whether the logbook holds swap lines (filed under the model select) from the last hours.
+  async loadRecentSwapLines() {
+    const select = this.one(this.withKey("model")[0], "model");
+    if (!select) return;
+    const start = new Date(Date.now() - HOURS * 3600 * 1000).toISOString();
+    try {
+      const events = await this.hass.callWS({
+        type: "logbook/get_events",
+        start_time: start,
+        entity_ids: [select],
+      });
+      this.recentSwapLines = events.length > 0;
+    } catch {
+      this.recentSwapLines = true; // no logbook to ask: show the card, as before
+    }
   }
 
   llmSection() {
@@ -151,9 +188,16 @@ class SparkCluster {
     const speed = this.one(vllm, "generation_tokens_per_second");
     const kv = this.one(vllm, "kv_cache_usage");
     const running = this.one(vllm, "requests_running");
+    const ttft = this.one(vllm, "time_to_first_token");
     const cards = [heading("Language model", "mdi:chat-processing")];
     for (const entityId of [speed, running].filter(Boolean)) {
       cards.push(this.tile(vllm, entityId, { grid_options: { columns: 12 } }));
+    }
+    if (ttft) {
+      // Unavailable until the served model has answered a request: nothing to show then.
+      cards.push(
+        this.tile(vllm, ttft, { visibility: whenAvailable(ttft), grid_options: { columns: 12 } }),
+      );
     }
     if (kv) {
       cards.push({
@@ -168,19 +212,26 @@ class SparkCluster {
       });
     }
     const history = [speed, kv].filter(Boolean);
-    if (history.length) {
-      cards.push({
-        type: "history-graph",
-        title: `Last ${HOURS} hours`,
-        hours_to_show: HOURS,
-        entities: history.map((entity) => ({
-          entity,
-          name: shortName(this.hass, entity, deviceName(vllm.device)),
-        })),
-        grid_options: { columns: 12 },
-      });
+    if (history.length) cards.push(this.historyGraph(vllm, history));
+    if (ttft) {
+      // A graph of its own, hidden with the tile (an empty chart with no line otherwise).
+      cards.push({ ...this.historyGraph(vllm, [ttft]), visibility: whenAvailable(ttft) });
     }
     return { type: "grid", cards };
+  }
+
+  // 24 h graphs of the entities (one chart per unit), named as on their device.
+  historyGraph(holder, entities) {
+    return {
+      type: "history-graph",
+      title: `Last ${HOURS} hours`,
+      hours_to_show: HOURS,
+      entities: entities.map((entity) => ({
+        entity,
+        name: shortName(this.hass, entity, deviceName(holder.device)),
+      })),
+      grid_options: { columns: 12 },
+    };
   }
 
   nodeSections() {
@@ -208,13 +259,7 @@ class SparkCluster {
         }
         const used = this.one(node, "gpu_memory_used");
         if (used) cards.push(this.tile(node, used, { grid_options: { columns: 12 } }));
-        cards.push({
-          type: "history-graph",
-          title: `Last ${HOURS} hours`,
-          hours_to_show: HOURS,
-          entities: graphed.map((entity) => ({ entity, name: shortName(this.hass, entity, name) })),
-          grid_options: { columns: 12 },
-        });
+        cards.push(this.historyGraph(node, graphed));
         return { type: "grid", cards };
       });
   }
@@ -329,10 +374,9 @@ class SparkControlDashboardStrategy {
         ],
       };
     }
-    return {
-      title: "Spark Control",
-      views: loaded.map((entry) => new SparkCluster(hass, entry, hass.entities, hass.devices).view()),
-    };
+    const clusters = loaded.map((entry) => new SparkCluster(hass, entry, hass.entities, hass.devices));
+    await Promise.all(clusters.map((cluster) => cluster.loadRecentSwapLines()));
+    return { title: "Spark Control", views: clusters.map((cluster) => cluster.view()) };
   }
 }
 

@@ -38,7 +38,10 @@ class VllmMetricsSample:
 
 @dataclass(frozen=True, slots=True)
 class VllmMetrics:
-    """What the sensors show: gauges now, rates and TTFT median over the last interval."""
+    """What the sensors show: gauges now, rates over the last interval, and the TTFT median
+    of the latest requests: those of the last interval that had any (kept while vLLM idles;
+    on the first sample, every request since vLLM started). None until the running vLLM
+    has answered a request."""
 
     requests_running: float
     requests_waiting: float
@@ -105,15 +108,18 @@ class MetricsTracker:
 
     def __init__(self) -> None:
         self._previous: VllmMetricsSample | None = None
+        self._latest_ttft: float | None = None
 
     def reset(self) -> None:
         """Forget the previous sample (e.g. after a model swap restarted vLLM)."""
         self._previous = None
+        self._latest_ttft = None
 
     def update(self, sample: VllmMetricsSample) -> VllmMetrics:
         """Fold in a new sample; rates are None on the first sample or a zero interval."""
         previous, self._previous = self._previous, sample
-        generation_rate = prompt_rate = ttft = None
+        self._latest_ttft = _latest_ttft(previous, sample, self._latest_ttft)
+        generation_rate = prompt_rate = None
         if previous is not None and sample.time > previous.time:
             interval = sample.time - previous.time
             generation_rate = (
@@ -123,15 +129,33 @@ class MetricsTracker:
             prompt_rate = (
                 _counter_delta(previous.prompt_tokens_total, sample.prompt_tokens_total) / interval
             )
-            ttft = histogram_median(previous.ttft_buckets, sample.ttft_buckets)
         return VllmMetrics(
             requests_running=sample.requests_running,
             requests_waiting=sample.requests_waiting,
             kv_cache_usage_pct=sample.kv_cache_usage_pct,
             generation_tokens_per_s=generation_rate,
             prompt_tokens_per_s=prompt_rate,
-            ttft_median_s=ttft,
+            ttft_median_s=self._latest_ttft,
         )
+
+
+def _observations(buckets: tuple[tuple[float, float], ...]) -> float:
+    return buckets[-1][1] if buckets else 0.0
+
+
+def _latest_ttft(
+    previous: VllmMetricsSample | None, sample: VllmMetricsSample, kept: float | None
+) -> float | None:
+    """The median of the requests since `previous` (all of them without one); with none
+    since, the `kept` one, unless vLLM restarted (its histogram emptied or shrank): a median
+    of the model it served before says nothing about the one it serves now."""
+    if previous is None:
+        return histogram_median((), sample.ttft_buckets)
+    since = histogram_median(previous.ttft_buckets, sample.ttft_buckets)
+    if since is not None:
+        return since
+    restarted = _observations(sample.ttft_buckets) < _observations(previous.ttft_buckets)
+    return None if restarted or not _observations(sample.ttft_buckets) else kept
 
 
 def _counter_delta(before: float, after: float) -> float:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
+from homeassistant.components.select import (
+    ATTR_OPTION,
+    DOMAIN as SELECT_DOMAIN,
+    SERVICE_SELECT_OPTION,
+)
+from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -76,27 +82,25 @@ async def test_vllm_down_makes_metrics_unavailable(
     assert hass.states.get("sensor.lab_vllm_kv_cache_usage").state == "0.0"  # type: ignore[union-attr]
 
 
+async def _ask_vllm(hass: HomeAssistant, sim: SimCluster, model: str) -> None:
+    async with async_get_clientsession(hass).post(
+        f"{sim.vllm.url}/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 16},
+    ) as response:
+        assert response.status == 200
+
+
 async def test_metrics_follow_traffic(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
-    """Tokens/s comes from counter deltas between two polls; TTFT (disabled by default,
-    enabled here as a user does) from the histogram."""
+    """Tokens/s comes from counter deltas between two polls, time to first token from the
+    histogram: unavailable (not unknown) until the served model answered a request, then the
+    latest requests' median, kept while vLLM idles, and dropped when a swap restarts vLLM."""
     ttft_id = "sensor.lab_vllm_time_to_first_token"
-    er.async_get(hass).async_update_entity(ttft_id, disabled_by=None)
-    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
-    await hass.async_block_till_done()
+    assert hass.states.get(ttft_id).state == "unavailable"  # type: ignore[union-attr]
     metrics = loaded_entry.runtime_data.metrics
-    http = async_get_clientsession(hass)
     for _ in range(2):
-        async with http.post(
-            f"{sim.vllm.url}/v1/chat/completions",
-            json={
-                "model": "RedHatAI/Qwen3.6-35B-A3B-NVFP4",
-                "messages": [{"role": "user", "content": "hello there"}],
-                "max_tokens": 16,
-            },
-        ) as response:
-            assert response.status == 200
+        await _ask_vllm(hass, sim, "RedHatAI/Qwen3.6-35B-A3B-NVFP4")
     await metrics.async_refresh()
     await hass.async_block_till_done()
     speed = hass.states.get("sensor.lab_vllm_generation_speed")
@@ -104,7 +108,33 @@ async def test_metrics_follow_traffic(
     assert float(speed.state) > 0
     ttft = hass.states.get(ttft_id)
     assert ttft is not None
-    assert float(ttft.state) >= 0
+    assert ttft.attributes["unit_of_measurement"] == "ms"
+    measured = float(ttft.state)
+    assert measured > 0
+
+    # An idle interval: no new figure, the last one stays.
+    await metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert float(hass.states.get("sensor.lab_vllm_generation_speed").state) == 0  # type: ignore[union-attr]
+    assert float(hass.states.get(ttft_id).state) == measured  # type: ignore[union-attr]
+
+    # Another model: the previous one's figure says nothing about it.
+    await hass.services.async_call(
+        SELECT_DOMAIN,
+        SERVICE_SELECT_OPTION,
+        {ATTR_ENTITY_ID: "select.lab_vllm_model", ATTR_OPTION: "Gemma 4 27B Instruct"},
+        blocking=True,
+    )
+    async with asyncio.timeout(20):  # the swap runs as the entry's background task
+        await hass.async_block_till_done(wait_background_tasks=True)
+    assert hass.states.get("sensor.lab_vllm_swap_status").state == "ready"  # type: ignore[union-attr]
+    await metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get(ttft_id).state == "unavailable"  # type: ignore[union-attr]
+    await _ask_vllm(hass, sim, sim.vllm.model)
+    await metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert float(hass.states.get(ttft_id).state) > 0  # type: ignore[union-attr]
 
 
 async def test_switch_follows_docker_not_http(

@@ -64,20 +64,19 @@ async def test_platform_snapshot(
     await snapshot_entities(hass, sim, snapshot, loaded_entry.entry_id, domain, OWN_KEYS)
 
 
-async def test_less_central_sensors_disabled_by_default(
+async def test_requests_waiting_disabled_by_default(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
-    """Requests waiting and time to first token start disabled by the integration and have no
-    state; enabled, they read like the others."""
+    """Requests waiting (a queue forms only under load) is the one control-plane sensor that
+    starts disabled and has no state; enabled, it reads like the others."""
     registry = er.async_get(hass)
-    expected = ["sensor.lab_vllm_requests_waiting", "sensor.lab_vllm_time_to_first_token"]
-    for entity_id in expected:
-        item = registry.async_get(entity_id)
-        assert item is not None
-        assert item.disabled_by is er.RegistryEntryDisabler.INTEGRATION
-        assert hass.states.get(entity_id) is None
-    assert await _enable_all(hass, loaded_entry) == expected
-    assert hass.states.get("sensor.lab_vllm_requests_waiting").state == "0"  # type: ignore[union-attr]
+    waiting = "sensor.lab_vllm_requests_waiting"
+    item = registry.async_get(waiting)
+    assert item is not None
+    assert item.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    assert hass.states.get(waiting) is None
+    assert await _enable_all(hass, loaded_entry) == [waiting]
+    assert hass.states.get(waiting).state == "0"  # type: ignore[union-attr]
 
 
 async def test_gpu_power_on_by_default(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
