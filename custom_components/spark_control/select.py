@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
@@ -41,6 +43,8 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity)
     what vLLM reports serving."""
 
     entity_description = MODEL_SELECT
+    # The whole catalog changes only with it: keep it out of every recorded state change.
+    _unrecorded_attributes = frozenset({"catalog"})
 
     def __init__(self, coordinator: SparkStatusCoordinator) -> None:
         super().__init__(
@@ -84,9 +88,18 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity)
         return entry.key if entry is not None else None
 
     @property
-    def extra_state_attributes(self) -> dict[str, str | None]:
-        """The shown model's catalog key: the add-on gateway accepts it as a model name."""
-        return {"catalog_key": self._shown_key()}
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """The shown model's catalog key and the catalog (key -> display name and repo id):
+        the add-on gateway accepts catalog keys as model names and can ask for a swap."""
+        catalog = self._runtime.catalog.catalog
+        labels = {key: label for label, key in model_labels(catalog).items()}
+        return {
+            "catalog_key": self._shown_key(),
+            "catalog": {
+                model.key: {"name": labels[model.key], "repo_id": model.repo_id}
+                for model in catalog.models
+            },
+        }
 
     @property
     def options(self) -> list[str]:
