@@ -107,8 +107,7 @@ async def drive(
         for index in range(args.swaps):
             await asyncio.sleep(0.3)
             await sim.serve_model(MODELS[index % len(MODELS)], stopped_s=args.stopped)
-            while sim.vllm.phase != "ready":
-                await asyncio.sleep(0.01)
+            await sim.vllm.wait_ready()
             ready_times.append(sim.vllm.loaded_at)
         await asyncio.sleep(0.3)
     finally:

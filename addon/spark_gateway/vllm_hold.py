@@ -51,12 +51,18 @@ class VllmHold:
         self._serving = asyncio.Event()
         self._serving.set()  # optimistic until a request finds vLLM down
         self._held = 0
+        self._held_changed = asyncio.Event()  # replaced each time `held` changes
         self._poller: asyncio.Task[None] | None = None
 
     @property
     def held(self) -> int:
         """Requests waiting now."""
         return self._held
+
+    async def until_held(self, count: int) -> None:
+        """Return once at least `count` requests wait (for tests that drive a swap)."""
+        while self._held < count:
+            await self._held_changed.wait()
 
     @property
     def serving(self) -> bool:
@@ -82,7 +88,7 @@ class VllmHold:
                 f"vLLM is loading a model and {self.max_held} requests already wait for it",
                 "hold_queue_full",
             )
-        self._held += 1
+        self._count_held(+1)
         try:
             self._ensure_poller()
             remaining = deadline - time.monotonic()
@@ -96,7 +102,12 @@ class VllmHold:
                     "vllm_not_ready",
                 ) from None
         finally:
-            self._held -= 1
+            self._count_held(-1)
+
+    def _count_held(self, change: int) -> None:
+        self._held += change
+        self._held_changed.set()
+        self._held_changed = asyncio.Event()
 
     def _ensure_poller(self) -> None:
         if self._poller is None or self._poller.done():

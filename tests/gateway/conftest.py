@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import time
@@ -14,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.typedefs import Handler
 from openai import AsyncOpenAI
 
 from spark_gateway.app import create_app
@@ -27,12 +29,58 @@ SHORT_SPOKEN = "Seven green apples."
 
 
 @dataclass
+class FinishedRequests:
+    """The requests a gateway has finished, as `(method, path, status)`, 499 for a client that
+    left; recorded by a middleware outside the gateway's own, so when one is recorded the
+    gateway's middlewares are done with it (metrics counted, concurrency slot freed)."""
+
+    seen: list[tuple[str, str, int]] = field(default_factory=list)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @web.middleware
+    async def record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except BaseException as err:
+            self._add(request, _status_of(err))
+            raise
+        self._add(request, response.status)
+        return response
+
+    def _add(self, request: web.Request, status: int) -> None:
+        self.seen.append((request.method, request.path, status))
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for(
+        self, method: str, path: str, status: int | None = None, *, timeout: float = 30
+    ) -> int:
+        """Wait until a `method path` request has finished (with `status`, when given); its
+        status. The deadline allows for a loaded machine."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for seen_method, seen_path, seen_status in self.seen:
+                    if (seen_method, seen_path) == (method, path) and status in (None, seen_status):
+                        return seen_status
+                await self._changed.wait()
+
+
+def _status_of(err: BaseException) -> int:
+    if isinstance(err, web.HTTPException):
+        return err.status
+    if isinstance(err, (asyncio.CancelledError, ConnectionResetError)):
+        return 499  # the client left
+    return 500
+
+
+@dataclass
 class RunningGateway:
     """A gateway listening on 127.0.0.1 and what a client needs to reach it."""
 
     server: TestServer
     config: GatewayConfig
     api_key: str
+    finished: FinishedRequests
 
     @property
     def url(self) -> str:
@@ -81,11 +129,13 @@ async def gateways(tmp_path: Path, **defaults: Any) -> AsyncIterator[GatewayFact
         )
         config = replace(base, **{**defaults, **overrides})
         app = create_app(config, clock=clock)
+        finished = FinishedRequests()
+        app.middlewares.insert(0, finished.record)
         server = TestServer(app, host="127.0.0.1", handler_cancellation=True)
         await server.start_server()
         servers.append(server)
         keys = server.app[API_KEYS]  # configured, or the one generated on first start
-        return RunningGateway(server, config, keys[0] if keys else "")
+        return RunningGateway(server, config, keys[0] if keys else "", finished)
 
     try:
         yield start

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -134,7 +133,7 @@ async def test_concurrency_limit_is_429(start_gateway: GatewayFactory) -> None:
             assert info.value.response.headers["Retry-After"] == "1"
             assert len([c async for c in stream]) > 1
             # The slot is free again once the stream ended.
-            await asyncio.sleep(0.05)
+            await gateway.finished.wait_for("POST", "/v1/chat/completions", 200)
             assert (await client.models.list()).data
 
 

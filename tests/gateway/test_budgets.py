@@ -8,7 +8,7 @@ timeout was never reported as a wedge (issue #11, item 5).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from spark_gateway.appkeys import AUDIO_IN_FLIGHT, NOTIFIER
+from spark_gateway.appkeys import AUDIO_IN_FLIGHT, NOTIFIER, SPOOL
 from spark_gateway.audio_codec import wav_to_pcm
 from spark_gateway.config import ConcurrencyBudgets, Timeouts
 from tests.gateway.audio_files import encode_with_pyav
@@ -32,17 +32,30 @@ class HungParakeet:
     abandoned: int = 0  # requests whose connection the gateway closed
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     server: TestServer | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def transcribe(self, request: web.Request) -> web.Response:
         await request.read()
         self.started += 1
         self.arrived.set()
+        self._count_changed()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
             self.abandoned += 1
+            self._count_changed()
             raise
         raise AssertionError("unreachable")
+
+    def _count_changed(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 30) -> None:
+        """Wait until `condition()` holds, checked each time a request arrives or is dropped."""
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await self._changed.wait()
 
     @property
     def url(self) -> str:
@@ -85,11 +98,7 @@ async def test_hung_stt_fills_only_its_budget(
         )
         for _ in range(2)
     ]
-    for _ in range(200):
-        if hung_parakeet.started == 2:
-            break
-        await asyncio.sleep(0.05)
-    assert hung_parakeet.started == 2
+    await hung_parakeet.wait_until(lambda: hung_parakeet.started == 2)
     status, body = await gateway.post(
         "/v1/audio/transcriptions", data=transcription_form(short_wav)
     )
@@ -123,11 +132,9 @@ async def test_client_leaving_cancels_the_upstream_call(
         await asyncio.wait_for(hung_parakeet.arrived.wait(), 20)
         request.cancel()  # the client gives up and closes its connection
         await asyncio.gather(request, return_exceptions=True)
-    for _ in range(100):
-        if hung_parakeet.abandoned:
-            break
-        await asyncio.sleep(0.05)
-    assert hung_parakeet.abandoned == 1, "the gateway kept waiting on Parakeet for a gone client"
+    await gateway.finished.wait_for("POST", "/v1/audio/transcriptions", 499)
+    # Had the gateway kept waiting on Parakeet for the gone client, this would time out.
+    await hung_parakeet.wait_until(lambda: hung_parakeet.abandoned == 1)
     metrics = await _metrics(gateway)
     assert 'route="/v1/audio/transcriptions",status="499"' in metrics
 
@@ -178,11 +185,8 @@ async def test_chat_stream_cut_by_the_client_is_499(start_gateway: GatewayFactor
         ):
             assert resp.status == 200
             await resp.content.readany()  # first chunk, then hang up
-        for _ in range(100):
-            metrics = await _metrics(gateway)
-            if 'route="/v1/chat/completions",status="499"' in metrics:
-                break
-            await asyncio.sleep(0.05)
+        await gateway.finished.wait_for("POST", "/v1/chat/completions", 499)
+        metrics = await _metrics(gateway)
         assert 'route="/v1/chat/completions",status="499"' in metrics
         assert 'status="500"' not in metrics
 
@@ -216,10 +220,8 @@ async def test_decoded_audio_in_flight_is_bounded(
         await asyncio.gather(held, return_exceptions=True)
     assert status == 429, body
     assert "decoded audio already" in body["error"]["message"]
-    # The cancelled request gave its share back: decoding works again.
+    # The cancelled request gave its share back (with its files, once it ended).
+    await gateway.finished.wait_for("POST", "/v1/audio/transcriptions", 499)
+    await gateway.app[SPOOL].drain()
     in_flight = gateway.app[AUDIO_IN_FLIGHT]
-    for _ in range(100):
-        if in_flight.free_s == in_flight.capacity_s:
-            break
-        await asyncio.sleep(0.05)
     assert in_flight.free_s == in_flight.capacity_s

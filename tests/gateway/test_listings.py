@@ -190,8 +190,7 @@ async def test_current_follows_a_swap(client: AsyncOpenAI, sim: SimCluster) -> N
         model=CURRENT, messages=[{"role": "user", "content": "warm"}], max_tokens=2
     )
     await sim.serve_model("google/gemma-4-31b-it")
-    while sim.vllm.phase != "ready":
-        await asyncio.sleep(0.02)
+    await sim.vllm.wait_ready()
     reply = await client.chat.completions.create(
         model=CURRENT, messages=[{"role": "user", "content": "hello"}], max_tokens=2
     )

@@ -42,13 +42,11 @@ async def test_requests_during_a_swap_are_held_and_released(
     ) as client:
         container = sim.containers["vllm_node"]
         swap = asyncio.create_task(sim.serve_model(NEW_MODEL, stopped_s=0.5))
-        while container.running:  # stopped: connections are refused
-            await asyncio.sleep(0.005)
+        await container.wait_until(lambda c: not c.running)  # stopped: connections refused
         early = [asyncio.create_task(ask(client, CURRENT)) for _ in range(3)]
         await wait_held(gateway, 3)
         await swap
-        while not sim.vllm.booted:  # started and loading: vLLM answers 503
-            await asyncio.sleep(0.005)
+        await sim.vllm.wait_serving()  # started and loading: vLLM answers 503
         assert sim.vllm.phase == "loading"
         late = [asyncio.create_task(ask(client, CURRENT)) for _ in range(3)]
         late.append(asyncio.create_task(ask(client, NEW_MODEL)))
@@ -101,15 +99,13 @@ async def test_hold_times_out_with_retry_after(
         assert info.value.response.headers["Retry-After"] == "10"
         assert 0.3 <= waited < 0.9
         # Once the model serves, the next request goes through at once.
-        while sim.vllm.phase != "ready":
-            await asyncio.sleep(0.05)
+        await sim.vllm.wait_ready()
         assert (await ask(client, CURRENT))[0] == NEW_MODEL
 
 
 async def wait_held(gateway: RunningGateway, count: int) -> None:
-    async with asyncio.timeout(5):
-        while gateway.app[VLLM_HOLD].held < count:
-            await asyncio.sleep(0.01)
+    async with asyncio.timeout(30):
+        await gateway.app[VLLM_HOLD].until_held(count)
 
 
 async def test_request_cut_by_the_swap_is_sent_again(start_gateway: GatewayFactory) -> None:
@@ -124,9 +120,7 @@ async def test_request_cut_by_the_swap_is_sent_again(start_gateway: GatewayFacto
                     model=CURRENT, messages=[{"role": "user", "content": "hi"}], max_tokens=20
                 )
             )
-            async with asyncio.timeout(5):
-                while sim.vllm.active_requests == 0:
-                    await asyncio.sleep(0.01)
+            await sim.vllm.container.wait_until(lambda _: sim.vllm.active_requests > 0)
             await sim.serve_model(NEW_MODEL)
             reply = await slow
         assert reply.model == NEW_MODEL

@@ -168,15 +168,12 @@ async def test_wrong_content_type_is_415(gateway: RunningGateway) -> None:
         assert (await resp.json())["error"]["type"] == "invalid_request_error"
 
 
-async def _wait_for(predicate: object, seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if callable(predicate) and predicate():
-            return
-        await asyncio.sleep(0.05)
-
-
 async def test_wedged_parakeet_is_503_and_reported(
-    client: AsyncOpenAI, sim: SimCluster, fake_ha: FakeHomeAssistant, speech_wav: bytes
+    client: AsyncOpenAI,
+    gateway: RunningGateway,
+    sim: SimCluster,
+    fake_ha: FakeHomeAssistant,
+    speech_wav: bytes,
 ) -> None:
     sim.faults.wedge("parakeet")
     with pytest.raises(openai.APIStatusError) as info:
@@ -186,7 +183,7 @@ async def test_wedged_parakeet_is_503_and_reported(
     assert info.value.status_code == 503
     assert info.value.response.headers["Retry-After"] == "60"
     assert info.value.body["code"] == "upstream_wedged"  # type: ignore[index]
-    await _wait_for(lambda: fake_ha.events)
+    await gateway.app[NOTIFIER].drain()
     assert len(fake_ha.events) == 1
     event_type, data = fake_ha.events[0]
     assert event_type == "spark_control_wedge_report"

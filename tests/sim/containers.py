@@ -53,7 +53,7 @@ class Container:
     removed: bool = False  # `docker rm`'d: invisible until `docker run` creates it again
     follows: int = 0  # `docker logs -f` subscriptions so far
     _followers: set[asyncio.Queue[LogLine | None]] = field(default_factory=set)
-    _followers_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)  # replaced on each change
     _hooks: list[StateHook] = field(default_factory=list)
 
     @property
@@ -78,18 +78,19 @@ class Container:
             self.logs.append(line)
             for queue in self._followers:
                 queue.put_nowait(line)
+        self.changed()
 
     def follow(self) -> asyncio.Queue[LogLine | None]:
         """A queue receiving each new line; None marks that the container stopped."""
         queue: asyncio.Queue[LogLine | None] = asyncio.Queue()
         self._followers.add(queue)
         self.follows += 1
-        self._followers_moved()
+        self.changed()
         return queue
 
     def unfollow(self, queue: asyncio.Queue[LogLine | None]) -> None:
         self._followers.discard(queue)
-        self._followers_moved()
+        self.changed()
 
     @property
     def followers(self) -> int:
@@ -99,15 +100,23 @@ class Container:
     async def wait_followers(
         self, condition: Callable[[Container], bool], timeout: float = 30
     ) -> None:
-        """Wait until `condition(self)` holds, checked whenever a `docker logs -f` subscribes or
-        leaves (a follow shows only lines logged after it subscribed)."""
+        """Wait until `condition(self)` holds about the `docker logs -f` sessions (a follow
+        shows only lines logged after it subscribed)."""
+        await self.wait_until(condition, timeout)
+
+    async def wait_until(self, condition: Callable[[Container], bool], timeout: float = 30) -> None:
+        """Wait until `condition(self)` holds, checked again on every change: the state, a log
+        line, a `docker logs -f` subscribing or leaving, or what its process reports through
+        `changed()` (vLLM: a request starting or ending). The default deadline allows for a
+        loaded machine."""
         async with asyncio.timeout(timeout):
             while not condition(self):
-                await self._followers_changed.wait()
+                await self._changed.wait()
 
-    def _followers_moved(self) -> None:
-        self._followers_changed.set()
-        self._followers_changed = asyncio.Event()
+    def changed(self) -> None:
+        """Wake every `wait_until` to check its condition again."""
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def mark_running(self) -> None:
         self.state = RUNNING
@@ -128,3 +137,4 @@ class Container:
     def _notify(self) -> None:
         for hook in list(self._hooks):
             hook(self)
+        self.changed()

@@ -210,6 +210,10 @@ class VllmService(SimService):
         self.loaded_at = time.time()
         log("INFO:     Application startup complete.")
 
+    async def wait_ready(self, timeout: float = 30) -> None:
+        """Wait until a model load has finished and the model serves."""
+        await self.container.wait_until(lambda _: self.phase == READY, timeout)
+
     def _crash(self) -> None:
         p = vllm_log_prefix
         log = self.container.log
@@ -241,6 +245,7 @@ class VllmService(SimService):
             metrics.waiting.dec()
         metrics.running.inc()
         self.active_requests += 1
+        self.container.changed()
         self._use_kv(prompt_tokens)
         try:
             yield
@@ -248,6 +253,7 @@ class VllmService(SimService):
             self.active_requests -= 1
             metrics.running.dec()
             self._slots.release()
+            self.container.changed()
 
     def _use_kv(self, tokens: int) -> None:
         self._kv_tokens_in_use = max(0, self._kv_tokens_in_use + tokens)
