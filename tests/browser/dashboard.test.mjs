@@ -144,6 +144,22 @@ function assertPresentable(text, where) {
   }
 }
 
+// How many elements of a tag the page holds, through shadow roots.
+function countElements(page, tag) {
+  return page.evaluate((name) => {
+    let count = 0;
+    const walk = (node) => {
+      if (node.shadowRoot) walk(node.shadowRoot);
+      for (const child of node.children ?? []) {
+        if (child.localName === name) count += 1;
+        walk(child);
+      }
+    };
+    walk(document.body);
+    return count;
+  }, tag);
+}
+
 // Texts the page cuts off with an ellipsis (a name too long for its card).
 function truncatedTexts(page) {
   return page.evaluate(() => {
@@ -226,6 +242,9 @@ test("the dashboard reads well on a desktop and a phone", async () => {
       }
       assert.ok(!/no activity found/i.test(text), `${size}: an empty logbook card`);
       assert.ok(!text.includes("Demo cluster vLLM Running"), `${size}: long entity names`);
+      // Each service has its own card; none has a header toggle over several services.
+      assert.equal(await countElements(page, "hui-entities-card"), 3, `${size}: service cards`);
+      assert.equal(await countElements(page, "hui-entities-toggle"), 0, `${size}: header toggle`);
       assert.deepEqual(await truncatedTexts(page), [], `${size}: names cut off`);
       await shot(page, `dashboard-${size}.png`);
     } finally {
