@@ -19,6 +19,7 @@ from .appkeys import (
     CONFIG,
     DECODER,
     METRICS,
+    MODEL_SWAPPER,
     NOTIFIER,
     SESSION,
     SPOOL,
@@ -37,6 +38,7 @@ from .errors import error_middleware
 from .ha_events import HaNotifier
 from .limits import concurrency_middleware
 from .metrics import GatewayMetrics
+from .model_swap import ModelSwapper
 from .routes import setup_routes
 from .speakers.voiceprints import VoiceprintLibrary
 from .spool import Spool, spool_directory
@@ -121,9 +123,13 @@ async def _upstream_session(
         timeout_s=config.hold_timeout_s,
     )
     app[VLLM_HOLD] = hold
+    swapper = ModelSwapper(catalog, models, max_waiting=config.hold_max_requests)
+    if config.swap_on_request:
+        app[MODEL_SWAPPER] = swapper
     try:
         yield
     finally:
+        await swapper.close()
         await hold.close()
         await notifier.drain()
         await session.close()

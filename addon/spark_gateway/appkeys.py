@@ -12,6 +12,7 @@ from .config import GatewayConfig
 from .decoder import AudioDecoder, AudioInFlight
 from .ha_events import HaNotifier
 from .metrics import GatewayMetrics
+from .model_swap import ModelSwapper
 from .speakers.voiceprints import VoiceprintLibrary
 from .spool import Spool
 from .upstream import UpstreamClient
@@ -33,4 +34,6 @@ SPOOL: Final = web.AppKey("spool", Spool)
 DECODER: Final = web.AppKey("decoder", AudioDecoder)
 CHAT_MODELS: Final = web.AppKey("chat_models", ChatModels)
 VLLM_HOLD: Final = web.AppKey("vllm_hold", VllmHold)
+# Set only with `swap_on_request`: swaps a chat request starts.
+MODEL_SWAPPER: Final = web.AppKey("model_swapper", ModelSwapper)
 AUDIO_IN_FLIGHT: Final = web.AppKey("audio_in_flight", AudioInFlight)

@@ -2,10 +2,10 @@
 
 vLLM knows its model only by the id it was started with (a Hugging Face repo id), which changes
 with every swap. Clients may also say `current` (whatever is loaded) or the catalog key of the
-loaded model (as Home Assistant's model select shows it, see `catalog_names.py`); a catalog key
-of a model that is not loaded is refused (swapping stays Home Assistant's job). The gateway
-rewrites such a name to vLLM's id before relaying, so vLLM's answer carries the real model in
-its `model` field.
+loaded model (from Home Assistant's model select, see `catalog_names.py`); a catalog key of a
+model that is not loaded is refused, unless `swap_on_request` lets it start a swap
+(`model_swap.py`). The gateway rewrites such a name to vLLM's id before relaying, so vLLM's
+answer carries the real model in its `model` field.
 
 The served ids are cached: they change only across a vLLM restart, which the relay notices (a
 refused connection, a 503 while loading, a 404 for a rewritten name) and answers with `forget()`.
@@ -22,11 +22,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from .catalog_names import CatalogNames
+from .catalog_names import CatalogModel, CatalogNames, ModelSelect
 from .errors import ApiError
 from .upstream import UpstreamClient
 
 CURRENT: Final = "current"
+NOT_LOADED: Final = "model_not_loaded"  # the error code of a name vLLM does not serve
 LISTING_MAX_AGE_S: Final = 2.0
 
 
@@ -49,6 +50,8 @@ class ChatModels:
         self._cards: list[dict[str, Any]] | None = None
         self._fetched_at = -math.inf  # clock() of the last fetch
         self._fetching = asyncio.Lock()
+        # The model select as Home Assistant showed it with the last fetch (None: unknown).
+        self.select: ModelSelect | None = None
         # The loaded model's catalog key, learned with the cards (None: unknown).
         self.catalog_key: str | None = None
 
@@ -65,11 +68,21 @@ class ChatModels:
             cards = self._fresh_cards(max_age_s)
             if cards is None:
                 cards = await self._upstream.vllm_models()
-                key = await self._catalog.loaded_key()
-                ids = [card.get("id") for card in cards]
-                self.catalog_key = key if key not in (None, CURRENT, *ids) else None
+                self.select = await self._catalog.model_select()
+                self.catalog_key = self._loaded_key([card.get("id") for card in cards])
                 self._cards, self._fetched_at = cards, self._clock()
             return cards
+
+    def _loaded_key(self, ids: list[Any]) -> str | None:
+        """The served model's catalog key: looked up by repo id in the catalog, or (from an
+        integration without the `catalog` attribute) the key the select shows."""
+        select = self.select
+        if select is None:
+            return None
+        if select.catalog:
+            return select.key_for(ids[0]) if ids and isinstance(ids[0], str) else None
+        key = select.shown_key
+        return key if key not in (None, CURRENT, *ids) else None
 
     def _fresh_cards(self, max_age_s: float) -> list[dict[str, Any]] | None:
         if self._cards is None or self._clock() - self._fetched_at > max_age_s:
@@ -97,7 +110,7 @@ class ChatModels:
                 404,
                 f"model {name!r} is not loaded on this gateway's vLLM (loaded: {loaded}; "
                 f"'{CURRENT}' always names the loaded model). Swap models in Home Assistant.",
-                code="model_not_loaded",
+                code=NOT_LOADED,
                 param="model",
             )
         return real
@@ -105,6 +118,18 @@ class ChatModels:
     async def _served_ids(self, *, refresh: bool = False) -> list[str]:
         cards = await self.cards(max_age_s=0 if refresh else math.inf)
         return [str(card["id"]) for card in cards if "id" in card]
+
+    def swappable(self, name: str) -> CatalogModel | None:
+        """The catalog model `name` is the key of, unless it is the loaded one."""
+        if self.select is None or name == self.catalog_key:
+            return None
+        return self.select.catalog.get(name)
+
+    def other_catalog_models(self) -> list[CatalogModel]:
+        """The catalog's models other than the loaded one (none when HA did not say)."""
+        if self.select is None:
+            return []
+        return [m for m in self.select.catalog.values() if m.key != self.catalog_key]
 
     def _match(self, name: str, served: list[str]) -> str | None:
         if name in served:
@@ -123,3 +148,19 @@ def alias_cards(cards: list[dict[str, Any]], aliases: list[str]) -> list[dict[st
     loaded = cards[0]
     root = loaded.get("root", loaded.get("id"))
     return [*cards, *({**loaded, "id": alias, "root": root} for alias in aliases)]
+
+
+def catalog_cards(models: list[CatalogModel], created: int) -> list[dict[str, Any]]:
+    """Cards for catalog models a request can swap to: the key as id, the select's display
+    name as `name` (Open WebUI shows it in its model picker), the repo id as `root`."""
+    return [
+        {
+            "id": model.key,
+            "object": "model",
+            "created": created,
+            "owned_by": "spark-control",
+            "name": model.name,
+            "root": model.repo_id,
+        }
+        for model in models
+    ]

@@ -88,6 +88,8 @@ class GatewayConfig:
     hold_max_requests: int = 64  # beyond this a request is refused at once (503)
     hold_timeout_s: float = 300.0  # Open WebUI's own client timeout is 300 s
     list_speech_models: bool = False  # /v1/models lists chat models only (speech: /v1/audio/models)
+    # A chat request naming another catalog model has Home Assistant swap to it (llama-swap).
+    swap_on_request: bool = False
     timeouts: Timeouts = field(default_factory=Timeouts)
     cors_origins: tuple[str, ...] = ()
     ha_url: str | None = None  # Home Assistant's URL when standalone, e.g. http://ha:8123
@@ -163,6 +165,7 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional("hold_max_requests"): vol.All(int, vol.Range(min=0, max=100000)),
         vol.Optional("hold_timeout_s"): vol.All(vol.Coerce(float), vol.Range(min=0, max=86400)),
         vol.Optional("list_speech_models"): bool,
+        vol.Optional("swap_on_request"): bool,
         vol.Optional("timeouts"): _TIMEOUTS_SCHEMA,
         vol.Optional("cors_origins"): vol.Any(None, [str]),
         vol.Optional("ha_url"): _url,
@@ -207,6 +210,7 @@ def config_from_options(options: Mapping[str, Any]) -> GatewayConfig:
         "hold_max_requests",
         "hold_timeout_s",
         "list_speech_models",
+        "swap_on_request",
         "ha_url",
         "ha_model_select",
         "host",

@@ -1,30 +1,41 @@
-"""Catalog keys as model names: the gateway asks the real Home Assistant for the model select.
+"""Catalog keys as model names: the gateway asks the real Home Assistant for the model select,
+and (with `swap_on_request`, llama-swap's behaviour) has it swap to a catalog model a chat
+request names.
 
-Home Assistant runs with the integration set up against the simulated cluster and its REST API
-served on loopback; the gateway renders its template there with a real access token.
+Home Assistant runs with the integration set up against the simulated cluster (over SSH) and its
+REST API served on loopback; the gateway renders its templates and calls
+`spark_control.swap_model` there with a real access token; the client is the official `openai`
+SDK.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 from unittest.mock import MagicMock
 
 import openai
 import pytest
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.setup import async_setup_component
 from openai import AsyncOpenAI
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.spark_control.const import CONF_VOICE_BRIDGES, DOMAIN
+from custom_components.spark_control.const import CONF_SWAP_FALLBACK, CONF_VOICE_BRIDGES, DOMAIN
 from spark_gateway.catalog_names import CatalogNames
 from spark_gateway.chat_models import CURRENT
-from tests.gateway.conftest import GatewayFactory
+from tests.gateway.conftest import GatewayFactory, RunningGateway
 from tests.sim import SimCluster, SimConfig, generate_client_key
 from tests.sim_entry import entry_identity, sim_entry_data
 
 LOADED_KEY = "qwen36"  # the bundled catalog's key for the simulator's default model
+TARGET = "gemma4"
+TARGET_REPO = "google/gemma-4-27b-it"
+THIRD = "qwen2.5-72b"
+HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(autouse=True)
@@ -39,8 +50,15 @@ def client_key() -> tuple[str, str]:
 
 @pytest.fixture
 async def cluster(client_key: tuple[str, str]) -> AsyncIterator[SimCluster]:
-    async with SimCluster(SimConfig(authorized_keys=[client_key[1]], load_seconds=0.1)) as sim:
+    # Loads long enough for requests to arrive while one runs, short enough for a quick test.
+    async with SimCluster(SimConfig(authorized_keys=[client_key[1]], load_seconds=0.6)) as sim:
         yield sim
+
+
+@pytest.fixture
+def ha_options() -> dict[str, Any]:
+    """The config entry's options beyond the defaults (a test overrides this fixture)."""
+    return {}
 
 
 @pytest.fixture
@@ -49,6 +67,7 @@ async def ha_api(
     hass_client: ClientSessionGenerator,
     cluster: SimCluster,
     client_key: tuple[str, str],
+    ha_options: dict[str, Any],
 ) -> str:
     """Home Assistant's REST API URL, with Spark Control loaded for the simulated cluster."""
     assert await async_setup_component(hass, "http", {})
@@ -56,13 +75,27 @@ async def ha_api(
     data = sim_entry_data(cluster, *client_key)
     entry = MockConfigEntry(
         domain=DOMAIN, title="Lab", **entry_identity(data), data=data,
-        options={CONF_VOICE_BRIDGES: False},
+        options={CONF_VOICE_BRIDGES: False, **ha_options},
     )  # fmt: skip
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     client = await hass_client()
     return str(client.make_url("/api")).rstrip("/")
+
+
+@pytest.fixture
+async def swapping_gateway(
+    ha_api: str, hass_access_token: str, cluster: SimCluster, start_gateway: GatewayFactory
+) -> RunningGateway:
+    """A gateway with swap_on_request, in front of the cluster's vLLM and this HA."""
+    return await start_gateway(
+        vllm_url=cluster.vllm.url,
+        ha_url=ha_api,
+        ha_token=hass_access_token,
+        swap_on_request=True,
+        hold_timeout_s=60.0,  # bounds the test (a failed load and a reload), not a swap's pace
+    )
 
 
 async def test_catalog_key_names_the_loaded_model(
@@ -91,6 +124,8 @@ async def test_catalog_key_names_the_loaded_model(
                 model="gemma4", messages=[{"role": "user", "content": "hi"}], max_tokens=3
             )
         assert info.value.body["code"] == "model_not_loaded"  # type: ignore[index]
+        assert "Swap models in Home Assistant" in info.value.message
+    assert not any("vllm serve" in c for c in cluster.nodes[0].commands)  # option off: no swap
 
 
 async def test_several_selects_need_the_entity_named(
@@ -108,3 +143,136 @@ async def test_several_selects_need_the_entity_named(
     assert await wrong.loaded_key() is None
     refused = CatalogNames(session, ha_api, "not-a-token")
     assert await refused.loaded_key() is None
+
+
+def _openai(gateway: RunningGateway) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0)
+
+
+def _select_key(hass: HomeAssistant) -> Any:
+    (select,) = hass.states.async_all("select")
+    return select.attributes["catalog_key"]
+
+
+def _swap_loading(hass: HomeAssistant) -> asyncio.Event:
+    """Set when Home Assistant's swap sensor says vLLM is loading the new model (the old one
+    is stopped by then)."""
+    loading = asyncio.Event()
+
+    @callback
+    def on_change(event: Event[EventStateChangedData]) -> None:
+        state = event.data["new_state"]
+        if state is not None and state.domain == "sensor" and state.state == "loading":
+            loading.set()
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, on_change)
+    return loading
+
+
+async def test_request_for_another_model_swaps_to_it(
+    hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
+) -> None:
+    """Model B asked for while A is loaded: Home Assistant swaps, every request for B during the
+    swap and every `current` request while B loads is answered by B, a third model is refused
+    meanwhile."""
+    loading = _swap_loading(hass)
+    async with _openai(swapping_gateway) as client:
+        listed = {m.id: m for m in (await client.models.list()).data}
+        # The loaded model, its aliases, and the catalog's other models (by key, named).
+        assert list(listed)[:3] == [cluster.config.served_model, CURRENT, LOADED_KEY]
+        assert set(listed) == {
+            cluster.config.served_model, CURRENT, LOADED_KEY, TARGET, THIRD, "qwen3-vl",
+            "qwen3-235b-fp8",
+        }  # fmt: skip
+        assert listed[TARGET].model_extra == {
+            "name": "Gemma 4 27B Instruct", "root": TARGET_REPO,
+        }  # fmt: skip
+
+        def ask(model: str) -> asyncio.Task[Any]:
+            return asyncio.ensure_future(
+                client.chat.completions.create(model=model, messages=HI, max_tokens=3)
+            )
+
+        first = ask(TARGET)
+        await loading.wait()
+        joined = [ask(TARGET) for _ in range(4)]
+        current = [ask(CURRENT) for _ in range(2)]
+        with pytest.raises(openai.APIStatusError) as third:
+            await client.chat.completions.create(model=THIRD, messages=HI, max_tokens=3)
+        assert third.value.status_code == 503
+        assert third.value.response.headers["Retry-After"] == "10"
+        assert third.value.body["code"] == "model_swap_in_progress"  # type: ignore[index]
+        assert TARGET in third.value.message
+        replies = await asyncio.gather(first, *joined, *current)
+
+    assert [reply.model for reply in replies] == [TARGET_REPO] * 7
+    assert all(reply.choices[0].message.content for reply in replies)
+    assert _select_key(hass) == TARGET
+    launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
+    assert len(launches) == 1  # one swap for all those requests
+    assert TARGET_REPO in launches[0]
+
+
+@pytest.mark.parametrize("ha_options", [{CONF_SWAP_FALLBACK: False}])
+async def test_failed_swap_ends_waiting_requests_with_the_reason(
+    cluster: SimCluster, swapping_gateway: RunningGateway
+) -> None:
+    """The model runs out of memory while loading (no fallback): every request waiting for it
+    gets a 502 naming vLLM's error at once (not a hold timeout), and nothing swaps again."""
+    cluster.faults.oom_on_load(TARGET_REPO)
+    async with _openai(swapping_gateway) as client:
+        results = await asyncio.gather(
+            *(
+                client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+                for _ in range(3)
+            ),
+            return_exceptions=True,
+        )
+    for error in results:
+        assert isinstance(error, openai.APIStatusError)
+        assert error.status_code == 502
+        assert error.body["code"] == "model_swap_failed"  # type: ignore[index]
+        assert "CUDA out of memory" in error.message
+    assert sum("vllm serve" in c for c in cluster.nodes[0].commands) == 1
+
+
+async def test_failed_swap_with_fallback_says_the_old_model_is_back(
+    hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
+) -> None:
+    """With the integration's fallback on (its default), vLLM comes back with the old model:
+    the request fails clearly, and the old model answers again afterwards."""
+    cluster.faults.oom_on_load(TARGET_REPO)
+    async with _openai(swapping_gateway) as client:
+        with pytest.raises(openai.APIStatusError) as failed:
+            await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+        assert failed.value.status_code == 502
+        assert failed.value.body["code"] == "model_swap_failed"  # type: ignore[index]
+        assert f"loaded {LOADED_KEY!r} again" in failed.value.message
+        reply = await client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
+    assert reply.model == cluster.config.served_model
+    assert _select_key(hass) == LOADED_KEY
+
+
+async def test_names_outside_the_catalog_never_swap(
+    hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
+) -> None:
+    async with _openai(swapping_gateway) as client:
+        for name in ("gpt-4o", TARGET_REPO):  # a repo id is not a catalog key either
+            with pytest.raises(openai.NotFoundError) as info:
+                await client.chat.completions.create(model=name, messages=HI, max_tokens=3)
+            assert info.value.body["code"] == "model_not_loaded"  # type: ignore[index]
+    assert not any("vllm serve" in c for c in cluster.nodes[0].commands)
+    assert _select_key(hass) == LOADED_KEY
+
+
+async def test_without_home_assistant_the_404_says_why(
+    cluster: SimCluster, start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SUPERVISOR_TOKEN", raising=False)
+    gateway = await start_gateway(vllm_url=cluster.vllm.url, swap_on_request=True)
+    async with _openai(gateway) as client:
+        with pytest.raises(openai.NotFoundError) as info:
+            await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+    assert info.value.body["code"] == "model_not_loaded"  # type: ignore[index]
+    assert "no access to Home Assistant's API" in info.value.message
+    assert not any("vllm serve" in c for c in cluster.nodes[0].commands)

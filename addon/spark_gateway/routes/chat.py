@@ -6,7 +6,8 @@ which makes vLLM abort the generation. Upstream errors keep their status and bod
 
 Before relaying, a request waits while vLLM is not serving (`vllm_hold.py`), and a model named
 `current` or by its catalog key is rewritten to vLLM's id (`chat_models.py`); a body naming
-vLLM's id already is relayed as it came.
+vLLM's id already is relayed as it came. With `swap_on_request`, a catalog key that is not
+loaded starts a swap in Home Assistant and the request waits for it (`model_swap.py`), once.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any, Final
 import aiohttp
 from aiohttp import web
 
-from ..appkeys import CHAT_MODELS, UPSTREAM, VLLM_HOLD
-from ..chat_models import ChatModels
-from ..errors import UpstreamError
+from ..appkeys import CHAT_MODELS, MODEL_SWAPPER, UPSTREAM, VLLM_HOLD
+from ..chat_models import NOT_LOADED, ChatModels
+from ..errors import ApiError, UpstreamError
 from ..openapi import GUARDED, OBJECT, UPSTREAM_FAILURES, add_route, errors
 from ..request_body import read_json_object
 from ..vllm_hold import HOLDABLE_CODES, MAX_RESENDS, RESENDABLE_CODES
@@ -41,9 +42,14 @@ async def _open_when_serving(
     hold = request.app[VLLM_HOLD]
     models = request.app[CHAT_MODELS]
     upstream = request.app[UPSTREAM]
+    swapper = request.app.get(MODEL_SWAPPER)
+    name = payload.get("model")
+    if swapper is not None:
+        swapper.refuse_other_models(name)
     stream = payload.get("stream") is True
     deadline = hold.deadline()
     retried_stale_name = False
+    swapped = False
     resends = 0
     while True:
         await hold.until_serving(deadline)
@@ -59,6 +65,14 @@ async def _open_when_serving(
                 raise
             models.forget()
             hold.mark_down()
+            continue
+        except ApiError as err:
+            if err.code != NOT_LOADED or swapper is None or not isinstance(name, str):
+                raise
+            if swapped:
+                raise _not_served_after_swap(name, models) from err
+            await swapper.swap_to(name, err, deadline)
+            swapped = True
             continue
         if resp.status == 503 and hold.max_held > 0:  # loading a model
             resp.release()
@@ -78,6 +92,16 @@ async def _open_when_serving(
             retried_stale_name = True
             continue
         return resp
+
+
+def _not_served_after_swap(name: str, models: ChatModels) -> ApiError:
+    served = models.catalog_key or "another model"
+    return ApiError(
+        502,
+        f"Home Assistant swapped to {name!r}, but vLLM serves {served} now (did something "
+        "else swap it meanwhile?)",
+        code="model_swap_failed",
+    )
 
 
 async def _named_for_vllm(

@@ -8,7 +8,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from ..appkeys import CHAT_MODELS, CONFIG, UPSTREAM, VOICES
-from ..chat_models import LISTING_MAX_AGE_S, alias_cards
+from ..chat_models import LISTING_MAX_AGE_S, alias_cards, catalog_cards
 from ..errors import ApiError, UpstreamError
 from ..openapi import GUARDED, add_route, errors, json_result
 
@@ -31,15 +31,20 @@ def audio_model_cards(request: web.Request) -> list[dict[str, Any]]:
 
 
 async def _chat_cards(request: web.Request) -> list[dict[str, Any]]:
-    """vLLM's cards (as vLLM sends them) and the `current` alias; none while vLLM is down."""
-    if not request.app[CONFIG].vllm_url:
+    """vLLM's cards (as vLLM sends them) and the `current` alias, then (with `swap_on_request`)
+    the catalog's other models a request can swap to; none while vLLM is down."""
+    config = request.app[CONFIG]
+    if not config.vllm_url:
         return []
     models = request.app[CHAT_MODELS]
     try:
         cards = await models.cards(max_age_s=LISTING_MAX_AGE_S)
     except UpstreamError:
         return []  # chat is down or loading; the speech models are still usable
-    return alias_cards(cards, models.aliases())
+    listed = alias_cards(cards, models.aliases())
+    if config.swap_on_request:
+        listed += catalog_cards(models.other_catalog_models(), _STARTED)
+    return listed
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -86,6 +91,8 @@ _MODEL_CARD: Final = {
         "object": {"type": "string"},
         "created": {"type": "integer"},
         "owned_by": {"type": "string"},
+        "name": {"type": "string"},
+        "root": {"type": "string"},
     },
 }
 
@@ -98,7 +105,8 @@ def setup(app: web.Application) -> None:
         "/v1/models",
         list_models,
         {
-            "summary": "The chat models (vLLM's, plus the `current` alias); no key needed",
+            "summary": "The chat models (vLLM's, the `current` alias, with swap_on_request the "
+            "catalog's other models); no key needed",
             "security": [],
             "responses": {
                 "200": json_result(
