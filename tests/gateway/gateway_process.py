@@ -13,8 +13,8 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,6 +28,18 @@ from tests.paths import REPO
 
 ROOT = REPO
 MIB = 1024 * 1024
+LISTENING = "Running on http"  # what aiohttp's run_app logs (at info) once the port is open
+
+
+async def until_listening(output: asyncio.StreamReader, lines: list[str]) -> None:
+    """Read the gateway's log into `lines` until it says it listens; RuntimeError if it ends
+    first. The deadline allows for a loaded machine (imports, the decoders' fork server)."""
+    async with asyncio.timeout(30):
+        while line := await output.readline():
+            lines.append(line.decode(errors="replace"))
+            if LISTENING in lines[-1]:
+                return
+    raise RuntimeError("the gateway exited during start-up:\n" + "".join(lines))
 
 
 def free_port() -> int:
@@ -48,10 +60,12 @@ class GatewayProcess:
             "port": self.port,
             "api_keys": [api_key],
             "data_dir": str(work / "data"),
-            "log_level": "warning",
+            "log_level": "info",  # the line that says it listens
             **options,
         }
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: asyncio.subprocess.Process | None = None
+        self.log: deque[str] = deque(maxlen=200)  # the latest lines, for failure messages
+        self._reading: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -63,41 +77,56 @@ class GatewayProcess:
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        """Whether the process runs, exact even before the event loop has noticed an exit."""
+        if self.process is None or self.process.returncode is not None:
+            return False
+        try:  # look without reaping: the event loop's child watcher does that
+            ended = os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return False
+        return ended is None
 
     async def __aenter__(self) -> GatewayProcess:
         config = self.work / "gateway.json"
         config.write_text(json.dumps(self.options))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "spark_gateway", "--config", str(config)],
-            env={**os.environ, "PYTHONPATH": str(ROOT / "addon")},
-            cwd=self.work,
-        )
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(self.url + "/health") as resp:
-                        if resp.status == 200:
-                            return self
-                except aiohttp.ClientError:
-                    pass
-                if not self.alive:
-                    raise RuntimeError("the gateway exited during start-up")
-                await asyncio.sleep(0.05)
-        raise RuntimeError("the gateway did not start in 15 s")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "spark_gateway", "--config", str(config),
+            env={**os.environ, "PYTHONPATH": str(ROOT / "addon")}, cwd=self.work,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert self.process.stderr is not None
+        lines: list[str] = []
+        try:
+            await until_listening(self.process.stderr, lines)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        self.log.extend(lines)
+        self._reading = asyncio.create_task(self._keep_reading(self.process.stderr))
+        return self
+
+    async def _keep_reading(self, output: asyncio.StreamReader) -> None:
+        """Read the log as it comes, so a full pipe never blocks the gateway."""
+        while line := await output.readline():
+            self.log.append(line.decode(errors="replace"))
 
     async def __aexit__(
         self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
+        if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.to_thread(self.process.wait, 20)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(self.process.wait(), 20)
+            except TimeoutError:
                 self.process.kill()
-                await asyncio.to_thread(self.process.wait, 5)
+                await asyncio.wait_for(self.process.wait(), 5)
+        if self._reading is not None:
+            # Not read to its end: forked decoders may hold the pipe open a moment longer.
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
 
     def memory_mib(self) -> float:
         """Proportional resident memory (PSS) of the gateway and every process it started.

@@ -15,6 +15,7 @@ import aiohttp
 from spark_gateway.config import GatewayConfig
 from spark_gateway.discovery import announce, gateway_url
 from tests.gateway.conftest import FakeHomeAssistant
+from tests.gateway.gateway_process import free_port, until_listening
 from tests.paths import REPO
 from tests.sim import SimCluster
 
@@ -52,12 +53,6 @@ def test_announced_url() -> None:
     assert gateway_url(GatewayConfig(port=8080)) == f"http://{socket.gethostname()}:8080"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_runs_as_a_process(sim: SimCluster, tmp_path: Path) -> None:
     """`python -m spark_gateway --config FILE` outside Supervisor, as HA Container users run it."""
     port = free_port()
@@ -84,15 +79,11 @@ async def test_runs_as_a_process(sim: SimCluster, tmp_path: Path) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+    lines: list[str] = []
     try:
+        assert process.stdout is not None
+        await until_listening(process.stdout, lines)
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/health") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
             key = (tmp_path / "data" / "api_key").read_text().strip()
             async with session.get(
                 f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}"}
@@ -102,7 +93,7 @@ async def test_runs_as_a_process(sim: SimCluster, tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), timeout=20)
-    log = output.decode()
+    log = "".join(lines) + output.decode()
     assert process.returncode == 0, log
     # The generated key is printed once so the owner can copy it.
     assert (

@@ -10,11 +10,13 @@ import asyncio
 import os
 import signal
 from dataclasses import replace
+from typing import Any
 
 import aiohttp
 import psutil
 import pytest
 
+from spark_gateway import decoder as decoder_module
 from spark_gateway.config import Timeouts
 from tests.gateway.conftest import GatewayFactory, RunningGateway
 from tests.gateway.hostile_audio import CRASHING_WAVS, silent_flac, wav_at_one_hertz, wav_file
@@ -25,6 +27,22 @@ AUDIO_ROUTES = (
     "/api/audio/transcribe-with-speakers",
     "/api/audio/diarize-chunk",
 )
+
+
+async def process_exit(pid: int) -> None:
+    """Wait until process `pid` has ended (its pidfd turns readable), whoever's child it is."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    ended = loop.create_future()
+    loop.add_reader(pidfd, lambda: ended.done() or ended.set_result(None))
+    try:
+        await asyncio.wait_for(ended, 30)
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
 
 
 async def post_audio(
@@ -129,22 +147,26 @@ async def test_slow_decode_times_out_as_400(sim: SimCluster, start_gateway: Gate
 
 
 async def test_a_crashing_decoder_costs_one_request(
-    gateway: RunningGateway, short_wav: bytes
+    gateway: RunningGateway, short_wav: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Kill a decoder process with SIGSEGV mid-decode: that request is a 400, nothing else fails."""
     from spark_gateway.appkeys import DECODER
 
     decoder = gateway.app[DECODER]
+    took_a_job = asyncio.Event()
+    run_job = decoder_module._Worker.run
+
+    async def observed_run(worker: decoder_module._Worker, *job: Any) -> Any:
+        took_a_job.set()  # its waiter runs once this task waits on the process: the job is out
+        return await run_job(worker, *job)
+
+    monkeypatch.setattr(decoder_module._Worker, "run", observed_run)
     victim = asyncio.create_task(post_audio(gateway, silent_flac(1800)))
-    crashed: list[int] = []
-    for _ in range(400):
-        await asyncio.sleep(0.01)
-        if decoder.busy_pids:
-            crashed = decoder.busy_pids
-            for pid in crashed:
-                os.kill(pid, signal.SIGSEGV)
-            break
+    await asyncio.wait_for(took_a_job.wait(), 30)
+    crashed = decoder.busy_pids
     assert crashed, "no decoder took the upload"
+    for pid in crashed:
+        os.kill(pid, signal.SIGSEGV)
     status, body = await victim
     assert status == 400, body
     assert "crashed the decoder (SIGSEGV)" in str(error_of(body)["message"])
@@ -181,5 +203,5 @@ async def test_decoders_outlive_clean_uploads_only(gateway: RunningGateway) -> N
     assert not psutil.pid_exists(first) or psutil.Process(first).status() == "zombie"
 
     os.kill(replacement, signal.SIGKILL)
-    await asyncio.sleep(0.2)
+    await process_exit(replacement)
     assert await decoded_by() != replacement

@@ -135,24 +135,26 @@ async def test_length_is_checked_before_converting(running: RunningBridges) -> N
 
 async def test_connections_are_capped(running: RunningBridges) -> None:
     running.bridges.stt_bridge.max_connections = 3
-    held = [await asyncio.open_connection("127.0.0.1", running.stt_port) for _ in range(3)]
+    server = running.bridges.stt
+    held = [AsyncTcpClient("127.0.0.1", running.stt_port) for _ in range(3)]
     try:
-        for _ in range(100):
-            if running.bridges.stt.open_connections == 3:
-                break
-            await asyncio.sleep(0.02)
+        for client in held:
+            await client.connect()
+            await client.write_event(Describe().event())
+            await read_until(client, "info")  # answered: the bridge counts this connection
+        assert server.open_connections == 3
+        serving = server.connection_tasks
         event, closed = await exchange(running.stt_port, header("describe"))
         assert event["data"]["code"] == "busy", event
         assert "too many connections (limit 3)" in event["data"]["text"]
         assert closed
     finally:
-        for _, writer in held:
-            writer.close()
-            await writer.wait_closed()
-    for _ in range(100):
-        if running.bridges.stt.open_connections == 0:
-            break
-        await asyncio.sleep(0.02)
+        for client in held:
+            await client.disconnect()
+    # Each connection's task ends once the bridge has seen it close.
+    done, _ = await asyncio.wait(serving, timeout=30)
+    assert len(done) == 3
+    assert server.open_connections == 0
     async with AsyncTcpClient("127.0.0.1", running.stt_port) as client:
         await client.write_event(Describe().event())
         assert (await read_until(client, "info"))[-1].type == "info"

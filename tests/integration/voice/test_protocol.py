@@ -264,11 +264,12 @@ async def test_hanging_magpie_delays_neither_start_nor_describe(sim: SimCluster)
                     info = await _describe(bridges.tts.port)
             assert info.tts[0].voices == []
             await sim.faults.clear()
-            for _ in range(20):
-                info = await _describe(bridges.tts.port)
-                if info.tts[0].voices:
-                    break
-                await asyncio.sleep(0.1)
+            # The hung read of the voices now ends (or, if it already failed, this Describe
+            # starts another): once that refresh is done, Describe lists the voices.
+            await _describe(bridges.tts.port)
+            async with asyncio.timeout(30):
+                await bridges.voices.refreshed()
+            info = await _describe(bridges.tts.port)
             assert "Magpie-Multilingual.EN-US.Mia" in {v.name for v in info.tts[0].voices}
         finally:
             await bridges.async_stop()
@@ -289,12 +290,11 @@ async def test_client_leaving_mid_reply_stops_its_synthesis(
     await client.connect()
     await client.write_event(SynthesizeStart().event())
     await client.write_event(SynthesizeChunk(text=f"{SENTENCE} " * 6 + "And more. ").event())
+    await read_until(client, "audio-start")  # mid-reply: the first sentence is being spoken
+    (serving,) = running.bridges.tts.connection_tasks
     await client.disconnect()
     # The connection ends on the bridge's side too, with its synthesis tasks.
-    for _ in range(50):
-        if not running.bridges.tts.open_connections:
-            break
-        await asyncio.sleep(0.1)
+    await asyncio.wait_for(serving, 30)
     assert running.bridges.tts.open_connections == 0
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "magpie synthesis"]
     assert "Unexpected error" not in caplog.text

@@ -188,6 +188,11 @@ class WyomingBridgeServer:
         return len(self._connections)
 
     @property
+    def connection_tasks(self) -> list[asyncio.Task[None]]:
+        """The tasks serving the connections open now; each ends once its connection is gone."""
+        return list(self._connections)
+
+    @property
     def uri(self) -> str:
         """`tcp://host:port` of this server."""
         return f"tcp://{self.host}:{self.port}"

@@ -64,6 +64,11 @@ class BridgeVoiceCatalog:
             await asyncio.wait([self._refreshing], timeout=self._describe_wait)
         return tts_info(self._voices, self._program_name)
 
+    async def refreshed(self) -> None:
+        """Wait for the background refresh under way, if any (a failed one is logged only)."""
+        if self._refreshing is not None:
+            await asyncio.wait([self._refreshing])
+
     async def close(self) -> None:
         """Stop a background refresh still running."""
         if self._refreshing is not None and not self._refreshing.done():
