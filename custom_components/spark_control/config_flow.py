@@ -129,17 +129,21 @@ def _ssh_port(value: Any) -> int:
 
 
 def _parse_nodes(text: str, ssh_port: int) -> list[str]:
-    """Split the node list and normalise each entry; InvalidInput on any bad one."""
+    """Split the node list and normalise each entry; InvalidInput on any bad one, its
+    message the node as typed (the form names it), or "" when no node is listed."""
     nodes: list[str] = []
     for raw in text.replace("\n", ",").split(","):
         if not raw.strip():
             continue
-        address = parse_address(raw, ssh_port, field=CONF_NODES)
+        try:
+            address = parse_address(raw, ssh_port, field=CONF_NODES)
+        except InvalidInput:
+            raise InvalidInput(CONF_NODES, raw.strip()) from None
         node = address.host if address.port == ssh_port else f"{address.url_host}:{address.port}"
         if node not in nodes:
             nodes.append(node)
     if not nodes:
-        raise InvalidInput(CONF_NODES, "at least one node is needed")
+        raise InvalidInput(CONF_NODES, "")
     return nodes
 
 
@@ -154,16 +158,18 @@ def _checked[T](errors: dict[str, str], field: str, check: Callable[[], T]) -> T
 
 
 def _check_hosts(
-    user_input: Mapping[str, Any], errors: dict[str, str]
+    user_input: Mapping[str, Any], errors: dict[str, str], placeholders: dict[str, str]
 ) -> tuple[int, list[str], str]:
-    """SSH port, nodes and repo path of a form, each bad one noted in `errors`."""
+    """SSH port, nodes and repo path of a form, each bad one noted in `errors` (a bad
+    node by name in `placeholders`)."""
     ssh_port = _checked(errors, CONF_SSH_PORT, lambda: _ssh_port(user_input[CONF_SSH_PORT]))
     # Nodes are checked even when the port is bad, against the default port.
-    nodes = _checked(
-        errors,
-        CONF_NODES,
-        lambda: _parse_nodes(user_input[CONF_NODES], ssh_port or DEFAULT_SSH_PORT),
-    )
+    nodes: list[str] = []
+    try:
+        nodes = _parse_nodes(user_input[CONF_NODES], ssh_port or DEFAULT_SSH_PORT)
+    except InvalidInput as err:
+        errors[CONF_NODES] = f"invalid_{CONF_NODES}" if err.message else "no_nodes"
+        placeholders["node"] = err.message
     repo_path = _checked(
         errors, CONF_REPO_PATH, lambda: validate_path(user_input[CONF_REPO_PATH], CONF_REPO_PATH)
     )
@@ -223,9 +229,10 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Cluster name, nodes, SSH login and how to get a key."""
         errors: dict[str, str] = {}
+        placeholders = {"node": ""}
         if user_input is not None:
             self._user_input = form = user_input
-            ssh_port, nodes, repo_path = _check_hosts(form, errors)
+            ssh_port, nodes, repo_path = _check_hosts(form, errors, placeholders)
             username = _checked(
                 errors, CONF_SSH_USER, lambda: validate_username(form[CONF_SSH_USER], CONF_SSH_USER)
             )
@@ -266,6 +273,7 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(schema, user_input),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     def _abort_if_head_configured(self) -> None:
@@ -457,9 +465,9 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
         """Change hosts and ports; new nodes get their host keys pinned."""
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
-        placeholders = {"host": ""}
+        placeholders = {"host": "", "node": ""}
         if user_input is not None:
-            ssh_port, nodes, repo_path = _check_hosts(user_input, errors)
+            ssh_port, nodes, repo_path = _check_hosts(user_input, errors, placeholders)
             endpoints = _parse_endpoints(user_input, errors)
             if not errors:
                 data = {

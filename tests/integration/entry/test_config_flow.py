@@ -167,7 +167,7 @@ async def test_user_flow_with_generated_key(hass: HomeAssistant, sim: SimCluster
     ("changes", "errors"),
     [
         ({"nodes": "bad host; rm -rf /"}, {"nodes": "invalid_nodes"}),
-        ({"nodes": " , "}, {"nodes": "invalid_nodes"}),
+        ({"nodes": " , "}, {"nodes": "no_nodes"}),
         ({"nodes": "127.0.0.1:99999"}, {"nodes": "invalid_nodes"}),
         ({"ssh_user": "Root$(id)"}, {"ssh_user": "invalid_ssh_user"}),
         ({"ssh_port": 22.5}, {"ssh_port": "invalid_ssh_port"}),

@@ -65,7 +65,7 @@ async def _start(hass: HomeAssistant) -> dict[str, Any]:
 
 
 async def test_every_field_error_at_once(hass: HomeAssistant, sim: SimCluster) -> None:
-    """Four wrong fields: four errors in one answer, each translated."""
+    """Four wrong fields: four errors in one answer, each translated; the bad node named."""
     result = await _start(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
@@ -80,6 +80,9 @@ async def test_every_field_error_at_once(hass: HomeAssistant, sim: SimCluster) -
         "repo_path": "invalid_repo_path",
     }
     assert set(result["errors"].values()) <= set(EN["config"]["error"])
+    # The node error names the node, as typed.
+    assert result["description_placeholders"]["node"] == "bad host;"
+    assert "{node}" in EN["config"]["error"]["invalid_nodes"]
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
