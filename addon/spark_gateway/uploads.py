@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from aiohttp import BodyPartReader, hdrs, web
+from aiohttp import BodyPartReader, MultipartReader, StreamReader, hdrs, web
+from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict, MultiDictProxy
 
@@ -25,6 +26,7 @@ from .decoder import AudioBudgetExhausted, DecodedFile
 from .errors import ApiError
 from .form_fields import check_field_count, check_field_size
 from .request_body import media_type
+from .small_form import SMALL_BODY_BYTES, split_form
 from .stt_passthrough import wav16k_as_is
 from .wav_header import HEADER_BYTES, WavHeaderError, is_riff_wave, parse_wav_header
 
@@ -103,7 +105,7 @@ async def read_audio_upload(
                        code="unsupported_media_type")  # fmt: skip
     if kind == MULTIPART:
         try:
-            files, form = await _stream_multipart(request)
+            files, form = await _read_multipart(request)
         except _MALFORMED as err:
             raise _malformed(err) from err
     else:
@@ -123,14 +125,47 @@ async def read_audio_upload(
     return AudioUpload(files[0], size, form, files)
 
 
-async def _stream_multipart(request: web.Request) -> tuple[list[Path | bytes], FormData]:
+async def _read_multipart(request: web.Request) -> tuple[list[Path | bytes], FormData]:
+    """A small body of known length read whole and split (`small_form.py`), else streamed."""
+    length = request.content_length
+    if length is None or length > SMALL_BODY_BYTES:
+        return await _stream_multipart(request, await request.multipart())
+    body = await request.read()  # within client_max_size, or a 413
+    boundary = parse_mimetype(request.headers[hdrs.CONTENT_TYPE]).parameters.get("boundary")
+    parts = split_form(body, boundary or "")
+    if parts is None:  # not in the plain shape: aiohttp's reader, over the same bytes
+        replayed = _replay(request, body)
+        return await _stream_multipart(request, MultipartReader(request.headers, replayed))
+    files: list[Path | bytes] = []
+    fields: MultiDict[str | bytes | web.FileField] = MultiDict()
+    for part in parts:
+        if part.name == "file":
+            files.append(part.data)
+        elif not part.filename:  # a file under another name: nothing reads it
+            check_field_count(len(fields) + 1)
+            check_field_size(part.name, len(part.data))
+            fields.add(part.name, part.value())
+    return files, MultiDictProxy(fields)
+
+
+def _replay(request: web.Request, body: bytes) -> StreamReader:
+    """`body` as the stream aiohttp's multipart reader reads from."""
+    # A limit above the body's size: the stream never asks the connection to pause reading.
+    stream = StreamReader(request.protocol, limit=len(body) + 1, loop=asyncio.get_running_loop())
+    stream.feed_data(body)
+    stream.feed_eof()
+    return stream
+
+
+async def _stream_multipart(
+    request: web.Request, reader: MultipartReader
+) -> tuple[list[Path | bytes], FormData]:
     """Parse a multipart body part by part: `file` parts kept or spooled as they arrive.
 
     Unlike `request.post()` (each file part in a temporary file written through the executor,
     copied to the spool afterwards), a voice command's upload costs no thread round trip here;
     the body as a whole stays within the app's `client_max_size` (413 past it, as aiohttp's).
     """
-    reader = await request.multipart()
     budget = _Budget(request.app[CONFIG].max_upload_bytes)
     files: list[Path | bytes] = []
     fields: MultiDict[str | bytes | web.FileField] = MultiDict()
