@@ -129,7 +129,7 @@ async def test_client_leaving_cancels_the_upstream_call(
                 gateway.url + "/v1/audio/transcriptions", data=transcription_form(short_wav)
             )
         )
-        await asyncio.wait_for(hung_parakeet.arrived.wait(), 20)
+        await asyncio.wait_for(hung_parakeet.arrived.wait(), 30)
         request.cancel()  # the client gives up and closes its connection
         await asyncio.gather(request, return_exceptions=True)
     await gateway.finished.wait_for("POST", "/v1/audio/transcriptions", 499)
@@ -210,7 +210,7 @@ async def test_decoded_audio_in_flight_is_bounded(
         gateway.post("/v1/audio/transcriptions", data=transcription_form(mp3))
     )
     try:
-        await asyncio.wait_for(hung_parakeet.arrived.wait(), 20)
+        await asyncio.wait_for(hung_parakeet.arrived.wait(), 30)
         # The held request keeps its decoded second or two; a new decode needs the full 10 s.
         status, body = await asyncio.wait_for(
             gateway.post("/v1/audio/transcriptions", data=transcription_form(mp3)), 30

@@ -92,7 +92,7 @@ async def test_runs_as_a_process(sim: SimCluster, tmp_path: Path) -> None:
                 assert (await resp.json())["data"][0]["id"] == sim.config.served_model
     finally:
         process.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=20)
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
     log = "".join(lines) + output.decode()
     assert process.returncode == 0, log
     # The generated key is printed once so the owner can copy it.
@@ -115,6 +115,6 @@ async def test_bad_config_exits_with_message(tmp_path: Path) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=20)
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 2
     assert "default_speech_format" in output.decode()

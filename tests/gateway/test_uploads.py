@@ -148,7 +148,7 @@ async def test_drain_returns_when_removals_just_finished(tmp_path: Path) -> None
     spool._remove_soon([scratch], [lambda: returned.append("budget")])
     while not all(task.done() for task in spool._removals):
         await asyncio.sleep(0)  # run the removal, and stop the moment it is done
-    await asyncio.wait_for(spool.drain(), 5)
+    await asyncio.wait_for(spool.drain(), 30)
     assert returned == ["budget"]
     assert not scratch.exists()
 

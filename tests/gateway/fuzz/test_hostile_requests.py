@@ -119,7 +119,7 @@ async def raw_request(gateway: RunningGateway, method: str, path: str, header: b
             + b"\r\n\r\n{}"
         )
         await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), 10)
+        status_line = await asyncio.wait_for(reader.readline(), 30)
         await reader.read()
     finally:
         writer.close()

@@ -23,23 +23,27 @@ from tests.integration.voice.wyoming_io import read_until
 
 
 async def exchange(port: int, raw: bytes) -> tuple[dict[str, Any], bool]:
-    """Send raw bytes; the first event back (header merged with data) and whether it closed."""
+    """Send raw bytes; the first event back (header merged with data) and whether the bridge
+    closed the connection after it: a Describe sent next is answered with `info` only on an
+    open one (so neither answer is inferred from a silence)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(raw)
         await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), 10)
+        line = await asyncio.wait_for(reader.readline(), 30)
         assert line, "closed without an event"
         event = json.loads(line)
         if event.get("data_length"):
             event["data"] = json.loads(await reader.readexactly(event["data_length"]))
         try:
-            closed = await asyncio.wait_for(reader.read(), 5) == b""
-        except TimeoutError:
-            closed = False
-        except ConnectionResetError:  # closed with our bytes unread: the kernel sends a reset
-            closed = True
-        return event, closed
+            writer.write(header("describe"))
+            await writer.drain()
+            reply = await asyncio.wait_for(reader.readline(), 30)
+        except ConnectionError:  # closed with our bytes unread: the kernel sends a reset
+            reply = b""
+        if reply:
+            assert json.loads(reply)["type"] == "info", reply
+        return event, not reply
     finally:
         writer.close()
         with contextlib.suppress(ConnectionError):
