@@ -147,7 +147,9 @@ async def test_drain_returns_when_removals_just_finished(tmp_path: Path) -> None
     returned: list[str] = []
     spool._remove_soon([scratch], [lambda: returned.append("budget")])
     while not all(task.done() for task in spool._removals):
-        await asyncio.sleep(0)  # run the removal, and stop the moment it is done
+        # One loop step at a time, no timer: awaiting the task instead would let its done
+        # callbacks run first, and the case under test is the moment before they do.
+        await asyncio.sleep(0)
     await asyncio.wait_for(spool.drain(), 30)
     assert returned == ["budget"]
     assert not scratch.exists()
