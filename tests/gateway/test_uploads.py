@@ -10,6 +10,7 @@ their request.
 from __future__ import annotations
 
 import asyncio
+import base64
 import warnings
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,19 @@ async def test_urlencoded_text_fields_are_capped(gateway: RunningGateway) -> Non
     assert status == 400, body
     assert body["error"]["code"] == "string_above_max_length"
     assert body["error"]["param"] == "response_format"
+
+
+async def test_json_audio_fields_are_capped(gateway: RunningGateway, short_wav: bytes) -> None:
+    """Open WebUI's JSON form (base64 `input_audio`) has the same caps on its text fields."""
+    payload = {
+        "model": "whisper-1",
+        "language": "e" * (DEFAULT_FIELD_BYTES + 1),
+        "input_audio": {"data": base64.b64encode(short_wav).decode(), "format": "wav"},
+    }
+    status, body = await gateway.post("/v1/audio/transcriptions", json=payload)
+    assert status == 400, body
+    assert body["error"]["code"] == "string_above_max_length"
+    assert body["error"]["param"] == "language"
 
 
 @pytest.mark.parametrize("urlencoded", [False, True], ids=["multipart", "urlencoded"])

@@ -17,6 +17,7 @@ from ..appkeys import CONFIG, SPOOL, UPSTREAM
 from ..decoder import DecodedFile
 from ..diarized_transcript import KnownSpeaker, diarized_body, name_speakers, parse_known_speakers
 from ..errors import ApiError, UpstreamError
+from ..form_fields import check_field_size
 from ..language_tag import LANGUAGE_TAG
 from ..openapi import BINARY_FILE, GUARDED, UPSTREAM_FAILURES, add_route, errors, multipart_body
 from ..request_body import media_type, parse_json
@@ -125,6 +126,10 @@ async def _read_json(request: web.Request) -> TranscriptionRequest:
                            code="request_too_large")  # fmt: skip
     payload = parse_json(body)  # parsed in place: a copy would double the peak
     del body
+    for name in ("model", "language", "prompt", "response_format", "temperature"):
+        value = payload.get(name)
+        if isinstance(value, str):  # the same caps as the multipart form's fields
+            check_field_size(name, len(value.encode()))
     try:
         encoded = payload["input_audio"]["data"]
         audio = base64.b64decode(encoded, validate=True)
