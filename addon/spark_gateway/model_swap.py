@@ -4,7 +4,10 @@ A request naming a catalog key that is not loaded asks Home Assistant to swap to
 (`CatalogNames.swap`, the integration's own action) and waits for the swap, together with every
 other request naming the same model, bounded like the vLLM hold: at most `max_waiting` requests
 and each until its own hold deadline (503 + Retry-After past either). A failed swap ends all of
-them with a 502 `model_swap_failed` giving Home Assistant's reason.
+them with a 502 `model_swap_failed` giving Home Assistant's reason, and requests for that model
+get the same 502 for `FAILED_SWAP_MEMORY_S` (a client retrying in a loop must not make Home
+Assistant load it again and again). A request naming the model being loaded waits for the swap
+itself (`join`), never in the vLLM hold, so it hears of a failure at once.
 
 One swap at a time, and no thrashing: while a swap this gateway started runs, a request naming
 any other catalog model (the one being replaced included) is refused at once with 503
@@ -17,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
+from typing import Final
 
 from .catalog_names import CatalogNames, ModelSelect, SwapRefused
 from .chat_models import ChatModels
@@ -26,6 +31,9 @@ from .errors import ApiError
 from .vllm_hold import RETRY_AFTER_S
 
 _LOGGER = logging.getLogger(__name__)
+
+# How long a failed swap is remembered: requests for that model get its error again meanwhile.
+FAILED_SWAP_MEMORY_S: Final = 60.0
 
 
 @dataclass(slots=True)
@@ -43,11 +51,33 @@ class ModelSwapper:
         self.max_waiting = max_waiting
         self._running: _Swap | None = None
         self._waiting = 0
+        self._waiting_changed = asyncio.Event()  # replaced each time `_waiting` changes
+        # Catalog key -> when its swap failed (monotonic) and the error its requests got.
+        self._failures: dict[str, tuple[float, ApiError]] = {}
 
     @property
     def target(self) -> str | None:
         """The catalog key of the swap this gateway started and that still runs."""
         return self._running.key if self._running is not None else None
+
+    async def until_waiting(self, count: int) -> None:
+        """Return once at least `count` requests wait for the swap (for tests that drive one)."""
+        while self._waiting < count:
+            await self._waiting_changed.wait()
+
+    def _count_waiting(self, change: int) -> None:
+        self._waiting += change
+        self._waiting_changed.set()
+        self._waiting_changed = asyncio.Event()
+
+    def admit(self, name: object) -> None:
+        """Refuse at once what waiting cannot help: another catalog model while a swap runs,
+        and a model whose swap failed moments ago (unless it is loaded now)."""
+        if not isinstance(name, str):
+            return
+        self.refuse_other_models(name)
+        if name != self._models.catalog_key:
+            self._refuse_recent_failure(name)
 
     def refuse_other_models(self, name: object) -> None:
         """503 + Retry-After for a request naming another catalog model while a swap runs."""
@@ -85,9 +115,20 @@ class ModelSwapper:
             )
         if self._models.swappable(name) is None:
             raise not_loaded  # not in the catalog: never swapped to
+        self._refuse_recent_failure(name)
+        if self._running is None:
+            self._start(name, select)
+        await self.join(name, deadline)
+
+    async def join(self, name: str, deadline: float) -> None:
+        """Wait for the running swap to `name` to end (at once when none runs).
+
+        A request naming the model being loaded waits here, not in the vLLM hold: it learns at
+        once when the swap fails, instead of waiting for a vLLM that may never serve it.
+        """
         running = self._running
-        if running is None:
-            running = self._start(name, select)
+        if running is None or running.key != name:
+            return
         if self._waiting >= self.max_waiting:
             raise ApiError(
                 503,
@@ -99,7 +140,7 @@ class ModelSwapper:
                 code="hold_queue_full",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
-        self._waiting += 1
+        self._count_waiting(+1)
         try:
             async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
                 await asyncio.shield(running.task)
@@ -112,7 +153,25 @@ class ModelSwapper:
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             ) from None
         finally:
-            self._waiting -= 1
+            self._count_waiting(-1)
+
+    def _refuse_recent_failure(self, name: str) -> None:
+        """The same 502 again for a model whose swap failed moments ago: clients retrying it
+        must not make Home Assistant load (and with its fallback, unload) it over and over."""
+        failed = self._failures.get(name)
+        if failed is None:
+            return
+        at, error = failed
+        age = time.monotonic() - at
+        if age >= FAILED_SWAP_MEMORY_S:
+            del self._failures[name]
+            return
+        raise ApiError(
+            error.status,
+            f"{error.message} ({age:.0f} s ago; not tried again for {FAILED_SWAP_MEMORY_S:g} s)",
+            code=error.code,
+            headers={"Retry-After": str(math.ceil(FAILED_SWAP_MEMORY_S - age))},
+        )
 
     def _start(self, key: str, select: ModelSelect) -> _Swap:
         _LOGGER.info("a chat request names %s: asking Home Assistant to swap to it", key)
@@ -126,14 +185,21 @@ class ModelSwapper:
         self._models.forget()
         try:
             await self._catalog.swap(select, key)
+            self._failures.pop(key, None)
         except SwapRefused as err:
             _LOGGER.warning("the swap to %s failed: %s", key, err)
-            raise ApiError(
-                503 if err.busy else 502,
-                f"could not swap vLLM to {key!r}: {err}",
-                code="model_swap_in_progress" if err.busy else "model_swap_failed",
-                headers={"Retry-After": str(RETRY_AFTER_S)} if err.busy else None,
-            ) from err
+            if err.busy:
+                raise ApiError(
+                    503,
+                    f"could not swap vLLM to {key!r}: {err}",
+                    code="model_swap_in_progress",
+                    headers={"Retry-After": str(RETRY_AFTER_S)},
+                ) from err
+            error = ApiError(
+                502, f"could not swap vLLM to {key!r}: {err}", code="model_swap_failed"
+            )
+            self._failures[key] = (time.monotonic(), error)
+            raise error from err
         finally:
             self._models.forget()  # whatever vLLM serves now, learn it afresh
 

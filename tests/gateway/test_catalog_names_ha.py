@@ -24,7 +24,13 @@ from openai import AsyncOpenAI
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.spark_control.const import CONF_SWAP_FALLBACK, CONF_VOICE_BRIDGES, DOMAIN
+from custom_components.spark_control.const import (
+    CONF_SWAP_FALLBACK,
+    CONF_VOICE_BRIDGES,
+    DOMAIN,
+    EVENT_SWAP_FINISHED,
+)
+from spark_gateway.appkeys import MODEL_SWAPPER, SESSION
 from spark_gateway.catalog_names import CatalogNames
 from spark_gateway.chat_models import CURRENT
 from tests.gateway.conftest import GatewayFactory, RunningGateway
@@ -85,17 +91,30 @@ async def ha_api(
 
 
 @pytest.fixture
-async def swapping_gateway(
+async def start_swapping(
     ha_api: str, hass_access_token: str, cluster: SimCluster, start_gateway: GatewayFactory
-) -> RunningGateway:
-    """A gateway with swap_on_request, in front of the cluster's vLLM and this HA."""
-    return await start_gateway(
-        vllm_url=cluster.vllm.url,
-        ha_url=ha_api,
-        ha_token=hass_access_token,
-        swap_on_request=True,
-        hold_timeout_s=60.0,  # bounds the test (a failed load and a reload), not a swap's pace
-    )
+) -> GatewayFactory:
+    """Starts gateways with swap_on_request in front of the cluster's vLLM and this HA."""
+
+    async def start(**overrides: Any) -> RunningGateway:
+        return await start_gateway(
+            **{
+                "vllm_url": cluster.vllm.url,
+                "ha_url": ha_api,
+                "ha_token": hass_access_token,
+                "swap_on_request": True,
+                # Bounds the test (a failed load and a reload), not a swap's pace.
+                "hold_timeout_s": 60.0,
+                **overrides,
+            }
+        )
+
+    return start
+
+
+@pytest.fixture
+async def swapping_gateway(start_swapping: GatewayFactory) -> RunningGateway:
+    return await start_swapping()
 
 
 async def test_catalog_key_names_the_loaded_model(
@@ -133,8 +152,6 @@ async def test_several_selects_need_the_entity_named(
 ) -> None:
     """The template's answer is read as HA renders it; a named entity is taken as is."""
     gateway = await start_gateway(ha_url=ha_api, ha_token=hass_access_token)
-    from spark_gateway.appkeys import SESSION
-
     session = gateway.app[SESSION]
     (select,) = [s.entity_id for s in hass.states.async_all("select")]
     named = CatalogNames(session, ha_api, hass_access_token, entity_id=select)
@@ -152,6 +169,11 @@ def _openai(gateway: RunningGateway) -> AsyncOpenAI:
 def _select_key(hass: HomeAssistant) -> Any:
     (select,) = hass.states.async_all("select")
     return select.attributes["catalog_key"]
+
+
+async def _until_waiting(gateway: RunningGateway, count: int) -> None:
+    async with asyncio.timeout(30):
+        await gateway.app[MODEL_SWAPPER].until_waiting(count)
 
 
 def _swap_loading(hass: HomeAssistant) -> asyncio.Event:
@@ -215,24 +237,82 @@ async def test_request_for_another_model_swaps_to_it(
 
 @pytest.mark.parametrize("ha_options", [{CONF_SWAP_FALLBACK: False}])
 async def test_failed_swap_ends_waiting_requests_with_the_reason(
-    cluster: SimCluster, swapping_gateway: RunningGateway
+    hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
 ) -> None:
-    """The model runs out of memory while loading (no fallback): every request waiting for it
-    gets a 502 naming vLLM's error at once (not a hold timeout), and nothing swaps again."""
+    """The model runs out of memory while loading (no fallback: vLLM stays down): every request
+    waiting for it, from before and during the load, gets a 502 naming vLLM's error at once
+    (not a hold timeout); asking again soon after gets that 502 without another swap."""
     cluster.faults.oom_on_load(TARGET_REPO)
+    loading = _swap_loading(hass)
     async with _openai(swapping_gateway) as client:
-        results = await asyncio.gather(
-            *(
+
+        def ask() -> asyncio.Future[Any]:
+            return asyncio.ensure_future(
                 client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
-                for _ in range(3)
-            ),
-            return_exceptions=True,
-        )
+            )
+
+        first = ask()
+        await loading.wait()
+        during = [ask(), ask()]
+        results = await asyncio.gather(first, *during, return_exceptions=True)
+        with pytest.raises(openai.APIStatusError) as again:
+            await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
     for error in results:
         assert isinstance(error, openai.APIStatusError)
         assert error.status_code == 502
         assert error.body["code"] == "model_swap_failed"  # type: ignore[index]
         assert "CUDA out of memory" in error.message
+    assert again.value.status_code == 502
+    assert "not tried again" in again.value.message
+    assert int(again.value.response.headers["Retry-After"]) <= 60
+    assert sum("vllm serve" in c for c in cluster.nodes[0].commands) == 1
+
+
+async def test_requests_waiting_for_a_swap_are_bounded_in_number(
+    hass: HomeAssistant, start_swapping: GatewayFactory
+) -> None:
+    """At most hold_max_requests wait for the swap; one more gets 503 + Retry-After at once."""
+    gateway = await start_swapping(hold_max_requests=2)
+    loading = _swap_loading(hass)
+    async with _openai(gateway) as client:
+        waiting = [
+            asyncio.ensure_future(
+                client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+            )
+        ]
+        await loading.wait()
+        waiting.append(
+            asyncio.ensure_future(
+                client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+            )
+        )
+        await _until_waiting(gateway, 2)
+        with pytest.raises(openai.APIStatusError) as full:
+            await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+        replies = await asyncio.gather(*waiting)
+    assert full.value.status_code == 503
+    assert full.value.body["code"] == "hold_queue_full"  # type: ignore[index]
+    assert full.value.response.headers["Retry-After"] == "10"
+    assert [reply.model for reply in replies] == [TARGET_REPO] * 2
+
+
+async def test_a_request_outwaited_by_its_swap_gets_503_and_the_swap_goes_on(
+    hass: HomeAssistant, cluster: SimCluster, start_swapping: GatewayFactory
+) -> None:
+    """Past hold_timeout_s the request gets 503 + Retry-After; Home Assistant finishes the swap
+    and the next request for the model is answered by it without another swap."""
+    gateway = await start_swapping(hold_timeout_s=0.2)  # the simulated load takes 0.6 s
+    finished = asyncio.Event()
+    hass.bus.async_listen(EVENT_SWAP_FINISHED, callback(lambda _event: finished.set()))
+    async with _openai(gateway) as client:
+        with pytest.raises(openai.APIStatusError) as late:
+            await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+        assert late.value.status_code == 503
+        assert late.value.body["code"] == "vllm_not_ready"  # type: ignore[index]
+        assert late.value.response.headers["Retry-After"] == "10"
+        await finished.wait()
+        reply = await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+    assert reply.model == TARGET_REPO
     assert sum("vllm serve" in c for c in cluster.nodes[0].commands) == 1
 
 

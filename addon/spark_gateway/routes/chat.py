@@ -45,13 +45,16 @@ async def _open_when_serving(
     swapper = request.app.get(MODEL_SWAPPER)
     name = payload.get("model")
     if swapper is not None:
-        swapper.refuse_other_models(name)
+        swapper.admit(name)
     stream = payload.get("stream") is True
     deadline = hold.deadline()
     retried_stale_name = False
     swapped = False
     resends = 0
     while True:
+        if swapper is not None and isinstance(name, str) and swapper.target == name:
+            await swapper.join(name, deadline)  # the swap to it runs: no use asking vLLM
+            swapped = True
         await hold.until_serving(deadline)
         try:
             relayed, renamed = await _named_for_vllm(models, body, payload)
