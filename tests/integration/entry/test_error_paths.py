@@ -264,7 +264,7 @@ async def test_reconfigure_refuses_a_changed_host_key(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "host_key_changed"}
-    assert result["description_placeholders"] == {"host": node_strings(sim)[1]}
+    assert result["description_placeholders"]["host"] == node_strings(sim)[1]
     assert config_entry.data["host_keys"] == pinned
 
 
