@@ -236,6 +236,13 @@ class SparkMetricsCoordinator(DataUpdateCoordinator[ClusterMetrics]):
         if self.data is not None:
             self.async_set_updated_data(replace(self.data, containers=containers))
 
+    async def async_vllm_relaunched(self) -> None:
+        """vLLM runs a new process (a swap ended): forget the figures of the one before
+        (token rates, time to first token) and read everything now, so the sensors show
+        the new model's figures and the nodes' memory at once, not at the next slow poll."""
+        self._tracker.reset()
+        await self.async_refresh()
+
     async def _read_gpus(self, node: str) -> list[GpuStats] | None:
         """One node's nvidia-smi; None when the node cannot be reached right now."""
         try:

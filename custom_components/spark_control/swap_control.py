@@ -143,6 +143,12 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
         finally:
             claim.release()
             self._push()
+            # Not awaited: the swap's answer does not wait for nvidia-smi on every node.
+            self.config_entry.async_create_background_task(
+                self.hass,
+                self.config_entry.runtime_data.metrics.async_vllm_relaunched(),
+                f"{DOMAIN} metrics after the swap to {target.key}",
+            )
 
     async def _swap_claimed(self, claim: SwapClaim, target: ModelEntry) -> SwapResult:
         status = self.config_entry.runtime_data.status
