@@ -9,10 +9,13 @@ run; the figure is the median of the paired differences. Inputs: 1 s of 16 kHz m
 (Parakeet's own format: passed through undecoded) and 1 s of webm/opus as a browser records it
 (decoded to 16 kHz WAV). Targets: +1 ms for the WAV, +3 ms for webm/opus.
 
-Two floors from the same run put the figures in context: a bare aiohttp relay (a fourth
+Floors from the same run put the figures in context: a bare aiohttp relay (a fourth
 process that forwards the body unread to the fake Parakeet: what any extra HTTP hop costs
-here) and the time to decode the 1 s webm/opus to 16 kHz WAV in this process, back to back
-(`audio_codec.decode_to_wav`, what the gateway's decoder runs).
+here), the time to decode the 1 s webm/opus to 16 kHz WAV in this process, back to back
+(`audio_codec.decode_to_wav`, what the gateway's decoder runs), and the same decode as a job
+for a gateway decoder process called directly (the decode plus the process hop that issue #11's
+isolation requires). Relay plus decoder job is the least a gateway that reads nothing and
+parses nothing could add to a webm/opus upload.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "addon")]
 
 from benchmarks.gateway_relay import free_port, wait_for  # noqa: E402
 from spark_gateway.audio_codec import decode_to_wav, pcm_to_wav  # noqa: E402
+from spark_gateway.decoder import AudioDecoder  # noqa: E402
 from tests.gateway.audio_files import encode_with_pyav  # noqa: E402
 
 KEY = "sk-bench-0123456789"
@@ -149,6 +153,7 @@ async def run(rounds: int) -> int:
         ),
     ]
     failed = False
+    opus_relay = 0.0
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             for url in urls.values():
@@ -173,6 +178,8 @@ async def run(rounds: int) -> int:
                     )
                     for target in ("gateway", "relay")
                 )
+                if label == "webm/opus":
+                    opus_relay = relay
                 target_ms = TARGETS_MS[label]
                 met = added * 1000 <= target_ms
                 failed |= not met
@@ -183,13 +190,40 @@ async def run(rounds: int) -> int:
                     f"({added * 1000 / target_ms:.2f}x) {'met' if met else 'MISSED':<6} "
                     f"{relay * 1000:+13.2f} ms"
                 )
-        print(f"decoding the 1 s webm/opus in one process, back to back: {decode_ms(work):.2f} ms")
+        in_process, in_decoder = decode_ms(work), await decoder_job_ms(work)
+        print(
+            f"decoding the 1 s webm/opus back to back: {in_process:.2f} ms in this process, "
+            f"{in_decoder:.2f} ms as a job for a gateway decoder process (pipe and process hop)"
+        )
+        print(
+            f"floor for webm/opus: bare relay {opus_relay * 1000:+.2f} ms + decoder job "
+            f"{in_decoder:.2f} ms = {opus_relay * 1000 + in_decoder:.2f} ms "
+            f"(target {TARGETS_MS['webm/opus']:g} ms)"
+        )
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)  # the gateway's config and data folder
     return 1 if failed else 0
+
+
+async def decoder_job_ms(work: Path, repeat: int = 50) -> float:
+    """Median wall time of the same decode as a job for one of the gateway's decoder
+    processes (`decoder.AudioDecoder`), called directly: the decode plus the process hop."""
+    upload = inputs()["webm/opus"][1]
+    decoder = AudioDecoder(workers=1, timeout_s=60)
+    await decoder.start()
+    spans = []
+    try:
+        for index in range(repeat + 5):  # the first jobs start the process
+            start = time.perf_counter()
+            await decoder.decode(upload, work / "job.wav", max_duration_s=60)
+            if index >= 5:
+                spans.append(time.perf_counter() - start)
+    finally:
+        await decoder.stop()
+    return statistics.median(spans) * 1000
 
 
 def decode_ms(work: Path, repeat: int = 50) -> float:

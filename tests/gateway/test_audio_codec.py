@@ -12,6 +12,7 @@ from spark_gateway.audio_codec import (
     SPEECH_FORMATS,
     AudioDecodeError,
     StreamEncoder,
+    _frame_samples,
     change_speed,
     content_type,
     decode_to_pcm,
@@ -136,3 +137,18 @@ def test_speed_changes_duration_not_rate(speech_wav: bytes, speed: float) -> Non
 def test_unknown_encoder_format() -> None:
     with pytest.raises(ValueError, match="unknown audio format"):
         StreamEncoder("ogg", 16000)
+
+
+@pytest.mark.parametrize(
+    "fmt", ["u8", "s16", "s32", "flt", "dbl", "u8p", "s16p", "s32p", "fltp", "dblp"]
+)
+@pytest.mark.parametrize("layout", ["mono", "stereo", "5.1"])
+def test_frame_samples_are_pyavs_own(fmt: str, layout: str) -> None:
+    """The decoder's quick view of a frame's samples is byte for byte PyAV's to_ndarray()."""
+    frame = av.AudioFrame(format=fmt, layout=layout, samples=37)
+    rng = np.random.default_rng(3)
+    for plane in frame.planes:
+        plane.update(rng.integers(0, 256, plane.buffer_size, dtype=np.uint8).tobytes())
+    expected, quick = frame.to_ndarray(), _frame_samples(frame)
+    assert (quick.dtype, quick.shape) == (expected.dtype, expected.shape)
+    assert quick.tobytes() == expected.tobytes()
