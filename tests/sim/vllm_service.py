@@ -136,10 +136,12 @@ class VllmService(SimService):
             if not self.faults.frozen_generation:
                 return
             self.stalled_requests += 1
+            self.container.changed()
             try:
                 await self._engine_moved.wait()
             finally:
                 self.stalled_requests -= 1
+                self.container.changed()
 
     def _cancel_load(self) -> None:
         if self._load_task is not None and self._load_task is not asyncio.current_task():

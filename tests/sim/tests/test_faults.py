@@ -9,20 +9,16 @@ import asyncssh
 import pytest
 
 from tests.sim import SimCluster
+from tests.sim.service import SimService
 from tests.sim.tests.conftest import SshConnect, known_hosts_for
 from tests.sim.tests.speech_helpers import silence_wav, transcribe
 
 
-async def wait_healthy(http: aiohttp.ClientSession, url: str) -> None:
-    async with asyncio.timeout(5):
-        while True:
-            try:
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.05)
+async def serves_again(service: SimService, http: aiohttp.ClientSession, url: str) -> None:
+    """Wait until `service` has booted with its port open, then see it healthy on the socket."""
+    await service.wait_serving()
+    async with http.get(url) as response:
+        assert response.status == 200
 
 
 async def test_wedge_until_container_restart(sim: SimCluster, ssh: SshConnect) -> None:
@@ -42,7 +38,7 @@ async def test_wedge_until_container_restart(sim: SimCluster, ssh: SshConnect) -
         restarted = await conn.run("docker restart parakeet-asr")
         assert (restarted.exit_status, restarted.stdout) == (0, "parakeet-asr\n")
         assert sim.containers["parakeet-asr"].restarts == 1
-        await wait_healthy(http, f"{sim.parakeet.url}/health")
+        await serves_again(sim.parakeet, http, f"{sim.parakeet.url}/health")
         recovered = await transcribe(http, sim.parakeet.url, silence_wav())
         assert recovered.status == 200
         logs = await conn.run("docker logs parakeet-asr")
@@ -87,7 +83,7 @@ async def test_slow_start_delays_speech_port(sim: SimCluster, ssh: SshConnect) -
     async with aiohttp.ClientSession() as http:
         with pytest.raises(aiohttp.ClientConnectorError):
             await http.get(f"{sim.magpie.url}/v1/health/ready")
-        await wait_healthy(http, f"{sim.magpie.url}/v1/health/ready")
+        await serves_again(sim.magpie, http, f"{sim.magpie.url}/v1/health/ready")
 
 
 async def test_drop_ssh_mid_command(sim: SimCluster, ssh: SshConnect) -> None:

@@ -128,12 +128,9 @@ async def test_docker_stop_refuses_port_and_start_restores(
         await sim.vllm.port.reconcile()
         async with session.get(f"{sim.vllm.url}/health") as response:
             assert response.status == 503  # reloading the model
-        async with asyncio.timeout(5):
-            while True:
-                async with session.get(f"{sim.vllm.url}/health") as response:
-                    if response.status == 200:
-                        break
-                await asyncio.sleep(0.05)
+        await sim.vllm.wait_ready()
+        async with session.get(f"{sim.vllm.url}/health") as response:
+            assert response.status == 200
 
 
 async def test_docker_lifecycle_unknown_container(ssh: SshConnect) -> None:

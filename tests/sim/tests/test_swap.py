@@ -79,9 +79,7 @@ async def test_docker_restart_reloads_same_model(sim: SimCluster, ssh: SshConnec
     assert (result.exit_status, result.stdout) == (0, "vllm_node\n")
     assert sim.vllm.phase == "loading"
     assert sim.containers["vllm_node"].restarts == 1
-    async with asyncio.timeout(5):
-        while sim.vllm.phase != "ready":
-            await asyncio.sleep(0.05)
+    await sim.vllm.wait_ready()
     assert sim.vllm.model == sim.config.served_model
 
 
@@ -115,6 +113,4 @@ async def test_slow_start_stretches_the_load(sim: SimCluster, ssh: SshConnect) -
     assert (await conn.run("docker restart vllm_node")).exit_status == 0
     await asyncio.sleep(sim.config.load_seconds + 0.2)
     assert sim.vllm.phase == "loading"  # the normal load time has passed; still loading
-    async with asyncio.timeout(5):
-        while sim.vllm.phase != "ready":
-            await asyncio.sleep(0.05)
+    await sim.vllm.wait_ready()

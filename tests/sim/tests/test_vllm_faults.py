@@ -65,9 +65,9 @@ async def test_frozen_generation_stalls_streams_and_counters(
             await response.content.readline()
         busy_power = await _gpu_power(ssh)
         sim.faults.freeze_generation()
-        await asyncio.sleep(0.1)
+        await sim.vllm.container.wait_until(lambda _: sim.vllm.stalled_requests == 1)
         first = await metric_values(http, sim.vllm.url)
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError):  # half a second of nothing, where tokens came at once
             await asyncio.wait_for(_drain(response), 0.5)
         second = await metric_values(http, sim.vllm.url)
         frozen_power = await _gpu_power(ssh)
@@ -83,7 +83,7 @@ async def test_frozen_generation_stalls_streams_and_counters(
     # A new request is admitted (running rises) but never gets its first token.
     payload = {"model": MODEL, "prompt": "hello", "max_tokens": 3}
     late = asyncio.ensure_future(http.post(f"{sim.vllm.url}/v1/completions", json=payload))
-    await asyncio.sleep(0.2)
+    await sim.vllm.container.wait_until(lambda _: sim.vllm.stalled_requests == 2)
     third = await metric_values(http, sim.vllm.url)
     assert not late.done()
     # The first request's client left, but a frozen engine never processes the abort.
@@ -96,9 +96,7 @@ async def test_frozen_generation_stalls_streams_and_counters(
     await conn.run("docker restart vllm_node", check=True)
     with pytest.raises(aiohttp.ClientError):
         await late
-    async with asyncio.timeout(5):
-        while sim.vllm.phase != "ready":
-            await asyncio.sleep(0.05)
+    await sim.vllm.wait_ready()
     async with http.post(f"{sim.vllm.url}/v1/completions", json=payload) as answered:
         assert answered.status == 200
         assert (await answered.json())["usage"]["completion_tokens"] == 3
@@ -111,7 +109,7 @@ async def test_slow_prefill_keeps_the_gpu_busy_and_counts_prompt_tokens_at_the_e
     sim.faults.slow_prefill(0.6)
     payload = {"model": MODEL, "prompt": "a very long document " * 20, "max_tokens": 2}
     pending = asyncio.ensure_future(http.post(f"{sim.vllm.url}/v1/completions", json=payload))
-    await asyncio.sleep(0.25)
+    await sim.vllm.container.wait_until(lambda _: sim.vllm.active_requests == 1)  # prefilling
     during = await metric_values(http, sim.vllm.url)
     prefill_power = await _gpu_power(ssh)
     response = await pending
@@ -148,9 +146,7 @@ async def test_dead_engine_logs_its_death_and_fails_requests(
     ) as failed:
         assert failed.status == 500
     await conn.run("docker restart vllm_node", check=True)
-    async with asyncio.timeout(5):
-        while sim.vllm.phase != "ready":
-            await asyncio.sleep(0.05)
+    await sim.vllm.wait_ready()
     async with http.get(f"{sim.vllm.url}/health") as health:
         assert health.status == 200
 
