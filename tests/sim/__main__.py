@@ -70,6 +70,7 @@ async def serve(args: argparse.Namespace) -> None:
             partial = args.write_endpoints.with_suffix(".partial")
             partial.write_text(endpoints + "\n")
             partial.replace(args.write_endpoints)
+            logging.getLogger(__name__).info("endpoints written to %s", args.write_endpoints)
         else:
             print(endpoints, flush=True)
         await stop.wait()

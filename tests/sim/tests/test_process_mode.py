@@ -34,15 +34,17 @@ async def test_process_mode_serves_until_sigterm(tmp_path: Path) -> None:
         str(endpoints_file),
         "--load-seconds",
         "0.2",
+        "--log-level",
+        "INFO",
         cwd=REPO_ROOT,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        async with asyncio.timeout(30):
-            while not endpoints_file.exists():
-                assert process.returncode is None, "the simulator exited early"
-                await asyncio.sleep(0.1)
+        assert process.stderr is not None
+        async with asyncio.timeout(30):  # what the simulator logs once the file is in place
+            while b"endpoints written to" not in (line := await process.stderr.readline()):
+                assert line, "the simulator exited early"
         endpoints = json.loads(endpoints_file.read_text())
         (node,) = endpoints["nodes"]
         assert set(endpoints["services"]) == {"vllm", "parakeet", "magpie"}
