@@ -285,9 +285,62 @@ test("the device pages show no unknown state and the wedge count reads 0", async
   }
 });
 
+test("the config flow shows every field error at once and goes back from the key step", async () => {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  try {
+    await logIn(page);
+    await page.goto(`${endpoints.home_assistant.url}/config/integrations/integration/spark_control`);
+    await page.getByRole("button", { name: "Add hub" }).first().click();
+    const form = EN.config.step.user.data;
+    await page.getByLabel(form.cluster_name).fill("Second lab");
+    await page.getByLabel(form.nodes).fill("bad host!!");
+    await page.getByLabel(form.ssh_user).fill("Root$(id)");
+    await page.getByLabel(form.repo_path).fill("relative/dir");
+    await page.getByRole("button", { name: "Submit" }).click();
+    const errors = EN.config.error;
+    const wrong = await textMatching(
+      page,
+      [
+        new RegExp(errors.invalid_nodes.replace("{node}", "bad host!!").replace(/[()]/g, "\\$&")),
+        new RegExp(errors.invalid_ssh_user),
+        new RegExp(errors.invalid_repo_path.replace(/[().]/g, "\\$&")),
+      ],
+      "the form's errors",
+    );
+    assertPresentable(wrong, "config flow errors");
+    // Another head node (the demo's second node alone) reaches the key step; its way back
+    // keeps what was typed.
+    const node = endpoints.simulator.nodes[1];
+    await page.getByLabel(form.nodes).fill(`${node.host}:${node.ssh_port}`);
+    await page.getByLabel(form.ssh_user).fill(endpoints.simulator.username);
+    await page.getByLabel(form.repo_path).fill(endpoints.simulator.repo_path);
+    await page.getByRole("button", { name: "Submit" }).click();
+    await page.getByText(EN.config.step.authorize_key.title).first().waitFor({ timeout: 30_000 });
+    assertPresentable(await pageText(page), "key step");
+    await page.getByRole("switch").first().click();
+    await page.getByRole("button", { name: "Submit" }).click();
+    await page.getByText(EN.config.step.user.title).first().waitFor({ timeout: 30_000 });
+    assert.equal(await page.getByLabel(form.nodes).inputValue(), `${node.host}:${node.ssh_port}`);
+    assert.equal(await page.getByLabel(form.cluster_name).inputValue(), "Second lab");
+  } finally {
+    await page.close();
+  }
+});
+
 async function chooseModel(page, name) {
-  await page.locator("hui-select-options-card-feature ha-control-select-menu").first().click();
-  await page.getByRole("option", { name }).click();
+  // In one run of five the option list did not show within 30 s of a click made as the swap
+  // back ended (the cards redraw then; the cause is not pinned down): a person would open the
+  // menu again, and so does the test, three times at most.
+  for (let attempt = 1; ; attempt += 1) {
+    await page.locator("hui-select-options-card-feature ha-control-select-menu").first().click();
+    try {
+      await page.getByRole("option", { name }).click({ timeout: 10_000 });
+      return;
+    } catch (error) {
+      if (attempt === 3) throw error;
+      await page.keyboard.press("Escape");
+    }
+  }
 }
 
 // Waits until the page's text matches every pattern; returns that text.
