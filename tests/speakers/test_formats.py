@@ -55,3 +55,20 @@ def test_text_short_and_long() -> None:
     )
     assert to_text(TURNS).splitlines()[2] == "[01:02:05] Speaker_0: Bye."
     assert to_text([]) == ""
+
+
+def test_enrolled_names_in_every_text_format() -> None:
+    """A person's name (spaces and accents as enrolled) takes the place of `Speaker_N`."""
+    turns = [
+        Turn(0.0, 2.0, "Zoë Martin", "Lights off, please.", 0.9, False, 3),
+        Turn(2.5, 4.0, "Zoë Martin", "Thanks.", 0.4, True, 1),
+        Turn(4.5, 6.0, "Speaker_1", "Sure.", 0.9, False, 1),
+    ]
+    assert "Zoë Martin: Lights off, please.\n" in to_srt(turns)
+    assert "Zoë Martin?: Thanks.\n" in to_srt(turns)
+    assert "<v Zoë Martin>Lights off, please.\n" in to_vtt(turns)
+    assert to_text(turns).splitlines() == [
+        "[00:00] Zoë Martin: Lights off, please.",
+        "[00:02] Zoë Martin?: Thanks.",
+        "[00:04] Speaker_1: Sure.",
+    ]

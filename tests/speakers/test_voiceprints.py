@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spark_gateway.speakers.linking import Linking, LocalSpeaker
 from spark_gateway.speakers.voiceprints import (
     Voiceprint,
     VoiceprintError,
@@ -16,6 +17,7 @@ from spark_gateway.speakers.voiceprints import (
     check_name,
     combine,
     match_names,
+    name_local_speakers,
 )
 
 RNG = np.random.default_rng(3)
@@ -100,3 +102,41 @@ def test_match_names_one_to_one_and_only_when_close() -> None:
     assert 0.75 <= matches["Speaker_0"].confidence <= 1.0
     assert match_names(voices, [], threshold=0.25) == {}
     assert match_names({}, prints) == {}
+
+
+THRESHOLDS = {"threshold": 0.25, "min_reliable_speech_s": 3.0}
+
+
+def local(chunk: int, label: str, vector: np.ndarray | None, clean_s: float) -> LocalSpeaker:
+    return LocalSpeaker(chunk, label, vector, clean_s, float(chunk))
+
+
+def test_each_reliable_local_voice_is_named_by_its_own_print() -> None:
+    """A link that joined Alice and a stranger (C) into one global speaker: the global print
+    lies between them, yet Alice's own chunks carry her name and the stranger's never do."""
+    prints = [print_of("Alice", A), print_of("Bob", B)]
+    speakers = [
+        local(0, "s0", near(A, 0.2), 20.0),
+        local(0, "s1", near(B, 0.2), 12.0),
+        local(1, "s0", near(C, 0.2), 20.0),  # the stranger, linked into Alice's cluster
+        local(1, "s1", near(B, 0.2), 1.0),  # too little speech for a print of its own
+        local(2, "s0", near(B, 0.2), 1.0),
+        local(2, "s1", near(B, 0.2), 15.0),  # Bob's reliable slot takes his name first
+    ]
+    linking = Linking(
+        labels={(0, "s0"): "Speaker_0", (0, "s1"): "Speaker_1", (1, "s0"): "Speaker_0",
+                (1, "s1"): "Speaker_1", (2, "s0"): "Speaker_1", (2, "s1"): "Speaker_2"},
+        fingerprints={"Speaker_0": unit(A + C), "Speaker_1": B, "Speaker_2": near(B, 0.2)},
+    )  # fmt: skip
+    named = name_local_speakers(speakers, linking, prints, **THRESHOLDS)
+    assert {key: m.voiceprint.name for key, m in named.items()} == {
+        (0, "s0"): "Alice",
+        (0, "s1"): "Bob",
+        (1, "s1"): "Bob",  # weak: its global speaker's name (Speaker_1 is Bob)
+        # (2, "s0") is weak too, but Bob's reliable slot of chunk 2 already carries his name
+        (2, "s1"): "Bob",
+    }
+    assert name_local_speakers(speakers, linking, [], **THRESHOLDS) == {}
+    # A slot the linker left unmapped is never named.
+    unmapped = Linking(labels={}, fingerprints={})
+    assert name_local_speakers(speakers, unmapped, prints, **THRESHOLDS) == {}

@@ -35,7 +35,7 @@ from tests.integration.voice.test_ha_wyoming import (  # the same real-HA, real-
 )
 from tests.sim import SimCluster
 from tests.speakers.conftest import NAME_THRESHOLD
-from tests.speakers.voices import enrolment_clip, voice, wav_bytes
+from tests.speakers.voices import enrolment_files, voice
 
 __all__ = ["_custom_integrations", "_real_network", "client_key", "ha_sim", "zeroconf_instance"]
 
@@ -70,7 +70,8 @@ async def test_enrolled_speaker_of_a_voice_command_fires_an_event(
         parakeet_url=ha_sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
     )
     form = aiohttp.FormData({"name": "Alice"})
-    form.add_field("file", wav_bytes(enrolment_clip("FEE083")), filename="alice.wav")
+    for clip in enrolment_files("ALLISON"):
+        form.add_field("file", clip.read_bytes(), filename=clip.name, content_type="audio/flac")
     async with aiohttp.ClientSession(headers=gateway.headers()) as session:
         resp = await session.post(gateway.url + "/api/speakers", data=form)
         assert resp.status == 201, await resp.text()
@@ -89,7 +90,7 @@ async def test_enrolled_speaker_of_a_voice_command_fires_an_event(
     port = entry.options[CONF_STT_PORT]
 
     # Alice says something the enrolment never heard: her name comes with the text.
-    text = await command(port, voice("FEE083")[: 5 * 16000])
+    text = await command(port, voice("ALLISON")[: 5 * 16000])
     await hass.async_block_till_done(wait_background_tasks=True)
     assert len(events) == 1
     data = events[0].data
@@ -100,8 +101,8 @@ async def test_enrolled_speaker_of_a_voice_command_fires_an_event(
     assert data["text"] == text
     assert data["entry_id"] == entry.entry_id
 
-    # Someone nobody enrolled: the command works, and no name is given.
-    await command(port, voice("MEE009")[: 5 * 16000])
+    # Someone nobody enrolled (June, the voice nearest hers): the command works, no name.
+    await command(port, voice("JUNE")[: 5 * 16000])
     await hass.async_block_till_done(wait_background_tasks=True)
     assert len(events) == 1
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -40,7 +40,7 @@ from .linking import (
 from .parsing import Diarization, Transcript, parse_diarization, parse_transcript
 from .records import SpeakerSegment, Turn, Word
 from .turns import DEFAULT_LOW_CONFIDENCE, DEFAULT_MAX_PAUSE_S, turns_from_assignment
-from .voiceprints import DEFAULT_NAME_THRESHOLD, NameMatch, Voiceprint, match_names
+from .voiceprints import DEFAULT_NAME_THRESHOLD, NameMatch, Voiceprint, name_local_speakers
 
 SAMPLE_RATE = 16_000
 SPEAKER_SLOTS = 4  # Sortformer's outputs per diarization call
@@ -252,8 +252,10 @@ def link_and_merge(
         per_chunk.append(kept)
         local.extend(_local_speakers(chunk, diarization, kept))
     linking = (linker or _default_linker(options))(local)
-    names = match_names(linking.fingerprints, voiceprints, threshold=options.name_threshold)
-    shown = {label: match.voiceprint.name for label, match in names.items()}
+    named = name_local_speakers(
+        local, linking, voiceprints, threshold=options.name_threshold,
+        min_reliable_speech_s=options.min_reliable_speech_s,
+    )  # fmt: skip
     segments: list[SpeakerSegment] = []
     unsure: list[SpeakerSegment] = []
     for chunk, kept in zip(chunks, per_chunk, strict=True):
@@ -265,7 +267,9 @@ def link_and_merge(
                 continue
             link = linking.confidence.get(key, 1.0)
             confidence = None if s.confidence is None else round(s.confidence * link, 4)
-            segments.append(SpeakerSegment(s.start, s.end, shown.get(label, label), confidence))
+            match = named.get(key)
+            shown = match.voiceprint.name if match is not None else label
+            segments.append(SpeakerSegment(s.start, s.end, shown, confidence))
     segments.sort(key=lambda s: (s.start, s.end))
     segments = _fill_unsure(segments, unsure)
     return _merge(
@@ -276,8 +280,18 @@ def link_and_merge(
         models=models,
         options=options,
         chunks=len(chunks),
-        names={shown[label]: match for label, match in names.items()},
+        names=_closest_matches(named.values()),
     )
+
+
+def _closest_matches(matches: Iterable[NameMatch]) -> dict[str, NameMatch]:
+    """Each name shown, with its closest match among the local speakers that carry it."""
+    best: dict[str, NameMatch] = {}
+    for match in matches:
+        name = match.voiceprint.name
+        if name not in best or match.similarity > best[name].similarity:
+            best[name] = match
+    return best
 
 
 def _default_linker(options: SpeakerOptions) -> Linker:

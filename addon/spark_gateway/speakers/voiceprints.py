@@ -5,10 +5,13 @@ enrolment clips, weighted by the clean speech behind each. The library keeps one
 per person in the add-on's data folder (`<data>/voiceprints/<id>.json`, mode 0600); nothing
 here logs a vector or a name. Forgetting a person deletes the file.
 
-Matching is one-to-one (the Hungarian method): two voices of one recording never get the
-same name, and a name is given only when the voice is closer than `threshold` to the print,
-so a voice nobody enrolled stays `Speaker_N`. The default threshold was chosen on the former
-stand-in encoder's tuning voices and waits for a sweep on TitaNet prints (docs/diarization.md).
+Matching is one-to-one (the Hungarian method): two voices of one chunk never get the same
+name, and a name is given only when the voice is closer than `threshold` to the print, so a
+voice nobody enrolled stays `Speaker_N`. In a transcript every local speaker with a reliable
+fingerprint is named by its own voice, not by the global speaker it was linked into: a link
+that joined two people then cannot carry one person's name over the other's speech. The
+default threshold was chosen on the former stand-in encoder's tuning voices and waits for a
+sweep on TitaNet prints (docs/diarization.md).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+from .linking import Linking, LocalKey, LocalSpeaker
 
 DEFAULT_NAME_THRESHOLD = 0.10  # cosine distance; a placeholder until TitaNet (see the link one)
 MAX_NAME_LENGTH = 64
@@ -122,6 +127,46 @@ def match_names(
         for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
         if distance[r, c] <= threshold
     }
+
+
+def name_local_speakers(
+    speakers: Sequence[LocalSpeaker],
+    linking: Linking,
+    prints: Sequence[Voiceprint],
+    *,
+    threshold: float = DEFAULT_NAME_THRESHOLD,
+    min_reliable_speech_s: float,
+) -> dict[LocalKey, NameMatch]:
+    """Which local speakers (chunk, label) carry an enrolled name.
+
+    A local speaker with a reliable fingerprint is matched on that fingerprint, one-to-one
+    among the reliable speakers of its chunk; when it matches nobody it gets no name, even if
+    the global speaker it was linked into did. A weak one (too little clean speech for a
+    print of its own) takes its global speaker's match, unless a reliable speaker of the same
+    chunk already carries that name.
+    """
+    if not prints:
+        return {}
+    by_global = match_names(linking.fingerprints, prints, threshold=threshold)
+    reliable: dict[int, dict[str, np.ndarray]] = {}
+    weak: list[LocalSpeaker] = []
+    for s in speakers:
+        if (s.chunk, s.label) not in linking.labels:
+            continue
+        if s.fingerprint is not None and s.clean_speech_s >= min_reliable_speech_s:
+            reliable.setdefault(s.chunk, {})[s.label] = s.fingerprint
+        else:
+            weak.append(s)
+    named: dict[LocalKey, NameMatch] = {}
+    for chunk, voices in reliable.items():
+        for label, match in match_names(voices, prints, threshold=threshold).items():
+            named[(chunk, label)] = match
+    for s in weak:
+        match = by_global.get(linking.labels[(s.chunk, s.label)])
+        taken = {m.voiceprint.id for (c, _), m in named.items() if c == s.chunk}
+        if match is not None and match.voiceprint.id not in taken:
+            named[(s.chunk, s.label)] = match
+    return named
 
 
 class VoiceprintLibrary:
