@@ -192,22 +192,32 @@ class AudioDecoder:
         """Decode `source` (a file, or a short upload's bytes) to 16 kHz mono WAV: bytes when
         short, else the file `target`; AudioDecodeError for anything the decoder refused."""
         async with self._slots:
-            worker = await self._take()
-            self._busy.add(worker)
-            reusable = False
             try:
-                result = await worker.run(source, target, max_duration_s, self._timeout_s)
-                # Only a clean decode keeps the process: one that refused a file, crashed,
-                # timed out or was cancelled mid-job is replaced.
-                reusable = worker.jobs < _JOBS_PER_WORKER
-            finally:
-                self._busy.discard(worker)
-                if reusable and not self._stopped:
-                    self._idle.append(worker)
-                else:
-                    worker.kill()
-                    self._refill_soon()
+                result = await self._run_on(await self._take(), source, target, max_duration_s)
+            except _DiedWhileIdle:
+                # Killed between jobs (the OOM killer, an operator) before its death showed:
+                # the upload never reached it, so it is no fault of the audio. A new one takes it.
+                result = await self._run_on(await self._take(), source, target, max_duration_s)
         return DecodedFile(target if result.wav is None else result.wav, result.n_samples)
+
+    async def _run_on(
+        self, worker: _Worker, source: Path | bytes, target: Path, max_duration_s: float
+    ) -> DecodedWav:
+        self._busy.add(worker)
+        reusable = False
+        try:
+            result = await worker.run(source, target, max_duration_s, self._timeout_s)
+            # Only a clean decode keeps the process: one that refused a file, crashed,
+            # timed out or was cancelled mid-job is replaced.
+            reusable = worker.jobs < _JOBS_PER_WORKER
+        finally:
+            self._busy.discard(worker)
+            if reusable and not self._stopped:
+                self._idle.append(worker)
+            else:
+                worker.kill()
+                self._refill_soon()
+        return result
 
     def _refill_soon(self) -> None:
         """Start a replacement in the background, so the next upload finds a decoder ready."""
@@ -227,6 +237,13 @@ class AudioDecoder:
             if self._starting is None or self._starting.done():
                 return await _Worker.start()
             await asyncio.wait([self._starting])  # should it fail, the loop starts one
+
+
+class _DiedWhileIdle(AudioDecodeError):
+    """The decoder was gone before the job reached it."""
+
+    def __init__(self, exitcode: int | None) -> None:
+        super().__init__(f"the decoder had died ({_describe(exitcode)}) before the audio came")
 
 
 class _Worker:
@@ -260,9 +277,13 @@ class _Worker:
         """One job; AudioDecodeError when refused, timed out or crashed (then the process is
         gone or must go: only a clean success leaves it usable)."""
         self.jobs += 1
+        job = source if isinstance(source, bytes) else str(source)
         try:
-            job = source if isinstance(source, bytes) else str(source)
             self._pipe.send((job, str(target), max_duration_s, timeout_s))
+        except (BrokenPipeError, ConnectionResetError) as err:
+            self.kill()
+            raise _DiedWhileIdle(self.process.exitcode) from err
+        try:
             async with asyncio.timeout(timeout_s):
                 await _readable(self._pipe.fileno(), self.process.sentinel)
             outcome = _result(self._pipe)
@@ -270,7 +291,7 @@ class _Worker:
             self.kill()
             raise AudioDecodeError(f"decoding took longer than {timeout_s:.0f} s") from err
         except (BrokenPipeError, ConnectionResetError):
-            outcome = None  # it died between jobs
+            outcome = None  # it died with the job
         if outcome is None:
             self.kill()
             raise AudioDecodeError(

@@ -177,7 +177,8 @@ async def test_a_crashing_decoder_costs_one_request(
 
 async def test_decoders_outlive_clean_uploads_only(gateway: RunningGateway) -> None:
     """A decoder serves upload after upload; one that refused a file is replaced, as is one
-    killed while idle. Each runs with its own limits (address space, CPU time, no core)."""
+    killed while idle, without failing the upload that finds it dead. Each runs with its own
+    limits (address space, CPU time, no core)."""
     from spark_gateway.appkeys import DECODER
 
     decoder = gateway.app[DECODER]
@@ -202,6 +203,10 @@ async def test_decoders_outlive_clean_uploads_only(gateway: RunningGateway) -> N
     assert replacement != first
     assert not psutil.pid_exists(first) or psutil.Process(first).status() == "zombie"
 
-    os.kill(replacement, signal.SIGKILL)
-    await process_exit(replacement)
-    assert await decoded_by() != replacement
+    # Killed while idle (the OOM killer): the next upload is decoded all the same, whether
+    # the gateway saw the death before handing it the job (about 1 time in 5) or not.
+    for _ in range(5):
+        killed = decoder.idle_pids[0]
+        os.kill(killed, signal.SIGKILL)
+        await process_exit(killed)
+        assert await decoded_by() != killed
