@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import numpy as np
+import pytest
 
 from tests.gateway.conftest import GatewayFactory, RunningGateway
 from tests.paths import CONTRACTS
@@ -74,8 +76,10 @@ def conversation_wav() -> tuple[Conversation, bytes]:
 
 
 async def test_enrolled_voice_is_named_in_transcripts(
-    sim: SimCluster, start_gateway: GatewayFactory, tmp_path: Path
-) -> None:
+    sim: SimCluster, start_gateway: GatewayFactory, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.DEBUG)
     gateway, alice = await gateway_with_alice(sim, start_gateway)
     contract = json.loads((CONTRACTS / "speakers.json").read_text())
     assert set(contract["enrolled"]) <= set(alice)
@@ -116,6 +120,12 @@ async def test_enrolled_voice_is_named_in_transcripts(
                       fields={"response_format": "text"})  # fmt: skip
     assert resp.status == 200
     assert "] Alice" in (await resp.text()).replace("Alice?", "Alice")
+
+    # Voiceprints are personal data: neither the name nor any part of the print is logged.
+    vector = json.loads(files[0].read_text())["vector"]
+    logged = caplog.text
+    assert "Alice" not in logged
+    assert not any(f"{abs(v):.6f}"[:-1] in logged for v in vector[:16])  # 5 decimals, cut
 
 
 async def test_who_spoke_and_forgetting(
