@@ -120,6 +120,9 @@ class AudioInFlight:
 
     async def take(self, seconds: float, *, wait_s: float) -> None:
         """Reserve `seconds`, waiting up to `wait_s` for room; AudioBudgetExhausted after that."""
+        if self.free_s >= seconds:  # the usual case: no timer to arm and cancel
+            self.free_s -= seconds
+            return
         try:
             async with asyncio.timeout(wait_s):
                 while self.free_s < seconds:
