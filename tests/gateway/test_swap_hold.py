@@ -97,7 +97,9 @@ async def test_hold_times_out_with_retry_after(
         assert info.value.status_code == 503
         assert info.value.body["code"] == "vllm_not_ready"  # type: ignore[index]
         assert info.value.response.headers["Retry-After"] == "10"
-        assert 0.3 <= waited < 0.9
+        # The 503 (not the new model's answer) shows the hold ended at its deadline; no upper
+        # bound on the wait, which a loaded machine would stretch.
+        assert waited >= 0.3
         # Once the model serves, the next request goes through at once.
         await sim.vllm.wait_ready()
         assert (await ask(client, CURRENT))[0] == NEW_MODEL
