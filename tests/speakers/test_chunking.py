@@ -7,7 +7,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from spark_gateway.speakers.chunking import Chunk, plan_chunks, slice_samples
+from spark_gateway.speakers.chunking import Chunk, halve, plan_chunks, slice_samples
 from spark_gateway.speakers.dedupe import owned_segments, owned_words, shift_words
 from spark_gateway.speakers.records import SpeakerSegment, Word
 
@@ -86,3 +86,26 @@ def test_no_tiny_tail_chunk() -> None:
     lengths = [c.own_end_s - c.own_start_s for c in chunks]
     assert len(chunks) == 3
     assert min(lengths) > 30.0
+
+
+def test_halve_cuts_in_the_middle_pause_of_the_owned_span() -> None:
+    # A chunk of a longer recording: owns 100-200 s, was sent 99-201 s. The pause at 142 s is
+    # inside the middle fifth (140-160 s); the one at 125 s is not and must not be chosen.
+    audio = speech_with_pauses(300.0, [(125.0, 126.0), (142.0, 143.0)])
+    first, second = halve(audio, RATE, Chunk(3, 99.0, 201.0, 100.0, 200.0), overlap_s=1.0)
+    assert 142.0 <= first.own_end_s <= 143.0
+    assert second.own_start_s == first.own_end_s
+    assert (first.own_start_s, second.own_end_s) == (100.0, 200.0)
+    assert first.start_s == 99.0
+    assert first.end_s == pytest.approx(first.own_end_s + 1.0)
+    assert second.start_s == pytest.approx(second.own_start_s - 1.0)
+    assert second.end_s == 201.0
+    assert first.index == second.index == 3
+
+
+def test_halve_without_a_pause_stays_near_the_middle_and_inside_the_audio() -> None:
+    audio = speech_with_pauses(60.0, [])
+    first, second = halve(audio, RATE, Chunk(0, 0.0, 60.0, 0.0, 60.0), overlap_s=2.0)
+    assert 24.0 <= first.own_end_s <= 36.0
+    assert first.start_s == 0.0
+    assert second.end_s == 60.0

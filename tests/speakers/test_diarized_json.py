@@ -10,10 +10,18 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
+from spark_gateway.config import Timeouts
 from tests.gateway.conftest import API_KEY, GatewayFactory, RunningGateway
 from tests.sim import SimCluster
 from tests.speakers.test_routes import mp3_bytes
-from tests.speakers.voices import RATE, Conversation, build_conversation, voice, wav_bytes
+from tests.speakers.voices import (
+    RATE,
+    TUNING_VOICES,
+    Conversation,
+    build_conversation,
+    voice,
+    wav_bytes,
+)
 
 SPEAKERS = ["FEE078", "MEE009"]
 # diarized_json names speakers from per-request references at the link threshold; the
@@ -152,3 +160,27 @@ async def test_bad_diarization_parameters_are_400(
                 **extra,  # type: ignore[arg-type]
             )
     assert info.value.body["code"] == code  # type: ignore[index]
+
+
+async def test_crowded_chunk_of_a_long_recording_is_diarized_again(
+    sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """Six people in 130 s, cut into chunks of 75 s and 55 s: the first chunk folds people
+    into its slots (the diarizer is unsure of one of them), so it alone is diarized again in
+    halves; the words are kept, and the speakers of all pieces are linked."""
+    conversation = build_conversation(list(TUNING_VOICES[:6]), duration_s=130.0, seed=3)
+    slow = Timeouts(connect=2, transcription=600, diarization=600, speech=30, health=2)
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url, timeouts=slow,
+                                  long_audio_threshold_s=60.0, chunk_target_s=75.0)  # fmt: skip
+    async with sdk(gateway) as client:
+        result = await client.audio.transcriptions.create(
+            model="gpt-4o-transcribe-diarize",
+            file=("meeting.wav", wav_bytes(conversation.samples)),
+            response_format="diarized_json",
+            chunking_strategy="auto",
+            timeout=600,
+        )
+    assert sim.parakeet.transcriptions == 2
+    assert sim.parakeet.diarizations == 2 + 2
+    assert abs(result.duration - conversation.duration) < 0.2
+    assert len({s.speaker for s in result.segments}) >= 5  # more than one call's four slots

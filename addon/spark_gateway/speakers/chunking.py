@@ -82,6 +82,31 @@ def plan_chunks(
     ]
 
 
+def halve(samples: SampleSource, sample_rate: int, chunk: Chunk, *,
+          overlap_s: float = DEFAULT_OVERLAP_S) -> tuple[Chunk, Chunk]:  # fmt: skip
+    """Two chunks owning the halves of `chunk`'s owned span, cut at its quietest moment
+    between 40 % and 60 % of it, each sent with `overlap_s` of extra audio on both sides.
+
+    Both get `chunk`'s index; the caller numbers the final plan.
+    """
+    duration = len(samples) / sample_rate
+    length = chunk.own_end_s - chunk.own_start_s
+    span = samples[round(chunk.own_start_s * sample_rate) : round(chunk.own_end_s * sample_rate)]
+    cut = chunk.own_start_s + _quietest(_quiet_energy(span, sample_rate), 0.4 * length,
+                                        0.6 * length)  # fmt: skip
+
+    def piece(own_start: float, own_end: float) -> Chunk:
+        return Chunk(
+            index=chunk.index,
+            start_s=max(0.0, own_start - overlap_s),
+            end_s=min(duration, own_end + overlap_s),
+            own_start_s=own_start,
+            own_end_s=own_end,
+        )
+
+    return piece(chunk.own_start_s, cut), piece(cut, chunk.own_end_s)
+
+
 def _quiet_energy(samples: SampleSource, sample_rate: int) -> np.ndarray:
     """Frame energy smoothed over a pause-length window (one value per 20 ms frame)."""
     frame = max(int(sample_rate * _FRAME_S), 1)

@@ -2,18 +2,18 @@
 
 Recordings up to `long_audio_threshold_s` are one chunk; longer ones are cut at silences
 into overlapping chunks. Each chunk is transcribed and diarized (with voice fingerprints) in
-parallel, at most `chunk_concurrency` chunks at a time. A one-chunk recording whose
-diarization filled every speaker slot (Sortformer has four) is diarized again in shorter
-chunks, so it can show more people. Local speakers are linked across chunks by fingerprint,
-given enrolled names when their voice matches, times shifted, overlap duplicates removed,
-and words merged with segments into turns.
+parallel, at most `chunk_concurrency` chunks at a time. Any chunk whose diarization may hold
+more people than one call can show (every slot taken: Sortformer has four) is diarized again
+in halves, recursively down to `min_piece_s`. Local speakers are linked across chunks by
+fingerprint, given enrolled names when their voice matches, times shifted, overlap duplicates
+removed, and words merged with segments into turns.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,6 +25,7 @@ from .chunking import (
     DEFAULT_OVERLAP_S,
     Chunk,
     SampleSource,
+    halve,
     plan_chunks,
     slice_samples,
 )
@@ -44,9 +45,13 @@ from .voiceprints import DEFAULT_NAME_THRESHOLD, NameMatch, Voiceprint, name_loc
 
 SAMPLE_RATE = 16_000
 SPEAKER_SLOTS = 4  # Sortformer's outputs per diarization call
-MIN_SPLIT_CHUNK_S = 30.0  # shorter chunks give fingerprints too weak to link
+MIN_PIECE_S = 30.0  # shorter pieces give fingerprints too weak to link
+MIN_SLOT_S = 3.0  # a slot with less speech says too little about who is in it
+# Mean confidence under which a slot probably holds two people (chosen on the tuning voices).
+DEFAULT_UNSURE_BELOW = 0.76
 
 Linker = Callable[[Sequence[LocalSpeaker]], Linking]
+Diarize = Callable[[list[Chunk]], Awaitable[list[Diarization]]]
 
 
 class SpeechUpstream(Protocol):
@@ -73,6 +78,8 @@ class SpeakerOptions:
     chunk_s: float = DEFAULT_CHUNK_S
     overlap_s: float = DEFAULT_OVERLAP_S
     chunk_concurrency: int = 2
+    min_piece_s: float = MIN_PIECE_S
+    unsure_below: float = DEFAULT_UNSURE_BELOW
     link_threshold: float = DEFAULT_LINK_THRESHOLD
     min_reliable_speech_s: float = DEFAULT_MIN_RELIABLE_SPEECH_S
     rejoin_threshold: float = DEFAULT_REJOIN_THRESHOLD
@@ -118,12 +125,14 @@ async def transcribe_with_speakers(
     transcripts = [t for t, _ in results]
     diarizations = [d for _, d in results]
     words = _owned_words(chunks, transcripts)
-    if (shorter := split_plan(samples, options, diarizations)) is not None:
-        # Every slot taken: there may be more people than one call can show. Diarize again
-        # in shorter chunks (the words are kept) and let linking join them.
-        chunks = shorter
-        diarizations = [d for _, d in await _run_chunks(
-            upstream, samples, chunks, options, language, stt_model, transcribe=False)]  # fmt: skip
+
+    async def diarize(pieces: list[Chunk]) -> list[Diarization]:
+        results = await _run_chunks(upstream, samples, pieces, options, language, stt_model,
+                                    transcribe=False)  # fmt: skip
+        return [d for _, d in results]
+
+    # The words of the first pass are kept; only the speakers are looked at again.
+    chunks, diarizations = await diarize_finer(samples, chunks, diarizations, diarize, options)
     first_language = next((t.language for t in transcripts if t and t.language), None)
     return link_and_merge(
         chunks,
@@ -147,18 +156,53 @@ def first_plan(samples: SampleSource, options: SpeakerOptions) -> list[Chunk]:
     return [Chunk(0, 0.0, duration, 0.0, duration)]
 
 
-def split_plan(
-    samples: SampleSource, options: SpeakerOptions, diarizations: Sequence[Diarization]
-) -> list[Chunk] | None:
-    """Shorter chunks for a one-chunk recording whose diarization used every slot (long
-    enough for two chunks of `MIN_SPLIT_CHUNK_S`); None when no second pass is needed."""
-    duration = len(samples) / SAMPLE_RATE
-    if len(diarizations) != 1 or duration < 2 * MIN_SPLIT_CHUNK_S:
-        return None
-    if len({s.speaker for s in diarizations[0].segments}) < SPEAKER_SLOTS:
-        return None
-    chunk_s = max(min(options.chunk_s, duration / 2), MIN_SPLIT_CHUNK_S)
-    return plan_chunks(samples, SAMPLE_RATE, chunk_s=chunk_s, overlap_s=options.overlap_s)
+def is_crowded(diarization: Diarization, *, unsure_below: float) -> bool:
+    """May this diarization hold more people than it shows?
+
+    The sign is a voice the diarizer was unsure of throughout (`_unsure_slots`). Without
+    confidences, every slot taken is the only sign.
+    """
+    if all(s.confidence is None for s in diarization.segments):
+        return len({s.speaker for s in diarization.segments}) >= SPEAKER_SLOTS
+    return bool(_unsure_slots(diarization, unsure_below))
+
+
+def _unsure_slots(diarization: Diarization, unsure_below: float) -> set[str]:
+    """Slots with `MIN_SLOT_S` of speech whose mean confidence is below `unsure_below`: a slot
+    into which two people were folded matches neither of them well."""
+    speech: dict[str, float] = {}
+    weighted: dict[str, float] = {}
+    for s in diarization.segments:
+        if s.confidence is not None:
+            speech[s.speaker] = speech.get(s.speaker, 0.0) + (s.end - s.start)
+            weighted[s.speaker] = weighted.get(s.speaker, 0.0) + (s.end - s.start) * s.confidence
+    return {k for k, seconds in speech.items()
+            if seconds >= MIN_SLOT_S and weighted[k] < unsure_below * seconds}  # fmt: skip
+
+
+async def diarize_finer(
+    samples: SampleSource,
+    chunks: list[Chunk],
+    diarizations: Sequence[Diarization],
+    diarize: Diarize,
+    options: SpeakerOptions,
+) -> tuple[list[Chunk], list[Diarization]]:
+    """Diarize every crowded chunk again in halves, and crowded halves again, while the halves
+    stay at least `min_piece_s` long; the final plan is numbered in time order."""
+    final: list[tuple[Chunk, Diarization]] = []
+    level = list(zip(chunks, diarizations, strict=True))
+    while level:
+        halves: list[Chunk] = []
+        for chunk, diarization in level:
+            long_enough = chunk.own_end_s - chunk.own_start_s >= 2 * options.min_piece_s
+            if long_enough and is_crowded(diarization, unsure_below=options.unsure_below):
+                halves.extend(halve(samples, SAMPLE_RATE, chunk, overlap_s=options.overlap_s))
+            else:
+                final.append((chunk, diarization))
+        # One level at a time, so `chunk_concurrency` applies across all the halves.
+        level = list(zip(halves, await diarize(halves), strict=True)) if halves else []
+    final.sort(key=lambda cd: cd[0].own_start_s)
+    return [replace(c, index=n) for n, (c, _) in enumerate(final)], [d for _, d in final]
 
 
 async def _run_chunks(
@@ -250,7 +294,7 @@ def link_and_merge(
     for chunk, diarization in zip(chunks, diarizations, strict=True):
         kept = owned_segments(shift_segments(diarization.segments, chunk.start_s), chunk)
         per_chunk.append(kept)
-        local.extend(_local_speakers(chunk, diarization, kept))
+        local.extend(_local_speakers(chunk, diarization, kept, options.unsure_below))
     linking = (linker or _default_linker(options))(local)
     named = name_local_speakers(
         local, linking, voiceprints, threshold=options.name_threshold,
@@ -359,12 +403,13 @@ def _merge(
 
 
 def _local_speakers(
-    chunk: Chunk, diarization: Diarization, kept: list[SpeakerSegment]
+    chunk: Chunk, diarization: Diarization, kept: list[SpeakerSegment], unsure_below: float
 ) -> list[LocalSpeaker]:
     """One entry per local speaker that still has speech in the chunk's owned span."""
     first: dict[str, float] = {}
     for seg in kept:
         first.setdefault(seg.speaker, seg.start)
+    unsure = _unsure_slots(diarization, unsure_below)
     return [
         LocalSpeaker(
             chunk=chunk.index,
@@ -374,6 +419,7 @@ def _local_speakers(
                 label, _speech_seconds(diarization.segments, label)
             ),
             first_start_s=start,
+            mixed=label in unsure,
         )
         for label, start in first.items()
     ]
