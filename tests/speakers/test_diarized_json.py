@@ -165,13 +165,13 @@ async def test_bad_diarization_parameters_are_400(
 async def test_crowded_chunk_of_a_long_recording_is_diarized_again(
     sim: SimCluster, start_gateway: GatewayFactory
 ) -> None:
-    """Six people in 130 s, cut into chunks of 75 s and 55 s: the first chunk folds people
-    into its slots (the diarizer is unsure of one of them), so it alone is diarized again in
-    halves; the words are kept, and the speakers of all pieces are linked."""
-    conversation = build_conversation(list(TUNING_VOICES[:6]), duration_s=130.0, seed=3)
+    """Six people in 100 s, cut into chunks of 62 s and 39 s: the diarizer is unsure of a
+    slot in each (people folded together), so the first is diarized again in halves (the
+    second is shorter than two 30 s pieces); the words are kept, all pieces are linked."""
+    conversation = build_conversation(list(TUNING_VOICES[:6]), duration_s=100.0, seed=1)
     slow = Timeouts(connect=2, transcription=600, diarization=600, speech=30, health=2)
     gateway = await start_gateway(parakeet_url=sim.parakeet.url, timeouts=slow,
-                                  long_audio_threshold_s=60.0, chunk_target_s=75.0)  # fmt: skip
+                                  long_audio_threshold_s=50.0, chunk_target_s=62.0)  # fmt: skip
     async with sdk(gateway) as client:
         result = await client.audio.transcriptions.create(
             model="gpt-4o-transcribe-diarize",

@@ -291,8 +291,9 @@ async def test_silence_has_no_diarized_speaker(
 async def test_full_slots_in_a_short_recording_are_diarized_again_in_chunks(
     sim: SimCluster, start_gateway: GatewayFactory
 ) -> None:
-    """Five people in 90 s: one diarization call fills all four slots, so the recording is
-    diarized again in shorter chunks whose speakers are linked (no four-speaker ceiling)."""
+    """Five people in 90 s: one diarization call folds two of them into one of its four slots
+    (the diarizer is unsure of it throughout), so the recording is diarized again in halves
+    whose speakers are linked (no four-speaker ceiling)."""
     voices = ["FEE083", "MEE009", "FEE078", "MEO069", "MEE012"]
     conversation = build_conversation(voices, duration_s=90.0, seed=103, keep_back=0.35)
     # pocketsphinx needs a while for 90 s on a busy 2-core machine
@@ -302,7 +303,7 @@ async def test_full_slots_in_a_short_recording_are_diarized_again_in_chunks(
                       wav_bytes(conversation.samples))  # fmt: skip
     assert resp.status == 200, await resp.text()
     body = await resp.json()
-    # The first call (one chunk, four speakers), then the 90 s again in chunks of at most 45 s.
+    # The first call (one chunk, four speakers), then the 90 s again in two halves.
     assert sim.parakeet.diarizations >= 3
     assert body["speakers_detected"] >= 4
     assert sim.parakeet.transcriptions == 1  # the words of the first pass are kept
