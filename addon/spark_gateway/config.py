@@ -109,6 +109,9 @@ class GatewayConfig:
     chunk_concurrency: int = 2
     chunk_target_s: float = 120.0  # speakers.chunking.DEFAULT_CHUNK_S: measured for 6 speakers
     chunk_overlap_s: float = 2.0
+    # A chunk the diarizer was unsure of is diarized again in halves down to pieces this long
+    # (speakers.pipeline.MIN_PIECE_S: chosen on the tuning voices).
+    speaker_min_piece_s: float = 30.0
     speaker_link_threshold: float = 0.35  # speakers.linking.DEFAULT_LINK_THRESHOLD
     speaker_name_threshold: float = 0.10  # speakers.voiceprints.DEFAULT_NAME_THRESHOLD
     log_level: str = "info"
@@ -180,6 +183,7 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional("chunk_concurrency"): vol.All(int, vol.Range(min=1, max=32)),
         vol.Optional("chunk_target_s"): vol.All(vol.Coerce(float), vol.Range(min=10)),
         vol.Optional("chunk_overlap_s"): vol.All(vol.Coerce(float), vol.Range(min=0, max=30)),
+        vol.Optional("speaker_min_piece_s"): vol.All(vol.Coerce(float), vol.Range(min=5)),
         vol.Optional("speaker_link_threshold"): vol.All(vol.Coerce(float), vol.Range(min=0, max=2)),
         vol.Optional("log_level"): vol.In(("debug", "info", "warning", "error")),
     },
@@ -220,6 +224,7 @@ def config_from_options(options: Mapping[str, Any]) -> GatewayConfig:
         "chunk_concurrency",
         "chunk_target_s",
         "chunk_overlap_s",
+        "speaker_min_piece_s",
         "speaker_link_threshold",
         "speaker_name_threshold",
         "log_level",

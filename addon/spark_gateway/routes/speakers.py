@@ -45,6 +45,7 @@ def speaker_options(config: GatewayConfig) -> SpeakerOptions:
         chunk_s=config.chunk_target_s,
         overlap_s=config.chunk_overlap_s,
         chunk_concurrency=config.chunk_concurrency,
+        min_piece_s=config.speaker_min_piece_s,
         link_threshold=config.speaker_link_threshold,
         name_threshold=config.speaker_name_threshold,
         min_reliable_speech_s=defaults.min_reliable_speech_s,
