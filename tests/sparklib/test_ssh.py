@@ -148,7 +148,10 @@ async def test_idle_drop_reconnects_transparently(sim: SimCluster, node: SshNode
     await node.run(commands.probe())
     for conn in list(sim.nodes[0].connections):
         conn.abort()
-    await asyncio.sleep(0.05)
+    # The client has seen the hang-up (not merely not yet noticed it) before the next command.
+    async with asyncio.timeout(30):
+        await node.wait_closed()
+    assert not node.connected
     assert (await node.run(commands.probe())).exit_status == 0
     assert node.connected
 
