@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import pytest
 
@@ -15,8 +13,9 @@ from tests.sim import SimCluster
 
 
 def _prober(
-    sim: SimCluster, session: aiohttp.ClientSession, clip: bytes, timeout: float = 10.0
+    sim: SimCluster, session: aiohttp.ClientSession, clip: bytes, timeout: float = 30.0
 ) -> DeepProber:
+    # The default deadline is for probes that must answer: one a loaded machine keeps.
     return DeepProber(session, base_urls(sim), clip_wav=clip, timeout=timeout)
 
 
@@ -55,7 +54,8 @@ async def test_hang_is_wedged_after_the_probe_timeout(
     result = await prober.probe("parakeet")
     assert result.health is ServiceHealth.WEDGED
     assert result.detail == "no answer within 0.8 s"
-    assert 0.8 <= result.elapsed < 3.0
+    # The hang never ends by itself: that the probe answered at all is its timeout's doing.
+    assert result.elapsed >= 0.8
     assert not await prober.is_healthy("parakeet")
 
 
@@ -88,10 +88,10 @@ async def test_vllm_wedge_and_loading_classify_differently(
 
     # A restart reloads the model: /health says 503 meanwhile, which must never read as a wedge
     # (restarting then would abort the load).
-    sim.faults.slow_start(2)
+    # A load longer than any loaded machine takes to probe it: the test ends while it loads.
+    sim.faults.slow_start(120)
     await cluster_client.service_action("vllm", "restart")
-    async with asyncio.timeout(5):
-        while (loading := await prober.probe("vllm")).detail.startswith("cannot connect"):
-            await asyncio.sleep(0.05)  # the port opens a moment after the container starts
+    await sim.vllm.wait_serving()  # the port opens a moment after the container starts
+    loading = await prober.probe("vllm")
     assert loading.health is ServiceHealth.DOWN
     assert loading.detail.startswith("health check answered 503")
