@@ -333,6 +333,32 @@ async def test_failed_swap_with_fallback_says_the_old_model_is_back(
     assert _select_key(hass) == LOADED_KEY
 
 
+async def test_a_swap_started_in_home_assistant_is_never_interrupted(
+    hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
+) -> None:
+    """Someone picks another model on the select; a request for a third model arriving while it
+    loads waits for that swap to finish, then has its own (serialised, as llama-swap does)."""
+    loading = _swap_loading(hass)
+    finished: list[str] = []
+    hass.bus.async_listen(
+        EVENT_SWAP_FINISHED, callback(lambda event: finished.append(event.data["model"]))
+    )
+    (select,) = hass.states.async_all("select")
+    await hass.services.async_call(
+        "select",
+        "select_option",
+        {"entity_id": select.entity_id, "option": "Qwen3-VL 30B-A3B Instruct (FP8)"},
+        blocking=True,
+    )
+    await loading.wait()
+    async with _openai(swapping_gateway) as client:
+        reply = await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+    assert reply.model == TARGET_REPO
+    assert finished == ["qwen3-vl", TARGET]
+    launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
+    assert [TARGET_REPO in c for c in launches] == [False, True]
+
+
 async def test_names_outside_the_catalog_never_swap(
     hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
 ) -> None:
