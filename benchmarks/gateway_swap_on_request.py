@@ -58,8 +58,8 @@ class Tally:
 
 async def ha_api(hass: HomeAssistant) -> tuple[TestServer, str, str]:
     """HA's REST API served on loopback, its URL and an administrator's access token."""
-    assert await async_setup_component(hass, "http", {})
-    assert await async_setup_component(hass, "api", {})
+    for component in ("http", "api", "websocket_api"):
+        assert await async_setup_component(hass, component, {})
     user = await hass.auth.async_create_user("bench", group_ids=[GROUP_ID_ADMIN])
     refresh = await hass.auth.async_create_refresh_token(user, "https://bench.example/")
     token = hass.auth.async_create_access_token(refresh)

@@ -123,7 +123,9 @@ async def _upstream_session(
         timeout_s=config.hold_timeout_s,
     )
     app[VLLM_HOLD] = hold
-    swapper = ModelSwapper(catalog, models, max_waiting=config.hold_max_requests)
+    swapper = ModelSwapper(
+        catalog, models, max_waiting=config.hold_max_requests, turn_wait_s=config.hold_timeout_s
+    )
     if config.swap_on_request:
         app[MODEL_SWAPPER] = swapper
     try:

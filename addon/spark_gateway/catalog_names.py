@@ -11,13 +11,15 @@ integration, several selects and none named) means no catalog, never an error.
 
 A swap is asked for with the integration's own action (`spark_control.swap_model` with
 `wait: true`), so Home Assistant runs it exactly as a tap on the select would (progress, events,
-fallback) and the call returns once vLLM serves the model, or fails. Home Assistant's REST API
-answers a failed action with a bare 500, so the reason is read afterwards from the swap sensor
-on the select's device (its state and last log line).
+fallback) and the call returns once vLLM serves the model, or fails. It is called over Home
+Assistant's WebSocket API (`<api>/websocket`, which the Supervisor proxies too): the REST API
+answers a failed action with a bare 500, the WebSocket API with the integration's translated
+message and key (`swap_in_progress` when another swap runs).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -30,9 +32,18 @@ _LOGGER = logging.getLogger(__name__)
 _TIMEOUT: Final = aiohttp.ClientTimeout(total=3)
 # The integration ends a swap after its own timeout (15 min by default); this only bounds a
 # Home Assistant that never answers.
-SWAP_CALL_TIMEOUT: Final = aiohttp.ClientTimeout(total=3600, sock_connect=5)
-# The swap sensor's states while a swap runs.
-SWAP_RUNNING_STATES: Final = frozenset({"stopping", "starting", "loading"})
+SWAP_CALL_TIMEOUT_S: Final = 3600.0
+_WS_TIMEOUT: Final = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5)
+_WS_HANDSHAKE_S: Final = 10.0  # connect, auth_required, auth_ok
+# Whether the swap sensor beside a select (the one entity of its device with a `log_lines`
+# attribute) says a swap runs: true or false.
+SWAP_RUNNING_TEMPLATE: Final = (
+    "{% set ns = namespace(running=false) %}"
+    "{% for entity in device_entities(device_id(select)) if entity.startswith('sensor.') "
+    "and state_attr(entity, 'log_lines') is not none %}"
+    "{% set ns.running = states(entity) in ['stopping', 'starting', 'loading'] %}"
+    "{% endfor %}{{ ns.running | tojson }}"
+)
 # {entity_id: {"key", "entry", "catalog"}} of the integration's select entities.
 SELECTS_TEMPLATE: Final = (
     "{% set ns = namespace(found={}) %}"
@@ -40,16 +51,6 @@ SELECTS_TEMPLATE: Final = (
     "{% set ns.found = dict(ns.found, **{entity: {"
     "'key': state_attr(entity, 'catalog_key'), 'entry': config_entry_id(entity), "
     "'catalog': state_attr(entity, 'catalog')}}) %}"
-    "{% endfor %}{{ ns.found | tojson }}"
-)
-# The swap sensor beside a select (the one entity of its device with a `log_lines` attribute):
-# {"status", "target", "last_log_line"} or null.
-SWAP_SENSOR_TEMPLATE: Final = (
-    "{% set ns = namespace(found=none) %}"
-    "{% for entity in device_entities(device_id(select)) if entity.startswith('sensor.') "
-    "and state_attr(entity, 'log_lines') is not none %}"
-    "{% set ns.found = {'status': states(entity), 'target': state_attr(entity, 'target_model'), "
-    "'last_log_line': state_attr(entity, 'last_log_line')} %}"
     "{% endfor %}{{ ns.found | tojson }}"
 )
 
@@ -131,6 +132,11 @@ class CatalogNames:
         raw = found.get(entity_id)
         return _model_select(entity_id, raw) if isinstance(raw, dict) else None
 
+    async def swap_running(self, select: ModelSelect) -> bool:
+        """Whether Home Assistant's swap sensor beside `select` says a swap runs (False when
+        Home Assistant cannot say)."""
+        return await self._render(SWAP_RUNNING_TEMPLATE, select=select.entity_id) is True
+
     async def swap(self, select: ModelSelect, key: str) -> None:
         """Ask Home Assistant to swap to `key` and wait until vLLM serves it.
 
@@ -138,39 +144,38 @@ class CatalogNames:
         """
         if not self.reachable or select.config_entry_id is None:
             raise SwapRefused("Home Assistant's API is not reachable from the gateway")
+        call = {
+            "id": 1,
+            "type": "call_service",
+            "domain": "spark_control",
+            "service": "swap_model",
+            "service_data": {"cluster": select.config_entry_id, "model": key, "wait": True},
+        }
         try:
-            async with self._session.post(
-                f"{self._api_url}/services/spark_control/swap_model",
-                json={"cluster": select.config_entry_id, "model": key, "wait": True},
-                headers={"Authorization": f"Bearer {self._token}"},
-                timeout=SWAP_CALL_TIMEOUT,
-            ) as resp:
-                status = resp.status
-                await resp.read()
-        except (aiohttp.ClientError, TimeoutError) as err:
+            # No heartbeat of ours: Home Assistant pings every 55 s, answered while we read.
+            async with self._session.ws_connect(
+                f"{self._api_url}/websocket", timeout=_WS_TIMEOUT
+            ) as ws:
+                async with asyncio.timeout(_WS_HANDSHAKE_S):
+                    await ws.receive_json()  # auth_required
+                    await ws.send_json({"type": "auth", "access_token": self._token})
+                    auth = await ws.receive_json()
+                if not isinstance(auth, dict) or auth.get("type") != "auth_ok":
+                    raise SwapRefused("Home Assistant refused the gateway's token")
+                await ws.send_json(call)
+                result = await ws.receive_json(timeout=SWAP_CALL_TIMEOUT_S)
+        except (aiohttp.ClientError, TimeoutError, ValueError, TypeError) as err:
             raise SwapRefused(f"Home Assistant did not answer the swap request ({err!r})") from err
-        if status < 300:
+        if not isinstance(result, dict):
+            raise SwapRefused("Home Assistant answered the swap request with something else")
+        if result.get("success") is True:
             return
-        raise await self._swap_failure(select, key, status)
-
-    async def _swap_failure(self, select: ModelSelect, key: str, status: int) -> SwapRefused:
-        """Why the swap failed, from the swap sensor; the bare HTTP status when it cannot say."""
-        sensor = await self._render(SWAP_SENSOR_TEMPLATE, select=select.entity_id)
-        if not isinstance(sensor, dict):
-            return SwapRefused(f"Home Assistant answered HTTP {status}")
-        state = sensor.get("status")
-        if state in SWAP_RUNNING_STATES:
-            return SwapRefused("another swap is running in Home Assistant", busy=True)
-        line = sensor.get("last_log_line")
-        if state == "failed":
-            return SwapRefused(f"the swap to {key!r} failed in Home Assistant: {line or '?'}")
-        if state == "ready" and (target := sensor.get("target")) != key:
-            # The option to fall back to the last good model did: the failure was before it.
-            return SwapRefused(
-                f"the swap to {key!r} failed in Home Assistant, which loaded {target!r} again "
-                "(its swap sensor and logbook say why)"
-            )
-        return SwapRefused(f"Home Assistant refused the swap (HTTP {status})")
+        error = result.get("error")
+        error = error if isinstance(error, dict) else {}
+        raise SwapRefused(
+            str(error.get("message") or "Home Assistant did not say why"),
+            busy=error.get("translation_key") == "swap_in_progress",
+        )
 
     async def _render(self, template: str, **variables: str) -> Any:
         """A template rendered by Home Assistant and parsed as JSON; None when it cannot."""

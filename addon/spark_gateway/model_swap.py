@@ -9,10 +9,11 @@ get the same 502 for `FAILED_SWAP_MEMORY_S` (a client retrying in a loop must no
 Assistant load it again and again). A request naming the model being loaded waits for the swap
 itself (`join`), never in the vLLM hold, so it hears of a failure at once.
 
-One swap at a time, and no thrashing: while a swap this gateway started runs, a request naming
-any other catalog model (the one being replaced included) is refused at once with 503
-`model_swap_in_progress` and `Retry-After`, instead of queueing a swap back. Once the swap is
-over, the next request for another model starts the next swap.
+One swap at a time, and no thrashing: while a swap this gateway started runs (or waits for one
+started in Home Assistant, which is never interrupted), a request naming any other catalog
+model (the one being replaced included) is refused at once with 503 `model_swap_in_progress`
+and `Retry-After`, instead of queueing a swap back. Once the swap is over, the next request for
+another model starts the next swap.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ from typing import Final
 
 from .catalog_names import CatalogNames, ModelSelect, SwapRefused
 from .chat_models import ChatModels
-from .errors import ApiError
+from .errors import ApiError, UpstreamError
 from .vllm_hold import RETRY_AFTER_S
 
 _LOGGER = logging.getLogger(__name__)
 
 # How long a failed swap is remembered: requests for that model get its error again meanwhile.
 FAILED_SWAP_MEMORY_S: Final = 60.0
+# How often a swap waiting for one started in Home Assistant asks whether that one ended.
+TURN_POLL_S: Final = 0.5
 
 
 @dataclass(slots=True)
@@ -45,10 +48,13 @@ class _Swap:
 class ModelSwapper:
     """Starts Home Assistant swaps for requests and holds those requests until they end."""
 
-    def __init__(self, catalog: CatalogNames, models: ChatModels, *, max_waiting: int) -> None:
+    def __init__(
+        self, catalog: CatalogNames, models: ChatModels, *, max_waiting: int, turn_wait_s: float
+    ) -> None:
         self._catalog = catalog
         self._models = models
         self.max_waiting = max_waiting
+        self.turn_wait_s = turn_wait_s  # longest wait for a swap started in Home Assistant
         self._running: _Swap | None = None
         self._waiting = 0
         self._waiting_changed = asyncio.Event()  # replaced each time `_waiting` changes
@@ -184,7 +190,7 @@ class ModelSwapper:
     async def _swap(self, select: ModelSelect, key: str) -> None:
         self._models.forget()
         try:
-            await self._catalog.swap(select, key)
+            await self._swap_in_turn(select, key)
             self._failures.pop(key, None)
         except SwapRefused as err:
             _LOGGER.warning("the swap to %s failed: %s", key, err)
@@ -196,12 +202,47 @@ class ModelSwapper:
                     headers={"Retry-After": str(RETRY_AFTER_S)},
                 ) from err
             error = ApiError(
-                502, f"could not swap vLLM to {key!r}: {err}", code="model_swap_failed"
+                502,
+                f"could not swap vLLM to {key!r}: {err} ({await self._served_now()})",
+                code="model_swap_failed",
             )
             self._failures[key] = (time.monotonic(), error)
             raise error from err
         finally:
             self._models.forget()  # whatever vLLM serves now, learn it afresh
+
+    async def _swap_in_turn(self, select: ModelSelect, key: str) -> None:
+        """Swap, after any swap started in Home Assistant (the select, an automation): that one
+        is never interrupted; this one waits its turn for at most `turn_wait_s`."""
+        give_up = time.monotonic() + self.turn_wait_s
+        while True:
+            # Asked first, so a running swap is not answered with a refused call (an error line
+            # in Home Assistant's log) every poll; it lets the swap go a moment after its
+            # sensor says it ended, hence the refusal still handled below.
+            if not await self._catalog.swap_running(select):
+                try:
+                    await self._catalog.swap(select, key)
+                    return
+                except SwapRefused as err:
+                    if not err.busy:
+                        raise
+            if time.monotonic() >= give_up:
+                raise SwapRefused(
+                    f"another swap ran in Home Assistant for longer than {self.turn_wait_s:g} s",
+                    busy=True,
+                )
+            _LOGGER.info("another swap runs in Home Assistant; the swap to %s waits", key)
+            await asyncio.sleep(TURN_POLL_S)
+
+    async def _served_now(self) -> str:
+        """What vLLM serves after a failed swap (Home Assistant may have loaded the old model
+        again), for the error message."""
+        try:
+            await self._models.cards(max_age_s=0)
+        except UpstreamError:
+            return "vLLM serves no model now"
+        key = self._models.catalog_key
+        return f"vLLM serves {key!r} now" if key else "vLLM serves a model outside the catalog"
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running = None

@@ -55,9 +55,16 @@ def client_key() -> tuple[str, str]:
 
 
 @pytest.fixture
-async def cluster(client_key: tuple[str, str]) -> AsyncIterator[SimCluster]:
+def stop_delay() -> float:
+    """How long `docker stop` takes on the simulated nodes (a test overrides this fixture)."""
+    return SimConfig().stop_delay
+
+
+@pytest.fixture
+async def cluster(client_key: tuple[str, str], stop_delay: float) -> AsyncIterator[SimCluster]:
     # Loads long enough for requests to arrive while one runs, short enough for a quick test.
-    async with SimCluster(SimConfig(authorized_keys=[client_key[1]], load_seconds=0.6)) as sim:
+    config = SimConfig(authorized_keys=[client_key[1]], load_seconds=0.6, stop_delay=stop_delay)
+    async with SimCluster(config) as sim:
         yield sim
 
 
@@ -76,8 +83,8 @@ async def ha_api(
     ha_options: dict[str, Any],
 ) -> str:
     """Home Assistant's REST API URL, with Spark Control loaded for the simulated cluster."""
-    assert await async_setup_component(hass, "http", {})
-    assert await async_setup_component(hass, "api", {})
+    for component in ("http", "api", "websocket_api"):  # the gateway's ways in
+        assert await async_setup_component(hass, component, {})
     data = sim_entry_data(cluster, *client_key)
     entry = MockConfigEntry(
         domain=DOMAIN, title="Lab", **entry_identity(data), data=data,
@@ -176,6 +183,11 @@ async def _until_waiting(gateway: RunningGateway, count: int) -> None:
         await gateway.app[MODEL_SWAPPER].until_waiting(count)
 
 
+async def _until(event: asyncio.Event) -> None:
+    async with asyncio.timeout(30):
+        await event.wait()
+
+
 def _swap_loading(hass: HomeAssistant) -> asyncio.Event:
     """Set when Home Assistant's swap sensor says vLLM is loading the new model (the old one
     is stopped by then)."""
@@ -216,7 +228,7 @@ async def test_request_for_another_model_swaps_to_it(
             )
 
         first = ask(TARGET)
-        await loading.wait()
+        await _until(loading)
         joined = [ask(TARGET) for _ in range(4)]
         current = [ask(CURRENT) for _ in range(2)]
         with pytest.raises(openai.APIStatusError) as third:
@@ -252,7 +264,7 @@ async def test_failed_swap_ends_waiting_requests_with_the_reason(
             )
 
         first = ask()
-        await loading.wait()
+        await _until(loading)
         during = [ask(), ask()]
         results = await asyncio.gather(first, *during, return_exceptions=True)
         with pytest.raises(openai.APIStatusError) as again:
@@ -262,6 +274,7 @@ async def test_failed_swap_ends_waiting_requests_with_the_reason(
         assert error.status_code == 502
         assert error.body["code"] == "model_swap_failed"  # type: ignore[index]
         assert "CUDA out of memory" in error.message
+        assert "vLLM serves no model now" in error.message
     assert again.value.status_code == 502
     assert "not tried again" in again.value.message
     assert int(again.value.response.headers["Retry-After"]) <= 60
@@ -280,7 +293,7 @@ async def test_requests_waiting_for_a_swap_are_bounded_in_number(
                 client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
             )
         ]
-        await loading.wait()
+        await _until(loading)
         waiting.append(
             asyncio.ensure_future(
                 client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
@@ -310,7 +323,7 @@ async def test_a_request_outwaited_by_its_swap_gets_503_and_the_swap_goes_on(
         assert late.value.status_code == 503
         assert late.value.body["code"] == "vllm_not_ready"  # type: ignore[index]
         assert late.value.response.headers["Retry-After"] == "10"
-        await finished.wait()
+        await _until(finished)
         reply = await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
     assert reply.model == TARGET_REPO
     assert sum("vllm serve" in c for c in cluster.nodes[0].commands) == 1
@@ -327,36 +340,48 @@ async def test_failed_swap_with_fallback_says_the_old_model_is_back(
             await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
         assert failed.value.status_code == 502
         assert failed.value.body["code"] == "model_swap_failed"  # type: ignore[index]
-        assert f"loaded {LOADED_KEY!r} again" in failed.value.message
+        assert "CUDA out of memory" in failed.value.message
+        assert f"vLLM serves {LOADED_KEY!r} now" in failed.value.message
         reply = await client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
     assert reply.model == cluster.config.served_model
     assert _select_key(hass) == LOADED_KEY
 
 
+@pytest.mark.parametrize("stop_delay", [1.0])  # the old model is served 1 s into the swap
+@pytest.mark.parametrize("moment", ["claimed", "loading"])
 async def test_a_swap_started_in_home_assistant_is_never_interrupted(
-    hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
+    hass: HomeAssistant,
+    cluster: SimCluster,
+    swapping_gateway: RunningGateway,
+    caplog: pytest.LogCaptureFixture,
+    moment: str,
 ) -> None:
-    """Someone picks another model on the select; a request for a third model arriving while it
-    loads waits for that swap to finish, then has its own (serialised, as llama-swap does)."""
+    """Someone picks another model on the select; a request for a third model arriving then
+    (the old model still served) or while it loads waits for that swap to finish, then has its
+    own (serialised, as llama-swap does)."""
     loading = _swap_loading(hass)
     finished: list[str] = []
     hass.bus.async_listen(
         EVENT_SWAP_FINISHED, callback(lambda event: finished.append(event.data["model"]))
     )
     (select,) = hass.states.async_all("select")
+    # Returns once Home Assistant has claimed the swap; vLLM still serves the old model.
     await hass.services.async_call(
         "select",
         "select_option",
         {"entity_id": select.entity_id, "option": "Qwen3-VL 30B-A3B Instruct (FP8)"},
         blocking=True,
     )
-    await loading.wait()
+    if moment == "loading":
+        await _until(loading)
     async with _openai(swapping_gateway) as client:
         reply = await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
     assert reply.model == TARGET_REPO
     assert finished == ["qwen3-vl", TARGET]
     launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
     assert [TARGET_REPO in c for c in launches] == [False, True]
+    if moment == "claimed":  # the gateway found the swap running and waited its turn
+        assert f"the swap to {TARGET} waits" in caplog.text
 
 
 async def test_names_outside_the_catalog_never_swap(
