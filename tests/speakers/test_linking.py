@@ -177,44 +177,49 @@ def test_new_voice_far_from_all_clusters_starts_its_own() -> None:
 
 def mixture(*names: str) -> np.ndarray:
     """The print of a slot into which the diarizer folded several people."""
-    vec = sum(noisy(name, 0.05) for name in names)
+    return mixture_of(*(noisy(name, 0.05) for name in names))
+
+
+def mixture_of(*prints: np.ndarray) -> np.ndarray:
+    vec = np.sum(prints, axis=0)
     return vec / np.linalg.norm(vec)
 
 
-def test_mixed_slot_far_from_everyone_is_left_unlinked_not_a_new_speaker() -> None:
-    # Chunk 1 folded A and B into one slot: its print lies ~0.29 from both, with plenty of
-    # clean speech. As a plain voice it would open a third speaker; as a mixed one it stays
-    # unlinked (its words are marked unsure), and it never joins A or B on a guess.
-    ab = mixture("A", "B")
-    speakers = [
-        local(0, "Speaker_0", "A"), local(0, "Speaker_1", "B", at=1.0),
-        local(1, "Speaker_0", "C", at=300.0),
-        LocalSpeaker(1, "Speaker_1", ab, 20.0, 301.0, mixed=True),
-    ]  # fmt: skip
-    plain = link_speakers([*speakers[:3], LocalSpeaker(1, "Speaker_1", ab, 20.0, 301.0)],
-                          threshold=0.2)  # fmt: skip
-    assert len(set(plain.values())) == 4  # the mixture became a speaker of its own
-    mapping = link_speakers(speakers, threshold=0.2)
-    assert (1, "Speaker_1") not in mapping
-    assert len(set(mapping.values())) == 3
+def test_mixed_slots_never_bridge_two_people_into_one_speaker() -> None:
+    # A and B lie 0.5 apart (two people), and two chunks folded them into one slot each: the
+    # mixtures lie ~0.13 from both. As plain voices they cluster first and their cluster
+    # then joins A, and with them B (average linkage 0.27 < 0.35). As mixed ones they never
+    # seed the clusters: A and B stay apart, and each mixture follows one of them.
+    a = noisy("A", 0.05)
+    b = 0.5 * a + np.sqrt(0.75) * noisy("B", 0.05)
+    b /= np.linalg.norm(b)
+    assert 0.45 < 1 - float(a @ b) < 0.55
 
-
-def test_mixed_slots_never_found_a_speaker_of_their_own() -> None:
-    # Two chunks fold A and B together the same way: the mixtures agree with each other, so
-    # as plain voices they found a speaker who is two people. As mixed ones they may only
-    # follow a speaker the clean slots founded, and none is near: they stay unlinked.
     def slots(mixed: bool) -> list[LocalSpeaker]:
-        ab = mixture("A", "B")
         return [
-            LocalSpeaker(0, "Speaker_0", ab, 30.0, 0.0, mixed=mixed),
-            local(0, "Speaker_1", "C", at=1.0),
-            LocalSpeaker(1, "Speaker_0", ab, 30.0, 300.0, mixed=mixed),
-            local(1, "Speaker_1", "C", at=301.0),
+            LocalSpeaker(0, "Speaker_0", a, 20.0, 0.0),
+            LocalSpeaker(1, "Speaker_0", b, 20.0, 300.0),
+            LocalSpeaker(2, "Speaker_0", mixture_of(a, b), 20.0, 600.0, mixed=mixed),
+            LocalSpeaker(3, "Speaker_0", mixture_of(a, b), 20.0, 900.0, mixed=mixed),
         ]
 
-    plain = link_speakers(slots(False), threshold=0.2)
-    assert plain[(0, "Speaker_0")] == plain[(1, "Speaker_0")]
-    mapping = link_speakers(slots(True), threshold=0.2)
-    assert (0, "Speaker_0") not in mapping
-    assert (1, "Speaker_0") not in mapping
-    assert mapping[(0, "Speaker_1")] == mapping[(1, "Speaker_1")] == "Speaker_0"
+    plain = link_speakers(slots(False), threshold=0.35)
+    assert plain[(0, "Speaker_0")] == plain[(1, "Speaker_0")]  # two people, one label
+    mapping = link_speakers(slots(True), threshold=0.35)
+    assert mapping[(0, "Speaker_0")] != mapping[(1, "Speaker_0")]
+    for chunk in (2, 3):
+        assert mapping[(chunk, "Speaker_0")] in {
+            mapping[(0, "Speaker_0")],
+            mapping[(1, "Speaker_0")],
+        }
+
+
+def test_mixed_slot_far_from_everyone_still_opens_a_speaker() -> None:
+    # A one-chunk recording: the diarizer was unsure of its second slot throughout. Nothing
+    # else is near it, so it is somebody else than A: a speaker of its own, not dropped.
+    speakers = [
+        local(0, "Speaker_0", "A"),
+        LocalSpeaker(0, "Speaker_1", mixture("B", "C"), 20.0, 1.0, mixed=True),
+    ]
+    mapping = link_speakers(speakers, threshold=0.2)
+    assert mapping == {(0, "Speaker_0"): "Speaker_0", (0, "Speaker_1"): "Speaker_1"}

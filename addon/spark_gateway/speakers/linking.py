@@ -11,12 +11,15 @@ chunk may be `Speaker_1` of the next. Every local speaker brings a voice fingerp
 3. Each chunk's reliable speakers are then matched to the cluster centroids with the
    Hungarian method, so two speakers of one chunk never share a cluster (cannot-link). A
    reliable speaker whose match is farther than `threshold` starts a new cluster instead.
-4. Weak speakers (little clean speech, or `mixed`: a slot the diarizer was unsure of
-   throughout, probably two people folded into one) join the nearest cluster still free in
-   their chunk, but only when it is closer than `threshold`; a weak speaker without a
-   fingerprint, or far from every free cluster, is left unmapped rather than given someone's
-   label on a guess (the pipeline marks its words as unsure). A mixed print lies between two
-   people, so it never founds a cluster or opens a new speaker.
+4. Weak speakers (little clean speech) join the nearest cluster still free in their chunk,
+   but only when it is closer than `threshold`; a weak speaker without a fingerprint, or far
+   from every free cluster, is left unmapped rather than given someone's label on a guess
+   (the pipeline marks its words as unsure).
+
+A `mixed` speaker (a slot the diarizer was unsure of throughout, probably two people folded
+into one) never seeds the clusters of step 2: its print lies between two people and would
+pull them together. It is matched in step 3 like any other, so far from every cluster it
+opens a speaker of its own rather than joining one.
 
 Every mapped local speaker also gets a link confidence from the margin between its nearest
 and second-nearest cluster, so a close call shows in the turn confidence. Global labels
@@ -109,10 +112,11 @@ def link_local_speakers(
     joined_to = _rejoin_splits(speakers, rejoin_threshold)
     heads = [s for i, s in enumerate(speakers) if joined_to[i] == i]
     usable = [s for s in heads if _has_print(s)]
-    # A mixed voice's print lies between two people: it may follow a cluster, never found one.
-    reliable = [s for s in usable if s.clean_speech_s >= min_reliable_speech_s and not s.mixed]
-    reliable = reliable or [s for s in usable if not s.mixed] or usable
-    centroids = _initial_centroids(reliable, threshold)
+    reliable = [s for s in usable if s.clean_speech_s >= min_reliable_speech_s] or usable
+    # A mixed voice's print lies between two people: it never seeds the clusters, where it
+    # would pull two people together; far from every cluster it still opens its own.
+    seeds = [s for s in reliable if not s.mixed] or reliable
+    centroids = _initial_centroids(seeds, threshold)
     cluster_of, confidence = _constrained_assignment(
         heads, centroids, threshold, set(map(id, reliable))
     )
