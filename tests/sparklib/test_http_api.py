@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from custom_components.spark_control.sparklib import commands
@@ -10,6 +11,8 @@ from custom_components.spark_control.sparklib.http_api import Endpoint, ServiceA
 from custom_components.spark_control.sparklib.metrics import MetricsTracker, parse_vllm_metrics
 from custom_components.spark_control.sparklib.ssh import SshNode
 from tests.sim import SimCluster
+
+from .conftest import sim_endpoints
 
 
 async def test_all_healthy(sim: SimCluster, api: ServiceApi) -> None:
@@ -22,15 +25,18 @@ async def test_all_healthy(sim: SimCluster, api: ServiceApi) -> None:
     assert await api.magpie_ready()
 
 
-async def test_refused_and_hung_services_are_unreachable(sim: SimCluster, api: ServiceApi) -> None:
+async def test_refused_and_hung_services_are_unreachable(
+    sim: SimCluster, api: ServiceApi, session: aiohttp.ClientSession
+) -> None:
     await sim.faults.refuse("magpie")
     with pytest.raises(ServiceUnreachable) as err:
         await api.magpie_ready()
     assert err.value.service == "magpie"
     assert err.value.url.endswith("/v1/health/ready")
     sim.faults.hang("parakeet")
+    impatient = ServiceApi(session, sim_endpoints(sim), timeout=0.5)
     with pytest.raises(ServiceUnreachable) as err:
-        await api.parakeet_healthy()
+        await impatient.parakeet_healthy()
     assert err.value.detail == "timed out"
     await sim.faults.clear()
     assert await api.magpie_ready()
@@ -41,6 +47,7 @@ async def test_vllm_stopped_then_loading(sim: SimCluster, api: ServiceApi, node:
     await node.run(commands.docker_action("stop", "vllm_node"))
     with pytest.raises(ServiceUnreachable):
         await api.vllm_state()
+    sim.faults.slow_start(120)  # still loading when asked, however slow the machine
     await node.run(commands.docker_action("start", "vllm_node"))
     state = await api.vllm_state()
     assert state.loading

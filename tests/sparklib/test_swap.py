@@ -59,11 +59,13 @@ async def test_swap_success(sim: SimCluster, node: SshNode, api: ServiceApi) -> 
 
 
 async def test_swap_timeout(sim: SimCluster, node: SshNode, api: ServiceApi) -> None:
-    sim.faults.slow_start(10)
+    # The deadline must pass while the model loads: time enough to reach the load on a loaded
+    # machine, and a load far longer than that.
+    sim.faults.slow_start(120)
     seen: list[SwapProgress] = []
     with pytest.raises(SwapFailed) as err:
         await SwapRunner(node, api, REPO).swap(
-            CATALOG.get("gemma4"), nodes=["127.0.0.1"], timeout=1.0, on_progress=seen.append
+            CATALOG.get("gemma4"), nodes=["127.0.0.1"], timeout=5, on_progress=seen.append
         )
     assert err.value.reason.startswith("timeout")
     assert err.value.model == "gemma4"
