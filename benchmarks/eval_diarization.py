@@ -73,7 +73,7 @@ from spark_gateway.speakers.pipeline import (  # noqa: E402
 )
 from spark_gateway.speakers.records import SpeakerSegment, Word  # noqa: E402
 from spark_gateway.speakers.turns import build_turns  # noqa: E402
-from spark_gateway.speakers.voiceprints import Voiceprint, combine  # noqa: E402
+from spark_gateway.speakers.voiceprints import Voiceprint, combine, match_names  # noqa: E402
 from tests.speakers.voices import (  # noqa: E402
     HELDOUT_VOICES,
     TUNING_VOICES,
@@ -83,6 +83,7 @@ from tests.speakers.voices import (  # noqa: E402
     enrolment_clip,
     enrolment_files,
     enrolment_samples,
+    voice,
     wav_bytes,
 )
 
@@ -459,6 +460,17 @@ def turn_marks(rec: Recording, result: SpeakerTranscript) -> tuple[int, int, int
     return turns, wrong, wrong_marked, marked
 
 
+async def main_voice(diarizer: SimDiarizer, clip: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The print of a clip's most-speaking voice and its clean seconds, as the gateway takes
+    it for enrolment and who-spoke (`pipeline.clip_fingerprint`); None without one."""
+    diarization = await diarizer.diarize(clip)
+    voiced = [(label, v) for label, v in diarization.fingerprints.items() if v is not None]
+    if not voiced:
+        return None
+    label, vector = max(voiced, key=lambda lv: diarization.clean_speech_s.get(lv[0], 0.0))
+    return np.asarray(vector, np.float64), diarization.clean_speech_s.get(label, 0.0)
+
+
 async def enrol(diarizer: SimDiarizer, voices: Sequence[str]) -> list[Voiceprint]:
     """Voiceprints as the gateway makes them: each clip's most-speaking voice, combined."""
     prints = []
@@ -466,13 +478,7 @@ async def enrol(diarizer: SimDiarizer, voices: Sequence[str]) -> list[Voiceprint
         files = enrolment_files(name)
         clips = ([enrolment_samples(f) for f in files] if files
                  else [enrolment_clip(name, KEEP_BACK)])  # fmt: skip
-        parts = []
-        for clip in clips:
-            diarization = await diarizer.diarize(clip)
-            voiced = [(label, v) for label, v in diarization.fingerprints.items() if v is not None]
-            if voiced:
-                label, vector = max(voiced, key=lambda lv: diarization.clean_speech_s.get(lv[0], 0))
-                parts.append((vector, diarization.clean_speech_s.get(label, 0.0)))
+        parts = [found for clip in clips if (found := await main_voice(diarizer, clip))]
         if not parts:
             print(f"  {name}: no enrolment clip holds enough clear speech; not enrolled")
             continue
@@ -532,6 +538,45 @@ def naming(recs: list[Recording], options: SpeakerOptions, prints: list[Voicepri
                                 "own_false"), frames, strict=True):  # fmt: skip
             setattr(figures, field, getattr(figures, field) + NAME_FRAME_S * int(mask.sum()))
     return figures
+
+
+COMMAND_S = 5.0  # a voice command, as the Wyoming bridge sends it to who-spoke
+COMMANDS_PER_VOICE = 4
+
+
+async def command_prints(diarizer: SimDiarizer, voices: Sequence[str]
+                         ) -> dict[str, list[np.ndarray]]:  # fmt: skip
+    """Prints of 5 s commands cut from each voice's conversation material (never its
+    enrolment audio), taken as the who-spoke check takes them: the most-speaking voice."""
+    length = int(COMMAND_S * SAMPLE_RATE)
+    out: dict[str, list[np.ndarray]] = {}
+    for name in voices:
+        material = voice(name)
+        usable = len(material) - int(len(material) * KEEP_BACK)
+        count = min(COMMANDS_PER_VOICE, max(1, usable // length))
+        out[name] = []
+        for start in np.linspace(0, max(usable - length, 0), count).astype(int).tolist():
+            found = await main_voice(diarizer, material[start : min(start + length, usable)])
+            if found is not None:
+                out[name].append(found[0])
+    return out
+
+
+def who_spoke(title: str, commands: dict[str, list[np.ndarray]], prints: list[Voiceprint],
+              threshold: float) -> None:  # fmt: skip
+    enrolled = {p.name for p in prints}
+    counts = [0, 0, 0, 0]  # enrolled commands, named right, strangers' commands, named
+    for name, vectors in commands.items():
+        for vector in vectors:
+            match = match_names({"voice": vector}, prints, threshold=threshold).get("voice")
+            own = name in enrolled
+            counts[0 if own else 2] += 1
+            if match is not None:
+                counts[1 if own else 3] += own is False or match.voiceprint.name == name
+    print(
+        f"who spoke, {title} (name {threshold:.2f}, {COMMAND_S:g} s commands): enrolled voices "
+        f"named right {counts[1]}/{counts[0]}, strangers named {counts[3]}/{counts[2]}"
+    )
 
 
 def corpus(recs: list[Recording], options: SpeakerOptions) -> tuple[list[FileFigures], list[int]]:
@@ -665,6 +710,8 @@ async def evaluate_speakers(quick: bool, cache_file: Path | None,
         tuning_prints = await enrol(diarizer, TUNING_ENROLLED)
         heldout_prints = {title: await enrol(diarizer, voices)
                           for title, voices in HELDOUT_ENROLLED.items()}  # fmt: skip
+        tuning_commands = await command_prints(diarizer, TUNING_VOICES)
+        heldout_commands = await command_prints(diarizer, HELDOUT_VOICES)
         diarizer.save()
     print(
         f"  simulator diarize-chunk time {diarizer.seconds:.0f} s ({len(diarizer.cache)} calls)",
@@ -674,6 +721,11 @@ async def evaluate_speakers(quick: bool, cache_file: Path | None,
     print_table("TUNING voices", tuning, chosen, {"every other voice": tuning_prints})
     print_table("HELD-OUT voices", heldout, chosen, heldout_prints)
     print_table("HELD-OUT voices, shipped defaults", heldout, options, heldout_prints)
+    print()
+    for threshold in (chosen.name_threshold, options.name_threshold):
+        who_spoke("tuning, every other voice", tuning_commands, tuning_prints, threshold)
+        for title, prints in heldout_prints.items():
+            who_spoke(f"held-out, {title}", heldout_commands, prints, threshold)
 
 
 def main() -> None:
