@@ -722,7 +722,7 @@ async def evaluate_speakers(quick: bool, cache_file: Path | None,
     print_table("HELD-OUT voices", heldout, chosen, heldout_prints)
     print_table("HELD-OUT voices, shipped defaults", heldout, options, heldout_prints)
     print()
-    for threshold in (chosen.name_threshold, options.name_threshold):
+    for threshold in sorted({chosen.name_threshold, options.name_threshold}):
         who_spoke("tuning, every other voice", tuning_commands, tuning_prints, threshold)
         for title, prints in heldout_prints.items():
             who_spoke(f"held-out, {title}", heldout_commands, prints, threshold)
