@@ -83,7 +83,7 @@ class FakeAsr:
         assert batch_size == 1
         assert timestamps
         if self.rendezvous is not None:
-            self.rendezvous.wait(timeout=5)
+            self.rendezvous.wait(timeout=30)  # the other model's call must come; a generous guard
         samples = read_file(audio[0])
         self.calls.append(len(samples) / RATE)
         words = []
@@ -128,7 +128,7 @@ class FakeSortformer:
         if self.broken:
             raise RuntimeError("CUDA error: CUBLAS_STATUS_EXECUTION_FAILED")
         if self.rendezvous is not None:
-            self.rendezvous.wait(timeout=5)
+            self.rendezvous.wait(timeout=30)
         samples = read_file(audio)
         self.calls.append(len(samples) / RATE)
         hop = int(FRAME_S * RATE)

@@ -48,7 +48,7 @@ async def test_different_keys_run_in_parallel() -> None:
             flight.run("parakeet", lambda: work("parakeet")),
             flight.run("magpie", lambda: work("magpie")),
         ),
-        timeout=5,
+        timeout=30,  # a guard against the deadlock this checks, not a time limit
     )
     assert results == ["parakeet", "magpie"]
 
