@@ -44,6 +44,7 @@ class VllmService(SimService):
         self._slots = asyncio.Semaphore(config.max_num_seqs)
         self._kv_tokens_in_use = 0
         self.active_requests = 0
+        self.waiting_requests = 0  # queued for a sequence slot (num_requests_waiting)
         self.stalled_requests = 0  # running requests the frozen engine holds (no GPU work)
         # Set when the engine steps again, restarts or the simulator stops (frozen streams).
         self._engine_moved = asyncio.Event()
@@ -241,10 +242,13 @@ class VllmService(SimService):
         """Queue (num_requests_waiting) until a sequence slot frees, then run (running)."""
         metrics = self.metrics
         metrics.waiting.inc()
+        self.waiting_requests += 1
+        self.container.changed()
         try:
             await self._slots.acquire()
         finally:
             metrics.waiting.dec()
+            self.waiting_requests -= 1
         metrics.running.inc()
         self.active_requests += 1
         self.container.changed()
