@@ -64,7 +64,7 @@ async def test_swap_lines_are_filed_under_the_model_select(
     # The events say which entity they are about (automations see it too).
     assert started[0].data["entity_id"] == finished[0].data["entity_id"] == SELECT
     streamed: list[str] = []
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):  # the line must come: a deadline a loaded machine keeps
         while not any(re.fullmatch(FINISHED_LINE, line) for line in streamed):
             message = await stream.receive_json()
             streamed += [e["message"] for e in message["event"]["events"] if "message" in e]
