@@ -129,7 +129,7 @@ async def test_stream_lines_follows_and_stops(sim: SimCluster, node: SshNode) ->
     # `-f` never ends by itself while the container runs: leaving the loop must close it.
     lines: list[str] = []
     stream = node.stream_lines(commands.docker_logs("vllm_node", follow=True, tail="all"))
-    async with asyncio.timeout(10), contextlib.aclosing(stream):
+    async with asyncio.timeout(30), contextlib.aclosing(stream):
         async for line in stream:
             lines.append(line)
             if "Application startup complete." in line:

@@ -118,7 +118,9 @@ async def test_download_refused_without_space_and_cleanup(
 async def test_download_cancel_keeps_partial_for_resume(
     sim: SimCluster, client: ClusterClient
 ) -> None:
-    sim.config.download_seconds = 2.0
+    # Long enough (10 % shows about 4 s in, the end 10 s) that the cancel lands mid-download
+    # on a loaded machine; it was 2 s, about 1 s after the 10 % line.
+    sim.config.download_seconds = 10.0
     download = client.model_download("org/slow", all_nodes=False)
     started = asyncio.Event()
 
@@ -127,7 +129,7 @@ async def test_download_cancel_keeps_partial_for_resume(
             started.set()
 
     task = asyncio.create_task(download.run(seen))
-    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.wait_for(started.wait(), 30)
     download.cancel()
     with pytest.raises(DownloadCancelled):
         await task
