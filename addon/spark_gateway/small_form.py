@@ -19,7 +19,11 @@ from typing import Final
 
 SMALL_BODY_BYTES: Final = 256 * 1024
 
-_HEADER_LINE: Final = re.compile(rb"(content-disposition|content-type):[ \t]*([^\r\n]*)", re.I)
+# A header value holds no control characters but tab (RFC 9110 field-value; aiohttp 3.14 refuses
+# them, so such a part is left to aiohttp's reader).
+_HEADER_LINE: Final = re.compile(
+    rb"(content-disposition|content-type):[ \t]*([\t\x20-\x7e\x80-\xff]*)", re.I
+)
 _DISPOSITION: Final = re.compile(r'form-data; ?name="([^"\\;=/]*)"(?:; ?filename="([^"\\;=]*)")?')
 _MIME_CHARS: Final = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 # A text field's type: a bare media type, or one with a charset (aiohttp's FormData labels

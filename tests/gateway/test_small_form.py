@@ -89,6 +89,17 @@ CLIENTS = {"aiohttp (Open WebUI)": aiohttp_form, "httpx (OpenAI SDK)": httpx_for
            "browser FormData": browser_form}  # fmt: skip
 
 
+def with_fixed_boundary(body: bytes, content_type: str) -> tuple[bytes, str]:
+    """The same form under a boundary of the same length that does not change between runs.
+
+    aiohttp and httpx draw a random boundary, which would move the seeded mutations to other
+    places on every run: a disagreement found once could then not be found again.
+    """
+    drawn = boundary_of(content_type)
+    fixed = ("spark" * 20)[: len(drawn)]
+    return body.replace(drawn.encode(), fixed.encode()), content_type.replace(drawn, fixed)
+
+
 Outcome = str | bytes | type[Exception]
 
 
@@ -179,7 +190,7 @@ def mutated(body: bytes, rng: random.Random) -> bytes:
 
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_mutated_bodies_are_read_as_aiohttp_reads_them_or_left_to_it(client: str) -> None:
-    body, content_type = await CLIENTS[client]()
+    body, content_type = with_fixed_boundary(*await CLIENTS[client]())
     boundary = boundary_of(content_type)
     rng = random.Random(SEED)
     quick_reads = left = 0
@@ -215,6 +226,8 @@ UNUSUAL = {
     ),
     "no closing boundary": b"--XB\r\n" + NAMED_A + b"\r\n\r\n1",
     "nested multipart": one_field(NAMED_A + b"\r\nContent-Type: multipart/mixed; boundary=YB"),
+    # aiohttp 3.14 refuses a header value with a control character; 3.13 read it
+    "control character in a header": one_field(b'Content-Disposition: form-data; name="a\x16"'),
 }
 
 
