@@ -86,3 +86,26 @@ async def test_close_cancels_a_refresh_in_flight(
     assert not refreshing.done()
     await catalog.close()
     assert refreshing.cancelled()
+
+
+async def test_a_hung_voice_list_is_waited_for_once(
+    sim: SimCluster, session: aiohttp.ClientSession
+) -> None:
+    """With Magpie hanging, the first Describe waits its short while; later ones answer
+    without waiting on the same hung read (each would spend half of HA's second)."""
+    sim.faults.hang("magpie")
+    catalog = BridgeVoiceCatalog(
+        MagpieClient(session, sim.magpie.url, timeout=120), describe_wait=0.05
+    )
+    try:
+        assert not (await catalog.info()).tts[0].voices
+        catalog._describe_wait = 3600  # a wait now would outlast the guard below
+        async with asyncio.timeout(30):
+            assert not (await catalog.info()).tts[0].voices
+        await sim.faults.clear()
+        # The hung read ends once Magpie answers again; the next Describe then lists voices.
+        async with asyncio.timeout(30):
+            await catalog.refreshed()
+        assert (await catalog.info()).tts[0].voices
+    finally:
+        await catalog.close()

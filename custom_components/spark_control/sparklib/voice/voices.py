@@ -26,7 +26,8 @@ class BridgeVoiceCatalog:
     """Magpie's voice list, cached, with the rules for choosing a voice.
 
     `Describe` must answer fast (HA gives up after 1 s), so the list is re-read in the
-    background when it is old; only an empty list is waited for, and briefly.
+    background when it is old; only an empty list is waited for, briefly, and a read that
+    outlasted one such wait is not waited for again.
     """
 
     def __init__(
@@ -44,6 +45,9 @@ class BridgeVoiceCatalog:
         self._voices: list[MagpieVoice] = []
         self._loaded_at: float | None = None
         self._refreshing: asyncio.Task[None] | None = None
+        # A refresh that outlasted one Describe's wait: Magpie hangs, so waiting on it again
+        # would only spend half of every later Describe's second.
+        self._outwaited: asyncio.Task[None] | None = None
 
     @property
     def voices(self) -> list[MagpieVoice]:
@@ -60,8 +64,11 @@ class BridgeVoiceCatalog:
         stale = self._loaded_at is None or time.monotonic() - self._loaded_at > _REFRESH_SECONDS
         if stale and (self._refreshing is None or self._refreshing.done()):
             self._refreshing = asyncio.create_task(self._refresh_quietly(), name="magpie voices")
-        if not self._voices and self._refreshing is not None:
-            await asyncio.wait([self._refreshing], timeout=self._describe_wait)
+        refreshing = self._refreshing
+        if not self._voices and refreshing is not None and refreshing is not self._outwaited:
+            await asyncio.wait([refreshing], timeout=self._describe_wait)
+            if not refreshing.done():
+                self._outwaited = refreshing
         return tts_info(self._voices, self._program_name)
 
     async def refreshed(self) -> None:
