@@ -33,7 +33,7 @@ from custom_components.spark_control.sparklib.voice import VoiceBridgeConfig, Vo
 from tests.sim import SimCluster, SimConfig
 
 HA_DESCRIBE_WAIT_S = 1.0  # what Home Assistant's wyoming integration allows a Describe
-VOICE_LIST_WAIT_S = 0.3  # start's wait for the voice list, as the protocol test sets it (default 5 s)
+VOICE_LIST_WAIT_S = 0.3  # start's wait for the voice list, as the protocol test has it (default 5)
 
 
 async def _describe_s(port: int) -> float:
