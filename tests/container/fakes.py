@@ -40,6 +40,19 @@ def wav_bytes(samples: np.ndarray, rate: int = RATE) -> bytes:
     return buffer.getvalue()
 
 
+def ogg_opus_bytes(samples: np.ndarray) -> bytes:
+    """16 kHz samples as a browser's recorder would send them: Opus at 48 kHz in Ogg."""
+    import io
+
+    import soundfile
+    import soxr
+
+    buffer = io.BytesIO()
+    upsampled = soxr.resample(samples, RATE, 48_000)
+    soundfile.write(buffer, upsampled, 48_000, format="OGG", subtype="OPUS")
+    return buffer.getvalue()
+
+
 def read_file(path: str) -> np.ndarray:
     with wave.open(path, "rb") as f:
         assert f.getframerate() == RATE

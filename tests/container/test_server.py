@@ -14,6 +14,7 @@ from tests.container.conftest import Factory
 from tests.container.fakes import (
     FakeAsr,
     FakeSortformer,
+    ogg_opus_bytes,
     silence,
     tone,
     unit_voice,
@@ -124,6 +125,48 @@ async def test_transcription_formats_and_asr_windows(start_server: Factory) -> N
     assert "bravo" in text
     status, plain = await server.post("/v1/audio/transcriptions", wav_bytes(audio))
     assert set(plain) == {"text"}
+
+
+async def test_ogg_opus_is_heard_as_its_wav_is(start_server: Factory) -> None:
+    """What the gateway remuxes a browser's webm/opus into: decoded, resampled 48 -> 16 kHz."""
+    audio = np.concatenate([tone("A", 2.0), silence(1.0), tone("B", 2.0)])
+    server = await start_server()
+    answers = [
+        await server.post("/v1/audio/transcriptions", upload, response_format="verbose_json")
+        for upload in (wav_bytes(audio), ogg_opus_bytes(audio))
+    ]
+    (wav_status, from_wav), (ogg_status, from_ogg) = answers
+    assert (wav_status, ogg_status) == (200, 200), from_ogg
+    assert [w["word"] for w in from_ogg["words"]] == [w["word"] for w in from_wav["words"]]
+    assert "bravo" in from_ogg["text"]
+    # Opus adds its encoder's look-ahead (6.5 ms) and pads to whole 20 ms frames.
+    assert from_ogg["duration"] == pytest.approx(from_wav["duration"], abs=0.03)
+    status, body = await server.post("/v1/audio/diarize-chunk", ogg_opus_bytes(audio))
+    assert status == 200, body
+    assert body["speakers_detected"] == 2
+
+
+async def test_ogg_input_errors(start_server: Factory) -> None:
+    import io
+
+    import soundfile
+
+    server = await start_server(max_audio_s=5.0)
+    vorbis = io.BytesIO()
+    soundfile.write(vorbis, tone("A", 1.0), 16000, format="OGG", subtype="VORBIS")
+    opus = ogg_opus_bytes(tone("A", 1.0))
+    cases = [
+        (vorbis.getvalue(), 400, "must hold Opus, not vorbis"),
+        (opus[:200], 400, "could not decode the Ogg/Opus data"),
+        (b"OggS" + bytes(300), 400, "could not decode the Ogg/Opus data"),
+        (ogg_opus_bytes(tone("A", 6.0)), 413, "the maximum is 5 s"),
+    ]
+    for upload, expected, detail in cases:
+        status, body = await server.post("/v1/audio/transcriptions", upload)
+        assert status == expected, body
+        assert detail in body["detail"]
+        assert "BytesIO" not in body["detail"]
+    assert server.asr.calls == []
 
 
 async def test_input_errors(start_server: Factory) -> None:

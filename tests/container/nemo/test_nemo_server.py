@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -24,10 +25,10 @@ from nemo.collections.asr.models import (
     SortformerEncLabelModel,
 )
 
-from parakeet_server.audio import SAMPLE_RATE, plan_windows
+from parakeet_server.audio import SAMPLE_RATE, plan_windows, read_audio
 from parakeet_server.config import ServerConfig
 from parakeet_server.models import STREAMING_PRESET, ModelRegistry, nemo_loaders
-from tests.container.fakes import wav_bytes
+from tests.container.fakes import ogg_opus_bytes, wav_bytes
 from tests.container.nemo.conftest import (
     SORTFORMER_TURNS,
     SORTFORMER_V1,
@@ -128,6 +129,33 @@ async def test_transcription_in_every_format(
     assert status == 200
     assert "words" not in body
     assert body["segments"][0]["text"] == text
+
+
+async def test_real_speech_as_ogg_opus_reaches_the_model_as_its_wav_does(
+    start_server: Factory, tmp_path: Path
+) -> None:
+    """The gateway sends a browser's webm/opus remuxed to Ogg/Opus (48 kHz): the container's
+    libsndfile decodes it and soxr resamples it to the 16 kHz the model hears."""
+    spoken = tmp_path / "speech.wav"
+    subprocess.run(
+        ["flite", "-voice", "slt", "-t", "Turn on the kitchen lights please", "-o", str(spoken)],
+        check=True,
+    )
+    speech = read_audio(spoken.read_bytes(), max_audio_s=60)
+    ogg = ogg_opus_bytes(speech)
+    heard = read_audio(ogg, max_audio_s=60)
+    assert len(heard) == len(speech)
+    assert np.corrcoef(heard, speech)[0, 1] > 0.99  # the same speech, aligned to the sample
+
+    running = await start_server()
+    answers = [
+        await running.post("/v1/audio/transcriptions", upload, response_format="verbose_json")
+        for upload in (spoken.read_bytes(), ogg)
+    ]
+    assert [status for status, _ in answers] == [200, 200], answers
+    from_wav, from_ogg = (body for _, body in answers)
+    assert from_ogg["words"] == from_wav["words"]
+    assert from_ogg["duration"] == from_wav["duration"] == round(len(speech) / SAMPLE_RATE, 3)
 
 
 async def test_long_input_is_transcribed_window_by_window(

@@ -145,6 +145,32 @@ async def test_round_trip_magpie_to_parakeet(sim: SimCluster, http: aiohttp.Clie
     assert sim.parakeet.transcriptions == 1
 
 
+async def test_parakeet_hears_ogg_opus_as_the_container_does(
+    sim: SimCluster, http: aiohttp.ClientSession
+) -> None:
+    """Ogg/Opus at 48 kHz (the gateway's remux of a browser's webm/opus) is decoded and
+    resampled to 16 kHz, as the container does; Ogg holding anything else is refused."""
+    speech = await synthesize(http, sim.magpie.url, SENTENCE, rate=48000)
+    samples, rate = soundfile.read(io.BytesIO(await speech.read()), dtype="float32")
+    ogg = io.BytesIO()
+    soundfile.write(ogg, samples, rate, format="OGG", subtype="OPUS")
+    result = await transcribe(
+        http, sim.parakeet.url, ogg.getvalue(), response_format="verbose_json"
+    )
+    assert result.status == 200
+    body = await result.json()
+    assert word_overlap(SENTENCE, body["text"]) >= 0.6
+    assert body["duration"] == pytest.approx(len(samples) / rate, abs=0.01)
+
+    vorbis = io.BytesIO()
+    soundfile.write(vorbis, samples, rate, format="OGG", subtype="VORBIS")
+    refused = await transcribe(http, sim.parakeet.url, vorbis.getvalue())
+    assert refused.status == 400
+    assert "must hold Opus" in (await refused.json())["detail"]
+    truncated = await transcribe(http, sim.parakeet.url, ogg.getvalue()[:100])
+    assert truncated.status == 400
+
+
 async def test_damaged_audio_gives_a_wrong_transcript(
     sim: SimCluster, http: aiohttp.ClientSession
 ) -> None:

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from . import __version__
-from .audio import AudioError, AudioTooLong, read_wav
+from .audio import AudioError, AudioTooLong, read_audio
 from .config import ServerConfig
 from .engine import Diarization, SpeechEngine
 from .models import ModelLoadError, ModelRegistry
@@ -121,7 +121,7 @@ async def transcriptions(request: web.Request) -> web.Response:
     response_format = (fields.get("response_format") or ["json"])[0]
     if response_format not in RESPONSE_FORMATS:
         raise AudioError(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}")
-    samples = read_wav(data, max_audio_s=config.max_audio_s)
+    samples = read_audio(data, max_audio_s=config.max_audio_s)
     engine = request.app[ENGINE]
     result = await engine.registry.run(lambda: engine.transcribe(samples), lane="asr")
     if response_format == "text":
@@ -182,7 +182,7 @@ def diarization_body(result: Diarization, config: ServerConfig, *, chunk: bool) 
 async def _diarize(request: web.Request, *, chunk: bool) -> web.Response:
     config = request.app[CONFIG]
     data, _ = await _read_form(request)
-    samples = read_wav(data, max_audio_s=config.max_audio_s)
+    samples = read_audio(data, max_audio_s=config.max_audio_s)
     engine = request.app[ENGINE]
     result = await engine.registry.run(
         lambda: engine.diarize(samples, fingerprints=chunk), lane="diarization"
