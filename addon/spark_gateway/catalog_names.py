@@ -14,36 +14,43 @@ A swap is asked for with the integration's own action (`spark_control.swap_model
 fallback) and the call returns once vLLM serves the model, or fails. It is called over Home
 Assistant's WebSocket API (`<api>/websocket`, which the Supervisor proxies too): the REST API
 answers a failed action with a bare 500, the WebSocket API with the integration's translated
-message and key (`swap_in_progress` when another swap runs).
+message and key (`swap_in_progress` when another swap runs). The same connection subscribes to
+the swap sensor beside the select (`subscribe_entities`), so a swap that must wait for one
+started in Home Assistant learns the moment that one ends, without polling.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
 
+from . import ha_websocket
+from .ha_websocket import HaConnectionLost, HaTokenRefused, HaWebSocket
+
 _LOGGER = logging.getLogger(__name__)
 
-_TIMEOUT: Final = aiohttp.ClientTimeout(total=3)
+_TIMEOUT_S: Final = 3.0
+_TIMEOUT: Final = aiohttp.ClientTimeout(total=_TIMEOUT_S)
 # The integration ends a swap after its own timeout (15 min by default); this only bounds a
 # Home Assistant that never answers.
 SWAP_CALL_TIMEOUT_S: Final = 3600.0
-_WS_TIMEOUT: Final = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5)
-_WS_HANDSHAKE_S: Final = 10.0  # connect, auth_required, auth_ok
-# Whether the swap sensor beside a select (the one entity of its device with a `log_lines`
-# attribute) says a swap runs: true or false.
-SWAP_RUNNING_TEMPLATE: Final = (
-    "{% set ns = namespace(running=false) %}"
+# The swap sensor beside a select (the one entity of its device with a `log_lines` attribute),
+# or null.
+SWAP_SENSOR_TEMPLATE: Final = (
+    "{% set ns = namespace(sensor=none) %}"
     "{% for entity in device_entities(device_id(select)) if entity.startswith('sensor.') "
     "and state_attr(entity, 'log_lines') is not none %}"
-    "{% set ns.running = states(entity) in ['stopping', 'starting', 'loading'] %}"
-    "{% endfor %}{{ ns.running | tojson }}"
+    "{% set ns.sensor = entity %}"
+    "{% endfor %}{{ ns.sensor | tojson }}"
 )
+# The swap sensor's phases while a swap runs (read only when it has no `running` attribute).
+_RUNNING_PHASES: Final = frozenset({"stopping", "starting", "loading"})
 # {entity_id: {"key", "entry", "catalog"}} of the integration's select entities.
 SELECTS_TEMPLATE: Final = (
     "{% set ns = namespace(found={}) %}"
@@ -132,50 +139,23 @@ class CatalogNames:
         raw = found.get(entity_id)
         return _model_select(entity_id, raw) if isinstance(raw, dict) else None
 
-    async def swap_running(self, select: ModelSelect) -> bool:
-        """Whether Home Assistant's swap sensor beside `select` says a swap runs (False when
-        Home Assistant cannot say)."""
-        return await self._render(SWAP_RUNNING_TEMPLATE, select=select.entity_id) is True
+    @asynccontextmanager
+    async def swap_session(self, select: ModelSelect) -> AsyncIterator[SwapSession]:
+        """A WebSocket connection to Home Assistant watching the swap sensor beside `select`.
 
-    async def swap(self, select: ModelSelect, key: str) -> None:
-        """Ask Home Assistant to swap to `key` and wait until vLLM serves it.
-
-        Raises SwapRefused with Home Assistant's reason when the swap failed or was refused.
+        HaConnectionLost when Home Assistant cannot be reached (or drops the connection while
+        the session is used), SwapRefused when it refuses the token.
         """
-        if not self.reachable or select.config_entry_id is None:
+        if self._api_url is None or self._token is None or select.config_entry_id is None:
             raise SwapRefused("Home Assistant's API is not reachable from the gateway")
-        call = {
-            "id": 1,
-            "type": "call_service",
-            "domain": "spark_control",
-            "service": "swap_model",
-            "service_data": {"cluster": select.config_entry_id, "model": key, "wait": True},
-        }
+        sensor = await self._render(SWAP_SENSOR_TEMPLATE, select=select.entity_id)
         try:
-            # No heartbeat of ours: Home Assistant pings every 55 s, answered while we read.
-            async with self._session.ws_connect(
-                f"{self._api_url}/websocket", timeout=_WS_TIMEOUT
-            ) as ws:
-                async with asyncio.timeout(_WS_HANDSHAKE_S):
-                    await ws.receive_json()  # auth_required
-                    await ws.send_json({"type": "auth", "access_token": self._token})
-                    auth = await ws.receive_json()
-                if not isinstance(auth, dict) or auth.get("type") != "auth_ok":
-                    raise SwapRefused("Home Assistant refused the gateway's token")
-                await ws.send_json(call)
-                result = await ws.receive_json(timeout=SWAP_CALL_TIMEOUT_S)
-        except (aiohttp.ClientError, TimeoutError, ValueError, TypeError) as err:
-            raise SwapRefused(f"Home Assistant did not answer the swap request ({err!r})") from err
-        if not isinstance(result, dict):
-            raise SwapRefused("Home Assistant answered the swap request with something else")
-        if result.get("success") is True:
-            return
-        error = result.get("error")
-        error = error if isinstance(error, dict) else {}
-        raise SwapRefused(
-            str(error.get("message") or "Home Assistant did not say why"),
-            busy=error.get("translation_key") == "swap_in_progress",
-        )
+            async with ha_websocket.connect(self._session, self._api_url, self._token) as ws:
+                session = SwapSession(ws, select, sensor if isinstance(sensor, str) else None)
+                await session.watch()
+                yield session
+        except HaTokenRefused as err:
+            raise SwapRefused(str(err)) from err
 
     async def _render(self, template: str, **variables: str) -> Any:
         """A template rendered by Home Assistant and parsed as JSON; None when it cannot."""
@@ -195,6 +175,98 @@ class CatalogNames:
         except (aiohttp.ClientError, TimeoutError, ValueError) as err:
             _LOGGER.debug("cannot read the model select from Home Assistant: %s", err)
             return None
+
+
+class SwapSession:
+    """Home Assistant's swap sensor as its WebSocket subscription tells it, and swaps asked
+    for over the same connection (see `CatalogNames.swap_session`)."""
+
+    def __init__(self, ws: HaWebSocket, select: ModelSelect, sensor: str | None) -> None:
+        self._ws = ws
+        self._select = select
+        self.sensor = sensor  # None: Home Assistant showed no swap sensor (nothing to wait on)
+        self._phase: str | None = None
+        self._attributes: dict[str, Any] = {}
+
+    @property
+    def swap_running(self) -> bool:
+        """Whether the swap sensor says a swap runs: its `running` attribute (the claim, from
+        the request until the swap's events are fired), else its phase."""
+        running = self._attributes.get("running")
+        if isinstance(running, bool):
+            return running
+        return self._phase in _RUNNING_PHASES
+
+    async def watch(self) -> None:
+        """Subscribe to the sensor's state; its current state has arrived on return."""
+        if self.sensor is None:
+            return
+        reply = await self._ws.command(
+            {"type": "subscribe_entities", "entity_ids": [self.sensor]},
+            timeout=_TIMEOUT_S,
+            on_event=self._on_entities,
+        )
+        if reply.get("success") is not True:
+            raise HaConnectionLost(f"Home Assistant refused to show {self.sensor}: {reply!r}")
+        await self._ws.next_event()  # the current state, sent right after the result
+
+    async def next_change(self) -> None:
+        """Return once the sensor changed (its phase, attributes or log)."""
+        await self._ws.next_event()
+
+    async def swap(self, key: str) -> None:
+        """Ask Home Assistant to swap to `key` (`spark_control.swap_model`, `wait: true`) and
+        wait until vLLM serves it.
+
+        Raises SwapRefused with Home Assistant's reason when the swap failed or was refused.
+        """
+        call = {
+            "type": "call_service",
+            "domain": "spark_control",
+            "service": "swap_model",
+            "service_data": {"cluster": self._select.config_entry_id, "model": key, "wait": True},
+        }
+        try:
+            result = await self._ws.command(call, timeout=SWAP_CALL_TIMEOUT_S)
+        except (HaConnectionLost, TimeoutError) as err:
+            raise SwapRefused(f"Home Assistant did not answer the swap request ({err!r})") from err
+        if result.get("success") is True:
+            return
+        error = result.get("error")
+        error = error if isinstance(error, dict) else {}
+        raise SwapRefused(
+            str(error.get("message") or "Home Assistant did not say why"),
+            busy=error.get("translation_key") == "swap_in_progress",
+        )
+
+    def _on_entities(self, event: dict[str, Any]) -> None:
+        """A `subscribe_entities` event: states added (`a`), changed (`c`: `+` new values,
+        `-` removed attributes) or removed (`r`)."""
+        added = event.get("a")
+        if isinstance(added, dict) and isinstance(state := added.get(self.sensor), dict):
+            self._phase = _text(state.get("s"))
+            attributes = state.get("a")
+            self._attributes = dict(attributes) if isinstance(attributes, dict) else {}
+        changed = event.get("c")
+        if isinstance(changed, dict) and isinstance(diff := changed.get(self.sensor), dict):
+            new = diff.get("+")
+            if isinstance(new, dict):
+                if "s" in new:
+                    self._phase = _text(new["s"])
+                if isinstance(attributes := new.get("a"), dict):
+                    self._attributes.update(attributes)
+            gone = diff.get("-")
+            if isinstance(gone, dict) and isinstance(names := gone.get("a"), list):
+                for name in names:
+                    self._attributes.pop(name, None)
+        removed = event.get("r")
+        if isinstance(removed, list) and self.sensor in removed:  # the entry was unloaded
+            self._phase = None
+            self._attributes = {}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _model_select(entity_id: str, raw: dict[str, Any]) -> ModelSelect:

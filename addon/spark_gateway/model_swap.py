@@ -26,17 +26,20 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
-from .catalog_names import CatalogNames, ModelSelect, SwapRefused
+from .catalog_names import CatalogNames, ModelSelect, SwapRefused, SwapSession
 from .chat_models import ChatModels
 from .errors import ApiError, UpstreamError
+from .ha_websocket import HaConnectionLost
 from .vllm_hold import RETRY_AFTER_S
 
 _LOGGER = logging.getLogger(__name__)
 
 # How long a failed swap is remembered: requests for that model get its error again meanwhile.
 FAILED_SWAP_MEMORY_S: Final = 60.0
-# How often a swap waiting for one started in Home Assistant asks whether that one ended.
-TURN_POLL_S: Final = 0.5
+# How often a swap waiting for one started in Home Assistant connects again when the
+# connection drops, and the pause before each new attempt after the first.
+RECONNECTS: Final = 3
+RECONNECT_PAUSE_S: Final = 1.0
 
 
 @dataclass(slots=True)
@@ -213,26 +216,48 @@ class ModelSwapper:
 
     async def _swap_in_turn(self, select: ModelSelect, key: str) -> None:
         """Swap, after any swap started in Home Assistant (the select, an automation): that one
-        is never interrupted; this one waits its turn for at most `turn_wait_s`."""
+        is never interrupted; this one waits its turn for at most `turn_wait_s`, told by Home
+        Assistant's swap sensor when the turn comes. A connection that drops while it waits is
+        opened again (the subscription's first state says where that swap is by then)."""
         give_up = time.monotonic() + self.turn_wait_s
+        for attempt in range(RECONNECTS + 1):
+            try:
+                async with self._catalog.swap_session(select) as session:
+                    await self._swap_when_idle(session, key, give_up)
+                    return
+            except HaConnectionLost as err:
+                if attempt == RECONNECTS or time.monotonic() >= give_up:
+                    raise SwapRefused(
+                        f"lost Home Assistant's WebSocket API while waiting to swap: {err}"
+                    ) from err
+                _LOGGER.warning("%s; connecting again to swap to %s", err, key)
+                if attempt:
+                    await asyncio.sleep(RECONNECT_PAUSE_S)  # Home Assistant may be restarting
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _swap_when_idle(self, session: SwapSession, key: str, give_up: float) -> None:
+        said_waiting = False
         while True:
-            # Asked first, so a running swap is not answered with a refused call (an error line
-            # in Home Assistant's log) every poll; it lets the swap go a moment after its
-            # sensor says it ended, hence the refusal still handled below.
-            if not await self._catalog.swap_running(select):
+            if not session.swap_running:
                 try:
-                    await self._catalog.swap(select, key)
+                    await session.swap(key)
                     return
                 except SwapRefused as err:
-                    if not err.busy:
+                    # Busy although the sensor said idle: an older integration whose sensor
+                    # shows no claim; its next change may end the wait.
+                    if not err.busy or session.sensor is None:
                         raise
-            if time.monotonic() >= give_up:
+            if not said_waiting:
+                _LOGGER.info("another swap runs in Home Assistant; the swap to %s waits", key)
+                said_waiting = True
+            try:
+                async with asyncio.timeout(give_up - time.monotonic()):
+                    await session.next_change()
+            except TimeoutError:
                 raise SwapRefused(
                     f"another swap ran in Home Assistant for longer than {self.turn_wait_s:g} s",
                     busy=True,
-                )
-            _LOGGER.info("another swap runs in Home Assistant; the swap to %s waits", key)
-            await asyncio.sleep(TURN_POLL_S)
+                ) from None
 
     async def _served_now(self) -> str:
         """What vLLM serves after a failed swap (Home Assistant may have loaded the old model

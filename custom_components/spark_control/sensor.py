@@ -255,11 +255,18 @@ class SparkSwapSensor(SparkControlEntity[SparkSwapCoordinator], SensorEntity):
 
     @property
     def extra_state_attributes(self) -> Mapping[str, Any]:
-        """Target model (key and display name), seconds since the start (the unit is in the
-        name), the last vLLM log line and the last lines of the load log (live while loading)."""
+        """Whether a swap runs, target model (key and display name), seconds since the start
+        (the unit is in the name), the last vLLM log line and the last lines of the load log
+        (live while loading).
+
+        `running` is the swap's claim: true from the request (the phase may still read idle)
+        until its events are fired (the phase reads ready while vLLM's model list confirms
+        the load); the gateway waits for it to turn false before it asks for a swap."""
+        running = self.coordinator.data.running
         progress = self.coordinator.data.progress
         if progress is None:
             return {
+                "running": running,
                 "target_model": None,
                 "target_name": None,
                 "elapsed_seconds": None,
@@ -271,6 +278,7 @@ class SparkSwapSensor(SparkControlEntity[SparkSwapCoordinator], SensorEntity):
         history = runtime.swap_history
         catalog = runtime.catalog.catalog
         return {
+            "running": running,
             "target_model": progress.model,
             # What the model select calls it (the key when it left the catalog).
             "target_name": catalog.get(progress.model).name

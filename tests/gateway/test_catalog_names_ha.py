@@ -11,6 +11,7 @@ SDK.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 from unittest.mock import MagicMock
@@ -23,6 +24,7 @@ from homeassistant.setup import async_setup_component
 from openai import AsyncOpenAI
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from yarl import URL
 
 from custom_components.spark_control.const import (
     CONF_SWAP_FALLBACK,
@@ -407,3 +409,146 @@ async def test_without_home_assistant_the_404_says_why(
     assert info.value.body["code"] == "model_not_loaded"  # type: ignore[index]
     assert "no access to Home Assistant's API" in info.value.message
     assert not any("vllm serve" in c for c in cluster.nodes[0].commands)
+
+
+class CuttableLink:
+    """A TCP relay between the gateway and Home Assistant that a test can cut, as a restarting
+    Supervisor proxy or a network blip would: every open connection is closed at once."""
+
+    def __init__(self, target: URL) -> None:
+        self._target = target
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Set when Home Assistant sends the swap sensor's state over a WebSocket (its frames
+        # to the client are not masked): the gateway is subscribed.
+        self.sensor_sent = asyncio.Event()
+
+    async def start(self) -> URL:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return self._target.with_port(port)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self._target.host, self._target.port)
+        self._writers |= {writer, up_writer}
+        pumps = [
+            asyncio.ensure_future(self._pump(reader, up_writer, watch=False)),
+            asyncio.ensure_future(self._pump(up_reader, writer, watch=True)),
+        ]
+        self._tasks.update(pumps)
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for stream in (writer, up_writer):
+            stream.close()
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, watch: bool
+    ) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                if watch and b'"event":{"a":{"sensor.' in data:
+                    self.sensor_sent.set()
+                writer.write(data)
+                await writer.drain()
+
+    def cut(self) -> None:
+        """Close every connection through the link (new ones are still accepted)."""
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+        self.sensor_sent.clear()
+
+    async def close(self) -> None:
+        """Close the link for good: no new connection is accepted, open ones are cut."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        self.cut()  # before waiting: the server waits for its open connections to close
+        if server is not None:
+            await server.wait_closed()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def link(ha_api: str) -> AsyncIterator[CuttableLink]:
+    relay = CuttableLink(URL(ha_api))
+    yield relay
+    await relay.close()
+
+
+async def _request_waiting_on_a_ha_swap(
+    hass: HomeAssistant, client: AsyncOpenAI, link: CuttableLink
+) -> asyncio.Future[Any]:
+    """Home Assistant's select starts a swap to qwen3-vl; a request for TARGET then waits for
+    it, subscribed to the swap sensor through `link` (on return)."""
+    (select,) = hass.states.async_all("select")
+    await hass.services.async_call(
+        "select",
+        "select_option",
+        {"entity_id": select.entity_id, "option": "Qwen3-VL 30B-A3B Instruct (FP8)"},
+        blocking=True,
+    )
+    request = asyncio.ensure_future(
+        client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+    )
+    await _until(link.sensor_sent)
+    return request
+
+
+@pytest.mark.parametrize("stop_delay", [1.0])
+async def test_a_dropped_connection_while_waiting_its_turn_is_opened_again(
+    hass: HomeAssistant,
+    cluster: SimCluster,
+    start_swapping: GatewayFactory,
+    link: CuttableLink,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The gateway waits for a swap started in Home Assistant on its WebSocket subscription;
+    the connection is cut meanwhile: it connects again, subscribes again and swaps once that
+    swap ended."""
+    gateway = await start_swapping(ha_url=str(await link.start()))
+    finished: list[str] = []
+    hass.bus.async_listen(
+        EVENT_SWAP_FINISHED, callback(lambda event: finished.append(event.data["model"]))
+    )
+    async with _openai(gateway) as client:
+        request = await _request_waiting_on_a_ha_swap(hass, client, link)
+        assert finished == []  # cut while Home Assistant's swap still runs
+        link.cut()
+        reply = await request
+    assert reply.model == TARGET_REPO
+    assert finished == ["qwen3-vl", TARGET]
+    assert "connecting again to swap to gemma4" in caplog.text
+    launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
+    assert [TARGET_REPO in c for c in launches] == [False, True]
+
+
+@pytest.mark.parametrize("stop_delay", [1.0])
+async def test_home_assistant_gone_while_waiting_its_turn_fails_the_request_clearly(
+    hass: HomeAssistant,
+    cluster: SimCluster,
+    start_swapping: GatewayFactory,
+    link: CuttableLink,
+) -> None:
+    """Home Assistant cannot be reached again after the connection dropped: the request gets
+    a 502 saying so, and the swap started in Home Assistant goes on untouched."""
+    gateway = await start_swapping(ha_url=str(await link.start()))
+    finished = asyncio.Event()
+    hass.bus.async_listen(EVENT_SWAP_FINISHED, callback(lambda _event: finished.set()))
+    async with _openai(gateway) as client:
+        request = await _request_waiting_on_a_ha_swap(hass, client, link)
+        await link.close()
+        with pytest.raises(openai.APIStatusError) as failed:
+            await request
+    assert failed.value.status_code == 502
+    assert failed.value.body["code"] == "model_swap_failed"  # type: ignore[index]
+    message = failed.value.body["message"]  # type: ignore[index]
+    assert message.startswith(
+        "could not swap vLLM to 'gemma4': lost Home Assistant's WebSocket API while waiting "
+        "to swap: cannot reach Home Assistant's WebSocket API: Cannot connect to host"
+    )
+    await _until(finished)
+    assert _select_key(hass) == "qwen3-vl"
+    assert not any(TARGET_REPO in c for c in cluster.nodes[0].commands if "vllm serve" in c)

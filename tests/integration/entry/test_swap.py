@@ -50,6 +50,19 @@ def _record_states(hass: HomeAssistant, entity_id: str) -> tuple[list[str], CALL
     return states, async_track_state_change_event(hass, entity_id, record)
 
 
+def _record_swap_sensor(hass: HomeAssistant) -> tuple[list[tuple[str, bool]], CALLBACK_TYPE]:
+    """Every (phase, `running` attribute) the swap sensor shows from now on, and the function
+    that stops recording."""
+    shown: list[tuple[str, bool]] = []
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        if (state := event.data["new_state"]) is not None:
+            shown.append((state.state, state.attributes["running"]))
+
+    return shown, async_track_state_change_event(hass, SWAP_SENSOR, record)
+
+
 async def test_swap_action_waits_and_reports(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
@@ -57,7 +70,7 @@ async def test_swap_action_waits_and_reports(
     report ready; the select shows the new model when the action returns."""
     started = async_capture_events(hass, EVENT_SWAP_STARTED)
     finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
-    statuses, unsub = _record_states(hass, SWAP_SENSOR)
+    shown, unsub = _record_swap_sensor(hass)
     called_at = time.monotonic()
     response = await hass.services.async_call(
         DOMAIN,
@@ -67,6 +80,7 @@ async def test_swap_action_waits_and_reports(
         return_response=True,
     )
     call_took = time.monotonic() - called_at
+    await hass.async_block_till_done()  # the state written as the claim went
     unsub()
     assert response is not None
     assert response["model"] == "gemma4"
@@ -78,9 +92,13 @@ async def test_swap_action_waits_and_reports(
     assert state is not None
     assert state.state == "Gemma 4 27B Instruct"
 
-    assert statuses[0] == "stopping"
-    assert statuses[-1] == "ready"
-    assert {"starting", "loading"} <= set(statuses)
+    # Running from the claim (before the first phase report: still idle) until the swap's
+    # events are out (after ready, once vLLM's model list confirmed the load).
+    assert shown[0] == ("idle", True)
+    assert shown[1] == ("stopping", True)
+    assert shown[-2:] == [("ready", True), ("ready", False)]
+    assert {phase for phase, running in shown[:-1] if running} >= {"starting", "loading"}
+    assert all(running for _phase, running in shown[:-1])
     sensor = hass.states.get(SWAP_SENSOR)
     assert sensor is not None
     assert sensor.attributes["target_model"] == "gemma4"
@@ -233,8 +251,8 @@ async def test_select_shows_new_model_on_ready(
 
     @callback
     def on_ready(event: Event[EventStateChangedData]) -> None:
-        state = event.data["new_state"]
-        if state is not None and state.state == "ready":
+        state, before = event.data["new_state"], event.data["old_state"]
+        if state is not None and state.state == "ready" and before and before.state != "ready":
             shown = hass.states.get(SELECT)
             assert shown is not None
             select_when_ready.append((shown.state, len(finished)))
