@@ -7,15 +7,21 @@ once, so only transport and the gateway's own work are measured), the gateway
 (`python -m spark_gateway`) and this client. Direct and gateway requests alternate in the same
 run; the figure is the median of the paired differences. Inputs: 1 s of 16 kHz mono PCM16 WAV
 (Parakeet's own format: passed through undecoded) and 1 s of webm/opus as a browser records it
-(decoded to 16 kHz WAV). Targets: +1 ms for the WAV, +3 ms for webm/opus.
+(remuxed to Ogg/Opus, not decoded: the Parakeet container decodes it). Targets: +1 ms for the
+WAV, +3 ms for webm/opus.
 
 Floors from the same run put the figures in context: a bare aiohttp relay (a fourth
 process that forwards the body unread to the fake Parakeet: what any extra HTTP hop costs
-here), the time to decode the 1 s webm/opus to 16 kHz WAV in this process, back to back
-(`audio_codec.decode_to_wav`, what the gateway's decoder runs), and the same decode as a job
-for a gateway decoder process called directly (the decode plus the process hop that issue #11's
-isolation requires). Relay plus decoder job is the least a gateway that reads nothing and
+here), the time to remux the 1 s webm/opus to Ogg/Opus in this process, back to back
+(`audio_codec.convert_for_parakeet`, what the gateway's decoder runs), and the same remux as a
+job for a gateway decoder process called directly (the remux plus the process hop that issue
+#11's isolation requires). Relay plus remux job is the least a gateway that reads nothing and
 parses nothing could add to a webm/opus upload.
+
+The decode moved to the GPU node: this run also times, in this process, what the Parakeet
+container spends reading the Ogg/Opus (`parakeet_server.audio.read_audio`: libsndfile's Opus
+decode + soxr to 16 kHz) against reading the 16 kHz WAV the gateway used to send, and the
+gateway's old decode to WAV (`audio_codec.decode_to_wav`) for comparison.
 """
 
 from __future__ import annotations
@@ -40,11 +46,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "addon")]
+sys.path[:0] = [str(ROOT), str(ROOT / "addon"), str(ROOT / "parakeet_container")]
 
 from benchmarks.gateway_relay import free_port, wait_for  # noqa: E402
-from spark_gateway.audio_codec import decode_to_wav, pcm_to_wav  # noqa: E402
+from parakeet_server.audio import read_audio  # noqa: E402
+from spark_gateway.audio_codec import convert_for_parakeet, decode_to_wav, pcm_to_wav  # noqa: E402
 from spark_gateway.decoder import AudioDecoder  # noqa: E402
+from spark_gateway.opus_remux import RemuxedOgg  # noqa: E402
 from tests.gateway.audio_files import encode_with_pyav  # noqa: E402
 
 KEY = "sk-bench-0123456789"
@@ -162,7 +170,7 @@ async def run(rounds: int) -> int:
                 await wait_for(f"{url}/health", session)
             print(
                 f"1 s uploads, {rounds} rounds (direct, gateway and bare relay in turn; for "
-                "webm/opus also the decode in this process and as a decoder-process job)"
+                "webm/opus also the remux in this process and as a decoder-process job)"
             )
             print(
                 f"{'input':<18} {'direct p50':>11} {'gateway p50':>12} {'added p50':>10}  "
@@ -173,8 +181,17 @@ async def run(rounds: int) -> int:
                     target: partial(post, session, url, name, audio) for target, url in urls.items()
                 }
                 if label == "webm/opus":
-                    legs["in-process decode"] = partial(decode_in_process, audio, work)
-                    legs["decoder job"] = partial(decoder_job, decoder, audio, work)
+                    remuxed = convert_for_parakeet(audio, spill_to="", max_duration_s=60)
+                    assert isinstance(remuxed, RemuxedOgg)  # copied, not decoded
+                    ogg = remuxed.ogg
+                    assert ogg is not None
+                    wav = decode_to_wav(audio, spill_to="", max_duration_s=60).wav
+                    assert wav is not None
+                    legs["in-process remux"] = partial(remux_in_process, audio)
+                    legs["remux job"] = partial(remux_job, decoder, audio, work)
+                    legs["old in-process decode"] = partial(decode_in_process, audio, work)
+                    legs["container reads ogg"] = partial(container_reads, ogg)
+                    legs["container reads wav"] = partial(container_reads, wav)
                 for _ in range(20):  # warm up connections, the decoders, code paths
                     for leg in legs.values():
                         await leg()
@@ -201,15 +218,25 @@ async def run(rounds: int) -> int:
                     f"{relay * 1000:+13.2f} ms"
                 )
                 if label == "webm/opus":
-                    in_process, job = (
+                    in_process, job, decode, ogg_read, wav_read = (
                         statistics.median(times[leg]) * 1000
-                        for leg in ("in-process decode", "decoder job")
+                        for leg in (
+                            "in-process remux",
+                            "remux job",
+                            "old in-process decode",
+                            "container reads ogg",
+                            "container reads wav",
+                        )
                     )
                     print(
-                        f"  decode of the 1 s webm/opus: {in_process:.2f} ms in this process, "
-                        f"{job:.2f} ms as a job for a gateway decoder process (pipe and "
-                        f"process hop); floor: bare relay + decoder job = "
-                        f"{relay * 1000 + job:.2f} ms"
+                        f"  remux of the 1 s webm/opus to Ogg/Opus: {in_process:.2f} ms in this "
+                        f"process, {job:.2f} ms as a job for a gateway decoder process (pipe and "
+                        f"process hop); floor: bare relay + remux job = "
+                        f"{relay * 1000 + job:.2f} ms\n"
+                        f"  moved to the GPU node: the container reads the Ogg/Opus in "
+                        f"{ogg_read:.2f} ms (decode + soxr to 16 kHz) against {wav_read:.2f} ms "
+                        f"for the 16 kHz WAV; the gateway's old decode to WAV took "
+                        f"{decode:.2f} ms in this process"
                     )
     finally:
         await decoder.stop()
@@ -220,11 +247,25 @@ async def run(rounds: int) -> int:
     return 1 if failed else 0
 
 
-async def decoder_job(decoder: AudioDecoder, upload: bytes, work: Path) -> float:
-    """One decode as a job for a gateway decoder process (`decoder.AudioDecoder`, called
-    directly): the decode plus the process hop that issue #11's isolation costs."""
+async def remux_job(decoder: AudioDecoder, upload: bytes, work: Path) -> float:
+    """One remux as a job for a gateway decoder process (`decoder.AudioDecoder`, called
+    directly): the remux plus the process hop that issue #11's isolation costs."""
     start = time.perf_counter()
-    await decoder.decode(upload, work / "job.wav", max_duration_s=60)
+    await decoder.for_parakeet(upload, work / "job.ogg", max_duration_s=60)
+    return time.perf_counter() - start
+
+
+async def remux_in_process(upload: bytes) -> float:
+    """One remux in this process (`audio_codec.convert_for_parakeet`, what a decoder runs)."""
+    start = time.perf_counter()
+    convert_for_parakeet(upload, spill_to="", max_duration_s=60)
+    return time.perf_counter() - start
+
+
+async def container_reads(upload: bytes) -> float:
+    """What the Parakeet container spends turning the upload into 16 kHz samples."""
+    start = time.perf_counter()
+    read_audio(upload, max_audio_s=60)
     return time.perf_counter() - start
 
 

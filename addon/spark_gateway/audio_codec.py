@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO, Final, NamedTuple
@@ -23,7 +24,10 @@ from av.audio.stream import AudioStream
 from av.container import InputContainer
 from av.filter import Graph
 
-from .audio_limits import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from .audio_errors import AudioDecodeError
+from .audio_limits import MAX_CHANNELS, MAX_SAMPLE_RATE, MAX_STREAMS, MIN_SAMPLE_RATE
+from .opus_remux import RemuxedOgg, remux_to_ogg
+from .parakeet_formats import is_remuxed
 
 TARGET_RATE: Final = 16000
 SPEECH_FORMATS: Final = ("mp3", "opus", "aac", "flac", "wav", "pcm")
@@ -44,10 +48,6 @@ CONTENT_TYPES: Final = {
     "wav": "audio/wav",
     "pcm": "audio/pcm",
 }
-
-
-class AudioDecodeError(ValueError):
-    """The bytes are empty, not audio, or damaged beyond decoding (the client's fault: 400)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +106,36 @@ def decode_to_wav(
     `spill_to` (created here, exclusively) block by block, so memory stays at one block (about
     two seconds) whatever the length. This is what the gateway's decoder processes run.
     """
+    blocks = decode_blocks(source, rate=rate, max_duration_s=max_duration_s)
+    return _write_wav(blocks, spill_to=spill_to, rate=rate, in_memory_bytes=in_memory_bytes)
+
+
+def convert_for_parakeet(
+    source: str | bytes, *, spill_to: str, max_duration_s: float
+) -> DecodedWav | RemuxedOgg:
+    """An upload in the form Parakeet takes it (`parakeet_formats.py`): Opus copied into Ogg
+    (bytes for an upload given as bytes, else the file `spill_to`), anything else decoded to
+    16 kHz mono WAV as `decode_to_wav` does. One opening of the file serves either way."""
+    with _decode_errors(), _open_input(source) as container:
+        stream = check_stream(container, max_duration_s)
+        codec = stream.codec_context
+        if is_remuxed(codec.name, codec.channels):
+            target = None if isinstance(source, bytes) else spill_to
+            return remux_to_ogg(container, stream, spill_to=target, max_duration_s=max_duration_s)
+        blocks = _checked_blocks(container, stream, TARGET_RATE, max_duration_s)
+        return _write_wav(
+            blocks, spill_to=spill_to, rate=TARGET_RATE, in_memory_bytes=IN_MEMORY_WAV_BYTES
+        )
+
+
+def _write_wav(
+    blocks: Iterator[npt.NDArray[np.int16]], *, spill_to: str, rate: int, in_memory_bytes: int
+) -> DecodedWav:
     held: list[bytes] = []
     held_bytes = written = 0
     out: BinaryIO | None = None
     try:
-        for block in decode_blocks(source, rate=rate, max_duration_s=max_duration_s):
+        for block in blocks:
             data = block.astype("<i2", copy=False).tobytes()
             written += block.size
             if out is None and held_bytes + len(data) <= in_memory_bytes:
@@ -144,23 +169,33 @@ def decode_blocks(
     rate, channels or length are out of bounds; while decoding, the output is counted against
     `max_duration_s`, so a file that lies about its length stops at the budget.
     """
+    with _decode_errors(), _open_input(source) as container:
+        stream = check_stream(container, max_duration_s)
+        yield from _checked_blocks(container, stream, rate, max_duration_s)
+
+
+def _checked_blocks(
+    container: InputContainer, stream: AudioStream, rate: int, max_duration_s: float | None
+) -> Iterator[npt.NDArray[np.int16]]:
     max_samples = None if max_duration_s is None else int(max_duration_s * rate)
     total = 0
-    if isinstance(source, bytes):
-        source = io.BytesIO(source)
+    resampler = _BlockResampler(rate)
+    for frame in container.decode(stream):
+        for chunk in resampler.add(frame):
+            total += len(chunk)
+            _check_budget(total, max_samples, max_duration_s)
+            yield chunk
+    for chunk in resampler.finish():
+        total += len(chunk)
+        _check_budget(total, max_samples, max_duration_s)
+        yield chunk
+
+
+@contextmanager
+def _decode_errors() -> Iterator[None]:
+    """FFmpeg's and PyAV's failures on a bad file as AudioDecodeError (the client's 400)."""
     try:
-        with av.open(source, mode="r", format=_known_container(source)) as container:
-            stream = check_stream(container, max_duration_s)
-            resampler = _BlockResampler(rate)
-            for frame in container.decode(stream):
-                for chunk in resampler.add(frame):
-                    total += len(chunk)
-                    _check_budget(total, max_samples, max_duration_s)
-                    yield chunk
-            for chunk in resampler.finish():
-                total += len(chunk)
-                _check_budget(total, max_samples, max_duration_s)
-                yield chunk
+        yield
     except AudioDecodeError:
         raise
     except av.error.FFmpegError as err:
@@ -168,6 +203,12 @@ def decode_blocks(
         raise AudioDecodeError(f"the audio could not be decoded: {err.strerror}") from err
     except (ValueError, IndexError, OverflowError, MemoryError) as err:
         raise AudioDecodeError(f"the audio could not be decoded: {err}") from err
+
+
+def _open_input(source: str | bytes | io.BytesIO) -> InputContainer:
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    return av.open(source, mode="r", format=_known_container(source))
 
 
 # The containers browsers record in, by their first bytes: naming the demuxer skips FFmpeg's
@@ -195,6 +236,10 @@ def check_stream(container: InputContainer, max_duration_s: float | None) -> Aud
     A stream whose codec context is missing is what FFmpeg opens for WAV format tags it does
     not know; decoding one crashes PyAV, so it never gets that far.
     """
+    if len(container.streams) > MAX_STREAMS:
+        raise AudioDecodeError(
+            f"the file holds {len(container.streams)} streams ({MAX_STREAMS} at most accepted)"
+        )
     if not container.streams.audio:
         raise AudioDecodeError("the file holds no audio stream")
     stream = container.streams.audio[0]

@@ -9,3 +9,6 @@ from typing import Final
 MIN_SAMPLE_RATE: Final = 4000
 MAX_SAMPLE_RATE: Final = 384000
 MAX_CHANNELS: Final = 16
+# A recording holds one audio stream, a video a few more; thousands of declared streams only
+# make FFmpeg probe each of them.
+MAX_STREAMS: Final = 8

@@ -1,10 +1,12 @@
 """Decoding untrusted audio in decoder processes, never in the gateway's own.
 
 FFmpeg and PyAV are C code fed with bytes from any client. A file that crashes them must cost
-one request, not the gateway, so every decode runs in a separate process forked from a server
-that has already imported PyAV and NumPy (multiprocessing's forkserver). A decoder takes the
-upload (its bytes over the pipe when short, else its spool file) and answers with 16 kHz mono
-WAV: bytes over the pipe for up to 8 s, else a file next to the upload. It works under an
+one request, not the gateway, so every decode (and every remux of Opus into Ogg, which parses
+the file just the same) runs in a separate process forked from a server that has already
+imported PyAV and NumPy (multiprocessing's forkserver). A decoder takes the upload (its bytes
+over the pipe when short, else its spool file) and answers with 16 kHz mono WAV, or Ogg/Opus
+where `parakeet_formats.py` says so: bytes over the pipe for a short one, else a file next to
+the upload. It works under an
 address-space cap and a per-job CPU-time limit of its own. A crash, a timeout or a cancelled
 request kills it; the client gets a 400 naming the problem (or nothing, if it went away).
 
@@ -35,8 +37,16 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from .audio_codec import TARGET_RATE, AudioDecodeError, DecodedWav, decode_to_wav
+from .audio_codec import (
+    TARGET_RATE,
+    AudioDecodeError,
+    DecodedWav,
+    convert_for_parakeet,
+    decode_to_wav,
+)
 from .heap import keep_large_buffers_out_of_the_heap
+from .opus_remux import RemuxedOgg
+from .parakeet_formats import OGG_OPUS, WAV_16K, ParakeetAudio
 
 _CONTEXT: Final = multiprocessing.get_context("forkserver")
 # Everything a decoder needs, imported once in the fork server: each decoder is a fork of it.
@@ -69,6 +79,10 @@ class DecodedFile:
     def samples(self) -> PcmFile:
         """The samples, read from the file slice by slice rather than held in memory."""
         return PcmFile(self.wav, self.n_samples)
+
+    def for_parakeet(self) -> ParakeetAudio:
+        """This WAV as the upload Parakeet is sent."""
+        return ParakeetAudio(self.wav, WAV_16K, self.duration_s)
 
 
 class PcmFile:
@@ -139,7 +153,8 @@ class AudioInFlight:
 
 
 class AudioDecoder:
-    """Runs `decode_to_wav` in up to `workers` long-lived decoder processes."""
+    """Runs `decode_to_wav` or `convert_for_parakeet` in up to `workers` long-lived decoder
+    processes."""
 
     def __init__(self, *, workers: int, timeout_s: float) -> None:
         self._slots = asyncio.Semaphore(workers)
@@ -194,22 +209,37 @@ class AudioDecoder:
     ) -> DecodedFile:
         """Decode `source` (a file, or a short upload's bytes) to 16 kHz mono WAV: bytes when
         short, else the file `target`; AudioDecodeError for anything the decoder refused."""
+        result = await self._job(_Job(source, target, max_duration_s, remux=False))
+        if not isinstance(result, DecodedWav):
+            raise AudioDecodeError("the decoder answered with something other than a WAV")
+        return _decoded_file(result, target)
+
+    async def for_parakeet(
+        self, source: Path | bytes, target: Path, *, max_duration_s: float
+    ) -> ParakeetAudio:
+        """`source` in the form Parakeet is sent (`parakeet_formats.py`): Opus copied into Ogg,
+        anything else decoded to 16 kHz mono WAV; bytes for a short upload given as bytes, else
+        the file `target`."""
+        result = await self._job(_Job(source, target, max_duration_s, remux=True))
+        if isinstance(result, RemuxedOgg):
+            ogg = target if result.ogg is None else result.ogg
+            return ParakeetAudio(ogg, OGG_OPUS, result.duration_s)
+        return _decoded_file(result, target).for_parakeet()
+
+    async def _job(self, job: _Job) -> DecodedWav | RemuxedOgg:
         async with self._slots:
             try:
-                result = await self._run_on(await self._take(), source, target, max_duration_s)
+                return await self._run_on(await self._take(), job)
             except _DiedWhileIdle:
                 # Killed between jobs (the OOM killer, an operator) before its death showed:
                 # the upload never reached it, so it is no fault of the audio. A new one takes it.
-                result = await self._run_on(await self._take(), source, target, max_duration_s)
-        return DecodedFile(target if result.wav is None else result.wav, result.n_samples)
+                return await self._run_on(await self._take(), job)
 
-    async def _run_on(
-        self, worker: _Worker, source: Path | bytes, target: Path, max_duration_s: float
-    ) -> DecodedWav:
+    async def _run_on(self, worker: _Worker, job: _Job) -> DecodedWav | RemuxedOgg:
         self._busy.add(worker)
         reusable = False
         try:
-            result = await worker.run(source, target, max_duration_s, self._timeout_s)
+            result = await worker.run(job, self._timeout_s)
             # Only a clean decode keeps the process: one that refused a file, crashed,
             # timed out or was cancelled mid-job is replaced.
             reusable = worker.jobs < _JOBS_PER_WORKER
@@ -240,6 +270,20 @@ class AudioDecoder:
             if self._starting is None or self._starting.done():
                 return await _Worker.start()
             await asyncio.wait([self._starting])  # should it fail, the loop starts one
+
+
+def _decoded_file(result: DecodedWav, target: Path) -> DecodedFile:
+    return DecodedFile(target if result.wav is None else result.wav, result.n_samples)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One upload for a decoder: decode it to WAV, or (`remux`) convert it for Parakeet."""
+
+    source: Path | bytes
+    target: Path
+    max_duration_s: float
+    remux: bool
 
 
 class _DiedWhileIdle(AudioDecodeError):
@@ -274,15 +318,13 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.is_alive()
 
-    async def run(
-        self, source: Path | bytes, target: Path, max_duration_s: float, timeout_s: float
-    ) -> DecodedWav:
+    async def run(self, job: _Job, timeout_s: float) -> DecodedWav | RemuxedOgg:
         """One job; AudioDecodeError when refused, timed out or crashed (then the process is
         gone or must go: only a clean success leaves it usable)."""
         self.jobs += 1
-        job = source if isinstance(source, bytes) else str(source)
+        source = job.source if isinstance(job.source, bytes) else str(job.source)
         try:
-            self._pipe.send((job, str(target), max_duration_s, timeout_s))
+            self._pipe.send((source, str(job.target), job.max_duration_s, timeout_s, job.remux))
         except (BrokenPipeError, ConnectionResetError) as err:
             self.kill()
             raise _DiedWhileIdle(self.process.exitcode) from err
@@ -301,7 +343,7 @@ class _Worker:
                 f"the audio crashed the decoder ({_describe(self.process.exitcode)})"
             )
         kind, value = outcome
-        if kind == "error" or not isinstance(value, DecodedWav):
+        if kind == "error" or not isinstance(value, DecodedWav | RemuxedOgg):
             raise AudioDecodeError(str(value))
         return value
 
@@ -355,7 +397,7 @@ def _serve(jobs: Connection) -> None:
     Each job runs under a CPU-time limit (SIGXCPU ends the process past it) and the whole
     process under an address-space cap above what it maps at start, so a hostile file that
     makes FFmpeg allocate or spin ends this process, never the gateway. Replies are
-    ("ok", DecodedWav) or ("error", message).
+    ("ok", DecodedWav | RemuxedOgg) or ("error", message).
     """
     keep_large_buffers_out_of_the_heap()  # a long decode's blocks go back to the system
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file
@@ -363,7 +405,7 @@ def _serve(jobs: Connection) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (base + _JOB_MEMORY_BYTES, base + _JOB_MEMORY_BYTES))
     while True:
         try:
-            source, target, max_duration_s, timeout_s = jobs.recv()
+            source, target, max_duration_s, timeout_s, remux = jobs.recv()
         except EOFError:
             return
         used = resource.getrusage(resource.RUSAGE_SELF)
@@ -373,7 +415,13 @@ def _serve(jobs: Connection) -> None:
             cpu_cap = min(cpu_cap, hard)
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_cap, hard))
         try:
-            result = decode_to_wav(source, spill_to=target, max_duration_s=max_duration_s)
+            result: DecodedWav | RemuxedOgg
+            if remux:
+                result = convert_for_parakeet(
+                    source, spill_to=target, max_duration_s=max_duration_s
+                )
+            else:
+                result = decode_to_wav(source, spill_to=target, max_duration_s=max_duration_s)
         except AudioDecodeError as err:
             jobs.send(("error", str(err)))
         except Exception as err:

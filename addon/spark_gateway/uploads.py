@@ -25,6 +25,7 @@ from .audio_codec import AudioDecodeError
 from .decoder import AudioBudgetExhausted, DecodedFile
 from .errors import ApiError
 from .form_fields import check_field_count, check_field_size
+from .parakeet_formats import ParakeetAudio
 from .request_body import media_type
 from .small_form import SMALL_BODY_BYTES, split_form
 from .stt_passthrough import wav16k_as_is
@@ -276,11 +277,26 @@ async def spool_bytes(path: Path, data: bytes) -> int:
 
 
 async def decode_upload(request: web.Request, upload: Path | bytes) -> DecodedFile:
-    """Decode a spooled upload to 16 kHz mono WAV in a decoder process; 400 for bad audio.
+    """Decode an upload to 16 kHz mono WAV in a decoder process; 400 for bad audio.
 
     WAV headers are checked here first, so a format PyAV would crash on never reaches it; a WAV
     that already is 16 kHz mono PCM16 is used as uploaded (`stt_passthrough.py`).
     """
+    decoded = await _convert(request, upload, remux=False)
+    assert isinstance(decoded, DecodedFile)  # only a remux job answers otherwise
+    return decoded
+
+
+async def parakeet_upload(request: web.Request, upload: Path | bytes) -> ParakeetAudio:
+    """The upload as Parakeet is sent it (`parakeet_formats.py`): as uploaded, Opus remuxed
+    into Ogg, or decoded to 16 kHz mono WAV; 400 for bad audio."""
+    converted = await _convert(request, upload, remux=True)
+    return converted.for_parakeet() if isinstance(converted, DecodedFile) else converted
+
+
+async def _convert(
+    request: web.Request, upload: Path | bytes, *, remux: bool
+) -> DecodedFile | ParakeetAudio:
     config = request.app[CONFIG]
     try:
         head = read_checked_header(upload)
@@ -303,11 +319,13 @@ async def decode_upload(request: web.Request, upload: Path | bytes) -> DecodedFi
     if as_is is not None:
         request.app[SPOOL].at_end(request, lambda: in_flight.give(reserved))
         return as_is
+    decoder = request.app[DECODER]
     try:
         # A short upload goes to the decoder as bytes and comes back as bytes: no scratch file.
-        decoded = await request.app[DECODER].decode(
+        convert = decoder.for_parakeet if remux else decoder.decode
+        converted = await convert(
             upload,
-            request.app[SPOOL].new_name(request, ".wav"),
+            request.app[SPOOL].new_name(request, ".audio"),
             max_duration_s=config.max_audio_seconds,
         )
     except AudioDecodeError as err:
@@ -316,10 +334,11 @@ async def decode_upload(request: web.Request, upload: Path | bytes) -> DecodedFi
     except BaseException:
         in_flight.give(reserved)
         raise
-    # Keep what the decoded file holds until the request ends (its file goes then too).
-    in_flight.give(reserved - decoded.duration_s)
-    request.app[SPOOL].at_end(request, lambda: in_flight.give(decoded.duration_s))
-    return decoded
+    # Keep what the converted file holds until the request ends (its file goes then too).
+    held = converted.duration_s
+    in_flight.give(reserved - held)
+    request.app[SPOOL].at_end(request, lambda: in_flight.give(held))
+    return converted
 
 
 def read_checked_header(upload: Path | bytes) -> bytes:

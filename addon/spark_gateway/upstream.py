@@ -21,6 +21,7 @@ from .config import GatewayConfig
 from .errors import ApiError, UpstreamError, UpstreamWedged
 from .ha_events import HaNotifier
 from .metrics import GatewayMetrics
+from .parakeet_formats import WAV_16K, UploadFormat
 from .wav_form import InlineForm, wav_form
 
 _LOGGER = logging.getLogger(__name__)
@@ -184,13 +185,15 @@ class UpstreamClient:
         response_format: str = "json",
         granularities: Iterable[str] = (),
         model: str | None = None,
+        audio_format: UploadFormat = WAV_16K,
     ) -> Any:
-        """Parakeet transcription of 16 kHz mono WAV; JSON formats parsed, `text` as str."""
+        """Parakeet transcription of 16 kHz mono WAV (or Ogg/Opus, as `audio_format` says);
+        JSON formats parsed, `text` as str."""
         fields = [("model", model or self.config.stt_model), ("response_format", response_format)]
         if language:
             fields.append(("language", language))
         fields += [("timestamp_granularities[]", granularity) for granularity in granularities]
-        form = wav_form(wav, fields)
+        form = wav_form(wav, fields, audio_format)
         body, ctype = await self._post_form(
             PARAKEET, "/v1/audio/transcriptions", form, self._t_transcribe
         )

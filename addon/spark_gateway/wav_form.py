@@ -16,6 +16,8 @@ from typing import Final
 
 import aiohttp
 
+from .parakeet_formats import WAV_16K, UploadFormat
+
 READ_AT_ONCE_BYTES: Final = 256 * 1024  # 8 s of 16 kHz mono PCM16
 
 
@@ -27,28 +29,29 @@ class InlineForm:
     content_type: str
 
 
-def wav_form(wav: bytes | Path, fields: Sequence[tuple[str, str]]) -> InlineForm | aiohttp.FormData:
-    """`file` (audio.wav) followed by `fields`; field names are the gateway's own constants."""
+def wav_form(
+    wav: bytes | Path, fields: Sequence[tuple[str, str]], audio_format: UploadFormat = WAV_16K
+) -> InlineForm | aiohttp.FormData:
+    """`file` (audio.wav, or as `audio_format` names it) followed by `fields`; field names are
+    the gateway's own constants."""
     if isinstance(wav, Path):
         if wav.stat().st_size > READ_AT_ONCE_BYTES:
-            return _streamed(aiohttp.payload.BufferedReaderPayload(wav.open("rb")), fields)
+            payload = aiohttp.payload.BufferedReaderPayload(wav.open("rb"))
+            return _streamed(payload, fields, audio_format)
         # One read from the page cache costs less than a streamed payload's executor trips.
         wav = wav.read_bytes()
-    return _inline(wav, fields)
+    return _inline(wav, fields, audio_format)
 
 
-def _inline(wav: bytes, fields: Sequence[tuple[str, str]]) -> InlineForm:
+def _inline(
+    wav: bytes, fields: Sequence[tuple[str, str]], audio_format: UploadFormat
+) -> InlineForm:
     while True:
         boundary = secrets.token_hex(16)
         marker = b"--" + boundary.encode()
         if marker not in wav and not any(boundary in value for _, value in fields):
             break
-    parts = [
-        marker,
-        b'\r\nContent-Disposition: form-data; name="file"; filename="audio.wav"\r\n'
-        b"Content-Type: audio/wav\r\n\r\n",
-        wav,
-    ]
+    parts = [marker, audio_format.part_header, wav]
     for name, value in fields:
         parts += [
             b"\r\n",
@@ -61,10 +64,12 @@ def _inline(wav: bytes, fields: Sequence[tuple[str, str]]) -> InlineForm:
 
 
 def _streamed(
-    payload: aiohttp.payload.Payload, fields: Sequence[tuple[str, str]]
+    payload: aiohttp.payload.Payload, fields: Sequence[tuple[str, str]], audio_format: UploadFormat
 ) -> aiohttp.FormData:
     form = aiohttp.FormData(default_to_multipart=True)
-    form.add_field("file", payload, filename="audio.wav", content_type="audio/wav")
+    form.add_field(
+        "file", payload, filename=audio_format.filename, content_type=audio_format.content_type
+    )
     for name, value in fields:
         form.add_field(name, value)
     return form

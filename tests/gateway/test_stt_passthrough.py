@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import wave
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +28,7 @@ class RecordingParakeet:
     """A loopback stand-in for Parakeet that keeps every file it is sent."""
 
     received: list[bytes] = field(default_factory=list)
+    named: list[tuple[str | None, str]] = field(default_factory=list)  # filename, content type
     url: str = ""
     watch: Callable[[], float] | None = None  # sampled as each request arrives
     watched: list[float] = field(default_factory=list)
@@ -36,6 +38,7 @@ class RecordingParakeet:
         upload = form["file"]
         assert isinstance(upload, web.FileField)
         self.received.append(upload.file.read())
+        self.named.append((upload.filename, upload.content_type))
         if self.watch is not None:
             self.watched.append(self.watch())
         return web.json_response({"text": "heard"})
@@ -43,14 +46,23 @@ class RecordingParakeet:
 
 @pytest.fixture
 async def recorder() -> AsyncIterator[RecordingParakeet]:
+    async with recording_parakeet() as parakeet:
+        yield parakeet
+
+
+@contextlib.asynccontextmanager
+async def recording_parakeet() -> AsyncIterator[RecordingParakeet]:
+    """A RecordingParakeet on a loopback port, stopped on leaving."""
     parakeet = RecordingParakeet()
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/audio/transcriptions", parakeet.transcribe)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     parakeet.url = str(server.make_url("")).rstrip("/")
-    yield parakeet
-    await server.close()
+    try:
+        yield parakeet
+    finally:
+        await server.close()
 
 
 def wav(samples: np.ndarray, rate: int, *, channels: int = 1) -> bytes:
@@ -71,18 +83,19 @@ def with_list_chunk(data: bytes) -> bytes:
 
 
 class DecoderCalls:
-    """Counts the gateway's decoder runs (the real decoder still does the work)."""
+    """Counts the gateway's decoder jobs, decodes and remuxes alike (the real decoder still
+    does the work)."""
 
     def __init__(self, gateway: RunningGateway) -> None:
         self.count = 0
         decoder = gateway.app[DECODER]
-        real = decoder.decode
+        real = decoder._job
 
         async def counted(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
             return await real(*args, **kwargs)
 
-        decoder.decode = counted  # type: ignore[method-assign]
+        decoder._job = counted  # type: ignore[method-assign]
 
 
 async def transcribe(gateway: RunningGateway, audio: bytes, **extra: Any) -> str:
@@ -166,16 +179,17 @@ async def test_passthrough_counts_against_the_audio_budget(
     assert in_flight.free_s == in_flight.capacity_s  # given back once its file was removed
 
 
-async def transcribe_webm_counting_scratch_files(
+async def transcribe_mp3_counting_scratch_files(
     start_gateway: GatewayFactory, recorder: RecordingParakeet, seconds: int
 ) -> RunningGateway:
-    """Send `seconds` of webm/opus; the recorder notes how many files the spool held then."""
+    """Send `seconds` of mp3 (decoded, unlike Opus); the recorder notes how many files the
+    spool held then."""
     gateway = await start_gateway(parakeet_url=recorder.url)
     directory = gateway.app[SPOOL].directory
     recorder.watch = lambda: float(sum(1 for _ in directory.iterdir()))
-    webm = encode_with_pyav(np.tile(SECOND, seconds), 16000, "webm", "libopus")
-    assert len(webm) < 256 * 1024  # the upload itself stays in memory
-    assert await transcribe(gateway, webm) == "heard"
+    mp3 = encode_with_pyav(np.tile(SECOND, seconds), 16000, "mp3", "libmp3lame")
+    assert len(mp3) < 256 * 1024  # the upload itself stays in memory
+    assert await transcribe(gateway, mp3) == "heard"
     return gateway
 
 
@@ -183,7 +197,7 @@ async def test_a_short_decode_never_touches_the_disk(
     start_gateway: GatewayFactory, recorder: RecordingParakeet
 ) -> None:
     """A voice command goes to its decoder and back as bytes: no scratch file at any point."""
-    await transcribe_webm_counting_scratch_files(start_gateway, recorder, 3)
+    await transcribe_mp3_counting_scratch_files(start_gateway, recorder, 3)
     assert recorder.watched == [0.0]
     samples, rate = wav_to_pcm(recorder.received[0])
     assert rate == 16000
@@ -194,7 +208,7 @@ async def test_a_long_decode_is_written_to_the_spool(
     start_gateway: GatewayFactory, recorder: RecordingParakeet
 ) -> None:
     """Past 8 s the decoder writes its WAV to a scratch file, removed after the answer."""
-    gateway = await transcribe_webm_counting_scratch_files(start_gateway, recorder, 12)
+    gateway = await transcribe_mp3_counting_scratch_files(start_gateway, recorder, 12)
     assert recorder.watched == [1.0]  # the decoded WAV only
     sent = recorder.received[0]
     samples, _ = wav_to_pcm(sent)

@@ -1,4 +1,5 @@
-"""POST /v1/audio/transcriptions: any browser/app audio → 16 kHz WAV → Parakeet → OpenAI shapes."""
+"""POST /v1/audio/transcriptions: any browser/app audio → 16 kHz WAV or Ogg/Opus → Parakeet →
+OpenAI shapes."""
 
 from __future__ import annotations
 
@@ -25,7 +26,14 @@ from ..speakers.parsing import UpstreamFormatError
 from ..speakers.pipeline import transcribe_with_speakers
 from ..transcript_formats import subtitle_cues, to_srt, to_vtt, usage, verbose_transcription
 from ..transcription_stream import stream_transcription
-from ..uploads import MULTIPART, URLENCODED, decode_upload, read_audio_upload, spool_bytes
+from ..uploads import (
+    MULTIPART,
+    URLENCODED,
+    decode_upload,
+    parakeet_upload,
+    read_audio_upload,
+    spool_bytes,
+)
 from .speakers import speaker_options
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
@@ -215,37 +223,39 @@ def _validated(
 async def transcriptions(request: web.Request) -> web.StreamResponse:
     """Transcribe an upload and answer in the requested OpenAI format."""
     req = await read_transcription_request(request)
-    decoded = await decode_upload(request, req.audio)
     upstream = request.app[UPSTREAM]
-    if req.stream:
-        return await stream_transcription(
-            request, upstream, decoded.samples(), language=req.language
-        )
-    if req.response_format == "diarized_json":
+    if req.stream or req.response_format == "diarized_json":
+        # Cut and measured here: these need the decoded samples, never Ogg/Opus.
+        decoded = await decode_upload(request, req.audio)
+        if req.stream:
+            samples = decoded.samples()
+            return await stream_transcription(request, upstream, samples, language=req.language)
         return await _diarized(request, req, decoded)
+    audio = await parakeet_upload(request, req.audio)
     verbose = req.response_format in ("verbose_json", "srt", "vtt")
     result = await upstream.transcribe(
-        decoded.wav,
+        audio.audio,
         language=req.language,
         response_format="verbose_json" if verbose else "json",
         granularities=["word", "segment"] if verbose else [],
         model=None,
+        audio_format=audio.format,
     )
     if not isinstance(result, dict):
         result = {"text": str(result)}
     text = str(result.get("text", "")).strip()
     if req.response_format == "json":
-        return web.json_response({"text": text, "usage": usage(decoded.duration_s)})
+        return web.json_response({"text": text, "usage": usage(audio.duration_s)})
     if req.response_format == "text":
         return web.Response(text=text, content_type="text/plain")
     if req.response_format in ("srt", "vtt"):
-        cues = subtitle_cues(result, duration=decoded.duration_s)
+        cues = subtitle_cues(result, duration=audio.duration_s)
         if req.response_format == "srt":
             return web.Response(text=to_srt(cues), content_type="text/plain")
         return web.Response(text=to_vtt(cues), content_type="text/vtt")
     body = verbose_transcription(
         result,
-        duration=decoded.duration_s,
+        duration=audio.duration_s,
         language=req.language,
         words_wanted="word" in req.granularities,
     )

@@ -1,0 +1,200 @@
+"""Opus reaches Parakeet copied into Ogg, not decoded; hostile Opus files are refused first."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+import pytest
+import soundfile
+
+from spark_gateway.appkeys import SPOOL
+from spark_gateway.parakeet_formats import is_remuxed
+from tests.gateway.audio_files import encode_with_pyav
+from tests.gateway.conftest import GatewayFactory, RunningGateway
+from tests.gateway.test_stt_passthrough import (
+    DecoderCalls,
+    RecordingParakeet,
+    recording_parakeet,
+    transcribe,
+)
+
+TONE = (np.sin(np.arange(3 * 16000) / 16000 * 2 * np.pi * 220) * 8000).astype(np.int16)
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[RecordingParakeet]:
+    async with recording_parakeet() as parakeet:
+        yield parakeet
+
+
+async def post_upload(gateway: RunningGateway, upload: bytes, **fields: str) -> tuple[int, Any]:
+    form = aiohttp.FormData({"model": "whisper-1", **fields})
+    form.add_field("file", upload, filename="recording.webm")
+    return await gateway.post("/v1/audio/transcriptions", data=form)
+
+
+def opus_samples(ogg: bytes) -> tuple[np.ndarray, int]:
+    """The Ogg/Opus decoded by libsndfile, as the Parakeet container reads it."""
+    with soundfile.SoundFile(io.BytesIO(ogg)) as sound:
+        assert (sound.format, sound.subtype) == ("OGG", "OPUS")
+        return sound.read(dtype="float32"), int(sound.samplerate)
+
+
+def decoded_by_ffmpeg(data: bytes) -> np.ndarray:
+    """The upload decoded by FFmpeg's own Opus decoder (48 kHz float), as a reference."""
+    with av.open(io.BytesIO(data)) as container:
+        frames = container.decode(container.streams.audio[0])
+        return np.concatenate([frame.to_ndarray().reshape(-1) for frame in frames])
+
+
+def best_match(a: np.ndarray, b: np.ndarray, max_lag: int = 400) -> float:
+    """The highest correlation of `a` with `b` shifted by up to `max_lag` samples."""
+    n = min(len(a), len(b)) - max_lag
+    return max(
+        float(
+            np.corrcoef(a[max(lag, 0) : n + max(lag, 0)], b[max(-lag, 0) : n + max(-lag, 0)])[0, 1]
+        )
+        for lag in range(-max_lag, max_lag + 1)
+    )
+
+
+def rewritten(data: bytes, container: str, **options: str) -> bytes:
+    """The same Opus packets in another container (FFmpeg's muxer, packets untouched)."""
+    out = io.BytesIO()
+    with (
+        av.open(io.BytesIO(data)) as source,
+        av.open(out, "w", format=container, container_options=options) as target,
+    ):
+        stream = source.streams.audio[0]
+        copy = target.add_stream_from_template(stream)
+        for packet in source.demux(stream):
+            if packet.dts is not None:
+                packet.stream = copy
+                target.mux(packet)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("container", ["webm", "ogg"])
+async def test_opus_is_sent_as_ogg_opus_without_decoding(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet, container: str
+) -> None:
+    gateway = await start_gateway(parakeet_url=recorder.url)
+    calls = DecoderCalls(gateway)
+    upload = encode_with_pyav(TONE, 16000, container, "libopus")
+    assert await transcribe(gateway, upload, response_format="verbose_json") == "heard"
+    assert calls.count == 1  # the remux still runs in a decoder process (issue #11)
+    [sent] = recorder.received
+    assert recorder.named == [("audio.ogg", "audio/ogg")]
+    samples, rate = opus_samples(sent)
+    assert rate == 48000
+    assert len(samples) / rate == pytest.approx(3.0, abs=0.03)
+    # The very packets of the upload: the same audio as decoding the upload itself, give or
+    # take Opus's pre-skip (312 samples), which FFmpeg drops in Ogg but not in WebM.
+    assert best_match(samples, decoded_by_ffmpeg(upload)) > 0.999
+
+
+async def test_a_spooled_opus_upload_is_remuxed_to_a_spool_file(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet
+) -> None:
+    """Past 256 KiB the upload is on disk, and so is its Ogg, streamed to Parakeet."""
+    gateway = await start_gateway(parakeet_url=recorder.url)
+    noise = np.random.default_rng(0).integers(-8000, 8000, 40 * 16000).astype(np.int16)
+    upload = encode_with_pyav(noise, 16000, "webm", "libopus")
+    assert len(upload) > 256 * 1024
+    assert await transcribe(gateway, upload) == "heard"
+    [sent] = recorder.received
+    samples, rate = opus_samples(sent)
+    assert len(samples) / rate == pytest.approx(40.0, abs=0.05)
+    await gateway.app[SPOOL].drain()
+    assert list(gateway.app[SPOOL].directory.iterdir()) == []
+
+
+async def test_what_needs_samples_or_is_not_opus_is_decoded(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet
+) -> None:
+    """Streamed transcripts are cut here, so they need samples; Matroska holding FLAC is not
+    remuxed."""
+    gateway = await start_gateway(parakeet_url=recorder.url)
+    webm = encode_with_pyav(TONE, 16000, "webm", "libopus")
+    assert await transcribe(gateway, webm) == "heard"
+    status, _ = await post_upload(gateway, webm, stream="true")
+    assert status == 200
+    flac = encode_with_pyav(TONE, 16000, "matroska", "flac")
+    assert flac[:4] == b"\x1a\x45\xdf\xa3"  # EBML, as a webm
+    assert await transcribe(gateway, flac) == "heard"
+    kinds = [
+        (sent[:4], filename)
+        for sent, (filename, _) in zip(recorder.received, recorder.named, strict=True)
+    ]
+    assert kinds[0] == (b"OggS", "audio.ogg")
+    assert kinds[-1] == (b"RIFF", "audio.wav")
+    assert all(kind == (b"RIFF", "audio.wav") for kind in kinds[1:])
+
+
+def test_only_mono_and_stereo_opus_is_remuxed() -> None:
+    assert is_remuxed("opus", 1)
+    assert is_remuxed("opus", 2)
+    assert not is_remuxed("opus", 6)  # Ogg's mapping family 1: decoded here instead
+    assert not is_remuxed("vorbis", 1)
+
+
+def hostile_opus() -> dict[str, tuple[bytes, str]]:
+    """Opus files that must not reach Parakeet, and the words of the 400 each gets."""
+    webm = encode_with_pyav(TONE, 16000, "webm", "libopus")
+    head = webm.find(b"OpusHead")
+    codec = webm.find(b"A_OPUS")
+    # A live recording (no declared length) whose last packet is stamped 5 hours in.
+    late = io.BytesIO()
+    with (
+        av.open(io.BytesIO(webm)) as source,
+        av.open(late, "w", format="webm", container_options={"live": "1"}) as target,
+    ):
+        stream = source.streams.audio[0]
+        copy = target.add_stream_from_template(stream)
+        packets = [packet for packet in source.demux(stream) if packet.dts is not None]
+        for index, packet in enumerate(packets):
+            if index == len(packets) - 1:
+                packet.pts = packet.dts = 5 * 3600 * 1000
+            packet.stream = copy
+            target.mux(packet)
+    many = io.BytesIO()
+    with av.open(io.BytesIO(webm)) as source, av.open(many, "w", format="webm") as target:
+        stream = source.streams.audio[0]
+        copies = [target.add_stream_from_template(stream) for _ in range(20)]
+        for packet in source.demux(stream):
+            if packet.dts is not None:
+                for copy in copies:
+                    packet.stream = copy
+                    target.mux(packet)
+    return {
+        "cut inside the header": (webm[:150], "could not be decoded"),
+        "damaged OpusHead": (
+            webm[:head] + b"XpusHead" + webm[head + 8 :],
+            "identification header (OpusHead) is damaged",
+        ),
+        "unknown codec id": (webm[:codec] + b"A_OPUX" + webm[codec + 6 :], "codec"),
+        "timestamps past the cap": (late.getvalue(), "longer than the 60 s allowed"),
+        "20 streams": (many.getvalue(), "holds 20 streams"),
+        "Ogg cut before its audio": (rewritten(webm, "ogg")[:100], "could not be decoded"),
+    }
+
+
+HOSTILE_OPUS = hostile_opus()
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_OPUS))
+async def test_hostile_opus_is_refused_before_parakeet(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet, name: str
+) -> None:
+    gateway: RunningGateway = await start_gateway(parakeet_url=recorder.url, max_audio_seconds=60.0)
+    upload, words = HOSTILE_OPUS[name]
+    status, body = await post_upload(gateway, upload)
+    assert status == 400, body
+    assert body["error"]["code"] == "invalid_audio"
+    assert words in body["error"]["message"]
+    assert recorder.received == []
