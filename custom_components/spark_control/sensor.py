@@ -56,6 +56,9 @@ class SparkGpuSensorEntityDescription(SensorEntityDescription):
 
     value_fn: Callable[[list[GpuStats]], float | None]
     exists_fn: Callable[[SparkControlConfigEntry], bool] = lambda _: True
+    # Only for nodes whose GPUs reported it when the entry was set up: a reading some GPUs
+    # never have (a GB10 has no power cap) makes no entity that would stay unavailable.
+    only_where_reported: bool = False
 
 
 def _values(gpus: list[GpuStats], field: str) -> list[float]:
@@ -197,6 +200,15 @@ GPU_SENSORS: tuple[SparkGpuSensorEntityDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=_total("power_w"),
     ),
+    SparkGpuSensorEntityDescription(
+        key="gpu_power_limit",
+        translation_key="gpu_power_limit",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_total("power_limit_w"),
+        only_where_reported=True,
+    ),
 )
 
 SWAP_SENSOR = SensorEntityDescription(
@@ -221,11 +233,16 @@ async def async_setup_entry(
         for description in VLLM_SENSORS
         if description.exists_fn(entry)
     )
+    first_gpus = runtime.metrics.data.gpus
     entities.extend(
         SparkGpuSensor(runtime.metrics, description, node)
         for node in nodes_of(entry.data)
         for description in GPU_SENSORS
         if description.exists_fn(entry)
+        and (
+            not description.only_where_reported
+            or description.value_fn(first_gpus.get(node, [])) is not None
+        )
     )
     async_remove_retired_sensors(hass, entry)
     entities.extend(recovery_sensors(entry))  # wedges, restarts in window (recovery)

@@ -285,6 +285,71 @@ test("the device pages show no unknown state and the wedge count reads 0", async
   }
 });
 
+// The power gauges the strategy builds for the cluster: node name -> [min, max, severity].
+function powerGauges(page, extraLimit) {
+  return page.evaluate(async (limit) => {
+    const real = document.querySelector("home-assistant").hass;
+    let hass = real;
+    if (limit) {
+      // The node's GPU reporting an enforced power limit, as a discrete GPU's does: its
+      // `GPU power limit` sensor in the registry and the state machine (a GB10 has none).
+      const power = Object.values(real.entities).find((e) => e.entity_id === limit.power);
+      const entityId = limit.power.replace(/_gpu_power$/, "_gpu_power_limit");
+      hass = {
+        ...real,
+        entities: {
+          ...real.entities,
+          [entityId]: { ...power, entity_id: entityId, translation_key: "gpu_power_limit" },
+        },
+        states: {
+          ...real.states,
+          [entityId]: { entity_id: entityId, state: String(limit.watts), attributes: {} },
+        },
+      };
+    }
+    const strategy = customElements.get("ll-strategy-dashboard-spark-control");
+    const dashboard = await strategy.generate({}, hass);
+    const gauges = {};
+    for (const section of dashboard.views[0].sections) {
+      const node = section.cards.find((card) => card.type === "heading")?.heading;
+      for (const card of section.cards) {
+        if (card.type === "gauge" && card.entity.endsWith("_gpu_power")) {
+          gauges[node] = [card.min, card.max, card.severity];
+        }
+      }
+    }
+    return gauges;
+  }, extraLimit);
+}
+
+test("the power gauge spans the node's power limit, or a GB10's 140 W without one", async () => {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  try {
+    await logIn(page);
+    await openDashboard(page);
+    // The demo's nodes are GB10s: nvidia-smi reports no power limit, no limit sensor exists.
+    const gb10 = { min: 0, max: 140, severity: { green: 0, yellow: 84, red: 112 } };
+    assert.deepEqual(await powerGauges(page), {
+      "spark-1": [gb10.min, gb10.max, gb10.severity],
+      "spark-2": [gb10.min, gb10.max, gb10.severity],
+    });
+    const power = await page.evaluate(
+      () =>
+        Object.keys(document.querySelector("home-assistant").hass.states).filter((id) =>
+          id.endsWith("_gpu_power"),
+        ),
+    );
+    assert.equal(power.length, 2, power.join());
+    const spark1 = power.find((id) => id.includes("spark_1"));
+    assert.deepEqual(await powerGauges(page, { power: spark1, watts: 300 }), {
+      "spark-1": [0, 300, { green: 0, yellow: 180, red: 240 }],
+      "spark-2": [gb10.min, gb10.max, gb10.severity],
+    });
+  } finally {
+    await page.close();
+  }
+});
+
 test("the config flow shows every field error at once and goes back from the key step", async () => {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   try {

@@ -38,6 +38,9 @@ class SimWorld:
     images: list[dict[str, Image]] = field(default_factory=list)  # per node: tag -> image
     # per node index: nvidia-smi fields its GPU reports as `[N/A]` (a GPU without that sensor)
     unreported_gpu_fields: dict[int, set[str]] = field(default_factory=dict)
+    # per node index: the enforced power limit (W) its GPU reports; others print `[N/A]`, as a
+    # GB10 does (it has no power cap to report)
+    gpu_power_limits: dict[int, float] = field(default_factory=dict)
 
     def containers_on(self, node_index: int) -> list[Container]:
         return [c for c in self.containers.values() if c.node_index == node_index and not c.removed]

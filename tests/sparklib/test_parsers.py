@@ -20,23 +20,25 @@ from custom_components.spark_control.sparklib.metrics import (
 )
 
 
-def test_nvidia_smi_gb10_reports_memory_not_available() -> None:
-    assert parse_nvidia_smi("0, NVIDIA GB10, 87, [N/A], [N/A], 61, 95.32\n") == [
-        GpuStats(0, "NVIDIA GB10", 87.0, None, None, 61.0, 95.32)
+def test_nvidia_smi_gb10_reports_memory_and_power_limit_not_available() -> None:
+    assert parse_nvidia_smi("0, NVIDIA GB10, 87, [N/A], [N/A], 61, 95.32, [N/A]\n") == [
+        GpuStats(0, "NVIDIA GB10", 87.0, None, None, 61.0, 95.32, None)
     ]
 
 
 def test_nvidia_smi_discrete_gpus() -> None:
     text = (
-        "0, NVIDIA RTX 6000 Ada Generation, 3, 1024, 49140, 35, 22.51\n"
-        "1, NVIDIA RTX 6000 Ada Generation, 100, 48000, 49140, 79, [N/A]\n"
+        "0, NVIDIA RTX 6000 Ada Generation, 3, 1024, 49140, 35, 22.51, 300.00\n"
+        "1, NVIDIA RTX 6000 Ada Generation, 100, 48000, 49140, 79, [N/A], [Not Supported]\n"
     )
     gpus = parse_nvidia_smi(text)
     assert [gpu.index for gpu in gpus] == [0, 1]
     assert gpus[0].memory_used_mib == 1024.0
     assert gpus[0].memory_total_mib == 49140.0
     assert gpus[1].utilization_pct == 100.0
+    assert gpus[0].power_limit_w == 300.0
     assert gpus[1].power_w is None
+    assert gpus[1].power_limit_w is None
 
 
 def test_nvidia_smi_empty_and_garbage() -> None:
@@ -44,7 +46,9 @@ def test_nvidia_smi_empty_and_garbage() -> None:
     with pytest.raises(SparkError):
         parse_nvidia_smi("NVIDIA-SMI has failed because it couldn't communicate with the driver")
     with pytest.raises(SparkError):
-        parse_nvidia_smi("x, NVIDIA GB10, 87, [N/A], [N/A], 61, 95.32")
+        parse_nvidia_smi("x, NVIDIA GB10, 87, [N/A], [N/A], 61, 95.32, [N/A]")
+    with pytest.raises(SparkError):  # the limit column missing: not the query's shape
+        parse_nvidia_smi("0, NVIDIA GB10, 87, [N/A], [N/A], 61, 95.32")
 
 
 def test_docker_ps_and_inspect() -> None:

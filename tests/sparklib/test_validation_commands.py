@@ -111,7 +111,7 @@ def test_docker_commands_match_contract() -> None:
     assert commands.probe().render() == "uname -srm"
     assert commands.nvidia_smi_query().render() == (
         "nvidia-smi --query-gpu=index,name,utilization.gpu,memory.used,memory.total,"
-        "temperature.gpu,power.draw --format=csv,noheader,nounits"
+        "temperature.gpu,power.draw,enforced.power.limit --format=csv,noheader,nounits"
     )
 
 

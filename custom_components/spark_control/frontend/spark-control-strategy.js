@@ -9,12 +9,14 @@
 const DOMAIN = "spark_control";
 const HOURS = 24;
 
-// translation_key -> how the dashboard uses it.
+// translation_key -> how the dashboard uses it. Severities are fractions of the range.
+// The power gauge's range is the node's enforced power limit (its `gpu_power_limit` sensor);
+// a node whose GPU reports none (a GB10 has no power cap) gets the GB10's 140 W TDP.
 const NODE_GAUGES = [
-  { key: "gpu_utilization", max: 100, severity: { green: 0, yellow: 70, red: 90 } },
-  { key: "gpu_memory_usage", max: 100, severity: { green: 0, yellow: 80, red: 95 } },
-  { key: "gpu_temperature", max: 100, severity: { green: 0, yellow: 75, red: 85 } },
-  { key: "gpu_power", max: 250, severity: { green: 0, yellow: 150, red: 200 } },
+  { key: "gpu_utilization", max: 100, severity: { yellow: 0.7, red: 0.9 } },
+  { key: "gpu_memory_usage", max: 100, severity: { yellow: 0.8, red: 0.95 } },
+  { key: "gpu_temperature", max: 100, severity: { yellow: 0.75, red: 0.85 } },
+  { key: "gpu_power", maxFrom: "gpu_power_limit", max: 140, severity: { yellow: 0.6, red: 0.8 } },
 ];
 const SERVICE_ORDER = ["vllm", "parakeet", "magpie"];
 // vLLM's log prefix, e.g. "(APIServer pid=1) INFO 11-21 09:10:11 [api_server.py:1885] ".
@@ -73,6 +75,12 @@ class SparkCluster {
 
   one(holder, key) {
     return holder?.byKey.get(key)?.[0];
+  }
+
+  // An entity's state as a positive number, or undefined (no entity, unavailable, zero).
+  reading(entityId) {
+    const value = Number.parseFloat(this.hass.states[entityId]?.state);
+    return value > 0 ? value : undefined;
   }
 
   withKey(key) {
@@ -246,13 +254,18 @@ class SparkCluster {
           const entity = this.one(node, gauge.key);
           if (!entity) continue;
           graphed.push(entity);
+          const max = this.reading(this.one(node, gauge.maxFrom)) ?? gauge.max;
           cards.push({
             type: "gauge",
             entity,
             name: shortName(this.hass, entity, name),
             min: 0,
-            max: gauge.max,
-            severity: gauge.severity,
+            max,
+            severity: {
+              green: 0,
+              yellow: Math.round(gauge.severity.yellow * max),
+              red: Math.round(gauge.severity.red * max),
+            },
             visibility: whenAvailable(entity),
             grid_options: { columns: 6 },
           });

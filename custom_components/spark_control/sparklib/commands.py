@@ -40,6 +40,7 @@ NVIDIA_SMI_FIELDS = (
     "memory.total",
     "temperature.gpu",
     "power.draw",
+    "enforced.power.limit",  # the ceiling the driver holds the draw under ([N/A] on a GB10)
 )
 
 _DURATION_RE = re.compile(r"^\d{1,9}(\.\d{1,6})?[smh]$")

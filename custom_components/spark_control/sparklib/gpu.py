@@ -22,6 +22,7 @@ class GpuStats:
     memory_total_mib: float | None
     temperature_c: float | None
     power_w: float | None
+    power_limit_w: float | None  # the enforced power limit
 
 
 def parse_nvidia_smi(csv_text: str) -> list[GpuStats]:
@@ -30,9 +31,9 @@ def parse_nvidia_smi(csv_text: str) -> list[GpuStats]:
     for row in csv.reader(io.StringIO(csv_text), skipinitialspace=True):
         if not row or all(not cell.strip() for cell in row):
             continue
-        if len(row) != 7:
+        if len(row) != 8:
             raise SparkError(f"unexpected nvidia-smi line: {','.join(row)!r}")
-        index, name, util, used, total, temp, power = (cell.strip() for cell in row)
+        index, name, util, used, total, temp, power, limit = (cell.strip() for cell in row)
         try:
             gpus.append(
                 GpuStats(
@@ -43,6 +44,7 @@ def parse_nvidia_smi(csv_text: str) -> list[GpuStats]:
                     memory_total_mib=_number(total),
                     temperature_c=_number(temp),
                     power_w=_number(power),
+                    power_limit_w=_number(limit),
                 )
             )
         except ValueError as err:

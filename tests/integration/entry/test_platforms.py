@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -98,6 +99,37 @@ async def test_gpu_power_on_by_default(hass: HomeAssistant, loaded_entry: MockCo
         assert state is not None
         assert state.attributes["unit_of_measurement"] == "W"
         assert float(state.state) > 0
+
+
+async def test_gpu_power_limit_only_where_the_gpu_reports_one(
+    hass: HomeAssistant, sim: SimCluster, config_entry: MockConfigEntry
+) -> None:
+    """A node whose GPU reports an enforced power limit gets a `GPU power limit` sensor (the
+    dashboard's power gauge range); a GB10 prints `[N/A]` for it and gets none, rather than
+    an entity that would never have a value. A changed limit shows on the next poll."""
+    sim.world.gpu_power_limits[0] = 300.0  # spark-1 as a discrete GPU; spark-2 a GB10
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    registry = er.async_get(hass)
+    limits = [
+        item
+        for item in er.async_entries_for_config_entry(registry, config_entry.entry_id)
+        if item.unique_id.endswith("_gpu_power_limit")
+    ]
+    assert [item.entity_id for item in limits] == ["sensor.spark_1_gpu_power_limit"]
+    assert limits[0].entity_category is EntityCategory.DIAGNOSTIC
+    state = hass.states.get("sensor.spark_1_gpu_power_limit")
+    assert state is not None
+    assert state.state == "300.0"
+    assert state.attributes["unit_of_measurement"] == "W"
+    assert state.attributes["friendly_name"] == "spark-1 GPU power limit"
+
+    sim.world.gpu_power_limits[0] = 250.0  # nvidia-smi -pl 250
+    await config_entry.runtime_data.metrics.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.spark_1_gpu_power_limit").state == "250.0"  # type: ignore[union-attr]
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 async def test_gpu_reading_a_node_does_not_report_is_unavailable(

@@ -12,6 +12,7 @@ _GPU_FIELDS = (
     "memory.total",
     "temperature.gpu",
     "power.draw",
+    "enforced.power.limit",
     "driver_version",
 )
 DRIVER_VERSION = "580.95.05"
@@ -57,6 +58,10 @@ def _gpu_values(ctx: CommandContext) -> dict[str, str]:
         "memory.total": "[N/A]",
         "temperature.gpu": str(38 + busy * 3 // 10),
         "power.draw": f"{11.8 + busy * 0.83:.2f}",
+        # A GB10 has no power cap to report; a node given one prints it as nvidia-smi does.
+        "enforced.power.limit": f"{limit:.2f}"
+        if (limit := ctx.world.gpu_power_limits.get(ctx.node_index)) is not None
+        else "[N/A]",
         "driver_version": DRIVER_VERSION,
     }
     for field in ctx.world.unreported_gpu_fields.get(ctx.node_index, ()):

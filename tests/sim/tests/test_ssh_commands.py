@@ -245,11 +245,11 @@ async def test_build_failure_exits_nonzero(sim: SimCluster, ssh: SshConnect) -> 
     assert "Done." not in result.stdout
 
 
-async def test_nvidia_smi_query(ssh: SshConnect) -> None:
+async def test_nvidia_smi_query(sim: SimCluster, ssh: SshConnect) -> None:
     conn = await ssh(0)
     query = (
         "nvidia-smi --query-gpu=index,name,utilization.gpu,memory.used,memory.total,"
-        "temperature.gpu,power.draw --format=csv,noheader,nounits"
+        "temperature.gpu,power.draw,enforced.power.limit --format=csv,noheader,nounits"
     )
     result = await conn.run(query)
     assert result.exit_status == 0
@@ -258,6 +258,10 @@ async def test_nvidia_smi_query(ssh: SshConnect) -> None:
     assert fields[3:5] == ["[N/A]", "[N/A]"]
     assert 0 <= int(fields[2]) <= 100
     float(fields[6])
+    assert fields[7] == "[N/A]"  # a GB10 has no power cap to report
+    sim.world.gpu_power_limits[0] = 240.0
+    limited = await conn.run(query)
+    assert limited.stdout.strip().split(", ")[7] == "240.00"
     bad = await conn.run("nvidia-smi --query-gpu=bogus --format=csv")
     assert bad.exit_status == 2
 
