@@ -34,7 +34,9 @@ sys.path.insert(0, str(ROOT / "addon"))
 from tests.gateway.gateway_process import GatewayProcess, PeakSampler, SinkParakeet  # noqa: E402
 from tests.gateway.hostile_audio import (  # noqa: E402
     CRASHING_WAVS,
+    hostile_opus,
     silent_flac,
+    silent_webm_opus,
     wav_at_one_hertz,
     wav_file,
 )
@@ -61,6 +63,10 @@ def attacks(quick: bool) -> list[Attack]:
     if not flac_path.exists():
         flac_path.write_bytes(silent_flac(hours * 3600))
     flac = flac_path.read_bytes()
+    webm_path = CACHE / f"silence_{hours:g}h.webm"
+    if not webm_path.exists():
+        webm_path.write_bytes(silent_webm_opus(hours * 3600))
+    webm = webm_path.read_bytes()
     route = "/v1/audio/transcriptions"
     found = [Attack(f"WAV {name}", route, audio) for name, audio in CRASHING_WAVS.items()]
     found += [
@@ -75,6 +81,15 @@ def attacks(quick: bool) -> list[Attack]:
             "the same FLAC to transcribe-with-speakers",
             "/api/audio/transcribe-with-speakers",
             flac,
+        ),
+        Attack(
+            f"webm/opus of {hours:g} h of silence ({len(webm) / 2**20:.1f} MiB, remuxed)",
+            route,
+            webm,
+        ),
+        *(
+            Attack(f"webm/opus: {name}", route, audio)
+            for name, audio in hostile_opus(webm[: 256 * 1024]).items()
         ),
         Attack("150 MiB of random bytes as audio", route, os.urandom(150 * 2**20)),
         Attack("JSON nested 100,000 deep", route, b"[" * 100_000, kind="json"),
@@ -141,7 +156,9 @@ async def run(quick: bool) -> int:
                     f"{time.perf_counter() - start:>6.1f} {'ok' if ok else 'OVER'}"
                 )
             print()
-            heavy = [a for a in attack_set if "FLAC" in a.name or "random" in a.name]
+            heavy = [
+                a for a in attack_set if any(k in a.name for k in ("FLAC", "random", "remuxed"))
+            ]
             for attack in heavy:
                 start = time.perf_counter()
                 async with PeakSampler(gateway) as sampler:

@@ -73,3 +73,66 @@ def silent_flac(seconds: float, rate: int = 8000) -> bytes:
         for packet in stream.encode(None):
             out.mux(packet)
     return buffer.getvalue()
+
+
+def repackaged_opus(
+    opus: bytes, container: str, *, copies: int = 1, last_pts: int | None = None, **options: str
+) -> bytes:
+    """The Opus packets of `opus` in another container, untouched (FFmpeg's muxer), written to
+    `copies` streams at once, the last packet restamped to `last_pts` when given."""
+    out = io.BytesIO()
+    with (
+        av.open(io.BytesIO(opus)) as source,
+        av.open(out, "w", format=container, container_options=options) as target,
+    ):
+        stream = source.streams.audio[0]
+        streams = [target.add_stream_from_template(stream) for _ in range(copies)]
+        packets = [packet for packet in source.demux(stream) if packet.dts is not None]
+        for index, packet in enumerate(packets):
+            if last_pts is not None and index == len(packets) - 1:
+                packet.pts = packet.dts = last_pts
+            for copy in streams:
+                packet.stream = copy
+                target.mux(packet)
+    return out.getvalue()
+
+
+def hostile_opus(webm: bytes) -> dict[str, bytes]:
+    """Variants of a browser's webm/opus recording (`webm`) that must not reach Parakeet."""
+    head = webm.find(b"OpusHead")
+    codec = webm.find(b"A_OPUS")
+    return {
+        "cut inside the header": webm[:150],
+        "damaged OpusHead": webm[:head] + b"XpusHead" + webm[head + 8 :],
+        "unknown codec id": webm[:codec] + b"A_OPUX" + webm[codec + 6 :],
+        # A live recording (no declared length, as MediaRecorder writes) stamped 5 hours in.
+        "timestamps past the cap": repackaged_opus(
+            webm, "webm", last_pts=5 * 3600 * 1000, live="1"
+        ),
+        "20 streams": repackaged_opus(webm, "webm", copies=20),
+        "Ogg cut before its audio": repackaged_opus(webm, "ogg")[:100],
+    }
+
+
+def silent_webm_opus(seconds: float) -> bytes:
+    """A live webm/opus of silence, as a browser streams it (no declared length): about
+    1.4 MiB an hour, each 20 ms packet a few bytes."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="webm", container_options={"live": "1"}) as out:
+        stream = out.add_stream("libopus", rate=48000)
+        stream.layout = "mono"
+        block = np.zeros((1, 48000 * 10), dtype=np.int16)
+        pts = 0
+        remaining = int(seconds * 48000)
+        while remaining > 0:
+            n = min(remaining, block.shape[1])
+            frame = av.AudioFrame.from_ndarray(block[:, :n], format="s16", layout="mono")
+            frame.sample_rate = 48000
+            frame.pts = pts
+            pts += n
+            remaining -= n
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()

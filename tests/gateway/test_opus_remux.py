@@ -16,6 +16,7 @@ from spark_gateway.appkeys import SPOOL
 from spark_gateway.parakeet_formats import is_remuxed
 from tests.gateway.audio_files import encode_with_pyav
 from tests.gateway.conftest import GatewayFactory, RunningGateway
+from tests.gateway.hostile_audio import hostile_opus
 from tests.gateway.test_stt_passthrough import (
     DecoderCalls,
     RecordingParakeet,
@@ -61,22 +62,6 @@ def best_match(a: np.ndarray, b: np.ndarray, max_lag: int = 400) -> float:
         )
         for lag in range(-max_lag, max_lag + 1)
     )
-
-
-def rewritten(data: bytes, container: str, **options: str) -> bytes:
-    """The same Opus packets in another container (FFmpeg's muxer, packets untouched)."""
-    out = io.BytesIO()
-    with (
-        av.open(io.BytesIO(data)) as source,
-        av.open(out, "w", format=container, container_options=options) as target,
-    ):
-        stream = source.streams.audio[0]
-        copy = target.add_stream_from_template(stream)
-        for packet in source.demux(stream):
-            if packet.dts is not None:
-                packet.stream = copy
-                target.mux(packet)
-    return out.getvalue()
 
 
 @pytest.mark.parametrize("container", ["webm", "ogg"])
@@ -143,48 +128,20 @@ def test_only_mono_and_stereo_opus_is_remuxed() -> None:
     assert not is_remuxed("vorbis", 1)
 
 
-def hostile_opus() -> dict[str, tuple[bytes, str]]:
-    """Opus files that must not reach Parakeet, and the words of the 400 each gets."""
-    webm = encode_with_pyav(TONE, 16000, "webm", "libopus")
-    head = webm.find(b"OpusHead")
-    codec = webm.find(b"A_OPUS")
-    # A live recording (no declared length) whose last packet is stamped 5 hours in.
-    late = io.BytesIO()
-    with (
-        av.open(io.BytesIO(webm)) as source,
-        av.open(late, "w", format="webm", container_options={"live": "1"}) as target,
-    ):
-        stream = source.streams.audio[0]
-        copy = target.add_stream_from_template(stream)
-        packets = [packet for packet in source.demux(stream) if packet.dts is not None]
-        for index, packet in enumerate(packets):
-            if index == len(packets) - 1:
-                packet.pts = packet.dts = 5 * 3600 * 1000
-            packet.stream = copy
-            target.mux(packet)
-    many = io.BytesIO()
-    with av.open(io.BytesIO(webm)) as source, av.open(many, "w", format="webm") as target:
-        stream = source.streams.audio[0]
-        copies = [target.add_stream_from_template(stream) for _ in range(20)]
-        for packet in source.demux(stream):
-            if packet.dts is not None:
-                for copy in copies:
-                    packet.stream = copy
-                    target.mux(packet)
-    return {
-        "cut inside the header": (webm[:150], "could not be decoded"),
-        "damaged OpusHead": (
-            webm[:head] + b"XpusHead" + webm[head + 8 :],
-            "identification header (OpusHead) is damaged",
-        ),
-        "unknown codec id": (webm[:codec] + b"A_OPUX" + webm[codec + 6 :], "codec"),
-        "timestamps past the cap": (late.getvalue(), "longer than the 60 s allowed"),
-        "20 streams": (many.getvalue(), "holds 20 streams"),
-        "Ogg cut before its audio": (rewritten(webm, "ogg")[:100], "could not be decoded"),
-    }
+# The words of the 400 each hostile variant gets.
+REFUSALS = {
+    "cut inside the header": "could not be decoded",
+    "damaged OpusHead": "identification header (OpusHead) is damaged",
+    "unknown codec id": "codec",
+    "timestamps past the cap": "longer than the 60 s allowed",
+    "20 streams": "holds 20 streams",
+    "Ogg cut before its audio": "could not be decoded",
+}
+HOSTILE_OPUS = hostile_opus(encode_with_pyav(TONE, 16000, "webm", "libopus"))
 
 
-HOSTILE_OPUS = hostile_opus()
+def test_every_hostile_variant_has_its_refusal() -> None:
+    assert sorted(HOSTILE_OPUS) == sorted(REFUSALS)
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_OPUS))
@@ -192,7 +149,7 @@ async def test_hostile_opus_is_refused_before_parakeet(
     start_gateway: GatewayFactory, recorder: RecordingParakeet, name: str
 ) -> None:
     gateway: RunningGateway = await start_gateway(parakeet_url=recorder.url, max_audio_seconds=60.0)
-    upload, words = HOSTILE_OPUS[name]
+    upload, words = HOSTILE_OPUS[name], REFUSALS[name]
     status, body = await post_upload(gateway, upload)
     assert status == 400, body
     assert body["error"]["code"] == "invalid_audio"
