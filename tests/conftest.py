@@ -16,6 +16,13 @@ from custom_components.spark_control.const import DOMAIN
 
 assert DOMAIN
 
+# The harness's plugin turns on SQLAlchemy's statement logging (`sqlalchemy.engine` at INFO)
+# and logs to the terminal's stderr. The recorder writes from its own thread, so in the tests
+# that run it (the logbook tests) each statement was printed: captured while the test ran,
+# but straight into the run's output whenever pytest paused its capture to print progress.
+# Those lines say nothing a test checks; statements are logged again from WARNING up.
+logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+
 
 @pytest.fixture(autouse=True)
 def _real_sockets(socket_enabled: None) -> None:
