@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from spark_gateway.appkeys import SPOOL
+from spark_gateway.appkeys import AUDIO_IN_FLIGHT, SPOOL
 from spark_gateway.parakeet_formats import is_remuxed
 from tests.gateway.audio_files import encode_with_pyav
 from tests.gateway.conftest import GatewayFactory, RunningGateway
@@ -81,6 +81,20 @@ async def test_opus_is_sent_as_ogg_opus_without_decoding(
     # The very packets of the upload: the same audio as decoding the upload itself, give or
     # take Opus's pre-skip (312 samples), which FFmpeg drops in Ogg but not in WebM.
     assert best_match(samples, decoded_by_ffmpeg(upload)) > 0.999
+
+
+async def test_remuxed_audio_holds_its_length_of_the_budget(
+    start_gateway: GatewayFactory, recorder: RecordingParakeet
+) -> None:
+    """The remux reserves the per-request maximum, then keeps the length its packets span
+    until the request ends, as a decode keeps the length it made."""
+    gateway = await start_gateway(parakeet_url=recorder.url)
+    in_flight = gateway.app[AUDIO_IN_FLIGHT]
+    recorder.watch = lambda: in_flight.capacity_s - in_flight.free_s
+    assert await transcribe(gateway, encode_with_pyav(TONE, 16000, "webm", "libopus")) == "heard"
+    assert recorder.watched == [pytest.approx(3.0, abs=0.03)]  # held while Parakeet had it
+    await gateway.app[SPOOL].drain()
+    assert in_flight.free_s == in_flight.capacity_s
 
 
 async def test_a_spooled_opus_upload_is_remuxed_to_a_spool_file(
