@@ -170,7 +170,8 @@ async def run(rounds: int) -> int:
                 await wait_for(f"{url}/health", session)
             print(
                 f"1 s uploads, {rounds} rounds (direct, gateway and bare relay in turn; for "
-                "webm/opus also the remux in this process and as a decoder-process job)"
+                "webm/opus also the remux in this process and as a decoder-process job); "
+                f"load average {load_average()}"
             )
             print(
                 f"{'input':<18} {'direct p50':>11} {'gateway p50':>12} {'added p50':>10}  "
@@ -238,6 +239,7 @@ async def run(rounds: int) -> int:
                         f"for the 16 kHz WAV; the gateway's old decode to WAV took "
                         f"{decode:.2f} ms in this process"
                     )
+        print(f"load average at the end {load_average()}")
     finally:
         await decoder.stop()
         for process in processes:
@@ -245,6 +247,11 @@ async def run(rounds: int) -> int:
             process.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)  # the gateway's config and data folder
     return 1 if failed else 0
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 min load averages: the WAV figure depends on how idle the cores are."""
+    return " / ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 async def remux_job(decoder: AudioDecoder, upload: bytes, work: Path) -> float:
