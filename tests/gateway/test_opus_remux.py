@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,11 +12,12 @@ import av
 import numpy as np
 import pytest
 import soundfile
+from openai import AsyncOpenAI
 
 from spark_gateway.appkeys import AUDIO_IN_FLIGHT, SPOOL
 from spark_gateway.parakeet_formats import is_remuxed
-from tests.gateway.audio_files import encode_with_pyav
-from tests.gateway.conftest import GatewayFactory, RunningGateway
+from tests.gateway.audio_files import encode_with_pyav, word_overlap
+from tests.gateway.conftest import SPOKEN, GatewayFactory, RunningGateway
 from tests.gateway.hostile_audio import hostile_opus
 from tests.gateway.test_stt_passthrough import (
     DecoderCalls,
@@ -23,6 +25,7 @@ from tests.gateway.test_stt_passthrough import (
     recording_parakeet,
     transcribe,
 )
+from tests.sim import SimCluster
 
 TONE = (np.sin(np.arange(3 * 16000) / 16000 * 2 * np.pi * 220) * 8000).astype(np.int16)
 
@@ -81,6 +84,24 @@ async def test_opus_is_sent_as_ogg_opus_without_decoding(
     # The very packets of the upload: the same audio as decoding the upload itself, give or
     # take Opus's pre-skip (312 samples), which FFmpeg drops in Ogg but not in WebM.
     assert best_match(samples, decoded_by_ffmpeg(upload)) > 0.999
+
+
+CHROMIUM_WEBM = Path(__file__).parent / "data" / "chromium_speech.webm"
+
+
+async def test_a_real_browser_recording_is_heard_through_the_remux(
+    client: AsyncOpenAI, sim: SimCluster
+) -> None:
+    """Chromium's own MediaRecorder (`data/record_in_chromium.py`: flite's voice into its fake
+    microphone, audio/webm;codecs=opus, no declared length, 60 ms packets) remuxed by the
+    gateway and decoded by the simulator's Parakeet as the container decodes it."""
+    recording = CHROMIUM_WEBM.read_bytes()
+    result = await client.audio.transcriptions.create(
+        model="whisper-1", file=("recording.webm", recording), response_format="verbose_json"
+    )
+    assert word_overlap(SPOKEN, result.text) >= 0.6, result.text
+    assert result.duration == pytest.approx(3.18, abs=0.05)
+    assert sim.parakeet.transcriptions == 1
 
 
 async def test_remuxed_audio_holds_its_length_of_the_budget(
