@@ -34,7 +34,7 @@ from .coordinator import (
 )
 from .dashboard import async_register_dashboard_strategy
 from .device_versions import async_track_service_versions
-from .entity import device_tree
+from .entity import async_drop_logbook_card_states, device_tree
 from .errors import async_handle_key_error, setup_error
 from .host_key_issue import host_key_issue_id
 from .identity import async_migrate_entry
@@ -146,6 +146,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SparkControlConfigEntry)
     # Recovery and the voice bridges run before the entities that show them are added.
     async_start_recovery(hass, entry)
     entry.runtime_data.voice = await async_setup_voice(hass, entry, client)
+    async_drop_logbook_card_states(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await async_track_service_versions(hass, entry)
     return True
@@ -184,6 +185,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: SparkControlConfigEntry
     """Stop the extras, remove the entities and close the SSH connections."""
     await entry.runtime_data.recovery.async_stop()
     await async_unload_voice(hass, entry)
+    async_drop_logbook_card_states(hass, entry)
     if unloaded := await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
         await entry.runtime_data.client.close()
     return unloaded

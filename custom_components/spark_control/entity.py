@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.device_registry import DeviceEntry, DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
@@ -56,6 +56,23 @@ def logbook_entity(
     unique_id = f"{_base_id(entry)}_{key}"
     entity_id = er.async_get(hass).async_get_entity_id(platform, DOMAIN, unique_id)
     return {"entity_id": entity_id} if entity_id else {}
+
+
+@callback
+def async_drop_logbook_card_states(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
+    """Remove the states of the entities whose logbooks the dashboard shows as cards of the
+    integration's own lines: the model select (swaps) and the Wedged sensors (wedges,
+    restarts, recoveries). Called before the platforms unload and before they set up.
+
+    Unloading the entry (a reload, an options change) leaves HA's restored `unavailable` in
+    an entity's place, and setting it up again replaces that: both state changes would be
+    listed on those cards ("became unavailable", "changed to …"), and HA's logbook cannot
+    filter them. A state added where there was none, or removed, is no logbook line.
+    """
+    keys = [("select", "model")] + [("binary_sensor", f"{service}_wedged") for service in SERVICES]
+    for platform, key in keys:
+        if entity_id := logbook_entity(hass, entry, platform, key).get("entity_id"):
+            hass.states.async_remove(entity_id)
 
 
 def node_device(entry: SparkControlConfigEntry, node: str) -> DeviceInfo:

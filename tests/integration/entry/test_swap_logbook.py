@@ -23,6 +23,7 @@ from tests.ha_entry import logbook_of
 
 SELECT = "select.lab_vllm_model"
 SWAP_SENSOR = "sensor.lab_vllm_swap_status"
+WEDGED = "binary_sensor.lab_vllm_wedged"
 GEMMA = "Gemma 4 27B Instruct"
 FINISHED_LINE = rf"now serves {GEMMA} \(swap took [\d.]+ s\)"
 
@@ -79,3 +80,40 @@ async def test_swap_lines_are_filed_under_the_model_select(
     assert {entry["name"] for entry in ours} == {"Lab vLLM"}
     # The swap sensor's phases are not the select's: they stay off its logbook.
     assert all(entry["entity_id"] != SWAP_SENSOR for entry in entries)
+
+
+async def test_a_reload_leaves_no_line_on_the_dashboard_logbooks(
+    recorder_mock: Recorder,
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Reloading the entry (as an options change does) puts no "became unavailable" or
+    "changed to …" line on the model select's logbook (the Swaps card) or a Wedged sensor's
+    (the Wedges and restarts card): with none there, the dashboard keeps its empty-state
+    notes. Both entities have their states again afterwards."""
+    assert await async_setup_component(hass, "logbook", {})
+    await hass.async_block_till_done()
+    start = dt_util.utcnow()
+    select_before = hass.states.get(SELECT)
+    assert select_before is not None
+    unloaded: list[str | None] = []  # the select's state while the entry is unloaded
+
+    async def reload() -> None:
+        assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+        await hass.async_block_till_done()
+        unloaded.append(state.state if (state := hass.states.get(SELECT)) else None)
+        assert await hass.config_entries.async_setup(loaded_entry.entry_id)
+        await hass.async_block_till_done()
+
+    await reload()
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert unloaded == ["unavailable"]  # what HA shows for an unloaded entry's entity
+    select = hass.states.get(SELECT)
+    assert select is not None
+    assert select.state == select_before.state
+    assert hass.states.get(WEDGED).state == "off"  # type: ignore[union-attr]
+    assert await logbook_of(hass, hass_ws_client, start, SELECT) == []
+    assert await logbook_of(hass, hass_ws_client, start, WEDGED) == []
