@@ -119,7 +119,7 @@ def convert_for_parakeet(
     with _decode_errors(), _open_input(source) as container:
         stream = check_stream(container, max_duration_s)
         codec = stream.codec_context
-        if is_remuxed(codec.name, codec.channels):
+        if is_remuxed(codec.name, codec.channels, codec.extradata):
             target = None if isinstance(source, bytes) else spill_to
             return remux_to_ogg(container, stream, spill_to=target, max_duration_s=max_duration_s)
         blocks = _checked_blocks(container, stream, TARGET_RATE, max_duration_s)

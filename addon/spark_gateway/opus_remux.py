@@ -40,7 +40,6 @@ def _check_opus_head(head: bytes | None, channels: int) -> None:
         or head[:8] != b"OpusHead"
         or head[8] >> 4 != 0  # major version 0; minor versions are compatible
         or head[9] != channels
-        or head[18] != 0  # mapping family 0: mono or stereo, the only ones remuxed
     ):
         raise AudioDecodeError("the Opus stream's identification header (OpusHead) is damaged")
 

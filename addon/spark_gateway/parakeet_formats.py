@@ -4,8 +4,8 @@ In this order:
 
 1. A canonical WAV holding 16 kHz mono PCM16 goes as uploaded (`stt_passthrough.py`, checked
    in the gateway's own process: a header read, no parsing library).
-2. Opus with 1 or 2 channels, in WebM/Matroska or Ogg, goes as Ogg/Opus: its packets are
-   copied, not decoded (`opus_remux.py`, in a decoder process).
+2. Opus with 1 or 2 channels (channel mapping family 0), in WebM/Matroska or Ogg, goes as
+   Ogg/Opus: its packets are copied, not decoded (`opus_remux.py`, in a decoder process).
 3. Anything else FFmpeg decodes goes as 16 kHz mono WAV (`audio_codec.py`, in a decoder
    process).
 
@@ -24,6 +24,7 @@ from typing import Final, NamedTuple
 
 REMUXED_CODECS: Final = frozenset({"opus"})
 MAX_REMUXED_CHANNELS: Final = 2  # Ogg's channel mapping family 0 (mono, stereo)
+_MAPPING_FAMILY_BYTE: Final = 18  # in the OpusHead a stream carries as its extradata
 
 
 class UploadFormat(NamedTuple):
@@ -46,9 +47,17 @@ WAV_16K: Final = _upload_format("audio.wav", "audio/wav")
 OGG_OPUS: Final = _upload_format("audio.ogg", "audio/ogg")
 
 
-def is_remuxed(codec: str, channels: int) -> bool:
-    """Whether a stream of `codec` with `channels` goes to Parakeet copied into Ogg."""
-    return codec in REMUXED_CODECS and 1 <= channels <= MAX_REMUXED_CHANNELS
+def is_remuxed(codec: str, channels: int, extradata: bytes | None) -> bool:
+    """Whether a stream of `codec` with `channels` (and its codec's `extradata`, for Opus the
+    OpusHead) goes to Parakeet copied into Ogg: Opus in channel mapping family 0, the mono and
+    stereo layout every Ogg/Opus reader handles."""
+    return (
+        codec in REMUXED_CODECS
+        and 1 <= channels <= MAX_REMUXED_CHANNELS
+        and extradata is not None
+        and len(extradata) > _MAPPING_FAMILY_BYTE
+        and extradata[_MAPPING_FAMILY_BYTE] == 0
+    )
 
 
 @dataclass(frozen=True, slots=True)

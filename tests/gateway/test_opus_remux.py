@@ -157,10 +157,15 @@ async def test_what_needs_samples_or_is_not_opus_is_decoded(
 
 
 def test_only_mono_and_stereo_opus_is_remuxed() -> None:
-    assert is_remuxed("opus", 1)
-    assert is_remuxed("opus", 2)
-    assert not is_remuxed("opus", 6)  # Ogg's mapping family 1: decoded here instead
-    assert not is_remuxed("vorbis", 1)
+    head = encode_with_pyav(TONE, 16000, "ogg", "libopus")
+    opus_head = head[head.index(b"OpusHead") :][:19]
+    assert is_remuxed("opus", 1, opus_head)
+    assert is_remuxed("opus", 2, opus_head[:9] + b"\x02" + opus_head[10:])
+    family_1 = opus_head[:18] + b"\x01" + bytes([1, 0, 0])  # legal, rare: decoded here
+    assert not is_remuxed("opus", 1, family_1)
+    assert not is_remuxed("opus", 6, opus_head)
+    assert not is_remuxed("opus", 1, None)
+    assert not is_remuxed("vorbis", 1, opus_head)
 
 
 # The words of the 400 each hostile variant gets.
