@@ -146,6 +146,27 @@ async def test_ogg_opus_is_heard_as_its_wav_is(start_server: Factory) -> None:
     assert body["speakers_detected"] == 2
 
 
+def damaged_packets(ogg: bytes) -> bytes:
+    """The same Ogg/Opus with every packet's bytes overwritten (pages and CRCs intact): what
+    the gateway's remux would pass on from a client's damaged WebM, since it reads no packet."""
+    import io
+
+    import av
+
+    out = io.BytesIO()
+    with av.open(io.BytesIO(ogg)) as source, av.open(out, "w", format="ogg") as target:
+        stream = source.streams.audio[0]
+        copy = target.add_stream_from_template(stream)
+        for packet in source.demux(stream):
+            if packet.dts is not None:
+                damaged = av.Packet(b"\xff" * packet.size)
+                damaged.pts, damaged.dts = packet.pts, packet.dts
+                damaged.duration, damaged.time_base = packet.duration, packet.time_base
+                damaged.stream = copy
+                target.mux(damaged)
+    return out.getvalue()
+
+
 async def test_ogg_input_errors(start_server: Factory) -> None:
     import io
 
@@ -157,6 +178,7 @@ async def test_ogg_input_errors(start_server: Factory) -> None:
     opus = ogg_opus_bytes(tone("A", 1.0))
     cases = [
         (vorbis.getvalue(), 400, "must hold Opus, not vorbis"),
+        (damaged_packets(opus), 400, "file is malformed"),
         (opus[:200], 400, "could not decode the Ogg/Opus data"),
         (b"OggS" + bytes(300), 400, "could not decode the Ogg/Opus data"),
         (ogg_opus_bytes(tone("A", 6.0)), 413, "the maximum is 5 s"),
