@@ -6,9 +6,9 @@ the file just the same) runs in a separate process forked from a server that has
 imported PyAV and NumPy (multiprocessing's forkserver). A decoder takes the upload (its bytes
 over the pipe when short, else its spool file) and answers with 16 kHz mono WAV, or Ogg/Opus
 where `parakeet_formats.py` says so: bytes over the pipe for a short one, else a file next to
-the upload. It works under an
-address-space cap and a per-job CPU-time limit of its own. A crash, a timeout or a cancelled
-request kills it; the client gets a 400 naming the problem (or nothing, if it went away).
+the upload. It works under an address-space cap and a per-job CPU-time limit of its own. A
+crash, a timeout or a cancelled request kills it; the client gets a 400 naming the problem (or
+nothing, if it went away).
 
 Decoders live across uploads: starting a process per upload cost 15-20 ms on a quiet 2-core
 machine (up to 250 ms under load) against about 3 ms of decoding a 1 s voice command. What
