@@ -57,27 +57,35 @@ def split_form(body: bytes, boundary: str) -> list[FormPart] | None:
     """The parts of `body`, or None when it is not in the plain shape read here."""
     if not boundary or not boundary.isascii():
         return None
+    # Positions in `body` rather than `bytes.split`, so a part's data is copied once (a 1 s
+    # upload is 32 KiB: splitting and slicing the pieces copied it three more times).
     delimiter = b"\r\n--" + boundary.encode()
-    pieces = (b"\r\n" + body).split(delimiter)
-    # ["", part, part, ..., "--" or "--\r\n"]: nothing before the first boundary or after
-    # the last, and every part opened by a boundary line ending right there.
-    if len(pieces) < 3 or pieces[0] or pieces[-1] not in (b"--", b"--\r\n"):
-        return None
+    if not body.startswith(delimiter[2:]):
+        return None  # a preamble: aiohttp's reading
     parts = []
-    for piece in pieces[1:-1]:
-        part = _part(piece)
+    start = len(delimiter) - 2
+    # Every part is opened by a boundary line ending right there, and the last boundary is
+    # followed by "--" and nothing else (or a final CRLF).
+    while body[start : start + 5] not in (b"--", b"--\r\n"):  # short: the rest, never a copy
+        end = body.find(delimiter, start)
+        if end < 0:
+            return None
+        part = _part(body, start, end)
         if part is None:
             return None
         parts.append(part)
-    return parts
+        start = end + len(delimiter)
+    return parts or None
 
 
-def _part(piece: bytes) -> FormPart | None:
-    if not piece.startswith(b"\r\n"):
+def _part(body: bytes, start: int, end: int) -> FormPart | None:
+    """The part between a boundary ending at `start` and the next at `end`."""
+    if not body.startswith(b"\r\n", start, end):
         return None  # padding after the boundary, or "--" before the last piece
-    head, separator, data = piece[2:].partition(b"\r\n\r\n")
-    if not separator:
+    separator = body.find(b"\r\n\r\n", start + 2, end)
+    if separator < 0:
         return None
+    head, data = body[start + 2 : separator], body[separator + 4 : end]
     headers: dict[str, str] = {}
     for line in head.split(b"\r\n"):
         match = _HEADER_LINE.fullmatch(line)
