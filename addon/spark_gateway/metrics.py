@@ -53,7 +53,10 @@ class GatewayMetrics:
 
     def middleware(self) -> Middleware:
         """Count and time every request by its route pattern (bounded label set)."""
-        requests, latency, in_flight = self.requests, self.latency, self.in_flight
+        in_flight = self.in_flight
+        # Each label set's series, looked up once: `labels()` validates and locks on every call.
+        latency_of: dict[str, Histogram] = {}
+        requests_of: dict[tuple[str, str, int], Counter] = {}
 
         @web.middleware
         async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -75,7 +78,12 @@ class GatewayMetrics:
                 raise
             finally:
                 in_flight.dec()
-                latency.labels(route).observe(time.perf_counter() - start)
-                requests.labels(request.method, route, str(status)).inc()
+                if (latency := latency_of.get(route)) is None:
+                    latency = latency_of[route] = self.latency.labels(route)
+                latency.observe(time.perf_counter() - start)
+                key = (request.method, route, status)
+                if (requests := requests_of.get(key)) is None:
+                    requests = requests_of[key] = self.requests.labels(*key[:2], str(status))
+                requests.inc()
 
         return metrics_middleware
