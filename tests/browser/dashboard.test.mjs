@@ -392,19 +392,53 @@ test("the config flow shows every field error at once and goes back from the key
   }
 });
 
+// What the model select looks like to the test, for a failure message: its state, the swap
+// sensor's phase and `running`, and whether its menu is enabled and open.
+function selectMenuState(page) {
+  return page.evaluate(() => {
+    const states = Object.values(document.querySelector("home-assistant").hass.states);
+    const select = states.find((s) => /^select\..*_model$/.test(s.entity_id));
+    const swap = states.find((s) => s.entity_id.endsWith("_swap_status"));
+    let menu;
+    const walk = (node) => {
+      if (menu) return;
+      if (node.shadowRoot) walk(node.shadowRoot);
+      for (const child of node.children ?? []) {
+        if (child.localName === "ha-control-select-menu") menu = child;
+        else walk(child);
+      }
+    };
+    walk(document.body);
+    return JSON.stringify({
+      select: select?.state,
+      swap: swap && [swap.state, swap.attributes.running],
+      menu: menu && { disabled: menu.disabled, open: menu.menuOpen, connected: menu.isConnected },
+    });
+  });
+}
+
+// Picks `name` on the model select's menu once Home Assistant has ended any swap: the swap
+// sensor's `running` goes false after the swap's last state writes (the finished line shows
+// a moment before), so nothing redraws the select while its menu opens. One click: a failure
+// says what the select and its menu looked like (the last session saw the options not render
+// once, as a swap ended, without that record; not seen in 18 runs since).
 async function chooseModel(page, name) {
-  // In one run of five the option list did not show within 30 s of a click made as the swap
-  // back ended (the cards redraw then; the cause is not pinned down): a person would open the
-  // menu again, and so does the test, three times at most.
-  for (let attempt = 1; ; attempt += 1) {
-    await page.locator("hui-select-options-card-feature ha-control-select-menu").first().click();
-    try {
-      await page.getByRole("option", { name }).click({ timeout: 10_000 });
-      return;
-    } catch (error) {
-      if (attempt === 3) throw error;
-      await page.keyboard.press("Escape");
-    }
+  await page.waitForFunction(
+    () => {
+      const states = Object.values(document.querySelector("home-assistant").hass.states);
+      const select = states.find((s) => /^select\..*_model$/.test(s.entity_id));
+      const swap = states.find((s) => s.entity_id.endsWith("_swap_status"));
+      return swap?.attributes.running === false && select && select.state !== "unavailable";
+    },
+    null,
+    { timeout: 60_000 },
+  );
+  await page.locator("hui-select-options-card-feature ha-control-select-menu").first().click();
+  try {
+    await page.getByRole("option", { name }).click({ timeout: 30_000 });
+  } catch (error) {
+    error.message += `\nmodel select: ${await selectMenuState(page)}`;
+    throw error;
   }
 }
 
