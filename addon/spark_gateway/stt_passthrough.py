@@ -14,39 +14,38 @@ from typing import Final
 
 from .audio_codec import TARGET_RATE, AudioDecodeError
 from .decoder import DecodedFile
-from .wav_header import is_riff_wave, parse_wav_header
+from .wav_header import PCM
 
 CANONICAL_HEADER_BYTES: Final = 44
+# RIFF, size, WAVE, "fmt ", 16, format tag, channels, rate, byte rate, block align, bits,
+# "data", size: the whole canonical header in one unpack.
+_CANONICAL: Final = struct.Struct("<4sI4s4sIHHIIHH4sI")
+_LAYOUT: Final = (b"WAVE", b"fmt ", 16, b"data")
+_PARAKEET_FORMAT: Final = (PCM, 1, TARGET_RATE, 2, 16)  # tag, channels, rate, block align, bits
+_OPEN_SIZES: Final = (0, 0xFFFFFFFF)  # what streaming writers leave in the data size
 
 
 def wav16k_as_is(upload: Path | bytes, head: bytes, *, max_duration_s: float) -> DecodedFile | None:
     """The upload itself when it is Parakeet's format already; None when it needs decoding.
 
-    `head` is the start of the upload, its header already checked; blocking but cheap (a stat
-    of a spooled file).
+    `head` is the start of the upload, its header already checked (`wav_header.py`), so the
+    fields are read here in one unpack; blocking but cheap (a stat of a spooled file).
     """
+    if len(head) < CANONICAL_HEADER_BYTES:
+        return None
+    riff, _, wave, fmt, fmt_size, tag, channels, rate, _, align, bits, data, data_bytes = (
+        _CANONICAL.unpack_from(head)
+    )
+    if riff not in (b"RIFF", b"RF64") or (wave, fmt, fmt_size, data) != _LAYOUT:
+        return None
+    if (tag, channels, rate, align, bits) != _PARAKEET_FORMAT:
+        return None
     size = len(upload) if isinstance(upload, bytes) else upload.stat().st_size
-    head = head[:CANONICAL_HEADER_BYTES]
-    if not _is_canonical(head):
+    if data_bytes in _OPEN_SIZES or data_bytes != size - CANONICAL_HEADER_BYTES:
         return None
-    header = parse_wav_header(head)
-    if not header.is_pcm16_mono_16k or header.data_bytes is None:
-        return None
-    if header.data_bytes != size - CANONICAL_HEADER_BYTES:
-        return None
-    n_samples = header.data_bytes // 2
+    n_samples = data_bytes // 2
     if n_samples == 0:
         raise AudioDecodeError("the audio holds no samples")
     if n_samples > max_duration_s * TARGET_RATE:
         raise AudioDecodeError(f"the audio is longer than the {max_duration_s:.0f} s allowed")
     return DecodedFile(upload, n_samples)
-
-
-def _is_canonical(head: bytes) -> bool:
-    return (
-        len(head) == CANONICAL_HEADER_BYTES
-        and is_riff_wave(head)
-        and head[12:16] == b"fmt "
-        and struct.unpack_from("<I", head, 16)[0] == 16
-        and head[36:40] == b"data"
-    )

@@ -56,16 +56,6 @@ class WavHeader:
             return None
         return self.data_bytes / self.block_align / self.sample_rate
 
-    @property
-    def is_pcm16_mono_16k(self) -> bool:
-        """Exactly what Parakeet takes: no conversion needed."""
-        return (self.format_tag, self.channels, self.sample_rate, self.bits_per_sample) == (
-            PCM,
-            1,
-            16000,
-            16,
-        )
-
 
 def is_riff_wave(head: bytes) -> bool:
     """Whether the bytes start like a WAV file (RIFF, RIFX or RF64 with WAVE)."""

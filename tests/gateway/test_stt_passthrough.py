@@ -18,6 +18,9 @@ from openai import AsyncOpenAI
 
 from spark_gateway.appkeys import AUDIO_IN_FLIGHT, DECODER, SPOOL
 from spark_gateway.audio_codec import wav_to_pcm
+from spark_gateway.stt_passthrough import wav16k_as_is
+from spark_gateway.uploads import read_checked_header
+from spark_gateway.wav_header import PCM, WavHeaderError, is_riff_wave, parse_wav_header
 from tests.gateway.audio_files import encode_with_pyav, word_overlap
 from tests.gateway.conftest import SHORT_SPOKEN, GatewayFactory, RunningGateway
 from tests.sim import SimCluster
@@ -221,3 +224,38 @@ async def test_a_long_decode_is_written_to_the_spool(
     await gateway.app[SPOOL].drain()
     assert recorder.watch is not None
     assert recorder.watch() == 0.0
+
+
+def test_the_quick_header_reading_agrees_with_the_full_parser() -> None:
+    """`wav16k_as_is` reads the canonical header in one unpack; on seeded mutations of a
+    16 kHz mono header that the header check accepts, it passes exactly the files the full
+    parser (`parse_wav_header`) reads as 16 kHz mono PCM16 with a closed, matching data size."""
+    original = wav(SECOND[:100], 16000)
+    rng = np.random.default_rng(7)
+    compared = passed = 0
+    for _ in range(3000):
+        upload = bytearray(original)
+        for position in rng.integers(0, 44, size=rng.integers(1, 4)):
+            upload[position] = int(rng.choice([0, 1, 2, 16, 0xFF, int(rng.integers(256))]))
+        data = bytes(upload)
+        try:
+            head = read_checked_header(data)
+        except WavHeaderError:
+            continue  # refused before either reading runs
+        if not is_riff_wave(head):
+            assert wav16k_as_is(data, head, max_duration_s=60) is None
+            continue
+        header = parse_wav_header(head)
+        expected = (
+            head[12:16] == b"fmt "
+            and head[16:20] == (16).to_bytes(4, "little")
+            and head[36:40] == b"data"
+            and (header.format_tag, header.channels, header.sample_rate) == (PCM, 1, 16000)
+            and (header.bits_per_sample, header.data_bytes) == (16, len(data) - 44)
+        )
+        as_is = wav16k_as_is(data, head, max_duration_s=60)
+        assert (as_is is not None) == expected, data[:44]
+        compared += 1
+        passed += expected
+    assert compared > 400
+    assert 100 < passed < compared  # both outcomes were exercised
