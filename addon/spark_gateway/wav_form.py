@@ -46,11 +46,11 @@ def wav_form(
 def _inline(
     wav: bytes, fields: Sequence[tuple[str, str]], audio_format: UploadFormat
 ) -> InlineForm:
-    while True:
-        boundary = secrets.token_hex(16)
-        marker = b"--" + boundary.encode()
-        if marker not in wav and not any(boundary in value for _, value in fields):
-            break
+    # 128 random bits, drawn after the upload arrived: no upload holds them by chance or by
+    # design, so the audio is not searched for them (as aiohttp's FormData, httpx and requests
+    # do not; the search was 5.6 us of this function's 13.6 for 1 s of audio).
+    boundary = secrets.token_hex(16)
+    marker = b"--" + boundary.encode()
     parts = [marker, audio_format.part_header, wav]
     for name, value in fields:
         parts += [
