@@ -7,11 +7,13 @@ wedged CUDA context and has the container restarted), 503 when a model cannot be
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Final
 
 import aiohttp
+import numpy as np
 from aiohttp import web
 
 from . import __version__
@@ -82,6 +84,12 @@ async def _read_form(request: web.Request) -> tuple[bytes, dict[str, list[str]]]
     return data, fields
 
 
+async def _samples(data: bytes, config: ServerConfig) -> np.ndarray:
+    """The upload's 16 kHz samples, read in a thread: decoding Ogg/Opus takes about 4-8 ms
+    per second of audio, minutes for a long recording, and /health must answer meanwhile."""
+    return await asyncio.to_thread(read_audio, data, max_audio_s=config.max_audio_s)
+
+
 async def health(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     config = request.app[CONFIG]
@@ -121,7 +129,7 @@ async def transcriptions(request: web.Request) -> web.Response:
     response_format = (fields.get("response_format") or ["json"])[0]
     if response_format not in RESPONSE_FORMATS:
         raise AudioError(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}")
-    samples = read_audio(data, max_audio_s=config.max_audio_s)
+    samples = await _samples(data, config)
     engine = request.app[ENGINE]
     result = await engine.registry.run(lambda: engine.transcribe(samples), lane="asr")
     if response_format == "text":
@@ -182,7 +190,7 @@ def diarization_body(result: Diarization, config: ServerConfig, *, chunk: bool) 
 async def _diarize(request: web.Request, *, chunk: bool) -> web.Response:
     config = request.app[CONFIG]
     data, _ = await _read_form(request)
-    samples = read_audio(data, max_audio_s=config.max_audio_s)
+    samples = await _samples(data, config)
     engine = request.app[ENGINE]
     result = await engine.registry.run(
         lambda: engine.diarize(samples, fingerprints=chunk), lane="diarization"

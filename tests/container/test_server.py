@@ -167,6 +167,41 @@ def damaged_packets(ogg: bytes) -> bytes:
     return out.getvalue()
 
 
+async def test_health_answers_while_an_upload_is_decoded(
+    start_server: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading audio (minutes for hours of Ogg/Opus) runs off the event loop: a decode held
+    until /health has answered would deadlock the server if it ran on the loop."""
+    from parakeet_server import server as server_module
+
+    decoding, release = threading.Event(), threading.Event()
+    real_read = server_module.read_audio
+
+    def held_read(data: bytes, *, max_audio_s: float) -> np.ndarray:
+        decoding.set()
+        assert release.wait(30), "never released"
+        return real_read(data, max_audio_s=max_audio_s)
+
+    monkeypatch.setattr(server_module, "read_audio", held_read)
+    server = await start_server()
+    upload = asyncio.create_task(
+        server.post("/v1/audio/transcriptions", ogg_opus_bytes(tone("A", 1.0)))
+    )
+    try:
+        assert await asyncio.to_thread(decoding.wait, 30)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(server.url + "/health", timeout=aiohttp.ClientTimeout(10)) as resp,
+        ):
+            assert resp.status == 200
+        assert not upload.done()
+    finally:
+        release.set()
+    status, body = await upload
+    assert status == 200, body
+    assert "alpha" in body["text"]
+
+
 async def test_ogg_input_errors(start_server: Factory) -> None:
     import io
 
