@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CLIENT_CLOSED = 499  # nginx's "client closed request": not a server fault
+OTHER_METHOD = "other"  # any method a client invents: one series, not one per name
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -81,7 +82,8 @@ class GatewayMetrics:
                 if (latency := latency_of.get(route)) is None:
                     latency = latency_of[route] = self.latency.labels(route)
                 latency.observe(time.perf_counter() - start)
-                key = (request.method, route, status)
+                method = request.method if request.method in hdrs.METH_ALL else OTHER_METHOD
+                key = (method, route, status)
                 if (requests := requests_of.get(key)) is None:
                     requests = requests_of[key] = self.requests.labels(*key[:2], str(status))
                 requests.inc()

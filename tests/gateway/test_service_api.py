@@ -210,3 +210,32 @@ async def test_metrics(gateway: RunningGateway, client: AsyncOpenAI, sim: SimClu
         samples[("spark_gateway_request_duration_seconds_count", (("route", "/v1/models"),))] == 1
     )
     assert samples[("spark_gateway_in_flight_requests", ())] == 1  # this /metrics request
+
+
+async def test_metrics_series_stay_bounded_whatever_method_a_client_sends(
+    gateway: RunningGateway,
+) -> None:
+    """Methods are client input: any beyond HTTP's own share one series instead of one each
+    (aiohttp's C parser refuses unknown names with 400, its pure-Python one takes any token)."""
+    webdav = ("PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH")
+    async with aiohttp.ClientSession() as session:
+        for method in webdav * 5:
+            async with session.request(method, f"{gateway.url}/v1/models") as resp:
+                assert resp.status == 401  # no key: refused before routing
+    status, text = await get(gateway, "/metrics")
+    assert status == 200
+    assert isinstance(text, str)
+    methods = {
+        s.labels["method"]
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "spark_gateway_requests_total"
+    }
+    assert methods == {"other"}
+    counted = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "spark_gateway_requests_total" and s.labels["method"] == "other"
+    ]
+    assert counted == [40]
