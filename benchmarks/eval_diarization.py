@@ -68,6 +68,7 @@ from spark_gateway.speakers.pipeline import (  # noqa: E402
     SpeakerOptions,
     SpeakerTranscript,
     diarize_finer,
+    diarize_slots,
     first_plan,
     link_and_merge,
 )
@@ -109,6 +110,9 @@ KEEP_BACK = 0.35  # the end of each voice's material is kept for enrolment clips
 LINK_THRESHOLDS = [0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3]
 REJOIN_THRESHOLDS = [0.0, 0.04, 0.06, 0.08, 0.1]
 NAME_THRESHOLDS = [0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.125, 0.15, 0.175, 0.2]
+# How much farther than the name threshold a slot may lie from the print its linked speaker
+# matched and still take that name (0: never).
+CONFIRM_MARGINS = [0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1]
 TUNING_ENROLLED = TUNING_VOICES[::2]
 # Held-out naming: the five Asterisk voices enrolled from ~27 s of other prompts each (the AMI
 # voices are the strangers); three of them with JUNE and PAOLA as strangers of the same
@@ -310,6 +314,8 @@ class Recording:
 async def prepare(diarizer: SimDiarizer, cases: list[tuple[list[str], float]], tag: str,
                   options: SpeakerOptions) -> list[Recording]:  # fmt: skip
     recordings = []
+    slot_calls = [0, 0]  # slots diarized again on their own speech, and those split
+    pieces = 0
     for n, (voices, minutes) in enumerate(cases):
         seed = 100 + n + (50 if tag == "held-out" else 0)
         conversation = build_conversation(voices, duration_s=minutes * 60, seed=seed,
@@ -321,11 +327,21 @@ async def prepare(diarizer: SimDiarizer, cases: list[tuple[list[str], float]], t
         async def diarize(pieces: list[Chunk], samples: np.ndarray = samples) -> list[Diarization]:
             return [await diarizer.diarize(slice_samples(samples, SAMPLE_RATE, c)) for c in pieces]
 
+        async def diarize_clips(clips: list[np.ndarray]) -> list[Diarization]:
+            slot_calls[0] += len(clips)
+            return [await diarizer.diarize(clip) for clip in clips]
+
         chunks, diarizations = await diarize_finer(samples, chunks, await diarize(chunks),
                                                    diarize, options)  # fmt: skip
+        diarizations = await diarize_slots(samples, chunks, diarizations, diarize_clips, options)
+        slot_calls[1] += sum(len({k.split("/")[0] for k in d.speakers if "/" in k})
+                             for d in diarizations)  # fmt: skip
+        pieces += len(chunks)
         recordings.append(Recording(
             f"{tag} {len(voices)} spk {minutes:g} min", conversation, [w for w, _ in words],
             {w.text: spk for w, spk in words}, chunks, diarizations))  # fmt: skip
+    print(f"  {tag}: {pieces} pieces; {slot_calls[0]} unsure slots diarized again on their own "
+          f"speech, {slot_calls[1]} of them split", flush=True)  # fmt: skip
     return recordings
 
 
@@ -630,7 +646,7 @@ def choose(recs: list[Recording], prints: list[Voiceprint], base: SpeakerOptions
     # named at any threshold; the rule counts the names our matching gives on its own.
     name_best = NAME_THRESHOLDS[0]
     for name in NAME_THRESHOLDS:
-        f = naming(recs, replace(chosen, name_threshold=name), prints)
+        f = naming(recs, replace(chosen, name_threshold=name, confirm_margin=0.0), prints)
         print(
             f"    tuning name threshold {name:.3f}: enrolled speech named right "
             f"{f.right / f.enrolled:.1%}, unenrolled speech named {f.named / f.strangers:.1%} "
@@ -640,12 +656,34 @@ def choose(recs: list[Recording], prints: list[Voiceprint], base: SpeakerOptions
         )
         if f.own_false / f.strangers <= 0.01:
             name_best = name
-    return replace(chosen, low_confidence=marks_best[1], name_threshold=name_best)
+    # Then the margin by which a slot may confirm its linked speaker's name: the same rule,
+    # and it may add at most one point of strangers' speech named overall (such names fall
+    # on slots another person dominates, which the rule above does not count).
+    chosen = replace(chosen, low_confidence=marks_best[1], name_threshold=name_best)
+    margin_best = 0.0
+    base = naming(recs, replace(chosen, confirm_margin=0.0), prints)
+    for margin in CONFIRM_MARGINS[1:]:
+        f = naming(recs, replace(chosen, confirm_margin=margin), prints)
+        print(
+            f"    tuning confirm margin {margin:.3f}: enrolled speech named right "
+            f"{f.right / f.enrolled:.1%}, unenrolled speech named {f.named / f.strangers:.1%} "
+            f"(by the matching itself {f.own_false / f.strangers:.1%})",
+            flush=True,
+        )
+        if f.own_false / f.strangers <= 0.01 and f.named - base.named <= 0.01 * f.strangers:
+            margin_best = margin
+    return replace(chosen, confirm_margin=margin_best)
 
 
 def print_names(title: str, recs: list[Recording], options: SpeakerOptions,
                 prints: list[Voiceprint]) -> None:  # fmt: skip
     f = naming(recs, options, prints)
+    per_file = [(rec, naming([rec], options, prints)) for rec in recs]
+    print(f"  per recording, {title}: " + "; ".join(
+        f"{rec.name.split(' ', 1)[1]} {g.right / g.enrolled:.1%} (ceiling "
+        f"{g.ceiling / g.enrolled:.1%}, {g.enrolled:.0f} s)"
+        for rec, g in per_file if g.enrolled
+    ))  # fmt: skip
     few = naming([r for r in recs if len(r.conversation.speakers) <= 4], options, prints)
     print(
         f"names, {title} ({', '.join(p.name for p in prints)}; "
@@ -664,7 +702,8 @@ def print_table(title: str, recs: list[Recording], options: SpeakerOptions,
     files, (turns, wrong, wrong_marked, marked) = corpus(recs, options)
     print(
         f"\n{title} (link {options.link_threshold:.2f}, rejoin {options.rejoin_threshold:.2f}, "
-        f"low-confidence {options.low_confidence:.2f}, name {options.name_threshold:.2f}; "
+        f"low-confidence {options.low_confidence:.2f}, name {options.name_threshold:.2f}, "
+        f"confirm +{options.confirm_margin:.2f}; "
         f"pieces down to {options.min_piece_s:g} s, unsure slot below "
         f"{options.unsure_below:.2f})"
     )
@@ -746,6 +785,12 @@ def main() -> None:
         help="seconds: crowded chunks are diarized again in halves down to this",
     )
     parser.add_argument(
+        "--split-distance",
+        type=float,
+        default=defaults.split_distance,
+        help="two voices found in one unsure slot's speech count as two people this far apart",
+    )
+    parser.add_argument(
         "--unsure-below",
         type=float,
         default=defaults.unsure_below,
@@ -756,7 +801,11 @@ def main() -> None:
     if args.skip_long:
         return
     print("speakers (simulator diarize-chunk, oracle words):", flush=True)
-    options = SpeakerOptions(min_piece_s=args.min_piece, unsure_below=args.unsure_below)
+    options = SpeakerOptions(
+        min_piece_s=args.min_piece,
+        unsure_below=args.unsure_below,
+        split_distance=args.split_distance,
+    )
     asyncio.run(evaluate_speakers(args.quick, args.cache, options))
 
 

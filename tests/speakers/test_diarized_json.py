@@ -183,6 +183,8 @@ async def test_crowded_chunk_of_a_long_recording_is_diarized_again(
             chunking_strategy="auto",
         )
     assert sim.parakeet.transcriptions == 2
-    assert sim.parakeet.diarizations == 2 + 2
+    # Two chunks, the first again in halves, and one slot of a half that is still unsure
+    # diarized on its own speech (measured).
+    assert sim.parakeet.diarizations == 2 + 2 + 1
     assert abs(result.duration - conversation.duration) < 0.2
     assert len({s.speaker for s in result.segments}) >= 4

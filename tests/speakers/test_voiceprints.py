@@ -140,3 +140,39 @@ def test_each_reliable_local_voice_is_named_by_its_own_print() -> None:
     # A slot the linker left unmapped is never named.
     unmapped = Linking(labels={}, fingerprints={})
     assert name_local_speakers(speakers, unmapped, prints, **THRESHOLDS) == {}
+
+
+def at_distance(vector: np.ndarray, distance: float, away: np.ndarray) -> np.ndarray:
+    """A unit vector exactly `distance` (cosine) from `vector`, turned towards `away`."""
+    side = unit(away - (away @ vector) * vector)
+    return (1.0 - distance) * vector + np.sqrt(1.0 - (1.0 - distance) ** 2) * side
+
+
+def test_a_voice_just_past_the_threshold_confirms_the_name_its_link_matched() -> None:
+    """Alice's global speaker matches her print; her slot of chunk 1 lies 0.28 from it, past
+    the 0.25 threshold: it takes her name only with a confirm threshold of 0.30, and a slot
+    0.35 away, or a slot whose global speaker matched nobody (a stranger's, or Alice's second
+    label) never does."""
+    prints = [print_of("Alice", A)]
+    speakers = [
+        local(0, "s0", A, 20.0),
+        local(1, "s0", at_distance(A, 0.28, C), 10.0),
+        local(2, "s0", at_distance(A, 0.35, C), 10.0),
+        local(3, "s0", at_distance(A, 0.28, C), 10.0),  # linked into the stranger's speaker
+        local(4, "s0", A, 10.0),
+        # Alice split across two global speakers: her name goes to one of them (one-to-one),
+        # and in this chunk s0 carries it already.
+        local(4, "s1", at_distance(A, 0.28, B), 10.0),
+    ]
+    linking = Linking(
+        labels={(0, "s0"): "Speaker_0", (1, "s0"): "Speaker_0", (2, "s0"): "Speaker_0",
+                (3, "s0"): "Speaker_1", (4, "s0"): "Speaker_0", (4, "s1"): "Speaker_2"},
+        fingerprints={"Speaker_0": A, "Speaker_1": C, "Speaker_2": at_distance(A, 0.1, B)},
+    )  # fmt: skip
+    plain = name_local_speakers(speakers, linking, prints, **THRESHOLDS)
+    assert set(plain) == {(0, "s0"), (4, "s0")}
+    confirmed = name_local_speakers(speakers, linking, prints, confirm_threshold=0.30,
+                                    **THRESHOLDS)  # fmt: skip
+    assert set(confirmed) == {(0, "s0"), (1, "s0"), (4, "s0")}
+    assert confirmed[(1, "s0")].voiceprint.name == "Alice"
+    assert confirmed[(1, "s0")].similarity == pytest.approx(0.72, abs=1e-4)

@@ -3,16 +3,18 @@
 Recordings up to `long_audio_threshold_s` are one chunk; longer ones are cut at silences
 into overlapping chunks. Each chunk is transcribed and diarized (with voice fingerprints) in
 parallel, at most `chunk_concurrency` chunks at a time. Any chunk whose diarization may hold
-more people than one call can show (every slot taken: Sortformer has four) is diarized again
-in halves, recursively down to `min_piece_s`. Local speakers are linked across chunks by
-fingerprint, given enrolled names when their voice matches, times shifted, overlap duplicates
-removed, and words merged with segments into turns.
+more people than one call can show (a slot the diarizer was unsure of throughout: Sortformer
+has four) is diarized again in halves, recursively down to `min_piece_s`; a slot still unsure
+then is diarized again on its own speech and split into the voices found there
+(`slot_split`). Local speakers are linked across chunks by fingerprint, given enrolled names
+when their voice matches, times shifted, overlap duplicates removed, and words merged with
+segments into turns.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -40,8 +42,15 @@ from .linking import (
 )
 from .parsing import Diarization, Transcript, parse_diarization, parse_transcript
 from .records import SpeakerSegment, Turn, Word
+from .slot_split import SubDiarize, split_slots
 from .turns import DEFAULT_LOW_CONFIDENCE, DEFAULT_MAX_PAUSE_S, turns_from_assignment
-from .voiceprints import DEFAULT_NAME_THRESHOLD, NameMatch, Voiceprint, name_local_speakers
+from .voiceprints import (
+    DEFAULT_CONFIRM_MARGIN,
+    DEFAULT_NAME_THRESHOLD,
+    NameMatch,
+    Voiceprint,
+    name_local_speakers,
+)
 
 SAMPLE_RATE = 16_000
 SPEAKER_SLOTS = 4  # Sortformer's outputs per diarization call
@@ -49,6 +58,9 @@ MIN_PIECE_S = 30.0  # shorter pieces give fingerprints too weak to link
 MIN_SLOT_S = 3.0  # a slot with less speech says too little about who is in it
 # Mean confidence under which a slot probably holds two people (chosen on the tuning voices).
 DEFAULT_UNSURE_BELOW = 0.76
+# Two voices found in one slot's speech count as two people only this far apart (cosine; one
+# voice over-split by the diarizer gives closer prints). Chosen on the tuning voices.
+DEFAULT_SPLIT_DISTANCE = 0.20
 
 Linker = Callable[[Sequence[LocalSpeaker]], Linking]
 Diarize = Callable[[list[Chunk]], Awaitable[list[Diarization]]]
@@ -80,10 +92,12 @@ class SpeakerOptions:
     chunk_concurrency: int = 2
     min_piece_s: float = MIN_PIECE_S
     unsure_below: float = DEFAULT_UNSURE_BELOW
+    split_distance: float = DEFAULT_SPLIT_DISTANCE
     link_threshold: float = DEFAULT_LINK_THRESHOLD
     min_reliable_speech_s: float = DEFAULT_MIN_RELIABLE_SPEECH_S
     rejoin_threshold: float = DEFAULT_REJOIN_THRESHOLD
     name_threshold: float = DEFAULT_NAME_THRESHOLD
+    confirm_margin: float = DEFAULT_CONFIRM_MARGIN
     max_pause_s: float = DEFAULT_MAX_PAUSE_S
     low_confidence: float = DEFAULT_LOW_CONFIDENCE
 
@@ -133,6 +147,8 @@ async def transcribe_with_speakers(
 
     # The words of the first pass are kept; only the speakers are looked at again.
     chunks, diarizations = await diarize_finer(samples, chunks, diarizations, diarize, options)
+    diarizations = await diarize_slots(samples, chunks, diarizations,
+                                       _clip_diarizer(upstream, options), options)  # fmt: skip
     first_language = next((t.language for t in transcripts if t and t.language), None)
     return link_and_merge(
         chunks,
@@ -205,6 +221,51 @@ async def diarize_finer(
     return [replace(c, index=n) for n, (c, _) in enumerate(final)], [d for _, d in final]
 
 
+async def diarize_slots(
+    samples: SampleSource,
+    chunks: list[Chunk],
+    diarizations: list[Diarization],
+    diarize: SubDiarize,
+    options: SpeakerOptions,
+) -> list[Diarization]:
+    """Slots still unsure after `diarize_finer` are diarized again on their own speech
+    (`slot_split`) and replaced by the voices found in it."""
+    return await split_slots(
+        lambda n: slice_samples(samples, SAMPLE_RATE, chunks[n]),
+        diarizations,
+        lambda d: _unsure_slots(d, options.unsure_below),
+        diarize,
+        SAMPLE_RATE,
+        min_distance=options.split_distance,
+        min_speech_s=options.min_reliable_speech_s,
+    )
+
+
+def _clip_diarizer(upstream: SpeechUpstream, options: SpeakerOptions) -> SubDiarize:
+    """Diarize clips through the container, at most `chunk_concurrency` at a time."""
+    gate = asyncio.Semaphore(max(options.chunk_concurrency, 1))
+
+    async def one(clip: np.ndarray) -> Diarization:
+        async with gate:
+            return parse_diarization(await upstream.diarize_chunk(pcm_to_wav(clip, SAMPLE_RATE)))
+
+    async def diarize(clips: list[np.ndarray]) -> list[Diarization]:
+        return await _all_or_first_failure(one(clip) for clip in clips)
+
+    return diarize
+
+
+async def _all_or_first_failure[T](jobs: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run the jobs at once; the first failure (a wedge, a timeout) cancels the others and is
+    raised as it is."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(job) for job in jobs]
+    except* Exception as failures:
+        raise failures.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
 async def _run_chunks(
     upstream: SpeechUpstream,
     samples: SampleSource,
@@ -234,13 +295,7 @@ async def _run_chunks(
             raw_transcript, raw_diarization = await asyncio.gather(transcription, diarize)
             return parse_transcript(raw_transcript), parse_diarization(raw_diarization)
 
-    # A TaskGroup cancels the other chunks as soon as one fails (a wedge, a timeout).
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(run(chunk)) for chunk in chunks]
-    except* Exception as failures:
-        raise failures.exceptions[0] from None
-    return [task.result() for task in tasks]
+    return await _all_or_first_failure(run(chunk) for chunk in chunks)
 
 
 def _owned_words(chunks: list[Chunk], transcripts: Sequence[Transcript | None]) -> list[Word]:
@@ -299,6 +354,7 @@ def link_and_merge(
     named = name_local_speakers(
         local, linking, voiceprints, threshold=options.name_threshold,
         min_reliable_speech_s=options.min_reliable_speech_s,
+        confirm_threshold=options.name_threshold + options.confirm_margin,
     )  # fmt: skip
     segments: list[SpeakerSegment] = []
     unsure: list[SpeakerSegment] = []

@@ -32,6 +32,10 @@ from scipy.optimize import linear_sum_assignment
 from .linking import Linking, LocalKey, LocalSpeaker
 
 DEFAULT_NAME_THRESHOLD = 0.10  # cosine distance; a placeholder until TitaNet (see the link one)
+# A reliable voice that misses the threshold by at most this much still takes the name its
+# linked speaker matched: two pieces of evidence agree (chosen on the GE2E stand-in's tuning
+# voices, a placeholder like the threshold).
+DEFAULT_CONFIRM_MARGIN = 0.02
 MAX_NAME_LENGTH = 64
 MAX_VOICEPRINTS = 200
 _ID = re.compile(r"^[a-f0-9]{16}$")
@@ -136,14 +140,17 @@ def name_local_speakers(
     *,
     threshold: float = DEFAULT_NAME_THRESHOLD,
     min_reliable_speech_s: float,
+    confirm_threshold: float | None = None,
 ) -> dict[LocalKey, NameMatch]:
     """Which local speakers (chunk, label) carry an enrolled name.
 
     A local speaker with a reliable fingerprint is matched on that fingerprint, one-to-one
-    among the reliable speakers of its chunk; when it matches nobody it gets no name, even if
-    the global speaker it was linked into did. A weak one (too little clean speech for a
-    print of its own) takes its global speaker's match, unless a reliable speaker of the same
-    chunk already carries that name.
+    among the reliable speakers of its chunk. When it matches nobody, it takes the name its
+    global speaker matched only if its own print lies within `confirm_threshold` of that
+    person's (the link and its own voice agree), and no other speaker of its chunk has the
+    name; otherwise it stays unnamed. A weak one (too little clean speech for a print of its
+    own) takes its global speaker's match, unless a speaker of the same chunk already
+    carries that name.
     """
     if not prints:
         return {}
@@ -161,6 +168,17 @@ def name_local_speakers(
     for chunk, voices in reliable.items():
         for label, match in match_names(voices, prints, threshold=threshold).items():
             named[(chunk, label)] = match
+    if confirm_threshold is not None:
+        for chunk, voices in reliable.items():
+            taken = {m.voiceprint.id for (c, _), m in named.items() if c == chunk}
+            for label, vector in voices.items():
+                match = by_global.get(linking.labels[(chunk, label)])
+                if (chunk, label) in named or match is None or match.voiceprint.id in taken:
+                    continue
+                similarity = float(_unit(np.asarray(vector, np.float64)) @ match.voiceprint.vector)
+                if 1.0 - similarity <= confirm_threshold:
+                    named[(chunk, label)] = NameMatch(match.voiceprint, round(similarity, 4))
+                    taken.add(match.voiceprint.id)
     for s in weak:
         match = by_global.get(linking.labels[(s.chunk, s.label)])
         taken = {m.voiceprint.id for (c, _), m in named.items() if c == s.chunk}
