@@ -40,7 +40,7 @@ import json
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -327,9 +327,9 @@ async def prepare(diarizer: SimDiarizer, cases: list[tuple[list[str], float]], t
         async def diarize(pieces: list[Chunk], samples: np.ndarray = samples) -> list[Diarization]:
             return [await diarizer.diarize(slice_samples(samples, SAMPLE_RATE, c)) for c in pieces]
 
-        async def diarize_clips(clips: list[np.ndarray]) -> list[Diarization]:
-            slot_calls[0] += len(clips)
-            return [await diarizer.diarize(clip) for clip in clips]
+        async def diarize_clips(makers: list[Callable[[], np.ndarray]]) -> list[Diarization]:
+            slot_calls[0] += len(makers)
+            return [await diarizer.diarize(make()) for make in makers]
 
         chunks, diarizations = await diarize_finer(samples, chunks, await diarize(chunks),
                                                    diarize, options)  # fmt: skip

@@ -17,6 +17,7 @@ from spark_gateway.speakers.slot_split import (
     distinct_voices,
     map_back,
     slot_clip,
+    slot_stretches,
     split_slot,
     split_slots,
 )
@@ -43,7 +44,8 @@ def answer(segments: list[tuple[float, float, str, float]], prints: dict[str, li
 def test_the_clip_joins_the_slots_speech_with_silence_and_maps_back() -> None:
     samples = np.arange(10 * RATE, dtype=np.int16)
     segments = [SpeakerSegment(6.0, 7.5, "Speaker_1"), SpeakerSegment(1.0, 3.0, "Speaker_1")]
-    clip, stretches = slot_clip(samples, RATE, segments)
+    stretches = slot_stretches(segments, RATE)
+    clip = slot_clip(samples, RATE, stretches)
 
     assert len(clip) == round((2.0 + GAP_S + 1.5) * RATE)
     assert clip[0] == samples[RATE]  # time order, whatever order the segments came in
@@ -55,6 +57,10 @@ def test_the_clip_joins_the_slots_speech_with_silence_and_maps_back() -> None:
         SpeakerSegment(2.5, 3.0, "Speaker_1/Speaker_0", 0.9),
         SpeakerSegment(6.0, 6.5, "Speaker_1/Speaker_0", 0.9),
     ]
+    # A segment past the piece's end keeps its place; the missing audio is silence.
+    late = slot_stretches([SpeakerSegment(9.0, 11.0, "Speaker_1")], RATE)
+    assert len(slot_clip(samples, RATE, late)) == 2 * RATE
+    assert not slot_clip(samples, RATE, late)[RATE:].any()
 
 
 def test_two_voices_count_only_from_enough_speech_and_far_enough_apart() -> None:
@@ -74,8 +80,7 @@ def test_the_slot_is_replaced_by_the_voices_found_in_it() -> None:
         {"speaker_0": [1.0, 0.0, 0.0], "speaker_1": [0.5, 0.5, 0.0]},
         {"speaker_0": 4.0, "speaker_1": 4.0},
     )
-    _, stretches = slot_clip(np.zeros(10 * RATE, np.int16), RATE, [
-        s for s in piece.segments if s.speaker == "Speaker_1"])  # fmt: skip
+    stretches = slot_stretches([s for s in piece.segments if s.speaker == "Speaker_1"], RATE)
     sub = answer(
         [(0.0, 2.0, "speaker_0", 0.95), (2.5, 4.5, "speaker_1", 0.9)],
         {"speaker_0": [0.0, 1.0, 0.0], "speaker_1": [0.0, 0.0, 1.0]},
@@ -103,9 +108,9 @@ async def test_only_unsure_slots_are_sent_and_one_voice_leaves_the_slot_as_it_wa
                        {"speaker_0": 4.0})  # fmt: skip
     sent: list[np.ndarray] = []
 
-    async def diarize(clips: list[np.ndarray]) -> list[Diarization]:
-        sent.extend(clips)
-        return [one_voice for _ in clips]
+    async def diarize(makers: list[Callable[[], np.ndarray]]) -> list[Diarization]:
+        sent.extend(make() for make in makers)
+        return [one_voice for _ in makers]
 
     samples = np.ones(8 * RATE, np.int16)
     out = await split_slots(lambda n: samples, [piece, piece], lambda d: {"Speaker_1"}, diarize,
@@ -118,7 +123,7 @@ async def test_only_unsure_slots_are_sent_and_one_voice_leaves_the_slot_as_it_wa
 async def test_nothing_is_sent_without_an_unsure_slot_with_speech(unsure: set[str]) -> None:
     piece = answer([(0.0, 4.0, "speaker_0", 0.9)], {"speaker_0": [1.0]}, {"speaker_0": 4.0})
 
-    async def diarize(clips: list[np.ndarray]) -> list[Diarization]:
+    async def diarize(makers: list[Callable[[], np.ndarray]]) -> list[Diarization]:
         raise AssertionError("no clip to diarize")
 
     out = await split_slots(lambda n: np.zeros(RATE, np.int16), [piece], lambda d: unsure,

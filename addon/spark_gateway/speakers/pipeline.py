@@ -245,12 +245,12 @@ def _clip_diarizer(upstream: SpeechUpstream, options: SpeakerOptions) -> SubDiar
     """Diarize clips through the container, at most `chunk_concurrency` at a time."""
     gate = asyncio.Semaphore(max(options.chunk_concurrency, 1))
 
-    async def one(clip: np.ndarray) -> Diarization:
-        async with gate:
-            return parse_diarization(await upstream.diarize_chunk(pcm_to_wav(clip, SAMPLE_RATE)))
+    async def one(make: Callable[[], np.ndarray]) -> Diarization:
+        async with gate:  # the clip is read and encoded inside, like a chunk
+            return parse_diarization(await upstream.diarize_chunk(pcm_to_wav(make(), SAMPLE_RATE)))
 
-    async def diarize(clips: list[np.ndarray]) -> list[Diarization]:
-        return await _all_or_first_failure(one(clip) for clip in clips)
+    async def diarize(makers: list[Callable[[], np.ndarray]]) -> list[Diarization]:
+        return await _all_or_first_failure(one(make) for make in makers)
 
     return diarize
 

@@ -21,7 +21,9 @@ from .parsing import Diarization
 from .records import SpeakerSegment
 
 GAP_S = 0.5  # silence between the joined stretches, so no window spans two of them
-SubDiarize = Callable[[list[np.ndarray]], Awaitable[list[Diarization]]]
+# Diarizes clips; each is made by its function when its turn comes, so only the clips being
+# diarized are in memory.
+SubDiarize = Callable[[list[Callable[[], np.ndarray]]], Awaitable[list[Diarization]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,26 +35,32 @@ class Stretch:
     length_s: float
 
 
-def slot_clip(
-    samples: np.ndarray, sample_rate: int, segments: Sequence[SpeakerSegment]
-) -> tuple[np.ndarray, list[Stretch]]:
-    """The slot's segments of a piece's `samples`, joined with `GAP_S` of silence."""
-    gap = np.zeros(round(GAP_S * sample_rate), dtype=samples.dtype)
-    parts: list[np.ndarray] = []
+def slot_stretches(segments: Sequence[SpeakerSegment], sample_rate: int) -> list[Stretch]:
+    """Where each of the slot's segments lies in its clip: in time order, `GAP_S` apart."""
     stretches: list[Stretch] = []
     at = 0.0
     for seg in sorted(segments, key=lambda s: s.start):
-        part = samples[round(seg.start * sample_rate) : round(seg.end * sample_rate)]
-        if not len(part):
+        first, last = round(seg.start * sample_rate), round(seg.end * sample_rate)
+        if last <= first:
             continue
-        if parts:
-            parts.append(gap)
+        if stretches:
             at += GAP_S
-        parts.append(part)
-        stretches.append(Stretch(at, seg.start, len(part) / sample_rate))
-        at += len(part) / sample_rate
-    clip = np.concatenate(parts) if parts else samples[:0]
-    return clip, stretches
+        stretches.append(Stretch(at, first / sample_rate, (last - first) / sample_rate))
+        at += (last - first) / sample_rate
+    return stretches
+
+
+def slot_clip(samples: np.ndarray, sample_rate: int, stretches: Sequence[Stretch]) -> np.ndarray:
+    """The stretches of a piece's `samples` joined with `GAP_S` of silence (zeros past the
+    piece's end, so every stretch keeps its place in the clip)."""
+    clip = np.zeros(round((stretches[-1].clip_start_s + stretches[-1].length_s) * sample_rate)
+                    if stretches else 0, dtype=samples.dtype)  # fmt: skip
+    for st in stretches:
+        first = round(st.piece_start_s * sample_rate)
+        part = samples[first : first + round(st.length_s * sample_rate)]
+        at = round(st.clip_start_s * sample_rate)
+        clip[at : at + len(part)] = part
+    return clip
 
 
 def map_back(segments: Sequence[SpeakerSegment], stretches: Sequence[Stretch], prefix: str
@@ -116,25 +124,23 @@ async def split_slots(
     min_speech_s: float,
 ) -> list[Diarization]:
     """Every piece's diarization with its unsure slots split where their speech shows two or
-    more distinct voices; `piece_samples(n)` is piece n's audio, and all the slots' clips go
-    to `diarize` in one batch."""
+    more distinct voices; `piece_samples(n)` reads piece n's audio, and all the slots' clips
+    go to `diarize` in one batch."""
     jobs: list[tuple[int, str, list[Stretch]]] = []
-    clips: list[np.ndarray] = []
     for n, diarization in enumerate(diarizations):
-        labels = sorted(unsure(diarization))
-        if not labels:
-            continue
-        samples = piece_samples(n)  # only pieces with an unsure slot are read
-        for label in labels:
+        for label in sorted(unsure(diarization)):
             own = [s for s in diarization.segments if s.speaker == label]
-            clip, stretches = slot_clip(samples, sample_rate, own)
-            if stretches:
+            if stretches := slot_stretches(own, sample_rate):
                 jobs.append((n, label, stretches))
-                clips.append(clip)
+
+    def maker(n: int, stretches: list[Stretch]) -> Callable[[], np.ndarray]:
+        return lambda: slot_clip(piece_samples(n), sample_rate, stretches)
+
+    makers = [maker(n, stretches) for n, _, stretches in jobs]
     out = list(diarizations)
-    if not clips:
+    if not jobs:
         return out
-    for (n, label, stretches), sub in zip(jobs, await diarize(clips), strict=True):
+    for (n, label, stretches), sub in zip(jobs, await diarize(makers), strict=True):
         if distinct_voices(sub, min_distance=min_distance, min_speech_s=min_speech_s):
             out[n] = split_slot(out[n], label, sub, stretches)
     return out
