@@ -39,7 +39,7 @@ def test_the_image_runs_the_python_of_these_tests() -> None:
 
 def test_the_image_installs_the_packages_of_these_tests() -> None:
     pinned = pins()
-    assert set(pinned) == {"torch", "nemo-toolkit", "aiohttp", "soundfile"}
+    assert set(pinned) == {"torch", "nemo-toolkit", "aiohttp", "soundfile", "soxr"}
     for name, wanted in pinned.items():
         installed = version(name).split("+")[0]  # torch 2.13.0+cpu here, +cu130 in the image
         assert installed == wanted, f"{name}: tested with {installed}, the image pins {wanted}"

@@ -18,7 +18,7 @@ from typing import Final
 
 import numpy as np
 import soundfile
-import soxr  # comes with nemo-toolkit[asr] (through librosa)
+import soxr  # pinned in requirements.txt (nemo-toolkit[asr] brings it through librosa too)
 
 SAMPLE_RATE = 16_000
 _BLOCK_FRAMES: Final = 1 << 16  # about 1.4 s at 48 kHz per decoded block
