@@ -43,7 +43,7 @@ from .routes import setup_routes
 from .speakers.voiceprints import VoiceprintLibrary
 from .spool import Spool, spool_directory
 from .upstream import VLLM, UpstreamClient
-from .vllm_hold import VllmHold
+from .vllm_hold import VllmHold, WaitCap
 from .voices import GatewayVoiceCatalog
 
 
@@ -116,16 +116,12 @@ async def _upstream_session(
     )
     models = ChatModels(upstream, catalog, clock=clock)
     app[CHAT_MODELS] = models
+    cap = WaitCap(config.hold_max_requests)  # one bound for the hold and the swap's waiters
     hold = VllmHold(
-        lambda: upstream.probe(VLLM),
-        models.forget,
-        max_held=config.hold_max_requests,
-        timeout_s=config.hold_timeout_s,
+        lambda: upstream.probe(VLLM), models.forget, cap=cap, timeout_s=config.hold_timeout_s
     )
     app[VLLM_HOLD] = hold
-    swapper = ModelSwapper(
-        catalog, models, max_waiting=config.hold_max_requests, turn_wait_s=config.hold_timeout_s
-    )
+    swapper = ModelSwapper(catalog, models, cap=cap, turn_wait_s=config.hold_timeout_s)
     if config.swap_on_request:
         app[MODEL_SWAPPER] = swapper
     try:

@@ -2,11 +2,12 @@
 
 A request naming a catalog key that is not loaded asks Home Assistant to swap to it
 (`CatalogNames.swap`, the integration's own action) and waits for the swap, together with every
-other request naming the same model, bounded like the vLLM hold: at most `max_waiting` requests
-and each until its own hold deadline (503 + Retry-After past either). A failed swap ends all of
-them with a 502 `model_swap_failed` giving Home Assistant's reason, and requests for that model
-get the same 502 for `FAILED_SWAP_MEMORY_S` (a client retrying in a loop must not make Home
-Assistant load it again and again). A request naming the model being loaded waits for the swap
+other request naming the same model, bounded like the vLLM hold and together with it: at most
+`hold_max_requests` requests wait in both (one `WaitCap`), each until its own hold deadline
+(503 + Retry-After past either). A failed swap ends all of them with a 502 `model_swap_failed`
+giving Home Assistant's reason, and requests for that model get the same 502 for
+`FAILED_SWAP_MEMORY_S` (a client retrying in a loop must not make Home Assistant load it again
+and again). A request naming the model being loaded waits for the swap
 itself (`join`), never in the vLLM hold, so it hears of a failure at once.
 
 One swap at a time, and no thrashing: while a swap this gateway started runs (or waits for one
@@ -30,7 +31,7 @@ from .catalog_names import CatalogNames, ModelSelect, SwapRefused, SwapSession
 from .chat_models import ChatModels
 from .errors import ApiError, UpstreamError
 from .ha_websocket import HaConnectionLost
-from .vllm_hold import RETRY_AFTER_S
+from .vllm_hold import RETRY_AFTER_S, WaitCap
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -52,11 +53,11 @@ class ModelSwapper:
     """Starts Home Assistant swaps for requests and holds those requests until they end."""
 
     def __init__(
-        self, catalog: CatalogNames, models: ChatModels, *, max_waiting: int, turn_wait_s: float
+        self, catalog: CatalogNames, models: ChatModels, *, cap: WaitCap, turn_wait_s: float
     ) -> None:
         self._catalog = catalog
         self._models = models
-        self.max_waiting = max_waiting
+        self._cap = cap  # shared with the vLLM hold
         self.turn_wait_s = turn_wait_s  # longest wait for a swap started in Home Assistant
         self._running: _Swap | None = None
         self._waiting = 0
@@ -138,17 +139,10 @@ class ModelSwapper:
         running = self._running
         if running is None or running.key != name:
             return
-        if self._waiting >= self.max_waiting:
-            raise ApiError(
-                503,
-                f"vLLM is being swapped to {name!r} and {self.max_waiting} requests already "
-                "wait for it"
-                if self.max_waiting
-                else f"vLLM is being swapped to {name!r} (requests are not held: "
-                "hold_max_requests is 0)",
-                code="hold_queue_full",
-                headers={"Retry-After": str(RETRY_AFTER_S)},
-            )
+        with self._cap.seat(f"vLLM is being swapped to {name!r}"):
+            await self._wait_for(running, name, deadline)
+
+    async def _wait_for(self, running: _Swap, name: str, deadline: float) -> None:
         self._count_waiting(+1)
         try:
             async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):

@@ -6,7 +6,8 @@ that request and every later one wait here. One poller asks vLLM's `/health` eve
 `POLL_INTERVAL_S` while anybody waits; the first 200 wakes them all, so each held request is
 relayed within one poll interval of vLLM being ready. The hold is bounded twice: at most
 `hold_max_requests` wait (more are refused at once), and none waits longer than `hold_timeout_s`;
-both answer 503 with `Retry-After`.
+both answer 503 with `Retry-After`. The count is shared (`WaitCap`) with the requests waiting for
+a swap the gateway started (`model_swap.py`): `hold_max_requests` bounds all of them together.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
 from .errors import ApiError
@@ -33,6 +34,38 @@ RESENDABLE_CODES: Final = frozenset({"upstream_disconnected"})
 MAX_RESENDS: Final = 2
 
 
+class WaitCap:
+    """The one bound on chat requests waiting at once, for vLLM or for a swap alike."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._taken = 0
+
+    @property
+    def taken(self) -> int:
+        """Requests waiting now, wherever they wait."""
+        return self._taken
+
+    @contextlib.contextmanager
+    def seat(self, why_waiting: str) -> Iterator[None]:
+        """Hold one place while inside; 503 `hold_queue_full` + Retry-After when none is free.
+
+        `why_waiting` says what the request would wait for ("vLLM is loading a model").
+        """
+        if self._taken >= self.limit:
+            raise _not_serving(
+                f"{why_waiting} and {self.limit} requests already wait"
+                if self.limit
+                else f"{why_waiting} (requests are not held: hold_max_requests is 0)",
+                "hold_queue_full",
+            )
+        self._taken += 1
+        try:
+            yield
+        finally:
+            self._taken -= 1
+
+
 class VllmHold:
     """Where chat requests wait for vLLM; one health poller for all of them."""
 
@@ -41,12 +74,12 @@ class VllmHold:
         probe: Callable[[], Awaitable[bool]],
         on_ready: Callable[[], None],
         *,
-        max_held: int,
+        cap: WaitCap,
         timeout_s: float,
     ) -> None:
         self._probe = probe
         self._on_ready = on_ready
-        self.max_held = max_held
+        self.cap = cap
         self.timeout_s = timeout_s
         self._serving = asyncio.Event()
         self._serving.set()  # optimistic until a request finds vLLM down
@@ -55,8 +88,13 @@ class VllmHold:
         self._poller: asyncio.Task[None] | None = None
 
     @property
+    def max_held(self) -> int:
+        """`hold_max_requests`: 0 turns holding off."""
+        return self.cap.limit
+
+    @property
     def held(self) -> int:
-        """Requests waiting now."""
+        """Requests waiting here now (for vLLM, not for a swap)."""
         return self._held
 
     async def until_held(self, count: int) -> None:
@@ -83,11 +121,10 @@ class VllmHold:
         """Return once vLLM serves; 503 + Retry-After when the hold is full or times out."""
         if self._serving.is_set():
             return
-        if self._held >= self.max_held:
-            raise _not_serving(
-                f"vLLM is loading a model and {self.max_held} requests already wait for it",
-                "hold_queue_full",
-            )
+        with self.cap.seat("vLLM is loading a model"):
+            await self._wait_serving(deadline)
+
+    async def _wait_serving(self, deadline: float) -> None:
         self._count_held(+1)
         try:
             self._ensure_poller()

@@ -32,7 +32,7 @@ from custom_components.spark_control.const import (
     DOMAIN,
     EVENT_SWAP_FINISHED,
 )
-from spark_gateway.appkeys import MODEL_SWAPPER, SESSION
+from spark_gateway.appkeys import MODEL_SWAPPER, SESSION, VLLM_HOLD
 from spark_gateway.catalog_names import CatalogNames
 from spark_gateway.chat_models import CURRENT
 from tests.gateway.conftest import GatewayFactory, RunningGateway
@@ -308,6 +308,41 @@ async def test_requests_waiting_for_a_swap_are_bounded_in_number(
     assert full.value.status_code == 503
     assert full.value.body["code"] == "hold_queue_full"  # type: ignore[index]
     assert full.value.response.headers["Retry-After"] == "10"
+    assert [reply.model for reply in replies] == [TARGET_REPO] * 2
+
+
+async def test_one_cap_bounds_swap_waiters_and_held_requests_together(
+    hass: HomeAssistant, start_swapping: GatewayFactory
+) -> None:
+    """hold_max_requests=2: one request waits for the swap, one `current` request is held for
+    vLLM while the new model loads; that is the cap, so the next request gets 503 + Retry-After
+    at once, whether it would wait for the swap or for vLLM."""
+    gateway = await start_swapping(hold_max_requests=2)
+    loading = _swap_loading(hass)
+    async with _openai(gateway) as client:
+
+        def ask(model: str) -> asyncio.Future[Any]:
+            return asyncio.ensure_future(
+                client.chat.completions.create(model=model, messages=HI, max_tokens=3)
+            )
+
+        waiting = [ask(TARGET)]
+        await _until(loading)
+        waiting.append(ask(CURRENT))
+        async with asyncio.timeout(30):
+            await gateway.app[VLLM_HOLD].until_held(1)
+        await _until_waiting(gateway, 1)
+        refused = []
+        for model in (TARGET, CURRENT):
+            with pytest.raises(openai.APIStatusError) as full:
+                await client.chat.completions.create(model=model, messages=HI, max_tokens=3)
+            refused.append(full.value)
+        replies = await asyncio.gather(*waiting)
+    for error in refused:
+        assert error.status_code == 503
+        assert error.body["code"] == "hold_queue_full"  # type: ignore[index]
+        assert error.response.headers["Retry-After"] == "10"
+        assert "2 requests already wait" in error.message
     assert [reply.model for reply in replies] == [TARGET_REPO] * 2
 
 
