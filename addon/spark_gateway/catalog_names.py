@@ -16,7 +16,8 @@ Assistant's WebSocket API (`<api>/websocket`, which the Supervisor proxies too):
 answers a failed action with a bare 500, the WebSocket API with the integration's translated
 message and key (`swap_in_progress` when another swap runs). The same connection subscribes to
 the swap sensor beside the select (`subscribe_entities`), so a swap that must wait for one
-started in Home Assistant learns the moment that one ends, without polling.
+started in Home Assistant learns the moment that one ends, without polling. Whether vLLM is
+stopped (not restarting) is read from its running switch beside the select (`docker ps`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ SWAP_SENSOR_TEMPLATE: Final = (
 )
 # The swap sensor's phases while a swap runs (read only when it has no `running` attribute).
 _RUNNING_PHASES: Final = frozenset({"stopping", "starting", "loading"})
+# The state of vLLM's running switch beside a select (`docker ps`: "on" while its container
+# runs, "off" once stopped), or null.
+VLLM_SWITCH_TEMPLATE: Final = (
+    "{% set ns = namespace(state=none) %}"
+    "{% for entity in device_entities(device_id(select)) if entity.startswith('switch.') %}"
+    "{% set ns.state = states(entity) %}"
+    "{% endfor %}{{ ns.state | tojson }}"
+)
 # {entity_id: {"key", "entry", "catalog"}} of the integration's select entities.
 SELECTS_TEMPLATE: Final = (
     "{% set ns = namespace(found={}) %}"
@@ -138,6 +147,16 @@ class CatalogNames:
             return None  # several clusters: which one is ours is configured, not guessed
         raw = found.get(entity_id)
         return _model_select(entity_id, raw) if isinstance(raw, dict) else None
+
+    async def select_if_vllm_stopped(self) -> ModelSelect | None:
+        """The model select, when Home Assistant shows vLLM's container stopped (its running
+        switch off) and no swap running (the select shows no model); else None, also when
+        Home Assistant cannot say."""
+        select = await self.model_select()
+        if select is None or select.shown_key is not None:
+            return None
+        state = await self._render(VLLM_SWITCH_TEMPLATE, select=select.entity_id)
+        return select if state == "off" else None
 
     @asynccontextmanager
     async def swap_session(self, select: ModelSelect) -> AsyncIterator[SwapSession]:

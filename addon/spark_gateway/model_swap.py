@@ -15,6 +15,12 @@ started in Home Assistant, which is never interrupted), a request naming any oth
 model (the one being replaced included) is refused at once with 503 `model_swap_in_progress`
 and `Retry-After`, instead of queueing a swap back. Once the swap is over, the next request for
 another model starts the next swap.
+
+A stopped vLLM is started on demand, as llama-swap does: when vLLM refuses connections and Home
+Assistant shows its container stopped (the running switch off, no swap running), a request
+naming a catalog key (or `current`, or a catalog model's repo id) has Home Assistant swap to that
+model, which launches it (`start_stopped`); `current` names the model vLLM served last as this
+gateway saw it. The request waits for that swap like for any other, with the same bounds.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .catalog_names import CatalogNames, ModelSelect, SwapRefused, SwapSession
-from .chat_models import ChatModels
+from .chat_models import CURRENT, ChatModels
 from .errors import ApiError, UpstreamError
 from .ha_websocket import HaConnectionLost
 from .vllm_hold import RETRY_AFTER_S, WaitCap
@@ -41,6 +47,9 @@ FAILED_SWAP_MEMORY_S: Final = 60.0
 # connection drops, and the pause before each new attempt after the first.
 RECONNECTS: Final = 3
 RECONNECT_PAUSE_S: Final = 1.0
+# How long Home Assistant's "vLLM is not stopped" answer is trusted: requests arriving while vLLM
+# restarts or loads ask it once a second at most, not once each.
+NOT_STOPPED_MEMORY_S: Final = 1.0
 
 
 @dataclass(slots=True)
@@ -64,6 +73,8 @@ class ModelSwapper:
         self._waiting_changed = asyncio.Event()  # replaced each time `_waiting` changes
         # Catalog key -> when its swap failed (monotonic) and the error its requests got.
         self._failures: dict[str, tuple[float, ApiError]] = {}
+        self._checking_stopped = asyncio.Lock()
+        self._not_stopped_until = -math.inf  # monotonic
 
     @property
     def target(self) -> str | None:
@@ -129,6 +140,50 @@ class ModelSwapper:
         if self._running is None:
             self._start(name, select)
         await self.join(name, deadline)
+
+    async def start_stopped(self, name: str, deadline: float) -> bool:
+        """Start a vLLM that Home Assistant shows stopped, with the model `name` stands for, and
+        wait until it serves it (or join that start when another request made it).
+
+        False when vLLM is not known to be stopped (restarting, loading, in a swap: the vLLM
+        hold waits for it), when `name` stands for no catalog model, or when a swap to another
+        model runs; the request then waits in the vLLM hold as before.
+        """
+        async with self._checking_stopped:
+            running = self._running
+            if running is None:
+                select = await self._select_if_stopped()
+                key = self._key_to_start(name, select) if select is not None else None
+                if select is None or key is None:
+                    return False
+                self._refuse_recent_failure(key)
+                _LOGGER.info(
+                    "vLLM is stopped in Home Assistant; a request names %s: starting it", key
+                )
+                running = self._start(key, select)
+            elif running.key != self._key_to_start(name, self._models.select):
+                return False
+        await self.join(running.key, deadline)
+        return True
+
+    async def _select_if_stopped(self) -> ModelSelect | None:
+        if not self._catalog.reachable or time.monotonic() < self._not_stopped_until:
+            return None
+        select = await self._catalog.select_if_vllm_stopped()
+        if select is None:
+            self._not_stopped_until = time.monotonic() + NOT_STOPPED_MEMORY_S
+        return select
+
+    def _key_to_start(self, name: str, select: ModelSelect | None) -> str | None:
+        """The catalog model a request naming `name` wants started: a catalog key, a catalog
+        model's repo id, or `current` for the model vLLM served last (None if never seen)."""
+        if select is None:
+            return None
+        if name in select.catalog:
+            return name
+        if name == CURRENT:
+            return self._models.catalog_key
+        return select.key_for(name)
 
     async def join(self, name: str, deadline: float) -> None:
         """Wait for the running swap to `name` to end (at once when none runs).

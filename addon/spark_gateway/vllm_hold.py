@@ -25,9 +25,11 @@ _LOGGER = logging.getLogger(__name__)
 
 POLL_INTERVAL_S: Final = 0.1
 RETRY_AFTER_S: Final = 10
+# vLLM refuses connections: stopped (or restarting), where a loading one answers 503.
+UNAVAILABLE: Final = "upstream_unavailable"
 # Upstream error codes that mean "vLLM is not serving yet", worth waiting for. A vLLM that is
 # not configured at all (upstream_not_configured) is not.
-HOLDABLE_CODES: Final = frozenset({"upstream_unavailable", "upstream_loading"})
+HOLDABLE_CODES: Final = frozenset({UNAVAILABLE, "upstream_loading"})
 # vLLM closed the connection before answering (stopped for a swap while generating): nothing
 # reached the client yet, so the request is held and sent again, a bounded number of times.
 RESENDABLE_CODES: Final = frozenset({"upstream_disconnected"})
@@ -134,8 +136,8 @@ class VllmHold:
                     await self._serving.wait()
             except TimeoutError:
                 raise _not_serving(
-                    f"vLLM did not become ready within {self.timeout_s:g} s (model swap or "
-                    "restart in progress)",
+                    f"vLLM did not become ready within {self.timeout_s:g} s (it is stopped, "
+                    "restarting or loading a model)",
                     "vllm_not_ready",
                 ) from None
         finally:

@@ -271,15 +271,23 @@ async def test_failed_swap_ends_waiting_requests_with_the_reason(
         results = await asyncio.gather(first, *during, return_exceptions=True)
         with pytest.raises(openai.APIStatusError) as again:
             await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+    _assert_failed_once(results, again.value, cluster)
+
+
+def _assert_failed_once(
+    results: list[Any], again: openai.APIStatusError, cluster: SimCluster
+) -> None:
+    """Every request got the failed load's 502 with vLLM's reason, the next one the same 502
+    from memory, and the model was launched once."""
     for error in results:
         assert isinstance(error, openai.APIStatusError)
         assert error.status_code == 502
         assert error.body["code"] == "model_swap_failed"  # type: ignore[index]
         assert "CUDA out of memory" in error.message
         assert "vLLM serves no model now" in error.message
-    assert again.value.status_code == 502
-    assert "not tried again" in again.value.message
-    assert int(again.value.response.headers["Retry-After"]) <= 60
+    assert again.status_code == 502
+    assert "not tried again" in again.message
+    assert int(again.response.headers["Retry-After"]) <= 60
     assert sum("vllm serve" in c for c in cluster.nodes[0].commands) == 1
 
 
@@ -346,23 +354,28 @@ async def test_one_cap_bounds_swap_waiters_and_held_requests_together(
     assert [reply.model for reply in replies] == [TARGET_REPO] * 2
 
 
+@pytest.mark.parametrize("stopped", [False, True])
 async def test_a_request_outwaited_by_its_swap_gets_503_and_the_swap_goes_on(
-    hass: HomeAssistant, cluster: SimCluster, start_swapping: GatewayFactory
+    hass: HomeAssistant, cluster: SimCluster, start_swapping: GatewayFactory, stopped: bool
 ) -> None:
     """Past hold_timeout_s the request gets 503 + Retry-After; Home Assistant finishes the swap
-    and the next request for the model is answered by it without another swap."""
+    (or the start of a stopped vLLM with the model it served) and the next request for the
+    model is answered by it without another swap."""
     gateway = await start_swapping(hold_timeout_s=0.2)  # the simulated load takes 0.6 s
     finished = asyncio.Event()
     hass.bus.async_listen(EVENT_SWAP_FINISHED, callback(lambda _event: finished.set()))
+    model, served = (LOADED_KEY, cluster.config.served_model) if stopped else (TARGET, TARGET_REPO)
     async with _openai(gateway) as client:
+        if stopped:
+            await _stop_vllm(hass)
         with pytest.raises(openai.APIStatusError) as late:
-            await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+            await client.chat.completions.create(model=model, messages=HI, max_tokens=3)
         assert late.value.status_code == 503
         assert late.value.body["code"] == "vllm_not_ready"  # type: ignore[index]
         assert late.value.response.headers["Retry-After"] == "10"
         await _until(finished)
-        reply = await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
-    assert reply.model == TARGET_REPO
+        reply = await client.chat.completions.create(model=model, messages=HI, max_tokens=3)
+    assert reply.model == served
     assert sum("vllm serve" in c for c in cluster.nodes[0].commands) == 1
 
 
@@ -419,6 +432,75 @@ async def test_a_swap_started_in_home_assistant_is_never_interrupted(
     assert [TARGET_REPO in c for c in launches] == [False, True]
     if moment == "claimed":  # the gateway found the swap running and waited its turn
         assert f"the swap to {TARGET} waits" in caplog.text
+
+
+async def _stop_vllm(hass: HomeAssistant) -> None:
+    """The user stops vLLM in Home Assistant (the action behind its running switch)."""
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    await hass.services.async_call(
+        DOMAIN, "stop_service", {"cluster": entry.entry_id, "service": "vllm"}, blocking=True
+    )
+    await hass.async_block_till_done()
+    (switch,) = [s for s in hass.states.async_all("switch") if "vllm" in s.entity_id]
+    assert switch.state == "off"
+    assert _select_key(hass) is None
+
+
+@pytest.mark.parametrize(
+    ("model", "served"), [(LOADED_KEY, None), (CURRENT, None), (TARGET, TARGET_REPO)]
+)
+async def test_a_stopped_vllm_is_started_for_a_request(
+    hass: HomeAssistant,
+    cluster: SimCluster,
+    swapping_gateway: RunningGateway,
+    model: str,
+    served: str | None,
+) -> None:
+    """vLLM stopped by the user: a request naming the model it served (by key or `current`)
+    or another catalog model starts it with that model, once for all requests meanwhile."""
+    served = served or cluster.config.served_model
+    async with _openai(swapping_gateway) as client:
+        await client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
+        await _stop_vllm(hass)
+        replies = await asyncio.gather(
+            *(client.chat.completions.create(model=model, messages=HI, max_tokens=3)
+              for _ in range(3))
+        )  # fmt: skip
+    assert [reply.model for reply in replies] == [served] * 3
+    launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
+    assert len(launches) == 1
+    assert served in launches[0]
+    assert _select_key(hass) == (TARGET if model == TARGET else LOADED_KEY)
+
+
+@pytest.mark.parametrize("ha_options", [{CONF_SWAP_FALLBACK: False}])
+async def test_a_failed_start_is_a_502_with_the_reason_and_not_tried_again(
+    hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
+) -> None:
+    cluster.faults.oom_on_load(TARGET_REPO)
+    async with _openai(swapping_gateway) as client:
+        await _stop_vllm(hass)
+        with pytest.raises(openai.APIStatusError) as failed:
+            await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+        with pytest.raises(openai.APIStatusError) as again:
+            await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+    _assert_failed_once([failed.value], again.value, cluster)
+
+
+async def test_without_swap_on_request_a_stopped_vllm_stays_stopped(
+    hass: HomeAssistant, cluster: SimCluster, start_swapping: GatewayFactory
+) -> None:
+    """The option off: held for hold_timeout_s, then a JSON 503 saying vLLM may be stopped."""
+    gateway = await start_swapping(swap_on_request=False, hold_timeout_s=0.3)
+    async with _openai(gateway) as client:
+        await _stop_vllm(hass)
+        with pytest.raises(openai.APIStatusError) as info:
+            await client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
+    assert info.value.status_code == 503
+    assert info.value.body["code"] == "vllm_not_ready"  # type: ignore[index]
+    assert "it is stopped" in info.value.message
+    assert info.value.response.headers["Retry-After"] == "10"
+    assert not any("vllm serve" in c for c in cluster.nodes[0].commands)
 
 
 async def test_names_outside_the_catalog_never_swap(

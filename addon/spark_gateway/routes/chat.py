@@ -7,7 +7,8 @@ which makes vLLM abort the generation. Upstream errors keep their status and bod
 Before relaying, a request waits while vLLM is not serving (`vllm_hold.py`), and a model named
 `current` or by its catalog key is rewritten to vLLM's id (`chat_models.py`); a body naming
 vLLM's id already is relayed as it came. With `swap_on_request`, a catalog key that is not
-loaded starts a swap in Home Assistant and the request waits for it (`model_swap.py`), once.
+loaded starts a swap in Home Assistant and the request waits for it (`model_swap.py`), once;
+so does a request finding vLLM stopped in Home Assistant (the swap launches it).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..chat_models import NOT_LOADED, ChatModels
 from ..errors import ApiError, UpstreamError
 from ..openapi import GUARDED, OBJECT, UPSTREAM_FAILURES, add_route, errors
 from ..request_body import read_json_object
-from ..vllm_hold import HOLDABLE_CODES, MAX_RESENDS, RESENDABLE_CODES
+from ..vllm_hold import HOLDABLE_CODES, MAX_RESENDS, RESENDABLE_CODES, UNAVAILABLE
 
 _SSE = "text/event-stream"
 
@@ -55,6 +56,8 @@ async def _open_when_serving(
         if swapper is not None and isinstance(name, str) and swapper.target == name:
             await swapper.join(name, deadline)  # the swap to it runs: no use asking vLLM
             swapped = True
+        if swapper is not None and isinstance(name, str) and not swapped and not hold.serving:
+            swapped = await swapper.start_stopped(name, deadline)  # a stopped vLLM, not a swap
         await hold.until_serving(deadline)
         try:
             relayed, renamed = await _named_for_vllm(models, body, payload)
@@ -67,6 +70,15 @@ async def _open_when_serving(
             elif err.code not in HOLDABLE_CODES:
                 raise
             models.forget()
+            if (
+                err.code == UNAVAILABLE
+                and swapper is not None
+                and isinstance(name, str)
+                and not swapped
+                and await swapper.start_stopped(name, deadline)
+            ):
+                swapped = True
+                continue
             hold.mark_down()
             continue
         except ApiError as err:
