@@ -1,6 +1,7 @@
 """Chat requests that make the gateway swap models (`swap_on_request`), against doing it by hand.
 
-    .venv/bin/python benchmarks/gateway_swap_on_request.py [--swaps 4] [--clients 8] [--load 1.0]
+    .venv/bin/python benchmarks/gateway_swap_on_request.py [--swaps 4] [--starts 2] [--clients 8]
+        [--load 1.0]
 
 A real Home Assistant runs the integration against the in-process simulator and serves its REST
 API on loopback; the gateway talks to it with a real access token. Each round, `--clients`
@@ -9,9 +10,14 @@ loaded (alternately `gemma4` and `qwen36`): the first request has Home Assistant
 join that swap. Targets: 0 failed requests, one swap per round, and every request answered
 within 0.5 s of the moment vLLM became ready with the new model (the simulator's `loaded_at`).
 
+Then `--starts` rounds start a stopped vLLM: vLLM is stopped in Home Assistant
+(`spark_control.stop_service`), and the clients ask for the model it served; the first request
+has Home Assistant launch it again (same targets, one launch per round).
+
 Baseline in the same run: what a client does without the option: it calls
-`spark_control.swap_model` (wait: true) on Home Assistant's REST API itself, then sends the
-same requests straight to vLLM. Figures: time from ready to each answer.
+`spark_control.swap_model` (wait: true) on Home Assistant's REST API itself (also to start a
+stopped vLLM), then sends the same requests straight to vLLM. Figures: time from ready to each
+answer.
 """
 
 from __future__ import annotations
@@ -117,6 +123,16 @@ async def by_hand(
     tally.delays += [t - sim.vllm.loaded_at for t in done]
 
 
+async def stop_vllm(session: aiohttp.ClientSession, api: str, token: str, entry_id: str) -> None:
+    """Stop vLLM as a user would in Home Assistant (the action behind its running switch)."""
+    async with session.post(
+        f"{api}/services/spark_control/stop_service",
+        json={"cluster": entry_id, "service": "vllm"},
+        headers={"Authorization": f"Bearer {token}"},
+    ) as resp:
+        resp.raise_for_status()
+
+
 def report(name: str, tally: Tally) -> None:
     delays = sorted(tally.delays)
     figures = (
@@ -137,6 +153,7 @@ async def main(args: argparse.Namespace) -> int:
         nodes=1, authorized_keys=[public_key], load_seconds=args.load, token_rate=2000.0
     )
     gateway_tally, hand_tally = Tally(), Tally()
+    start_tally, hand_start_tally = Tally(), Tally()
     async with SimCluster(config) as sim:
         with tempfile.TemporaryDirectory() as tmp:
             data = entry_data(sim.endpoints(), private_key, public_key)
@@ -155,20 +172,42 @@ async def main(args: argparse.Namespace) -> int:
                 await gateway.start_server()
                 try:
                     async with aiohttp.ClientSession() as session:
+
+                        async def rounds(
+                            hand_keys: list[str],
+                            via_keys: list[str],
+                            *,
+                            stop: bool,
+                            hand: Tally,
+                            via: Tally,
+                        ) -> int:
+                            """The first keys by hand, then the others through the gateway
+                            (vLLM stopped before each round when `stop`); the gateway's
+                            launches."""
+                            for key in hand_keys:
+                                if stop:
+                                    await stop_vllm(session, api, token, entry.entry_id)
+                                await by_hand(
+                                    sim, session, api, token, entry.entry_id, key, args.clients,
+                                    hand,
+                                )  # fmt: skip
+                            before = sum("vllm serve" in c for c in sim.nodes[0].commands)
+                            for key in via_keys:
+                                if stop:
+                                    await stop_vllm(session, api, token, entry.entry_id)
+                                await through_gateway(
+                                    sim, str(gateway.make_url("/v1")), key, args.clients, via
+                                )
+                            return sum("vllm serve" in c for c in sim.nodes[0].commands) - before
+
                         keys = ["gemma4", "qwen36"] * args.swaps
-                        for key in keys[: args.swaps]:
-                            await by_hand(
-                                sim, session, api, token, entry.entry_id, key, args.clients,
-                                hand_tally,
-                            )  # fmt: skip
-                        launches_before = sum("vllm serve" in c for c in sim.nodes[0].commands)
-                        for key in keys[args.swaps : 2 * args.swaps]:
-                            await through_gateway(
-                                sim, str(gateway.make_url("/v1")), key, args.clients,
-                                gateway_tally,
-                            )  # fmt: skip
-                        launches = (
-                            sum("vllm serve" in c for c in sim.nodes[0].commands) - launches_before
+                        launches = await rounds(
+                            keys[: args.swaps], keys[args.swaps : 2 * args.swaps], stop=False,
+                            hand=hand_tally, via=gateway_tally,
+                        )  # fmt: skip
+                        served = [keys[2 * args.swaps - 1]] * args.starts  # what vLLM serves
+                        starts = await rounds(
+                            served, served, stop=True, hand=hand_start_tally, via=start_tally
                         )
                 finally:
                     await gateway.close()
@@ -179,18 +218,24 @@ async def main(args: argparse.Namespace) -> int:
     )
     report("by hand: swap_model (wait) on HA, then vLLM", hand_tally)
     report("through the gateway (swap_on_request)", gateway_tally)
-    worst = max(gateway_tally.delays, default=float("inf"))
+    print(f"{args.starts} starts of a stopped vLLM each way")
+    report("by hand: swap_model (wait) on HA, then vLLM", hand_start_tally)
+    report("through the gateway (swap_on_request)", start_tally)
+    worst = max(gateway_tally.delays + start_tally.delays, default=float("inf"))
+    failed = gateway_tally.failed + start_tally.failed
     print(
-        f"targets: failed 0 -> {gateway_tally.failed}; one swap per round -> {launches} for "
-        f"{args.swaps}; every request answered <= {TARGET_RELEASE_S * 1000:.0f} ms after ready "
-        f"-> max {worst * 1000:.1f} ms ({worst / TARGET_RELEASE_S:.2f}x of the target)"
+        f"targets: failed 0 -> {failed}; one launch per round -> {launches} for {args.swaps} "
+        f"swaps, {starts} for {args.starts} starts; every request answered <= "
+        f"{TARGET_RELEASE_S * 1000:.0f} ms after ready -> max {worst * 1000:.1f} ms "
+        f"({worst / TARGET_RELEASE_S:.2f}x of the target)"
     )
-    for error in sorted(set(gateway_tally.errors)):
+    for error in sorted(set(gateway_tally.errors + start_tally.errors)):
         print(f"  failure through the gateway: {error}")
     ok = (
-        gateway_tally.failed == 0
-        and gateway_tally.wrong_model == 0
+        failed == 0
+        and gateway_tally.wrong_model + start_tally.wrong_model == 0
         and launches == args.swaps
+        and starts == args.starts
         and worst <= TARGET_RELEASE_S
     )
     print("PASS" if ok else "FAIL")
@@ -200,6 +245,7 @@ async def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--swaps", type=int, default=4)
+    parser.add_argument("--starts", type=int, default=2, help="rounds starting a stopped vLLM")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--load", type=float, default=1.0, help="seconds vLLM loads a model")
     sys.exit(asyncio.run(main(parser.parse_args())))
