@@ -473,6 +473,26 @@ async def test_a_stopped_vllm_is_started_for_a_request(
     assert _select_key(hass) == (TARGET if model == TARGET else LOADED_KEY)
 
 
+async def test_a_vllm_not_answering_with_its_container_running_is_only_waited_for(
+    hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
+) -> None:
+    """vLLM refuses connections but Home Assistant shows its container running (a restart, a
+    boot): the request is held until vLLM answers, and nothing is launched."""
+    async with _openai(swapping_gateway) as client:
+        await client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
+        await cluster.faults.refuse("vllm")
+        request = asyncio.ensure_future(
+            client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
+        )
+        async with asyncio.timeout(30):
+            await swapping_gateway.app[VLLM_HOLD].until_held(1)
+        await cluster.faults.clear()
+        reply = await request
+    assert reply.model == cluster.config.served_model
+    assert not any("vllm serve" in c for c in cluster.nodes[0].commands)
+    assert _select_key(hass) == LOADED_KEY
+
+
 @pytest.mark.parametrize("ha_options", [{CONF_SWAP_FALLBACK: False}])
 async def test_a_failed_start_is_a_502_with_the_reason_and_not_tried_again(
     hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
