@@ -43,11 +43,6 @@ class WaitCap:
         self.limit = limit
         self._taken = 0
 
-    @property
-    def taken(self) -> int:
-        """Requests waiting now, wherever they wait."""
-        return self._taken
-
     @contextlib.contextmanager
     def seat(self, why_waiting: str) -> Iterator[None]:
         """Hold one place while inside; 503 `hold_queue_full` + Retry-After when none is free.

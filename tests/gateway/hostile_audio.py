@@ -54,25 +54,7 @@ def wav_at_one_hertz() -> bytes:
 
 def silent_flac(seconds: float, rate: int = 8000) -> bytes:
     """A FLAC of silence (compresses to almost nothing: 3 h 50 min is about 2.6 MB)."""
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="flac") as out:
-        stream = out.add_stream("flac", rate=rate)
-        stream.layout = "mono"
-        block = np.zeros((1, rate * 10), dtype=np.int16)
-        pts = 0
-        remaining = int(seconds * rate)
-        while remaining > 0:
-            n = min(remaining, block.shape[1])
-            frame = av.AudioFrame.from_ndarray(block[:, :n], format="s16", layout="mono")
-            frame.sample_rate = rate
-            frame.pts = pts
-            pts += n
-            remaining -= n
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
+    return _silence("flac", "flac", rate, seconds)
 
 
 def repackaged_opus(
@@ -117,17 +99,30 @@ def hostile_opus(webm: bytes) -> dict[str, bytes]:
 def silent_webm_opus(seconds: float) -> bytes:
     """A live webm/opus of silence, as a browser streams it (no declared length): about
     1.4 MiB an hour, each 20 ms packet a few bytes."""
+    return _silence("webm", "libopus", 48000, seconds, container_options={"live": "1"})
+
+
+def _silence(
+    container: str,
+    codec: str,
+    rate: int,
+    seconds: float,
+    container_options: dict[str, str] | None = None,
+) -> bytes:
+    """`seconds` of mono silence encoded with `codec` in `container`, ten seconds a frame."""
     buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="webm", container_options={"live": "1"}) as out:
-        stream = out.add_stream("libopus", rate=48000)
+    with av.open(
+        buffer, mode="w", format=container, container_options=container_options or {}
+    ) as out:
+        stream = out.add_stream(codec, rate=rate)
         stream.layout = "mono"
-        block = np.zeros((1, 48000 * 10), dtype=np.int16)
+        block = np.zeros((1, rate * 10), dtype=np.int16)
         pts = 0
-        remaining = int(seconds * 48000)
+        remaining = int(seconds * rate)
         while remaining > 0:
             n = min(remaining, block.shape[1])
             frame = av.AudioFrame.from_ndarray(block[:, :n], format="s16", layout="mono")
-            frame.sample_rate = 48000
+            frame.sample_rate = rate
             frame.pts = pts
             pts += n
             remaining -= n
