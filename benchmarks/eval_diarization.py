@@ -396,6 +396,9 @@ class FileFigures:
     oracle_der: float
     merged: int  # people sharing a label that per-chunk diarization had kept apart
     merged_any: int  # the same counted over every slot by its majority (mixed ones too)
+    # Pairs sharing a label although one chunk held a clean slot of each (the diarizer told
+    # them apart there): what the linking itself should never do.
+    merged_apart: int
     split: int  # people spread over more than one label by linking
 
 
@@ -437,10 +440,19 @@ def link_figures(rec: Recording, options: SpeakerOptions) -> tuple[FileFigures, 
             if share >= PURE:
                 pure_people_of.setdefault(label, set()).add(who)
     merged = sum(len(p) - 1 for p in pure_people_of.values())
+    pure_in_chunk: dict[int, set[str]] = {}
+    for (chunk, _), (who, share) in slots.items():
+        if share >= PURE:
+            pure_in_chunk.setdefault(chunk, set()).add(who)
+    apart = {frozenset((a, b)) for people in pure_in_chunk.values()
+             for a in people for b in people if a < b}  # fmt: skip
+    sharing = {frozenset((a, b)) for people in pure_people_of.values()
+               for a in people for b in people if a < b}  # fmt: skip
     merged_any = sum(len(p) - 1 for p in people_of.values())
     split = sum(1 for labels in labels_of.values() if len(labels) > 1)
     figures = FileFigures(rec.name, len(rec.conversation.speakers), len(result.speakers),
-                          der, jer, oracle_der, merged, merged_any, split)  # fmt: skip
+                          der, jer, oracle_der, merged, merged_any, len(apart & sharing),
+                          split)  # fmt: skip
     return figures, result
 
 
@@ -642,6 +654,8 @@ def choose(recs: list[Recording], prints: list[Voiceprint], base: SpeakerOptions
         if marks_best is None or f1 > marks_best[0]:
             marks_best = (f1, low)
     assert marks_best is not None
+    # Speech marked `?` is never named, so the names are chosen under the chosen mark.
+    chosen = replace(chosen, low_confidence=marks_best[1])
     # Strangers' speech that per-chunk diarization put inside an enrolled person's slot is
     # named at any threshold; the rule counts the names our matching gives on its own.
     name_best = NAME_THRESHOLDS[0]
@@ -659,7 +673,7 @@ def choose(recs: list[Recording], prints: list[Voiceprint], base: SpeakerOptions
     # Then the margin by which a slot may confirm its linked speaker's name: the same rule,
     # and it may add at most one point of strangers' speech named overall (such names fall
     # on slots another person dominates, which the rule above does not count).
-    chosen = replace(chosen, low_confidence=marks_best[1], name_threshold=name_best)
+    chosen = replace(chosen, name_threshold=name_best)
     margin_best = 0.0
     base = naming(recs, replace(chosen, confirm_margin=0.0), prints)
     for margin in CONFIRM_MARGINS[1:]:
@@ -725,7 +739,8 @@ def print_table(title: str, recs: list[Recording], options: SpeakerOptions,
         f"{100 * cost:+.2f} points (target <= +1); exact count "
         f"{sum(f.found == f.true_speakers for f in files)}/{len(files)}; people merged by "
         f"linking {sum(f.merged for f in files)} (target 0; counting mixed slots by their "
-        f"majority {sum(f.merged_any for f in files)})"
+        f"majority {sum(f.merged_any for f in files)}; pairs one chunk had kept apart "
+        f"{sum(f.merged_apart for f in files)})"
     )
     print(
         f"confidence: {wrong_marked}/{wrong} wrong turns marked "

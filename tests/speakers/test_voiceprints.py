@@ -9,7 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spark_gateway.speakers.chunking import Chunk
 from spark_gateway.speakers.linking import Linking, LocalSpeaker
+from spark_gateway.speakers.parsing import Diarization
+from spark_gateway.speakers.pipeline import SpeakerOptions, link_and_merge
+from spark_gateway.speakers.records import SpeakerSegment, Word
 from spark_gateway.speakers.voiceprints import (
     Voiceprint,
     VoiceprintError,
@@ -176,3 +180,41 @@ def test_a_voice_just_past_the_threshold_confirms_the_name_its_link_matched() ->
     assert set(confirmed) == {(0, "s0"), (1, "s0"), (4, "s0")}
     assert confirmed[(1, "s0")].voiceprint.name == "Alice"
     assert confirmed[(1, "s0")].similarity == pytest.approx(0.72, abs=1e-4)
+
+
+def test_speech_the_diarizer_was_unsure_of_keeps_its_speaker_label() -> None:
+    """Alice's slot is named where the diarizer was sure of it; her slot's unsure stretch
+    (confidence 0.5, below the `?` mark) and an unlinked slot's speech given to that stretch
+    show her anonymous label, so a stranger folded into her slot never carries her name."""
+    chunk = Chunk(0, 0.0, 20.0, 0.0, 20.0)
+    diarization = Diarization(
+        segments=[
+            SpeakerSegment(0.0, 4.0, "Speaker_0", 0.9),
+            SpeakerSegment(4.5, 7.5, "Speaker_1", 0.9),
+            SpeakerSegment(8.0, 9.5, "Speaker_0", 0.5),
+            SpeakerSegment(12.2, 13.0, "Speaker_2", 0.9),  # no print: not linked
+        ],
+        speakers=["Speaker_0", "Speaker_1", "Speaker_2"],
+        duration_s=20.0,
+        fingerprints={"Speaker_0": near(A, 0.2), "Speaker_1": near(C, 0.2), "Speaker_2": None},
+        clean_speech_s={"Speaker_0": 5.5, "Speaker_1": 3.0, "Speaker_2": 0.8},
+    )
+    words = [Word(0.5, 1.0, "hello"), Word(5.0, 5.5, "stranger"), Word(8.5, 9.0, "unsure"),
+             Word(12.4, 12.8, "filled")]  # fmt: skip
+    prints = [print_of("Alice", A)]
+
+    def shown(low_confidence: float) -> tuple[list[tuple[str, str, bool]], set[str]]:
+        result = link_and_merge(
+            [chunk], [diarization], words, options=SpeakerOptions(low_confidence=low_confidence),
+            language="en", models={}, duration_s=20.0, voiceprints=prints,
+        )  # fmt: skip
+        turns = [(t.speaker, t.text, t.low_confidence) for t in result.turns]
+        return turns, set(result.names)
+
+    assert shown(0.6) == (
+        [("Alice", "hello", False), ("Speaker_1", "stranger", False),
+         ("Speaker_0", "unsure", True), ("Speaker_0", "filled", True)],
+        {"Alice"},
+    )  # fmt: skip
+    # With no `?` mark every linked stretch of hers is named; unlinked speech still is not.
+    assert shown(0.0)[0][2:] == [("Alice", "unsure", False), ("Speaker_0", "filled", False)]

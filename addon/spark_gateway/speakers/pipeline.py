@@ -358,6 +358,10 @@ def link_and_merge(
     )  # fmt: skip
     segments: list[SpeakerSegment] = []
     unsure: list[SpeakerSegment] = []
+    # A name is shown only on speech the diarizer and the linking were sure of: where they
+    # were not (the turns marked `?`), a stranger folded into an enrolled person's slot would
+    # otherwise carry that person's name, so such speech keeps its `Speaker_N`.
+    names: dict[SpeakerSegment, NameMatch] = {}
     for chunk, kept in zip(chunks, per_chunk, strict=True):
         for s in kept:
             key = (chunk.index, s.speaker)
@@ -367,11 +371,16 @@ def link_and_merge(
                 continue
             link = linking.confidence.get(key, 1.0)
             confidence = None if s.confidence is None else round(s.confidence * link, 4)
+            segment = SpeakerSegment(s.start, s.end, label, confidence)
+            segments.append(segment)
             match = named.get(key)
-            shown = match.voiceprint.name if match is not None else label
-            segments.append(SpeakerSegment(s.start, s.end, shown, confidence))
+            if match is not None and (confidence is None or confidence >= options.low_confidence):
+                names[segment] = match
     segments.sort(key=lambda s: (s.start, s.end))
-    segments = _fill_unsure(segments, unsure)
+    segments = [
+        replace(s, speaker=names[s].voiceprint.name) if s in names else s
+        for s in _fill_unsure(segments, unsure)
+    ]
     return _merge(
         words,
         segments,
@@ -380,7 +389,7 @@ def link_and_merge(
         models=models,
         options=options,
         chunks=len(chunks),
-        names=_closest_matches(named.values()),
+        names=_closest_matches(names.values()),
     )
 
 
