@@ -218,19 +218,43 @@ async def onboard(url: str) -> tuple[str, str]:
     return access, str(long_lived)
 
 
-async def websocket_call(
+async def websocket_reply(
     session: aiohttp.ClientSession, url: str, token: str, message: dict[str, Any]
-) -> Any:
+) -> dict[str, Any]:
+    """One command over HA's WebSocket API; its whole `result` message, success or not."""
     async with session.ws_connect(f"{url}/api/websocket") as ws:
         await ws.receive_json()  # auth_required
         await ws.send_json({"type": "auth", "access_token": token})
         if (await ws.receive_json())["type"] != "auth_ok":
             raise RuntimeError("Home Assistant refused the demo token")
         await ws.send_json({"id": 1, **message})
-        reply = await ws.receive_json()
+        return dict(await ws.receive_json())
+
+
+async def websocket_call(
+    session: aiohttp.ClientSession, url: str, token: str, message: dict[str, Any]
+) -> Any:
+    reply = await websocket_reply(session, url, token, message)
+    if not reply.get("success"):
+        raise RuntimeError(f"websocket call failed: {reply}")
+    return reply["result"]
+
+
+async def confirm_http_config(url: str, token: str) -> None:
+    """Confirm the `http:` settings of configuration.yaml as working.
+
+    Newer Home Assistant releases (2026.10, 2026.11) move them into their storage as a trial
+    and, unless someone confirms it within 5 minutes, revert to the defaults and restart
+    themselves, which would end the demo. Older releases have no trial (nor the command).
+    """
+    async with aiohttp.ClientSession() as session:
+        reply = await websocket_reply(session, url, token, {"type": "http/config"})
         if not reply.get("success"):
-            raise RuntimeError(f"websocket call failed: {reply}")
-        return reply["result"]
+            if reply.get("error", {}).get("code") == "unknown_command":
+                return
+            raise RuntimeError(f"reading HA's HTTP config failed: {reply}")
+        if reply["result"].get("pending") is not None:
+            await websocket_call(session, url, token, {"type": "http/config/promote"})
 
 
 def flow_answers(
@@ -351,6 +375,7 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"Starting Home Assistant at {ha_url} (takes a little while)...", flush=True)
                 await wait_http(f"{ha_url}/api/onboarding", within=240, children=children, ok={200})
                 access, long_lived = await onboard(ha_url)
+                await confirm_http_config(ha_url, access)
                 ha = (ha_url, long_lived)
 
             gateway_port = free_port()
