@@ -1,7 +1,8 @@
 """The model catalog as Home Assistant's Spark Control model select shows it, and swaps there.
 
 The model catalog lives in the integration (Home Assistant storage); its model select carries
-the shown model's catalog key (`qwen36`) in its `catalog_key` attribute and the whole catalog
+the shown model's catalog key (`qwen36`) in its `catalog_key` attribute, the key of the model
+vLLM served last in `last_served_key` (kept while vLLM is stopped) and the whole catalog
 (key -> display name and repo id) in its `catalog` attribute. The gateway asks Home Assistant's
 REST API to render a template listing the integration's select entities with those attributes
 (`POST /api/template`), through the Supervisor proxy or a configured HA URL and token (the same
@@ -60,13 +61,13 @@ VLLM_SWITCH_TEMPLATE: Final = (
     "{% set ns.state = states(entity) %}"
     "{% endfor %}{{ ns.state | tojson }}"
 )
-# {entity_id: {"key", "entry", "catalog"}} of the integration's select entities.
+# {entity_id: {"key", "last", "entry", "catalog"}} of the integration's select entities.
 SELECTS_TEMPLATE: Final = (
     "{% set ns = namespace(found={}) %}"
     "{% for entity in integration_entities('spark_control') if entity.startswith('select.') %}"
     "{% set ns.found = dict(ns.found, **{entity: {"
-    "'key': state_attr(entity, 'catalog_key'), 'entry': config_entry_id(entity), "
-    "'catalog': state_attr(entity, 'catalog')}}) %}"
+    "'key': state_attr(entity, 'catalog_key'), 'last': state_attr(entity, 'last_served_key'), "
+    "'entry': config_entry_id(entity), 'catalog': state_attr(entity, 'catalog')}}) %}"
     "{% endfor %}{{ ns.found | tojson }}"
 )
 
@@ -86,6 +87,9 @@ class ModelSelect:
 
     entity_id: str
     shown_key: str | None  # the swap's target while one runs, else the served model's key
+    # The catalog key of the model vLLM served last, kept while it is stopped (None: unknown,
+    # or an integration older than the attribute).
+    last_served_key: str | None
     config_entry_id: str | None  # the cluster, as `spark_control.swap_model` names it
     catalog: dict[str, CatalogModel]
 
@@ -290,6 +294,7 @@ def _text(value: object) -> str | None:
 
 def _model_select(entity_id: str, raw: dict[str, Any]) -> ModelSelect:
     key = raw.get("key")
+    last = raw.get("last")
     entry = raw.get("entry")
     catalog: dict[str, CatalogModel] = {}
     models = raw.get("catalog")
@@ -303,6 +308,7 @@ def _model_select(entity_id: str, raw: dict[str, Any]) -> ModelSelect:
     return ModelSelect(
         entity_id=entity_id,
         shown_key=key if isinstance(key, str) and key else None,
+        last_served_key=last if isinstance(last, str) and last in catalog else None,
         config_entry_id=entry if isinstance(entry, str) and entry else None,
         catalog=catalog,
     )

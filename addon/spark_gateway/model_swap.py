@@ -19,8 +19,9 @@ another model starts the next swap.
 A stopped vLLM is started on demand, as llama-swap does: when vLLM refuses connections and Home
 Assistant shows its container stopped (the running switch off, no swap running), a request
 naming a catalog key (or `current`, or a catalog model's repo id) has Home Assistant swap to that
-model, which launches it (`start_stopped`); `current` names the model vLLM served last as this
-gateway saw it. The request waits for that swap like for any other, with the same bounds.
+model, which launches it (`start_stopped`); `current` names the model vLLM served last, as Home
+Assistant's model select remembers it (`last_served_key`), so also after a restart of this
+gateway. The request waits for that swap like for any other, with the same bounds.
 """
 
 from __future__ import annotations
@@ -176,13 +177,15 @@ class ModelSwapper:
 
     def _key_to_start(self, name: str, select: ModelSelect | None) -> str | None:
         """The catalog model a request naming `name` wants started: a catalog key, a catalog
-        model's repo id, or `current` for the model vLLM served last (None if never seen)."""
+        model's repo id, or `current` for the model vLLM served last: as Home Assistant saw it
+        (it sees every swap and poll, also while this gateway was not running), else as this
+        gateway did (None if neither knows)."""
         if select is None:
             return None
         if name in select.catalog:
             return name
         if name == CURRENT:
-            return self._models.catalog_key
+            return select.last_served_key or self._models.catalog_key
         return select.key_for(name)
 
     async def join(self, name: str, deadline: float) -> None:

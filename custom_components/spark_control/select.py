@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import RestoreEntity
 
 from .const import DOMAIN, SERVICE_VLLM
 from .coordinator import SparkControlConfigEntry, SparkStatusCoordinator
@@ -17,6 +18,7 @@ from .sparklib.catalog import Catalog
 PARALLEL_UPDATES = 1
 
 MODEL_SELECT = SelectEntityDescription(key="model", translation_key="model")
+ATTR_LAST_SERVED_KEY = "last_served_key"
 
 
 def model_labels(catalog: Catalog) -> dict[str, str]:
@@ -37,10 +39,12 @@ async def async_setup_entry(
     async_add_entities([SparkModelSelect(entry.runtime_data.status)])
 
 
-class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity):
+class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity, RestoreEntity):
     """Options are the catalog's display names; a served model outside the catalog shows its
     repo id. During a swap it shows the swap's target (from the swap coordinator), after it
-    what vLLM reports serving."""
+    what vLLM reports serving. It remembers the catalog model vLLM served last, also across
+    restarts of Home Assistant: the add-on gateway starts that one for a request naming
+    `current` while vLLM is stopped."""
 
     entity_description = MODEL_SELECT
     # The whole catalog changes only with it: keep it out of every recorded state change.
@@ -53,10 +57,15 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity)
             device_info=service_device(coordinator.config_entry, SERVICE_VLLM),
         )
         self._runtime = coordinator.config_entry.runtime_data
+        self._last_served_key: str | None = None
 
     async def async_added_to_hass(self) -> None:
         """Follow catalog changes and swaps as well as the polls."""
         await super().async_added_to_hass()
+        if (last := await self.async_get_last_state()) is not None:
+            restored = last.attributes.get(ATTR_LAST_SERVED_KEY)
+            self._last_served_key = restored if isinstance(restored, str) else None
+        self._remember_served()
         self.async_on_remove(self._runtime.catalog.async_add_listener(self.async_write_ha_state))
         self.async_on_remove(self._runtime.swap.async_add_listener(self._handle_coordinator_update))
 
@@ -81,20 +90,38 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity)
         """The catalog key of the model shown (None when it is not in the catalog)."""
         if (target := self._runtime.swap.data.target) is not None:
             return target
+        return self._served_key()
+
+    def _served_key(self) -> str | None:
+        """The catalog key of the model vLLM serves (None: nothing, or not in the catalog)."""
         vllm = self.coordinator.data.vllm
         if vllm is None or not vllm.models:
             return None
         entry = self._runtime.catalog.catalog.find_by_repo_id(vllm.models[0])
         return entry.key if entry is not None else None
 
+    def _remember_served(self) -> None:
+        if (served := self._served_key()) is not None:
+            self._last_served_key = served
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """A poll or a swap's progress: remember what vLLM serves, then write the state."""
+        self._remember_served()
+        super()._handle_coordinator_update()
+
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
-        """The shown model's catalog key and the catalog (key -> display name and repo id):
-        the add-on gateway accepts catalog keys as model names and can ask for a swap."""
+        """The shown model's catalog key, the catalog key of the model vLLM served last and
+        the catalog (key -> display name and repo id): the add-on gateway accepts catalog keys
+        as model names and can ask for a swap."""
         catalog = self._runtime.catalog.catalog
         labels = {key: label for label, key in model_labels(catalog).items()}
         return {
             "catalog_key": self._shown_key(),
+            ATTR_LAST_SERVED_KEY: (
+                self._last_served_key if self._last_served_key in catalog else None
+            ),
             "catalog": {
                 model.key: {"name": labels[model.key], "repo_id": model.repo_id}
                 for model in catalog.models

@@ -689,3 +689,19 @@ async def test_home_assistant_gone_while_waiting_its_turn_fails_the_request_clea
     await _until(finished)
     assert _select_key(hass) == "qwen3-vl"
     assert not any(TARGET_REPO in c for c in cluster.nodes[0].commands if "vllm serve" in c)
+
+
+
+async def test_current_from_a_gateway_started_while_vllm_is_stopped(
+    hass: HomeAssistant, cluster: SimCluster, start_swapping: GatewayFactory
+) -> None:
+    """A gateway (re)started while vLLM is stopped never saw it serve: `current` names the model
+    Home Assistant saw served last, which is started and answers."""
+    await _stop_vllm(hass)
+    gateway = await start_swapping(hold_timeout_s=600.0)  # a hold would outlast the test
+    async with _openai(gateway) as client, asyncio.timeout(60):
+        reply = await client.chat.completions.create(model=CURRENT, messages=HI, max_tokens=3)
+    assert reply.model == cluster.config.served_model
+    assert _select_key(hass) == LOADED_KEY
+    launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
+    assert len(launches) == 1

@@ -11,10 +11,21 @@ from homeassistant.components.persistent_notification import (
 )
 from homeassistant.components.select import ATTR_OPTION, SERVICE_SELECT_OPTION
 from homeassistant.const import ATTR_ENTITY_ID
-from homeassistant.core import CALLBACK_TYPE, Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.core import (
+    CALLBACK_TYPE,
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    State,
+    callback,
+)
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_track_state_change_event
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    mock_restore_cache,
+)
 
 from custom_components.spark_control.const import (
     CONF_SWAP_FALLBACK,
@@ -300,7 +311,8 @@ async def test_select_shows_the_target_throughout_a_swap(
 async def test_select_starts_a_model_while_vllm_is_stopped(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
-    """With vLLM's container stopped the select shows no model but can still start one."""
+    """With vLLM's container stopped the select shows no model but can still start one; it
+    remembers the model served last (the gateway starts that one for `current`)."""
     await hass.services.async_call(
         DOMAIN,
         "stop_service",
@@ -308,7 +320,11 @@ async def test_select_starts_a_model_while_vllm_is_stopped(
         blocking=True,
     )
     await hass.async_block_till_done()
-    assert hass.states.get(SELECT).state == "unknown"  # type: ignore[union-attr]
+    stopped = hass.states.get(SELECT)
+    assert stopped is not None
+    assert stopped.state == "unknown"
+    assert stopped.attributes["catalog_key"] is None
+    assert stopped.attributes["last_served_key"] == "qwen36"
     finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
     await hass.services.async_call(
         "select",
@@ -319,9 +335,30 @@ async def test_select_starts_a_model_while_vllm_is_stopped(
     await _swap_done(hass)
     assert finished
     await hass.async_block_till_done()
-    assert hass.states.get(SELECT).state == "Gemma 4 27B Instruct"  # type: ignore[union-attr]
+    started = hass.states.get(SELECT)
+    assert started is not None
+    assert started.state == "Gemma 4 27B Instruct"
+    assert started.attributes["last_served_key"] == "gemma4"
     assert loaded_entry.runtime_data.status.data.vllm is not None
     assert loaded_entry.runtime_data.status.data.vllm.models == ["google/gemma-4-27b-it"]
+
+
+async def test_select_remembers_the_last_served_model_across_restarts(
+    hass: HomeAssistant, config_entry: MockConfigEntry, sim: SimCluster
+) -> None:
+    """Home Assistant restarting while vLLM is stopped: the model served last comes back from
+    the saved state."""
+    await sim.world.docker.stop(sim.world.vllm.container)
+    mock_restore_cache(hass, [State(SELECT, "unknown", {"last_served_key": "gemma4"})])
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    state = hass.states.get(SELECT)
+    assert state is not None
+    assert state.state == "unknown"
+    assert state.attributes["last_served_key"] == "gemma4"
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    await hass.async_block_till_done()
 
 
 async def test_failed_swap_falls_back_to_the_last_good_model(
