@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import re
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +40,12 @@ class Recognition:
 # thread. Workers are spawned (not forked: the simulator's process has threads; no forkserver:
 # its Unix socket is blocked in the HA test harness).
 _worker_decoder: Decoder | None = None
+
+
+def _ignore_ctrl_c() -> None:
+    """Ctrl-C on `./scripts/demo` reaches its whole process group, these workers too: the
+    simulator stops them itself (`Recognizer.close`), without a KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _decode_in_worker(pcm16: bytes) -> tuple[list[tuple[str, int, int]], float, float]:
@@ -85,7 +92,9 @@ class Recognizer:
     async def recognize(self, pcm16: bytes) -> Recognition:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._workers, mp_context=context, initializer=_ignore_ctrl_c
+            )
         loop = asyncio.get_running_loop()
         segments, began, ended = await loop.run_in_executor(self._pool, _decode_in_worker, pcm16)
         self._spans.append((began, ended))

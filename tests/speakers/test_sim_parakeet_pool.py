@@ -10,11 +10,15 @@ overlap is taken from when each decode ran inside its worker.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import aiohttp
+import psutil
 import pytest
 
 from tests.sim import SimCluster, SimConfig
+from tests.sim.recognizer import Recognizer
 
 SENTENCES = (
     "Please turn on the kitchen lights and set the temperature to twenty degrees",
@@ -71,3 +75,22 @@ async def test_concurrent_transcriptions_decode_at_once(decoders: int) -> None:
 def test_at_least_one_decoder() -> None:
     with pytest.raises(ValueError, match="parakeet_decoders"):
         SimConfig(parakeet_decoders=0)
+
+
+async def test_ctrl_c_on_the_process_group_leaves_the_decoders_running() -> None:
+    """Ctrl-C on `./scripts/demo` reaches every process of its group: the decoders ignore it
+    (the simulator stops them) instead of dying with a KeyboardInterrupt traceback."""
+    before = {child.pid for child in psutil.Process().children()}
+    recognizer = Recognizer(1)
+    try:
+        silence = bytes(16000 * 2)  # 1 s of 16 kHz 16-bit silence
+        first = await recognizer.recognize(silence)
+        workers = [c for c in psutil.Process().children() if c.pid not in before]
+        assert workers
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGINT)
+        await asyncio.sleep(0.5)
+        assert all(worker.is_running() for worker in workers)
+        assert await recognizer.recognize(silence) == first  # the same decoder, still there
+    finally:
+        recognizer.close()
