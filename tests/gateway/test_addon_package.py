@@ -107,6 +107,14 @@ def test_docs_and_images_exist() -> None:
     assert found == [ADDON / "config.yaml"]
 
 
+def test_every_option_is_in_the_documentation() -> None:
+    """DOCS.md's options table names every option the add-on's Configuration tab offers."""
+    schema = yaml.safe_load((ADDON / "config.yaml").read_text())["schema"]
+    docs = (ADDON / "DOCS.md").read_text()
+    table = docs[docs.index("\n## Options\n") : docs.index("\n## API\n")]
+    assert [name for name in schema if f"`{name}`" not in table] == []
+
+
 def test_standalone_example_config_loads() -> None:
     config = load_config(ADDON / "gateway.example.yaml")
     assert config.port == 8080
