@@ -118,7 +118,11 @@ async def _upstream_session(
     app[CHAT_MODELS] = models
     cap = WaitCap(config.hold_max_requests)  # one bound for the hold and the swap's waiters
     hold = VllmHold(
-        lambda: upstream.probe(VLLM), models.forget, cap=cap, timeout_s=config.hold_timeout_s
+        lambda: upstream.probe(VLLM),
+        models.forget,
+        cap=cap,
+        timeout_s=config.hold_timeout_s,
+        stopped_check=catalog.vllm_stopped if catalog.reachable else None,
     )
     app[VLLM_HOLD] = hold
     swapper = ModelSwapper(catalog, models, cap=cap, turn_wait_s=config.hold_timeout_s)

@@ -152,6 +152,10 @@ class CatalogNames:
         raw = found.get(entity_id)
         return _model_select(entity_id, raw) if isinstance(raw, dict) else None
 
+    async def vllm_stopped(self) -> bool:
+        """Whether Home Assistant shows vLLM's container stopped and no swap running."""
+        return await self.select_if_vllm_stopped() is not None
+
     async def select_if_vllm_stopped(self) -> ModelSelect | None:
         """The model select, when Home Assistant shows vLLM's container stopped (its running
         switch off) and no swap running (the select shows no model); else None, also when

@@ -21,7 +21,9 @@ Assistant shows its container stopped (the running switch off, no swap running),
 naming a catalog key (or `current`, or a catalog model's repo id) has Home Assistant swap to that
 model, which launches it (`start_stopped`); `current` names the model vLLM served last, as Home
 Assistant's model select remembers it (`last_served_key`), so also after a restart of this
-gateway. The request waits for that swap like for any other, with the same bounds.
+gateway. The request waits for that swap like for any other, with the same bounds. A request
+held while vLLM was being stopped does the same once Home Assistant shows it stopped
+(`vllm_hold.py` checks).
 """
 
 from __future__ import annotations
@@ -142,17 +144,20 @@ class ModelSwapper:
             self._start(name, select)
         await self.join(name, deadline)
 
-    async def start_stopped(self, name: str, deadline: float) -> bool:
+    async def start_stopped(self, name: str, deadline: float, *, fresh: bool = False) -> bool:
         """Start a vLLM that Home Assistant shows stopped, with the model `name` stands for, and
         wait until it serves it (or join that start when another request made it).
 
         False when vLLM is not known to be stopped (restarting, loading, in a swap: the vLLM
         hold waits for it), when `name` stands for no catalog model, or when a swap to another
-        model runs; the request then waits in the vLLM hold as before.
+        model runs; the request then waits in the vLLM hold as before. `fresh`: ask Home
+        Assistant even if it said "not stopped" a moment ago (the hold just found it stopped).
         """
         async with self._checking_stopped:
             running = self._running
             if running is None:
+                if fresh:
+                    self._not_stopped_until = -math.inf
                 select = await self._select_if_stopped()
                 key = self._key_to_start(name, select) if select is not None else None
                 if select is None or key is None:

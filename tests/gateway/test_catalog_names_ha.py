@@ -510,16 +510,20 @@ async def test_a_failed_start_is_a_502_with_the_reason_and_not_tried_again(
 async def test_without_swap_on_request_a_stopped_vllm_stays_stopped(
     hass: HomeAssistant, cluster: SimCluster, start_swapping: GatewayFactory
 ) -> None:
-    """The option off: held for hold_timeout_s, then a JSON 503 saying vLLM may be stopped."""
-    gateway = await start_swapping(swap_on_request=False, hold_timeout_s=0.3)
-    async with _openai(gateway) as client:
+    """The option off: a JSON 503 saying vLLM is stopped and where to start it, at once (Home
+    Assistant shows it stopped; the hold would last ten minutes), without Retry-After (it comes
+    back when someone starts it, not after a delay)."""
+    gateway = await start_swapping(swap_on_request=False, hold_timeout_s=600.0)
+    async with _openai(gateway) as client, asyncio.timeout(60):
+        await client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
         await _stop_vllm(hass)
         with pytest.raises(openai.APIStatusError) as info:
             await client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
     assert info.value.status_code == 503
-    assert info.value.body["code"] == "vllm_not_ready"  # type: ignore[index]
-    assert "it is stopped" in info.value.message
-    assert info.value.response.headers["Retry-After"] == "10"
+    assert info.value.body["code"] == "vllm_stopped"  # type: ignore[index]
+    assert "vLLM is stopped" in info.value.message
+    assert "model select" in info.value.message
+    assert "Retry-After" not in info.value.response.headers
     assert not any("vllm serve" in c for c in cluster.nodes[0].commands)
 
 
@@ -691,17 +695,57 @@ async def test_home_assistant_gone_while_waiting_its_turn_fails_the_request_clea
     assert not any(TARGET_REPO in c for c in cluster.nodes[0].commands if "vllm serve" in c)
 
 
-
+@pytest.mark.parametrize("swap_on_request", [True, False])
 async def test_current_from_a_gateway_started_while_vllm_is_stopped(
-    hass: HomeAssistant, cluster: SimCluster, start_swapping: GatewayFactory
+    hass: HomeAssistant, cluster: SimCluster, start_swapping: GatewayFactory, swap_on_request: bool
 ) -> None:
     """A gateway (re)started while vLLM is stopped never saw it serve: `current` names the model
-    Home Assistant saw served last, which is started and answers."""
+    Home Assistant saw served last. With swap_on_request that model is started and answers;
+    without, the request ends at once with a JSON 503 saying vLLM is stopped and where to start
+    it (not a hold timeout: the hold here would last ten minutes)."""
     await _stop_vllm(hass)
-    gateway = await start_swapping(hold_timeout_s=600.0)  # a hold would outlast the test
+    gateway = await start_swapping(swap_on_request=swap_on_request, hold_timeout_s=600.0)
     async with _openai(gateway) as client, asyncio.timeout(60):
-        reply = await client.chat.completions.create(model=CURRENT, messages=HI, max_tokens=3)
-    assert reply.model == cluster.config.served_model
-    assert _select_key(hass) == LOADED_KEY
+        if swap_on_request:
+            reply = await client.chat.completions.create(model=CURRENT, messages=HI, max_tokens=3)
+            assert reply.model == cluster.config.served_model
+            assert _select_key(hass) == LOADED_KEY
+        else:
+            with pytest.raises(openai.APIStatusError) as info:
+                await client.chat.completions.create(model=CURRENT, messages=HI, max_tokens=3)
+            assert info.value.status_code == 503
+            assert info.value.body["code"] == "vllm_stopped"  # type: ignore[index]
+            assert "vLLM is stopped" in info.value.message
+            assert "Home Assistant" in info.value.message
     launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
-    assert len(launches) == 1
+    assert len(launches) == (1 if swap_on_request else 0)
+
+
+@pytest.mark.parametrize("swap_on_request", [True, False])
+async def test_a_request_held_while_vllm_is_being_stopped_is_checked_again(
+    hass: HomeAssistant, cluster: SimCluster, start_swapping: GatewayFactory, swap_on_request: bool
+) -> None:
+    """vLLM closes its port while `docker stop` runs: a request then is held. Once Home
+    Assistant shows the container stopped, the request ends at once with a 503 saying so (not
+    at the hold deadline, ten minutes here); with swap_on_request it starts vLLM again and is
+    answered, as a request arriving a moment later would be."""
+    gateway = await start_swapping(swap_on_request=swap_on_request, hold_timeout_s=600.0)
+    async with _openai(gateway) as client, asyncio.timeout(60):
+        await client.chat.completions.create(model=CURRENT, messages=HI, max_tokens=3)
+        await cluster.faults.refuse("vllm")  # shutting down: the port is closed first
+        request = asyncio.ensure_future(
+            client.chat.completions.create(model=CURRENT, messages=HI, max_tokens=3)
+        )
+        await gateway.app[VLLM_HOLD].until_held(1)
+        await _stop_vllm(hass)
+        await cluster.faults.clear()  # the container is stopped: no port to refuse
+        if swap_on_request:
+            reply = await request
+            assert reply.model == cluster.config.served_model
+        else:
+            with pytest.raises(openai.APIStatusError) as info:
+                await request
+            assert info.value.status_code == 503
+            assert info.value.body["code"] == "vllm_stopped"  # type: ignore[index]
+    launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
+    assert len(launches) == (1 if swap_on_request else 0)

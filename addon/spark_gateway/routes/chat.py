@@ -8,7 +8,8 @@ Before relaying, a request waits while vLLM is not serving (`vllm_hold.py`), and
 `current` or by its catalog key is rewritten to vLLM's id (`chat_models.py`); a body naming
 vLLM's id already is relayed as it came. With `swap_on_request`, a catalog key that is not
 loaded starts a swap in Home Assistant and the request waits for it (`model_swap.py`), once;
-so does a request finding vLLM stopped in Home Assistant (the swap launches it).
+so does a request finding vLLM stopped in Home Assistant (the swap launches it), also one held
+while vLLM was being stopped. Without the option, such a request ends with 503 `vllm_stopped`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..chat_models import NOT_LOADED, ChatModels
 from ..errors import ApiError, UpstreamError
 from ..openapi import GUARDED, OBJECT, UPSTREAM_FAILURES, add_route, errors
 from ..request_body import read_json_object
-from ..vllm_hold import HOLDABLE_CODES, MAX_RESENDS, RESENDABLE_CODES, UNAVAILABLE
+from ..vllm_hold import HOLDABLE_CODES, MAX_RESENDS, RESENDABLE_CODES, UNAVAILABLE, VLLM_STOPPED
 
 _SSE = "text/event-stream"
 
@@ -58,7 +59,17 @@ async def _open_when_serving(
             swapped = True
         if swapper is not None and isinstance(name, str) and not swapped and not hold.serving:
             swapped = await swapper.start_stopped(name, deadline)  # a stopped vLLM, not a swap
-        await hold.until_serving(deadline)
+        try:
+            await hold.until_serving(deadline)
+        except ApiError as err:
+            # Found stopped while held (it was being stopped): start it, as for a request
+            # arriving now; or wait on while a start or swap of another model runs.
+            if err.code != VLLM_STOPPED or swapper is None or swapped or not isinstance(name, str):
+                raise
+            swapped = await swapper.start_stopped(name, deadline, fresh=True)
+            if not swapped and swapper.target is None:
+                raise
+            continue
         try:
             relayed, renamed = await _named_for_vllm(models, body, payload)
             resp = await upstream.open_vllm(path, relayed, request.headers, stream=stream)
