@@ -9,6 +9,7 @@ command. Nothing here stores or logs a voiceprint.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 import aiohttp
@@ -38,26 +39,31 @@ ACTION_FORGET_SPEAKER = "forget_speaker"
 ATTR_NAME = "name"
 ATTR_FILES = "files"
 ATTR_SPEAKER_ID = "speaker_id"
-MAX_CLIPS = 10  # the gateway's limit
+MAX_CLIPS = 10  # the gateway's limits
+MAX_NAME_CHARS = 64
+SPEAKER_ID = re.compile(r"[a-f0-9]{16}")
 IDENTIFY_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=5)
 
+# Only types here: the handlers check the values, so a bad one is a translated error.
 ENROLL_SCHEMA = vol.Schema(
     {
         vol.Required(ATTR_CLUSTER): cv.string,
-        vol.Required(ATTR_NAME): vol.All(cv.string, vol.Strip, vol.Length(min=1, max=64)),
-        vol.Required(ATTR_FILES): vol.All(cv.ensure_list, [cv.string], vol.Length(min=1, max=10)),
+        vol.Required(ATTR_NAME): cv.string,
+        vol.Required(ATTR_FILES): vol.All(cv.ensure_list, [cv.string]),
     }
 )
 FORGET_SCHEMA = vol.Schema(
-    {
-        vol.Required(ATTR_CLUSTER): cv.string,
-        vol.Required(ATTR_SPEAKER_ID): vol.Match(r"^[a-f0-9]{16}$"),
-    }
+    {vol.Required(ATTR_CLUSTER): cv.string, vol.Required(ATTR_SPEAKER_ID): cv.string}
 )
 
 
 async def _enroll(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
+    name = call.data[ATTR_NAME].strip()
+    if not 1 <= len(name) <= MAX_NAME_CHARS:
+        raise invalid_input("speaker_name_invalid", max=str(MAX_NAME_CHARS))
+    if not 1 <= len(call.data[ATTR_FILES]) <= MAX_CLIPS:
+        raise invalid_input("speaker_files_count", max=str(MAX_CLIPS))
     gateway_url, api_key = linked_gateway(call)
     paths = [resolve_media_file(hass.config.media_dirs, f) for f in call.data[ATTR_FILES]]
     handles = []
@@ -65,7 +71,7 @@ async def _enroll(call: ServiceCall) -> ServiceResponse:
         for path, reference in zip(paths, call.data[ATTR_FILES], strict=True):
             handles.append(await hass.async_add_executor_job(open_media_file, path, reference))
         form = aiohttp.FormData()
-        form.add_field(ATTR_NAME, call.data[ATTR_NAME])
+        form.add_field(ATTR_NAME, name)
         for path, handle in zip(paths, handles, strict=True):
             form.add_field("file", handle, filename=path.name,
                            content_type="application/octet-stream")  # fmt: skip
@@ -77,13 +83,16 @@ async def _enroll(call: ServiceCall) -> ServiceResponse:
 
 
 async def _forget(call: ServiceCall) -> ServiceResponse:
+    speaker_id = call.data[ATTR_SPEAKER_ID]
+    if not SPEAKER_ID.fullmatch(speaker_id):  # no id the gateway hands out
+        raise invalid_input("unknown_speaker", speaker_id=speaker_id[:64])
     gateway_url, api_key = linked_gateway(call)
-    url = f"{gateway_url.rstrip('/')}/api/speakers/{call.data[ATTR_SPEAKER_ID]}"
+    url = f"{gateway_url.rstrip('/')}/api/speakers/{speaker_id}"
     try:
         return await gateway_request(call.hass, "DELETE", url, api_key)
     except HomeAssistantError as err:
         if (err.translation_placeholders or {}).get("status") == "404":
-            raise invalid_input("unknown_speaker", speaker_id=call.data[ATTR_SPEAKER_ID]) from err
+            raise invalid_input("unknown_speaker", speaker_id=speaker_id) from err
         raise
 
 

@@ -172,3 +172,27 @@ async def test_enroll_then_transcripts_name_the_person_and_forget(
             blocking=True, return_response=True,
         )  # fmt: skip
     assert info.value.translation_key == "media_file_not_found"
+
+
+@pytest.mark.parametrize(
+    ("action", "data", "key"),
+    [
+        (ACTION_ENROLL_SPEAKER, {"name": "  ", "files": ["a.wav"]}, "speaker_name_invalid"),
+        (ACTION_ENROLL_SPEAKER, {"name": "x" * 65, "files": ["a.wav"]}, "speaker_name_invalid"),
+        (ACTION_ENROLL_SPEAKER, {"name": "Alice", "files": []}, "speaker_files_count"),
+        (ACTION_ENROLL_SPEAKER, {"name": "Alice", "files": ["a.wav"] * 11}, "speaker_files_count"),
+        (ACTION_FORGET_SPEAKER, {"speaker_id": "nope"}, "unknown_speaker"),
+        (ACTION_FORGET_SPEAKER, {"speaker_id": "../../api_key"}, "unknown_speaker"),
+    ],
+)
+async def test_bad_speaker_input_is_a_translated_error(
+    hass: HomeAssistant, action: str, data: dict[str, object], key: str
+) -> None:
+    """Refused before anything reaches the gateway (it listens nowhere here), translated."""
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, "http://127.0.0.1:9")
+    with pytest.raises(ServiceValidationError) as info:
+        await hass.services.async_call(
+            DOMAIN, action, {"cluster": entry.entry_id, **data}, blocking=True, return_response=True
+        )
+    assert info.value.translation_key == key
