@@ -140,6 +140,9 @@ def test_each_reliable_local_voice_is_named_by_its_own_print() -> None:
         # (2, "s0") is weak too, but Bob's reliable slot of chunk 2 already carries his name
         (2, "s1"): "Bob",
     }
+    assert not named[(1, "s1")].own_voice  # weak: the name came through the link
+    assert named[(0, "s0")].own_voice
+    assert named[(2, "s1")].own_voice
     assert name_local_speakers(speakers, linking, [], **THRESHOLDS) == {}
     # A slot the linker left unmapped is never named.
     unmapped = Linking(labels={}, fingerprints={})
@@ -178,43 +181,71 @@ def test_a_voice_just_past_the_threshold_confirms_the_name_its_link_matched() ->
     confirmed = name_local_speakers(speakers, linking, prints, confirm_threshold=0.30,
                                     **THRESHOLDS)  # fmt: skip
     assert set(confirmed) == {(0, "s0"), (1, "s0"), (4, "s0")}
+    # Only the name its own voice earned stands on its own; the confirmed one needed the link.
+    assert [confirmed[key].own_voice for key in ((0, "s0"), (1, "s0"), (4, "s0"))] == [
+        True, False, True,
+    ]  # fmt: skip
     assert confirmed[(1, "s0")].voiceprint.name == "Alice"
     assert confirmed[(1, "s0")].similarity == pytest.approx(0.72, abs=1e-4)
 
 
-def test_speech_the_diarizer_was_unsure_of_keeps_its_speaker_label() -> None:
-    """Alice's slot is named where the diarizer was sure of it; her slot's unsure stretch
-    (confidence 0.5, below the `?` mark) and an unlinked slot's speech given to that stretch
-    show her anonymous label, so a stranger folded into her slot never carries her name."""
-    chunk = Chunk(0, 0.0, 20.0, 0.0, 20.0)
-    diarization = Diarization(
-        segments=[
-            SpeakerSegment(0.0, 4.0, "Speaker_0", 0.9),
-            SpeakerSegment(4.5, 7.5, "Speaker_1", 0.9),
-            SpeakerSegment(8.0, 9.5, "Speaker_0", 0.5),
-            SpeakerSegment(12.2, 13.0, "Speaker_2", 0.9),  # no print: not linked
-        ],
-        speakers=["Speaker_0", "Speaker_1", "Speaker_2"],
-        duration_s=20.0,
-        fingerprints={"Speaker_0": near(A, 0.2), "Speaker_1": near(C, 0.2), "Speaker_2": None},
-        clean_speech_s={"Speaker_0": 5.5, "Speaker_1": 3.0, "Speaker_2": 0.8},
-    )
+def test_a_name_is_shown_only_where_its_evidence_is_sure() -> None:
+    """Alice is named by her slot's own voice in chunk 0 and by her global speaker's print in
+    chunk 1 (her slot there is too short for a print). A name from her own voice is kept
+    where only the link was unsure (which `Speaker_N` her slot joins is beside the point),
+    but not where the diarizer was; a name that came through the link goes with the link's
+    doubt; an unlinked slot's speech given to her stretch never takes her name."""
+    chunks = [Chunk(0, 0.0, 20.0, 0.0, 20.0), Chunk(1, 20.0, 40.0, 20.0, 40.0)]
+    diarizations = [
+        Diarization(
+            segments=[
+                SpeakerSegment(0.0, 4.0, "Speaker_0", 0.9),
+                SpeakerSegment(4.5, 7.5, "Speaker_1", 0.9),
+                SpeakerSegment(8.0, 9.5, "Speaker_0", 0.5),
+                SpeakerSegment(12.2, 13.0, "Speaker_2", 0.9),  # no print: never linked
+            ],
+            speakers=["Speaker_0", "Speaker_1", "Speaker_2"],
+            duration_s=20.0,
+            fingerprints={
+                "Speaker_0": near(A, 0.2),
+                "Speaker_1": near(C, 0.2),
+                "Speaker_2": None,
+            },
+            clean_speech_s={"Speaker_0": 5.5, "Speaker_1": 3.0, "Speaker_2": 0.8},
+        ),
+        Diarization(
+            segments=[SpeakerSegment(1.0, 2.5, "Speaker_0", 0.9)],
+            speakers=["Speaker_0"],
+            duration_s=20.0,
+            fingerprints={"Speaker_0": near(A, 0.4)},
+            clean_speech_s={"Speaker_0": 1.5},  # weak: named through its global speaker
+        ),
+    ]
     words = [Word(0.5, 1.0, "hello"), Word(5.0, 5.5, "stranger"), Word(8.5, 9.0, "unsure"),
-             Word(12.4, 12.8, "filled")]  # fmt: skip
-    prints = [print_of("Alice", A)]
+             Word(12.4, 12.8, "filled"), Word(21.5, 22.0, "later")]  # fmt: skip
 
-    def shown(low_confidence: float) -> tuple[list[tuple[str, str, bool]], set[str]]:
+    def shown(link_confidence: float) -> list[tuple[str, str, bool]]:
+        def linker(speakers: object) -> Linking:
+            return Linking(
+                labels={(0, "Speaker_0"): "Speaker_0", (0, "Speaker_1"): "Speaker_1",
+                        (1, "Speaker_0"): "Speaker_0"},
+                confidence={(0, "Speaker_0"): link_confidence,
+                            (1, "Speaker_0"): link_confidence},
+                fingerprints={"Speaker_0": A, "Speaker_1": C},
+            )  # fmt: skip
+
         result = link_and_merge(
-            [chunk], [diarization], words, options=SpeakerOptions(low_confidence=low_confidence),
-            language="en", models={}, duration_s=20.0, voiceprints=prints,
+            chunks, diarizations, words, options=SpeakerOptions(), language="en", models={},
+            duration_s=40.0, voiceprints=[print_of("Alice", A)], linker=linker,
         )  # fmt: skip
-        turns = [(t.speaker, t.text, t.low_confidence) for t in result.turns]
-        return turns, set(result.names)
+        assert set(result.names) == {"Alice"}
+        return [(t.speaker, t.text, t.low_confidence) for t in result.turns]
 
-    assert shown(0.6) == (
-        [("Alice", "hello", False), ("Speaker_1", "stranger", False),
-         ("Speaker_0", "unsure", True), ("Speaker_0", "filled", True)],
-        {"Alice"},
-    )  # fmt: skip
-    # With no `?` mark every linked stretch of hers is named; unlinked speech still is not.
-    assert shown(0.0)[0][2:] == [("Alice", "unsure", False), ("Speaker_0", "filled", False)]
+    assert shown(1.0) == [
+        ("Alice", "hello", False), ("Speaker_1", "stranger", False),
+        ("Speaker_0", "unsure", True), ("Speaker_0", "filled", True), ("Alice", "later", False),
+    ]  # fmt: skip
+    # The link unsure of both of her slots: her own voice keeps its name (the turn still
+    # shows the doubt), the weak slot named through the link does not.
+    assert shown(0.5)[0] == ("Alice", "hello", True)
+    assert shown(0.5)[4] == ("Speaker_0", "later", True)

@@ -358,9 +358,11 @@ def link_and_merge(
     )  # fmt: skip
     segments: list[SpeakerSegment] = []
     unsure: list[SpeakerSegment] = []
-    # A name is shown only on speech the diarizer and the linking were sure of: where they
-    # were not (the turns marked `?`), a stranger folded into an enrolled person's slot would
-    # otherwise carry that person's name, so such speech keeps its `Speaker_N`.
+    # A name is shown only on speech it is sure of: where the diarizer was unsure who spoke
+    # (or, for a name that came through the linking, the link was), a stranger folded into an
+    # enrolled person's slot would otherwise carry that person's name; such speech keeps its
+    # `Speaker_N`, marked `?`. A name from the slot's own voice ignores the link's doubt,
+    # which is only about which `Speaker_N` the slot joins.
     names: dict[SpeakerSegment, NameMatch] = {}
     for chunk, kept in zip(chunks, per_chunk, strict=True):
         for s in kept:
@@ -374,7 +376,8 @@ def link_and_merge(
             segment = SpeakerSegment(s.start, s.end, label, confidence)
             segments.append(segment)
             match = named.get(key)
-            if match is not None and (confidence is None or confidence >= options.low_confidence):
+            sure = s.confidence if match is not None and match.own_voice else confidence
+            if match is not None and (sure is None or sure >= options.low_confidence):
                 names[segment] = match
     segments.sort(key=lambda s: (s.start, s.end))
     segments = [

@@ -22,7 +22,7 @@ import re
 import secrets
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,6 +76,9 @@ class NameMatch:
 
     voiceprint: Voiceprint
     similarity: float  # cosine similarity, 1 - distance
+    # False when the name came through the linking (a weak slot's global speaker, or a slot
+    # confirming its global speaker's match): then the link's doubt is the name's doubt too.
+    own_voice: bool = True
 
     @property
     def confidence(self) -> float:
@@ -177,13 +180,15 @@ def name_local_speakers(
                     continue
                 similarity = float(_unit(np.asarray(vector, np.float64)) @ match.voiceprint.vector)
                 if 1.0 - similarity <= confirm_threshold:
-                    named[(chunk, label)] = NameMatch(match.voiceprint, round(similarity, 4))
+                    named[(chunk, label)] = NameMatch(
+                        match.voiceprint, round(similarity, 4), own_voice=False
+                    )
                     taken.add(match.voiceprint.id)
     for s in weak:
         match = by_global.get(linking.labels[(s.chunk, s.label)])
         taken = {m.voiceprint.id for (c, _), m in named.items() if c == s.chunk}
         if match is not None and match.voiceprint.id not in taken:
-            named[(s.chunk, s.label)] = match
+            named[(s.chunk, s.label)] = replace(match, own_voice=False)
     return named
 
 
