@@ -14,7 +14,9 @@ One swap at a time, and no thrashing: while a swap this gateway started runs (or
 started in Home Assistant, which is never interrupted), a request naming any other catalog
 model (the one being replaced included) is refused at once with 503 `model_swap_in_progress`
 and `Retry-After`, instead of queueing a swap back. Once the swap is over, the next request for
-another model starts the next swap.
+another model starts the next swap. A swap that waited for one started in Home Assistant (the
+select, an automation, the integration relaunching a crashed vLLM: all hold the integration's
+one swap claim, so two launches never overlap) is not made when that one loaded the same model.
 
 A stopped vLLM is started on demand, as llama-swap does: when vLLM refuses connections and Home
 Assistant shows its container stopped (the running switch off, no swap running), a request
@@ -296,6 +298,12 @@ class ModelSwapper:
         said_waiting = False
         while True:
             if not session.swap_running:
+                if said_waiting and await self._serves(key):
+                    # The swap it waited for loaded this very model (the select, or the
+                    # integration relaunching vLLM after a crash): launching it again would
+                    # only stop it and load it once more.
+                    _LOGGER.info("the swap in Home Assistant loaded %s; no swap of our own", key)
+                    return
                 try:
                     await session.swap(key)
                     return
@@ -315,6 +323,11 @@ class ModelSwapper:
                     f"another swap ran in Home Assistant for longer than {self.turn_wait_s:g} s",
                     busy=True,
                 ) from None
+
+    async def _serves(self, key: str) -> bool:
+        """Whether Home Assistant's model select shows `key` (no swap running: it is served)."""
+        select = await self._catalog.model_select()
+        return select is not None and select.shown_key == key
 
     async def _served_now(self) -> str:
         """What vLLM serves after a failed swap (Home Assistant may have loaded the old model

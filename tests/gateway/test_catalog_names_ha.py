@@ -749,3 +749,33 @@ async def test_a_request_held_while_vllm_is_being_stopped_is_checked_again(
             assert info.value.body["code"] == "vllm_stopped"  # type: ignore[index]
     launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
     assert len(launches) == (1 if swap_on_request else 0)
+
+
+@pytest.mark.parametrize("stop_delay", [1.0])  # the old model is served 1 s into the swap
+async def test_a_request_waiting_for_a_home_assistant_swap_to_its_model_never_launches_again(
+    hass: HomeAssistant,
+    cluster: SimCluster,
+    swapping_gateway: RunningGateway,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Home Assistant claims a swap to TARGET (the select here; the integration's recovery
+    relaunches vLLM through the same claim) just before a request for TARGET: the request waits
+    for that swap and is answered by it, without a second launch of the same model."""
+    finished: list[str] = []
+    hass.bus.async_listen(
+        EVENT_SWAP_FINISHED, callback(lambda event: finished.append(event.data["model"]))
+    )
+    (select,) = hass.states.async_all("select")
+    await hass.services.async_call(
+        "select",
+        "select_option",
+        {"entity_id": select.entity_id, "option": "Gemma 4 27B Instruct"},
+        blocking=True,
+    )  # claimed; vLLM still serves the old model for a second
+    async with _openai(swapping_gateway) as client:
+        reply = await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+    assert reply.model == TARGET_REPO
+    assert f"the swap to {TARGET} waits" in caplog.text  # it did find Home Assistant's swap
+    assert finished == [TARGET]
+    launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
+    assert len(launches) == 1
