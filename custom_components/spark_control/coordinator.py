@@ -141,6 +141,10 @@ class SparkStatusCoordinator(DataUpdateCoordinator[ClusterStatus]):
     ) -> None:
         self.client = client
         self._availability = _AvailabilityLog(entry.title)
+        # The catalog key of the model vLLM served last: kept while it is stopped or down (the
+        # model select restores it across restarts of Home Assistant). What recovery relaunches
+        # and what the add-on gateway starts for `current`.
+        self.last_served_key: str | None = None
         super().__init__(
             hass,
             LOGGER,
@@ -170,7 +174,19 @@ class SparkStatusCoordinator(DataUpdateCoordinator[ClusterStatus]):
         status = ClusterStatus(vllm=vllm, parakeet_healthy=parakeet, magpie_ready=magpie)
         for service in (SERVICE_VLLM, SERVICE_PARAKEET, SERVICE_MAGPIE):
             self._availability.note(service, status.reachable(service))
+        if (served := self.served_key(status)) is not None:
+            self.last_served_key = served
         return status
+
+    def served_key(self, status: ClusterStatus | None = None) -> str | None:
+        """The catalog key of the model vLLM serves (in `status`, else the last poll's); None
+        when nothing is served or the model is not in the catalog."""
+        status = status if status is not None else self.data
+        vllm = status.vllm if status is not None else None
+        if vllm is None or not vllm.models:
+            return None
+        entry = self.config_entry.runtime_data.catalog.catalog.find_by_repo_id(vllm.models[0])
+        return entry.key if entry is not None else None
 
 
 class SparkMetricsCoordinator(DataUpdateCoordinator[ClusterMetrics]):

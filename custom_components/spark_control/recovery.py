@@ -151,12 +151,16 @@ class SparkRecovery:
         self.vllm_watch = VllmWatch(hass, entry, self, settings)
 
     def _vllm_model(self) -> str | None:
-        """The catalog key of the model vLLM serves (or last loaded); None if unknown."""
+        """The catalog key of the model vLLM serves (or served last, or last loaded); None if
+        unknown (then its container is restarted, outside the swap claim)."""
         runtime = self.entry.runtime_data
         vllm = runtime.status.data.vllm if runtime.status.data else None
         for repo_id in vllm.models if vllm else []:
             if (model := runtime.catalog.catalog.find_by_repo_id(repo_id)) is not None:
                 return model.key
+        last = runtime.status.last_served_key
+        if last is not None and last in runtime.catalog.catalog:
+            return last
         return runtime.swap.last_good
 
     def _watched(self, services: Iterable[str]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoreEntity
@@ -57,15 +57,15 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity,
             device_info=service_device(coordinator.config_entry, SERVICE_VLLM),
         )
         self._runtime = coordinator.config_entry.runtime_data
-        self._last_served_key: str | None = None
 
     async def async_added_to_hass(self) -> None:
         """Follow catalog changes and swaps as well as the polls."""
         await super().async_added_to_hass()
-        if (last := await self.async_get_last_state()) is not None:
-            restored = last.attributes.get(ATTR_LAST_SERVED_KEY)
-            self._last_served_key = restored if isinstance(restored, str) else None
-        self._remember_served()
+        last = await self.async_get_last_state()
+        restored = last.attributes.get(ATTR_LAST_SERVED_KEY) if last is not None else None
+        if self.coordinator.last_served_key is None and isinstance(restored, str):
+            # Home Assistant restarted while vLLM served nothing: its saved state is the memory.
+            self.coordinator.last_served_key = restored
         self.async_on_remove(self._runtime.catalog.async_add_listener(self.async_write_ha_state))
         self.async_on_remove(self._runtime.swap.async_add_listener(self._handle_coordinator_update))
 
@@ -90,25 +90,7 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity,
         """The catalog key of the model shown (None when it is not in the catalog)."""
         if (target := self._runtime.swap.data.target) is not None:
             return target
-        return self._served_key()
-
-    def _served_key(self) -> str | None:
-        """The catalog key of the model vLLM serves (None: nothing, or not in the catalog)."""
-        vllm = self.coordinator.data.vllm
-        if vllm is None or not vllm.models:
-            return None
-        entry = self._runtime.catalog.catalog.find_by_repo_id(vllm.models[0])
-        return entry.key if entry is not None else None
-
-    def _remember_served(self) -> None:
-        if (served := self._served_key()) is not None:
-            self._last_served_key = served
-
-    @callback
-    def _handle_coordinator_update(self) -> None:
-        """A poll or a swap's progress: remember what vLLM serves, then write the state."""
-        self._remember_served()
-        super()._handle_coordinator_update()
+        return self.coordinator.served_key()
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
@@ -117,11 +99,10 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity,
         as model names and can ask for a swap."""
         catalog = self._runtime.catalog.catalog
         labels = {key: label for label, key in model_labels(catalog).items()}
+        last = self.coordinator.last_served_key
         return {
             "catalog_key": self._shown_key(),
-            ATTR_LAST_SERVED_KEY: (
-                self._last_served_key if self._last_served_key in catalog else None
-            ),
+            ATTR_LAST_SERVED_KEY: last if last in catalog else None,
             "catalog": {
                 model.key: {"name": labels[model.key], "repo_id": model.repo_id}
                 for model in catalog.models

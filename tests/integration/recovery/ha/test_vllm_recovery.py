@@ -105,3 +105,21 @@ async def test_no_vllm_check_during_a_swap(
     assert finished  # the swap ran to the end undisturbed
     assert not detected
     assert loaded_entry.runtime_data.recovery.manager.probes_started == probes_before
+
+
+async def test_a_vllm_polled_down_is_relaunched_with_the_model_it_served_last(
+    hass: HomeAssistant, sim: SimCluster, loaded_entry: MockConfigEntry
+) -> None:
+    """The last poll found vLLM unreachable (it served nothing then), and no swap ran since Home
+    Assistant started: the relaunch still loads the model served before, through the swap claim
+    the add-on gateway's starts take too, not a bare `docker restart` outside it."""
+    status = loaded_entry.runtime_data.status
+    await sim.faults.refuse("vllm")
+    await status.async_refresh()
+    assert status.data.vllm is None
+    await sim.faults.clear()
+    sim.faults.wedge("vllm")  # back, but its completions fail
+    before = _relaunches(sim)
+    await _report_vllm(hass)
+    assert _relaunches(sim) == before + 1
+    assert not any("docker restart vllm_node" in c for c in sim.nodes[0].commands)
