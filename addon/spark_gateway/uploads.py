@@ -104,6 +104,8 @@ async def read_audio_upload(
     if kind not in content_types:
         raise ApiError(415, "send multipart/form-data with a 'file' field",
                        code="unsupported_media_type")  # fmt: skip
+    if request.content_length is not None:  # over the cap as declared: 413 before reading
+        _Budget(request.app[CONFIG].max_upload_bytes).take(request.content_length)
     if kind == MULTIPART:
         try:
             files, form = await _read_multipart(request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -79,6 +81,31 @@ async def test_upload_cap_is_413(sim: SimCluster, start_gateway: GatewayFactory)
     status, body = await gateway.post("/v1/audio/transcriptions", data=form)
     assert status == 413
     assert body["error"]["code"] == "request_too_large"
+
+
+async def test_upload_declared_over_the_cap_is_413_before_the_body(
+    start_gateway: GatewayFactory,
+) -> None:
+    """A client announcing 300 MB against a 50 kB cap gets its 413 at once, without the gateway
+    waiting for (or reading) a body it would refuse anyway."""
+    gateway = await start_gateway(max_upload_bytes=50_000)
+    host, port = gateway.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: gateway\r\n"
+            + f"Authorization: Bearer {gateway.api_key}\r\n".encode()
+            + b"Content-Type: multipart/form-data; boundary=B\r\n"
+            b"Content-Length: 300000000\r\n\r\n--B\r\n"
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        assert head.startswith(b"HTTP/1.1 413 "), head
+        headers = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+        body = json.loads(await reader.readexactly(int(headers[b"Content-Length"])))
+        assert body["error"]["code"] == "request_too_large"
+    finally:
+        writer.close()
 
 
 async def test_json_cap_is_413(gateway: RunningGateway, sim: SimCluster) -> None:
