@@ -13,6 +13,7 @@ from .appkeys import API_KEYS, CONFIG, SESSION
 from .config import ConfigError, load_config, supervisor_token
 from .discovery import announce, gateway_url
 from .heap import keep_large_buffers_out_of_the_heap
+from .server_log import quiet_unparsable_requests
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    quiet_unparsable_requests()
     keep_large_buffers_out_of_the_heap()
     app = create_app(config)
     if args.announce:
