@@ -91,6 +91,12 @@ class ModelSwapper:
         while self._waiting < count:
             await self._waiting_changed.wait()
 
+    async def until_idle(self) -> None:
+        """Return once no swap this gateway started runs (for tests: Home Assistant fires the
+        swap's end before its answer to the gateway arrives)."""
+        if self._running is not None:
+            await asyncio.wait({self._running.task})
+
     def _count_waiting(self, change: int) -> None:
         self._waiting += change
         self._waiting_changed.set()

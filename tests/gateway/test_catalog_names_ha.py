@@ -374,6 +374,8 @@ async def test_a_request_outwaited_by_its_swap_gets_503_and_the_swap_goes_on(
         assert late.value.body["code"] == "vllm_not_ready"  # type: ignore[index]
         assert late.value.response.headers["Retry-After"] == "10"
         await _until(finished)
+        async with asyncio.timeout(30):  # HA's answer to the gateway follows the event
+            await gateway.app[MODEL_SWAPPER].until_idle()
         reply = await client.chat.completions.create(model=model, messages=HI, max_tokens=3)
     assert reply.model == served
     assert sum("vllm serve" in c for c in cluster.nodes[0].commands) == 1
@@ -398,17 +400,22 @@ async def test_failed_swap_with_fallback_says_the_old_model_is_back(
 
 
 @pytest.mark.parametrize("stop_delay", [1.0])  # the old model is served 1 s into the swap
-@pytest.mark.parametrize("moment", ["claimed", "loading"])
+@pytest.mark.parametrize(
+    ("picked", "moment"), [("qwen3-vl", "claimed"), ("qwen3-vl", "loading"), (TARGET, "claimed")]
+)
 async def test_a_swap_started_in_home_assistant_is_never_interrupted(
     hass: HomeAssistant,
     cluster: SimCluster,
     swapping_gateway: RunningGateway,
     caplog: pytest.LogCaptureFixture,
+    picked: str,
     moment: str,
 ) -> None:
-    """Someone picks another model on the select; a request for a third model arriving then
-    (the old model still served) or while it loads waits for that swap to finish, then has its
-    own (serialised, as llama-swap does)."""
+    """Someone picks a model on the select; a request for TARGET arriving then (the old model
+    still served) or while it loads waits for that swap to finish, then has its own (serialised,
+    as llama-swap does); none when that swap loaded TARGET itself: the same model is never
+    launched twice (the integration's recovery relaunches vLLM through the same claim)."""
+    labels = {"qwen3-vl": "Qwen3-VL 30B-A3B Instruct (FP8)", TARGET: "Gemma 4 27B Instruct"}
     loading = _swap_loading(hass)
     finished: list[str] = []
     hass.bus.async_listen(
@@ -419,7 +426,7 @@ async def test_a_swap_started_in_home_assistant_is_never_interrupted(
     await hass.services.async_call(
         "select",
         "select_option",
-        {"entity_id": select.entity_id, "option": "Qwen3-VL 30B-A3B Instruct (FP8)"},
+        {"entity_id": select.entity_id, "option": labels[picked]},
         blocking=True,
     )
     if moment == "loading":
@@ -427,9 +434,9 @@ async def test_a_swap_started_in_home_assistant_is_never_interrupted(
     async with _openai(swapping_gateway) as client:
         reply = await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
     assert reply.model == TARGET_REPO
-    assert finished == ["qwen3-vl", TARGET]
+    assert finished == list(dict.fromkeys([picked, TARGET]))
     launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
-    assert [TARGET_REPO in c for c in launches] == [False, True]
+    assert [TARGET_REPO in c for c in launches] == ([True] if picked == TARGET else [False, True])
     if moment == "claimed":  # the gateway found the swap running and waited its turn
         assert f"the swap to {TARGET} waits" in caplog.text
 
@@ -721,14 +728,20 @@ async def test_current_from_a_gateway_started_while_vllm_is_stopped(
     assert len(launches) == (1 if swap_on_request else 0)
 
 
+@pytest.mark.parametrize("stopped_by", ["home_assistant", "docker"])
 @pytest.mark.parametrize("swap_on_request", [True, False])
 async def test_a_request_held_while_vllm_is_being_stopped_is_checked_again(
-    hass: HomeAssistant, cluster: SimCluster, start_swapping: GatewayFactory, swap_on_request: bool
+    hass: HomeAssistant,
+    cluster: SimCluster,
+    start_swapping: GatewayFactory,
+    swap_on_request: bool,
+    stopped_by: str,
 ) -> None:
-    """vLLM closes its port while `docker stop` runs: a request then is held. Once Home
-    Assistant shows the container stopped, the request ends at once with a 503 saying so (not
-    at the hold deadline, ten minutes here); with swap_on_request it starts vLLM again and is
-    answered, as a request arriving a moment later would be."""
+    """vLLM closes its port while `docker stop` runs (Home Assistant's stop action, or one typed
+    on the node): a request then is held. Once Home Assistant shows the container stopped, the
+    request ends at once with a 503 saying so (not at the hold deadline, ten minutes here); with
+    swap_on_request it starts vLLM again and is answered, as a request arriving a moment later
+    would be."""
     gateway = await start_swapping(swap_on_request=swap_on_request, hold_timeout_s=600.0)
     async with _openai(gateway) as client, asyncio.timeout(60):
         await client.chat.completions.create(model=CURRENT, messages=HI, max_tokens=3)
@@ -737,7 +750,13 @@ async def test_a_request_held_while_vllm_is_being_stopped_is_checked_again(
             client.chat.completions.create(model=CURRENT, messages=HI, max_tokens=3)
         )
         await gateway.app[VLLM_HOLD].until_held(1)
-        await _stop_vllm(hass)
+        if stopped_by == "home_assistant":
+            await _stop_vllm(hass)
+        else:
+            await cluster.world.docker.stop(cluster.vllm.container)
+            (entry,) = hass.config_entries.async_entries(DOMAIN)
+            await entry.runtime_data.status.async_refresh()  # the next polls see it
+            await entry.runtime_data.metrics.async_refresh_containers()
         await cluster.faults.clear()  # the container is stopped: no port to refuse
         if swap_on_request:
             reply = await request
@@ -750,32 +769,3 @@ async def test_a_request_held_while_vllm_is_being_stopped_is_checked_again(
     launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
     assert len(launches) == (1 if swap_on_request else 0)
 
-
-@pytest.mark.parametrize("stop_delay", [1.0])  # the old model is served 1 s into the swap
-async def test_a_request_waiting_for_a_home_assistant_swap_to_its_model_never_launches_again(
-    hass: HomeAssistant,
-    cluster: SimCluster,
-    swapping_gateway: RunningGateway,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Home Assistant claims a swap to TARGET (the select here; the integration's recovery
-    relaunches vLLM through the same claim) just before a request for TARGET: the request waits
-    for that swap and is answered by it, without a second launch of the same model."""
-    finished: list[str] = []
-    hass.bus.async_listen(
-        EVENT_SWAP_FINISHED, callback(lambda event: finished.append(event.data["model"]))
-    )
-    (select,) = hass.states.async_all("select")
-    await hass.services.async_call(
-        "select",
-        "select_option",
-        {"entity_id": select.entity_id, "option": "Gemma 4 27B Instruct"},
-        blocking=True,
-    )  # claimed; vLLM still serves the old model for a second
-    async with _openai(swapping_gateway) as client:
-        reply = await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
-    assert reply.model == TARGET_REPO
-    assert f"the swap to {TARGET} waits" in caplog.text  # it did find Home Assistant's swap
-    assert finished == [TARGET]
-    launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
-    assert len(launches) == 1
