@@ -5,13 +5,11 @@
 // on the page. Screenshots go to .cache/screenshots/, or with UPDATE_SCREENSHOTS=1 to the
 // docs/screenshots/ the documentation shows (so a test run leaves the work tree clean).
 //
-// Run by ./scripts/test (through scripts/_browser_env.sh, which installs chromium and the
-// pinned playwright-core) with .venv's Python, so on Home Assistant 2026.2.3. Finds chromium
-// and the demo's Python on PATH or through CHROMIUM and SPARK_PYTHON, so it runs the same on
-// the host and in a chroot; on the demo's own HA 2026.11:
-//   bash -c 'source scripts/_bootstrap.sh; export NEWEST_VENV_NAME=demo-newest
-//     NEWEST_REQUIREMENTS=$ROOT/requirements_demo_newest.txt; source scripts/_newest.sh
-//     newest_run env SPARK_PYTHON=$NEWEST_VENV/bin/python node --test tests/browser/dashboard.test.mjs'
+// Run twice by ./scripts/test (through scripts/_browser_env.sh, which installs chromium and the
+// pinned playwright-core): section `browser` with .venv's Python, so on Home Assistant 2026.2.3,
+// and section `browser_newest` in the Python 3.14 root with the demo's venv, so on HA 2026.11.
+// Finds chromium and the demo's Python on PATH or through CHROMIUM and SPARK_PYTHON, so it runs
+// the same on the host and in a chroot.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
