@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 DEFAULT_SERVED_MODEL = "RedHatAI/Qwen3.6-35B-A3B-NVFP4"
 PARAKEET_MODEL = "nvidia/parakeet-tdt-0.6b-v3"
 MAGPIE_MODEL = "nvidia/magpie-tts-multilingual"
+# The simulated diarizer's speaker encoder (tests/sim/diarization.py ENCODERS).
+SpeakerEncoderName = Literal["ge2e", "campplus"]
 
 
 @dataclass(slots=True)
@@ -44,6 +47,9 @@ class SimConfig:
     # Simulated Parakeet: recognitions served at once (one pocketsphinx decoder each), as a GPU
     # server answers concurrent requests; the default matches the gateway's chunk_concurrency.
     parakeet_decoders: int = 2
+    # Simulated diarization's speaker encoder: Resemblyzer's GE2E, or 3D-Speaker's CAM++ which
+    # tells voices apart far better (docs/diarization.md, "The stand-in encoder").
+    speaker_encoder: SpeakerEncoderName = "ge2e"
 
     def __post_init__(self) -> None:
         if self.nodes < 1:
@@ -52,3 +58,5 @@ class SimConfig:
             raise ValueError("load_seconds must be >= 0 and token_rate > 0")
         if self.parakeet_decoders < 1:
             raise ValueError("parakeet_decoders must be at least 1")
+        if self.speaker_encoder not in get_args(SpeakerEncoderName):
+            raise ValueError(f"speaker_encoder must be one of {get_args(SpeakerEncoderName)}")

@@ -2,10 +2,12 @@
 
 Real but simple, and honest about it (docs/diarization.md lists where it differs from Sortformer):
 
-- Voice fingerprints come from a real speaker encoder: the GE2E LSTM whose trained weights the
-  `resemblyzer` wheel ships, run in numpy by `tests/sim/ge2e.py` on a 1.6 s mel partial centred
-  on each 0.8 s window. Its 256-dim output is projected onto a fixed 192-dim orthonormal basis
-  so the answers have TitaNet's shape; cosine geometry is nearly kept.
+- Voice fingerprints come from a real speaker encoder, run in numpy on a 1.6 s window centred
+  on each 0.8 s window: by default the GE2E LSTM whose trained weights the `resemblyzer` wheel
+  ships (`tests/sim/ge2e.py`; its 256-dim output is projected onto a fixed 192-dim orthonormal
+  basis so the answers have TitaNet's shape, cosine geometry nearly kept), or with
+  `SimConfig(speaker_encoder="campplus")` 3D-Speaker's CAM++ (`tests/sim/campplus.py`, 192 dims
+  like TitaNet), which tells voices apart far better. Thresholds are chosen per encoder.
 - Diarization: an energy VAD finds speech; each 0.8 s speech window is embedded, smoothed with
   its neighbours, and the windows are clustered (average linkage, cosine) into at most four
   speakers, Sortformer's slot count. Speakers are numbered in order of first speech, like
@@ -22,7 +24,9 @@ The wedge fault answers 500 like the transcription route.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,60 +36,119 @@ import soundfile
 from aiohttp import web
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from tests.sim.ge2e import PARTIAL_FRAMES, GE2EEncoder
+from tests.sim.campplus import CAMPPlusEncoder
+from tests.sim.ge2e import GE2EEncoder
 
 SAMPLE_RATE = 16_000
 FRAME_S = 0.08  # Sortformer's output frame
-WINDOW_FRAMES = 80  # mel frames (10 ms) per 0.8 s window, the unit that gets one speaker
+WINDOW_FRAMES = 80  # feature frames (10 ms) per 0.8 s window, the unit that gets one speaker
 WINDOW_S = WINDOW_FRAMES * 0.01
+EMBED_FRAMES = 160  # 1.6 s around each window is embedded (GE2E's training length)
 MAX_SPEAKERS = 4
-# Cosine distances of GE2E embeddings, chosen on the tuning conversations only (those of
-# benchmarks/eval_diarization.py): share of 0.8 s windows given the wrong speaker 19.2 %, most
-# of it in chunks with more than four people (the d-vector encoder before: 23.9 %); 2 speakers
-# too many and 2 too few over 30 chunks (centroid 0.10: 5 too many).
-WINDOW_THRESHOLD = 0.25  # between smoothed 0.8 s windows (first, over-clustering pass)
-CENTROID_THRESHOLD = 0.12  # between cluster centroids (merging pass)
-# Window-to-centroid similarity → activity: 0.5 midway between the tuning windows' 10th
-# percentile similarity to their own speaker (0.84) and 90th percentile to others (0.79).
-ACTIVITY_CENTRE = 0.815
-ACTIVITY_SLOPE = 25.0
 MIN_SPEAKER_S = 3.2  # clusters with less speech are folded into the nearest one
 MIN_FINGERPRINT_S = 1.6
 FINGERPRINT_DIM = 192
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
-DIARIZATION_MODEL = "sim/energy-vad+ge2e-ahc (stands in for nvidia/diar_sortformer_4spk-v1)"
-EMBEDDING_MODEL = "sim/resemblyzer-ge2e (stands in for titanet_large)"
 WEDGE_STATUS = 500
 
 
-class SpeakerEncoder:
-    """GE2E embeddings of speech windows, and TitaNet-shaped fingerprints from them."""
+@dataclass(frozen=True, slots=True)
+class EncoderProfile:
+    """A speaker encoder and the diarizer's thresholds for its embeddings' geometry."""
 
-    _basis = np.random.default_rng(192).standard_normal((256, FINGERPRINT_DIM))
-    _projection = np.linalg.qr(_basis)[0]  # (256, 192), orthonormal columns
+    features: Callable[[np.ndarray], np.ndarray]  # samples → (frames at 10 ms, bands)
+    embed: Callable[[np.ndarray], np.ndarray]  # (n, EMBED_FRAMES, bands) → (n, dim) unit
+    window_threshold: float  # cosine distance between smoothed 0.8 s windows (first pass)
+    centroid_threshold: float  # between cluster centroids (merging pass)
+    # Window-to-centroid similarity → activity: a logistic, 0.5 at the centre.
+    activity_centre: float
+    activity_slope: float
+    diarization_model: str
+    embedding_model: str
+    # Average each window with its neighbours before clustering (a noisy encoder needs it; a
+    # sharp one is better without: the average blends two voices at every change of speaker).
+    smooth: bool = True
 
-    @staticmethod
-    def features(samples: np.ndarray) -> np.ndarray:
-        """(frames, 40) mel frames at 10 ms of the volume-normalised recording."""
-        return GE2EEncoder.mel(GE2EEncoder.normalise_volume(samples))
 
-    @staticmethod
-    def embed_windows(feats: np.ndarray, idx: list[int]) -> np.ndarray:
-        """Unit embeddings of the 1.6 s partials centred on the given 0.8 s windows."""
-        last_start = max(len(feats) - PARTIAL_FRAMES, 0)
-        offset = (PARTIAL_FRAMES - WINDOW_FRAMES) // 2
-        starts = [min(max(i * WINDOW_FRAMES - offset, 0), last_start) for i in idx]
-        partials = np.zeros((len(idx), PARTIAL_FRAMES, feats.shape[1]), np.float32)
-        for j, start in enumerate(starts):
-            part = feats[start : start + PARTIAL_FRAMES]
-            partials[j, : len(part)] = part
-        return GE2EEncoder.embed(partials)
+# Each encoder's values are chosen on the tuning conversations only (those of
+# benchmarks/eval_diarization.py) by benchmarks/sim_diarizer_tuning.py: the pair of thresholds
+# with the smallest share of 0.8 s windows given the wrong speaker, then fewest speakers too many
+# or too few over the 120 s chunks; the activity centre midway between the windows' 10th
+# percentile similarity to their own speaker's centroid and 90th percentile to the others', the
+# slope putting those two at 0.65 and 0.35.
+ENCODERS: dict[str, EncoderProfile] = {
+    # Wrong windows 19.2 %, most of it in chunks with more than four people (the d-vector
+    # encoder before: 23.9 %); 2 speakers too many and 2 too few over 30 chunks (centroid
+    # 0.10: 5 too many). Own 10th percentile 0.84, others' 90th 0.79. (The script, which
+    # came later, counts a little differently and agrees: 0.25 / 0.12, 19.5 %, 1 too many,
+    # 2 too few; 0.860 / 0.791.)
+    "ge2e": EncoderProfile(
+        features=lambda samples: GE2EEncoder.mel(GE2EEncoder.normalise_volume(samples)),
+        embed=GE2EEncoder.embed,
+        window_threshold=0.25,
+        centroid_threshold=0.12,
+        activity_centre=0.815,
+        activity_slope=25.0,
+        diarization_model="sim/energy-vad+ge2e-ahc (stands in for nvidia/diar_sortformer_4spk-v1)",
+        embedding_model="sim/resemblyzer-ge2e (stands in for titanet_large)",
+    ),
+    # Without smoothing: wrong windows 16.7 %, 1.0 % in the chunks of at most four people
+    # (smoothed at its best, 0.5 / 0.4: 17.4 % and 2.3 %, its average blending the two voices
+    # at each change of speaker); 2 speakers too many and none too few over the 30 chunks.
+    # Own 10th percentile 0.605, others' 90th 0.285: wider apart than GE2E's, so a gentler slope.
+    "campplus": EncoderProfile(
+        features=CAMPPlusEncoder.features,
+        embed=CAMPPlusEncoder.embed,
+        window_threshold=0.4,
+        centroid_threshold=0.5,
+        activity_centre=0.445,
+        activity_slope=3.9,
+        smooth=False,
+        diarization_model=(
+            "sim/energy-vad+campplus-ahc (stands in for nvidia/diar_sortformer_4spk-v1)"
+        ),
+        embedding_model="sim/3dspeaker-campplus (stands in for titanet_large)",
+    ),
+}
 
-    @classmethod
-    def to_fingerprint(cls, embeddings: np.ndarray) -> list[float]:
-        """Mean of unit embeddings, projected to 192 dims and L2-normalised."""
-        mean = embeddings.mean(axis=0) @ cls._projection
-        return [round(float(v), 6) for v in mean / max(float(np.linalg.norm(mean)), 1e-12)]
+
+@dataclass(frozen=True, slots=True)
+class SpeechWindows:
+    """The 0.8 s windows of a recording that hold speech, and their unit embeddings."""
+
+    duration: float
+    idx: list[int]  # window numbers (window i covers i * WINDOW_S to (i + 1) * WINDOW_S)
+    raw: np.ndarray  # (len(idx), dim)
+
+
+@functools.cache
+def _projection(dim: int) -> np.ndarray:
+    """A fixed (dim, 192) matrix with orthonormal columns (the identity for 192 dims)."""
+    if dim == FINGERPRINT_DIM:
+        return np.eye(dim)
+    basis = np.random.default_rng(FINGERPRINT_DIM).standard_normal((dim, FINGERPRINT_DIM))
+    return np.linalg.qr(basis)[0]
+
+
+def to_fingerprint(embeddings: np.ndarray) -> list[float]:
+    """Mean of unit embeddings, brought to TitaNet's 192 dims and L2-normalised."""
+    mean = embeddings.mean(axis=0) @ _projection(embeddings.shape[1])
+    return [round(float(v), 6) for v in mean / max(float(np.linalg.norm(mean)), 1e-12)]
+
+
+def embed_speech(samples: np.ndarray, profile: EncoderProfile) -> SpeechWindows:
+    """Find the speech windows of 16 kHz mono float samples and embed each (blocking)."""
+    duration = len(samples) / SAMPLE_RATE
+    feats = profile.features(samples)
+    speech = _speech_mask(samples)
+    idx = [int(i) for i in np.flatnonzero(speech) if (i + 1) * WINDOW_FRAMES <= len(feats)]
+    last_start = max(len(feats) - EMBED_FRAMES, 0)
+    offset = (EMBED_FRAMES - WINDOW_FRAMES) // 2
+    windows = np.zeros((len(idx), EMBED_FRAMES, feats.shape[1]), np.float32)
+    for j, i in enumerate(idx):
+        part = feats[min(max(i * WINDOW_FRAMES - offset, 0), last_start) :][:EMBED_FRAMES]
+        windows[j, : len(part)] = part
+    return SpeechWindows(duration, idx, profile.embed(windows))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,22 +173,22 @@ def _speech_mask(samples: np.ndarray) -> np.ndarray:
     return level > max(loud - 25.0, -55.0)
 
 
-def diarize_samples(samples: np.ndarray) -> DiarizationResult:
+def diarize_samples(samples: np.ndarray, encoder: str = "ge2e") -> DiarizationResult:
     """Diarize 16 kHz mono float samples in [-1, 1] (blocking; run it in a thread)."""
-    duration = len(samples) / SAMPLE_RATE
-    n_frames = max(round(duration / FRAME_S), 1)
-    speech = _speech_mask(samples)
-    feats = SpeakerEncoder.features(samples)
-    idx = [int(i) for i in np.flatnonzero(speech) if (i + 1) * WINDOW_FRAMES <= len(feats)]
+    profile = ENCODERS[encoder]
+    return diarize_windows(embed_speech(samples, profile), profile)
+
+
+def diarize_windows(windows: SpeechWindows, profile: EncoderProfile) -> DiarizationResult:
+    """Cluster embedded speech windows into speakers, with the profile's thresholds."""
+    idx, raw = windows.idx, windows.raw
+    n_frames = max(round(windows.duration / FRAME_S), 1)
     if not idx:
-        return DiarizationResult(duration, [], np.zeros((1, n_frames, 4), np.float32), {}, {})
-    raw = SpeakerEncoder.embed_windows(feats, idx)
-    smooth = _smooth(raw, idx)
-    labels = _cluster(smooth)
-    labels = _fold_small(labels, smooth)
-    labels = _arrival_order(labels)
+        empty = np.zeros((1, n_frames, MAX_SPEAKERS), np.float32)
+        return DiarizationResult(windows.duration, [], empty, {}, {})
+    smooth, labels = cluster_windows(windows, profile)
     centroids = np.stack([_unit(smooth[labels == k].mean(axis=0)) for k in range(labels.max() + 1)])
-    probs = _probabilities(smooth, centroids, idx, n_frames)
+    probs = _probabilities(smooth, centroids, idx, n_frames, profile)
     lines = _segment_lines(idx, labels)
     fingerprints: dict[str, list[float] | None] = {}
     clean_s: dict[str, float] = {}
@@ -133,10 +196,18 @@ def diarize_samples(samples: np.ndarray) -> DiarizationResult:
         clean = [j for j in range(len(idx)) if labels[j] == k and _is_clean(j, idx, labels)]
         clean_s[f"speaker_{k}"] = round(len(clean) * WINDOW_S, 2)
         fingerprints[f"speaker_{k}"] = (
-            SpeakerEncoder.to_fingerprint(raw[clean]) if len(clean) * WINDOW_S >= MIN_FINGERPRINT_S
-            else None
-        )  # fmt: skip
-    return DiarizationResult(duration, lines, probs, fingerprints, clean_s)
+            to_fingerprint(raw[clean]) if len(clean) * WINDOW_S >= MIN_FINGERPRINT_S else None
+        )
+    return DiarizationResult(windows.duration, lines, probs, fingerprints, clean_s)
+
+
+def cluster_windows(
+    windows: SpeechWindows, profile: EncoderProfile
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's embedding smoothed with its neighbours', and its speaker (0, 1, ... in
+    order of first speech)."""
+    smooth = _smooth(windows.raw, windows.idx) if profile.smooth else windows.raw
+    return smooth, _arrival_order(_fold_small(_cluster(smooth, profile), smooth))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -156,7 +227,7 @@ def _smooth(raw: np.ndarray, idx: list[int]) -> np.ndarray:
     return out
 
 
-def _cluster(vectors: np.ndarray) -> np.ndarray:
+def _cluster(vectors: np.ndarray, profile: EncoderProfile) -> np.ndarray:
     """Over-cluster the windows, merge clusters whose centroids agree, then reassign.
 
     Window embeddings are noisy; centroids of a few seconds are not. So: average-linkage
@@ -166,14 +237,14 @@ def _cluster(vectors: np.ndarray) -> np.ndarray:
     if len(vectors) == 1:
         return np.zeros(1, dtype=int)
     tree = linkage(vectors, method="average", metric="cosine")
-    labels = np.unique(fcluster(tree, t=WINDOW_THRESHOLD, criterion="distance"),
+    labels = np.unique(fcluster(tree, t=profile.window_threshold, criterion="distance"),
                        return_inverse=True)[1]  # fmt: skip
     for _ in range(2):
         ids = np.unique(labels)
         if len(ids) > 1:
             centroids = np.stack([_unit(vectors[labels == k].mean(axis=0)) for k in ids])
             merged = fcluster(linkage(centroids, method="average", metric="cosine"),
-                              t=CENTROID_THRESHOLD, criterion="distance")  # fmt: skip
+                              t=profile.centroid_threshold, criterion="distance")  # fmt: skip
             labels = np.unique(merged, return_inverse=True)[1][np.searchsorted(ids, labels)]
         ids, sizes = np.unique(labels, return_counts=True)
         keep = ids[np.argsort(-sizes)][:MAX_SPEAKERS]
@@ -204,12 +275,16 @@ def _arrival_order(labels: np.ndarray) -> np.ndarray:
 
 
 def _probabilities(
-    vectors: np.ndarray, centroids: np.ndarray, idx: list[int], n_frames: int
+    vectors: np.ndarray,
+    centroids: np.ndarray,
+    idx: list[int],
+    n_frames: int,
+    profile: EncoderProfile,
 ) -> np.ndarray:
     """(1, T, 4) activity in [0, 1]: similarity to each centroid through a logistic."""
     probs = np.zeros((1, n_frames, MAX_SPEAKERS), np.float32)
     sims = vectors @ centroids.T  # (windows, speakers)
-    activity = 1.0 / (1.0 + np.exp(-(sims - ACTIVITY_CENTRE) * ACTIVITY_SLOPE))
+    activity = 1.0 / (1.0 + np.exp(-(sims - profile.activity_centre) * profile.activity_slope))
     per_window = round(WINDOW_S / FRAME_S)
     for j, i in enumerate(idx):
         lo, hi = i * per_window, min((i + 1) * per_window, n_frames)
@@ -297,19 +372,20 @@ def add_diarization_routes(app: web.Application, state: Any) -> None:
             from tests.sim.service import WEDGE_ERROR
 
             return web.json_response({"detail": WEDGE_ERROR}, status=WEDGE_STATUS)
-        result = await asyncio.to_thread(diarize_samples, samples)
+        encoder = state.config.speaker_encoder
+        result = await asyncio.to_thread(diarize_samples, samples, encoder)
         state.diarizations = getattr(state, "diarizations", 0) + 1
         segments = segments_with_confidence(result)
         body: dict[str, Any] = {
             "duration": round(result.duration, 3),
             "segments": segments,
             "speakers_detected": len(result.clean_speech_s),
-            "models": {"diarization": DIARIZATION_MODEL},
+            "models": {"diarization": ENCODERS[encoder].diarization_model},
         }
         if chunk:
             body["fingerprints"] = result.fingerprints
             body["fingerprint_speech_s"] = result.clean_speech_s
-            body["models"]["embedding"] = EMBEDDING_MODEL
+            body["models"]["embedding"] = ENCODERS[encoder].embedding_model
         return web.json_response(body)
 
     async def diarize(request: web.Request) -> web.Response:

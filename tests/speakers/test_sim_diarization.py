@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any, get_args
 
 import aiohttp
 import numpy as np
+import pytest
 import soundfile
 
-from tests.sim import SimCluster
-from tests.speakers.voices import wav_bytes
+from tests.sim import SimCluster, SimConfig
+from tests.sim.config import SpeakerEncoderName
+from tests.sim.diarization import ENCODERS
+from tests.speakers.voices import build_conversation, wav_bytes
 
 LINES = [
     ("slt", "Good morning everyone, thanks for joining the weekly planning meeting."),
@@ -44,14 +48,10 @@ async def post(url: str, data: bytes | None) -> tuple[int, dict[str, object]]:
         return resp.status, await resp.json()
 
 
-async def test_two_flite_voices_two_speakers(sim: SimCluster, tmp_path: Path) -> None:
-    samples, turns = flite_dialogue(tmp_path)
-    status, body = await post(sim.parakeet.url + "/v1/audio/diarize-chunk", wav_bytes(samples))
-    assert status == 200
-    assert body["speakers_detected"] == 2
-    segments = body["segments"]
-    assert isinstance(segments, list)
-    # Every true turn is covered mostly by one hypothesis speaker, alternating.
+def majority_speakers(
+    turns: list[tuple[float, float, str]], segments: list[dict[str, Any]]
+) -> list[str]:
+    """For each true turn, the hypothesis speaker covering most of it."""
     majority = []
     for start, end, _ in turns:
         overlap: dict[str, float] = {}
@@ -60,6 +60,18 @@ async def test_two_flite_voices_two_speakers(sim: SimCluster, tmp_path: Path) ->
             if inter > 0:
                 overlap[seg["speaker"]] = overlap.get(seg["speaker"], 0.0) + inter
         majority.append(max(overlap, key=lambda k: overlap[k]))
+    return majority
+
+
+async def test_two_flite_voices_two_speakers(sim: SimCluster, tmp_path: Path) -> None:
+    samples, turns = flite_dialogue(tmp_path)
+    status, body = await post(sim.parakeet.url + "/v1/audio/diarize-chunk", wav_bytes(samples))
+    assert status == 200
+    assert body["speakers_detected"] == 2
+    segments = body["segments"]
+    assert isinstance(segments, list)
+    # Every true turn is covered mostly by one hypothesis speaker, alternating.
+    majority = majority_speakers(turns, segments)
     assert majority[0] == majority[2] != majority[1] == majority[3]
     prints = body["fingerprints"]
     assert isinstance(prints, dict)
@@ -90,3 +102,38 @@ async def test_diarize_without_fingerprints_and_errors(sim: SimCluster, tmp_path
     status, body = await post(url + "-chunk", wav_bytes(samples))
     assert status == 500
     assert "CUBLAS_STATUS_EXECUTION_FAILED" in str(body["detail"])
+
+
+async def test_campplus_encoder_two_real_voices() -> None:
+    """With CAM++ as the stand-in encoder: two recorded people, two speakers with prints."""
+    conversation = build_conversation(["FEE083", "MEE009"], duration_s=40.0, seed=7)
+    turns = [(t.start, t.end, t.speaker) for t in conversation.turns]
+    async with SimCluster(SimConfig(nodes=1, speaker_encoder="campplus")) as sim:
+        url = sim.parakeet.url + "/v1/audio/diarize-chunk"
+        status, body = await post(url, wav_bytes(conversation.samples))
+    assert status == 200
+    assert body["models"] == {
+        "diarization": "sim/energy-vad+campplus-ahc (stands in for nvidia/diar_sortformer_4spk-v1)",
+        "embedding": "sim/3dspeaker-campplus (stands in for titanet_large)",
+    }
+    assert body["speakers_detected"] == 2
+    segments = body["segments"]
+    assert isinstance(segments, list)
+    # Each person's turns all go mostly to one speaker, and the two people to different ones.
+    label_of: dict[str, set[str]] = {}
+    for (_, _, person), label in zip(turns, majority_speakers(turns, segments), strict=True):
+        label_of.setdefault(person, set()).add(label)
+    assert sorted(map(len, label_of.values())) == [1, 1]
+    assert label_of["FEE083"] != label_of["MEE009"]
+    prints = body["fingerprints"]
+    assert isinstance(prints, dict)
+    a, b = (np.array(prints[k]) for k in ("speaker_0", "speaker_1"))
+    assert a.shape == b.shape == (192,)
+    assert abs(float(np.linalg.norm(a)) - 1.0) < 1e-4
+    assert 1.0 - float(a @ b) > 0.6  # CAM++ puts different people far apart
+
+
+def test_speaker_encoder_is_validated() -> None:
+    assert set(get_args(SpeakerEncoderName)) == set(ENCODERS)  # each name has its profile
+    with pytest.raises(ValueError, match="speaker_encoder"):
+        SimConfig(speaker_encoder="titanet")  # type: ignore[arg-type]
