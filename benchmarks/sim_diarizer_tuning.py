@@ -132,11 +132,11 @@ def activity(chunks: list[tuple[SpeechWindows, list[str | None]]], encoder: str,
     for windows, truth in chunks:
         if not windows.idx:
             continue
-        smooth, labels = cluster_windows(windows, profile)
-        centroids = np.stack([smooth[labels == k].mean(axis=0) for k in range(labels.max() + 1)])
+        vectors, labels = cluster_windows(windows, profile)
+        centroids = np.stack([vectors[labels == k].mean(axis=0) for k in range(labels.max() + 1)])
         centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
         of_person = {t: k for k, t in mapping(labels, truth).items()}
-        sims = smooth @ centroids.T
+        sims = vectors @ centroids.T
         for j, t in enumerate(truth):
             if t is not None and t in of_person:
                 own.append(sims[j, of_person[t]])

@@ -43,7 +43,10 @@ _BN_EPS = 1e-5
 _SEGMENT = 100  # frames per context-mask segment (1 s at the TDNN's 20 ms)
 _MAX_ARCHIVE_BYTES = 64 * 1024 * 1024  # the real one holds 28 MB; refuse anything far bigger
 _BATCH = 16  # windows per forward pass (keeps the front end's activations near 100 MB)
-_DTYPES = {"FloatStorage": np.dtype("<f4"), "LongStorage": np.dtype("<i8")}
+_DTYPES: dict[str, np.dtype[Any]] = {
+    "FloatStorage": np.dtype("<f4"),
+    "LongStorage": np.dtype("<i8"),
+}
 
 
 def weights_path() -> Path:
@@ -150,7 +153,7 @@ def _mel_banks() -> np.ndarray:
     left = low + np.arange(N_MELS) * delta
     rising = (bins - left) / delta
     falling = (left + 2 * delta - bins) / delta
-    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+    return np.asarray(np.maximum(0.0, np.minimum(rising, falling)), dtype=np.float32)
 
 
 _BANKS = _mel_banks()
@@ -172,7 +175,7 @@ def fbank(samples: np.ndarray) -> np.ndarray:
     emphasised[:, 0] = frames[:, 0] * (1 - 0.97)
     power = np.abs(np.fft.rfft(emphasised * _POVEY, N_FFT)) ** 2
     mel = power[:, : N_FFT // 2].astype(np.float32) @ _BANKS
-    return np.log(np.maximum(mel, _FLOOR)).astype(np.float32)
+    return np.asarray(np.log(np.maximum(mel, _FLOOR)), dtype=np.float32)
 
 
 # ---- the network ----------------------------------------------------------------------------
@@ -181,7 +184,7 @@ _Affine = tuple[np.ndarray, np.ndarray]  # per-channel scale and shift (a folded
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0.0)
+    return np.asarray(np.maximum(x, 0.0))
 
 
 class _Network:
@@ -349,9 +352,9 @@ class CAMPPlusEncoder:
             [network.forward(normalised[i : i + _BATCH]) for i in range(0, len(windows), _BATCH)]
         )
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return (out / np.maximum(norms, 1e-12)).astype(np.float32)
+        return np.asarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
 
     @classmethod
     def embed_utterance(cls, samples: np.ndarray) -> np.ndarray:
         """One unit vector for a whole clip, the network run once over all its frames."""
-        return cls.embed(cls.features(samples)[None])[0]
+        return np.asarray(cls.embed(cls.features(samples)[None])[0])
