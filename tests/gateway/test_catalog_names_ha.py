@@ -768,4 +768,3 @@ async def test_a_request_held_while_vllm_is_being_stopped_is_checked_again(
             assert info.value.body["code"] == "vllm_stopped"  # type: ignore[index]
     launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
     assert len(launches) == (1 if swap_on_request else 0)
-
