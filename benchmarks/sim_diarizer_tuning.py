@@ -146,10 +146,57 @@ def activity(chunks: list[tuple[SpeechWindows, list[str | None]]], encoder: str,
     return p_own, p_other, (p_own + p_other) / 2, 2 * logit / max(p_own - p_other, 1e-6)
 
 
+def own_similarities(encoder: str) -> np.ndarray:
+    """Each tuning window's similarity to the centroid of its own speaker, with the settings
+    tests/sim/diarization.py ships for `encoder`."""
+    profile = ENCODERS[encoder]
+    own: list[float] = []
+    for windows, truth in chunk_windows(encoder):
+        if not windows.idx:
+            continue
+        vectors, labels = cluster_windows(windows, profile)
+        centroids = np.stack([vectors[labels == k].mean(axis=0) for k in range(labels.max() + 1)])
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+        of_person = {t: k for k, t in mapping(labels, truth).items()}
+        sims = vectors @ centroids.T
+        own.extend(float(sims[j, of_person[t]]) for j, t in enumerate(truth) if t in of_person)
+    return np.asarray(own)
+
+
+def match_ge2e(encoder: str) -> None:
+    """The activity logistic that gives `encoder`'s own-speaker windows GE2E's confidences at
+    the 10th percentile and the median: the gateway's thresholds were chosen on GE2E's."""
+    ge2e = ENCODERS["ge2e"]
+    ours = own_similarities(encoder)
+    theirs = own_similarities("ge2e")
+    logits = []
+    for q in (10, 50):
+        confidence = 1 / (
+            1 + math.exp(-ge2e.activity_slope * (np.percentile(theirs, q) - ge2e.activity_centre))
+        )
+        logits.append(math.log(confidence / (1 - confidence)))
+    p10, p50 = float(np.percentile(ours, 10)), float(np.percentile(ours, 50))
+    slope = (logits[1] - logits[0]) / (p50 - p10)
+    print(
+        f"{encoder} own 10th percentile {p10:.3f}, median {p50:.3f} (GE2E "
+        f"{np.percentile(theirs, 10):.3f}, {np.percentile(theirs, 50):.3f}) -> "
+        f"activity_centre={p10 - logits[0] / slope:.3f}, activity_slope={slope:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--encoder", choices=sorted(GRIDS), default="campplus")
-    encoder = parser.parse_args().encoder
+    parser.add_argument(
+        "--match-ge2e",
+        action="store_true",
+        help="only the activity logistic matched to GE2E's confidences",
+    )
+    args = parser.parse_args()
+    encoder = args.encoder
+    if args.match_ge2e:
+        match_ge2e(encoder)
+        return
     started = time.process_time()
     chunks = chunk_windows(encoder)
     n_windows = sum(len(w.idx) for w, _ in chunks)

@@ -95,14 +95,19 @@ ENCODERS: dict[str, EncoderProfile] = {
     # Without smoothing: wrong windows 16.7 %, 1.0 % in the chunks of at most four people
     # (smoothed at its best, 0.5 / 0.4: 17.4 % and 2.3 %, its average blending the two voices
     # at each change of speaker); 2 speakers too many and none too few over the 30 chunks.
-    # Own 10th percentile 0.605, others' 90th 0.285: wider apart than GE2E's, so a gentler slope.
+    # Activity: the gateway's thresholds (a slot unsure below 0.76, a turn marked `?` below 0.6)
+    # were chosen on GE2E's confidences, so CAM++'s logistic gives the windows of their own
+    # speaker the same confidences as GE2E's at the 10th percentile (0.75) and the median
+    # (0.93): own similarities 0.605 and 0.772 (GE2E 0.860 and 0.920). The percentile rule of
+    # benchmarks/sim_diarizer_tuning.py alone (0.445 / 3.9) left clean two-person slots at a
+    # mean confidence of 0.67-0.69 (GE2E 0.82-0.87), every slot "unsure".
     "campplus": EncoderProfile(
         features=CAMPPlusEncoder.features,
         embed=CAMPPlusEncoder.embed,
         window_threshold=0.4,
         centroid_threshold=0.5,
-        activity_centre=0.445,
-        activity_slope=3.9,
+        activity_centre=0.482,
+        activity_slope=9.07,
         smooth=False,
         diarization_model=(
             "sim/energy-vad+campplus-ahc (stands in for nvidia/diar_sortformer_4spk-v1)"
