@@ -64,6 +64,7 @@ from spark_gateway.speakers.chunking import Chunk, slice_samples  # noqa: E402
 from spark_gateway.speakers.linking import Linking, LocalSpeaker, link_local_speakers  # noqa: E402
 from spark_gateway.speakers.parsing import Diarization, parse_diarization  # noqa: E402
 from spark_gateway.speakers.pipeline import (  # noqa: E402
+    DEFAULT_SPLIT_DISTANCE,
     SAMPLE_RATE,
     SpeakerOptions,
     SpeakerTranscript,
@@ -106,13 +107,41 @@ HELDOUT_CASES = [
 # two such slots of different people under one label are a merge made by linking.
 PURE = 2 / 3
 KEEP_BACK = 0.35  # the end of each voice's material is kept for enrolment clips
-# Cosine distances of the simulator's GE2E prints: one voice's prints lie ~0.02-0.15 apart.
-LINK_THRESHOLDS = [0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3]
-REJOIN_THRESHOLDS = [0.0, 0.04, 0.06, 0.08, 0.1]
-NAME_THRESHOLDS = [0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.125, 0.15, 0.175, 0.2]
-# How much farther than the name threshold a slot may lie from the print its linked speaker
-# matched and still take that name (0: never).
-CONFIRM_MARGINS = [0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1]
+
+
+@dataclass(frozen=True)
+class Sweeps:
+    """The thresholds tried on the tuning voices, on one encoder's cosine-distance scale."""
+
+    link: tuple[float, ...]
+    rejoin: tuple[float, ...]
+    name: tuple[float, ...]
+    # How much farther than the name threshold a slot may lie from the print its linked
+    # speaker matched and still take that name (the first value: never).
+    confirm: tuple[float, ...]
+    # Two voices found in one unsure slot's speech are two people this far apart.
+    split_distance: float
+
+
+SWEEPS = {
+    # GE2E: one voice's prints lie ~0.02-0.15 apart.
+    "ge2e": Sweeps(
+        link=(0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3),
+        rejoin=(0.0, 0.04, 0.06, 0.08, 0.1),
+        name=(0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.125, 0.15, 0.175, 0.2),
+        confirm=(0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1),
+        split_distance=DEFAULT_SPLIT_DISTANCE,
+    ),
+    # CAM++: the two halves of one voice's material 0.04-0.47 apart, two voices 0.49 or more
+    # (GE2E: 0.02-0.17 and 0.15 or more), so every range is about three times as wide.
+    "campplus": Sweeps(
+        link=(0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8),
+        rejoin=(0.0, 0.1, 0.15, 0.2, 0.25, 0.3),
+        name=(0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6),
+        confirm=(0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3),
+        split_distance=0.55,  # GE2E's 0.20 over its widest voice (0.17), times CAM++'s (0.47)
+    ),
+}
 TUNING_ENROLLED = TUNING_VOICES[::2]
 # Held-out naming: the five Asterisk voices enrolled from ~27 s of other prompts each (the AMI
 # voices are the strangers); three of them with JUNE and PAOLA as strangers of the same
@@ -266,14 +295,15 @@ class SimDiarizer:
     """
 
     def __init__(self, session: aiohttp.ClientSession, parakeet_url: str,
-                 cache_file: Path | None = None) -> None:  # fmt: skip
+                 cache_file: Path | None = None, encoder: str = "ge2e") -> None:  # fmt: skip
         self.session = session
         self.url = parakeet_url + "/v1/audio/diarize-chunk"
         self.cache: dict[tuple[int, int], dict[str, Any]] = {}
         self.cache_file = cache_file
+        sources = ("diarization.py", "ge2e.py", *(("campplus.py",) if encoder != "ge2e" else ()))
         self.version = hashlib.sha256(b"".join(
-            (ROOT / "tests" / "sim" / f).read_bytes() for f in ("diarization.py", "ge2e.py")
-        )).hexdigest()[:16]  # fmt: skip
+            (ROOT / "tests" / "sim" / f).read_bytes() for f in sources
+        ) + (encoder.encode() if encoder != "ge2e" else b"")).hexdigest()[:16]  # fmt: skip
         if cache_file is not None and cache_file.exists():
             saved = json.loads(cache_file.read_text())
             if saved.get("simulator") == self.version:
@@ -296,6 +326,8 @@ class SimDiarizer:
                 resp.raise_for_status()
                 self.cache[key] = await resp.json()
             self.seconds += time.perf_counter() - started
+            if len(self.cache) % 20 == 0:  # a cold run takes long: keep what it has so far
+                self.save()
         return parse_diarization(self.cache[key])
 
 
@@ -620,11 +652,12 @@ def mean_der(files: list[FileFigures]) -> float:
     return float(np.mean([f.der for f in files]))
 
 
-def choose(recs: list[Recording], prints: list[Voiceprint], base: SpeakerOptions) -> SpeakerOptions:
+def choose(recs: list[Recording], prints: list[Voiceprint], base: SpeakerOptions,
+           sweeps: Sweeps) -> SpeakerOptions:  # fmt: skip
     """Every threshold from the tuning conversations only."""
     best: tuple[tuple[float, ...], SpeakerOptions] | None = None
-    for link in LINK_THRESHOLDS:
-        for rejoin in REJOIN_THRESHOLDS:
+    for link in sweeps.link:
+        for rejoin in sweeps.rejoin:
             options = replace(base, link_threshold=link, rejoin_threshold=rejoin)
             files, _ = corpus(recs, options)
             # Fewest people merged by linking, then the lowest DER, then fewest splits.
@@ -658,8 +691,8 @@ def choose(recs: list[Recording], prints: list[Voiceprint], base: SpeakerOptions
     chosen = replace(chosen, low_confidence=marks_best[1])
     # Strangers' speech that per-chunk diarization put inside an enrolled person's slot is
     # named at any threshold; the rule counts the names our matching gives on its own.
-    name_best = NAME_THRESHOLDS[0]
-    for name in NAME_THRESHOLDS:
+    name_best = sweeps.name[0]
+    for name in sweeps.name:
         f = naming(recs, replace(chosen, name_threshold=name, confirm_margin=0.0), prints)
         print(
             f"    tuning name threshold {name:.3f}: enrolled speech named right "
@@ -676,7 +709,7 @@ def choose(recs: list[Recording], prints: list[Voiceprint], base: SpeakerOptions
     chosen = replace(chosen, name_threshold=name_best)
     margin_best = 0.0
     base = naming(recs, replace(chosen, confirm_margin=0.0), prints)
-    for margin in CONFIRM_MARGINS[1:]:
+    for margin in sweeps.confirm[1:]:
         f = naming(recs, replace(chosen, confirm_margin=margin), prints)
         print(
             f"    tuning confirm margin {margin:.3f}: enrolled speech named right "
@@ -752,15 +785,19 @@ def print_table(title: str, recs: list[Recording], options: SpeakerOptions,
 
 
 async def evaluate_speakers(quick: bool, cache_file: Path | None,
-                            options: SpeakerOptions) -> None:  # fmt: skip
+                            options: SpeakerOptions, encoder: str) -> None:  # fmt: skip
     from tests.sim import SimCluster, SimConfig
 
     tuning_cases = TUNING_CASES[:2] + TUNING_CASES[3:4] if quick else TUNING_CASES
     heldout_cases = HELDOUT_CASES[:2] + HELDOUT_CASES[3:4] if quick else HELDOUT_CASES
-    async with SimCluster(SimConfig(nodes=1)) as sim, aiohttp.ClientSession() as session:
-        diarizer = SimDiarizer(session, sim.parakeet.url, cache_file)
-        tuning = await prepare(diarizer, tuning_cases, "tuning", options)
-        heldout = await prepare(diarizer, heldout_cases, "held-out", options)
+    config = SimConfig(nodes=1, speaker_encoder=encoder)
+    async with SimCluster(config) as sim, aiohttp.ClientSession() as session:
+        diarizer = SimDiarizer(session, sim.parakeet.url, cache_file, encoder)
+        # Both sets at once: the simulator diarizes in threads, so two calls share the cores.
+        tuning, heldout = await asyncio.gather(
+            prepare(diarizer, tuning_cases, "tuning", options),
+            prepare(diarizer, heldout_cases, "held-out", options),
+        )
         tuning_prints = await enrol(diarizer, TUNING_ENROLLED)
         heldout_prints = {title: await enrol(diarizer, voices)
                           for title, voices in HELDOUT_ENROLLED.items()}  # fmt: skip
@@ -771,7 +808,7 @@ async def evaluate_speakers(quick: bool, cache_file: Path | None,
         f"  simulator diarize-chunk time {diarizer.seconds:.0f} s ({len(diarizer.cache)} calls)",
         flush=True,
     )
-    chosen = choose(tuning, tuning_prints, options)
+    chosen = choose(tuning, tuning_prints, options, SWEEPS[encoder])
     print_table("TUNING voices", tuning, chosen, {"every other voice": tuning_prints})
     print_table("HELD-OUT voices", heldout, chosen, heldout_prints)
     print_table("HELD-OUT voices, shipped defaults", heldout, options, heldout_prints)
@@ -800,10 +837,16 @@ def main() -> None:
         help="seconds: crowded chunks are diarized again in halves down to this",
     )
     parser.add_argument(
+        "--encoder",
+        choices=sorted(SWEEPS),
+        default="ge2e",
+        help="the simulator's speaker encoder (campplus: 3D-Speaker's CAM++ in tests/sim)",
+    )
+    parser.add_argument(
         "--split-distance",
         type=float,
-        default=defaults.split_distance,
-        help="two voices found in one unsure slot's speech count as two people this far apart",
+        help="two voices found in one unsure slot's speech count as two people this far apart "
+        "(default: the encoder's, see SWEEPS)",
     )
     parser.add_argument(
         "--unsure-below",
@@ -819,9 +862,9 @@ def main() -> None:
     options = SpeakerOptions(
         min_piece_s=args.min_piece,
         unsure_below=args.unsure_below,
-        split_distance=args.split_distance,
+        split_distance=args.split_distance or SWEEPS[args.encoder].split_distance,
     )
-    asyncio.run(evaluate_speakers(args.quick, args.cache, options))
+    asyncio.run(evaluate_speakers(args.quick, args.cache, options, args.encoder))
 
 
 if __name__ == "__main__":
