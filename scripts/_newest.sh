@@ -19,9 +19,10 @@ SID_MIRROR="${SID_MIRROR:-}"
 # debootstrap lays the base with Python (its --include does not resolve every dependency of
 # larger packages); apt inside the root then installs the rest: a compiler for the wheels PyPI
 # lacks for 3.14 (pymicro-vad, pyspeex-noise, pocketsphinx), the simulator's speech tools, and
-# node + chromium for the dashboard's browser test.
+# node + chromium for the dashboard's browser test, and libturbojpeg for the camera component
+# that HA 2026.11's frontend loads (the demo's log otherwise holds an ERROR).
 SID_BASE=(python3.14 python3.14-venv ca-certificates)
-SID_PACKAGES=(python3.14-dev gcc g++ make flite ffmpeg nodejs npm chromium)
+SID_PACKAGES=(python3.14-dev gcc g++ make flite ffmpeg nodejs npm chromium libturbojpeg0)
 # Which venv: the test suite's (default) or the demo's (scripts/demo sets both).
 NEWEST_REQUIREMENTS="${NEWEST_REQUIREMENTS:-$ROOT/requirements_test_newest.txt}"
 NEWEST_VENV_NAME="${NEWEST_VENV_NAME:-newest}"
