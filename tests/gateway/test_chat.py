@@ -90,6 +90,17 @@ async def test_invalid_json_is_400(gateway: RunningGateway) -> None:
                 assert (await resp.json())["error"]["code"] == "invalid_json"
 
 
+async def test_a_model_that_is_not_a_string_is_400(gateway: RunningGateway) -> None:
+    """OpenAI's invalid_type, before anything reaches vLLM (which would answer 404)."""
+    async with aiohttp.ClientSession(headers=gateway.headers()) as session:
+        for model in (5, None, ["current"], {"id": "current"}):
+            payload = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+            async with session.post(f"{gateway.url}/v1/chat/completions", json=payload) as resp:
+                assert resp.status == 400
+                error = (await resp.json())["error"]
+                assert (error["code"], error["param"]) == ("invalid_type", "model")
+
+
 async def test_vllm_down_is_503_json(start_gateway: GatewayFactory, sim: SimCluster) -> None:
     """vLLM refusing connections: held for hold_timeout_s, then 503 with Retry-After."""
     gateway = await start_gateway(

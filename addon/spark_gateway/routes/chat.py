@@ -136,7 +136,7 @@ async def _named_for_vllm(
     """The body to relay and whether its model name was rewritten."""
     name = payload.get("model")
     if not isinstance(name, str):
-        return body, False  # vLLM answers a missing or odd model itself
+        return body, False  # vLLM serves its one model when none is named
     real = await models.resolve(name)
     if real == name:
         return body, False
@@ -145,6 +145,15 @@ async def _named_for_vllm(
 
 async def _relay(request: web.Request, path: str) -> web.StreamResponse:
     body, payload = await read_json_object(request)
+    if "model" in payload and not isinstance(payload["model"], str):
+        # OpenAI's answer; vLLM would say 404, and the swap and hold logic need a name.
+        raise ApiError(
+            400,
+            "Invalid type for 'model': expected a string, but got "
+            f"{type(payload['model']).__name__}.",
+            code="invalid_type",
+            param="model",
+        )
     upstream = request.app[UPSTREAM]
     resp = await _open_when_serving(request, path, body, payload)
     out: web.StreamResponse | None = None
