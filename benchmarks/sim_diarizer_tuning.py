@@ -19,7 +19,9 @@ The setting with the fewest wrong windows wins, then the fewest count errors. Wi
 logistic is set from the windows' similarity to the centroid of the speaker they were mapped to
 (10th percentile) and to the other speakers' centroids (90th percentile): the centre midway, the
 slope putting those two at 0.65 and 0.35 (GE2E's 25 follows the same rule). It prints the table
-and the chosen values for tests/sim/diarization.py ENCODERS.
+and the chosen values for tests/sim/diarization.py ENCODERS. `--match-ge2e` instead fits the
+logistic so that the encoder's own-speaker windows get GE2E's confidences at the 10th percentile
+and the median, which is what CAM++ uses: the gateway's thresholds were chosen on GE2E's.
 """
 
 from __future__ import annotations
