@@ -48,6 +48,7 @@ from tests.sim.diarization import (  # noqa: E402
     MAX_SPEAKERS,
     MIN_SPEAKER_S,
     WINDOW_S,
+    EncoderProfile,
     SpeechWindows,
     cluster_windows,
     embed_speech,
@@ -125,12 +126,11 @@ def score(chunks: list[tuple[SpeechWindows, list[str | None]]], encoder: str, sm
     return wrong / max(total, 1), too_many, too_few, wrong_few / max(total_few, 1)
 
 
-def activity(chunks: list[tuple[SpeechWindows, list[str | None]]], encoder: str, smooth: bool,
-             window_t: float, centroid_t: float) -> tuple[float, float, float, float]:  # fmt: skip
-    """Own 10th percentile, others' 90th, and the centre and slope they give."""
-    profile = replace(ENCODERS[encoder], window_threshold=window_t, centroid_threshold=centroid_t,
-                      smooth=smooth)  # fmt: skip
-    own, others = [], []
+def similarities(chunks: list[tuple[SpeechWindows, list[str | None]]], profile: EncoderProfile
+                 ) -> tuple[list[float], list[float]]:  # fmt: skip
+    """Each window's similarity to the centroid of its own speaker's cluster, and to the others'."""
+    own: list[float] = []
+    others: list[float] = []
     for windows, truth in chunks:
         if not windows.idx:
             continue
@@ -141,36 +141,28 @@ def activity(chunks: list[tuple[SpeechWindows, list[str | None]]], encoder: str,
         sims = vectors @ centroids.T
         for j, t in enumerate(truth):
             if t is not None and t in of_person:
-                own.append(sims[j, of_person[t]])
+                own.append(float(sims[j, of_person[t]]))
                 others.extend(np.delete(sims[j], of_person[t]).tolist())
+    return own, others
+
+
+def activity(chunks: list[tuple[SpeechWindows, list[str | None]]], encoder: str, smooth: bool,
+             window_t: float, centroid_t: float) -> tuple[float, float, float, float]:  # fmt: skip
+    """Own 10th percentile, others' 90th, and the centre and slope they give."""
+    profile = replace(ENCODERS[encoder], window_threshold=window_t, centroid_threshold=centroid_t,
+                      smooth=smooth)  # fmt: skip
+    own, others = similarities(chunks, profile)
     p_own, p_other = float(np.percentile(own, 10)), float(np.percentile(others, 90))
     logit = math.log(ACTIVITY_AT_PERCENTILES / (1 - ACTIVITY_AT_PERCENTILES))
     return p_own, p_other, (p_own + p_other) / 2, 2 * logit / max(p_own - p_other, 1e-6)
-
-
-def own_similarities(encoder: str) -> np.ndarray:
-    """Each tuning window's similarity to the centroid of its own speaker, with the settings
-    tests/sim/diarization.py ships for `encoder`."""
-    profile = ENCODERS[encoder]
-    own: list[float] = []
-    for windows, truth in chunk_windows(encoder):
-        if not windows.idx:
-            continue
-        vectors, labels = cluster_windows(windows, profile)
-        centroids = np.stack([vectors[labels == k].mean(axis=0) for k in range(labels.max() + 1)])
-        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-        of_person = {t: k for k, t in mapping(labels, truth).items()}
-        sims = vectors @ centroids.T
-        own.extend(float(sims[j, of_person[t]]) for j, t in enumerate(truth) if t in of_person)
-    return np.asarray(own)
 
 
 def match_ge2e(encoder: str) -> None:
     """The activity logistic that gives `encoder`'s own-speaker windows GE2E's confidences at
     the 10th percentile and the median: the gateway's thresholds were chosen on GE2E's."""
     ge2e = ENCODERS["ge2e"]
-    ours = own_similarities(encoder)
-    theirs = own_similarities("ge2e")
+    ours = np.asarray(similarities(chunk_windows(encoder), ENCODERS[encoder])[0])
+    theirs = np.asarray(similarities(chunk_windows("ge2e"), ge2e)[0])
     logits = []
     for q in (10, 50):
         confidence = 1 / (

@@ -22,14 +22,13 @@ from __future__ import annotations
 import pickle
 import threading
 import zipfile
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from tests.sim.tensor_views import WeightsError, copy_view, rebuild_tensor
+from tests.sim.tensor_views import CheckpointUnpickler, WeightsError, copy_view
 
 SAMPLE_RATE = 16_000
 N_MELS = 80
@@ -77,18 +76,8 @@ class _StorageType:
 _STORAGE_TYPES = {name: _StorageType(name) for name in _DTYPES}
 
 
-class _CheckpointUnpickler(pickle.Unpickler):
-    _ALLOWED: dict[tuple[str, str], Any] = {
-        ("collections", "OrderedDict"): OrderedDict,
-        ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor,
-        **{("torch", name): kind for name, kind in _STORAGE_TYPES.items()},
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self._ALLOWED[(module, name)]
-        except KeyError:
-            raise WeightsError(f"Unexpected object in the checkpoint: {module}.{name}") from None
+class _CheckpointUnpickler(CheckpointUnpickler):
+    storages: ClassVar[dict[str, object]] = dict(_STORAGE_TYPES)
 
     def persistent_load(self, pid: Any) -> _Storage:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):

@@ -20,15 +20,14 @@ import importlib.util
 import pickle
 import struct
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import librosa
 import numpy as np
 
-from tests.sim.tensor_views import WeightsError, copy_view, rebuild_tensor
+from tests.sim.tensor_views import CheckpointUnpickler, WeightsError, copy_view
 
 SAMPLE_RATE = 16_000
 N_MELS = 40
@@ -63,18 +62,8 @@ class _FloatStorage:
     """Stands for `torch.FloatStorage` in persistent ids; never instantiated."""
 
 
-class _CheckpointUnpickler(pickle.Unpickler):
-    _ALLOWED: dict[tuple[str, str], Any] = {
-        ("collections", "OrderedDict"): OrderedDict,
-        ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor,
-        ("torch", "FloatStorage"): _FloatStorage,
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self._ALLOWED[(module, name)]
-        except KeyError:
-            raise WeightsError(f"Unexpected object in the checkpoint: {module}.{name}") from None
+class _CheckpointUnpickler(CheckpointUnpickler):
+    storages: ClassVar[dict[str, object]] = {"FloatStorage": _FloatStorage}
 
     def persistent_load(self, pid: Any) -> _Storage:
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):

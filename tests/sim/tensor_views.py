@@ -8,8 +8,10 @@ storage's bytes after checking that every element the view names lies inside the
 
 from __future__ import annotations
 
+import pickle
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,6 +33,23 @@ def rebuild_tensor(
 ) -> TensorRef:
     """Stands for torch._utils._rebuild_tensor_v2 (the remaining arguments are autograd's)."""
     return TensorRef(storage, int(offset), tuple(shape), tuple(stride))
+
+
+class CheckpointUnpickler(pickle.Unpickler):
+    """Resolves only the globals a plain state_dict checkpoint needs: OrderedDict, the tensor
+    rebuild, and the storage types an encoder lists in `storages`; anything else is refused
+    before it can run. Subclasses read their format's persistent ids."""
+
+    storages: ClassVar[dict[str, object]] = {}  # torch.<name> → what persistent ids carry
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("collections", "OrderedDict"):
+            return OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return rebuild_tensor
+        if module == "torch" and name in self.storages:
+            return self.storages[name]
+        raise WeightsError(f"Unexpected object in the checkpoint: {module}.{name}")
 
 
 def copy_view(name: str, ref: object, flat: np.ndarray, dtype: type[np.generic]) -> np.ndarray:
