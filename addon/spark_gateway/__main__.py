@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
 
 from aiohttp import web
@@ -14,6 +16,7 @@ from .config import ConfigError, load_config, supervisor_token
 from .discovery import announce, gateway_url
 from .heap import keep_large_buffers_out_of_the_heap
 from .server_log import quiet_unparsable_requests
+from .unparsable import GatewayRunner
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,15 +46,39 @@ def main(argv: list[str] | None = None) -> int:
     if args.announce:
         app.on_startup.append(_announce)
     access_log = logging.getLogger("spark_gateway.access")
-    web.run_app(
-        app,
-        host=args.host or config.host,
-        port=config.port if args.port is None else args.port,
-        handler_cancellation=True,  # a client that disconnects cancels its upstream call
-        access_log=access_log if config.log_level == "debug" else None,
-        print=lambda text: logging.getLogger("spark_gateway").info("%s", text.strip()),
+    asyncio.run(
+        _serve(
+            app,
+            host=args.host or config.host,
+            port=config.port if args.port is None else args.port,
+            access_log=access_log if config.log_level == "debug" else None,
+        )
     )
     return 0
+
+
+async def _serve(
+    app: web.Application, *, host: str, port: int, access_log: logging.Logger | None
+) -> None:
+    """What `web.run_app` does, with the runner that answers unparsable requests in JSON:
+    start the app, listen until SIGTERM or Ctrl-C, then close connections and clean up."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = GatewayRunner(
+        app,
+        handler_cancellation=True,  # a client that disconnects cancels its upstream call
+        access_log=access_log,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        logging.getLogger("spark_gateway").info("Running on %s", site.name)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 async def _announce(app: web.Application) -> None:

@@ -1,10 +1,10 @@
 """aiohttp's log of requests it cannot even parse: one warning line each, not a traceback.
 
 Anything on the LAN can send a header line over 8 KiB or bytes that are not HTTP. aiohttp
-answers those 400 itself, before any middleware, and logs the parser's exception with its
-traceback at ERROR: a client could fill the add-on's log at will, and the exception's text
-quotes the start of the offending header, which may be an API key. What stays is the peer and
-the kind of fault.
+refuses those before any middleware (`unparsable.py` answers them in JSON), and logs the
+parser's exception with its traceback at ERROR: a client could fill the add-on's log at will,
+and the exception's text quotes the start of the offending header, which may be an API key.
+What stays is the peer and the kind of fault.
 """
 
 from __future__ import annotations
