@@ -129,6 +129,10 @@ class SparkRecovery:
         self._wedges: dict[str, int] = dict.fromkeys(SERVICES, 0)
 
         async def restart(service: str) -> None:
+            if await self._wait_for_vllm_start(service):
+                # A start claimed since the check looked (while the budget was saved): it is
+                # the relaunch.
+                return
             if service == SERVICE_VLLM and (model := self._vllm_model()) is not None:
                 # vLLM is relaunched through launch-cluster.sh with the model it served (the
                 # way a swap loads it), under the swap claim so no swap runs into it.
@@ -140,6 +144,7 @@ class SparkRecovery:
             services=SERVICES,
             prober=prober,
             restarter=restart,
+            wait_for_restart=self._wait_for_vllm_start,
             budget=budget,
             on_event=self._announce,
             save_budget=self._save,
@@ -149,6 +154,19 @@ class SparkRecovery:
         )
         settings = VllmWatchSettings.from_options(entry.options)
         self.vllm_watch = VllmWatch(hass, entry, self, settings)
+
+    async def _wait_for_vllm_start(self, service: str) -> bool:
+        """Wait for a swap or start of vLLM under way (the select's, an action's, the add-on
+        gateway's start on request), bounded by the swap timeout; False at once if none runs.
+        It relaunches vLLM, so recovery waits for it rather than being refused by its claim."""
+        swap = self.entry.runtime_data.swap
+        if service != SERVICE_VLLM or not swap.running:
+            return False
+        LOGGER.debug(
+            "%s: vLLM is being swapped or started; recovery waits for it", self.entry.title
+        )
+        await swap.async_wait_idle()
+        return True
 
     def _vllm_model(self) -> str | None:
         """The catalog key of the model vLLM serves (or served last, or last loaded); None if

@@ -8,6 +8,7 @@ is polled and no other object keeps a copy.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +97,28 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
     def progress(self) -> SwapProgress | None:
         """The running swap's latest report, else the last swap's (None before any)."""
         return self.client.swapper.progress
+
+    async def async_wait_idle(self) -> None:
+        """Return once no swap runs (at once if none does), or after the longest a swap and
+        its fallback can take: the swap timeout twice."""
+        if not self.running:
+            return
+        idle = asyncio.Event()
+
+        @callback
+        def check() -> None:
+            if not self.running:
+                idle.set()
+
+        unsubscribe = self.async_add_listener(check)  # the claim's release is pushed
+        timeout = 2 * 60.0 * self.config_entry.options.get(CONF_SWAP_TIMEOUT, DEFAULT_SWAP_TIMEOUT)
+        try:
+            async with asyncio.timeout(timeout):
+                await idle.wait()
+        except TimeoutError:
+            LOGGER.debug("%s: a swap still runs after %.0f s", self.config_entry.title, timeout)
+        finally:
+            unsubscribe()
 
     def ensure_idle(self) -> None:
         """Refuse work that would break a running swap, naming the model it goes to."""

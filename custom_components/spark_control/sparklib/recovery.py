@@ -349,6 +349,9 @@ class RecoveryOutcome:
 
 
 type Restarter = Callable[[str], Awaitable[object]]
+# Waits for a restart of the service that something else has under way (vLLM: a swap or a
+# start holding the swap claim); True once it has ended, False at once if none runs.
+type RestartWaiter = Callable[[str], Awaitable[bool]]
 type BudgetSaver = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -370,6 +373,10 @@ class RecoveryManager:
     Events are per episode (wedged until recovered): `wedge_detected` when it starts (and when
     a restart did not help), `restart_suppressed` once when the budget runs out; checking an
     already suppressed service again is quiet until it recovers or a budget slot frees up.
+
+    A check that finds a restart already under way by other means (`wait_for_restart`) waits
+    for it once instead of restarting: if the service comes back healthy that counts as the
+    recovery (`service_recovered`, `restarts` 0), with no restart of its own and no budget spent.
     """
 
     def __init__(
@@ -378,6 +385,7 @@ class RecoveryManager:
         services: Iterable[str],
         prober: ServiceProber,
         restarter: Restarter,
+        wait_for_restart: RestartWaiter | None = None,
         budget: RestartBudget,
         on_event: Callable[[RecoveryEvent], None],
         save_budget: BudgetSaver | None = None,
@@ -391,6 +399,7 @@ class RecoveryManager:
         self.budget = budget
         self._prober = prober
         self._restarter = restarter
+        self._wait_for_restart = wait_for_restart
         self._on_event = on_event
         self._save_budget = save_budget
         self._on_change = on_change or (lambda: None)
@@ -477,6 +486,7 @@ class RecoveryManager:
         restarts = 0
         suppressed = False
         restart_error: str | None = None
+        waited = False
         while result.health is ServiceHealth.WEDGED:
             new_episode = state.wedged_since is None
             if new_episode:
@@ -493,6 +503,14 @@ class RecoveryManager:
                     source=source if restarts == 0 else "post_restart_probe",
                     reported_error=error,
                 )
+            if not waited and self._wait_for_restart is not None:
+                waited = await self._wait_for_restart(service)
+                if waited:
+                    # Its outcome is this check's: healthy ends the episode below, still
+                    # wedged goes on to a restart of our own.
+                    result = await self._await_recovery(service)
+                    self._record(result)
+                    continue
             decision = self.budget.try_acquire(service)
             if not decision.allowed:
                 suppressed = True

@@ -17,6 +17,7 @@ from custom_components.spark_control.sparklib.recovery import (
     RecoveryManager,
     RecoveryTuning,
     RestartBudget,
+    RestartWaiter,
     ServiceHealth,
 )
 from tests.integration.recovery.conftest import base_urls
@@ -34,6 +35,7 @@ def _manager(
     *,
     limit: int = 3,
     timeout: float = 30.0,
+    wait_for_restart: RestartWaiter | None = None,
 ) -> RecoveryManager:
     async def restart(service: str) -> None:
         await client.service_action(service, "restart")
@@ -42,6 +44,7 @@ def _manager(
         services=("vllm", "parakeet", "magpie"),
         prober=DeepProber(session, base_urls(sim), clip_wav=clip, timeout=timeout),
         restarter=restart,
+        wait_for_restart=wait_for_restart,
         budget=RestartBudget(limit, 1800),
         on_event=events.append,
         # A restarted service's recovery is a positive wait: a deadline a loaded machine keeps.
@@ -228,3 +231,33 @@ async def test_down_service_is_not_restarted(
     assert outcome.final.health is ServiceHealth.DOWN
     assert events == []
     assert "docker restart magpie-tts" not in sim.nodes[1].commands
+
+
+async def test_a_restart_under_way_that_does_not_help_is_followed_by_our_own(
+    sim: SimCluster,
+    session: aiohttp.ClientSession,
+    cluster_client: ClusterClient,
+    probe_clip: bytes,
+) -> None:
+    """The check waits once for a restart someone else had under way; the service is still
+    wedged after it, so the check restarts it itself (one slot of the budget) and recovers."""
+    events: list[RecoveryEvent] = []
+    waits: list[str] = []
+
+    async def another_restart_ended(service: str) -> bool:
+        waits.append(service)
+        return True  # one ran (and left the wedge in place)
+
+    manager = _manager(
+        sim, session, cluster_client, probe_clip, events, wait_for_restart=another_restart_ended
+    )
+    sim.faults.wedge("parakeet")
+
+    outcome = await manager.report_wedge("parakeet", "500 from Parakeet", "gateway")
+
+    assert waits == ["parakeet"]  # once per check
+    assert outcome.final.health is ServiceHealth.HEALTHY
+    assert outcome.restarts == 1
+    assert _restarts(sim) == 1
+    assert manager.budget.used("parakeet") == 1
+    assert _kinds(events) == ["wedge_detected", "service_restarted", "service_recovered"]

@@ -5,12 +5,19 @@ swap runs."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.spark_control.const import (
+    CONF_DEEP_CHECK_INTERVAL,
+    CONF_PROBE_TIMEOUT,
+    CONF_VOICE_BRIDGES,
     DOMAIN,
+    EVENT_RESTART_FAILED,
     EVENT_RESTART_SUPPRESSED,
     EVENT_SERVICE_RECOVERED,
     EVENT_SERVICE_RESTARTED,
@@ -123,3 +130,42 @@ async def test_a_vllm_polled_down_is_relaunched_with_the_model_it_served_last(
     await _report_vllm(hass)
     assert _relaunches(sim) == before + 1
     assert not any("docker restart vllm_node" in c for c in sim.nodes[0].commands)
+
+
+@pytest.mark.parametrize(
+    "entry_options",
+    [{CONF_VOICE_BRIDGES: False, CONF_DEEP_CHECK_INTERVAL: 0, CONF_PROBE_TIMEOUT: 1}],
+)
+async def test_a_check_that_finds_vllm_being_started_waits_for_that_start(
+    hass: HomeAssistant, sim: SimCluster, loaded_entry: MockConfigEntry
+) -> None:
+    """While recovery probes a frozen vLLM, the add-on gateway's start on request takes the swap
+    claim (`swap_model` with the model served last). The check waits for that start and counts
+    it as the recovery: no relaunch of its own, no budget spent, no `restart_failed`."""
+    failed = async_capture_events(hass, EVENT_RESTART_FAILED)
+    restarted = async_capture_events(hass, EVENT_SERVICE_RESTARTED)
+    recovered = async_capture_events(hass, EVENT_SERVICE_RECOVERED)
+    finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
+    recovery = loaded_entry.runtime_data.recovery
+    sim.faults.freeze_generation()  # /health 200, the probe's one token never comes
+    sim.faults.slow_start(3.0)  # the start outlasts the 1 s probe
+    before = _relaunches(sim)
+    hass.bus.async_fire(
+        EVENT_WEDGE_REPORT, {"service": "vllm", "error": "HTTP 500", "source": "gateway"}
+    )
+    await asyncio.sleep(0)
+    assert recovery.manager.checking("vllm")  # the probe is under way
+    # What the gateway's start does, while that probe waits.
+    await hass.services.async_call(
+        DOMAIN, "swap_model", {"cluster": ENTRY_ID, "model": "qwen36"}, blocking=False
+    )
+    await async_wait_until(hass, lambda: loaded_entry.runtime_data.swap.running)
+    await recovery.manager.check_finished("vllm")
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert finished  # the gateway's start loaded vLLM undisturbed
+    assert not failed, [event.data for event in failed]
+    assert not restarted
+    assert len(recovered) == 1
+    assert recovered[0].data["restarts"] == 0
+    assert _relaunches(sim) == before + 1  # the start only
+    assert recovery.restarts_in_window("vllm") == 0
