@@ -57,6 +57,12 @@ def _decode_in_worker(pcm16: bytes) -> tuple[list[tuple[str, int, int]], float, 
         # 40 % faster on a busy CPU while short commands come out the same.
         _worker_decoder = Decoder(samprate=16000, loglevel="FATAL", fwdflat=False, maxhmmpf=3000)
     decoder = _worker_decoder
+    # The feature front end carries its noise estimate and cepstral means over from earlier
+    # utterances: without a reset the same audio came out with other words or timings
+    # depending on what this worker decoded before. Reset, it depends on the audio alone, for
+    # 75 us, and recognises about as well (mean word overlap 0.88 against 0.90 on 16 flite
+    # clips of the Magpie voices).
+    decoder.reinit_feat()
     decoder.start_utt()
     decoder.process_raw(pcm16, full_utt=True)
     decoder.end_utt()

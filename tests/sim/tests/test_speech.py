@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import wave
 from collections.abc import AsyncIterator
@@ -219,3 +220,30 @@ async def test_parakeet_rejects_bad_uploads(sim: SimCluster, http: aiohttp.Clien
         assert "file" in (await response.json())["detail"]
     async with http.post(f"{sim.parakeet.url}/v1/audio/transcriptions", json={"a": 1}) as response:
         assert response.status == 400
+
+
+async def test_parakeet_fake_gives_the_same_answer_for_the_same_audio(
+    sim: SimCluster, http: aiohttp.ClientSession
+) -> None:
+    """The same upload gets the same words and timings whatever the decoder heard before and
+    whichever of the decoder processes takes it (two by default), one after another or at once."""
+    sentence = await (await synthesize(http, sim.magpie.url, SENTENCE)).read()
+    other = await (
+        await synthesize(
+            http, sim.magpie.url, SHORT_SENTENCE, voice="Magpie-Multilingual.EN-US.Leo"
+        )
+    ).read()
+
+    async def heard(audio: bytes) -> tuple[str, list[tuple[str, float, float]]]:
+        response = await transcribe(http, sim.parakeet.url, audio, response_format="verbose_json")
+        assert response.status == 200
+        body = await response.json()
+        return body["text"], [(word["word"], word["start"], word["end"]) for word in body["words"]]
+
+    first = await heard(sentence)
+    assert word_overlap(SENTENCE, first[0]) >= 0.6, first[0]
+    answers = [await heard(sentence), await heard(other), await heard(sentence)]
+    answers += await asyncio.gather(*(heard(sentence) for _ in range(4)))
+    assert sim.parakeet.recognizer.peak_concurrent == 2  # both decoder processes answered
+    for answer in answers[:1] + answers[2:]:
+        assert answer == first
