@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,33 @@ def write_gateway_config(
     return path
 
 
+def stored_http_settings(port: int) -> dict[str, Any] | None:
+    """HA's stored HTTP settings (`.storage/http`): loopback only, on `port`, confirmed.
+
+    Home Assistant 2026.10+ keeps these settings in its storage, as its Network settings page
+    saves them, and raises a repair for `http:` in configuration.yaml (deprecated; migrated
+    once as a trial that reverts after 5 minutes unless confirmed). Built with HA's own storage
+    schema; None for releases without that storage (2026.2), which read `http:` from YAML.
+    """
+    try:
+        from homeassistant.components.http import config as http_config
+    except ImportError:
+        return None
+    settings = http_config.HTTP_STORAGE_SCHEMA({"server_host": ["127.0.0.1"], "server_port": port})
+    now = datetime.now(UTC).isoformat()
+    confirmed = {"created_at": now, "error": None, "error_message": None}
+    return {
+        "version": http_config.STORAGE_VERSION,
+        "minor_version": http_config.STORAGE_MINOR_VERSION,
+        "key": http_config.STORAGE_KEY,
+        "data": {
+            "stable": {**settings, **confirmed},
+            "pending": None,
+            "yaml_migration_done": True,
+        },
+    }
+
+
 def write_ha_config(ha_dir: Path, port: int) -> None:
     if ha_dir.exists():
         shutil.rmtree(ha_dir)  # a fresh instance each run keeps onboarding deterministic
@@ -131,6 +159,14 @@ def write_ha_config(ha_dir: Path, port: int) -> None:
     (ha_dir / "custom_components" / "spark_control").symlink_to(
         ROOT / "custom_components" / "spark_control"
     )
+    storage = ha_dir / ".storage"
+    storage.mkdir()
+    http_settings = stored_http_settings(port)
+    if http_settings is not None:
+        (storage / "http").write_text(json.dumps(http_settings))
+        http_yaml = ""
+    else:
+        http_yaml = f"http:\n  server_host: 127.0.0.1\n  server_port: {port}\n"
     (ha_dir / "configuration.yaml").write_text(
         f"""homeassistant:
   name: Spark Control demo
@@ -140,10 +176,7 @@ def write_ha_config(ha_dir: Path, port: int) -> None:
   unit_system: metric
   time_zone: UTC
   country: NL
-http:
-  server_host: 127.0.0.1
-  server_port: {port}
-frontend:
+{http_yaml}frontend:
 config:
 api:
 logbook:
@@ -166,8 +199,6 @@ lovelace:
     (ha_dir / "spark_dashboard.yaml").write_text("strategy:\n  type: custom:spark-control\n")
     # Location and analytics are answered by configuration.yaml; marking those onboarding steps
     # done keeps HA from adding its default weather/radio/TTS integrations to the demo.
-    storage = ha_dir / ".storage"
-    storage.mkdir()
     (storage / "onboarding").write_text(
         json.dumps(
             {
@@ -238,23 +269,6 @@ async def websocket_call(
     if not reply.get("success"):
         raise RuntimeError(f"websocket call failed: {reply}")
     return reply["result"]
-
-
-async def confirm_http_config(url: str, token: str) -> None:
-    """Confirm the `http:` settings of configuration.yaml as working.
-
-    Newer Home Assistant releases (2026.10, 2026.11) move them into their storage as a trial
-    and, unless someone confirms it within 5 minutes, revert to the defaults and restart
-    themselves, which would end the demo. Older releases have no trial (nor the command).
-    """
-    async with aiohttp.ClientSession() as session:
-        reply = await websocket_reply(session, url, token, {"type": "http/config"})
-        if not reply.get("success"):
-            if reply.get("error", {}).get("code") == "unknown_command":
-                return
-            raise RuntimeError(f"reading HA's HTTP config failed: {reply}")
-        if reply["result"].get("pending") is not None:
-            await websocket_call(session, url, token, {"type": "http/config/promote"})
 
 
 def flow_answers(
@@ -375,7 +389,6 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"Starting Home Assistant at {ha_url} (takes a little while)...", flush=True)
                 await wait_http(f"{ha_url}/api/onboarding", within=240, children=children, ok={200})
                 access, long_lived = await onboard(ha_url)
-                await confirm_http_config(ha_url, access)
                 ha = (ha_url, long_lived)
 
             gateway_port = free_port()

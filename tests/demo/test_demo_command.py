@@ -6,6 +6,7 @@ its state in a temporary directory so it does not disturb a developer's own `.de
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import signal
@@ -17,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psutil
 
 from tests.paths import REPO
@@ -120,6 +122,18 @@ def _wait_for_endpoints(proc: subprocess.Popen[bytes], path: Path) -> dict[str, 
     raise AssertionError("the demo did not write endpoints.json in time")
 
 
+async def _repairs(url: str, token: str) -> list[dict[str, Any]]:
+    """The repair issues Home Assistant lists in Settings (its WebSocket API, as the frontend)."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"{url}/api/websocket") as ws:
+        await ws.receive_json()  # auth_required
+        await ws.send_json({"type": "auth", "access_token": token})
+        assert (await ws.receive_json())["type"] == "auth_ok"
+        await ws.send_json({"id": 1, "type": "repairs/list_issues"})
+        reply = await ws.receive_json()
+    assert reply["success"], reply
+    return list(reply["result"]["issues"])
+
+
 def _port_open(url: str) -> bool:
     host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
     with socket.socket() as sock:
@@ -168,13 +182,17 @@ def test_demo_comes_up_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         assert ours[selects[0]] == "Qwen3.6 35B-A3B (NVFP4)"  # the select shows display names
         assert any(e.startswith("binary_sensor.") and v == "on" for e, v in ours.items())
         assert endpoints["wyoming"]["stt"].startswith("tcp://")
-        # The demo confirmed its HTTP settings, which newer HA releases otherwise revert 5 minutes
-        # after the start, restarting themselves and so ending the demo (2026.2 has no such trial).
+        # HA 2026.10+ keeps its HTTP settings in storage: the demo writes them there, confirmed
+        # (no trial that HA reverts 5 minutes after the start, restarting itself and so ending
+        # the demo) and without `http:` in the YAML, which these releases raise a repair for
+        # (2026.2 reads `http:` from the YAML and has neither).
         store = tmp_path / "ha" / ".storage" / "http"
         http = json.loads(store.read_text())["data"] if store.exists() else {}
         if "pending" in http:
             assert http["pending"] is None, http
             assert http["stable"]["server_host"] == ["127.0.0.1"], http
+        issues = asyncio.run(_repairs(ha["url"], token))
+        assert not [issue for issue in issues if issue["domain"] == "http"], issues
         assert _port_open(endpoints["wyoming"]["stt"])
 
         # The operations are there to try, and each works end to end (HA → SSH → node).
