@@ -19,9 +19,12 @@ The setting with the fewest wrong windows wins, then the fewest count errors. Wi
 logistic is set from the windows' similarity to the centroid of the speaker they were mapped to
 (10th percentile) and to the other speakers' centroids (90th percentile): the centre midway, the
 slope putting those two at 0.65 and 0.35 (GE2E's 25 follows the same rule). It prints the table
-and the chosen values for tests/sim/diarization.py ENCODERS. `--match-ge2e` instead fits the
-logistic so that the encoder's own-speaker windows get GE2E's confidences at the 10th percentile
-and the median, which is what CAM++ uses: the gateway's thresholds were chosen on GE2E's.
+and the chosen values for tests/sim/diarization.py ENCODERS. For an encoder that clusters by
+NME-SC (CAM++), which has no distance threshold, the grid is only the comparison: it then prints
+NME-SC's score when it counts up to 4-12 speakers per chunk (NeMo's default, 8, is in use).
+`--match-ge2e` instead fits the logistic so that the encoder's own-speaker windows get GE2E's
+confidences at the 10th percentile and the median, which is what CAM++ uses: the gateway's
+thresholds were chosen on GE2E's.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from tests.sim.diarization import (  # noqa: E402
     ENCODERS,
     MAX_SPEAKERS,
     MIN_SPEAKER_S,
+    NME_MAX_SPEAKERS,
     WINDOW_S,
     EncoderProfile,
     SpeechWindows,
@@ -102,15 +106,24 @@ def mapping(labels: np.ndarray, truth: list[str | None]) -> dict[int, str]:
 def score(chunks: list[tuple[SpeechWindows, list[str | None]]], encoder: str, smooth: bool,
           window_t: float, centroid_t: float) -> tuple[float, int, int, float]:  # fmt: skip
     """Wrong windows (share), speakers too many, too few, and wrong windows in chunks of at
-    most four people (share of their windows)."""
+    most four people (share of their windows), clustering by average linkage."""
     profile = replace(ENCODERS[encoder], window_threshold=window_t, centroid_threshold=centroid_t,
-                      smooth=smooth)  # fmt: skip
+                      smooth=smooth, clustering="ahc")  # fmt: skip
+    return score_profile(chunks, profile)
+
+
+def score_profile(
+    chunks: list[tuple[SpeechWindows, list[str | None]]],
+    profile: EncoderProfile,
+    max_counted: int = NME_MAX_SPEAKERS,
+) -> tuple[float, int, int, float]:
+    """score() for any clustering the profile names."""
     wrong = total = too_many = too_few = wrong_few = total_few = 0
     min_windows = math.ceil(MIN_SPEAKER_S / WINDOW_S)
     for windows, truth in chunks:
         if not windows.idx:
             continue
-        _, labels = cluster_windows(windows, profile)
+        _, labels = cluster_windows(windows, profile, max_counted=max_counted)
         to_true = mapping(labels, truth)
         counted = [(int(k), t) for k, t in zip(labels, truth, strict=True) if t is not None]
         total += len(counted)
@@ -150,7 +163,13 @@ def activity(chunks: list[tuple[SpeechWindows, list[str | None]]], encoder: str,
              window_t: float, centroid_t: float) -> tuple[float, float, float, float]:  # fmt: skip
     """Own 10th percentile, others' 90th, and the centre and slope they give."""
     profile = replace(ENCODERS[encoder], window_threshold=window_t, centroid_threshold=centroid_t,
-                      smooth=smooth)  # fmt: skip
+                      smooth=smooth, clustering="ahc")  # fmt: skip
+    return activity_of(chunks, profile)
+
+
+def activity_of(chunks: list[tuple[SpeechWindows, list[str | None]]], profile: EncoderProfile
+                ) -> tuple[float, float, float, float]:  # fmt: skip
+    """activity() for any profile."""
     own, others = similarities(chunks, profile)
     p_own, p_other = float(np.percentile(own, 10)), float(np.percentile(others, 90))
     logit = math.log(ACTIVITY_AT_PERCENTILES / (1 - ACTIVITY_AT_PERCENTILES))
@@ -176,6 +195,25 @@ def match_ge2e(encoder: str) -> None:
         f"{np.percentile(theirs, 10):.3f}, {np.percentile(theirs, 50):.3f}) -> "
         f"activity_centre={p10 - logits[0] / slope:.3f}, activity_slope={slope:.2f}"
     )
+
+
+def nme_sc(chunks: list[tuple[SpeechWindows, list[str | None]]], encoder: str,
+           best_ahc: tuple[bool, float, float]) -> None:  # fmt: skip
+    """NME-SC has no distance threshold; its settings are NeMo's defaults. Show that the tuning
+    voices agree with counting up to NME_MAX_SPEAKERS, then the activity logistic for it."""
+    profile = ENCODERS[encoder]
+    print(f"\nNME-SC (smooth={profile.smooth}), speakers counted up to:")
+    print("counted  wrong windows  (<= 4 people)  too many  too few")
+    for counted in (4, 6, 8, 10, 12):
+        wrong, many, few, wrong_few = score_profile(chunks, profile, counted)
+        mark = "  (in use)" if counted == NME_MAX_SPEAKERS else ""
+        print(f"{counted:7d}  {100 * wrong:12.1f} %  {100 * wrong_few:11.1f} %  {many:8d}  "
+              f"{few:7d}{mark}")  # fmt: skip
+    print(f"(the best average linkage above: smooth={best_ahc[0]}, {best_ahc[1]} / {best_ahc[2]})")
+    p_own, p_other, centre, slope = activity_of(chunks, profile)
+    print(f"activity by the percentile rule: own 10th percentile {p_own:.3f}, others' 90th "
+          f"{p_other:.3f} -> centre {centre:.3f}, slope {slope:.1f} (used: --match-ge2e)"
+          )  # fmt: skip
 
 
 def main() -> None:
@@ -209,6 +247,9 @@ def main() -> None:
                       f"{100 * wrong_few:11.1f} %  {many:8d}  {few:7d}")  # fmt: skip
     best = min(results, key=lambda k: (round(results[k][0], 3), results[k][1] + results[k][2]))
     wrong, many, few, wrong_few = results[best]
+    if ENCODERS[encoder].clustering == "nme-sc":
+        nme_sc(chunks, encoder, best)
+        return
     p_own, p_other, centre, slope = activity(chunks, encoder, *best)
     print(f"\nchosen: smooth={best[0]}, window_threshold={best[1]}, centroid_threshold={best[2]}: "
           f"{100 * wrong:.1f} % wrong windows ({100 * wrong_few:.1f} % in chunks of at most four "

@@ -13,7 +13,7 @@ import soundfile
 
 from tests.sim import SimCluster, SimConfig
 from tests.sim.config import SpeakerEncoderName
-from tests.sim.diarization import ENCODERS
+from tests.sim.diarization import ENCODERS, NME_MAX_SPEAKERS, keep_largest_slots, nme_sc_cluster
 from tests.speakers.voices import build_conversation, wav_bytes
 
 LINES = [
@@ -104,6 +104,16 @@ async def test_diarize_without_fingerprints_and_errors(sim: SimCluster, tmp_path
     assert "CUBLAS_STATUS_EXECUTION_FAILED" in str(body["detail"])
 
 
+def labels_per_person(
+    turns: list[tuple[float, float, str]], segments: list[dict[str, Any]]
+) -> dict[str, set[str]]:
+    """Each person's set of majority speaker labels over their turns."""
+    label_of: dict[str, set[str]] = {}
+    for (_, _, person), label in zip(turns, majority_speakers(turns, segments), strict=True):
+        label_of.setdefault(person, set()).add(label)
+    return label_of
+
+
 async def test_campplus_encoder_two_real_voices() -> None:
     """With CAM++ as the stand-in encoder: two recorded people, two speakers with prints."""
     conversation = build_conversation(["FEE083", "MEE009"], duration_s=40.0, seed=7)
@@ -113,16 +123,16 @@ async def test_campplus_encoder_two_real_voices() -> None:
         status, body = await post(url, wav_bytes(conversation.samples))
     assert status == 200
     assert body["models"] == {
-        "diarization": "sim/energy-vad+campplus-ahc (stands in for nvidia/diar_sortformer_4spk-v1)",
+        "diarization": (
+            "sim/energy-vad+campplus-nmesc (stands in for nvidia/diar_sortformer_4spk-v1)"
+        ),
         "embedding": "sim/3dspeaker-campplus (stands in for titanet_large)",
     }
     assert body["speakers_detected"] == 2
     segments = body["segments"]
     assert isinstance(segments, list)
     # Each person's turns all go mostly to one speaker, and the two people to different ones.
-    label_of: dict[str, set[str]] = {}
-    for (_, _, person), label in zip(turns, majority_speakers(turns, segments), strict=True):
-        label_of.setdefault(person, set()).add(label)
+    label_of = labels_per_person(turns, segments)
     assert sorted(map(len, label_of.values())) == [1, 1]
     assert label_of["FEE083"] != label_of["MEE009"]
     prints = body["fingerprints"]
@@ -131,6 +141,51 @@ async def test_campplus_encoder_two_real_voices() -> None:
     assert a.shape == b.shape == (192,)
     assert abs(float(np.linalg.norm(a)) - 1.0) < 1e-4
     assert 1.0 - float(a @ b) > 0.6  # CAM++ puts different people far apart
+
+
+async def test_campplus_counts_telephone_voices_it_was_never_tuned_on() -> None:
+    """Four held-out telephone-band voices in one chunk: CAM++'s NME-SC finds all four, one label
+    each (average linkage at the thresholds chosen on the wideband tuning voices found two)."""
+    people = ["ALLISON", "CARLO", "JUNE", "IRINA"]
+    conversation = build_conversation(people, duration_s=60.0, seed=3)
+    turns = [(t.start, t.end, t.speaker) for t in conversation.turns]
+    async with SimCluster(SimConfig(nodes=1, speaker_encoder="campplus")) as sim:
+        status, body = await post(
+            sim.parakeet.url + "/v1/audio/diarize", wav_bytes(conversation.samples)
+        )
+    assert status == 200
+    assert body["speakers_detected"] == 4
+    segments = body["segments"]
+    assert isinstance(segments, list)
+    label_of = labels_per_person(turns, segments)
+    assert sorted(label_of) == sorted(people)
+    assert all(len(labels) == 1 for labels in label_of.values())
+    assert len(set().union(*label_of.values())) == 4
+
+
+def test_nme_sc_counts_speakers_without_a_threshold() -> None:
+    """NME-SC on clusters of unit vectors: the count comes from the eigengap, whatever the spread
+    of each cluster (two spreads an order of magnitude apart), and more than four speakers end
+    in Sortformer's four slots, the biggest four keeping theirs."""
+    rng = np.random.default_rng(5)
+    for spread in (0.05, 0.5):
+        for count in (1, 2, 3, 4, 6):
+            sizes = [30 + 10 * k for k in range(count)]
+            centres = rng.standard_normal((count, 192))
+            vectors = np.concatenate([
+                centres[k] + spread * rng.standard_normal((n, 192)) * np.linalg.norm(centres[k])
+                / np.sqrt(192) for k, n in enumerate(sizes)
+            ])  # fmt: skip
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            truth = np.repeat(np.arange(count), sizes)
+            labels = nme_sc_cluster(vectors, NME_MAX_SPEAKERS)
+            assert len(set(labels.tolist())) == count, (spread, count)
+            # one found speaker per true one
+            assert all(len(set(labels[truth == k].tolist())) == 1 for k in range(count))
+            slots = keep_largest_slots(labels, vectors)
+            assert len(set(slots.tolist())) == min(count, 4)
+            for k in range(count - min(count, 4), count):  # the four biggest keep a slot each
+                assert len(set(slots[truth == k].tolist())) == 1
 
 
 def test_speaker_encoder_is_validated() -> None:
