@@ -16,11 +16,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiohttp.typedefs import Handler
+from aiohttp.web_runner import BaseRunner
 from openai import AsyncOpenAI
 
 from spark_gateway.app import create_app
 from spark_gateway.appkeys import API_KEYS
 from spark_gateway.config import GatewayConfig, Timeouts
+from spark_gateway.unparsable import GatewayRunner
 from tests.sim import SimCluster, SimConfig
 
 API_KEY = "sk-test-0123456789"
@@ -71,6 +73,14 @@ def _status_of(err: BaseException) -> int:
     if isinstance(err, (asyncio.CancelledError, ConnectionResetError)):
         return 499  # the client left
     return 500
+
+
+class GatewayTestServer(TestServer):
+    """aiohttp's TestServer serving through the gateway's own runner, as `python -m
+    spark_gateway` does (requests the parser refuses get the gateway's JSON 400)."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return GatewayRunner(self.app, **kwargs)
 
 
 @dataclass
@@ -131,7 +141,7 @@ async def gateways(tmp_path: Path, **defaults: Any) -> AsyncIterator[GatewayFact
         app = create_app(config, clock=clock)
         finished = FinishedRequests()
         app.middlewares.insert(0, finished.record)
-        server = TestServer(app, host="127.0.0.1", handler_cancellation=True)
+        server = GatewayTestServer(app, host="127.0.0.1", handler_cancellation=True)
         await server.start_server()
         servers.append(server)
         keys = server.app[API_KEYS]  # configured, or the one generated on first start

@@ -140,7 +140,7 @@ async def test_undecodable_key_headers_are_401_on_every_protected_route(
                 assert status < 400, (method, path, status)
                 continue
             assert status == 401, (method, path, name, status)
-        # Control bytes in a header never reach the app: aiohttp's parser answers 400.
+        # Control bytes in a header never reach the app: the parser refuses them (400).
         status = await raw_request(gateway, method, path, b"x-api-key: \x01\x02")
         assert status == 400, (method, path)
 
