@@ -96,7 +96,7 @@ from .sparklib.errors import (
 )
 from .sparklib.keys import KeyPair, fingerprint, generate_keypair, parse_private_key
 from .sparklib.validation import validate_path, validate_port, validate_username
-from .voice_ports import async_suggest_voice_ports, port_conflicts
+from .voice_ports import async_suggest_voice_ports, port_conflicts, port_is_free, voice_ports
 
 CONF_KEY_SOURCE = "key_source"
 CONF_CHANGE_NODES = "change_nodes"  # on the key steps: back to the nodes form
@@ -580,10 +580,19 @@ class SparkControlOptionsFlow(OptionsFlowWithReload):
         errors: dict[str, str] = {}
         if user_input is not None:
             chosen = {k: _whole(v) for k, v in user_input.items()}
-            # Ports another cluster's bridges claim would only fail at the next start.
+            # Ports another cluster's bridges claim, or another program listens on, would only
+            # fail at the reload (a repair issue); the entry's own bridges hold its current ports.
             errors = port_conflicts(
                 self.hass, self.config_entry.entry_id, chosen[CONF_STT_PORT], chosen[CONF_TTS_PORT]
             )
+            if chosen.get(CONF_VOICE_BRIDGES, True):
+                own = voice_ports(self.config_entry)
+                for key in (CONF_STT_PORT, CONF_TTS_PORT):
+                    port = chosen[key]
+                    if key in errors or port in own:
+                        continue
+                    if not await self.hass.async_add_executor_job(port_is_free, port):
+                        errors[key] = "port_in_use"
             if not errors:
                 LOGGER.debug("Options of %s changed", self.config_entry.title)
                 return self.async_create_entry(data=chosen)

@@ -35,6 +35,16 @@ from tests.sim_entry import node_strings, sim_entry_data
 from .test_config_flow import _user_input
 
 EN = json.loads((REPO / "custom_components/spark_control/translations/en.json").read_text())
+# The options form's other fields, at their defaults (the tests vary the voice bridges).
+OPTIONS_FORM = {
+    "poll_interval": 5,
+    "metrics_interval": 30,
+    "swap_timeout": 15,
+    "deep_check_interval": 5,
+    "restart_limit": 3,
+    "restart_window": 30,
+    "probe_timeout": 30,
+}
 
 
 @pytest.fixture
@@ -261,16 +271,7 @@ async def test_options_refuse_ports_of_another_cluster(
         options={CONF_STT_PORT: 10500, CONF_TTS_PORT: 10501},
     ).add_to_hass(hass)
     result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
-    form = {
-        "poll_interval": 5,
-        "metrics_interval": 30,
-        "swap_timeout": 15,
-        "deep_check_interval": 5,
-        "restart_limit": 3,
-        "restart_window": 30,
-        "probe_timeout": 30,
-        CONF_VOICE_BRIDGES: False,
-    }
+    form = {**OPTIONS_FORM, CONF_VOICE_BRIDGES: False}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {**form, CONF_STT_PORT: 10500, CONF_TTS_PORT: 10502}
     )
@@ -286,3 +287,46 @@ async def test_options_refuse_ports_of_another_cluster(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert loaded_entry.options[CONF_STT_PORT] == 10502
+
+
+@pytest.mark.usefixtures("no_announcement")
+async def test_options_refuse_a_port_another_program_listens_on(
+    hass: HomeAssistant, sim: SimCluster, client_key: tuple[str, str]
+) -> None:
+    """A port something else listens on is refused on the options form (not saved, then failed
+    at the reload as a repair issue); the ports the entry's own bridges hold are not."""
+    own_stt, own_tts = _free_port(), _free_port()
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Lab",
+        unique_id="lab",
+        data=sim_entry_data(sim, *client_key),
+        options={CONF_VOICE_BRIDGES: True, CONF_STT_PORT: own_stt, CONF_TTS_PORT: own_tts},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    form = {**OPTIONS_FORM, CONF_VOICE_BRIDGES: True}
+    with socket.socket() as blocker:
+        blocker.bind(("0.0.0.0", 0))
+        blocker.listen()
+        taken = int(blocker.getsockname()[1])
+        result = await hass.config_entries.options.async_init(entry.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {**form, CONF_STT_PORT: own_stt, CONF_TTS_PORT: taken}
+        )
+        assert result["errors"] == {CONF_TTS_PORT: "port_in_use"}
+        assert set(result["errors"].values()) <= set(EN["options"]["error"])
+        # The bridges listen on both of these now, and may swap them.
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {**form, CONF_STT_PORT: own_tts, CONF_TTS_PORT: own_stt}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"voice_port_in_use_{entry.entry_id}") is None
+    voice = entry.runtime_data.voice
+    assert voice is not None
+    assert (voice.bridges.stt.port, voice.bridges.tts.port) == (own_tts, own_stt)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()

@@ -36,10 +36,14 @@ def test_exception_keys_exist() -> None:
 
 def test_config_flow_errors_and_aborts_exist() -> None:
     """Every error and abort reason the flows produce has text."""
-    source = (PACKAGE / "config_flow.py").read_text()
-    errors = set(re.findall(r'errors\[[^\]]+\] = "([a-z_]+)"', source))
+    source, options_source = (
+        (PACKAGE / "config_flow.py").read_text().split("class SparkControlOptionsFlow", 1)
+    )
+    error_pattern = r'errors\[[^\]]+\] = "([a-z_]+)"'
+    errors = set(re.findall(error_pattern, source))
     errors |= {f"invalid_{field}" for field in ("nodes", "ssh_user", "ssh_port", "repo_path")}
     assert errors <= set(EN["config"]["error"])
+    assert set(re.findall(error_pattern, options_source)) <= set(EN["options"]["error"])
     aborts = set(re.findall(r'async_abort\(reason="([a-z_]+)"\)', source))
     assert aborts <= set(EN["config"]["abort"])
 
