@@ -49,6 +49,7 @@ class ChatModels:
         self._clock = clock
         self._cards: list[dict[str, Any]] | None = None
         self._fetched_at = -math.inf  # clock() of the last fetch
+        self._select_read_at = -math.inf  # clock() of the last read of the model select
         self._fetching = asyncio.Lock()
         # The model select as Home Assistant showed it with the last fetch (None: unknown).
         self.select: ModelSelect | None = None
@@ -71,7 +72,17 @@ class ChatModels:
                 self.select = await self._catalog.model_select()
                 self.catalog_key = self._loaded_key([card.get("id") for card in cards])
                 self._cards, self._fetched_at = cards, self._clock()
+                self._select_read_at = self._fetched_at
             return cards
+
+    async def model_select(self, *, max_age_s: float) -> ModelSelect | None:
+        """The model select as Home Assistant shows it, read again when older than
+        `max_age_s` (for listings while vLLM serves nothing, so no card fetch reads it)."""
+        async with self._fetching:
+            if self._clock() - self._select_read_at > max_age_s:
+                self.select = await self._catalog.model_select()
+                self._select_read_at = self._clock()
+            return self.select
 
     def _loaded_key(self, ids: list[Any]) -> str | None:
         """The served model's catalog key: looked up by repo id in the catalog, or (from an

@@ -480,6 +480,35 @@ async def test_a_stopped_vllm_is_started_for_a_request(
     assert _select_key(hass) == (TARGET if model == TARGET else LOADED_KEY)
 
 
+async def test_a_stopped_vllm_still_lists_what_a_request_can_start(
+    hass: HomeAssistant,
+    cluster: SimCluster,
+    swapping_gateway: RunningGateway,
+    start_swapping: GatewayFactory,
+) -> None:
+    """vLLM stopped: with swap_on_request `/v1/models` still lists `current` (the model served
+    last) and every catalog model, each of which a request can start (Open WebUI sends a chat
+    only for a model its last listing held); without the option nothing is listed."""
+    plain = await start_swapping(swap_on_request=False)
+    async with _openai(swapping_gateway) as client, _openai(plain) as plain_client:
+        await client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
+        await _stop_vllm(hass)
+        async with asyncio.timeout(30):  # the listings' cache outlives the stop by 2 s
+            while (listed := (await client.models.list()).data)[0].id != CURRENT:
+                await asyncio.sleep(0.2)
+        assert (await plain_client.models.list()).data == []
+        catalog = hass.states.async_all("select")[0].attributes["catalog"]
+        assert listed[0].id == CURRENT
+        assert sorted(m.id for m in listed[1:]) == sorted(catalog)
+        assert listed[0].model_extra is not None
+        assert listed[0].model_extra["root"] == cluster.config.served_model
+        assert "name" not in listed[0].model_extra
+        by_key = {m.id: m.model_extra for m in listed[1:]}
+        assert by_key[TARGET] == {"name": catalog[TARGET]["name"], "root": TARGET_REPO}
+        reply = await client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+    assert reply.model == TARGET_REPO
+
+
 async def test_a_vllm_not_answering_with_its_container_running_is_only_waited_for(
     hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
 ) -> None:

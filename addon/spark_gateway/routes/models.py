@@ -8,7 +8,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from ..appkeys import CHAT_MODELS, CONFIG, UPSTREAM, VOICES
-from ..chat_models import LISTING_MAX_AGE_S, alias_cards, catalog_cards
+from ..chat_models import CURRENT, LISTING_MAX_AGE_S, alias_cards, catalog_cards
 from ..errors import ApiError, UpstreamError
 from ..openapi import GUARDED, add_route, errors, json_result
 
@@ -32,7 +32,9 @@ def audio_model_cards(request: web.Request) -> list[dict[str, Any]]:
 
 async def _chat_cards(request: web.Request) -> list[dict[str, Any]]:
     """vLLM's cards (as vLLM sends them) and the `current` alias, then (with `swap_on_request`)
-    the catalog's other models a request can swap to; none while vLLM is down."""
+    the catalog's other models a request can swap to. While vLLM is down: none, or with
+    `swap_on_request` `current` and every catalog model, since a request naming one starts it
+    (Open WebUI sends a chat only for a model its last listing held)."""
     config = request.app[CONFIG]
     if not config.vllm_url:
         return []
@@ -40,7 +42,18 @@ async def _chat_cards(request: web.Request) -> list[dict[str, Any]]:
     try:
         cards = await models.cards(max_age_s=LISTING_MAX_AGE_S)
     except UpstreamError:
-        return []  # chat is down or loading; the speech models are still usable
+        if not config.swap_on_request:
+            return []  # chat is down or loading; the speech models are still usable
+        select = await models.model_select(max_age_s=LISTING_MAX_AGE_S)
+        if select is None:
+            return []
+        catalog = catalog_cards(list(select.catalog.values()), _STARTED)
+        last = [card for card in catalog if card["id"] == select.last_served_key]
+        # `current` carries no display name, as when vLLM serves: it names no one model.
+        current = [
+            {**{k: v for k, v in card.items() if k != "name"}, "id": CURRENT} for card in last
+        ]
+        return [*current, *catalog]
     listed = alias_cards(cards, models.aliases())
     if config.swap_on_request:
         listed += catalog_cards(models.other_catalog_models(), _STARTED)
