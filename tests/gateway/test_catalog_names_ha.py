@@ -141,8 +141,12 @@ async def test_catalog_key_names_the_loaded_model(
     async with AsyncOpenAI(
         base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0
     ) as client:
-        ids = [m.id for m in (await client.models.list()).data]
-        assert ids == [cluster.config.served_model, CURRENT, LOADED_KEY]
+        listed = (await client.models.list()).data
+        assert [m.id for m in listed] == [cluster.config.served_model, CURRENT, LOADED_KEY]
+        # The key's card carries the select's display name (Open WebUI's picker shows it).
+        assert listed[2].model_extra is not None
+        assert listed[2].model_extra["name"] == select.attributes["catalog"][LOADED_KEY]["name"]
+        assert "name" not in (listed[1].model_extra or {})
         reply = await client.chat.completions.create(
             model=LOADED_KEY, messages=[{"role": "user", "content": "hi"}], max_tokens=3
         )

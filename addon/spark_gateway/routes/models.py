@@ -55,6 +55,9 @@ async def _chat_cards(request: web.Request) -> list[dict[str, Any]]:
         ]
         return [*current, *catalog]
     listed = alias_cards(cards, models.aliases())
+    loaded = models.select.catalog.get(models.catalog_key or "") if models.select else None
+    if loaded is not None:  # the picker shows the display name, as for the other catalog models
+        listed = [{**c, "name": loaded.name} if c["id"] == loaded.key else c for c in listed]
     if config.swap_on_request:
         listed += catalog_cards(models.other_catalog_models(), _STARTED)
     return listed
