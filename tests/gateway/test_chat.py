@@ -11,6 +11,7 @@ from openai import AsyncOpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
 from spark_gateway.appkeys import NOTIFIER
+from spark_gateway.chat_models import CURRENT
 from tests.gateway.conftest import FakeHomeAssistant, GatewayFactory, RunningGateway
 from tests.sim import SimCluster, SimConfig
 
@@ -117,8 +118,8 @@ async def test_vllm_down_is_503_json(start_gateway: GatewayFactory, sim: SimClus
         assert info.value.status_code == 503
         assert info.value.body["code"] == "vllm_not_ready"  # type: ignore[index]
         assert info.value.response.headers["Retry-After"] == "10"
-        # Listing still works, empty of chat models while vLLM is down.
-        assert [m.id for m in (await client.models.list()).data] == []
+        # Listing still works while vLLM is down: `current` only, which is held through a swap.
+        assert [m.id for m in (await client.models.list()).data] == [CURRENT]
 
 
 async def test_vllm_down_without_holding_is_503_at_once(

@@ -8,7 +8,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from ..appkeys import CHAT_MODELS, CONFIG, UPSTREAM, VOICES
-from ..chat_models import CURRENT, LISTING_MAX_AGE_S, alias_cards, catalog_cards
+from ..chat_models import CURRENT, LISTING_MAX_AGE_S, ChatModels, alias_cards, catalog_cards
 from ..errors import ApiError, UpstreamError
 from ..openapi import GUARDED, add_route, errors, json_result
 
@@ -32,9 +32,7 @@ def audio_model_cards(request: web.Request) -> list[dict[str, Any]]:
 
 async def _chat_cards(request: web.Request) -> list[dict[str, Any]]:
     """vLLM's cards (as vLLM sends them) and the `current` alias, then (with `swap_on_request`)
-    the catalog's other models a request can swap to. While vLLM is down: none, or with
-    `swap_on_request` `current` and every catalog model, since a request naming one starts it
-    (Open WebUI sends a chat only for a model its last listing held)."""
+    the catalog's other models a request can swap to; while vLLM is down, `_cards_while_down`."""
     config = request.app[CONFIG]
     if not config.vllm_url:
         return []
@@ -42,18 +40,7 @@ async def _chat_cards(request: web.Request) -> list[dict[str, Any]]:
     try:
         cards = await models.cards(max_age_s=LISTING_MAX_AGE_S)
     except UpstreamError:
-        if not config.swap_on_request:
-            return []  # chat is down or loading; the speech models are still usable
-        select = await models.model_select(max_age_s=LISTING_MAX_AGE_S)
-        if select is None:
-            return []
-        catalog = catalog_cards(list(select.catalog.values()), _STARTED)
-        last = [card for card in catalog if card["id"] == select.last_served_key]
-        # `current` carries no display name, as when vLLM serves: it names no one model.
-        current = [
-            {**{k: v for k, v in card.items() if k != "name"}, "id": CURRENT} for card in last
-        ]
-        return [*current, *catalog]
+        return await _cards_while_down(models, swap_on_request=config.swap_on_request)
     listed = alias_cards(cards, models.aliases())
     loaded = models.select.catalog.get(models.catalog_key or "") if models.select else None
     if loaded is not None:  # the picker shows the display name, as for the other catalog models
@@ -61,6 +48,21 @@ async def _chat_cards(request: web.Request) -> list[dict[str, Any]]:
     if config.swap_on_request:
         listed += catalog_cards(models.other_catalog_models(), _STARTED)
     return listed
+
+
+async def _cards_while_down(models: ChatModels, *, swap_on_request: bool) -> list[dict[str, Any]]:
+    """While vLLM loads, restarts or is stopped: `current`, which a request is held on through a
+    swap or restart (or told that vLLM is stopped), and with `swap_on_request` every catalog
+    model, since a request naming one starts it. Open WebUI sends a chat only for a model its
+    last listing held: an empty one, read during a swap, made it refuse its own chats."""
+    current = {"id": CURRENT, "object": "model", "created": _STARTED, "owned_by": "vllm"}
+    select = await models.model_select(max_age_s=LISTING_MAX_AGE_S) if swap_on_request else None
+    if select is None:
+        return [current]
+    last = select.catalog.get(select.last_served_key or "")
+    if last is not None:
+        current["root"] = last.repo_id
+    return [current, *catalog_cards(list(select.catalog.values()), _STARTED)]
 
 
 async def list_models(request: web.Request) -> web.Response:
