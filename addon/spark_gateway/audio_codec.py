@@ -252,8 +252,9 @@ def check_stream(container: InputContainer, max_duration_s: float | None) -> Aud
         )
     if not 1 <= codec.channels <= MAX_CHANNELS:
         raise AudioDecodeError(f"{codec.channels} channels (1 to {MAX_CHANNELS} accepted)")
-    # A WAV's length is checked on its header (wav_header.py), where an open data size is
-    # understood; FFmpeg would estimate 37 h for a streaming writer's 0xFFFFFFFF.
+    # A WAV's declared length is not trusted: streaming writers put placeholders there (FFmpeg
+    # would estimate 37 h for 0xFFFFFFFF) and a cut-off upload overstates it; its decoded
+    # samples are counted against the budget instead.
     declared = None if container.format.name == "wav" else _declared_seconds(container, stream)
     if max_duration_s is not None and declared is not None and declared > max_duration_s:
         raise AudioDecodeError(
