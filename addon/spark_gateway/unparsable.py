@@ -47,6 +47,8 @@ def describe(fault: BaseException | None) -> str:
         # llhttp's first line names the fault ("Invalid character in chunk size:"); the
         # lines after it quote the bytes.
         reason = fault.message.split("\n", 1)[0].strip().rstrip(":")
+        if "PRI/Upgrade" in reason:  # llhttp's words for HTTP/2's connection preface
+            return "HTTP/2 without an upgrade is not supported: send HTTP/1.1"
         return f"malformed request: {reason[:80]}" if reason else "malformed request"
     return "malformed request"
 

@@ -40,6 +40,7 @@ MALFORMED = {
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
     ),
+    "HTTP/2 without an upgrade (prior knowledge)": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
     "Content-Length that is not a number": (
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Length: " + SECRET + b"\r\n\r\n"
     ),
@@ -78,6 +79,8 @@ async def test_unparsable_requests_get_a_json_400_and_a_closed_connection(tmp_pa
             assert error["code"] == "invalid_http", (case, error)
             assert error["param"] is None, (case, error)
             assert SECRET not in body, (case, body)  # the fault is named, the bytes are not
+            if case.startswith("HTTP/2"):  # a client that can fall back needs the reason
+                assert "HTTP/1.1" in error["message"], error
         # The gateway still serves after all of that.
         status_line, headers, body = await _exchange(
             gateway.port, b"GET /health HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
