@@ -527,3 +527,36 @@ test("a swap through the model select shows target, phase, progress and the fini
     await page.close();
   }
 });
+
+test("a stopped vLLM: the dashboard says so and how to start it", async () => {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const note = /vLLM is stopped\. Choose a model above to start it/;
+  const setRunning = (on) =>
+    page.evaluate(async (turnOn) => {
+      const hass = document.querySelector("home-assistant").hass;
+      const entityId = Object.keys(hass.states).find((id) => /^switch\..*_vllm_running$/.test(id));
+      await hass.callService("switch", turnOn ? "turn_on" : "turn_off", { entity_id: entityId });
+    }, on);
+  try {
+    await logIn(page);
+    await openDashboard(page);
+    assert.ok(!note.test(await pageText(page)), "the note while vLLM runs");
+    await setRunning(false);
+    await textMatching(page, [note], "vLLM stopped");
+    await setRunning(true);
+    // Serving again: the select shows a model and the note is gone.
+    await page.waitForFunction(
+      () => {
+        const states = Object.values(document.querySelector("home-assistant").hass.states);
+        const select = states.find((state) => /^select\..*_model$/.test(state.entity_id));
+        return select && !["unknown", "unavailable"].includes(select.state);
+      },
+      null,
+      { timeout: 60_000 },
+    );
+    await page.waitForTimeout(1000);
+    assert.ok(!note.test(await pageText(page)), "the note after vLLM started again");
+  } finally {
+    await page.close();
+  }
+});

@@ -116,6 +116,18 @@ class SparkCluster {
         grid_options: { columns: 12 },
       }),
     );
+    // A stopped vLLM serves no model, so the select reads Unknown: say why, and how to start it.
+    const running = this.one(vllm, "running");
+    if (running) {
+      cards.push({
+        type: "markdown",
+        content:
+          "vLLM is stopped. Choose a model above to start it with that model, or turn on its " +
+          "Running switch (Services) to start it with the model it served last.",
+        visibility: [{ condition: "state", entity: running, state: "off" }],
+        grid_options: { columns: 12 },
+      });
+    }
     if (swap) {
       // The phase as a tile (its state is translated); target, elapsed time, the previous
       // load time of that model and the log tail from the swap sensor's attributes, shown
