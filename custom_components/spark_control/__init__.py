@@ -50,6 +50,7 @@ from .sparklib.cluster import ClusterClient
 from .sparklib.errors import InvalidInput, SparkError
 from .swap_control import SparkSwapCoordinator
 from .swap_history import async_remove_swap_history, async_setup_swap_history
+from .swap_notifications import async_dismiss_all as async_dismiss_swap_notifications
 from .voice import async_setup_voice, async_unload_voice
 
 PLATFORMS: list[Platform] = [
@@ -192,11 +193,13 @@ async def async_unload_entry(hass: HomeAssistant, entry: SparkControlConfigEntry
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: SparkControlConfigEntry) -> None:
-    """Forget everything stored for the cluster: its catalog, its restart budget and its
-    repair issues (they are persisted and would outlive the entry)."""
+    """Forget everything stored for the cluster: its catalog, its restart budget, its
+    repair issues (they are persisted and would outlive the entry) and its swap
+    notifications."""
     await async_remove_catalog(hass, entry.entry_id)
     await async_remove_recovery_store(hass, entry.entry_id)
     await async_remove_swap_history(hass, entry.entry_id)
+    async_dismiss_swap_notifications(hass, entry.entry_id)
     for node in nodes_of(entry.data):
         ir.async_delete_issue(hass, DOMAIN, host_key_issue_id(entry.entry_id, node))
     for service in SERVICES:

@@ -13,21 +13,11 @@ from homeassistant.helpers.restore_state import RestoreEntity
 from .const import DOMAIN, SERVICE_VLLM
 from .coordinator import SparkControlConfigEntry, SparkStatusCoordinator
 from .entity import SparkControlEntity, service_device
-from .sparklib.catalog import Catalog
 
 PARALLEL_UPDATES = 1
 
 MODEL_SELECT = SelectEntityDescription(key="model", translation_key="model")
 ATTR_LAST_SERVED_KEY = "last_served_key"
-
-
-def model_labels(catalog: Catalog) -> dict[str, str]:
-    """Display label -> catalog key; a name two models share gets the key appended."""
-    names = [model.name for model in catalog.models]
-    return {
-        (model.name if names.count(model.name) == 1 else f"{model.name} ({model.key})"): model.key
-        for model in catalog.models
-    }
 
 
 async def async_setup_entry(
@@ -70,7 +60,7 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity,
         self.async_on_remove(self._runtime.swap.async_add_listener(self._handle_coordinator_update))
 
     def _label(self, key: str) -> str:
-        for label, labelled in model_labels(self._runtime.catalog.catalog).items():
+        for label, labelled in self._runtime.catalog.catalog.labels().items():
             if labelled == key:
                 return label
         return key
@@ -98,7 +88,7 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity,
         the catalog (key -> display name and repo id): the add-on gateway accepts catalog keys
         as model names and can ask for a swap."""
         catalog = self._runtime.catalog.catalog
-        labels = {key: label for label, key in model_labels(catalog).items()}
+        labels = {key: label for label, key in catalog.labels().items()}
         last = self.coordinator.last_served_key
         return {
             "catalog_key": self._shown_key(),
@@ -112,7 +102,7 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity,
     @property
     def options(self) -> list[str]:
         """Every catalog model by name, plus the served one if the catalog lacks it."""
-        labels = list(model_labels(self._runtime.catalog.catalog))
+        labels = list(self._runtime.catalog.catalog.labels())
         shown = self._shown()
         return labels if shown is None or shown in labels else [*labels, shown]
 
@@ -124,7 +114,7 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity,
     async def async_select_option(self, option: str) -> None:
         """Start a swap to the chosen catalog model (also while vLLM is stopped); progress
         shows on the swap sensor."""
-        key = model_labels(self._runtime.catalog.catalog).get(option)
+        key = self._runtime.catalog.catalog.labels().get(option)
         if key is None:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,

@@ -12,7 +12,6 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.components import persistent_notification
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
@@ -35,6 +34,7 @@ from .sparklib.catalog import ModelEntry
 from .sparklib.cluster import ClusterClient
 from .sparklib.errors import AuthRejected, HostKeyChanged, SparkError, SwapFailed
 from .sparklib.swap import SwapClaim, SwapProgress, SwapResult
+from .swap_notifications import async_dismiss_all, async_notify
 
 if TYPE_CHECKING:
     from .coordinator import SparkControlConfigEntry
@@ -200,7 +200,7 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 # on the failed event is refused, naming the model being loaded again.
                 claim.retarget(fallback.key)
                 self._push()
-            self._report_failure(base, target.repo_id, error)
+            await self._report_failure(base, target.repo_id, error)
             if fallback is not None:
                 await self._fall_back(claim, base, target, fallback, error, timeout)
             else:
@@ -209,6 +209,7 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
         except SparkError as error:
             raise action_error(self.hass, self.config_entry, error) from error
         self._last_good = result.model
+        async_dismiss_all(self.hass, self.config_entry.entry_id)  # old failures are past
         # Confirm from vLLM's own model list before the claim goes: the select shows the
         # target until then, and the served model (now the same) after.
         await status.async_refresh()
@@ -271,7 +272,7 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 fallback, timeout=timeout, on_progress=self._on_progress, claim=claim
             )
         except SwapFailed as second:
-            self._report_failure(base, fallback.repo_id, second)
+            await self._report_failure(base, fallback.repo_id, second)
             await self.config_entry.runtime_data.status.async_refresh()
             return
         except SparkError as second:
@@ -292,15 +293,24 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 "duration": round(result.duration, 3),
             },
         )
-        persistent_notification.async_create(
+        await async_notify(
             self.hass,
-            f"Swap of **{self.config_entry.title}** to `{failed.key}` failed: {error.reason}. "
-            f"`{fallback.key}` was loaded again and is served now.",
-            title="Spark Control: fell back to the last good model",
-            notification_id=f"{DOMAIN}_{self.config_entry.entry_id}_swap_fell_back",
+            self.config_entry.entry_id,
+            "swap_fell_back",
+            {
+                "cluster": self.config_entry.title,
+                "model": self._label(failed.key),
+                "reason": error.reason,
+                "fallback_model": self._label(fallback.key),
+            },
         )
 
-    def _report_failure(self, base: dict[str, Any], repo_id: str, error: SwapFailed) -> None:
+    def _label(self, key: str) -> str:
+        """The model's name as the model select shows it (the key if the catalog lost it)."""
+        labels = self.config_entry.runtime_data.catalog.catalog.labels()
+        return next((label for label, labelled in labels.items() if labelled == key), key)
+
+    async def _report_failure(self, base: dict[str, Any], repo_id: str, error: SwapFailed) -> None:
         progress = self.progress
         duration = progress.elapsed if progress is not None else 0.0
         self.hass.bus.async_fire(
@@ -314,11 +324,14 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 "last_lines": error.last_lines,
             },
         )
-        tail = "\n".join(error.last_lines[-10:])
-        persistent_notification.async_create(
+        await async_notify(
             self.hass,
-            f"Swap of **{self.config_entry.title}** to `{error.model}` failed: {error.reason}\n\n"
-            f"```\n{tail}\n```",
-            title="Spark Control: model swap failed",
-            notification_id=f"{DOMAIN}_{self.config_entry.entry_id}_swap_failed",
+            self.config_entry.entry_id,
+            "swap_failed",
+            {
+                "cluster": self.config_entry.title,
+                "model": self._label(error.model),
+                "reason": error.reason,
+                "log_tail": "\n".join(error.last_lines[-10:]),
+            },
         )

@@ -246,6 +246,17 @@ class Catalog:
         """Every model key, bundled first."""
         return [*self._bundled, *self._user]
 
+    def labels(self) -> dict[str, str]:
+        """Display label -> key, as the model select offers them: a name two models share
+        gets the key appended."""
+        names = [model.name for model in self.models]
+        return {
+            (model.name if names.count(model.name) == 1 else f"{model.name} ({model.key})"): (
+                model.key
+            )
+            for model in self.models
+        }
+
     def __contains__(self, key: object) -> bool:
         return key in self._bundled or key in self._user
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -37,6 +38,7 @@ from custom_components.spark_control.const import (
     EVENT_SWAP_FINISHED,
     EVENT_SWAP_STARTED,
 )
+from tests.paths import REPO
 from tests.sim import SimCluster
 
 SELECT = "select.lab_vllm_model"
@@ -206,6 +208,53 @@ async def test_swap_crash_during_load(
 def _notification_text(hass: HomeAssistant) -> str:
     notifications = _async_get_or_create_notifications(hass)
     return "\n".join(item["message"] for item in notifications.values())
+
+
+def _notification_strings() -> dict[str, str]:
+    """The notifications' texts as translations/en.json holds them (key -> text)."""
+    strings = json.loads(
+        (REPO / "custom_components" / DOMAIN / "translations" / "en.json").read_text()
+    )
+    return {key: value["message"] for key, value in strings["exceptions"].items()}
+
+
+async def test_failed_swap_notification_is_translated_and_goes_after_a_good_swap(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
+) -> None:
+    """The failure's notification says it in the integration's translated text, names the
+    model as the select shows it (not its catalog key), and is dismissed once a later swap of
+    the same entry succeeds."""
+    hass.config_entries.async_update_entry(
+        loaded_entry, options={**loaded_entry.options, CONF_SWAP_FALLBACK: False}
+    )
+    sim.faults.crash_on_load(True)
+    failed = async_capture_events(hass, EVENT_SWAP_FAILED)
+    with pytest.raises(HomeAssistantError):
+        await _swap_and_wait(hass, loaded_entry, "gemma4")
+    strings = _notification_strings()
+    notifications = _async_get_or_create_notifications(hass)
+    notice = notifications[f"{DOMAIN}_{loaded_entry.entry_id}_swap_failed"]
+    assert notice["title"] == strings["swap_failed_notification_title"]
+    assert notice["message"] == strings["swap_failed_notification"].format(
+        cluster="Lab",
+        model="Gemma 4 27B Instruct",
+        reason=failed[0].data["reason"],
+        log_tail="\n".join(failed[0].data["last_lines"][-10:]),
+    )
+    assert "`gemma4`" not in notice["message"]
+
+    await sim.faults.clear()
+    await _swap_and_wait(hass, loaded_entry, "gemma4")
+    assert f"{DOMAIN}_{loaded_entry.entry_id}_swap_failed" not in notifications
+
+
+async def _swap_and_wait(hass: HomeAssistant, entry: MockConfigEntry, model: str) -> None:
+    await hass.services.async_call(
+        DOMAIN,
+        "swap_model",
+        {"cluster": entry.entry_id, "model": model, "wait": True},
+        blocking=True,
+    )
 
 
 async def test_swap_timeout(
@@ -412,8 +461,21 @@ async def test_failed_swap_falls_back_to_the_last_good_model(
     assert "unknown" not in shown
     assert loaded_entry.runtime_data.status.data.vllm is not None
     assert loaded_entry.runtime_data.status.data.vllm.models == ["RedHatAI/Qwen3.6-35B-A3B-NVFP4"]
-    assert "loaded again" in _notification_text(hass)
+    notifications = _async_get_or_create_notifications(hass)
+    fell_back_id = f"{DOMAIN}_{loaded_entry.entry_id}_swap_fell_back"
+    assert notifications[fell_back_id]["message"] == _notification_strings()[
+        "swap_fell_back_notification"
+    ].format(
+        cluster="Lab",
+        model="Gemma 4 27B Instruct",
+        reason=payload["reason"],
+        fallback_model="Qwen3.6 35B-A3B (NVFP4)",
+    )
     assert not loaded_entry.runtime_data.swap.running
+    # Removing the entry takes its notifications along: nothing is left to act on.
+    assert await hass.config_entries.async_remove(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    assert not [key for key in notifications if loaded_entry.entry_id in key]
 
 
 async def test_no_fallback_when_switched_off(
