@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from http import HTTPStatus
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -122,7 +123,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as err:
         if err.status < 400:
             raise
-        return error_response(err.status, err.reason, headers=_allow_header(err))
+        return _http_error_response(request, err)
     except HttpProcessingError as err:
         # Malformed framing inside the body (e.g. multipart part headers).
         return error_response(400, f"malformed request body: {err.message}", code="invalid_body")
@@ -137,6 +138,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(500, "internal gateway error", code="internal_error")
 
 
-def _allow_header(err: web.HTTPException) -> dict[str, str]:
+_ECHOED_PATH_CHARS = 200  # of the request path, in the message of an unknown route
+
+
+def _http_error_response(request: web.Request, err: web.HTTPException) -> web.Response:
+    """aiohttp's own 4xx (mostly the router's 404 and 405) in OpenAI's shape, with a code:
+    the status's snake-cased phrase (`not_found`, `method_not_allowed`)."""
+    path = request.path[:_ECHOED_PATH_CHARS]
     allow = err.headers.get("Allow")
-    return {"Allow": allow} if allow else {}
+    if err.status == 404:
+        message = f"{request.method} {path} is not a route of this gateway"
+    elif err.status == 405 and allow:
+        message = f"{request.method} is not allowed on {path} (allowed: {allow.replace(',', ', ')})"
+    else:
+        message = err.reason
+    code = HTTPStatus(err.status).phrase.lower().replace(" ", "_").replace("-", "_")
+    return error_response(
+        err.status, message, code=code, headers={"Allow": allow} if allow else None
+    )

@@ -56,8 +56,12 @@ def add_route(
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     operation: dict[str, Any],
 ) -> None:
-    """Serve `handler` at `path` and describe it in the document (the one way a route is added)."""
-    app.router.add_route(method, path, handler)
+    """Serve `handler` at `path` and describe it in the document (the one way a route is added).
+    A GET route answers HEAD too (aiohttp sends the headers and drops the body)."""
+    if method == "GET":
+        app.router.add_get(path, handler, allow_head=True)
+    else:
+        app.router.add_route(method, path, handler)
     app.setdefault(OPERATIONS, {})[(_document_path(path), method.lower())] = operation
 
 

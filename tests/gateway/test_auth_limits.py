@@ -135,12 +135,47 @@ async def test_chunked_json_over_the_cap_is_413(start_gateway: GatewayFactory) -
         assert answer["error"]["code"] == "request_too_large"
 
 
-async def test_unknown_route_and_method(gateway: RunningGateway) -> None:
-    status, body = await gateway.post("/v1/models", json={})
-    assert status == 405
-    assert body["error"]["message"] == "Method Not Allowed"
-    status, _ = await status_of(f"{gateway.url}/v1/nothing-here", gateway.headers())
-    assert status == 404
+async def test_unknown_route_and_wrong_method_are_openai_errors_with_codes(
+    gateway: RunningGateway,
+) -> None:
+    """The official SDK gets an OpenAI-shaped error with a code it can branch on, not null;
+    the 405 keeps the Allow header naming what the route does take."""
+    async with AsyncOpenAI(
+        base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0
+    ) as client:
+        with pytest.raises(openai.NotFoundError) as missing:
+            await client.get("/nothing-here", cast_to=object)
+        with pytest.raises(openai.APIStatusError) as wrong_method:
+            await client.post("/models", cast_to=object, body={})
+    assert missing.value.body == {
+        "message": "GET /v1/nothing-here is not a route of this gateway",
+        "type": "not_found_error",
+        "param": None,
+        "code": "not_found",
+    }
+    assert wrong_method.value.status_code == 405
+    assert wrong_method.value.body == {
+        "message": "POST is not allowed on /v1/models (allowed: GET, HEAD)",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "method_not_allowed",
+    }
+    assert wrong_method.value.response.headers["Allow"] == "GET,HEAD"
+
+
+async def test_head_works_where_get_does(gateway: RunningGateway) -> None:
+    """HEAD answers GET's status and headers without a body (probes and link checkers use it)."""
+    async with aiohttp.ClientSession(headers=gateway.headers()) as session:
+        for path in ("/v1/models", "/api/endpoints", "/health", "/openapi.json"):
+            async with session.head(f"{gateway.url}{path}") as head:
+                assert head.status == 200, path
+                assert head.content_type == "application/json", path
+                assert await head.read() == b"", path
+        async with session.head(f"{gateway.url}/v1/nothing-here") as head:
+            assert head.status == 404
+        async with session.head(f"{gateway.url}/v1/chat/completions") as head:
+            assert head.status == 405
+            assert head.headers["Allow"] == "POST"
 
 
 async def test_concurrency_limit_is_429(start_gateway: GatewayFactory) -> None:
