@@ -83,6 +83,30 @@ async def test_upstream_errors_keep_status_and_body(
             assert await relayed.read() == direct_body
 
 
+async def test_vllm_refusing_stream_options_reaches_the_sdk_as_its_400(
+    gateway: RunningGateway, sim: SimCluster
+) -> None:
+    """stream_options without stream=true: vLLM's 400 is relayed as it is, and the official
+    SDK raises BadRequestError with vLLM's message and param."""
+    async with AsyncOpenAI(
+        base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0
+    ) as client:
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.chat.completions.create(
+                model=sim.config.served_model,
+                messages=[{"role": "user", "content": "hi"}],
+                stream=False,
+                stream_options={"include_usage": True},
+            )
+    assert refused.value.body == {
+        "message": "Stream options can only be defined when `stream=True`.",
+        "type": "BadRequestError",
+        "param": "stream_options",
+        "code": 400,
+    }
+    assert refused.value.param == "stream_options"
+
+
 async def test_invalid_json_is_400(gateway: RunningGateway) -> None:
     async with aiohttp.ClientSession(headers=gateway.headers()) as session:
         for data in (b"{not json", b"[1, 2]"):

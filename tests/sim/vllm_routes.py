@@ -170,6 +170,14 @@ async def _generate(request: web.Request, *, chat: bool) -> web.StreamResponse:
     service = request.app[VLLM_KEY]
     try:
         body = await _read_body(request, service)
+        if body.get("stream_options") and not body.get("stream"):
+            # vLLM's chat and completion request models refuse it (a truthy check, as there).
+            raise RequestError(
+                400,
+                "Stream options can only be defined when `stream=True`.",
+                "BadRequestError",
+                "stream_options",
+            )
         if chat:
             messages = body.get("messages")
             if not isinstance(messages, list) or not messages:

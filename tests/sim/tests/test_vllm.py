@@ -220,3 +220,36 @@ async def test_bad_requests_get_json_errors(sim: SimCluster, http: aiohttp.Clien
             "param": "model",
             "code": 404,
         }
+
+
+async def test_stream_options_without_stream_is_400_like_vllm(sim: SimCluster) -> None:
+    """vLLM's request models refuse (truthy) stream_options unless stream is true, on chat and
+    completions alike; an empty object passes, as there."""
+    refusal = {
+        "message": "Stream options can only be defined when `stream=True`.",
+        "type": "BadRequestError",
+        "param": "stream_options",
+        "code": 400,
+    }
+    async with openai.AsyncOpenAI(
+        base_url=f"{sim.vllm.url}/v1", api_key="unused", max_retries=0
+    ) as client:
+        with pytest.raises(openai.BadRequestError) as chat:
+            await client.chat.completions.create(
+                model=MODEL,
+                messages=[{"role": "user", "content": "hi"}],
+                stream=False,
+                stream_options={"include_usage": True},
+            )
+        with pytest.raises(openai.BadRequestError) as completion:
+            await client.completions.create(
+                model=MODEL, prompt="abc", stream_options={"include_usage": True}
+            )
+        accepted = await client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=3,
+            extra_body={"stream_options": {}},
+        )
+    assert chat.value.body == completion.value.body == refusal
+    assert accepted.choices[0].message.content
