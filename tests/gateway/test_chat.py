@@ -104,6 +104,8 @@ async def test_vllm_refusing_stream_options_reaches_the_sdk_as_its_400(
         "param": "stream_options",
         "code": 400,
     }
+    # vLLM's numeric code (OpenAI sends a string or null) does not trouble the SDK: the
+    # exception comes from the status, message and param from the body.
     assert refused.value.param == "stream_options"
 
 
