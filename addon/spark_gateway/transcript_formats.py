@@ -10,7 +10,7 @@ segments are kept, and with text alone the whole clip is one segment.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 SEGMENT_PAUSE_S = 0.8  # a pause this long starts a new segment
@@ -79,14 +79,18 @@ def segments_from_words(
     pause_s: float = SEGMENT_PAUSE_S,
     max_s: float = SEGMENT_MAX_S,
     max_chars: int | None = None,
+    join: Callable[[Iterable[str]], str] = join_words,
 ) -> list[dict[str, Any]]:
-    """Group words into segments at pauses, sentence ends, and a maximum length and size."""
+    """Group words into segments at pauses, sentence ends, and a maximum length and size.
+
+    A word longer than `max_chars` on its own still gets a segment of its own.
+    """
     segments: list[dict[str, Any]] = []
     group: list[Mapping[str, Any]] = []
 
     def close() -> None:
         if group:
-            text = join_words(str(w["word"]) for w in group)
+            text = join(str(w["word"]) for w in group)
             segments.append(_segment(len(segments), group[0]["start"], group[-1]["end"], text))
             group.clear()
 
@@ -96,7 +100,7 @@ def segments_from_words(
             or word["end"] - group[0]["start"] > max_s
             or (
                 max_chars is not None
-                and len(join_words(str(w["word"]) for w in (*group, word))) > max_chars
+                and len(join(str(w["word"]) for w in (*group, word))) > max_chars
             )
         ):
             close()

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from spark_gateway.config import Timeouts
+from spark_gateway.transcript_formats import CUE_MAX_CHARS, CUE_MAX_S
 from tests.gateway.conftest import GatewayFactory, RunningGateway
 from tests.paths import CONTRACTS
 from tests.sim import SimCluster
@@ -307,3 +308,62 @@ async def test_full_slots_in_a_short_recording_are_diarized_again_in_chunks(
     assert sim.parakeet.diarizations >= 3
     assert body["speakers_detected"] >= 4
     assert sim.parakeet.transcriptions == 1  # the words of the first pass are kept
+
+
+def srt_cues(text: str) -> list[tuple[float, float, str]]:
+    """(start, end, text) of each SubRip cue, parsed independently of our writer."""
+    cues = []
+    for block in text.strip().split("\n\n"):
+        number, times, *lines = block.split("\n")
+        assert number.isdigit()
+        start, end = (
+            sum(
+                float(part) * 60**k
+                for k, part in enumerate(reversed(t.replace(",", ".").split(":")))
+            )
+            for t in times.split(" --> ")
+        )
+        cues.append((start, end, "\n".join(lines)))
+    return cues
+
+
+async def test_long_turns_become_readable_cues(
+    sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """Turns of 12-16 s become cues of at most 7 s and 84 characters, each labelled.
+
+    Every word of the JSON transcript is still there, in order, under the same speaker.
+    """
+    conversation = build_conversation(["MEE009", "FEE078"], duration_s=40.0, seed=4,
+                                      turn_s=(12.0, 16.0))  # fmt: skip
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    data = wav_bytes(conversation.samples)
+    as_json = await post(gateway, "/api/audio/transcribe-with-speakers", data)
+    assert as_json.status == 200, await as_json.text()
+    segments = (await as_json.json())["segments"]
+    longest = max(s["end_ms"] - s["start_ms"] for s in segments)
+    assert longest > CUE_MAX_S * 1000, "the conversation should hold turns longer than a cue"
+    srt = await post(gateway, "/api/audio/transcribe-with-speakers", data,
+                     fields={"response_format": "srt"})  # fmt: skip
+    assert srt.status == 200
+    cues = srt_cues(await srt.text())
+    assert len(cues) > len(segments)
+    labels = [s["speaker"] + ("?" if s["low_confidence"] else "") for s in segments]
+    said = []
+    for start, end, text in cues:
+        assert end - start <= CUE_MAX_S + 1e-3, (start, end, text)
+        assert len(text) <= CUE_MAX_CHARS, text
+        label, _, words = text.partition(": ")
+        assert label in labels, text
+        said.append((label, words))
+    # Word for word, each under its own speaker, the cues say what the JSON's turns say.
+    assert [(label, word) for label, words in said for word in words.split()] == [
+        (label, word)
+        for label, s in zip(labels, segments, strict=True)
+        for word in s["text"].split()
+    ]
+    vtt = await post(gateway, "/api/audio/transcribe-with-speakers", data,
+                     fields={"response_format": "vtt"})  # fmt: skip
+    vtt_text = await vtt.text()
+    assert vtt_text.count(" --> ") == len(cues)
+    assert all(f"<v {label}>{words}\n" in vtt_text for label, words in said)

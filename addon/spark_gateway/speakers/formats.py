@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from .. import transcript_formats as subtitles
 from .records import Turn
+from .tokens import join_tokens
 
 OutputFormat = Literal["json", "srt", "vtt", "text"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "srt", "vtt", "text")
@@ -63,17 +65,52 @@ def to_contract_json(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """One subtitle cue: a piece of one turn, shown with its speaker's label."""
+
+    start: float
+    end: float
+    label: str
+    text: str
+
+
+def subtitle_cues(turns: Sequence[Turn]) -> list[Cue]:
+    """Each turn cut at its words as `/v1/audio/transcriptions` cuts its cues (pauses, sentence
+    ends, `CUE_MAX_S`, `CUE_MAX_CHARS`), the label counting towards the characters.
+
+    A turn without word times stays one cue.
+    """
+    cues: list[Cue] = []
+    for turn in turns:
+        label = speaker_label(turn)
+        if not turn.words:
+            cues.append(Cue(turn.start, turn.end, label, turn.text))
+            continue
+        pieces = subtitles.segments_from_words(
+            [{"word": w.text.strip(), "start": w.start, "end": w.end} for w in turn.words],
+            pause_s=subtitles.CUE_PAUSE_S,
+            max_s=subtitles.CUE_MAX_S,
+            max_chars=max(subtitles.CUE_MAX_CHARS - len(f"{label}: "), 1),
+            join=join_tokens,
+        )
+        cues.extend(Cue(p["start"], p["end"], label, p["text"]) for p in pieces)
+    return cues
+
+
 def to_srt(turns: Sequence[Turn]) -> str:
-    """SubRip cues, one per turn, numbered from 1, each led by its speaker."""
+    """SubRip cues numbered from 1, each led by its speaker."""
+    cues = subtitle_cues(turns)
     return subtitles.to_srt(
-        [{"start": t.start, "end": t.end, "text": f"{speaker_label(t)}: {t.text}"} for t in turns]
+        [{"start": c.start, "end": c.end, "text": f"{c.label}: {c.text}"} for c in cues]
     )
 
 
 def to_vtt(turns: Sequence[Turn]) -> str:
     """WebVTT with the speaker as a voice span, so players can style speakers."""
+    cues = subtitle_cues(turns)
     return subtitles.to_vtt(
-        [{"start": t.start, "end": t.end, "text": f"<v {speaker_label(t)}>{t.text}"} for t in turns]
+        [{"start": c.start, "end": c.end, "text": f"<v {c.label}>{c.text}"} for c in cues]
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,10 @@ class AttributedWord:
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """Consecutive words of one speaker without a long pause."""
+    """Consecutive words of one speaker without a long pause.
+
+    `words` keep their times for subtitle cues (empty when a turn was built without them).
+    """
 
     start: float
     end: float
@@ -45,3 +48,4 @@ class Turn:
     confidence: float | None
     low_confidence: bool
     word_count: int
+    words: tuple[Word, ...] = field(default=(), repr=False)

@@ -64,6 +64,7 @@ def turns_from_assignment(
                 confidence=confidence,
                 low_confidence=confidence is not None and confidence < low_confidence,
                 word_count=hi - lo,
+                words=tuple(words[lo:hi]),
             )
         )
     return turns
