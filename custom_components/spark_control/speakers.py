@@ -1,5 +1,5 @@
-"""Enrolled speakers in Home Assistant: enrol a person from media files, forget them, and
-"who spoke" events for voice commands.
+"""Enrolled speakers in Home Assistant: enrol a person from media files, list and forget them,
+and "who spoke" events for voice commands.
 
 The voiceprints live in the add-on gateway (its data folder), never in Home Assistant: the
 actions send the recordings there, and the Wyoming STT bridge asks it who spoke each
@@ -36,6 +36,7 @@ from .transcribe import (
 
 ACTION_ENROLL_SPEAKER = "enroll_speaker"
 ACTION_FORGET_SPEAKER = "forget_speaker"
+ACTION_LIST_SPEAKERS = "list_speakers"
 ATTR_NAME = "name"
 ATTR_FILES = "files"
 ATTR_SPEAKER_ID = "speaker_id"
@@ -55,6 +56,7 @@ ENROLL_SCHEMA = vol.Schema(
 FORGET_SCHEMA = vol.Schema(
     {vol.Required(ATTR_CLUSTER): cv.string, vol.Required(ATTR_SPEAKER_ID): cv.string}
 )
+LIST_SCHEMA = vol.Schema({vol.Required(ATTR_CLUSTER): cv.string})
 
 
 async def _enroll(call: ServiceCall) -> ServiceResponse:
@@ -96,11 +98,21 @@ async def _forget(call: ServiceCall) -> ServiceResponse:
         raise
 
 
+async def _list(call: ServiceCall) -> ServiceResponse:
+    """Everyone enrolled, as the gateway lists them (ids, names, clips, seconds, times; the
+    gateway never sends a voiceprint), so a lost enrolment answer can be found again."""
+    gateway_url, api_key = linked_gateway(call)
+    return await gateway_request(call.hass, "GET", gateway_url.rstrip("/") + "/api/speakers",
+                                 api_key)  # fmt: skip
+
+
 @callback
 def async_setup_speaker_services(hass: HomeAssistant) -> None:
-    """Register `enroll_speaker` and `forget_speaker`."""
+    """Register `enroll_speaker`, `list_speakers` and `forget_speaker`."""
     hass.services.async_register(DOMAIN, ACTION_ENROLL_SPEAKER, _enroll, schema=ENROLL_SCHEMA,
                                  supports_response=SupportsResponse.OPTIONAL)  # fmt: skip
+    hass.services.async_register(DOMAIN, ACTION_LIST_SPEAKERS, _list, schema=LIST_SCHEMA,
+                                 supports_response=SupportsResponse.ONLY)  # fmt: skip
     hass.services.async_register(DOMAIN, ACTION_FORGET_SPEAKER, _forget, schema=FORGET_SCHEMA,
                                  supports_response=SupportsResponse.OPTIONAL)  # fmt: skip
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from unittest.mock import ANY
 
 import numpy as np
@@ -12,7 +13,11 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.spark_control.const import CONF_GATEWAY_API_KEY, CONF_GATEWAY_URL, DOMAIN
-from custom_components.spark_control.speakers import ACTION_ENROLL_SPEAKER, ACTION_FORGET_SPEAKER
+from custom_components.spark_control.speakers import (
+    ACTION_ENROLL_SPEAKER,
+    ACTION_FORGET_SPEAKER,
+    ACTION_LIST_SPEAKERS,
+)
 from custom_components.spark_control.transcribe import (
     ACTION_TRANSCRIBE_WITH_SPEAKERS,
     async_setup_transcribe_services,
@@ -38,6 +43,15 @@ async def call(hass: HomeAssistant, entry: MockConfigEntry, file: str) -> dict[s
     )  # fmt: skip
     assert isinstance(result, dict)
     return result
+
+
+async def list_speakers(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
+    listed = await hass.services.async_call(
+        DOMAIN, ACTION_LIST_SPEAKERS, {"cluster": entry.entry_id},
+        blocking=True, return_response=True,
+    )  # fmt: skip
+    assert isinstance(listed, dict)
+    return listed
 
 
 async def test_meeting_from_media_folder(
@@ -112,6 +126,7 @@ async def test_registered_by_the_integration(hass: HomeAssistant) -> None:
     assert hass.services.has_service(DOMAIN, ACTION_TRANSCRIBE_WITH_SPEAKERS)
     assert hass.services.has_service(DOMAIN, ACTION_ENROLL_SPEAKER)
     assert hass.services.has_service(DOMAIN, ACTION_FORGET_SPEAKER)
+    assert hass.services.has_service(DOMAIN, ACTION_LIST_SPEAKERS)
 
 
 async def test_enroll_then_transcripts_name_the_person_and_forget(
@@ -144,11 +159,16 @@ async def test_enroll_then_transcripts_name_the_person_and_forget(
     assert result["identified"] == {"Alice": {"id": enrolled["id"], "confidence": ANY}}
     assert any(s.startswith("Speaker_") for s in result["speakers"])  # type: ignore[union-attr]
 
-    forget = {"cluster": entry.entry_id, "speaker_id": enrolled["id"]}
+    # The enrol answer lost, the list gives the id back (and never the voiceprint itself).
+    listed = await list_speakers(hass, entry)
+    assert listed == {"speakers": [enrolled]}
+    assert set(enrolled) == {"id", "name", "clips", "speech_s", "created", "updated"}
+    forget = {"cluster": entry.entry_id, "speaker_id": listed["speakers"][0]["id"]}
     forgotten = await hass.services.async_call(
         DOMAIN, ACTION_FORGET_SPEAKER, forget, blocking=True, return_response=True
     )
     assert forgotten == {"deleted": enrolled}
+    assert await list_speakers(hass, entry) == {"speakers": []}
     assert list((gateway.config.data_dir / "voiceprints").iterdir()) == []
     with pytest.raises(ServiceValidationError) as info:
         await hass.services.async_call(
@@ -196,3 +216,22 @@ async def test_bad_speaker_input_is_a_translated_error(
             DOMAIN, action, {"cluster": entry.entry_id, **data}, blocking=True, return_response=True
         )
     assert info.value.translation_key == key
+
+
+async def test_list_speakers_errors_are_translated(
+    hass: HomeAssistant, start_gateway: GatewayFactory
+) -> None:
+    """As for enrol and forget: no linked add-on, a wrong key, an add-on that is not there."""
+    gateway = await start_gateway(parakeet_url=None)
+    async_setup_transcribe_services(hass)
+    cases: list[tuple[MockConfigEntry, type[Exception], str]] = [
+        (entry_for(hass, None), ServiceValidationError, "gateway_not_linked"),
+        (entry_for(hass, gateway.url, key="sk-wrong"), HomeAssistantError, "gateway_error"),
+        (entry_for(hass, "http://127.0.0.1:9"), HomeAssistantError, "gateway_unreachable"),
+    ]
+    for entry, kind, key in cases:
+        with pytest.raises(kind) as info:
+            await list_speakers(hass, entry)
+        assert info.value.translation_key == key
+    # Without the add-on's speech models configured the library is still there to list.
+    assert await list_speakers(hass, entry_for(hass, gateway.url)) == {"speakers": []}
