@@ -107,7 +107,9 @@ async def transcribe_with_speakers_route(request: web.Request) -> web.Response:
         )
         return web.json_response(body)
     render = {"srt": speakers_to_srt, "vtt": speakers_to_vtt, "text": speakers_to_text}[fmt]
-    return web.Response(text=render(result.turns), content_type=CONTENT_TYPES[fmt], charset="utf-8")
+    # Off the event loop: cutting a 3-hour meeting's turns into cues takes ~0.2 s of CPU.
+    text = await asyncio.to_thread(render, result.turns)
+    return web.Response(text=text, content_type=CONTENT_TYPES[fmt], charset="utf-8")
 
 
 async def diarize_chunk_route(request: web.Request) -> web.Response:
