@@ -60,10 +60,7 @@ class SparkModelSelect(SparkControlEntity[SparkStatusCoordinator], SelectEntity,
         self.async_on_remove(self._runtime.swap.async_add_listener(self._handle_coordinator_update))
 
     def _label(self, key: str) -> str:
-        for label, labelled in self._runtime.catalog.catalog.labels().items():
-            if labelled == key:
-                return label
-        return key
+        return self._runtime.catalog.catalog.label(key)
 
     def _shown(self) -> str | None:
         """The swap's target while one runs, else the served model (None: nothing served)."""

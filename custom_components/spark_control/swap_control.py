@@ -307,8 +307,7 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
 
     def _label(self, key: str) -> str:
         """The model's name as the model select shows it (the key if the catalog lost it)."""
-        labels = self.config_entry.runtime_data.catalog.catalog.labels()
-        return next((label for label, labelled in labels.items() if labelled == key), key)
+        return self.config_entry.runtime_data.catalog.catalog.label(key)
 
     async def _report_failure(self, base: dict[str, Any], repo_id: str, error: SwapFailed) -> None:
         progress = self.progress

@@ -257,6 +257,10 @@ class Catalog:
             for model in self.models
         }
 
+    def label(self, key: str) -> str:
+        """The model's label in `labels()`; the key itself for a model the catalog lacks."""
+        return next((label for label, labelled in self.labels().items() if labelled == key), key)
+
     def __contains__(self, key: object) -> bool:
         return key in self._bundled or key in self._user
 
