@@ -1,6 +1,7 @@
 """The error policy of the integration: what each sparklib error means for the user.
 
-- `translate_error`: the translated Home Assistant error naming what went wrong.
+- `translate_error`: the translated Home Assistant error naming what went wrong (models by
+  the display names the model select shows, `model_label`).
 - `async_handle_key_error`: an error that needs the user (a changed host key, a rejected
   client key, also when chained behind a failed swap) raises the host-key repair issue and,
   once the entry runs, reloads it; the setup that follows starts reauth or fails with the repair.
@@ -45,8 +46,23 @@ if TYPE_CHECKING:
     from .entity import SparkControlEntity
 
 
-def translate_error(error: SparkError) -> HomeAssistantError:
-    """Build the translated HA error that tells the user what went wrong."""
+type ModelLabel = Callable[[str], str]
+
+
+def _key_itself(key: str) -> str:
+    return key
+
+
+def model_label(entry: ConfigEntry) -> ModelLabel:
+    """How the user knows a catalog key: the model select's display name once the entry has
+    its catalog (`Catalog.label`), the key itself before."""
+    runtime = getattr(entry, "runtime_data", None)  # unset until the setup builds it
+    return runtime.catalog.catalog.label if runtime is not None else _key_itself
+
+
+def translate_error(error: SparkError, label: ModelLabel = _key_itself) -> HomeAssistantError:
+    """Build the translated HA error that tells the user what went wrong, naming models by
+    `label` (catalog keys in the library's errors)."""
     if isinstance(error, InvalidInput):
         return ServiceValidationError(
             translation_domain=DOMAIN,
@@ -57,13 +73,13 @@ def translate_error(error: SparkError) -> HomeAssistantError:
         return HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="swap_in_progress",
-            translation_placeholders={"model": error.model},
+            translation_placeholders={"model": label(error.model)},
         )
     if isinstance(error, SwapFailed):
         return HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="swap_failed",
-            translation_placeholders={"model": error.model, "reason": error.reason},
+            translation_placeholders={"model": label(error.model), "reason": error.reason},
         )
     if isinstance(error, HostKeyChanged):
         return HomeAssistantError(
@@ -161,7 +177,7 @@ def setup_error(error: SparkError) -> HomeAssistantError:
 def action_error(hass: HomeAssistant, entry: ConfigEntry, error: SparkError) -> HomeAssistantError:
     """Apply the key policy, then return the translated error to raise."""
     async_handle_key_error(hass, entry, error)
-    return translate_error(error)
+    return translate_error(error, model_label(entry))
 
 
 @contextmanager

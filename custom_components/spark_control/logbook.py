@@ -1,5 +1,11 @@
 """Describe Spark Control's swap, recovery and health events in the logbook (the connectivity
-log)."""
+log), in Home Assistant's language and naming models as the model select does.
+
+HA's logbook takes finished text from integrations (it has no translation keys of its own), so
+each line is built from the integration's translations, the way the swap notifications are.
+The sentences live in the `exceptions` category (`logbook_*` keys): the only translation
+category of an integration whose strings are free text with placeholders.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from homeassistant.components.logbook.const import (
 )
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers.translation import async_get_cached_translations
 
 from .const import (
     DOMAIN,
@@ -29,8 +36,31 @@ from .const import (
 )
 
 SERVICE_NAMES = {"vllm": "vLLM", "parakeet": "Parakeet", "magpie": "Magpie"}
+# Sources of vLLM's own watch (vllm_watch.py), named in words by the translations.
+KNOWN_SOURCES = ("frozen_generation", "container_log", "vllm_probe")
+MODEL_FIELDS = ("model", "fallback_model")
 
-type Describer = Callable[[Mapping[str, Any]], str]
+
+class LogbookText:
+    """The logbook's sentences in HA's language: `text("swap_started", model=...)`."""
+
+    def __init__(self, strings: Mapping[str, str]) -> None:
+        self._strings = strings
+
+    @classmethod
+    @callback
+    def of(cls, hass: HomeAssistant) -> LogbookText:
+        """The sentences HA loaded with the integration (English where a language lacks one)."""
+        return cls(async_get_cached_translations(hass, hass.config.language, "exceptions", DOMAIN))
+
+    def __call__(self, key: str, **placeholders: object) -> str:
+        template = self._strings.get(f"component.{DOMAIN}.exceptions.logbook_{key}.message")
+        if template is None:  # never with the shipped translations; the key beats a crash
+            return key
+        return template.format(**{name: str(value) for name, value in placeholders.items()})
+
+
+type Describer = Callable[[Mapping[str, Any], LogbookText], str]
 
 
 def _service(data: Mapping[str, Any]) -> str:
@@ -41,76 +71,76 @@ def _service(data: Mapping[str, Any]) -> str:
     return f"{cluster} {name}" if cluster else name
 
 
-# Sources of vLLM's own watch (vllm_watch.py), in words.
-_SOURCE_NAMES = {
-    "frozen_generation": "the freeze watch",
-    "container_log": "vLLM's log",
-    "vllm_probe": "the vLLM probe",
-}
+def _error(data: Mapping[str, Any], text: LogbookText, field: str = "error") -> str:
+    return str(data.get(field) or text("unknown_error"))
 
 
-def _source(data: Mapping[str, Any]) -> str:
+def _seconds(value: Any) -> str:
+    return f"{float(value or 0):.1f}"
+
+
+def _wedge_detected(data: Mapping[str, Any], text: LogbookText) -> str:
     source = data.get("source")
     if not source or source == "unknown":
-        return ""
-    return f" (reported by {_SOURCE_NAMES.get(str(source), source)})"
+        return text("wedge_detected", error=_error(data, text))
+    named = text(f"source_{source}") if source in KNOWN_SOURCES else source
+    return text("wedge_detected_by", error=_error(data, text), source=named)
 
 
-def _wedge_detected(data: Mapping[str, Any]) -> str:
-    return f"is wedged: {data.get('error') or 'unknown error'}{_source(data)}"
-
-
-def _service_restarted(data: Mapping[str, Any]) -> str:
-    return (
-        f"was restarted automatically (attempt {data.get('attempt')}, "
-        f"{data.get('budget_left')} restart(s) left in the window)"
+def _service_restarted(data: Mapping[str, Any], text: LogbookText) -> str:
+    return text(
+        "service_restarted", attempt=data.get("attempt"), budget_left=data.get("budget_left")
     )
 
 
-def _restart_suppressed(data: Mapping[str, Any]) -> str:
-    return (
-        f"is wedged but was not restarted: {data.get('restarts_in_window')} automatic restarts "
-        f"already in the last {data.get('window_minutes')} minutes; restart it manually"
+def _restart_suppressed(data: Mapping[str, Any], text: LogbookText) -> str:
+    return text(
+        "restart_suppressed",
+        restarts=data.get("restarts_in_window"),
+        minutes=data.get("window_minutes"),
     )
 
 
-def _restart_failed(data: Mapping[str, Any]) -> str:
-    return f"could not be restarted: {data.get('error') or 'unknown error'}"
+def _restart_failed(data: Mapping[str, Any], text: LogbookText) -> str:
+    return text("restart_failed", error=_error(data, text))
 
 
-def _service_recovered(data: Mapping[str, Any]) -> str:
-    return f"recovered after {float(data.get('downtime') or 0):.1f} s of downtime"
+def _service_recovered(data: Mapping[str, Any], text: LogbookText) -> str:
+    return text("service_recovered", downtime=_seconds(data.get("downtime")))
 
 
-def _health_report(data: Mapping[str, Any]) -> str:
-    latency = f" in {data['ms']} ms" if isinstance(data.get("ms"), int | float) else ""
-    by = f" by {data['source']}" if data.get("source") else ""
-    if data.get("ok"):
-        return f"was reported working{by}{latency}"
-    error = f": {data['error']}" if data.get("error") else ""
-    return f"was reported failing{by}{latency}{error}"
+def _health_report(data: Mapping[str, Any], text: LogbookText) -> str:
+    # One whole sentence per combination of the optional fields, so a language can order them.
+    ms = data.get("ms")
+    timed = isinstance(ms, int | float) and not isinstance(ms, bool)
+    key = "health_working" if data.get("ok") else "health_failing"
+    key += ("_by" if data.get("source") else "") + ("_timed" if timed else "")
+    return text(key, source=data.get("source"), ms=ms, error=_error(data, text))
 
 
-def _seconds(data: Mapping[str, Any]) -> str:
-    return f"{float(data.get('duration') or 0):.1f} s"
+def _swap_started(data: Mapping[str, Any], text: LogbookText) -> str:
+    return text("swap_started", model=data.get("model"))
 
 
-def _swap_started(data: Mapping[str, Any]) -> str:
-    return f"started loading {data.get('model')}"
+def _swap_finished(data: Mapping[str, Any], text: LogbookText) -> str:
+    return text("swap_finished", model=data.get("model"), duration=_seconds(data.get("duration")))
 
 
-def _swap_finished(data: Mapping[str, Any]) -> str:
-    return f"now serves {data.get('model')} (swap took {_seconds(data)})"
+def _swap_failed(data: Mapping[str, Any], text: LogbookText) -> str:
+    return text(
+        "swap_failed",
+        model=data.get("model"),
+        duration=_seconds(data.get("duration")),
+        reason=_error(data, text, "reason"),
+    )
 
 
-def _swap_failed(data: Mapping[str, Any]) -> str:
-    return f"failed to load {data.get('model')} after {_seconds(data)}: {data.get('reason')}"
-
-
-def _swap_fell_back(data: Mapping[str, Any]) -> str:
-    return (
-        f"serves {data.get('fallback_model')} again after the swap to {data.get('model')} "
-        f"failed: {data.get('reason')}"
+def _swap_fell_back(data: Mapping[str, Any], text: LogbookText) -> str:
+    return text(
+        "swap_fell_back",
+        model=data.get("model"),
+        fallback_model=data.get("fallback_model"),
+        reason=_error(data, text, "reason"),
     )
 
 
@@ -128,22 +158,21 @@ DESCRIBERS: dict[str, Describer] = {
 }
 
 
-MODEL_FIELDS = ("model", "fallback_model")
-
-
 def _with_model_names(hass: HomeAssistant, data: Mapping[str, Any]) -> Mapping[str, Any]:
     """The event's data with catalog keys replaced by the models' display names (what the
     model select shows), as far as the cluster is loaded and still has those models."""
     entry = hass.config_entries.async_get_entry(str(data.get("entry_id")))
     if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
         return data
-    catalog = entry.runtime_data.catalog.catalog
-    names = {
-        field: catalog.get(key).name
-        for field in MODEL_FIELDS
-        if isinstance(key := data.get(field), str) and key in catalog
-    }
-    return {**data, **names} if names else data
+    label = entry.runtime_data.catalog.catalog.label
+    names = {field: label(key) for field in MODEL_FIELDS if isinstance(key := data.get(field), str)}
+    return {**data, **names}
+
+
+@callback
+def async_describe(hass: HomeAssistant, event_type: str, data: Mapping[str, Any]) -> str:
+    """The logbook line of one of our events, as the logbook shows it."""
+    return DESCRIBERS[event_type](_with_model_names(hass, data), LogbookText.of(hass))
 
 
 @callback
@@ -153,20 +182,17 @@ def async_describe_events(
 ) -> None:
     """Register a description for each swap, recovery and health event."""
 
-    def make(describe: Describer) -> Callable[[Event], dict[str, str]]:
-        @callback
-        def describe_event(event: Event) -> dict[str, str]:
-            described = {
-                LOGBOOK_ENTRY_NAME: _service(event.data),
-                LOGBOOK_ENTRY_MESSAGE: describe(_with_model_names(hass, event.data)),
-            }
-            # The entity the event is filed under (the model select, a Wedged sensor): the
-            # frontend links the line to it.
-            if isinstance(entity_id := event.data.get("entity_id"), str):
-                described[LOGBOOK_ENTRY_ENTITY_ID] = entity_id
-            return described
+    @callback
+    def describe_event(event: Event) -> dict[str, str]:
+        described = {
+            LOGBOOK_ENTRY_NAME: _service(event.data),
+            LOGBOOK_ENTRY_MESSAGE: async_describe(hass, str(event.event_type), event.data),
+        }
+        # The entity the event is filed under (the model select, a Wedged sensor): the
+        # frontend links the line to it.
+        if isinstance(entity_id := event.data.get("entity_id"), str):
+            described[LOGBOOK_ENTRY_ENTITY_ID] = entity_id
+        return described
 
-        return describe_event
-
-    for event_type, describe in DESCRIBERS.items():
-        async_describe_event(DOMAIN, event_type, make(describe))
+    for event_type in DESCRIBERS:
+        async_describe_event(DOMAIN, event_type, describe_event)

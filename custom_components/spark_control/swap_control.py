@@ -126,7 +126,7 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="swap_in_progress",
-                translation_placeholders={"model": target},
+                translation_placeholders={"model": self._label(target)},
             )
 
     def _claim(self, model: str) -> tuple[SwapClaim, ModelEntry]:
@@ -205,7 +205,7 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 await self._fall_back(claim, base, target, fallback, error, timeout)
             else:
                 await status.async_refresh()  # the select shows what is served (maybe nothing)
-            raise translate_error(error) from error
+            raise translate_error(error, self._label) from error
         except SparkError as error:
             raise action_error(self.hass, self.config_entry, error) from error
         self._last_good = result.model

@@ -156,7 +156,7 @@ async def test_vllm_controls_refused_during_a_swap(
         with pytest.raises(HomeAssistantError) as error:
             await hass.services.async_call(domain, action, data, blocking=True)
         assert error.value.translation_key == "swap_in_progress"
-        assert error.value.translation_placeholders == {"model": "gemma4"}
+        assert error.value.translation_placeholders == {"model": "Gemma 4 27B Instruct"}
     # The automatic restarts go through the same helper, so recovery cannot break it either.
     with pytest.raises(HomeAssistantError) as error:
         await async_service_action(loaded_entry, "vllm", "restart")

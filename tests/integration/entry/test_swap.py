@@ -38,6 +38,7 @@ from custom_components.spark_control.const import (
     EVENT_SWAP_FINISHED,
     EVENT_SWAP_STARTED,
 )
+from custom_components.spark_control.logbook import async_describe
 from tests.paths import REPO
 from tests.sim import SimCluster
 
@@ -155,7 +156,11 @@ async def test_select_starts_swap_and_refuses_a_second(
             return_response=True,
         )
     assert error.value.translation_key == "swap_in_progress"
-    assert error.value.translation_placeholders == {"model": "qwen3-vl"}
+    # Named as the select names it, in the sentence HA shows.
+    assert error.value.translation_placeholders == {"model": "Qwen3-VL 30B-A3B Instruct (FP8)"}
+    assert str(error.value) == (
+        "A swap to Qwen3-VL 30B-A3B Instruct (FP8) is already in progress; wait for it to finish"
+    )
     # Restarting vLLM under a swap is refused the same way.
     with pytest.raises(HomeAssistantError) as error:
         await hass.services.async_call(
@@ -189,8 +194,9 @@ async def test_swap_crash_during_load(
             return_response=True,
         )
     assert error.value.translation_key == "swap_failed"
+    assert str(error.value).startswith("The swap to Gemma 4 27B Instruct failed: crashed")
     payload = failed[0].data
-    assert payload["model"] == "gemma4"
+    assert payload["model"] == "gemma4"  # automations get the catalog key
     assert "crash" in payload["reason"]
     assert any("RuntimeError" in line for line in payload["last_lines"])
     sensor = hass.states.get(SWAP_SENSOR)
@@ -445,7 +451,7 @@ async def test_failed_swap_falls_back_to_the_last_good_model(
     assert error.value.translation_key == "swap_failed"
     assert [event.data["model"] for event in failed] == ["gemma4"]
     assert "crashed" in failed[0].data["reason"]
-    assert refusals == [{"model": "qwen36"}]
+    assert refusals == [{"model": "Qwen3.6 35B-A3B (NVFP4)"}]
     payload = fell_back[0].data
     assert payload["model"] == "gemma4"
     assert payload["fallback_model"] == "qwen36"
@@ -470,6 +476,14 @@ async def test_failed_swap_falls_back_to_the_last_good_model(
         model="Gemma 4 27B Instruct",
         reason=payload["reason"],
         fallback_model="Qwen3.6 35B-A3B (NVFP4)",
+    )
+    # The logbook names both models as the select does.
+    assert async_describe(hass, EVENT_SWAP_FAILED, failed[0].data).startswith(
+        "failed to load Gemma 4 27B Instruct after "
+    )
+    assert async_describe(hass, EVENT_SWAP_FELL_BACK, payload) == (
+        "serves Qwen3.6 35B-A3B (NVFP4) again after the swap to Gemma 4 27B Instruct failed: "
+        + payload["reason"]
     )
     assert not loaded_entry.runtime_data.swap.running
     # Removing the entry takes its notifications along: nothing is left to act on.

@@ -3,10 +3,14 @@ no strings.json compilation, so a missing key would show the raw key to the user
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import re
 
 import yaml
+from homeassistant import exceptions
+from homeassistant.helpers.update_coordinator import UpdateFailed
 
 from tests.paths import REPO
 
@@ -32,6 +36,37 @@ def test_exception_keys_exist() -> None:
     known = set(EN["exceptions"]) | set(EN["issues"]) | entity_keys | set(EN["selector"])
     missing = raised - known
     assert not missing
+
+
+# Every error class of HA's whose message the user reads (actions, setup, coordinators).
+HA_ERRORS = {
+    name
+    for name, value in vars(exceptions).items()
+    if inspect.isclass(value) and issubclass(value, exceptions.HomeAssistantError)
+} | {UpdateFailed.__name__}
+
+
+def test_every_ha_error_is_translated() -> None:
+    """Every HA error the glue builds (raised or returned for a caller to raise) carries our
+    translation domain and a key, and no English message of its own."""
+    untranslated = []
+    for name in OURS:
+        for node in ast.walk(ast.parse((PACKAGE / name).read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else None
+            called = node.func.id if isinstance(node.func, ast.Name) else called
+            if called not in HA_ERRORS:
+                continue
+            given = {keyword.arg: keyword.value for keyword in node.keywords}
+            domain = given.get("translation_domain")
+            if (
+                node.args
+                or "translation_key" not in given
+                or not (isinstance(domain, ast.Name) and domain.id == "DOMAIN")
+            ):
+                untranslated.append(f"{name}:{node.lineno}: {ast.unparse(node)[:100]}")
+    assert not untranslated
 
 
 def test_config_flow_errors_and_aborts_exist() -> None:

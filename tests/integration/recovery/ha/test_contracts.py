@@ -6,14 +6,16 @@ import json
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.translation import async_load_integrations
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.spark_control.const import (
+    DOMAIN,
     EVENT_HEALTH_REPORT,
     EVENT_SERVICE_RECOVERED,
     EVENT_WEDGE_REPORT,
 )
-from custom_components.spark_control.logbook import DESCRIBERS
+from custom_components.spark_control.logbook import async_describe
 from custom_components.spark_control.recovery import WEDGE_REPORT_SCHEMA
 from tests.paths import CONTRACTS
 from tests.sim import SimCluster
@@ -49,11 +51,14 @@ async def test_contract_wedge_report_repairs_the_service(
     assert sim.nodes[1].commands.count("docker restart parakeet-asr") == 1
 
 
-def test_health_event_contract_is_described_in_the_logbook() -> None:
+async def test_health_event_contract_is_described_in_the_logbook(hass: HomeAssistant) -> None:
+    await async_load_integrations(hass, {DOMAIN})  # what setting the integration up loads
     contract = _contract("health_event.json")
     assert contract["ha_event"] == EVENT_HEALTH_REPORT
-    message = DESCRIBERS[EVENT_HEALTH_REPORT](contract["example"])
+    message = async_describe(hass, EVENT_HEALTH_REPORT, contract["example"])
     assert message == "was reported failing by open-webui in 420 ms: HTTP 503"
     # Only the required keys: still a sentence.
     minimal = {key: contract["example"][key] for key in contract["required"]}
-    assert DESCRIBERS[EVENT_HEALTH_REPORT](minimal) == "was reported failing"
+    assert async_describe(hass, EVENT_HEALTH_REPORT, minimal) == (
+        "was reported failing: unknown error"
+    )

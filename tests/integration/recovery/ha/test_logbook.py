@@ -30,6 +30,7 @@ from custom_components.spark_control.const import (
     EVENT_WEDGE_DETECTED,
     EVENT_WEDGE_REPORT,
 )
+from custom_components.spark_control.logbook import async_describe
 from tests.ha_entry import logbook_of
 from tests.sim import SimCluster
 
@@ -135,6 +136,48 @@ async def test_logbook_entries_for_each_event(
         ("Magpie", EVENTS[5][2], DOMAIN),
         ("vLLM", EVENTS[6][2], DOMAIN),
     ] + [("Lab vLLM", message, DOMAIN) for _, _, message in EVENTS[7:]]
+
+
+HEALTH = {"service": "magpie", "source": "open-webui", "ms": 120, "error": "HTTP 503"}
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (
+            {"ok": True, "source": "open-webui", "ms": 120},
+            "was reported working by open-webui in 120 ms",
+        ),
+        ({"ok": True, "source": "open-webui"}, "was reported working by open-webui"),
+        ({"ok": True, "ms": 120}, "was reported working in 120 ms"),
+        ({"ok": True, "ms": True}, "was reported working"),  # a flag is no latency
+        ({"ok": False, **HEALTH}, "was reported failing by open-webui in 120 ms: HTTP 503"),
+        (
+            {"ok": False, "source": "open-webui"},
+            "was reported failing by open-webui: unknown error",
+        ),
+        ({"ok": False, "ms": 7.5, "error": "HTTP 503"}, "was reported failing in 7.5 ms: HTTP 503"),
+        ({"ok": False}, "was reported failing: unknown error"),
+    ],
+)
+async def test_each_health_report_is_one_whole_sentence(
+    hass: HomeAssistant, data: dict[str, Any], line: str
+) -> None:
+    """Whichever optional fields a client sends, the line is one sentence of the
+    translations (none is pieced together from fragments)."""
+    assert await async_setup_component(hass, DOMAIN, {})
+    assert async_describe(hass, EVENT_HEALTH_REPORT, {"service": "magpie", **data}) == line
+
+
+async def test_a_wedge_without_source_or_error_still_reads(hass: HomeAssistant) -> None:
+    assert await async_setup_component(hass, DOMAIN, {})
+    for source in ({}, {"source": "unknown"}):
+        data = {"service": "vllm", **source}
+        assert async_describe(hass, EVENT_WEDGE_DETECTED, data) == "is wedged: unknown error"
+    data = {"service": "vllm", "error": "x", "source": "vllm_probe"}
+    assert async_describe(hass, EVENT_WEDGE_DETECTED, data) == (
+        "is wedged: x (reported by the vLLM probe)"
+    )
 
 
 async def test_recovery_lines_are_filed_under_the_wedged_sensor(

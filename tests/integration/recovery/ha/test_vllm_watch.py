@@ -41,7 +41,7 @@ from custom_components.spark_control.const import (
     EVENT_SWAP_FELL_BACK,
     EVENT_WEDGE_DETECTED,
 )
-from custom_components.spark_control.logbook import DESCRIBERS
+from custom_components.spark_control.logbook import async_describe
 from tests.integration.recovery.ha.conftest import ENTRY_ID
 from tests.integration.recovery.ha.test_vllm_recovery import SERVED, _relaunches
 from tests.sim import SimCluster
@@ -96,8 +96,8 @@ def _power_reads(sim: SimCluster) -> int:
     return sum(command.startswith("nvidia-smi") for command in sim.nodes[0].commands)
 
 
-def _logbook_line(event: Event[dict[str, Any]]) -> str:
-    return DESCRIBERS[event.event_type](event.data)
+def _logbook_line(hass: HomeAssistant, event: Event[dict[str, Any]]) -> str:
+    return async_describe(hass, event.event_type, event.data)
 
 
 async def test_frozen_generation_is_relaunched_then_the_budget_runs_out(
@@ -136,9 +136,9 @@ async def test_frozen_generation_is_relaunched_then_the_budget_runs_out(
     )
     assert restarted[0].data["budget_left"] == 1
     assert [event.data["service"] for event in recovered] == ["vllm", "vllm"]
-    line = _logbook_line(wedge)
+    line = _logbook_line(hass, wedge)
     assert line == f"is wedged: {wedge.data['error']} (reported by the freeze watch)"
-    assert _logbook_line(recovered[0]).startswith("recovered after")
+    assert _logbook_line(hass, recovered[0]).startswith("recovered after")
     assert sim.vllm.phase == "ready"  # the relaunched vLLM serves
 
     # A third freeze within the hour: not relaunched; the repair issue says why.
@@ -273,7 +273,7 @@ async def test_engine_death_in_the_log_relaunches_vllm(
             await recovered_now.wait()
         assert detected[0].data["source"] == "container_log"
         assert detected[0].data["error"] == "engine died: EngineCore encountered a fatal error."
-        assert _logbook_line(detected[0]).endswith("(reported by vLLM's log)")
+        assert _logbook_line(hass, detected[0]).endswith("(reported by vLLM's log)")
         assert _relaunches(sim) == 1
         assert sim.vllm.phase == "ready"
         # The relaunched vLLM is followed from its own start: a second death is found too.
