@@ -48,6 +48,26 @@ async def _cd(ctx: CommandContext, argv: list[str]) -> int:
     return 0
 
 
+async def _env(ctx: CommandContext, argv: list[str]) -> int:
+    """`env NAME=VALUE... PROGRAM ARGS...`: the program runs with those variables set."""
+    args = argv[1:]
+    saved = dict(ctx.env)
+    while args and "=" in args[0] and not args[0].startswith("="):
+        name, _, value = args.pop(0).partition("=")
+        ctx.env[name] = value
+    try:
+        if not args:
+            ctx.out("".join(f"{name}={value}\n" for name, value in ctx.env.items()))
+            return 0
+        program = PROGRAMS.get(args[0])
+        if program is None:
+            ctx.err(f"env: '{args[0]}': No such file or directory\n")
+            return 127
+        return await program(ctx, args)
+    finally:
+        ctx.env = saved
+
+
 async def run_command_line(ctx: CommandContext, command: str) -> int:
     try:
         chain = split_chain(command)
@@ -58,7 +78,7 @@ async def run_command_line(ctx: CommandContext, command: str) -> int:
         ctx.err('sh: 1: Syntax error: "&&" unexpected\n')
         return 2
     for argv in chain:
-        program = _cd if argv[0] == "cd" else PROGRAMS.get(argv[0])
+        program = {"cd": _cd, "env": _env}.get(argv[0]) or PROGRAMS.get(argv[0])
         if program is None:
             ctx.err(f"sh: 1: {argv[0]}: not found\n")
             return 127

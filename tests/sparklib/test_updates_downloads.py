@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from custom_components.spark_control.sparklib.downloads import (
     DownloadFailed,
     DownloadProgress,
     InsufficientDisk,
+    NodeDownload,
     parse_df,
     parse_download_progress,
     parse_dry_run,
@@ -23,6 +26,8 @@ from custom_components.spark_control.sparklib.updates import parse_update_check
 from tests.sim import SimCluster
 
 GB = 1_000_000_000
+HF_OUTPUT = Path(__file__).parent / "hf_output"  # captured from huggingface_hub (capture.py)
+SNAPSHOT = "/home/spark/.cache/huggingface/hub/models--org--small/snapshots/" + "8ab5b2a3" * 5
 
 
 async def test_check_and_apply_update(sim: SimCluster, client: ClusterClient) -> None:
@@ -86,6 +91,10 @@ async def test_download_to_every_node_reports_aggregated_progress(
     assert readings[-1].total == 24 * GB
     assert readings[-1].done == 24 * GB
     assert [r.done for r in readings] == sorted(r.done for r in readings)
+    # The hub's bar starts with an incomplete total (the files its workers began); the
+    # dry run's size holds the total, so the percentage only grows.
+    assert {r.total for r in readings} == {24 * GB}
+    assert [r.percent for r in readings] == sorted(r.percent for r in readings)
     assert any(r.rate and r.rate >= 140e6 and r.eta for r in readings)
     after = await client.disk_space()
     assert [space.free for space in after.values()] == [sim.config.disk_free_bytes - 12 * GB] * 2
@@ -149,15 +158,35 @@ async def test_download_errors(client: ClusterClient) -> None:
         client.model_download("x; reboot", all_nodes=False)
 
 
+@pytest.mark.parametrize(
+    ("line", "reading"),
+    [
+        (  # huggingface_hub 1.x, behind the cursor-up of a positioned bar
+            "\x1b[ADownloading (incomplete total...):  12%|█▏        | 2.67G/21.3G "
+            "[00:19<02:13, 140MB/s]",
+            DownloadProgress(
+                percent=12, done=2_670_000_000, total=21_300_000_000, rate=140e6, eta=133
+            ),
+        ),
+        (  # 2.x: no ETA printed, so it comes from the rate
+            "Reconstructing (incomplete total...):  25%|██▌       | 17.5MB / 70.0MB, 37.1MB/s  ",
+            DownloadProgress(percent=25, done=17_500_000, total=70_000_000, rate=37.1e6, eta=1),
+        ),
+        (
+            "Reconstructing (incomplete total...):   0%|          |  0.00B / 2.00kB",
+            DownloadProgress(percent=0, done=0, total=2_000, rate=None, eta=None),
+        ),
+        ("Fetching 10 files:  20%|██        | 2/10 [00:01<00:04]", None),
+        ("Downloading (incomplete total...): 0.00B [00:00, ?B/s]", None),  # no total yet
+        ("Reconstructing (incomplete total...): |          |  0.00B /  0.00B", None),
+        ("Downloading bytes: ██▍       | 10.0MB, 19.5MB/s  ", None),  # 2.x's network bytes
+    ],
+)
+def test_parse_download_bars(line: str, reading: DownloadProgress | None) -> None:
+    assert parse_download_progress(line) == reading
+
+
 def test_parse_download_lines() -> None:
-    bar = parse_download_progress(
-        "\x1b[ADownloading:  12%|█▏        | 2.67G/21.3G [00:19<02:13, 140MB/s]"
-    )
-    assert bar == DownloadProgress(
-        percent=12, done=2_670_000_000, total=21_300_000_000, rate=140e6, eta=133
-    )
-    assert parse_download_progress("Fetching 10 files:  20%|██        | 2/10 [00:01<00:04]") is None
-    assert parse_download_progress("Downloading (incomplete total...): 0.00B [00:00, ?B/s]") is None
     slow = parse_download_progress("Downloading:   0%|          | 0.00/21.3G [00:00<?, ?B/s]")
     assert slow is not None
     assert (slow.rate, slow.eta) == (None, None)
@@ -165,6 +194,42 @@ def test_parse_download_lines() -> None:
     assert parse_df("     1B-blocks          Avail\n  4000  1000\n") == DiskSpace(4000, 1000)
     with pytest.raises(SparkError):
         parse_df("df: .: No such file or directory")
+
+
+def _read_capture(name: str) -> tuple[NodeDownload, list[DownloadProgress]]:
+    """A node's download part fed a captured `hf download` output, line by line as
+    `SshNode.stream_lines` splits it (at every carriage return and newline)."""
+    part = NodeDownload(node=None)  # type: ignore[arg-type]  # reading needs no connection
+    lines = re.split(r"\r|\n", (HF_OUTPUT / name).read_text(newline=""))
+    readings = [reading for line in lines if (reading := part.read(line)) is not None]
+    return part, readings
+
+
+@pytest.mark.parametrize("capture", ["hub-1.22-tqdm-position.txt", "hub-2.4-tqdm-position.txt"])
+def test_real_hub_output_reads_as_byte_progress(capture: str) -> None:
+    """huggingface_hub's own bars (1.x: "Downloading (incomplete total...)", 2.x:
+    "Reconstructing (incomplete total...)", both drawn with TQDM_POSITION=-1) give growing
+    byte readings up to the whole repo, the snapshot path from the last line (bare in 1.x,
+    "path: ..." in 2.x), and no message lines: the bars' cursor moves are not messages."""
+    part, readings = _read_capture(capture)
+    assert len(readings) >= 5
+    done = [reading.done for reading in readings]
+    assert done == sorted(done)
+    last = readings[-1]
+    assert (last.percent, last.done, last.total) == (100, 130_000_000, 130_000_000)
+    assert last.rate is not None
+    assert last.rate > 1e6
+    assert part.snapshot == SNAPSHOT
+    assert not part.last_lines
+
+
+def test_without_a_terminal_the_hub_draws_no_byte_bar() -> None:
+    """Without TQDM_POSITION=-1 (and no terminal, as over SSH) only the files bar is drawn:
+    no progress to read, which is why the download command sets it."""
+    part, readings = _read_capture("hub-1.22-no-terminal.txt")
+    assert readings == []
+    assert part.snapshot == SNAPSHOT
+    assert not part.last_lines
 
 
 def test_parse_progress_lines() -> None:

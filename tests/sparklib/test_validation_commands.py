@@ -43,7 +43,7 @@ def test_repo_id_rejects_injection(bad: str) -> None:
     "good", ["RedHatAI/Qwen3.6-35B-A3B-NVFP4", "Qwen/Qwen2.5-72B-Instruct", "a/b", "org_1/m.v2"]
 )
 def test_repo_id_accepts_real_ids(good: str) -> None:
-    assert commands.hf_download(good).render() == f"hf download {good}"
+    assert commands.hf_download(good).render() == f"env TQDM_POSITION=-1 hf download {good}"
 
 
 @pytest.mark.parametrize(

@@ -248,12 +248,15 @@ def update_apply(repo_path: str) -> RemoteCommand:
 def hf_download(repo_id: str, *, dry_run: bool = False) -> RemoteCommand:
     """Download a model snapshot into the node's Hugging Face cache (a re-run resumes).
 
-    With `dry_run`, only print what would be downloaded and its size.
+    With `dry_run`, only print what would be downloaded and its size. A download runs with
+    `TQDM_POSITION=-1`: huggingface_hub hides its bytes bar when stderr is no terminal (as over
+    SSH) and draws it anyway with that variable set (huggingface_hub#2698), so progress can be
+    read from it.
     """
     argv = ["hf", "download", validate_repo_id(repo_id)]
     if dry_run:
-        argv.append("--dry-run")
-    return RemoteCommand.of(argv)
+        return RemoteCommand.of([*argv, "--dry-run"])
+    return RemoteCommand.of(["env", "TQDM_POSITION=-1", *argv])
 
 
 def hf_cache_remove(repo_id: str) -> RemoteCommand:

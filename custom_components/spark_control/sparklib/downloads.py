@@ -20,14 +20,28 @@ from .validation import validate_repo_id
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _SCALE = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
-# huggingface_hub's aggregated bytes bar (unit="B", unit_scale=True):
-# "Downloading:  12%|█▏        | 2.67G/21.3G [00:19<02:13, 140MB/s]"
+_NUMBER = r"\d+(?:\.\d+)?"
+# huggingface_hub 1.x's aggregated bytes bar (tqdm, unit="B", unit_scale=True), the same
+# description from start to end, then "Download complete":
+# "Downloading (incomplete total...):  12%|█▏        | 2.67G/21.3G [00:19<02:13, 140MB/s]"
 _BYTES_BAR = re.compile(
     r"(?P<desc>Download(?:ing)?[^:|]*|Download complete):\s*(?P<percent>\d{1,3})%\|[^|]*\|\s*"
-    r"(?P<done>\d+(?:\.\d+)?)(?P<done_unit>[kKMGTP]?)/(?P<total>\d+(?:\.\d+)?)(?P<total_unit>[kKMGTP]?)"
+    rf"(?P<done>{_NUMBER})(?P<done_unit>[kKMGTP]?)/(?P<total>{_NUMBER})(?P<total_unit>[kKMGTP]?)"
     r"\s*\[(?P<elapsed>[\d:]+)<(?P<eta>[\d:]+|\?),\s*"
-    r"(?:(?P<rate>\d+(?:\.\d+)?)(?P<rate_unit>[kKMGTP]?)B/s|\?B/s)"
+    rf"(?:(?P<rate>{_NUMBER})(?P<rate_unit>[kKMGTP]?)B/s|\?B/s)"
 )
+# huggingface_hub 1.24+ and 2.x: the bytes written to disk, with the summed rate and no ETA,
+# then "Reconstruction complete":
+# "Reconstructing (incomplete total...):  25%|██▌       | 17.5MB / 70.0MB, 37.1MB/s"
+_RECONSTRUCT_BAR = re.compile(
+    r"Reconstruct(?:ing|ion)[^:|]*:\s*(?P<percent>\d{1,3})%\|[^|]*\|\s*"
+    rf"(?P<done>{_NUMBER})(?P<done_unit>[kKMGTP]?)B\s*/\s*(?P<total>{_NUMBER})(?P<total_unit>[kKMGTP]?)B"
+    rf"(?:,\s*(?P<rate>{_NUMBER})(?P<rate_unit>[kKMGTP]?)B/s)?"
+)
+# Any tqdm redraw: "description: …|bar|…", or a bar whose total is unknown ("…: 0.00B [00:00, …").
+_REDRAW = re.compile(r"^[^:|]+:.*\||^[^:|]+: \d+(?:\.\d+)?[kKMGTP]?B \[")
+# The snapshot path `hf download` prints last: bare (1.x) or as "  path: ..." (2.x).
+_SNAPSHOT = re.compile(r"(?P<path>/\S*/snapshots/[0-9a-f]{40})\s*$")
 _DRY_RUN = re.compile(
     r"\[dry-run\] Will download (?P<files>\d+) files \(out of \d+\) totalling "
     r"(?P<size>\d+(?:\.\d+)?)(?P<unit>[KMGTP]?)"
@@ -99,18 +113,27 @@ def _seconds(text: str) -> int | None:
 
 def parse_download_progress(line: str) -> DownloadProgress | None:
     """The bytes-bar reading in an `hf download` output line; None for any other line
-    (including the "Fetching N files" counting bar)."""
-    match = _BYTES_BAR.search(_ANSI.sub("", line))
-    if match is None:
+    (the "Fetching N files" counting bar, 2.x's network "Downloading bytes" bar, a bar whose
+    total is not known yet)."""
+    text = _ANSI.sub("", line)
+    if (match := _BYTES_BAR.search(text) or _RECONSTRUCT_BAR.search(text)) is None:
         return None
-    rate = _scaled(match["rate"], match["rate_unit"]) if match["rate"] else None
+    done = _scaled(match["done"], match["done_unit"])
+    total = _scaled(match["total"], match["total_unit"])
+    rate = float(_scaled(match["rate"], match["rate_unit"])) if match["rate"] else None
+    if "eta" in match.groupdict():
+        eta = _seconds(match["eta"])
+    else:  # 2.x prints none: what the rate makes of the bytes left
+        eta = round((total - done) / rate) if rate else None
     return DownloadProgress(
-        percent=min(100, int(match["percent"])),
-        done=_scaled(match["done"], match["done_unit"]),
-        total=_scaled(match["total"], match["total_unit"]),
-        rate=float(rate) if rate is not None else None,
-        eta=_seconds(match["eta"]),
+        percent=min(100, int(match["percent"])), done=done, total=total, rate=rate, eta=eta
     )
+
+
+def parse_snapshot_path(line: str) -> str | None:
+    """The snapshot path in an `hf download` output line, None in any other line."""
+    match = _SNAPSHOT.search(_ANSI.sub("", line))
+    return match["path"] if match else None
 
 
 def parse_dry_run(output: str) -> int:
@@ -147,6 +170,20 @@ class NodeDownload:
     snapshot: str | None = None
     last_lines: list[str] = field(default_factory=list)
 
+    def read(self, line: str) -> DownloadProgress | None:
+        """Take one output line of the node's `hf download`; the bytes bar's reading if the
+        line is one."""
+        # The path comes on stdout, so it can share a line with a bar redraw on stderr.
+        if (path := parse_snapshot_path(line)) is not None:
+            self.snapshot = path
+        if (reading := parse_download_progress(line)) is not None:
+            self.progress = reading
+        # Not a redraw (nor a bar's bare cursor move): a message, the last of which says why
+        # a failed download failed.
+        elif path is None and (text := _ANSI.sub("", line).strip()) and not _REDRAW.match(text):
+            self.last_lines = [*self.last_lines[-19:], text]
+        return reading
+
 
 type DownloadCallback = Callable[[DownloadProgress], None]
 
@@ -164,20 +201,26 @@ class ModelDownload:
 
     @property
     def progress(self) -> DownloadProgress | None:
-        """All nodes together: bytes summed, rates summed, the slowest node's ETA. A node
-        that has not printed its bar yet counts with the size its dry run announced, so
-        the total does not jump (and the percentage drop) when it starts."""
+        """All nodes together: bytes summed, rates summed, the slowest node's ETA.
+
+        Each node counts with at least the size its dry run announced: a node that has not
+        printed its bar yet, so the total does not jump (and the percentage drop) when it
+        starts; and a node whose bar still has an incomplete total (the hub adds each file's
+        size only when a worker starts it), so the first small files do not read as 100 %.
+        """
         if all(part.progress is None for part in self.parts):
             return None
-        readings = [
-            part.progress
-            or DownloadProgress(percent=0, done=0, total=part.needed, rate=None, eta=None)
-            for part in self.parts
-        ]
-        done = sum(r.done for r in readings)
-        total = sum(r.total for r in readings)
-        rates = [r.rate for r in readings if r.rate is not None]
-        etas = [r.eta for r in readings if r.eta is not None]
+        done = total = 0
+        rates: list[float] = []
+        etas: list[int] = []
+        for part in self.parts:
+            reading = part.progress
+            node_done = reading.done if reading else 0
+            node_total = max(reading.total if reading else 0, part.needed)
+            done, total = done + node_done, total + node_total
+            if reading and reading.rate:
+                rates.append(reading.rate)
+                etas.append(round((node_total - node_done) / reading.rate))
         return DownloadProgress(
             percent=int(100 * done / total) if total else 0,
             done=done,
@@ -218,16 +261,12 @@ class ModelDownload:
             try:
                 async with contextlib.aclosing(stream):
                     async for line in stream:
-                        if (reading := parse_download_progress(line)) is not None:
-                            part.progress = reading
-                            if on_progress is not None and (total := self.progress) is not None:
-                                on_progress(total)
-                        elif line.strip() and "%|" not in line:  # not the files bar
-                            part.last_lines = [*part.last_lines[-19:], line]
+                        reading = part.read(line)
+                        if reading and on_progress and (total := self.progress) is not None:
+                            on_progress(total)
             except CommandFailed as err:
                 reason = part.last_lines[-1] if part.last_lines else str(err)
-                raise DownloadFailed(part.node.name, reason.strip()) from err
-            part.snapshot = part.last_lines[-1].strip() if part.last_lines else None
+                raise DownloadFailed(part.node.name, reason) from err
 
         self._tasks = [asyncio.ensure_future(one(part)) for part in self.parts]
         try:

@@ -171,7 +171,7 @@ async def test_too_little_disk_is_refused_before_any_byte(
     assert err.value.translation_key == "download_failed"
     assert "the download needs 902.0 GB" in str(err.value.translation_placeholders)
     assert [event.data["reason"] for event in events] == ["insufficient_disk"]
-    assert "hf download org/huge" not in sim.nodes[0].commands
+    assert "env TQDM_POSITION=-1 hf download org/huge" not in sim.nodes[0].commands
     assert "org/huge" not in sim.world.storage[0].hf_cache
     assert _state(hass, STATUS).state == "failed"
     # No bytes were written: nothing to resume or clean up.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tests.sim.node_storage import NodeStorage
 from tests.sim.world import SimWorld
@@ -18,6 +18,7 @@ class CommandContext:
     err: Callable[[str], None]  # stderr
     closed: asyncio.Event  # set when the client closed the channel or the connection dropped
     cwd: str
+    env: dict[str, str] = field(default_factory=dict)  # variables `env NAME=VALUE cmd` set
 
     @property
     def node_name(self) -> str:

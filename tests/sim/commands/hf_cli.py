@@ -1,10 +1,14 @@
 """`hf download REPO [--dry-run]` and `hf cache rm model/REPO --yes` (huggingface_hub 1.x CLI).
 
-Progress is what the real CLI prints on stderr without a TTY: tqdm redraws separated by `\r`,
-the aggregated bytes bar ("Downloading (incomplete total...)" until every file's size is known,
-then "Downloading", at the end "Download complete") and the "Fetching N files" counting bar.
-The snapshot path goes to stdout. Bytes land in the node's `NodeStorage`, so the disk fills,
-a download can run out of space, and a re-run resumes the partial files.
+Progress is what the real CLI writes to a pipe (tests/sparklib/hf_output holds captures):
+tqdm redraws starting with `\r`, each padded over the bar's longer previous one. Without a
+terminal only the "Fetching N files" counting bar is drawn: the aggregated bytes bar hides
+itself unless `TQDM_POSITION=-1` is set, which draws every bar framed by a newline and a
+cursor-up (`\n\r...\x1b[A`). The bytes bar says "Downloading (incomplete total...)" from
+start to end, its total growing as each of up to eight workers starts a file, and
+"Download complete" at the end. The snapshot path goes to stdout. Bytes land in the node's
+`NodeStorage`, so the disk fills, a download can run out of space, and a re-run resumes the
+partial files (files already complete count in neither the bytes done nor the total).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from tests.sim.node_storage import CachedRepo, RepoFile, repo_files, snapshot_re
 from tests.sim.tqdm_format import byte_bar, count_bar, hub_size
 
 _STEPS = 20  # bytes-bar redraws over a whole download
+_WORKERS = 8  # files the CLI fetches at once (its --max-workers default)
+_BYTES_DESC = "Downloading (incomplete total...)"  # huggingface_hub 1.x never changes it
 
 
 async def hf(ctx: CommandContext, argv: list[str]) -> int:
@@ -60,27 +66,79 @@ async def _download(ctx: CommandContext, args: list[str]) -> int:
         return _dry_run(ctx, files, cached)
     if cached is None:
         cached = storage.hf_cache[repo_id] = CachedRepo(repo_id, files)
-    total = cached.total
+    return await _fetch(ctx, cached, _Bars(ctx, ctx.env.get("TQDM_POSITION") == "-1"))
+
+
+class _Bars:
+    """The CLI's tqdm bars on stderr, as they reach a pipe."""
+
+    def __init__(self, ctx: CommandContext, positioned: bool) -> None:
+        self._ctx = ctx
+        self._positioned = positioned  # TQDM_POSITION=-1
+        self._widths: dict[str, int] = {}  # tqdm pads a redraw over the bar's previous one
+
+    def _padded(self, bar: str, text: str) -> str:
+        padding = " " * max(0, self._widths.get(bar, 0) - len(text))
+        self._widths[bar] = len(text)
+        return text + padding
+
+    def draw_files(self, text: str) -> None:
+        self._draw("files", text)
+
+    def draw_bytes(self, text: str) -> None:
+        if self._positioned:  # else hidden: stderr is no terminal
+            self._draw("bytes", text)
+
+    def close_files(self, text: str) -> None:
+        """The files bar's last redraw when its workers are done (it stays: a newline)."""
+        self._ctx.err("\r" + self._padded("files", text) + "\n")
+
+    def _draw(self, bar: str, text: str) -> None:
+        line = self._padded(bar, text)
+        self._ctx.err(f"\n\r{line}\x1b[A" if self._positioned else f"\r{line}")
+
+
+async def _fetch(ctx: CommandContext, cached: CachedRepo, bars: _Bars) -> int:
+    config = ctx.world.config
     rate = config.download_rate
-    count = len(files)
-    ctx.err("\rDownloading (incomplete total...): 0.00B [00:00, ?B/s]")
-    ctx.err("\r" + count_bar(f"Fetching {count} files", len(cached.done), count, 0.0))
+    count = len(cached.files)
+    todo = [file for file in cached.files if file.name not in cached.done]
+    started: list[RepoFile] = []  # files a worker has begun: the bytes bar counts only these
     start = cached.stored
-    chunk = max(1, (total - start) // _STEPS)
+    chunk = max(1, (cached.total - start) // _STEPS)
     fail_at = ctx.world.faults.download_fails_at
     step_delay = config.download_seconds / _STEPS
-    for file in files:
+
+    def draw_bytes(desc: str = _BYTES_DESC) -> None:
+        total = sum(file.size for file in started)
+        done = sum(
+            file.size if file.name in cached.done else cached.partial.get(file.name, 0)
+            for file in started
+        )
+        elapsed = (cached.stored - start) / rate
+        bars.draw_bytes(byte_bar(desc, done, total, elapsed, rate if done else 0))
+
+    def start_next() -> None:
+        """A free worker takes the next file: its size joins the bytes bar's total."""
+        running = [file for file in started if file.name not in cached.done]
+        if len(started) < len(todo) and len(running) < _WORKERS:
+            started.append(todo[len(started)])
+            draw_bytes()
+
+    bars.draw_bytes(f"{_BYTES_DESC}: 0.00B [00:00, ?B/s]")
+    bars.draw_files(count_bar(f"Fetching {count} files", 0, count, 0.0))
+    for _ in range(_WORKERS):
+        start_next()
+    for file in todo:
         while file.name not in cached.done:
             wanted = min(chunk, file.size - cached.partial.get(file.name, 0))
-            written = storage.write(cached, file, wanted)
-            stored = cached.stored
-            elapsed = (stored - start) / rate
-            ctx.err("\r" + byte_bar("Downloading", stored, total, elapsed, rate))
+            written = ctx.storage.write(cached, file, wanted)
+            draw_bytes()
             if written < wanted:
                 blob = _blob_path(ctx, cached)
                 ctx.err(f"\nOSError: [Errno 28] No space left on device: '{blob}'\n")
                 return 1
-            if fail_at is not None and stored >= fail_at * total:
+            if fail_at is not None and cached.stored >= fail_at * cached.total:
                 ctx.err(
                     "\nhttpx.RemoteProtocolError: peer closed connection without sending "
                     "complete message body (incomplete chunked read)\n"
@@ -88,11 +146,16 @@ async def _download(ctx: CommandContext, args: list[str]) -> int:
                 return 1
             if await ctx.sleep_or_closed(step_delay):
                 return 130  # the client went away; the partial blob stays for a resume
-        ctx.err("\r" + count_bar(f"Fetching {count} files", len(cached.done), count, 1.0))
-    elapsed = max(0.01, (total - start) / rate)
-    ctx.err("\r" + byte_bar("Download complete", total, total, elapsed, rate) + "\n")
-    ctx.world.downloaded.add(repo_id)
-    ctx.out(f"{_repo_dir(ctx, repo_id)}/snapshots/{snapshot_revision(repo_id)}\n")
+        finished = len(cached.done)
+        elapsed = max(0.01, (cached.stored - start) / rate)
+        if finished < count:
+            bars.draw_files(count_bar(f"Fetching {count} files", finished, count, elapsed))
+            start_next()
+    elapsed = max(0.01, (cached.total - start) / rate)
+    bars.close_files(count_bar(f"Fetching {count} files", count, count, elapsed))
+    draw_bytes("Download complete")
+    ctx.world.downloaded.add(cached.repo_id)
+    ctx.out(f"{_repo_dir(ctx, cached.repo_id)}/snapshots/{snapshot_revision(cached.repo_id)}\n")
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.sim import SimCluster, SimConfig
@@ -22,7 +24,9 @@ def sim_config(client_key_pair: tuple[str, str]) -> SimConfig:
 
 
 def _redraws(stderr: str) -> list[str]:
-    return [part for part in stderr.replace("\n", "\r").split("\r") if part.strip()]
+    """Each bar redraw (or message), without a positioned bar's cursor-up and padding."""
+    parts = stderr.replace("\n", "\r").split("\r")
+    return [text for part in parts if (text := part.removesuffix("\x1b[A").rstrip())]
 
 
 async def test_download_prints_hub_progress_and_fills_the_disk(
@@ -34,19 +38,42 @@ async def test_download_prints_hub_progress_and_fills_the_disk(
     assert dry.stdout.startswith("[dry-run] Will download 10 files (out of 10) totalling 12.0G.\n")
     assert "model-00001-of-00003.safetensors" in dry.stdout
 
-    result = await conn.run("hf download org/small")
-    assert result.exit_status == 0
-    redraws = _redraws(result.stderr)
-    assert redraws[0] == "Downloading (incomplete total...): 0.00B [00:00, ?B/s]"
-    assert redraws[1].startswith("Fetching 10 files:   0%|          | 0/10 [00:00<?, ?it/s]")
-    byte_bars = [line for line in redraws if line.startswith("Downloading: ")]
-    assert len(byte_bars) >= 10
-    assert byte_bars[0].endswith(", 140MB/s]")
-    assert "/12.0G [" in byte_bars[0]
-    assert redraws[-1].startswith("Download complete: 100%|██████████| 12.0G/12.0G [01:25<00:00")
-    assert "/.cache/huggingface/hub/models--org--small/snapshots/" in result.stdout
+    # Over SSH stderr is no terminal: the real CLI then draws only its files bar.
+    plain = await conn.run("hf download org/small")
+    assert plain.exit_status == 0
+    assert plain.stderr.startswith("\rFetching 10 files:   0%|          | 0/10 [00:00<?, ?it/s]")
+    assert plain.stderr.endswith(
+        "\rFetching 10 files: 100%|██████████| 10/10 [01:25<00:00,  0.12it/s]\n"
+    )
+    assert all(line.startswith("Fetching 10 files: ") for line in _redraws(plain.stderr))
+    assert "/.cache/huggingface/hub/models--org--small/snapshots/" in plain.stdout
     assert sim.world.storage[0].free == 88 * GB
     assert sim.world.storage[1].free == 100 * GB  # another node's disk is its own
+
+    # TQDM_POSITION=-1 draws the bytes bar too, each redraw framed by a newline and a cursor-up.
+    node1 = await ssh(1)
+    result = await node1.run("env TQDM_POSITION=-1 hf download org/small")
+    assert result.exit_status == 0
+    assert result.stderr.startswith(
+        "\n\rDownloading (incomplete total...): 0.00B [00:00, ?B/s]\x1b[A"
+        "\n\rFetching 10 files:   0%|          | 0/10 [00:00<?, ?it/s]\x1b[A"
+        "\n\rDownloading (incomplete total...):   0%|          | 0.00/1.57k [00:00<?, ?B/s]\x1b[A"
+    )
+    redraws = _redraws(result.stderr)
+    byte_bars = [line for line in redraws if line.startswith("Downloading (incomplete total...): ")]
+    assert len(byte_bars) >= 20
+    # The total grows as the eight workers start files, and again as each frees a worker.
+    totals = [match[1] for line in byte_bars if (match := re.search(r"/(\S+) \[", line))]
+    assert totals[:3] == ["1.57k", "10.4k", "12.0k"]
+    assert totals[-1] == "12.0G"
+    assert len(set(totals)) > 8
+    assert any(line.endswith(", 140MB/s]") for line in byte_bars)
+    assert "\rFetching 10 files: 100%|██████████| 10/10 [01:25<00:00,  0.12it/s]\n" in result.stderr
+    assert redraws[-1] == "Download complete: 100%|██████████| 12.0G/12.0G [01:25<00:00, 140MB/s]"
+    assert "/.cache/huggingface/hub/models--org--small/snapshots/" in result.stdout
+    assert sim.world.storage[1].free == 88 * GB
+    unknown = await node1.run("env TQDM_POSITION=-1 hff download org/small")
+    assert (unknown.exit_status, unknown.stderr) == (127, "env: 'hff': No such file or directory\n")
 
     df = await conn.run("df --output=size,avail -B1 ~")
     assert df.exit_status == 0
@@ -78,10 +105,14 @@ async def test_out_of_disk_leaves_a_partial_that_resumes(sim: SimCluster, ssh: S
     assert sim.world.storage[0].hf_cache["org/small"].stored == 5 * GB
 
     sim.world.storage[0].free = 50 * GB  # the user made room
-    resumed = await conn.run("hf download org/small")
+    resumed = await conn.run("env TQDM_POSITION=-1 hf download org/small")
     assert resumed.exit_status == 0
-    first_bar = next(line for line in _redraws(resumed.stderr) if line.startswith("Downloading: "))
-    assert first_bar.startswith("Downloading:  4") or first_bar.startswith("Downloading:  5")
+    # Complete files count in neither the bytes nor the total; the partial one's bytes do.
+    bars = [line for line in _redraws(resumed.stderr) if "B/s]" in line and "%|" in line]
+    assert [re.search(r"\| (\S+/\S+) \[", line)[1] for line in bars[:2]] == [  # type: ignore[index]
+        "992M/4.00G",  # the partial shard, 1 GB short of 5 GB stored before
+        "992M/7.99G",  # and the last shard
+    ]
     assert sim.world.storage[0].free == 43 * GB
 
 
