@@ -133,12 +133,9 @@ class SparkRecovery:
                 # A start claimed since the check looked (while the budget was saved): it is
                 # the relaunch.
                 return
-            if service == SERVICE_VLLM and (model := self._vllm_model()) is not None:
-                # vLLM is relaunched through launch-cluster.sh with the model it served (the
-                # way a swap loads it), under the swap claim so no swap runs into it.
-                await entry.runtime_data.swap.async_swap(model)
-                return
-            await async_service_action(entry, service, "restart", settle=False)
+            # vLLM is relaunched through launch-cluster.sh with the model it served (the way a
+            # swap loads it), under the swap claim so no swap runs into it.
+            await async_service_action(entry, service, "restart", settle=False, wait=True)
 
         self.manager = RecoveryManager(
             services=SERVICES,
@@ -167,19 +164,6 @@ class SparkRecovery:
         )
         await swap.async_wait_idle()
         return True
-
-    def _vllm_model(self) -> str | None:
-        """The catalog key of the model vLLM serves (or served last, or last loaded); None if
-        unknown (then its container is restarted, outside the swap claim)."""
-        runtime = self.entry.runtime_data
-        vllm = runtime.status.data.vllm if runtime.status.data else None
-        for repo_id in vllm.models if vllm else []:
-            if (model := runtime.catalog.catalog.find_by_repo_id(repo_id)) is not None:
-                return model.key
-        last = runtime.status.last_served_key
-        if last is not None and last in runtime.catalog.catalog:
-            return last
-        return runtime.swap.last_good
 
     def _watched(self, services: Iterable[str]) -> list[str]:
         """The services automatic checks may look at now: never vLLM during a swap or load

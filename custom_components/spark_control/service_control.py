@@ -1,5 +1,5 @@
-"""Start, stop or restart a service's container: the one helper behind the buttons, the
-switches, the actions and the automatic restarts."""
+"""Start, stop or restart a service: the one helper behind the buttons, the switches, the
+actions and the automatic restarts."""
 
 from __future__ import annotations
 
@@ -7,22 +7,41 @@ from typing import TYPE_CHECKING
 
 from .const import SERVICE_VLLM
 from .sparklib.commands import DockerAction
+from .sparklib.errors import ServiceUnreachable
 
 if TYPE_CHECKING:
     from .coordinator import SparkControlConfigEntry
 
 
 async def async_service_action(
-    entry: SparkControlConfigEntry, service: str, action: DockerAction, *, settle: bool = True
+    entry: SparkControlConfigEntry,
+    service: str,
+    action: DockerAction,
+    *,
+    settle: bool = True,
+    wait: bool = False,
 ) -> None:
     """`docker start|stop|restart` the service's container, then settle the entities.
 
-    vLLM is refused while a swap runs (the swap stops and launches it itself; acting on it
-    under the swap would break the load): a translated `swap_in_progress` error. Library
-    errors pass through for the caller's error policy. `settle=False` skips the re-reads
-    (recovery watches the restarted service come back itself).
+    vLLM is different (spark-vllm-docker): its container runs `sleep infinity` and vLLM is
+    launched inside it, so a start or restart is a relaunch of the model it served through the
+    swap's launch (`SparkSwapCoordinator.async_start_relaunch`): its progress shows on the swap
+    sensor and the model select, and it runs in the background unless `wait`. A start finds
+    nothing to do while vLLM answers (serving or loading). Stop is `launch-cluster.sh stop`.
+    Every vLLM action is refused while a swap or start runs (a translated `swap_in_progress`).
+    Library errors pass through for the caller's error policy. `settle=False` skips the
+    re-reads (recovery watches the restarted service come back itself).
     """
     runtime = entry.runtime_data
+    if service == SERVICE_VLLM and action != "stop":
+        runtime.swap.ensure_idle()
+        if action == "start" and await _vllm_answers(entry):
+            return
+        if wait:
+            await runtime.swap.async_relaunch()
+        else:
+            runtime.swap.async_start_relaunch()
+        return
     if service == SERVICE_VLLM:
         runtime.swap.ensure_idle()
     await runtime.client.service_action(service, action)
@@ -30,3 +49,12 @@ async def async_service_action(
         # The running switches (docker ps) and the health entities show the outcome now.
         await runtime.metrics.async_refresh_containers()
         await runtime.status.async_refresh()
+
+
+async def _vllm_answers(entry: SparkControlConfigEntry) -> bool:
+    """Whether vLLM answers its health check now (serving, or loading a model)."""
+    try:
+        state = await entry.runtime_data.client.api.vllm_state()
+    except ServiceUnreachable:
+        return False
+    return state.healthy or state.loading

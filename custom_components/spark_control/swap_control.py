@@ -46,6 +46,9 @@ class SwapState:
 
     target: str | None  # catalog key of the swap under way (the runner's claim); None: idle
     progress: SwapProgress | None  # the running swap's latest report, else the last swap's
+    # The claim under way (re)starts vLLM rather than changing its model: it served nothing
+    # when the claim was taken, or it served the target itself.
+    starting: bool = False
 
     @property
     def running(self) -> bool:
@@ -70,11 +73,16 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
         )
         self.client = client
         self._last_good: str | None = None  # the last model a swap of this entry loaded
+        self._starting = False  # whether the claim under way (re)starts vLLM (SwapState)
         self.data = self._snapshot()
 
     def _snapshot(self) -> SwapState:
         runner = self.client.swapper
-        return SwapState(target=runner.target, progress=runner.progress)
+        return SwapState(
+            target=runner.target,
+            progress=runner.progress,
+            starting=runner.busy and self._starting,
+        )
 
     async def _async_update_data(self) -> SwapState:
         return self._snapshot()
@@ -129,12 +137,53 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 translation_placeholders={"model": self._label(target)},
             )
 
+    def relaunch_model(self) -> str | None:
+        """The catalog model a start or restart of vLLM loads: the one it serves, else the one
+        it served last (kept across restarts of Home Assistant by the model select), else the
+        last one a swap loaded; None when none is known."""
+        runtime = self.config_entry.runtime_data
+        catalog = runtime.catalog.catalog
+        vllm = runtime.status.data.vllm if runtime.status.data else None
+        for repo_id in vllm.models if vllm else []:
+            if (model := catalog.find_by_repo_id(repo_id)) is not None:
+                return model.key
+        for key in (runtime.status.last_served_key, self._last_good):
+            if key is not None and key in catalog:
+                return key
+        return None
+
+    def _known_relaunch_model(self) -> str:
+        """`relaunch_model`, or a translated error asking the user to choose one."""
+        self.ensure_idle()  # a swap under way is the clearer refusal
+        if (model := self.relaunch_model()) is None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="vllm_model_unknown",
+                translation_placeholders={"cluster": self.config_entry.title},
+            )
+        return model
+
+    @callback
+    def async_start_relaunch(self) -> str:
+        """(Re)start vLLM with `relaunch_model` through the swap's launch, in the background
+        (claimed now: a second request is refused at once); returns the model's key."""
+        model = self._known_relaunch_model()
+        self.async_start(model)
+        return model
+
+    async def async_relaunch(self) -> SwapResult:
+        """(Re)start vLLM with `relaunch_model` and wait for it to serve."""
+        return await self.async_swap(self._known_relaunch_model())
+
     def _claim(self, model: str) -> tuple[SwapClaim, ModelEntry]:
         """Look the model up, then claim the runner (a refusal names the running swap)."""
         self.ensure_idle()
         with spark_errors(self.hass, self.config_entry):
             target = self.config_entry.runtime_data.catalog.catalog.get(model)
+        status = self.config_entry.runtime_data.status.data
+        served = status.vllm.models if status is not None and status.vllm is not None else []
         claim = self.client.swapper.claim(target.key)
+        self._starting = not served or target.repo_id in served
         self._push()
         return claim, target
 

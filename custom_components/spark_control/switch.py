@@ -10,7 +10,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import SERVICES
+from .const import SERVICE_VLLM, SERVICES
 from .coordinator import SparkControlConfigEntry, SparkMetricsCoordinator
 from .entity import ServiceEntityDescription, SparkServiceEntity
 from .errors import spark_exception_handler
@@ -53,10 +53,19 @@ class SparkServiceSwitch(SparkServiceEntity[SparkMetricsCoordinator], SwitchEnti
     """On while the service's container runs (as `docker ps` says); toggles the container.
 
     The container state, not HTTP reachability: a running container whose port does not
-    answer (loading, wedged) is still "on", and turning it off is what stops it.
+    answer (loading, wedged) is still "on", and turning it off is what stops it. vLLM's is
+    also on while a swap or start brings it up (its container is replaced meanwhile); turning
+    it on relaunches the model it served (see `service_control`).
     """
 
     entity_description: SparkSwitchEntityDescription
+
+    async def async_added_to_hass(self) -> None:
+        """vLLM's switch also follows the swaps and starts (pushed, not polled)."""
+        await super().async_added_to_hass()
+        if self.entity_description.service == SERVICE_VLLM:
+            swap = self.coordinator.config_entry.runtime_data.swap
+            self.async_on_remove(swap.async_add_listener(self._handle_coordinator_update))
 
     @property
     def available(self) -> bool:
@@ -65,8 +74,11 @@ class SparkServiceSwitch(SparkServiceEntity[SparkMetricsCoordinator], SwitchEnti
 
     @property
     def is_on(self) -> bool | None:
-        """Whether the service's container is running."""
-        return self.coordinator.data.container_running(self.entity_description.service)
+        """Whether the service's container is running (vLLM's: or being brought up)."""
+        service = self.entity_description.service
+        if service == SERVICE_VLLM and self.coordinator.config_entry.runtime_data.swap.running:
+            return True
+        return self.coordinator.data.container_running(service)
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """`docker start` the container."""

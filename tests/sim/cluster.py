@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Self
 
+from tests.sim.commands.launch_cluster import start_and_serve
 from tests.sim.config import SimConfig
 from tests.sim.containers import Container
 from tests.sim.docker_engine import DockerEngine
@@ -65,8 +66,9 @@ class SimCluster:
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spark-sim")
         speech = self.speech_node_index
         self.containers = {
+            # launch-cluster.sh runs it `--rm` with `sleep infinity`; vLLM is exec'd inside.
             VLLM_CONTAINER: Container(
-                VLLM_CONTAINER, "vllm-node:latest", 0, f"vllm serve {config.served_model}"
+                VLLM_CONTAINER, "vllm-node:latest", 0, "sleep infinity", auto_remove=True
             ),
             PARAKEET_CONTAINER: Container(
                 PARAKEET_CONTAINER, "parakeet-asr:latest", speech, "python -m uvicorn main:app"
@@ -170,17 +172,16 @@ class SimCluster:
                 executor.shutdown(wait=True, cancel_futures=True)
 
     async def serve_model(self, model: str, *, stopped_s: float = 0.0) -> None:
-        """Swap vLLM to `model` the way `launch-cluster.sh -d exec vllm serve` does, without SSH.
+        """Swap vLLM to `model` the way `launch-cluster.sh stop` and then `launch-cluster.sh -d
+        exec vllm serve` do, without SSH.
 
-        The container stops (connections refused) for `stopped_s` (the launcher tearing the
-        cluster down), starts with the new model and loads it for `load_seconds` (/health 503)
-        before serving.
+        The container stops and goes (connections refused) for `stopped_s` (the launcher
+        tearing the cluster down), a new one starts, the server loads the model for
+        `load_seconds` (/health 503) and serves.
         """
-        container = self.world.vllm.container
-        await self.world.docker.stop(container)
+        await self.world.docker.stop(self.world.vllm.container)
         await asyncio.sleep(stopped_s)
-        self.world.vllm.configure(model, None)
-        await self.world.docker.start(container)
+        await start_and_serve(self.world, model, None)
 
     def endpoints(self) -> dict[str, Any]:
         """What `.demo/endpoints.json` holds: how to reach every node and service."""

@@ -51,6 +51,7 @@ class Container:
     labels: dict[str, str] = field(default_factory=dict)  # the image's LABELs
     run_flags: list[str] = field(default_factory=list)  # `docker run` options it was created with
     removed: bool = False  # `docker rm`'d: invisible until `docker run` creates it again
+    auto_remove: bool = False  # `docker run --rm`: a stop removes it (a restart does not)
     follows: int = 0  # `docker logs -f` subscriptions so far
     _followers: set[asyncio.Queue[LogLine | None]] = field(default_factory=set)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)  # replaced on each change
@@ -124,6 +125,15 @@ class Container:
         self.started_at = now()
         self.starts += 1
         self._notify()
+
+    def recreate(self) -> None:
+        """`docker run` of a removed container: a new one of that name, with an empty log."""
+        self.removed = False
+        self.state = CREATED
+        self.created = now()
+        self.started_at = self.finished_at = None
+        self.logs = []
+        self.changed()
 
     def mark_exited(self, exit_code: int) -> None:
         self.state = EXITED

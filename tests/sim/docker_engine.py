@@ -24,8 +24,17 @@ class DockerEngine:
                 container.mark_running()
 
     async def stop(self, container: Container) -> None:
+        """`docker stop`; a container run with `--rm` is removed once it stopped."""
         async with self._lock(container):
             await self._stop(container)
+            if container.auto_remove:
+                container.removed = True
+
+    async def run(self, container: Container) -> None:
+        """`docker run` of a container whose name is free again (removed): created afresh."""
+        async with self._lock(container):
+            container.recreate()
+            container.mark_running()
 
     async def _stop(self, container: Container) -> None:
         if not container.running:
@@ -36,6 +45,8 @@ class DockerEngine:
         container.mark_exited(0)
 
     async def restart(self, container: Container) -> None:
+        """`docker restart`: stop and start the same container (Docker keeps one run with
+        `--rm` across a restart)."""
         async with self._lock(container):
             container.restarts += 1
             await self._stop(container)

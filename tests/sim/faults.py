@@ -23,7 +23,7 @@ class FaultState:
     rejected_key_nodes: set[int] = field(default_factory=set)
     download_fails_at: float | None = None  # fraction of the bytes after which a download dies
     docker_build_fails: bool = False  # `docker build` fails at its first RUN step
-    # vLLM engine faults, each gone with the next start of the container (a fresh engine).
+    # vLLM engine faults, each gone with the next `vllm serve` (a fresh engine).
     frozen_generation: bool = False  # tokens stop mid-answer; requests stay running
     # Every vLLM request's prefill takes this long (GPU busy); a property of the prompts, so it
     # outlives a restart.
@@ -94,7 +94,8 @@ class Faults:
         self.state.slow_start_seconds = seconds
 
     def crash_on_load(self, enabled: bool = True) -> None:
-        """vLLM loads end in a CUDA out-of-memory traceback and the container exits."""
+        """vLLM loads end in a CUDA out-of-memory traceback and the server process exits (its
+        container keeps running `sleep infinity`)."""
         self.state.crash_on_load = enabled
 
     def oom_on_load(self, repo_id: str) -> None:
@@ -105,7 +106,7 @@ class Faults:
         """vLLM's engine stops stepping (a multi-node collective that never returns): streams
         stall mid-answer, new requests are admitted but never get a token, the token counters
         stop, `num_requests_running` stays above 0, GPU power falls to idle and `/health` stays
-        200. Gone with the next start of the container."""
+        200. Gone with the next `vllm serve`."""
         self.state.frozen_generation = True
 
     def slow_prefill(self, seconds: float) -> None:
@@ -116,13 +117,13 @@ class Faults:
             raise ValueError("seconds must be >= 0")
         self.state.prefill_seconds = seconds
 
-    def kill_engine(self, *, exit_container: bool = False) -> None:
+    def kill_engine(self, *, exit_server: bool = False) -> None:
         """vLLM's engine core process dies: the container log gets vLLM's engine-death lines;
         the API server then answers `/health` 503 and every request 500 (vLLM 0.11 with
-        `VLLM_KEEP_ALIVE_ON_ENGINE_DEATH`), or with `exit_container` the server shuts down
-        and the container exits (vLLM's default). Gone with the next start of the container."""
+        `VLLM_KEEP_ALIVE_ON_ENGINE_DEATH`), or with `exit_server` the server shuts down (vLLM's
+        default; its container keeps running `sleep infinity`). Gone with the next `vllm serve`."""
         self.state.engine_dead = True
-        self._engine_died(exit_container)
+        self._engine_died(exit_server)
 
     def drop_ssh_mid_command(self, enabled: bool = True) -> None:
         """Each SSH command writes its first output, then the TCP connection is cut."""

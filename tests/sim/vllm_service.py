@@ -30,13 +30,21 @@ def vllm_log_prefix(level: str, source: str, moment: datetime | None = None) -> 
 
 
 class VllmService(SimService):
-    """vLLM's OpenAI-compatible server; /health is 503 while a model loads, 200 once served."""
+    """vLLM's OpenAI-compatible server; /health is 503 while a model loads, 200 once served.
+
+    As on spark-vllm-docker, the container `vllm_node` itself runs `sleep infinity`: the server
+    is a process `launch-cluster.sh ... exec vllm serve` starts inside it (`serve`). Stopping or
+    restarting the container ends that process and nothing starts it again; it also ends by
+    itself when its model load crashes or its engine dies (the container keeps running).
+    """
 
     name = "vllm"
 
     def __init__(self, container: Container, faults: FaultState, config: SimConfig) -> None:
         self.model = config.served_model
         self.max_model_len = config.max_model_len
+        # The simulator starts with vLLM already serving inside its running container.
+        self.process_running = container.running
         self.phase = READY if container.running else STOPPED
         self.metrics = VllmMetrics(self.model)
         self.loaded_at = time.time()
@@ -55,23 +63,28 @@ class VllmService(SimService):
     def boot_seconds(self) -> float:
         return 0.0
 
+    def should_listen(self) -> bool:
+        return super().should_listen() and self.process_running
+
+    def starting_log(self) -> list[str]:
+        return []  # `sleep infinity` prints nothing
+
     def ready_log(self) -> list[str]:
         return []  # the model load writes its own lines, ending with startup complete
 
-    def configure(self, model: str, max_model_len: int | None) -> None:
-        """What the next start serves (set by `launch-cluster.sh ... exec vllm serve`)."""
+    async def serve(self, model: str, max_model_len: int | None) -> bool:
+        """`vllm serve MODEL` started inside the running container (`docker exec -d`); False
+        when a server already holds the port (the new process dies, the old one serves on)."""
+        if self.process_running:
+            self._bind_failed()
+            return False
         self.model = model
         self.max_model_len = max_model_len or self.config.max_model_len
-        self.container.command = f"vllm serve {model}"
-
-    @property
-    def busy_requests(self) -> int:
-        """Requests the GPU works on (what its power and utilization follow)."""
-        return self.active_requests - self.stalled_requests
-
-    def on_started(self) -> None:
-        # A fresh engine process: no freeze, no death (and frozen streams of the old one end).
+        self.process_running = True
+        # A fresh engine process: no freeze, no death, no wedge (frozen streams of the old end).
         self.faults.clear_vllm_engine()
+        self.faults.wedged.discard(self.name)
+        self.faults.hung.discard(self.name)
         self._new_engine()
         self.phase = LOADING
         self.metrics = VllmMetrics(self.model)
@@ -79,11 +92,50 @@ class VllmService(SimService):
         self._slots = asyncio.Semaphore(self.config.max_num_seqs)
         self._cancel_load()
         self._load_task = asyncio.get_running_loop().create_task(self._load())
+        self.container.changed()
+        await self.port.reconcile()  # the API server binds its port before the engine loads
+        if self.process_running:
+            self._serving.set()
+        return True
+
+    def _process_exited(self) -> None:
+        """The server process ended (crash, engine death): its port closes, the container stays."""
+        self.process_running = False
+        self.phase = STOPPED
+        self._new_engine()
+        self._serving.clear()
+        self.port.reconcile()
+        self.container.changed()
+
+    def _bind_failed(self) -> None:
+        p = vllm_log_prefix
+        log = self.container.log
+        log(f"{p('INFO', 'api_server.py:1885')} vLLM API server version {VLLM_VERSION}")
+        log("Traceback (most recent call last):")
+        log('  File "/usr/local/bin/vllm", line 10, in <module>')
+        log("OSError: [Errno 98] Address already in use")
+
+    def on_started(self) -> None:
+        # The container (re)started: `sleep infinity`, no server until a `vllm serve`.
+        self.process_running = False
+        self.phase = STOPPED
+        self._cancel_load()
 
     def on_stopped(self) -> None:
+        self.process_running = False
         self.phase = STOPPED
         self._new_engine()
         self._cancel_load()
+
+    async def _boot(self) -> None:
+        # The container's own process (`sleep infinity`) opens no port.
+        self.booted = True
+        await self.port.reconcile()
+
+    @property
+    def busy_requests(self) -> int:
+        """Requests the GPU works on (what its power and utilization follow)."""
+        return self.active_requests - self.stalled_requests
 
     def _new_engine(self) -> None:
         self._engine_epoch += 1
@@ -98,7 +150,7 @@ class VllmService(SimService):
     def engine_dead(self) -> bool:
         return self.faults.engine_dead
 
-    def engine_died(self, exit_container: bool) -> None:
+    def engine_died(self, exit_server: bool) -> None:
         """Write what vLLM 0.11 logs when its engine core dies mid-serving."""
         p = vllm_log_prefix
         log = self.container.log
@@ -123,10 +175,10 @@ class VllmService(SimService):
             "See stack trace (above) for the root cause."
         )
         self.release_hangs()  # frozen or running requests end with the engine
-        if exit_container:
+        if exit_server:
             log(f"{p('ERROR', 'launcher.py:101')} Engine failed, terminating server.")
             log("INFO:     Shutting down")
-            self.container.mark_exited(1)
+            self._process_exited()
 
     async def _engine_step(self, epoch: int) -> None:
         """Return when the engine may produce the next token; raise when it died under the
@@ -235,7 +287,7 @@ class VllmService(SimService):
             "capacity of 119.70 GiB of which 1.12 GiB is free. Including non-PyTorch memory, this "
             "process has 117.90 GiB memory in use."
         )
-        self.container.mark_exited(1)
+        self._process_exited()
 
     @contextlib.asynccontextmanager
     async def request_slot(self, prompt_tokens: int) -> AsyncIterator[None]:

@@ -56,15 +56,26 @@ async def test_service_action_targets_the_hosting_node(
 ) -> None:
     await client.service_action("parakeet", "restart")
     assert sim.nodes[1].commands == ["docker restart parakeet-asr"]
-    await client.service_action("vllm", "stop")
-    assert sim.nodes[0].commands == ["docker stop vllm_node"]
     states = await client.containers()
-    assert states["vllm"] is not None
-    assert not states["vllm"].running
     assert states["parakeet"] is not None
     assert states["parakeet"].running
     with pytest.raises(InvalidInput):
         await client.service_action("postgres", "restart")
+
+
+async def test_vllm_stops_through_the_launcher_and_never_starts_by_docker(
+    sim: SimCluster, client: ClusterClient
+) -> None:
+    """vLLM's container runs `sleep infinity` (vLLM is launched inside it) and `--rm`: it is
+    stopped on every node by launch-cluster.sh and gone afterwards; a docker start or restart
+    could only bring back the empty container, so the client refuses them before sending."""
+    await client.service_action("vllm", "stop")
+    assert sim.nodes[0].commands == [f"cd {sim.config.repo_path} && ./launch-cluster.sh stop"]
+    for action in ("start", "restart"):
+        with pytest.raises(InvalidInput, match="launch"):
+            await client.service_action("vllm", action)  # type: ignore[arg-type]
+    assert len(sim.nodes[0].commands) == 1
+    assert (await client.containers())["vllm"] is None
 
 
 async def test_gpu_stats_per_node(sim: SimCluster, client: ClusterClient) -> None:

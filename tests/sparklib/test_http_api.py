@@ -48,7 +48,7 @@ async def test_vllm_stopped_then_loading(sim: SimCluster, api: ServiceApi, node:
     with pytest.raises(ServiceUnreachable):
         await api.vllm_state()
     sim.faults.slow_start(120)  # still loading when asked, however slow the machine
-    await node.run(commands.docker_action("start", "vllm_node"))
+    await sim.serve_model(sim.config.served_model)  # what launch-cluster.sh exec does
     state = await api.vllm_state()
     assert state.loading
     assert not state.healthy

@@ -23,6 +23,7 @@ from .commands import (
     meminfo_read,
     nvidia_smi_query,
     probe,
+    stop_cluster,
     update_apply,
     update_check,
 )
@@ -200,7 +201,18 @@ class ClusterClient:
         return fingerprints
 
     async def service_action(self, service: str, action: DockerAction) -> None:
-        """`docker start|stop|restart` the service's container on its node."""
+        """`docker start|stop|restart` the service's container on its node.
+
+        vLLM is stopped with `launch-cluster.sh stop` (its container on every node; run with
+        `--rm`, so it is gone afterwards). It cannot be started or restarted this way: its
+        container runs `sleep infinity` and vLLM is a process launched inside it, so a swap
+        (`swap`) is its only start; asked to, this raises InvalidInput before sending anything.
+        """
+        if service == VLLM:
+            if action != "stop":
+                raise InvalidInput("action", "vLLM starts only through a launch (swap)")
+            await self.head.run(stop_cluster(self.config.repo_path), timeout=120)
+            return
         command = docker_action(action, self.container(service))
         await self.node_for(service).run(command, timeout=120)
 

@@ -58,28 +58,26 @@ async def test_stop_and_start_service(
 async def test_button_and_switch(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
-    """The restart button and the running switch drive the containers over SSH."""
+    """The restart button and the running switch drive the containers over SSH (vLLM's own
+    start and restart: tests/integration/entry/test_vllm_lifecycle.py)."""
     await hass.services.async_call(
         "button", SERVICE_PRESS, {ATTR_ENTITY_ID: "button.lab_parakeet_asr_restart"}, blocking=True
     )
     assert "docker restart parakeet-asr" in sim.nodes[1].commands
 
     await hass.services.async_call(
-        "switch", SERVICE_TURN_OFF, {ATTR_ENTITY_ID: "switch.lab_vllm_running"}, blocking=True
+        "switch", SERVICE_TURN_OFF, {ATTR_ENTITY_ID: "switch.lab_magpie_tts_running"}, blocking=True
     )
     await hass.async_block_till_done()
-    assert "docker stop vllm_node" in sim.nodes[0].commands
-    assert hass.states.get("switch.lab_vllm_running").state == "off"  # type: ignore[union-attr]
-    # The select stays usable while vLLM is stopped (choosing a model starts it); it shows
-    # no model.
-    assert hass.states.get(SELECT).state == "unknown"  # type: ignore[union-attr]
+    assert "docker stop magpie-tts" in sim.nodes[1].commands
+    assert hass.states.get("switch.lab_magpie_tts_running").state == "off"  # type: ignore[union-attr]
 
     await hass.services.async_call(
-        "switch", SERVICE_TURN_ON, {ATTR_ENTITY_ID: "switch.lab_vllm_running"}, blocking=True
+        "switch", SERVICE_TURN_ON, {ATTR_ENTITY_ID: "switch.lab_magpie_tts_running"}, blocking=True
     )
     await hass.async_block_till_done()
-    assert "docker start vllm_node" in sim.nodes[0].commands
-    assert hass.states.get("switch.lab_vllm_running").state == "on"  # type: ignore[union-attr]
+    assert "docker start magpie-tts" in sim.nodes[1].commands
+    assert hass.states.get("switch.lab_magpie_tts_running").state == "on"  # type: ignore[union-attr]
 
 
 async def test_catalog_actions_persist(

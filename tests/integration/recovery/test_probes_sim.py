@@ -5,7 +5,6 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from custom_components.spark_control.sparklib.cluster import ClusterClient
 from custom_components.spark_control.sparklib.probes import DeepProber
 from custom_components.spark_control.sparklib.recovery import ServiceHealth
 from tests.integration.recovery.conftest import base_urls
@@ -78,7 +77,6 @@ async def test_vllm_wedge_and_loading_classify_differently(
     sim: SimCluster,
     session: aiohttp.ClientSession,
     probe_clip: bytes,
-    cluster_client: ClusterClient,
 ) -> None:
     prober = _prober(sim, session, probe_clip)
     sim.faults.wedge("vllm")
@@ -86,12 +84,12 @@ async def test_vllm_wedge_and_loading_classify_differently(
     assert wedged.health is ServiceHealth.WEDGED
     assert "completion answered 500" in wedged.detail
 
-    # A restart reloads the model: /health says 503 meanwhile, which must never read as a wedge
+    # A relaunch reloads the model: /health says 503 meanwhile, which must never read as a wedge
     # (restarting then would abort the load).
     # A load longer than any loaded machine takes to probe it: the test ends while it loads.
     sim.faults.slow_start(120)
-    await cluster_client.service_action("vllm", "restart")
-    await sim.vllm.wait_serving()  # the port opens a moment after the container starts
+    await sim.serve_model(sim.config.served_model)  # a relaunch, as recovery's goes
+    await sim.vllm.wait_serving()
     loading = await prober.probe("vllm")
     assert loading.health is ServiceHealth.DOWN
     assert loading.detail.startswith("health check answered 503")

@@ -81,7 +81,7 @@ def _inspect(container: Container, image: Image | None) -> dict[str, Any]:
         "RestartCount": container.restart_count,
         "Driver": "overlay2",
         "Platform": "linux",
-        "HostConfig": _host_config(container.run_flags),
+        "HostConfig": {**_host_config(container.run_flags), "AutoRemove": container.auto_remove},
         "Config": {
             "Hostname": "spark",
             "Image": container.image,

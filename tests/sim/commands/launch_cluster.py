@@ -8,6 +8,7 @@ import shlex
 
 from tests.sim.commands.context import CommandContext
 from tests.sim.containers import LogLine
+from tests.sim.world import SimWorld
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 # vllm serve flags the control plane may send: name -> value kind (None for switches).
@@ -107,8 +108,9 @@ async def launch_cluster(ctx: CommandContext, argv: list[str]) -> int:
 
 def _status(ctx: CommandContext) -> int:
     container = ctx.world.vllm.container
+    state = "not running" if container.removed else container.state  # gone after --rm
     for name in ctx.world.node_names:
-        ctx.out(f"{container.name} on {name}: {container.state}\n")
+        ctx.out(f"{container.name} on {name}: {state}\n")
     return 0
 
 
@@ -142,23 +144,30 @@ async def _launch(ctx: CommandContext, args: list[str]) -> int:
     serve = args[index + 1 :]
     model, max_len = parse_serve(serve)
 
-    world = ctx.world
-    container = world.vllm.container
+    container = ctx.world.vllm.container
     ctx.out("Starting cluster...\n")
-    if container.running:
-        ctx.out(f"Replacing running {container.name}...\n")
-        await world.docker.stop(container)
-    world.vllm.configure(model, max_len)
     queue = container.follow() if not detached else None
     try:
-        await world.docker.start(container)
+        if container.running:
+            ctx.out("Cluster containers are already running. Skipping launch.\n")
+        serving = await start_and_serve(ctx.world, model, max_len)
         ctx.out(f"Dispatched: {shlex.join(serve)}\n")
         if queue is not None:
-            return await _attach(ctx, queue)
+            return await _attach(ctx, queue) if serving else 1
     finally:
         if queue is not None:
             container.unfollow(queue)
     return 0
+
+
+async def start_and_serve(world: SimWorld, model: str, max_len: int | None) -> bool:
+    """What `exec vllm serve` does: `docker run --rm ... sleep infinity` unless the container
+    already runs, then `docker exec -d` the server inside it. False when the server could not
+    start (another one holds the port)."""
+    container = world.vllm.container
+    if not container.running:
+        await world.docker.run(container)
+    return await world.vllm.serve(model, max_len)
 
 
 async def _attach(ctx: CommandContext, queue: asyncio.Queue[LogLine | None]) -> int:
@@ -170,4 +179,6 @@ async def _attach(ctx: CommandContext, queue: asyncio.Queue[LogLine | None]) -> 
         ctx.out(line.text + "\n")
         if "Application startup complete." in line.text:
             return 0
+        if not ctx.world.vllm.process_running:  # the server exited (its last lines are out)
+            return 1
     return 0

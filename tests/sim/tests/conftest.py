@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiohttp
 import asyncssh
 import pytest
 
@@ -32,6 +33,12 @@ def sim_config(client_key_pair: tuple[str, str]) -> SimConfig:
 async def sim(sim_config: SimConfig) -> AsyncIterator[SimCluster]:
     async with SimCluster(sim_config) as cluster:
         yield cluster
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 def known_hosts_for(sim: SimCluster, node_index: int) -> asyncssh.SSHKnownHosts:

@@ -107,30 +107,40 @@ async def test_built_image_labels_reach_inspect(sim: SimCluster, ssh: SshConnect
     assert (await head.run("docker image inspect spark/speech:v2")).exit_status == 1
 
 
-async def test_docker_stop_refuses_port_and_start_restores(
-    sim: SimCluster, ssh: SshConnect
-) -> None:
+async def test_docker_stop_removes_the_vllm_container(sim: SimCluster, ssh: SshConnect) -> None:
+    """launch-cluster.sh runs `vllm_node` with `--rm`: a stop closes vLLM's port and removes
+    the container, so `docker start` finds nothing to start."""
     conn = await ssh(0)
     stopped = await conn.run("docker stop vllm_node")
     assert (stopped.exit_status, stopped.stdout) == (0, "vllm_node\n")
-    assert sim.containers["vllm_node"].state == "exited"
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.ClientConnectorError):
             await session.get(f"{sim.vllm.url}/health")
-        (info,) = json.loads((await conn.run("docker inspect vllm_node")).stdout)
-        assert info["State"]["Status"] == "exited"
-        assert info["State"]["ExitCode"] == 0
-        ps = json.loads((await conn.run("docker ps -a --format '{{json .}}'")).stdout)
-        assert ps["Status"].startswith("Exited (0) ")
+    inspected = await conn.run("docker inspect vllm_node")
+    assert (inspected.exit_status, inspected.stderr) == (1, "Error: No such object: vllm_node\n")
+    ps = await conn.run("docker ps -a --format '{{json .}}'")
+    assert "vllm_node" not in ps.stdout
+    started = await conn.run("docker start vllm_node")
+    assert started.exit_status == 1
+    assert started.stderr == "Error response from daemon: No such container: vllm_node\n"
 
-        started = await conn.run("docker start vllm_node")
-        assert started.exit_status == 0
-        await sim.vllm.port.reconcile()
-        async with session.get(f"{sim.vllm.url}/health") as response:
-            assert response.status == 503  # reloading the model
-        await sim.vllm.wait_ready()
-        async with session.get(f"{sim.vllm.url}/health") as response:
-            assert response.status == 200
+
+async def test_parakeet_stop_and_start(
+    sim: SimCluster, ssh: SshConnect, http: aiohttp.ClientSession
+) -> None:
+    """A container not run with `--rm` stays after a stop, and a start brings its service back."""
+    conn = await ssh(1)
+    assert (await conn.run("docker stop parakeet-asr")).exit_status == 0
+    (info,) = json.loads((await conn.run("docker inspect parakeet-asr")).stdout)
+    assert (info["State"]["Status"], info["State"]["ExitCode"]) == ("exited", 0)
+    assert info["HostConfig"]["AutoRemove"] is False
+    listing = (await conn.run("docker ps -a --format '{{json .}}'")).stdout.splitlines()
+    rows = {row["Names"]: row for row in map(json.loads, listing)}
+    assert rows["parakeet-asr"]["Status"].startswith("Exited (0) ")
+    assert (await conn.run("docker start parakeet-asr")).exit_status == 0
+    await sim.parakeet.wait_serving()
+    async with http.get(f"{sim.parakeet.url}/health") as response:
+        assert response.status == 200
 
 
 async def test_docker_lifecycle_unknown_container(ssh: SshConnect) -> None:
@@ -204,7 +214,10 @@ async def test_launch_cluster_status_stop_and_bad_option(sim: SimCluster, ssh: S
     stop = await conn.run(f"cd {REPO} && ./launch-cluster.sh stop")
     assert stop.exit_status == 0
     assert "Stopping vllm_node on spark-1..." in stop.stdout
-    assert sim.containers["vllm_node"].state == "exited"
+    stopped = await conn.run(f"cd {REPO} && ./launch-cluster.sh status")
+    assert (
+        stopped.stdout == "vllm_node on spark-1: not running\nvllm_node on spark-2: not running\n"
+    )
     outside = await conn.run("./launch-cluster.sh status")
     assert outside.exit_status == 127
     wrong_dir = await conn.run("cd /opt/elsewhere && ./launch-cluster.sh status")

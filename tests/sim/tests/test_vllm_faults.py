@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -26,12 +25,6 @@ def sim_config(client_key_pair: tuple[str, str]) -> SimConfig:
     return SimConfig(
         authorized_keys=[client_key_pair[1]], load_seconds=0.3, token_rate=50.0, restart_delay=0.1
     )
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def _gpu_power(ssh: SshConnect) -> float:
@@ -90,10 +83,9 @@ async def test_frozen_generation_stalls_streams_and_counters(
     assert third["vllm:num_requests_running"] == 2
     assert third["vllm:prompt_tokens_total"] == second["vllm:prompt_tokens_total"]
 
-    # A restart of the container is a fresh engine: the held request's connection drops, the
-    # next request is answered.
-    conn = await ssh(0)
-    await conn.run("docker restart vllm_node", check=True)
+    # A relaunch is a fresh engine: the held request's connection drops, the next request is
+    # answered.
+    await sim.serve_model(MODEL)
     with pytest.raises(aiohttp.ClientError):
         await late
     await sim.vllm.wait_ready()
@@ -145,18 +137,24 @@ async def test_dead_engine_logs_its_death_and_fails_requests(
         f"{sim.vllm.url}/v1/completions", json={"model": MODEL, "prompt": "x", "max_tokens": 1}
     ) as failed:
         assert failed.status == 500
-    await conn.run("docker restart vllm_node", check=True)
+    await sim.serve_model(MODEL)
     await sim.vllm.wait_ready()
     async with http.get(f"{sim.vllm.url}/health") as health:
         assert health.status == 200
 
 
-async def test_dead_engine_can_take_the_container_down(sim: SimCluster, ssh: SshConnect) -> None:
-    sim.faults.kill_engine(exit_container=True)
+async def test_dead_engine_can_take_the_server_down(
+    sim: SimCluster, ssh: SshConnect, http: aiohttp.ClientSession
+) -> None:
+    """vLLM's default on engine death: the server exits; its container (`sleep infinity`)
+    keeps running, so only the port tells."""
+    sim.faults.kill_engine(exit_server=True)
     conn = await ssh(0)
     inspected = await conn.run("docker inspect vllm_node", check=True)
     (state,) = json.loads(str(inspected.stdout))
-    assert state["State"]["Status"] == "exited"
-    assert state["State"]["ExitCode"] == 1
+    assert state["State"]["Status"] == "running"
     logs = await conn.run("docker logs --tail 3 vllm_node", check=True)
     assert "Engine failed, terminating server." in str(logs.stdout)
+    await sim.vllm.container.wait_until(lambda _: not sim.vllm.port.listening)
+    with pytest.raises(aiohttp.ClientConnectorError):
+        await http.get(f"{sim.vllm.url}/health")

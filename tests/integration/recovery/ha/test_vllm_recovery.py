@@ -169,3 +169,31 @@ async def test_a_check_that_finds_vllm_being_started_waits_for_that_start(
     assert recovered[0].data["restarts"] == 0
     assert _relaunches(sim) == before + 1  # the start only
     assert recovery.restarts_in_window("vllm") == 0
+
+
+async def test_a_wedged_vllm_serving_no_catalog_model_is_not_restarted_empty(
+    hass: HomeAssistant, sim: SimCluster, config_entry: MockConfigEntry
+) -> None:
+    """vLLM serves a model started by hand that is not in the catalog: recovery cannot
+    relaunch it (its flags are unknown) and a `docker restart` would leave spark-vllm-docker's
+    container without vLLM, so the restart fails with a message saying what to do."""
+    await sim.serve_model("someone/hand-started-model")
+    await sim.vllm.wait_ready()
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    failed = async_capture_events(hass, EVENT_RESTART_FAILED)
+    try:
+        commands = len(sim.nodes[0].commands)
+        sim.faults.wedge("vllm")
+        await _report_vllm(hass)
+        assert failed[0].data["service"] == "vllm"
+        assert "Choose a model in the model select" in failed[0].data["error"]
+        assert not any(
+            "docker restart" in command or "launch-cluster.sh" in command
+            for command in sim.nodes[0].commands[commands:]
+        )
+        assert sim.vllm.model == "someone/hand-started-model"
+    finally:
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done()

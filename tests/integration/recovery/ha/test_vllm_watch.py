@@ -240,15 +240,15 @@ async def test_no_freeze_watch_during_a_swap_or_a_failed_load(
     assert not detected
 
 
-@pytest.mark.parametrize("exit_container", [False, True], ids=["api-alive", "container-exited"])
+@pytest.mark.parametrize("exit_server", [False, True], ids=["api-alive", "server-exited"])
 async def test_engine_death_in_the_log_relaunches_vllm(
     hass: HomeAssistant,
     sim: SimCluster,
     config_entry: MockConfigEntry,
-    exit_container: bool,
+    exit_server: bool,
 ) -> None:
     """The death lines are a wedge at once, whether the API server stays up (`/health` 503,
-    which a probe would take for a load) or the container exits."""
+    which a probe would take for a load) or exits (its container runs on)."""
     config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
         config_entry, options={**config_entry.options, CONF_VLLM_LOG_WATCH: True}
@@ -268,7 +268,7 @@ async def test_engine_death_in_the_log_relaunches_vllm(
     hass.bus.async_listen(EVENT_SERVICE_RECOVERED, on_recovered)
     try:
         await _until_following(sim)
-        sim.faults.kill_engine(exit_container=exit_container)
+        sim.faults.kill_engine(exit_server=exit_server)
         async with asyncio.timeout(60):  # a relaunch and model load on a loaded machine
             await recovered_now.wait()
         assert detected[0].data["source"] == "container_log"
@@ -279,7 +279,7 @@ async def test_engine_death_in_the_log_relaunches_vllm(
         # The relaunched vLLM is followed from its own start: a second death is found too.
         recovered_now.clear()
         await _until_following(sim, more_than=follows_at_recovery[-1])
-        sim.faults.kill_engine(exit_container=exit_container)
+        sim.faults.kill_engine(exit_server=exit_server)
         async with asyncio.timeout(60):
             await recovered_now.wait()
         assert _relaunches(sim) == 2
