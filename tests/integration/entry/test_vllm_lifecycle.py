@@ -112,7 +112,7 @@ async def test_a_second_start_during_a_start_is_refused_and_the_deep_check_says_
                 DOMAIN, action, {"cluster": loaded_entry.entry_id, **data}, blocking=True
             )
         assert refused.value.translation_key == "swap_in_progress"
-        assert refused.value.translation_placeholders == {"model": "qwen36"}
+        assert refused.value.translation_placeholders == {"model": SERVED_NAME}
     await async_wait_until(hass, lambda: _state(hass, SWAP_SENSOR) == "loading")
     answer: Any = await hass.services.async_call(
         DOMAIN,
