@@ -29,6 +29,7 @@ from .appkeys import (
     VOICES,
 )
 from .auth import auth_middleware, resolve_api_keys
+from .body_deadline import body_deadline_middleware
 from .catalog_names import CatalogNames
 from .chat_models import ChatModels
 from .config import GatewayConfig
@@ -64,6 +65,7 @@ def create_app(
             error_middleware,
             auth_middleware(keys, required=config.auth_required),
             concurrency_middleware(config.max_concurrent_requests, config.concurrency),
+            body_deadline_middleware(config.timeouts.body),  # inside: frees the slot it holds
             spool.middleware(),
         ],
     )
