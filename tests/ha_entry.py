@@ -18,6 +18,7 @@ import pytest
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
@@ -107,3 +108,20 @@ async def async_node_hangs_up(entry: MockConfigEntry, sim: SimCluster, index: in
     client_node = next(n for n in entry.runtime_data.client.nodes.values() if n.port == port)
     await sim.nodes[index].drop_connections()
     await client_node.wait_closed()
+
+
+async def enable_all_entities(hass: HomeAssistant, entry: MockConfigEntry) -> list[str]:
+    """Enable the entities that are disabled by default (as a user does in the UI) and reload
+    so they get a state; returns their entity ids."""
+    registry = er.async_get(hass)
+    disabled = [
+        item.entity_id
+        for item in er.async_entries_for_config_entry(registry, entry.entry_id)
+        if item.disabled_by is not None
+    ]
+    for entity_id in disabled:
+        registry.async_update_entity(entity_id, disabled_by=None)
+    if disabled:
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+    return sorted(disabled)

@@ -14,6 +14,7 @@ from custom_components.spark_control.button import BUTTONS
 from custom_components.spark_control.select import MODEL_SELECT
 from custom_components.spark_control.sensor import GPU_SENSORS, SWAP_SENSOR, VLLM_SENSORS
 from custom_components.spark_control.switch import SWITCHES
+from tests.ha_entry import enable_all_entities
 from tests.sim import SimCluster
 
 from .entity_snapshot import snapshot_entities
@@ -34,23 +35,6 @@ OWN_KEYS = tuple(
 )
 
 
-async def _enable_all(hass: HomeAssistant, entry: MockConfigEntry) -> list[str]:
-    """Enable the entities that are disabled by default (as a user does in the UI) and reload
-    so they get a state; returns their entity ids."""
-    registry = er.async_get(hass)
-    disabled = [
-        item.entity_id
-        for item in er.async_entries_for_config_entry(registry, entry.entry_id)
-        if item.disabled_by is not None
-    ]
-    for entity_id in disabled:
-        registry.async_update_entity(entity_id, disabled_by=None)
-    if disabled:
-        assert await hass.config_entries.async_reload(entry.entry_id)
-        await hass.async_block_till_done()
-    return sorted(disabled)
-
-
 @pytest.mark.parametrize("domain", ["binary_sensor", "button", "select", "sensor", "switch"])
 async def test_platform_snapshot(
     hass: HomeAssistant,
@@ -61,7 +45,7 @@ async def test_platform_snapshot(
 ) -> None:
     """Names, units, classes, devices and the first readings of each platform (entities that
     are disabled by default enabled first)."""
-    await _enable_all(hass, loaded_entry)
+    await enable_all_entities(hass, loaded_entry)
     await snapshot_entities(hass, sim, snapshot, loaded_entry.entry_id, domain, OWN_KEYS)
 
 
@@ -76,7 +60,7 @@ async def test_requests_waiting_disabled_by_default(
     assert item is not None
     assert item.disabled_by is er.RegistryEntryDisabler.INTEGRATION
     assert hass.states.get(waiting) is None
-    assert await _enable_all(hass, loaded_entry) == [waiting]
+    assert await enable_all_entities(hass, loaded_entry) == [waiting]
     assert hass.states.get(waiting).state == "0"  # type: ignore[union-attr]
 
 
