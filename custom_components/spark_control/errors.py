@@ -35,6 +35,7 @@ from .sparklib.errors import (
     CommandTimeout,
     HostKeyChanged,
     InvalidInput,
+    NotHealthyInTime,
     ServiceNotOnNode,
     ServiceUnreachable,
     SparkError,
@@ -110,6 +111,12 @@ def translate_error(error: SparkError, label: ModelLabel = _key_itself) -> HomeA
             translation_domain=DOMAIN,
             translation_key="service_not_on_node",
             translation_placeholders={"service": error.service, "host": error.host},
+        )
+    if isinstance(error, NotHealthyInTime):
+        return HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="not_healthy_in_time",
+            translation_placeholders={"service": error.service, "minutes": str(error.minutes)},
         )
     if isinstance(error, CommandTimeout):
         return HomeAssistantError(

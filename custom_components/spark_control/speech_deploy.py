@@ -30,7 +30,7 @@ from .coordinator import SparkControlConfigEntry
 from .errors import action_error
 from .job_output import JobOutput, build_step_percentage
 from .sparklib.cluster import ClusterClient
-from .sparklib.errors import ServiceUnreachable, SparkError
+from .sparklib.errors import NotHealthyInTime, ServiceUnreachable, SparkError
 from .sparklib.speech_container import BuildContext
 
 VERSION_CHECK_INTERVAL = timedelta(minutes=30)
@@ -169,9 +169,7 @@ class SparkSpeechContainerCoordinator(DataUpdateCoordinator[SpeechContainerState
                         pass  # still starting
                     await asyncio.sleep(1.0)
         except TimeoutError as err:
-            raise SparkError(
-                f"Parakeet did not become healthy within {HEALTH_TIMEOUT // 60} minutes"
-            ) from err
+            raise NotHealthyInTime("Parakeet", HEALTH_TIMEOUT) from err
 
     async def async_remove(self) -> None:
         """Stop and remove the container (the image stays for a later deploy)."""

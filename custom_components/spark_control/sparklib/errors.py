@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class SparkError(Exception):
     """Base class of every error sparklib raises on purpose."""
@@ -103,6 +105,15 @@ class ServiceUnreachable(SparkError):
         self.url = url
         self.detail = detail
         super().__init__(f"{service} unreachable at {url}" + (f": {detail}" if detail else ""))
+
+
+class NotHealthyInTime(SparkError):
+    """A service that was (re)started did not report healthy within the time allowed."""
+
+    def __init__(self, service: str, seconds: float) -> None:
+        self.service = service
+        self.minutes = max(1, math.ceil(seconds / 60))  # how the wait is told
+        super().__init__(f"{service} did not become healthy within {self.minutes} minutes")
 
 
 class ServiceNotOnNode(SparkError):

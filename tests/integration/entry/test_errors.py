@@ -19,6 +19,7 @@ from custom_components.spark_control.sparklib.errors import (
     CommandTimeout,
     HostKeyChanged,
     InvalidInput,
+    NotHealthyInTime,
     ServiceUnreachable,
     SparkError,
     SwapFailed,
@@ -43,6 +44,7 @@ EN = json.loads((REPO / "custom_components/spark_control/translations/en.json").
         (ServiceUnreachable("parakeet", "http://x"), "service_unreachable", False),
         (CommandTimeout("docker ps", 30), "command_timeout", False),
         (CommandFailed("docker ps", 1, "boom"), "command_failed", False),
+        (NotHealthyInTime("Parakeet", 1200), "not_healthy_in_time", False),
         (SparkError("odd"), "unknown_error", False),
     ],
 )

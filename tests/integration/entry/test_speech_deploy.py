@@ -12,6 +12,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.spark_control import speech_deploy
 from custom_components.spark_control.const import DOMAIN
 from custom_components.spark_control.sparklib.speech_container import (
     CONTEXT_LABEL,
@@ -123,3 +124,24 @@ async def test_failed_build_reports_and_keeps_the_old_container(
     assert events[-1].data["last_lines"][-1].startswith("ERROR: failed to solve")
     assert sim.containers["parakeet-asr"].running  # the old one still serves
     assert not any(command.startswith("docker rm") for command in sim.nodes[1].commands)
+
+
+async def test_a_container_that_never_gets_healthy_is_a_translated_error(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    sim: SimCluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The new container runs but Parakeet never answers its health check: the deploy fails
+    with a sentence of the translations naming the wait, not an "Unexpected error"."""
+    monkeypatch.setattr(speech_deploy, "HEALTH_TIMEOUT", 2)  # told as 1 minute
+    update = _entity_id(hass, loaded_entry)
+    events = _events(hass)
+    await sim.faults.refuse("parakeet")
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: update}, blocking=True
+        )
+    assert err.value.translation_key == "not_healthy_in_time"
+    assert str(err.value).startswith("Parakeet did not become healthy within 1 minutes.")
+    assert events[-1].event_type == f"{DOMAIN}_speech_container_deploy_failed"
