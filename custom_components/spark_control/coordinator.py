@@ -28,7 +28,7 @@ from .sparklib.cluster import ClusterClient
 from .sparklib.containers import ContainerInfo
 from .sparklib.errors import AuthRejected, HostKeyChanged, ServiceUnreachable, SparkError
 from .sparklib.gpu import GpuStats
-from .sparklib.http_api import VllmState
+from .sparklib.http_api import ServiceApi, VllmState
 from .sparklib.metrics import MetricsTracker, VllmMetrics, parse_vllm_metrics
 from .sparklib.node_info import NodeFacts
 
@@ -71,6 +71,9 @@ class ClusterStatus:
     vllm: VllmState | None
     parakeet_healthy: bool | None
     magpie_ready: bool | None
+    # vLLM's port refused the connection: no server listens (stopped, or exited while its
+    # `sleep infinity` container runs on).
+    vllm_refused: bool = False
 
     def reachable(self, service: str) -> bool:
         """Whether the service answered its health endpoint (healthy or not)."""
@@ -113,6 +116,14 @@ async def _answer_or_none[T](service: str, call: Callable[[], Awaitable[T]]) -> 
         return await call()
     except ServiceUnreachable:
         return None
+
+
+async def _vllm_poll(api: ServiceApi) -> tuple[VllmState | None, bool]:
+    """vLLM's state (None when it does not answer), and whether its port refused us."""
+    try:
+        return await api.vllm_state(), False
+    except ServiceUnreachable as error:
+        return None, error.refused
 
 
 class _AvailabilityLog:
@@ -160,8 +171,8 @@ class SparkStatusCoordinator(DataUpdateCoordinator[ClusterStatus]):
     async def _async_update_data(self) -> ClusterStatus:
         api = self.client.api
         try:
-            vllm, parakeet, magpie = await asyncio.gather(
-                _answer_or_none(SERVICE_VLLM, api.vllm_state),
+            (vllm, refused), parakeet, magpie = await asyncio.gather(
+                _vllm_poll(api),
                 _answer_or_none(SERVICE_PARAKEET, api.parakeet_healthy),
                 _answer_or_none(SERVICE_MAGPIE, api.magpie_ready),
             )
@@ -171,7 +182,9 @@ class SparkStatusCoordinator(DataUpdateCoordinator[ClusterStatus]):
                 translation_key="communication_error",
                 translation_placeholders={"error": str(error)},
             ) from error
-        status = ClusterStatus(vllm=vllm, parakeet_healthy=parakeet, magpie_ready=magpie)
+        status = ClusterStatus(
+            vllm=vllm, parakeet_healthy=parakeet, magpie_ready=magpie, vllm_refused=refused
+        )
         for service in (SERVICE_VLLM, SERVICE_PARAKEET, SERVICE_MAGPIE):
             self._availability.note(service, status.reachable(service))
         if (served := self.served_key(status)) is not None:

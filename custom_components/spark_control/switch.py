@@ -53,19 +53,22 @@ class SparkServiceSwitch(SparkServiceEntity[SparkMetricsCoordinator], SwitchEnti
     """On while the service's container runs (as `docker ps` says); toggles the container.
 
     The container state, not HTTP reachability: a running container whose port does not
-    answer (loading, wedged) is still "on", and turning it off is what stops it. vLLM's is
-    also on while a swap or start brings it up (its container is replaced meanwhile); turning
-    it on relaunches the model it served (see `service_control`).
+    answer (loading, wedged) is still "on", and turning it off is what stops it. vLLM's
+    container runs `sleep infinity` with vLLM launched inside, so its switch says whether vLLM
+    runs: on while a swap or start brings it up (its container is replaced meanwhile), off
+    while its container runs with nothing listening on vLLM's port (a `docker restart`, or a
+    server that exited); turning it on relaunches the model it served (see `service_control`).
     """
 
     entity_description: SparkSwitchEntityDescription
 
     async def async_added_to_hass(self) -> None:
-        """vLLM's switch also follows the swaps and starts (pushed, not polled)."""
+        """vLLM's switch also follows the swaps and starts (pushed) and the fast health poll."""
         await super().async_added_to_hass()
         if self.entity_description.service == SERVICE_VLLM:
-            swap = self.coordinator.config_entry.runtime_data.swap
-            self.async_on_remove(swap.async_add_listener(self._handle_coordinator_update))
+            runtime = self.coordinator.config_entry.runtime_data
+            for source in (runtime.swap, runtime.status):
+                self.async_on_remove(source.async_add_listener(self._handle_coordinator_update))
 
     @property
     def available(self) -> bool:
@@ -74,11 +77,16 @@ class SparkServiceSwitch(SparkServiceEntity[SparkMetricsCoordinator], SwitchEnti
 
     @property
     def is_on(self) -> bool | None:
-        """Whether the service's container is running (vLLM's: or being brought up)."""
+        """Whether the service's container is running (vLLM's: whether vLLM runs in it)."""
         service = self.entity_description.service
-        if service == SERVICE_VLLM and self.coordinator.config_entry.runtime_data.swap.running:
+        running = self.coordinator.data.container_running(service)
+        if service != SERVICE_VLLM:
+            return running
+        runtime = self.coordinator.config_entry.runtime_data
+        if runtime.swap.running:
             return True
-        return self.coordinator.data.container_running(service)
+        status = runtime.status.data
+        return running and not (status is not None and status.vllm_refused)
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """`docker start` the container."""

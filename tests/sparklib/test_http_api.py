@@ -38,6 +38,7 @@ async def test_refused_and_hung_services_are_unreachable(
     with pytest.raises(ServiceUnreachable) as err:
         await impatient.parakeet_healthy()
     assert err.value.detail == "timed out"
+    assert not err.value.refused
     await sim.faults.clear()
     assert await api.magpie_ready()
     assert await api.parakeet_healthy()
@@ -45,8 +46,9 @@ async def test_refused_and_hung_services_are_unreachable(
 
 async def test_vllm_stopped_then_loading(sim: SimCluster, api: ServiceApi, node: SshNode) -> None:
     await node.run(commands.docker_action("stop", "vllm_node"))
-    with pytest.raises(ServiceUnreachable):
+    with pytest.raises(ServiceUnreachable) as err:
         await api.vllm_state()
+    assert err.value.refused  # nothing listens: stopped, not hung
     sim.faults.slow_start(120)  # still loading when asked, however slow the machine
     await sim.serve_model(sim.config.served_model)  # what launch-cluster.sh exec does
     state = await api.vllm_state()

@@ -98,12 +98,14 @@ class SwapFailed(SparkError):
 
 
 class ServiceUnreachable(SparkError):
-    """An HTTP endpoint refused, timed out or answered garbage."""
+    """An HTTP endpoint refused, timed out or answered garbage; `refused` when no connection
+    could be made at all (nothing listens there: a stopped or exited server)."""
 
-    def __init__(self, service: str, url: str, detail: str = "") -> None:
+    def __init__(self, service: str, url: str, detail: str = "", *, refused: bool = False) -> None:
         self.service = service
         self.url = url
         self.detail = detail
+        self.refused = refused
         super().__init__(f"{service} unreachable at {url}" + (f": {detail}" if detail else ""))
 
 

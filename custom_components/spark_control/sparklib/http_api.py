@@ -124,5 +124,7 @@ class ServiceApi:
                 return response.status, await response.text()
         except TimeoutError as err:
             raise ServiceUnreachable(service, url, "timed out") from err
+        except aiohttp.ClientConnectorError as err:
+            raise ServiceUnreachable(service, url, str(err), refused=True) from err
         except (aiohttp.ClientError, ValueError) as err:
             raise ServiceUnreachable(service, url, str(err) or type(err).__name__) from err

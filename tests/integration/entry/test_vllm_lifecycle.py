@@ -209,3 +209,29 @@ async def test_a_start_with_no_model_known_asks_for_one(
     finally:
         assert await hass.config_entries.async_unload(config_entry.entry_id)
         await hass.async_block_till_done()
+
+
+async def test_a_container_left_without_vllm_reads_stopped_and_starts_again(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
+) -> None:
+    """`docker restart vllm_node` by hand on the node: the container runs `sleep infinity`
+    again, nothing serves. The switch says vLLM is not running (not just the container), and
+    turning it on relaunches the model it served."""
+    await sim.world.docker.restart(sim.world.vllm.container)
+    runtime = loaded_entry.runtime_data
+    await runtime.metrics.async_refresh_containers()
+    await runtime.status.async_refresh()
+    await hass.async_block_till_done()
+    assert sim.containers["vllm_node"].running
+    assert _state(hass, SWITCH) == "off"
+    assert _state(hass, "binary_sensor.lab_vllm_connectivity") == "off"
+
+    finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
+    await hass.services.async_call(
+        "switch", SERVICE_TURN_ON, {ATTR_ENTITY_ID: SWITCH}, blocking=True
+    )
+    await _swap_done(hass)
+    assert finished[0].data["model"] == "qwen36"
+    assert _launches(sim) == 1
+    assert _state(hass, SWITCH) == "on"
+    assert sim.vllm.phase == "ready"
