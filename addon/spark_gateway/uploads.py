@@ -68,6 +68,14 @@ class AudioUpload:
         text = (value.decode(errors="replace") if isinstance(value, bytes) else value).strip()
         return text or None
 
+    def flag(self, name: str) -> bool:
+        """A true/false field (any case; missing is false); anything else is a 400."""
+        value = (self.text(name) or "false").lower()
+        if value not in ("true", "false"):
+            raise ApiError(400, f"{name} must be true or false", code="invalid_request",
+                           param=name)  # fmt: skip
+        return value == "true"
+
     def texts(self, name: str) -> list[str]:
         """Every value of a repeated text field (e.g. `timestamp_granularities[]`)."""
         return [

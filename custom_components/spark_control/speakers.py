@@ -21,12 +21,13 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
 from .actions import ATTR_CLUSTER
 from .const import DOMAIN, EVENT_SPEAKER_IDENTIFIED, LOGGER
 from .transcribe import (
+    GatewayError,
     gateway_request,
     invalid_input,
     linked_gateway,
@@ -40,6 +41,7 @@ ACTION_LIST_SPEAKERS = "list_speakers"
 ATTR_NAME = "name"
 ATTR_FILES = "files"
 ATTR_SPEAKER_ID = "speaker_id"
+ATTR_REPLACE = "replace"
 MAX_CLIPS = 10  # the gateway's limits
 MAX_NAME_CHARS = 64
 SPEAKER_ID = re.compile(r"[a-f0-9]{16}")
@@ -51,8 +53,10 @@ ENROLL_SCHEMA = vol.Schema(
         vol.Required(ATTR_CLUSTER): cv.string,
         vol.Required(ATTR_NAME): cv.string,
         vol.Required(ATTR_FILES): vol.All(cv.ensure_list, [cv.string]),
+        vol.Optional(ATTR_REPLACE, default=False): cv.boolean,
     }
 )
+ODD_CLIP = re.compile(r"file\[(\d+)\]")  # the gateway's `param` for the clip that disagrees
 FORGET_SCHEMA = vol.Schema(
     {vol.Required(ATTR_CLUSTER): cv.string, vol.Required(ATTR_SPEAKER_ID): cv.string}
 )
@@ -74,14 +78,28 @@ async def _enroll(call: ServiceCall) -> ServiceResponse:
             handles.append(await hass.async_add_executor_job(open_media_file, path, reference))
         form = aiohttp.FormData()
         form.add_field(ATTR_NAME, name)
+        form.add_field(ATTR_REPLACE, "true" if call.data[ATTR_REPLACE] else "false")
         for path, handle in zip(paths, handles, strict=True):
             form.add_field("file", handle, filename=path.name,
                            content_type="application/octet-stream")  # fmt: skip
         return await gateway_request(hass, "POST", gateway_url.rstrip("/") + "/api/speakers",
                                    api_key, data=form)  # fmt: skip
+    except GatewayError as err:
+        if err.code == "voice_mismatch":
+            raise _voice_mismatch(err, name, call.data[ATTR_FILES]) from err
+        raise
     finally:
         for handle in handles:
             await hass.async_add_executor_job(handle.close)
+
+
+def _voice_mismatch(err: GatewayError, name: str, files: list[str]) -> ServiceValidationError:
+    """The gateway heard another voice: in one recording of the request (it names which), or
+    in all of them compared with the person already enrolled under `name`."""
+    odd = ODD_CLIP.fullmatch(err.param or "")
+    if odd is not None and int(odd.group(1)) < len(files):
+        return invalid_input("speaker_recording_mismatch", file=files[int(odd.group(1))])
+    return invalid_input("speaker_voice_mismatch", name=name)
 
 
 async def _forget(call: ServiceCall) -> ServiceResponse:
@@ -92,8 +110,8 @@ async def _forget(call: ServiceCall) -> ServiceResponse:
     url = f"{gateway_url.rstrip('/')}/api/speakers/{speaker_id}"
     try:
         return await gateway_request(call.hass, "DELETE", url, api_key)
-    except HomeAssistantError as err:
-        if (err.translation_placeholders or {}).get("status") == "404":
+    except GatewayError as err:
+        if err.status == 404:
             raise invalid_input("unknown_speaker", speaker_id=speaker_id) from err
         raise
 

@@ -123,14 +123,7 @@ async def gateway_request(
             timeout=client_timeout,
         ) as resp:  # fmt: skip
             if resp.status not in (200, 201):
-                raise HomeAssistantError(
-                    translation_domain=DOMAIN,
-                    translation_key="gateway_error",
-                    translation_placeholders={
-                        "status": str(resp.status),
-                        "message": await gateway_error_message(resp),
-                    },
-                )
+                raise await GatewayError.from_response(resp)
             body: dict[str, Any] = await resp.json()
             return body
     except (aiohttp.ClientError, TimeoutError) as err:
@@ -141,13 +134,30 @@ async def gateway_request(
         ) from err
 
 
-async def gateway_error_message(resp: aiohttp.ClientResponse) -> str:
-    try:
-        body = await resp.json(content_type=None)
-        message = body["error"]["message"]
-    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
-        return resp.reason or "error"
-    return str(message)[:300]
+class GatewayError(HomeAssistantError):
+    """The gateway refused a call: its status, message, and the `code` and `param` of its
+    OpenAI-style error, so an action can turn a refusal it knows into its own words."""
+
+    def __init__(self, status: int, message: str, code: str | None, param: str | None) -> None:
+        super().__init__(
+            translation_domain=DOMAIN,
+            translation_key="gateway_error",
+            translation_placeholders={"status": str(status), "message": message},
+        )
+        self.status = status
+        self.code = code
+        self.param = param
+
+    @classmethod
+    async def from_response(cls, resp: aiohttp.ClientResponse) -> GatewayError:
+        try:
+            error = (await resp.json(content_type=None))["error"]
+            message = str(error["message"])[:300]
+        except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+            return cls(resp.status, resp.reason or "error", None, None)
+        code, param = error.get("code"), error.get("param")
+        return cls(resp.status, message, code if isinstance(code, str) else None,
+                   param if isinstance(param, str) else None)  # fmt: skip
 
 
 def linked_gateway(call: ServiceCall) -> tuple[str, str]:

@@ -6,6 +6,7 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import aiohttp
 import numpy as np
@@ -30,10 +31,12 @@ from tests.speakers.voices import (
 ENROLLED, STRANGER = "ALLISON", "JUNE"
 
 
-async def enrol(gateway: RunningGateway, name: str, *clips: np.ndarray | Path
-                ) -> aiohttp.ClientResponse:  # fmt: skip
+async def enrol(gateway: RunningGateway, name: str, *clips: np.ndarray | Path,
+                replace: str | None = None) -> aiohttp.ClientResponse:  # fmt: skip
     form = aiohttp.FormData()
     form.add_field("name", name)
+    if replace is not None:
+        form.add_field("replace", replace)
     for n, clip in enumerate(clips):
         if isinstance(clip, Path):  # a recording as the user has it (8 kHz FLAC)
             form.add_field("file", clip.read_bytes(), filename=clip.name,
@@ -172,3 +175,64 @@ async def test_enrolment_errors(sim: SimCluster, start_gateway: GatewayFactory) 
     async with aiohttp.ClientSession() as session:  # no key
         assert (await session.get(gateway.url + "/api/speakers")).status == 401
     assert (await (await call(gateway, "GET", "/api/speakers")).json()) == {"speakers": []}
+
+
+async def test_a_name_enrolled_again_takes_only_its_own_voice(
+    sim: SimCluster, start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """Clips of someone else (June) never reach Allison's print; `replace` starts it again."""
+    mismatch = json.loads((CONTRACTS / "speakers.json").read_text())["enrol_voice_mismatch"]
+    gateway = await start_gateway(
+        parakeet_url=sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
+    )
+    allison, june = enrolment_files(ENROLLED), enrolment_files(STRANGER)
+    resp = await enrol(gateway, "Alice", *allison[:2])
+    assert resp.status == 201
+    alice = await resp.json()
+    stored = tmp_path / "data" / "voiceprints" / f"{alice['id']}.json"
+    before = stored.read_bytes()
+
+    # June's recordings under Alice's name (any case): refused, the print untouched.
+    resp = await enrol(gateway, "alice", *june[:2])
+    assert resp.status == mismatch["enrolled_voice_status"]
+    error = (await resp.json())["error"]
+    assert error["code"] == mismatch["code"]
+    assert "replace=true" in error["message"]
+    assert stored.read_bytes() == before
+    # Another recording of Allison is added to her print.
+    resp = await enrol(gateway, "Alice", allison[2])
+    assert resp.status == 201
+    assert {**await resp.json(), "updated": None} == {**alice, "clips": 3, "updated": None,
+                                                      "speech_s": ANY}  # fmt: skip
+
+    # One request whose clips are not one voice: the odd clip is named, nothing is stored.
+    carlo, irina = enrolment_files("CARLO"), enrolment_files("IRINA")
+    for clips, odd, message in [
+        ((carlo[0], carlo[1], june[0]), 2, "clip 3 does not sound like the other clips"),
+        ((irina[0], june[0]), 1, "clip 2 does not sound like clip 1"),
+    ]:
+        resp = await enrol(gateway, "Someone", *clips)
+        assert resp.status == mismatch["odd_clip_status"]
+        error = (await resp.json())["error"]
+        assert error["code"] == mismatch["code"]
+        assert error["param"] == mismatch["odd_clip_param"].replace("<0-based index>", str(odd))
+        assert error["message"].startswith(message), error
+    listing = await (await call(gateway, "GET", "/api/speakers")).json()
+    assert [p["name"] for p in listing["speakers"]] == ["Alice"]
+
+    # `replace=true` starts the print again from these clips alone, under the same id.
+    resp = await enrol(gateway, "Alice", *june, **{mismatch["replace_field"]: "TRUE"})
+    assert resp.status == 201
+    replaced = await resp.json()
+    assert (replaced["id"], replaced["clips"], replaced["created"]) == (
+        alice["id"], 3, alice["created"])  # fmt: skip
+    command = wav_bytes(voice(STRANGER)[: 5 * 16000])
+    who = await (await post(gateway, "/api/speakers/identify", command)).json()
+    assert who["speaker"] == {"id": alice["id"], "name": "Alice"}
+    command = wav_bytes(voice(ENROLLED)[: 5 * 16000])
+    who = await (await post(gateway, "/api/speakers/identify", command)).json()
+    assert who["speaker"] is None
+
+    resp = await enrol(gateway, "Alice", allison[0], replace="maybe")
+    assert resp.status == 400
+    assert (await resp.json())["error"]["param"] == "replace"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -17,6 +18,8 @@ from custom_components.spark_control.speakers import (
     ACTION_ENROLL_SPEAKER,
     ACTION_FORGET_SPEAKER,
     ACTION_LIST_SPEAKERS,
+    ATTR_REPLACE,
+    ODD_CLIP,
 )
 from custom_components.spark_control.transcribe import (
     ACTION_TRANSCRIBE_WITH_SPEAKERS,
@@ -24,6 +27,7 @@ from custom_components.spark_control.transcribe import (
     resolve_media_file,
 )
 from tests.gateway.conftest import API_KEY, GatewayFactory
+from tests.paths import CONTRACTS
 from tests.sim import SimCluster
 from tests.speakers.conftest import NAME_THRESHOLD
 from tests.speakers.voices import build_conversation, enrolment_files, wav_bytes
@@ -45,13 +49,18 @@ async def call(hass: HomeAssistant, entry: MockConfigEntry, file: str) -> dict[s
     return result
 
 
+async def speaker_action(
+    hass: HomeAssistant, action: str, entry: MockConfigEntry, **data: object
+) -> dict[str, Any]:
+    response = await hass.services.async_call(
+        DOMAIN, action, {"cluster": entry.entry_id, **data}, blocking=True, return_response=True
+    )
+    assert isinstance(response, dict)
+    return response
+
+
 async def list_speakers(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
-    listed = await hass.services.async_call(
-        DOMAIN, ACTION_LIST_SPEAKERS, {"cluster": entry.entry_id},
-        blocking=True, return_response=True,
-    )  # fmt: skip
-    assert isinstance(listed, dict)
-    return listed
+    return await speaker_action(hass, ACTION_LIST_SPEAKERS, entry)
 
 
 async def test_meeting_from_media_folder(
@@ -192,6 +201,50 @@ async def test_enroll_then_transcripts_name_the_person_and_forget(
             blocking=True, return_response=True,
         )  # fmt: skip
     assert info.value.translation_key == "media_file_not_found"
+
+
+async def enroll(hass: HomeAssistant, entry: MockConfigEntry, name: str, *files: str,
+                 **extra: object) -> dict[str, Any]:  # fmt: skip
+    return await speaker_action(hass, ACTION_ENROLL_SPEAKER, entry, name=name,
+                                files=list(files), **extra)  # fmt: skip
+
+
+async def test_enroll_refuses_another_voice_in_clear_words(
+    hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """Another person's recording under an enrolled name, or among one person's recordings,
+    is a translated error naming the person or the recording; `replace` starts over."""
+    gateway = await start_gateway(
+        parakeet_url=sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
+    )
+    (tmp_path / "voices").mkdir()
+    for voice_name in ("ALLISON", "JUNE"):
+        for n, clip in enumerate(enrolment_files(voice_name)[:2], 1):
+            (tmp_path / "voices" / f"{voice_name.lower()}-{n}.flac").write_bytes(clip.read_bytes())
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, gateway.url)
+    alice = await enroll(hass, entry, "Alice", "voices/allison-1.flac")
+
+    with pytest.raises(ServiceValidationError) as info:
+        await enroll(hass, entry, "Alice", "voices/june-1.flac")
+    assert info.value.translation_key == "speaker_voice_mismatch"
+    assert info.value.translation_placeholders == {"name": "Alice"}
+    with pytest.raises(ServiceValidationError) as info:
+        # (Of two recordings, the odd one is the one farther from the enrolled voice.)
+        await enroll(hass, entry, "Alice", "local/voices/june-2.flac", "voices/allison-2.flac")
+    assert info.value.translation_key == "speaker_recording_mismatch"
+    assert info.value.translation_placeholders == {"file": "local/voices/june-2.flac"}
+    # (What the action reads from the gateway's answer is the contract's.)
+    mismatch = json.loads((CONTRACTS / "speakers.json").read_text())["enrol_voice_mismatch"]
+    assert ODD_CLIP.fullmatch(mismatch["odd_clip_param"].replace("<0-based index>", "1"))
+    assert mismatch["replace_field"] == ATTR_REPLACE
+    assert await list_speakers(hass, entry) == {"speakers": [alice]}
+
+    replaced = await enroll(hass, entry, "Alice", "voices/june-1.flac", "voices/june-2.flac",
+                            replace=True)  # fmt: skip
+    assert (replaced["id"], replaced["clips"]) == (alice["id"], 2)
+    assert await list_speakers(hass, entry) == {"speakers": [replaced]}
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from spark_gateway.speakers.parsing import Diarization
 from spark_gateway.speakers.pipeline import SpeakerOptions, link_and_merge
 from spark_gateway.speakers.records import SpeakerSegment, Word
 from spark_gateway.speakers.voiceprints import (
+    VoiceMismatch,
     Voiceprint,
     VoiceprintError,
     VoiceprintLibrary,
@@ -22,6 +23,7 @@ from spark_gateway.speakers.voiceprints import (
     combine,
     match_names,
     name_local_speakers,
+    odd_clip_out,
 )
 
 RNG = np.random.default_rng(3)
@@ -63,6 +65,38 @@ def test_enrol_list_merge_and_forget(tmp_path: Path) -> None:
         library.forget(alice.id)
     with pytest.raises(VoiceprintError):
         library.forget("../../etc/passwd")
+
+
+def test_a_name_enrolled_again_must_keep_its_voice(tmp_path: Path) -> None:
+    library = VoiceprintLibrary(tmp_path)
+    alice = library.enrol("Alice", [(near(A, 0.2), 8.0)], threshold=0.10)
+    path = tmp_path / f"{alice.id}.json"
+    before = path.read_bytes()
+    with pytest.raises(VoiceMismatch) as info:
+        library.enrol("ALICE", [(near(B, 0.2), 8.0)], threshold=0.10)
+    assert info.value.clip is None
+    assert path.read_bytes() == before
+    # From scratch: the same person (id, creation), the new voice and clips only.
+    again = library.enrol("Alice", [(B, 5.0), (near(B, 0.2), 5.0)], threshold=0.10,
+                          replace_print=True)  # fmt: skip
+    assert (again.id, again.created, again.clips, again.speech_s) == (
+        alice.id, alice.created, 2, 10.0)  # fmt: skip
+    assert 1 - float(library.get(alice.id).vector @ B) < 0.02
+
+
+def test_odd_clip_out() -> None:
+    one_voice = [(near(A, 0.2), 5.0), (near(A, 0.2), 5.0), (near(A, 0.2), 5.0)]
+    assert odd_clip_out(one_voice, threshold=0.10) is None
+    assert odd_clip_out(one_voice[:1], threshold=0.0) is None  # nothing to compare
+    odd = odd_clip_out([*one_voice[:2], (B, 5.0), one_voice[2]], threshold=0.10)
+    assert odd is not None
+    assert odd[0] == 2
+    assert odd[1] > 0.5
+    # Two clips that disagree: the second is the odd one (the first sets the voice).
+    assert odd_clip_out([(A, 5.0), (B, 5.0)], threshold=0.10) == (1, pytest.approx(1 - A @ B))
+    with pytest.raises(VoiceMismatch) as info:
+        VoiceprintLibrary(Path("/nonexistent")).enrol("Bob", [(A, 5.0), (B, 5.0)])
+    assert info.value.clip == 1
 
 
 def test_damaged_file_is_skipped(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
 """Enrolled speakers: enrol a person by name from clips, list, forget, and identify a voice.
 
-- `POST /api/speakers` (multipart `name` and one or more `file` clips): a voiceprint from
-  the clips (each fingerprinted by the Parakeet container's diarize-chunk), added to the
-  library or merged into the person already enrolled under that name. 201 with the summary.
+- `POST /api/speakers` (multipart `name`, one or more `file` clips, optional `replace`): a
+  voiceprint from the clips (each fingerprinted by the Parakeet container's diarize-chunk),
+  added to the library or merged into the person already enrolled under that name. 201 with
+  the summary. Clips that do not sound like one voice are a 400 `voice_mismatch` naming the
+  odd clip (`param` `file[i]`, 0-based); clips that do not sound like the person already
+  enrolled are a 409 `voice_mismatch`, unless `replace=true` starts that print again.
 - `GET /api/speakers`: everyone enrolled (names, clip counts, seconds; never the prints).
 - `DELETE /api/speakers/{id}`: forget a person; the voiceprint file is deleted.
 - `POST /api/speakers/identify` (multipart `file`): who is speaking in a short clip (the
@@ -14,6 +17,7 @@ Voiceprints are personal data: nothing here logs a name or a vector.
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ from ..errors import ApiError
 from ..openapi import BINARY_FILE, ERROR, UPSTREAM_FAILURES, add_route, errors
 from ..speakers.parsing import UpstreamFormatError
 from ..speakers.pipeline import clip_fingerprint
-from ..speakers.voiceprints import VoiceprintError, check_name, match_names
+from ..speakers.voiceprints import VoiceMismatch, VoiceprintError, check_name, match_names
 from ..uploads import MULTIPART, AudioUpload, read_audio_upload
 from .speakers import bad_upstream, decode_audio
 
@@ -65,10 +69,19 @@ async def enrol_route(request: web.Request) -> web.Response:
         name = check_name(upload.text("name"))
     except VoiceprintError as err:
         raise ApiError(400, str(err), code="invalid_name", param="name") from err
+    replace_print = upload.flag("replace")
     paths = _clips(upload)
     prints = [await _fingerprint(request, path, f"clip {n}") for n, path in enumerate(paths, 1)]
+    enrol = functools.partial(
+        request.app[VOICEPRINTS].enrol, name, prints,
+        threshold=request.app[CONFIG].speaker_name_threshold, replace_print=replace_print,
+    )  # fmt: skip
     try:
-        voiceprint = await asyncio.to_thread(request.app[VOICEPRINTS].enrol, name, prints)
+        voiceprint = await asyncio.to_thread(enrol)
+    except VoiceMismatch as err:
+        if err.clip is None:  # the request is fine; it disagrees with what is stored
+            raise ApiError(409, str(err), code="voice_mismatch") from err
+        raise ApiError(400, str(err), code="voice_mismatch", param=f"file[{err.clip}]") from err
     except VoiceprintError as err:
         raise ApiError(400, str(err), code="enrolment_refused") from err
     return web.json_response(voiceprint.summary(), status=201)
@@ -120,10 +133,12 @@ def setup(app: web.Application) -> None:
         "requestBody": {"required": True, "content": {MULTIPART: {"schema": {
             "type": "object", "required": ["name", "file"],
             "properties": {"name": {"type": "string", "maxLength": 64},
-                           "file": {"type": "array", "items": BINARY_FILE, "maxItems": MAX_CLIPS}},
+                           "file": {"type": "array", "items": BINARY_FILE, "maxItems": MAX_CLIPS},
+                           "replace": {"type": "boolean", "default": False, "description":
+                               "start the named person's voiceprint again from these clips"}},
         }}}},
         "responses": {"201": {"description": "Enrolled", "content": {
-            "application/json": {"schema": _SUMMARY}}}, **failures},
+            "application/json": {"schema": _SUMMARY}}}, **failures, **errors(409)},
     })  # fmt: skip
     add_route(app, "GET", "/api/speakers", list_route, {
         "summary": "The enrolled speakers (never their voiceprints)",

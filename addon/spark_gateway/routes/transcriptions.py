@@ -73,21 +73,13 @@ async def read_transcription_request(request: web.Request) -> TranscriptionReque
         granularities=granularities,
         temperature=upload.text("temperature"),
     )
-    req.stream = _flag(upload.text("stream"), "stream")
+    req.stream = upload.flag("stream")
     req.known_speakers = parse_known_speakers(
         [*upload.texts("known_speaker_names[]"), *upload.texts("known_speaker_names")],
         [*upload.texts("known_speaker_references[]"), *upload.texts("known_speaker_references")],
     )
     _check_chunking(upload.text("chunking_strategy"), upload.text("chunking_strategy[type]"))
     return _checked_combination(req)
-
-
-def _flag(value: str | None, name: str) -> bool:
-    if value is None or value.lower() == "false":
-        return False
-    if value.lower() == "true":
-        return True
-    raise ApiError(400, f"{name} must be true or false", code="invalid_request", param=name)
 
 
 def _check_chunking(raw: str | None, flattened_type: str | None) -> None:

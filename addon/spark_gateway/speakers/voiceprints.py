@@ -46,6 +46,16 @@ class VoiceprintError(ValueError):
     """A bad name, an unknown person, or a print that cannot be used."""
 
 
+class VoiceMismatch(VoiceprintError):
+    """Enrolment clips that do not sound like one person, or not like the person already
+    enrolled under the name. `clip` is the 0-based index of the odd clip out, None when the
+    clips together disagree with the stored print."""
+
+    def __init__(self, message: str, *, clip: int | None = None) -> None:
+        super().__init__(message)
+        self.clip = clip
+
+
 @dataclass(frozen=True, slots=True)
 class Voiceprint:
     """One enrolled person (the vector is unit length)."""
@@ -107,6 +117,36 @@ def combine(prints: Sequence[tuple[np.ndarray, float]]) -> tuple[np.ndarray, flo
     total = sum(max(seconds, 0.1) for _, seconds in prints)
     mean = sum(_unit(np.asarray(v, np.float64)) * max(s, 0.1) for v, s in prints) / total
     return _unit(np.asarray(mean)), float(sum(s for _, s in prints))
+
+
+def voice_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine distance between two prints: what naming compares to its threshold."""
+    return 1.0 - float(_unit(np.asarray(a, np.float64)) @ _unit(np.asarray(b, np.float64)))
+
+
+def odd_clip_out(
+    prints: Sequence[tuple[np.ndarray, float]],
+    *,
+    threshold: float,
+    enrolled: np.ndarray | None = None,
+) -> tuple[int, float] | None:
+    """The clip (0-based) whose voice lies farthest from the print of the other clips, with
+    that distance, when it is farther than `threshold`: a clip of someone else (another
+    person, the TV) in one person's enrolment. Of two clips that disagree, each is as far from
+    the other: the odd one is then the one farther from the `enrolled` print, or the second."""
+    if len(prints) < 2:
+        return None
+    distances = [
+        voice_distance(vector, combine([p for j, p in enumerate(prints) if j != i])[0])
+        for i, (vector, _seconds) in enumerate(prints)
+    ]
+    farthest = max(range(len(distances)), key=distances.__getitem__)
+    if distances[farthest] <= threshold:
+        return None
+    if len(prints) == 2:
+        farthest = 1 if enrolled is None else max(
+            (0, 1), key=lambda i: voice_distance(prints[i][0], enrolled))  # fmt: skip
+    return farthest, distances[farthest]
 
 
 def match_names(
@@ -221,20 +261,53 @@ class VoiceprintLibrary:
             raise VoiceprintError("unknown speaker id")
         return loaded
 
-    def enrol(self, name: str, prints: Sequence[tuple[np.ndarray, float]]) -> Voiceprint:
-        """Add a person, or add clips to the person already enrolled under `name`."""
+    def enrol(
+        self,
+        name: str,
+        prints: Sequence[tuple[np.ndarray, float]],
+        *,
+        threshold: float = DEFAULT_NAME_THRESHOLD,
+        replace_print: bool = False,
+    ) -> Voiceprint:
+        """Add a person, or add clips to the person already enrolled under `name` (any case).
+
+        The clips must sound like one voice, and like the person's stored print: each lies
+        within `threshold` (the naming threshold) of the others, and together within it of
+        the print; otherwise `VoiceMismatch` and nothing is stored, so a wrong clip cannot
+        poison a print. `replace_print` starts the person's print again from these clips alone
+        (same id, so automations keyed on it keep working).
+        """
         name = check_name(name)
-        vector, seconds = combine(prints)
         with self._lock:
             existing = next((p for p in self.list() if p.name.casefold() == name.casefold()),
                             None)  # fmt: skip
-            now = datetime.now(UTC).isoformat(timespec="seconds")
-            if existing is not None:
-                merged, total = combine([(existing.vector, existing.speech_s), (vector, seconds)])
-                clips = existing.clips + len(prints)
-                voiceprint = Voiceprint(
-                    existing.id, existing.name, merged, total, clips, existing.created, now
+            keep = existing if existing is not None and not replace_print else None
+            odd = odd_clip_out(prints, threshold=threshold,
+                               enrolled=keep.vector if keep is not None else None)  # fmt: skip
+            if odd is not None:
+                clip, distance = odd
+                others = f"clip {2 - clip}" if len(prints) == 2 else "the other clips"
+                raise VoiceMismatch(
+                    f"clip {clip + 1} does not sound like {others} (voice distance"
+                    f" {distance:.2f}, at most {threshold:.2f} for one person)",
+                    clip=clip,
                 )
+            vector, seconds = combine(prints)
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            if keep is not None:
+                distance = voice_distance(vector, keep.vector)
+                if distance > threshold:
+                    raise VoiceMismatch(
+                        "the clips do not sound like the person already enrolled under this"
+                        f" name (voice distance {distance:.2f}, at most {threshold:.2f});"
+                        " send replace=true to enrol them again from these clips alone"
+                    )
+                merged, total = combine([(keep.vector, keep.speech_s), (vector, seconds)])
+                voiceprint = Voiceprint(keep.id, keep.name, merged, total,
+                                        keep.clips + len(prints), keep.created, now)  # fmt: skip
+            elif existing is not None:  # replaced: the same person, a print from these clips
+                voiceprint = Voiceprint(existing.id, name, vector, seconds, len(prints),
+                                        existing.created, now)  # fmt: skip
             else:
                 if len(self.list()) >= MAX_VOICEPRINTS:
                     raise VoiceprintError(f"at most {MAX_VOICEPRINTS} people can be enrolled")
