@@ -25,6 +25,7 @@ from homeassistant.exceptions import (
     HomeAssistantError,
     ServiceValidationError,
 )
+from homeassistant.helpers.translation import async_get_cached_translations
 
 from .const import DOMAIN
 from .host_key_issue import async_create_host_key_issue
@@ -61,9 +62,21 @@ def model_label(entry: ConfigEntry) -> ModelLabel:
     return runtime.catalog.catalog.label if runtime is not None else _key_itself
 
 
-def translate_error(error: SparkError, label: ModelLabel = _key_itself) -> HomeAssistantError:
+@callback
+def async_swap_failure_reason(hass: HomeAssistant, cause: str | None, detail: str) -> str:
+    """Why a swap failed, in HA's language (the `swap_reason_*` translations); `detail` as it
+    is for a cause without words (an event recorded before causes were)."""
+    strings = async_get_cached_translations(hass, hass.config.language, "exceptions", DOMAIN)
+    template = strings.get(f"component.{DOMAIN}.exceptions.swap_reason_{cause}.message")
+    return template.format(detail=detail) if template else detail
+
+
+def translate_error(
+    error: SparkError, label: ModelLabel = _key_itself, hass: HomeAssistant | None = None
+) -> HomeAssistantError:
     """Build the translated HA error that tells the user what went wrong, naming models by
-    `label` (catalog keys in the library's errors)."""
+    `label` (catalog keys in the library's errors) and, given `hass`, a failed swap's reason
+    in HA's language."""
     if isinstance(error, InvalidInput):
         return ServiceValidationError(
             translation_domain=DOMAIN,
@@ -80,7 +93,14 @@ def translate_error(error: SparkError, label: ModelLabel = _key_itself) -> HomeA
         return HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="swap_failed",
-            translation_placeholders={"model": label(error.model), "reason": error.reason},
+            translation_placeholders={
+                "model": label(error.model),
+                "reason": (
+                    async_swap_failure_reason(hass, error.cause, error.detail)
+                    if hass is not None
+                    else error.reason
+                ),
+            },
         )
     if isinstance(error, HostKeyChanged):
         return HomeAssistantError(
@@ -184,7 +204,7 @@ def setup_error(error: SparkError) -> HomeAssistantError:
 def action_error(hass: HomeAssistant, entry: ConfigEntry, error: SparkError) -> HomeAssistantError:
     """Apply the key policy, then return the translated error to raise."""
     async_handle_key_error(hass, entry, error)
-    return translate_error(error, model_label(entry))
+    return translate_error(error, model_label(entry), hass)
 
 
 @contextmanager

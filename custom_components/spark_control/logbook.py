@@ -34,6 +34,7 @@ from .const import (
     EVENT_SWAP_STARTED,
     EVENT_WEDGE_DETECTED,
 )
+from .errors import async_swap_failure_reason
 
 SERVICE_NAMES = {"vllm": "vLLM", "parakeet": "Parakeet", "magpie": "Magpie"}
 # Sources of vLLM's own watch (vllm_watch.py), named in words by the translations.
@@ -158,9 +159,13 @@ DESCRIBERS: dict[str, Describer] = {
 }
 
 
-def _with_model_names(hass: HomeAssistant, data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The event's data with catalog keys replaced by the models' display names (what the
-    model select shows), as far as the cluster is loaded and still has those models."""
+def _in_words(hass: HomeAssistant, data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The event's data as the user knows it: a failed swap's reason in HA's language, and
+    catalog keys replaced by the models' display names (what the model select shows), as far
+    as the cluster is loaded and still has those models."""
+    if "cause" in data:
+        words = async_swap_failure_reason(hass, data["cause"], str(data.get("detail") or ""))
+        data = {**data, "reason": words or data.get("reason")}
     entry = hass.config_entries.async_get_entry(str(data.get("entry_id")))
     if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
         return data
@@ -172,7 +177,7 @@ def _with_model_names(hass: HomeAssistant, data: Mapping[str, Any]) -> Mapping[s
 @callback
 def async_describe(hass: HomeAssistant, event_type: str, data: Mapping[str, Any]) -> str:
     """The logbook line of one of our events, as the logbook shows it."""
-    return DESCRIBERS[event_type](_with_model_names(hass, data), LogbookText.of(hass))
+    return DESCRIBERS[event_type](_in_words(hass, data), LogbookText.of(hass))
 
 
 @callback

@@ -29,7 +29,13 @@ from .const import (
     LOGGER,
 )
 from .entity import logbook_entity
-from .errors import action_error, async_handle_key_error, spark_errors, translate_error
+from .errors import (
+    action_error,
+    async_handle_key_error,
+    async_swap_failure_reason,
+    spark_errors,
+    translate_error,
+)
 from .sparklib.catalog import ModelEntry
 from .sparklib.cluster import ClusterClient
 from .sparklib.errors import AuthRejected, HostKeyChanged, SparkError, SwapFailed
@@ -254,7 +260,7 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 await self._fall_back(claim, base, target, fallback, error, timeout)
             else:
                 await status.async_refresh()  # the select shows what is served (maybe nothing)
-            raise translate_error(error, self._label) from error
+            raise translate_error(error, self._label, self.hass) from error
         except SparkError as error:
             raise action_error(self.hass, self.config_entry, error) from error
         self._last_good = result.model
@@ -337,6 +343,8 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 "model": failed.key,
                 "repo_id": failed.repo_id,
                 "reason": error.reason,
+                "cause": error.cause,
+                "detail": error.detail,
                 "fallback_model": fallback.key,
                 "fallback_repo_id": fallback.repo_id,
                 "duration": round(result.duration, 3),
@@ -349,7 +357,7 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
             {
                 "cluster": self.config_entry.title,
                 "model": self._label(failed.key),
-                "reason": error.reason,
+                "reason": async_swap_failure_reason(self.hass, error.cause, error.detail),
                 "fallback_model": self._label(fallback.key),
             },
         )
@@ -368,6 +376,8 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 "model": error.model,
                 "repo_id": repo_id,
                 "reason": error.reason,
+                "cause": error.cause,
+                "detail": error.detail,
                 "duration": round(duration, 3),
                 "last_lines": error.last_lines,
             },
@@ -379,7 +389,7 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
             {
                 "cluster": self.config_entry.title,
                 "model": self._label(error.model),
-                "reason": error.reason,
+                "reason": async_swap_failure_reason(self.hass, error.cause, error.detail),
                 "log_tail": "\n".join(error.last_lines[-10:]),
             },
         )

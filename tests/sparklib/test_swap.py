@@ -67,7 +67,8 @@ async def test_swap_timeout(sim: SimCluster, node: SshNode, api: ServiceApi) -> 
         await SwapRunner(node, api, REPO).swap(
             CATALOG.get("gemma4"), nodes=["127.0.0.1"], timeout=5, on_progress=seen.append
         )
-    assert err.value.reason.startswith("timeout")
+    assert err.value.reason == "timeout after 5 s"
+    assert (err.value.cause, err.value.detail) == ("timeout", "5")
     assert err.value.model == "gemma4"
     assert phases(seen)[-1] == "failed"
     assert "loading" in phases(seen)
@@ -80,7 +81,9 @@ async def test_swap_crash_during_load(sim: SimCluster, node: SshNode, api: Servi
         await SwapRunner(node, api, REPO).swap(
             CATALOG.get("qwen36"), nodes=["127.0.0.1"], timeout=30, on_progress=seen.append
         )
-    assert err.value.reason.startswith("crashed")
+    assert err.value.reason == f"crashed: {err.value.detail}"
+    assert err.value.cause == "crashed"
+    assert "RuntimeError" in err.value.detail
     assert any("RuntimeError" in line for line in err.value.last_lines)
     assert any("Traceback" in line for line in err.value.last_lines)
     assert 0 < len(err.value.last_lines) <= 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 
 class SparkError(Exception):
@@ -82,18 +83,35 @@ class SwapInProgress(SparkError):
         super().__init__(f"A swap to {model} is already in progress")
 
 
+# Why a swap failed: no ready model in time, vLLM crashed (with its error line, or before
+# one was seen), its container exited, or another error (SSH, HTTP).
+type SwapFailureCause = Literal["timeout", "crashed", "crashed_early", "exited", "error"]
+
+
 class SwapFailed(SparkError):
     """A swap ended without the model becoming ready.
 
-    `reason` is short ("timeout", "crashed", "container exited", or the SSH error);
-    `last_lines` are the last log lines seen. The underlying SparkError, if any, is
-    chained as `__cause__` (e.g. HostKeyChanged, so the caller can raise a repair issue).
+    `reason` is short English ("timeout after 900 s", "crashed: <line>", or the SSH error);
+    `cause` says which kind of failure it is and `detail` holds its particulars (the seconds
+    waited, the crash line, the error), so the failure can be told in other words.
+    `last_lines` are the last log lines seen. The underlying SparkError, if any, is chained as
+    `__cause__` (e.g. HostKeyChanged, so the caller can raise a repair issue).
     """
 
-    def __init__(self, model: str, reason: str, last_lines: list[str]) -> None:
+    def __init__(
+        self,
+        model: str,
+        reason: str,
+        last_lines: list[str],
+        *,
+        cause: SwapFailureCause = "error",
+        detail: str | None = None,
+    ) -> None:
         self.model = model
         self.reason = reason
         self.last_lines = last_lines
+        self.cause: SwapFailureCause = cause
+        self.detail = reason if detail is None else detail
         super().__init__(f"Swap to {model} failed: {reason}")
 
 

@@ -21,7 +21,14 @@ from typing import Literal
 from .catalog import ModelEntry
 from .commands import VLLM_CONTAINER, docker_inspect, docker_logs, launch_model, stop_cluster
 from .containers import parse_docker_inspect
-from .errors import CannotConnect, ServiceUnreachable, SparkError, SwapFailed, SwapInProgress
+from .errors import (
+    CannotConnect,
+    ServiceUnreachable,
+    SparkError,
+    SwapFailed,
+    SwapFailureCause,
+    SwapInProgress,
+)
 from .http_api import ServiceApi
 from .service_keys import VLLM
 from .ssh import SshNode
@@ -209,10 +216,12 @@ class _Swap:
         except Exception:
             _LOGGER.exception("Swap progress callback failed")
 
-    def fail(self, reason: str) -> SwapFailed:
+    def fail(
+        self, reason: str, cause: SwapFailureCause = "error", detail: str | None = None
+    ) -> SwapFailed:
         self.report("failed")
         _LOGGER.warning("Swap to %s failed: %s", self.entry.key, reason)
-        return SwapFailed(self.entry.key, reason, list(self.lines))
+        return SwapFailed(self.entry.key, reason, list(self.lines), cause=cause, detail=detail)
 
     async def run(self, timeout: float) -> SwapResult:  # noqa: ASYNC109
         head = self.runner.head
@@ -227,7 +236,7 @@ class _Swap:
                 await self.follow_log(since)
                 await self.wait_healthy()
         except TimeoutError:
-            raise self.fail(f"timeout after {timeout:g} s") from None
+            raise self.fail(f"timeout after {timeout:g} s", "timeout", f"{timeout:g}") from None
         except SwapFailed:
             raise
         except SparkError as err:
@@ -275,7 +284,7 @@ class _Swap:
                         if _TRACEBACK in line:
                             in_traceback = True
                         elif (in_traceback or "RuntimeError" in line) and _ERROR_LINE.search(line):
-                            raise self.fail(f"crashed: {line.strip()}")
+                            raise self.fail(f"crashed: {line.strip()}", "crashed", line.strip())
             except CannotConnect:
                 reconnects += 1
                 if reconnects > FOLLOW_RECONNECTS:
@@ -285,8 +294,9 @@ class _Swap:
                 continue
             # The follow ended: the container stopped, or it had not started yet.
             if not await self.container_running():
-                reason = "crashed" if in_traceback else "container exited"
-                raise self.fail(f"{reason} before startup completed")
+                if in_traceback:
+                    raise self.fail("crashed before startup completed", "crashed_early", "")
+                raise self.fail("container exited before startup completed", "exited", "")
             await asyncio.sleep(FOLLOW_RETRY_DELAY)
 
     async def container_running(self) -> bool:

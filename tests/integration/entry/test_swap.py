@@ -194,10 +194,15 @@ async def test_swap_crash_during_load(
             return_response=True,
         )
     assert error.value.translation_key == "swap_failed"
-    assert str(error.value).startswith("The swap to Gemma 4 27B Instruct failed: crashed")
     payload = failed[0].data
-    assert payload["model"] == "gemma4"  # automations get the catalog key
-    assert "crash" in payload["reason"]
+    # The user reads the cause in words; automations get the catalog key and the parts.
+    assert str(error.value) == (
+        f"The swap to Gemma 4 27B Instruct failed: vLLM crashed: {payload['detail']}"
+    )
+    assert payload["model"] == "gemma4"
+    assert payload["reason"] == f"crashed: {payload['detail']}"
+    assert payload["cause"] == "crashed"
+    assert "RuntimeError" in payload["detail"]
     assert any("RuntimeError" in line for line in payload["last_lines"])
     sensor = hass.states.get(SWAP_SENSOR)
     assert sensor is not None
@@ -244,7 +249,7 @@ async def test_failed_swap_notification_is_translated_and_goes_after_a_good_swap
     assert notice["message"] == strings["swap_failed_notification"].format(
         cluster="Lab",
         model="Gemma 4 27B Instruct",
-        reason=failed[0].data["reason"],
+        reason=f"vLLM crashed: {failed[0].data['detail']}",
         log_tail="\n".join(failed[0].data["last_lines"][-10:]),
     )
     assert "`gemma4`" not in notice["message"]
@@ -284,7 +289,9 @@ async def test_swap_timeout(
             return_response=True,
         )
     assert error.value.translation_key == "swap_failed"
-    assert "timeout" in failed[0].data["reason"]
+    assert failed[0].data["reason"] == "timeout after 3 s"
+    assert (failed[0].data["cause"], failed[0].data["detail"]) == ("timeout", "3")
+    assert str(error.value).endswith("failed: no model was ready after 3 s")
     assert hass.states.get(SWAP_SENSOR).state == "failed"  # type: ignore[union-attr]
     await sim.faults.clear()
 
@@ -474,16 +481,16 @@ async def test_failed_swap_falls_back_to_the_last_good_model(
     ].format(
         cluster="Lab",
         model="Gemma 4 27B Instruct",
-        reason=payload["reason"],
+        reason=f"vLLM crashed: {payload['detail']}",
         fallback_model="Qwen3.6 35B-A3B (NVFP4)",
     )
-    # The logbook names both models as the select does.
+    # The logbook names both models as the select does, and the cause in words.
     assert async_describe(hass, EVENT_SWAP_FAILED, failed[0].data).startswith(
         "failed to load Gemma 4 27B Instruct after "
     )
     assert async_describe(hass, EVENT_SWAP_FELL_BACK, payload) == (
         "serves Qwen3.6 35B-A3B (NVFP4) again after the swap to Gemma 4 27B Instruct failed: "
-        + payload["reason"]
+        f"vLLM crashed: {payload['detail']}"
     )
     assert not loaded_entry.runtime_data.swap.running
     # Removing the entry takes its notifications along: nothing is left to act on.

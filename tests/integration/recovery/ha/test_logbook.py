@@ -169,6 +169,27 @@ async def test_each_health_report_is_one_whole_sentence(
     assert async_describe(hass, EVENT_HEALTH_REPORT, {"service": "magpie", **data}) == line
 
 
+@pytest.mark.parametrize(
+    ("cause", "detail", "reason"),
+    [
+        ("timeout", "900", "no model was ready after 900 s"),
+        ("crashed", "RuntimeError: CUDA error", "vLLM crashed: RuntimeError: CUDA error"),
+        ("crashed_early", "", "vLLM crashed before its startup completed"),
+        ("exited", "", "the vLLM container exited before its startup completed"),
+        ("error", "Cannot connect to 10.0.0.2", "Cannot connect to 10.0.0.2"),
+    ],
+)
+async def test_a_failed_swap_says_why_in_words(
+    hass: HomeAssistant, cause: str, detail: str, reason: str
+) -> None:
+    """The event's cause and detail make the reason (its English `reason` is for automations)."""
+    assert await async_setup_component(hass, DOMAIN, {})
+    data = {"model": "gemma4", "duration": 3, "reason": "x", "cause": cause, "detail": detail}
+    assert async_describe(hass, EVENT_SWAP_FAILED, data) == (
+        f"failed to load gemma4 after 3.0 s: {reason}"
+    )
+
+
 async def test_a_wedge_without_source_or_error_still_reads(hass: HomeAssistant) -> None:
     assert await async_setup_component(hass, DOMAIN, {})
     for source in ({}, {"source": "unknown"}):
