@@ -190,6 +190,14 @@ async def test_a_failed_swap_says_why_in_words(
     )
 
 
+async def test_a_language_without_our_translations_reads_english(hass: HomeAssistant) -> None:
+    """HA set to German (no de.json here): HA's English fallback, never a raw key."""
+    hass.config.language = "de"
+    assert await async_setup_component(hass, DOMAIN, {})
+    data = {"service": "vllm", "error": "x"}
+    assert async_describe(hass, EVENT_WEDGE_DETECTED, data) == "is wedged: x"
+
+
 async def test_a_wedge_without_source_or_error_still_reads(hass: HomeAssistant) -> None:
     assert await async_setup_component(hass, DOMAIN, {})
     for source in ({}, {"source": "unknown"}):
