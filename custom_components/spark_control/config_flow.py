@@ -355,7 +355,9 @@ class SparkControlConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Where vLLM, Parakeet and Magpie listen; each endpoint is probed."""
         errors: dict[str, str] = {}
-        await self.async_set_unique_id(cluster_unique_id(self._data))
+        # Another flow at this step for the same cluster is one the user left (a closed tab):
+        # nothing lists it, so refusing this one would block the cluster until HA restarts.
+        await self.async_set_unique_id(cluster_unique_id(self._data), raise_on_progress=False)
         self._abort_if_unique_id_configured()
         if user_input is not None:
             endpoints = _parse_endpoints(user_input, errors)

@@ -14,7 +14,7 @@ from homeassistant.components.repairs import DOMAIN as REPAIRS_DOMAIN
 from homeassistant.components.repairs.issue_handler import RepairsFlowManager
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, UnknownFlow
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -142,22 +142,30 @@ async def test_back_from_the_key_steps_to_fix_a_host(
     assert result["data"]["nodes"] == node_strings(sim)
 
 
-async def test_abandoned_flow_gives_a_translated_abort(
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_a_flow_left_open_does_not_block_the_cluster(
     hass: HomeAssistant, sim: SimCluster, client_key: tuple[str, str]
 ) -> None:
-    """A flow left open (a closed browser tab) at the services step makes a second try for
-    the same cluster abort with a translated reason, not the raw key."""
-    for attempt in range(2):
+    """A flow left open at the services step (its browser tab closed) is listed nowhere, so
+    it must not block the cluster until Home Assistant restarts: a new flow for the same
+    cluster goes through, and Home Assistant ends the old one when the entry is created."""
+
+    async def to_services() -> str:
         result = await _start(hass)
         result = await hass.config_entries.flow.async_configure(result["flow_id"], _user_input(sim))
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_PRIVATE_KEY: client_key[0]}
         )
-        if attempt == 0:
-            assert result["step_id"] == "services"  # and then abandoned
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_in_progress"
-    assert "already open" in EN["config"]["abort"]["already_in_progress"]
+        assert result["step_id"] == "services", result
+        return str(result["flow_id"])
+
+    left = await to_services()
+    again = await to_services()
+    result = await hass.config_entries.flow.async_configure(again, _services_input(sim))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    with pytest.raises(UnknownFlow):
+        await hass.config_entries.flow.async_configure(left, _services_input(sim))
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
 
 
 def test_helper_aborts_are_translated() -> None:
