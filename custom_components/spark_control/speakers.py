@@ -1,5 +1,5 @@
-"""Enrolled speakers in Home Assistant: enrol a person from media files, list and forget them,
-and "who spoke" events for voice commands.
+"""Enrolled speakers in Home Assistant: enrol a person from media files, list, rename and forget
+them, and "who spoke" events for voice commands.
 
 The voiceprints live in the add-on gateway (its data folder), never in Home Assistant: the
 actions send the recordings there, and the Wyoming STT bridge asks it who spoke each
@@ -38,6 +38,7 @@ from .transcribe import (
 ACTION_ENROLL_SPEAKER = "enroll_speaker"
 ACTION_FORGET_SPEAKER = "forget_speaker"
 ACTION_LIST_SPEAKERS = "list_speakers"
+ACTION_RENAME_SPEAKER = "rename_speaker"
 ATTR_NAME = "name"
 ATTR_FILES = "files"
 ATTR_SPEAKER_ID = "speaker_id"
@@ -61,13 +62,26 @@ FORGET_SCHEMA = vol.Schema(
     {vol.Required(ATTR_CLUSTER): cv.string, vol.Required(ATTR_SPEAKER_ID): cv.string}
 )
 LIST_SCHEMA = vol.Schema({vol.Required(ATTR_CLUSTER): cv.string})
+RENAME_SCHEMA = FORGET_SCHEMA.extend({vol.Required(ATTR_NAME): cv.string})
+
+
+def _checked_name(call: ServiceCall) -> str:
+    name: str = call.data[ATTR_NAME].strip()
+    if not 1 <= len(name) <= MAX_NAME_CHARS:
+        raise invalid_input("speaker_name_invalid", max=str(MAX_NAME_CHARS))
+    return name
+
+
+def _checked_speaker_id(call: ServiceCall) -> str:
+    speaker_id: str = call.data[ATTR_SPEAKER_ID]
+    if not SPEAKER_ID.fullmatch(speaker_id):  # no id the gateway hands out
+        raise invalid_input("unknown_speaker", speaker_id=speaker_id[:64])
+    return speaker_id
 
 
 async def _enroll(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
-    name = call.data[ATTR_NAME].strip()
-    if not 1 <= len(name) <= MAX_NAME_CHARS:
-        raise invalid_input("speaker_name_invalid", max=str(MAX_NAME_CHARS))
+    name = _checked_name(call)
     if not 1 <= len(call.data[ATTR_FILES]) <= MAX_CLIPS:
         raise invalid_input("speaker_files_count", max=str(MAX_CLIPS))
     gateway_url, api_key = linked_gateway(call)
@@ -103,13 +117,29 @@ def _voice_mismatch(err: GatewayError, name: str, files: list[str]) -> ServiceVa
 
 
 async def _forget(call: ServiceCall) -> ServiceResponse:
-    speaker_id = call.data[ATTR_SPEAKER_ID]
-    if not SPEAKER_ID.fullmatch(speaker_id):  # no id the gateway hands out
-        raise invalid_input("unknown_speaker", speaker_id=speaker_id[:64])
+    return await _speaker_request(call, "DELETE", _checked_speaker_id(call))
+
+
+async def _rename(call: ServiceCall) -> ServiceResponse:
+    """A new name for an enrolled person; the voiceprint stays as it is."""
+    speaker_id, name = _checked_speaker_id(call), _checked_name(call)
+    try:
+        return await _speaker_request(call, "PATCH", speaker_id, json={ATTR_NAME: name})
+    except GatewayError as err:
+        if err.code == "name_taken":
+            raise invalid_input("speaker_name_taken", name=name) from err
+        raise
+
+
+async def _speaker_request(
+    call: ServiceCall, method: str, speaker_id: str, json: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One call on `/api/speakers/{id}`; an id the gateway does not know is a translated
+    `unknown_speaker`."""
     gateway_url, api_key = linked_gateway(call)
     url = f"{gateway_url.rstrip('/')}/api/speakers/{speaker_id}"
     try:
-        return await gateway_request(call.hass, "DELETE", url, api_key)
+        return await gateway_request(call.hass, method, url, api_key, json=json)
     except GatewayError as err:
         if err.status == 404:
             raise invalid_input("unknown_speaker", speaker_id=speaker_id) from err
@@ -126,11 +156,13 @@ async def _list(call: ServiceCall) -> ServiceResponse:
 
 @callback
 def async_setup_speaker_services(hass: HomeAssistant) -> None:
-    """Register `enroll_speaker`, `list_speakers` and `forget_speaker`."""
+    """Register `enroll_speaker`, `list_speakers`, `rename_speaker` and `forget_speaker`."""
     hass.services.async_register(DOMAIN, ACTION_ENROLL_SPEAKER, _enroll, schema=ENROLL_SCHEMA,
                                  supports_response=SupportsResponse.OPTIONAL)  # fmt: skip
     hass.services.async_register(DOMAIN, ACTION_LIST_SPEAKERS, _list, schema=LIST_SCHEMA,
                                  supports_response=SupportsResponse.ONLY)  # fmt: skip
+    hass.services.async_register(DOMAIN, ACTION_RENAME_SPEAKER, _rename, schema=RENAME_SCHEMA,
+                                 supports_response=SupportsResponse.OPTIONAL)  # fmt: skip
     hass.services.async_register(DOMAIN, ACTION_FORGET_SPEAKER, _forget, schema=FORGET_SCHEMA,
                                  supports_response=SupportsResponse.OPTIONAL)  # fmt: skip
 

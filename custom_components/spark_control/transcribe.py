@@ -113,13 +113,14 @@ async def gateway_request(
     api_key: str,
     *,
     data: aiohttp.FormData | None = None,
+    json: dict[str, Any] | None = None,
     client_timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
 ) -> dict[str, Any]:
     """One call to the add-on gateway; its errors become translated `HomeAssistantError`s."""
     session = async_get_clientsession(hass)
     try:
         async with session.request(
-            method, url, data=data, headers={"Authorization": f"Bearer {api_key}"},
+            method, url, data=data, json=json, headers={"Authorization": f"Bearer {api_key}"},
             timeout=client_timeout,
         ) as resp:  # fmt: skip
             if resp.status not in (200, 201):

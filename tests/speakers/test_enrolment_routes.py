@@ -50,9 +50,10 @@ async def enrol(gateway: RunningGateway, name: str, *clips: np.ndarray | Path,
         return resp
 
 
-async def call(gateway: RunningGateway, method: str, path: str) -> aiohttp.ClientResponse:
+async def call(gateway: RunningGateway, method: str, path: str, body: Any = None
+               ) -> aiohttp.ClientResponse:  # fmt: skip
     async with aiohttp.ClientSession(headers=gateway.headers()) as session:
-        resp = await session.request(method, gateway.url + path)
+        resp = await session.request(method, gateway.url + path, json=body)
         await resp.read()
         return resp
 
@@ -236,3 +237,38 @@ async def test_a_name_enrolled_again_takes_only_its_own_voice(
     resp = await enrol(gateway, "Alice", allison[0], replace="maybe")
     assert resp.status == 400
     assert (await resp.json())["error"]["param"] == "replace"
+
+
+async def test_renaming_keeps_the_voice(
+    sim: SimCluster, start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    gateway, alice = await gateway_with_alice(sim, start_gateway)
+    stored = tmp_path / "data" / "voiceprints" / f"{alice['id']}.json"
+    vector = json.loads(stored.read_text())["vector"]
+    resp = await call(gateway, "PATCH", f"/api/speakers/{alice['id']}", {"name": " Alice Smith "})
+    assert resp.status == 200
+    renamed = await resp.json()
+    assert {**renamed, "updated": None} == {**alice, "name": "Alice Smith", "updated": None}
+    assert json.loads(stored.read_text())["vector"] == vector
+    # Who spoke, and enrolling more clips, now go by the new name.
+    command = wav_bytes(voice(ENROLLED)[: 5 * 16000])
+    who = await (await post(gateway, "/api/speakers/identify", command)).json()
+    assert who["speaker"] == {"id": alice["id"], "name": "Alice Smith"}
+    more = await enrol(gateway, "alice smith", enrolment_clip(ENROLLED))
+    assert ((await more.json())["id"], (await more.json())["clips"]) == (alice["id"], 4)
+
+    june = await (await enrol(gateway, "June", *enrolment_files(STRANGER)[:1])).json()
+    cases = [
+        (f"/api/speakers/{june['id']}", {"name": "ALICE SMITH"}, 409, "name_taken"),
+        (f"/api/speakers/{june['id']}", {"name": ""}, 400, "invalid_name"),
+        (f"/api/speakers/{june['id']}", {"name": 7}, 400, "invalid_name"),
+        (f"/api/speakers/{june['id']}", ["June"], 400, "invalid_json"),
+        ("/api/speakers/0123456789abcdef", {"name": "Nobody"}, 404, "unknown_speaker"),
+        ("/api/speakers/..%2F..%2Fx", {"name": "Nobody"}, 404, "unknown_speaker"),
+    ]
+    for path, body, status, code in cases:
+        resp = await call(gateway, "PATCH", path, body)
+        assert (resp.status, (await resp.json())["error"]["code"]) == (status, code), body
+    # A person may change only the case of their own name.
+    resp = await call(gateway, "PATCH", f"/api/speakers/{june['id']}", {"name": "JUNE"})
+    assert (await resp.json())["name"] == "JUNE"

@@ -18,6 +18,7 @@ from custom_components.spark_control.speakers import (
     ACTION_ENROLL_SPEAKER,
     ACTION_FORGET_SPEAKER,
     ACTION_LIST_SPEAKERS,
+    ACTION_RENAME_SPEAKER,
     ATTR_REPLACE,
     ODD_CLIP,
 )
@@ -136,6 +137,7 @@ async def test_registered_by_the_integration(hass: HomeAssistant) -> None:
     assert hass.services.has_service(DOMAIN, ACTION_ENROLL_SPEAKER)
     assert hass.services.has_service(DOMAIN, ACTION_FORGET_SPEAKER)
     assert hass.services.has_service(DOMAIN, ACTION_LIST_SPEAKERS)
+    assert hass.services.has_service(DOMAIN, ACTION_RENAME_SPEAKER)
 
 
 async def test_enroll_then_transcripts_name_the_person_and_forget(
@@ -247,6 +249,34 @@ async def test_enroll_refuses_another_voice_in_clear_words(
     assert await list_speakers(hass, entry) == {"speakers": [replaced]}
 
 
+async def test_rename_speaker(
+    hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    for voice_name in ("ALLISON", "JUNE"):
+        (tmp_path / f"{voice_name}.flac").write_bytes(enrolment_files(voice_name)[0].read_bytes())
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, gateway.url)
+    alice = await enroll(hass, entry, "alice", "ALLISON.flac")
+    june = await enroll(hass, entry, "June", "JUNE.flac")
+
+    renamed = await speaker_action(hass, ACTION_RENAME_SPEAKER, entry,
+                                   speaker_id=alice["id"], name="Alice Smith")  # fmt: skip
+    assert {**renamed, "updated": None} == {**alice, "name": "Alice Smith", "updated": None}
+    assert await list_speakers(hass, entry) == {"speakers": [renamed, june]}
+    with pytest.raises(ServiceValidationError) as info:
+        await speaker_action(hass, ACTION_RENAME_SPEAKER, entry,
+                             speaker_id=june["id"], name="alice smith")  # fmt: skip
+    assert info.value.translation_key == "speaker_name_taken"
+    assert info.value.translation_placeholders == {"name": "alice smith"}
+    await speaker_action(hass, ACTION_FORGET_SPEAKER, entry, speaker_id=june["id"])
+    with pytest.raises(ServiceValidationError) as info:
+        await speaker_action(hass, ACTION_RENAME_SPEAKER, entry,
+                             speaker_id=june["id"], name="June")  # fmt: skip
+    assert info.value.translation_key == "unknown_speaker"
+
+
 @pytest.mark.parametrize(
     ("action", "data", "key"),
     [
@@ -256,6 +286,8 @@ async def test_enroll_refuses_another_voice_in_clear_words(
         (ACTION_ENROLL_SPEAKER, {"name": "Alice", "files": ["a.wav"] * 11}, "speaker_files_count"),
         (ACTION_FORGET_SPEAKER, {"speaker_id": "nope"}, "unknown_speaker"),
         (ACTION_FORGET_SPEAKER, {"speaker_id": "../../api_key"}, "unknown_speaker"),
+        (ACTION_RENAME_SPEAKER, {"speaker_id": "nope", "name": "Al"}, "unknown_speaker"),
+        (ACTION_RENAME_SPEAKER, {"speaker_id": "0" * 16, "name": " "}, "speaker_name_invalid"),
     ],
 )
 async def test_bad_speaker_input_is_a_translated_error(

@@ -7,6 +7,8 @@
   odd clip (`param` `file[i]`, 0-based); clips that do not sound like the person already
   enrolled are a 409 `voice_mismatch`, unless `replace=true` starts that print again.
 - `GET /api/speakers`: everyone enrolled (names, clip counts, seconds; never the prints).
+- `PATCH /api/speakers/{id}` (JSON `{"name"}`): rename a person (a name someone else has is a
+  409 `name_taken`).
 - `DELETE /api/speakers/{id}`: forget a person; the voiceprint file is deleted.
 - `POST /api/speakers/identify` (multipart `file`): who is speaking in a short clip (the
   Wyoming bridge's "who spoke"), `{"speaker": {"id", "name"} | null, "confidence"}`.
@@ -27,9 +29,16 @@ from aiohttp import web
 from ..appkeys import CONFIG, UPSTREAM, VOICEPRINTS
 from ..errors import ApiError
 from ..openapi import BINARY_FILE, ERROR, UPSTREAM_FAILURES, add_route, errors
+from ..request_body import read_json_object
 from ..speakers.parsing import UpstreamFormatError
 from ..speakers.pipeline import clip_fingerprint
-from ..speakers.voiceprints import VoiceMismatch, VoiceprintError, check_name, match_names
+from ..speakers.voiceprints import (
+    NameTaken,
+    VoiceMismatch,
+    VoiceprintError,
+    check_name,
+    match_names,
+)
 from ..uploads import MULTIPART, AudioUpload, read_audio_upload
 from .speakers import bad_upstream, decode_audio
 
@@ -93,12 +102,34 @@ async def list_route(request: web.Request) -> web.Response:
     return web.json_response({"speakers": [p.summary() for p in prints]})
 
 
+async def rename_route(request: web.Request) -> web.Response:
+    """PATCH /api/speakers/{id}."""
+    _, payload = await read_json_object(request)
+    raw = payload.get("name")
+    try:
+        name = check_name(raw if isinstance(raw, str) else None)
+    except VoiceprintError as err:
+        raise ApiError(400, str(err), code="invalid_name", param="name") from err
+    library = request.app[VOICEPRINTS]
+    try:
+        renamed = await asyncio.to_thread(library.rename, request.match_info["id"], name)
+    except NameTaken as err:
+        raise ApiError(409, str(err), code="name_taken", param="name") from err
+    except VoiceprintError as err:
+        raise _unknown_speaker() from err
+    return web.json_response(renamed.summary())
+
+
+def _unknown_speaker() -> ApiError:
+    return ApiError(404, "no enrolled speaker has this id", code="unknown_speaker")
+
+
 async def forget_route(request: web.Request) -> web.Response:
     """DELETE /api/speakers/{id}."""
     try:
         gone = await asyncio.to_thread(request.app[VOICEPRINTS].forget, request.match_info["id"])
     except VoiceprintError as err:
-        raise ApiError(404, "no enrolled speaker has this id", code="unknown_speaker") from err
+        raise _unknown_speaker() from err
     return web.json_response({"deleted": gone.summary()})
 
 
@@ -146,6 +177,16 @@ def setup(app: web.Application) -> None:
             "application/json": {"schema": {"type": "object", "properties": {
                 "speakers": {"type": "array", "items": _SUMMARY}}}}}},
             "401": ERROR},
+    })  # fmt: skip
+    add_route(app, "PATCH", "/api/speakers/{id}", rename_route, {
+        "summary": "Rename an enrolled speaker (the voiceprint stays as it is)",
+        "parameters": [{"name": "id", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name"],
+            "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64}}}}}},
+        "responses": {"200": {"description": "Renamed", "content": {
+            "application/json": {"schema": _SUMMARY}}}, **errors(400, 401, 404, 409, 413)},
     })  # fmt: skip
     add_route(app, "DELETE", "/api/speakers/{id}", forget_route, {
         "summary": "Forget an enrolled speaker (the voiceprint is deleted)",

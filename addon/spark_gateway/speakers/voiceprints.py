@@ -46,6 +46,10 @@ class VoiceprintError(ValueError):
     """A bad name, an unknown person, or a print that cannot be used."""
 
 
+class NameTaken(VoiceprintError):
+    """Another enrolled person already has the name (names are told apart in any case)."""
+
+
 class VoiceMismatch(VoiceprintError):
     """Enrolment clips that do not sound like one person, or not like the person already
     enrolled under the name. `clip` is the 0-based index of the odd clip out, None when the
@@ -315,6 +319,20 @@ class VoiceprintLibrary:
                                         len(prints), now, now)  # fmt: skip
             self._write(voiceprint)
         return voiceprint
+
+    def rename(self, voiceprint_id: str, name: str) -> Voiceprint:
+        """Give a person another name (their print unchanged); `NameTaken` when someone else
+        has it already, since enrolling under a name finds its person by the name."""
+        name = check_name(name)
+        with self._lock:
+            voiceprint = self.get(voiceprint_id)
+            if any(p.name.casefold() == name.casefold() and p.id != voiceprint_id
+                   for p in self.list()):  # fmt: skip
+                raise NameTaken("another enrolled person has this name")
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            renamed = replace(voiceprint, name=name, updated=now)
+            self._write(renamed)
+        return renamed
 
     def forget(self, voiceprint_id: str) -> Voiceprint:
         """Delete a person's voiceprint file; the summary of what was removed comes back."""
