@@ -159,7 +159,11 @@ async def test_parakeet_unreachable_is_an_error_but_no_wedge(running: RunningBri
     await running.sim.faults.refuse("parakeet")
     events = await transcribe(running.stt_port, pcm, rate)
     assert events[-1].type == "error"
-    assert Error.from_event(events[-1]).code == "upstream-error"
+    error = Error.from_event(events[-1])
+    assert error.code == "upstream-error"
+    # In words, as HA's wyoming integration logs it; not aiohttp's repr of its connection key.
+    assert error.text.startswith("parakeet: unreachable: Cannot connect to host 127.0.0.1:"), error
+    assert "ConnectionKey" not in error.text
     assert running.wedge_reports == []
 
 
@@ -170,7 +174,8 @@ async def test_magpie_unreachable_ends_plain_and_streamed_synthesis_with_error(
     async with AsyncTcpClient("127.0.0.1", running.tts_port) as client:
         await client.write_event(Synthesize(text=SENTENCE).event())
         events = await read_until(client, "error")
-        assert "magpie" in events[-1].data["text"]
+        assert events[-1].data["text"].startswith("magpie: unreachable: Cannot connect to host")
+        assert "ConnectionKey" not in events[-1].data["text"]
         assert await client.read_event() is None  # closed: the reply cannot go on
     async with AsyncTcpClient("127.0.0.1", running.tts_port) as client:
         await client.write_event(SynthesizeStart().event())

@@ -72,6 +72,18 @@ async def test_magpie_unreachable(
     await catalog.close()
 
 
+async def test_a_hung_magpie_is_said_in_words(
+    sim: SimCluster, session: aiohttp.ClientSession
+) -> None:
+    """A Magpie that does not answer in time is "unreachable: no answer in time" (a
+    TimeoutError's text is empty, its repr only a class name)."""
+    sim.faults.hang("magpie")
+    client = MagpieClient(session, sim.magpie.url, timeout=0.5)
+    with pytest.raises(SpeechServiceError) as failure:
+        await client.list_voices()
+    assert str(failure.value) == "magpie: unreachable: no answer in time"
+
+
 async def test_close_cancels_a_refresh_in_flight(
     sim: SimCluster, session: aiohttp.ClientSession
 ) -> None:

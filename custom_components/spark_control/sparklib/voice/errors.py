@@ -15,3 +15,10 @@ class SpeechServiceError(Exception):
 
 class SpeechServerFault(SpeechServiceError):
     """The server answered 500: for Parakeet the sign of a wedged GPU context."""
+
+
+def unreachable(service: str, err: BaseException) -> SpeechServiceError:
+    """A server that refused, dropped or did not answer the call, said in words: the error's
+    repr would put aiohttp's connection key (TLS, proxy fields) into Home Assistant's log."""
+    detail = "no answer in time" if isinstance(err, TimeoutError) else str(err)
+    return SpeechServiceError(service, f"unreachable: {detail or type(err).__name__}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from .errors import SpeechServerFault, SpeechServiceError
+from .errors import SpeechServerFault, SpeechServiceError, unreachable
 from .wav import PcmAudio, WavFormatError, parse_wav
 
 MAGPIE_MODEL = "magpie-tts-multilingual"
@@ -116,7 +116,7 @@ class MagpieClient:
                     raise error("magpie", f"HTTP {resp.status}: {text}", resp.status)
                 return body
         except (aiohttp.ClientError, TimeoutError) as err:
-            raise SpeechServiceError("magpie", f"unreachable: {err!r}") from err
+            raise unreachable("magpie", err) from err
 
 
 def _json_object(body: bytes) -> dict[str, object]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import hdrs
 
-from .errors import SpeechServerFault, SpeechServiceError
+from .errors import SpeechServerFault, SpeechServiceError, unreachable
 
 PARAKEET_MODEL = "parakeet-tdt-0.6b-v3"
 # The 25 European languages parakeet-tdt-0.6b-v3 was trained on.
@@ -81,7 +81,7 @@ class ParakeetClient:
                     raise SpeechServiceError("parakeet", await _short_text(resp), resp.status)
                 body_json = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError) as err:
-            raise SpeechServiceError("parakeet", f"unreachable: {err!r}") from err
+            raise unreachable("parakeet", err) from err
         except ValueError as err:
             raise SpeechServiceError("parakeet", "answer is not JSON") from err
         text = body_json.get("text") if isinstance(body_json, dict) else None
