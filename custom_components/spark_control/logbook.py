@@ -37,8 +37,20 @@ from .const import (
 from .errors import async_swap_failure_reason
 
 SERVICE_NAMES = {"vllm": "vLLM", "parakeet": "Parakeet", "magpie": "Magpie"}
-# Sources of vLLM's own watch (vllm_watch.py), named in words by the translations.
-KNOWN_SOURCES = ("frozen_generation", "container_log", "vllm_probe")
+# Who found a wedge, named in words by the translations: the add-on gateway's and the voice
+# bridges' reports, the recovery's own checks (recovery.py) and vLLM's watch (vllm_watch.py).
+# Any other source is a client's own name for itself, shown as it is.
+KNOWN_SOURCES = (
+    "gateway",
+    "wyoming",
+    "manual",
+    "periodic",
+    "follow_up",
+    "post_restart_probe",
+    "frozen_generation",
+    "container_log",
+    "vllm_probe",
+)
 MODEL_FIELDS = ("model", "fallback_model")
 
 

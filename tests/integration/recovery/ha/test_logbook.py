@@ -48,7 +48,7 @@ EVENTS: list[tuple[str, dict[str, Any], str]] = [
     (
         EVENT_WEDGE_DETECTED,
         {**BASE, "error": "transcription answered 500 (CUDA error)", "source": "gateway"},
-        "is wedged: transcription answered 500 (CUDA error) (reported by gateway)",
+        "is wedged: transcription answered 500 (CUDA error) (reported by the add-on gateway)",
     ),
     (
         EVENT_SERVICE_RESTARTED,
@@ -207,6 +207,17 @@ async def test_a_wedge_without_source_or_error_still_reads(hass: HomeAssistant) 
     assert async_describe(hass, EVENT_WEDGE_DETECTED, data) == (
         "is wedged: x (reported by the vLLM probe)"
     )
+    # The recovery's own checks are named in words; a client's own name stays as it is.
+    for source, named in [
+        ("periodic", "the periodic deep check"),
+        ("manual", "a deep check run by hand"),
+        ("wyoming", "a voice bridge"),
+        ("open-webui", "open-webui"),
+    ]:
+        data = {"service": "parakeet", "error": "x", "source": source}
+        assert async_describe(hass, EVENT_WEDGE_DETECTED, data) == (
+            f"is wedged: x (reported by {named})"
+        )
 
 
 async def test_recovery_lines_are_filed_under_the_wedged_sensor(
@@ -235,7 +246,7 @@ async def test_recovery_lines_are_filed_under_the_wedged_sensor(
     ours = [entry["message"] for entry in entries if entry.get("domain") == DOMAIN]
     assert len(ours) == 3
     assert ours[0].startswith("is wedged: ")
-    assert ours[0].endswith("(reported by gateway)")
+    assert ours[0].endswith("(reported by the add-on gateway)")
     assert ours[1] == "was restarted automatically (attempt 1, 2 restart(s) left in the window)"
     assert ours[2].startswith("recovered after ")
     # The problem sensor's own state changes frame them.
