@@ -513,27 +513,54 @@ async def test_a_stopped_vllm_still_lists_what_a_request_can_start(
     assert reply.model == TARGET_REPO
 
 
-async def test_a_vllm_not_answering_with_its_container_running_is_only_waited_for(
+async def test_a_vllm_not_answering_while_ha_shows_it_running_is_only_waited_for(
     hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
 ) -> None:
-    """vLLM refuses connections but Home Assistant shows its container running (a restart, a
-    boot): the request is held until vLLM answers, and nothing is launched."""
+    """vLLM refuses connections before Home Assistant's next poll has seen it (a moment's
+    gap; HA's polling is held back here so the moment lasts): HA still shows it running, the
+    request is held until vLLM answers, and nothing is launched."""
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    status = entry.runtime_data.status
     async with _openai(swapping_gateway) as client:
         await client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
-        await cluster.faults.refuse("vllm")
-        request = asyncio.ensure_future(
-            client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
-        )
-        async with asyncio.timeout(30):
-            await swapping_gateway.app[VLLM_HOLD].until_held(1)
-        await cluster.faults.clear()
-        reply = await request
+        polling, status.update_interval = status.update_interval, None
+        await status.async_refresh()  # the last poll before the gap; none is scheduled after
+        try:
+            await cluster.faults.refuse("vllm")
+            request = asyncio.ensure_future(
+                client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
+            )
+            async with asyncio.timeout(30):
+                await swapping_gateway.app[VLLM_HOLD].until_held(1)
+            await cluster.faults.clear()
+            reply = await request
+        finally:
+            status.update_interval = polling
     assert reply.model == cluster.config.served_model
     assert not any("vllm serve" in c for c in cluster.nodes[0].commands)
     assert _select_key(hass) == LOADED_KEY
 
 
-@pytest.mark.parametrize("ha_options", [{CONF_SWAP_FALLBACK: False}])
+async def test_a_container_left_without_vllm_is_started_for_a_request(
+    hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
+) -> None:
+    """`docker restart vllm_node` on the node leaves spark-vllm-docker's container running
+    `sleep infinity` without vLLM: Home Assistant shows vLLM stopped once it polled, so a
+    request starts it with the model it served."""
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    async with _openai(swapping_gateway) as client:
+        await client.chat.completions.create(model=LOADED_KEY, messages=HI, max_tokens=3)
+        await cluster.world.docker.restart(cluster.vllm.container)
+        await entry.runtime_data.status.async_refresh()
+        await hass.async_block_till_done()
+        (switch,) = [s for s in hass.states.async_all("switch") if "vllm" in s.entity_id]
+        assert switch.state == "off"
+        reply = await client.chat.completions.create(model=CURRENT, messages=HI, max_tokens=3)
+    assert reply.model == cluster.config.served_model
+    launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
+    assert len(launches) == 1
+
+
 async def test_a_failed_start_is_a_502_with_the_reason_and_not_tried_again(
     hass: HomeAssistant, cluster: SimCluster, swapping_gateway: RunningGateway
 ) -> None:

@@ -19,6 +19,7 @@ class FaultState:
     slow_start_seconds: float = 0.0
     crash_on_load: bool = False
     oom_models: set[str] = field(default_factory=set)  # repo ids whose load runs out of memory
+    killed_models: set[str] = field(default_factory=set)  # repo ids whose load is killed silently
     drop_ssh_mid_command: bool = False
     rejected_key_nodes: set[int] = field(default_factory=set)
     download_fails_at: float | None = None  # fraction of the bytes after which a download dies
@@ -102,6 +103,11 @@ class Faults:
         """Loads of this model (only) end in the CUDA out-of-memory crash; others load."""
         self.state.oom_models.add(repo_id)
 
+    def kill_on_load(self, repo_id: str) -> None:
+        """Loads of this model are killed without a line in the log (the kernel's OOM killer
+        takes vLLM's server): its port closes, its container runs on `sleep infinity`."""
+        self.state.killed_models.add(repo_id)
+
     def freeze_generation(self) -> None:
         """vLLM's engine stops stepping (a multi-node collective that never returns): streams
         stall mid-answer, new requests are admitted but never get a token, the token counters
@@ -158,6 +164,7 @@ class Faults:
         self.state.slow_start_seconds = 0.0
         self.state.crash_on_load = False
         self.state.oom_models.clear()
+        self.state.killed_models.clear()
         self.state.drop_ssh_mid_command = False
         self.state.rejected_key_nodes.clear()
         self.state.download_fails_at = None

@@ -240,6 +240,9 @@ class VllmService(SimService):
         if self.faults.crash_on_load or self.model in self.faults.oom_models:
             self._crash()
             return
+        if self.model in self.faults.killed_models:
+            self._process_exited()  # SIGKILL: nothing more is written
+            return
         log(f"{p('INFO', 'kv_cache_utils.py:1087')} GPU KV cache size: 1,048,576 tokens")
         log(
             f"{p('INFO', 'kv_cache_utils.py:1091')} Maximum concurrency for "

@@ -90,6 +90,22 @@ async def test_swap_crash_during_load(sim: SimCluster, node: SshNode, api: Servi
     assert phases(seen) == ["stopping", "starting", "loading", "failed"]
 
 
+async def test_swap_fails_soon_when_the_server_is_killed_during_load(
+    sim: SimCluster, node: SshNode, api: ServiceApi
+) -> None:
+    """vLLM's server dies without a line (the OOM killer) while its `sleep infinity` container
+    runs on, so the log follow never ends: the swap sees the port it had answered on refuse,
+    and fails then rather than at its deadline."""
+    entry = CATALOG.get("qwen36")
+    sim.faults.kill_on_load(entry.repo_id)
+    sim.faults.slow_start(4)  # a load the swap sees answering (503) before the kill, at 70 %
+    with pytest.raises(SwapFailed) as err:
+        await SwapRunner(node, api, REPO).swap(entry, nodes=["127.0.0.1"], timeout=600)
+    assert err.value.reason == "vLLM exited before startup completed"
+    assert sim.containers["vllm_node"].running
+    assert not any("Traceback" in line for line in err.value.last_lines)
+
+
 async def test_concurrent_swap_is_refused(sim: SimCluster, node: SshNode, api: ServiceApi) -> None:
     runner = SwapRunner(node, api, REPO)
     first = asyncio.create_task(

@@ -41,6 +41,7 @@ STARTUP_COMPLETE = "Application startup complete."
 LAST_LINES = 20
 LOG_LINE_CHARS = 300  # a traceback line can be huge; the tail is for reading, not parsing
 HEALTH_POLL_INTERVAL = 0.1
+SERVER_CHECK_INTERVAL = 1.0  # how often a load looks whether vLLM's server still runs
 FOLLOW_RECONNECTS = 3
 FOLLOW_RETRY_DELAY = 0.5
 _TRACEBACK = "Traceback (most recent call last):"
@@ -233,7 +234,7 @@ class _Swap:
                 self.report("starting")
                 await head.run(self.launch, timeout=timeout)
                 self.report("loading")
-                await self.follow_log(since)
+                await self.follow_log_while_serving(since)
                 await self.wait_healthy()
         except TimeoutError:
             raise self.fail(f"timeout after {timeout:g} s", "timeout", f"{timeout:g}") from None
@@ -254,6 +255,38 @@ class _Swap:
             duration=duration,
             served_models=served,
         )
+
+    async def follow_log_while_serving(self, since: datetime) -> None:
+        """`follow_log`, failing early when vLLM's server exits without a line saying why (the
+        kernel's OOM killer): its container runs `sleep infinity` on, so the log never ends."""
+        follow = asyncio.ensure_future(self.follow_log(since))
+        watch = asyncio.ensure_future(self.watch_server())
+        try:
+            await asyncio.wait({follow, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (follow, watch):
+                task.cancel()
+            await asyncio.gather(follow, watch, return_exceptions=True)
+        if follow.done() and not follow.cancelled():
+            follow.result()  # the startup line came (or the follow's own failure)
+        else:
+            watch.result()  # SwapFailed: the server exited
+
+    async def watch_server(self) -> None:
+        """Raise SwapFailed once vLLM's port, having accepted connections since the launch,
+        refuses them: the server is gone. Before it binds its port (seconds of imports after
+        the launch) a refusal is expected and says nothing."""
+        bound = False
+        while True:
+            await asyncio.sleep(SERVER_CHECK_INTERVAL)
+            try:
+                await self.runner.api.vllm_healthy()
+            except ServiceUnreachable as err:
+                if err.refused and bound:
+                    raise self.fail("vLLM exited before startup completed") from err
+                bound = bound or not err.refused  # a timeout: connected, no answer yet
+            else:
+                bound = True  # answered (503 while loading)
 
     async def follow_log(self, since: datetime) -> None:
         """Return once the startup line appears; SwapFailed on a crash or container exit.
