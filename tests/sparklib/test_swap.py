@@ -102,6 +102,7 @@ async def test_swap_fails_soon_when_the_server_is_killed_during_load(
     with pytest.raises(SwapFailed) as err:
         await SwapRunner(node, api, REPO).swap(entry, nodes=["127.0.0.1"], timeout=600)
     assert err.value.reason == "vLLM exited before startup completed"
+    assert err.value.cause == "server_exited"
     assert sim.containers["vllm_node"].running
     assert not any("Traceback" in line for line in err.value.last_lines)
 

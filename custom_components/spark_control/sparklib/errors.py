@@ -85,7 +85,9 @@ class SwapInProgress(SparkError):
 
 # Why a swap failed: no ready model in time, vLLM crashed (with its error line, or before
 # one was seen), its container exited, or another error (SSH, HTTP).
-type SwapFailureCause = Literal["timeout", "crashed", "crashed_early", "exited", "error"]
+type SwapFailureCause = Literal[
+    "timeout", "crashed", "crashed_early", "exited", "server_exited", "error"
+]
 
 
 class SwapFailed(SparkError):

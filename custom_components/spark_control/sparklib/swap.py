@@ -283,7 +283,9 @@ class _Swap:
                 await self.runner.api.vllm_healthy()
             except ServiceUnreachable as err:
                 if err.refused and bound:
-                    raise self.fail("vLLM exited before startup completed") from err
+                    raise self.fail(
+                        "vLLM exited before startup completed", "server_exited", ""
+                    ) from err
                 bound = bound or not err.refused  # a timeout: connected, no answer yet
             else:
                 bound = True  # answered (503 while loading)

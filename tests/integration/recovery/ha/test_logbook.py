@@ -176,6 +176,12 @@ async def test_each_health_report_is_one_whole_sentence(
         ("crashed", "RuntimeError: CUDA error", "vLLM crashed: RuntimeError: CUDA error"),
         ("crashed_early", "", "vLLM crashed before its startup completed"),
         ("exited", "", "the vLLM container exited before its startup completed"),
+        (
+            "server_exited",
+            "",
+            "vLLM stopped before its startup completed without logging an error (the node may "
+            "have run out of memory)",
+        ),
         ("error", "Cannot connect to 10.0.0.2", "Cannot connect to 10.0.0.2"),
     ],
 )
