@@ -27,15 +27,16 @@ async def async_service_action(
     launched inside it, so a start or restart is a relaunch of the model it served through the
     swap's launch (`SparkSwapCoordinator.async_start_relaunch`): its progress shows on the swap
     sensor and the model select, and it runs in the background unless `wait`. A start finds
-    nothing to do while vLLM answers (serving or loading). Stop is `launch-cluster.sh stop`.
-    Every vLLM action is refused while a swap or start runs (a translated `swap_in_progress`).
-    Library errors pass through for the caller's error policy. `settle=False` skips the
-    re-reads (recovery watches the restarted service come back itself).
+    nothing to do while a vLLM server holds its port (serving, loading, or not answering in
+    time). Stop is `launch-cluster.sh stop`. Every vLLM action is refused while a swap or
+    start runs (a translated `swap_in_progress`). Library errors pass through for the
+    caller's error policy. `settle=False` skips the re-reads (recovery watches the restarted
+    service come back itself).
     """
     runtime = entry.runtime_data
     if service == SERVICE_VLLM and action != "stop":
         runtime.swap.ensure_idle()
-        if action == "start" and await _vllm_answers(entry):
+        if action == "start" and await _vllm_listens(entry):
             return
         if wait:
             await runtime.swap.async_relaunch()
@@ -51,10 +52,12 @@ async def async_service_action(
         await runtime.status.async_refresh()
 
 
-async def _vllm_answers(entry: SparkControlConfigEntry) -> bool:
-    """Whether vLLM answers its health check now (serving, or loading a model)."""
+async def _vllm_listens(entry: SparkControlConfigEntry) -> bool:
+    """Whether a vLLM server holds its port now: it answers, or takes the connection without
+    answering in time (a real vLLM loading a model accepts connections it serves only once
+    loaded). Only a refused connection means no server runs."""
     try:
-        state = await entry.runtime_data.client.api.vllm_state()
-    except ServiceUnreachable:
-        return False
-    return state.healthy or state.loading
+        await entry.runtime_data.client.api.vllm_state()
+    except ServiceUnreachable as error:
+        return not error.refused
+    return True

@@ -176,6 +176,15 @@ async def test_restart_button_relaunches_and_start_leaves_a_serving_vllm_alone(
     )
     assert not loaded_entry.runtime_data.swap.running
     assert _launches(sim) == 0  # it serves: nothing to start
+    sim.faults.hang("vllm")  # holds its port, answers nothing (as a real vLLM while loading)
+    await hass.services.async_call(
+        DOMAIN,
+        "start_service",
+        {"cluster": loaded_entry.entry_id, "service": "vllm"},
+        blocking=True,
+    )
+    assert _launches(sim) == 0  # a server is there: a start does not replace it
+    await sim.faults.clear()
 
     finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
     await hass.services.async_call(
