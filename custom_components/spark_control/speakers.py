@@ -101,6 +101,9 @@ async def _enroll(call: ServiceCall) -> ServiceResponse:
     except GatewayError as err:
         if err.code == "voice_mismatch":
             raise _voice_mismatch(err, name, call.data[ATTR_FILES]) from err
+        if err.code == "voice_already_enrolled":  # the gateway's words name that person
+            raise invalid_input("speaker_voice_already_enrolled", name=name,
+                                reason=err.message) from err  # fmt: skip
         raise
     finally:
         for handle in handles:

@@ -146,6 +146,7 @@ class GatewayError(HomeAssistantError):
             translation_placeholders={"status": str(status), "message": message},
         )
         self.status = status
+        self.message = message
         self.code = code
         self.param = param
 

@@ -218,6 +218,12 @@ async def test_a_name_enrolled_again_takes_only_its_own_voice(
         assert error["code"] == mismatch["code"]
         assert error["param"] == mismatch["odd_clip_param"].replace("<0-based index>", str(odd))
         assert error["message"].startswith(message), error
+    # Allison under a second name: refused, naming the person she is enrolled as.
+    resp = await enrol(gateway, "Allison", allison[0])
+    assert resp.status == mismatch["voice_already_enrolled_status"]
+    error = (await resp.json())["error"]
+    assert error["code"] == mismatch["voice_already_enrolled_code"]
+    assert f"Alice (id {alice['id']})" in error["message"]
     listing = await (await call(gateway, "GET", "/api/speakers")).json()
     assert [p["name"] for p in listing["speakers"]] == ["Alice"]
 

@@ -242,6 +242,11 @@ async def test_enroll_refuses_another_voice_in_clear_words(
     assert ODD_CLIP.fullmatch(mismatch["odd_clip_param"].replace("<0-based index>", "1"))
     assert mismatch["replace_field"] == ATTR_REPLACE
     assert await list_speakers(hass, entry) == {"speakers": [alice]}
+    with pytest.raises(ServiceValidationError) as info:  # Allison's voice under another name
+        await enroll(hass, entry, "Allison", "voices/allison-2.flac")
+    assert info.value.translation_key == "speaker_voice_already_enrolled"
+    assert info.value.translation_placeholders == {"name": "Allison", "reason": ANY}
+    assert alice["id"] in info.value.translation_placeholders["reason"]
 
     replaced = await enroll(hass, entry, "Alice", "voices/june-1.flac", "voices/june-2.flac",
                             replace=True)  # fmt: skip

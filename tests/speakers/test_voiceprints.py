@@ -15,6 +15,7 @@ from spark_gateway.speakers.parsing import Diarization
 from spark_gateway.speakers.pipeline import SpeakerOptions, link_and_merge
 from spark_gateway.speakers.records import SpeakerSegment, Word
 from spark_gateway.speakers.voiceprints import (
+    VoiceAlreadyEnrolled,
     VoiceMismatch,
     Voiceprint,
     VoiceprintError,
@@ -82,6 +83,22 @@ def test_a_name_enrolled_again_must_keep_its_voice(tmp_path: Path) -> None:
     assert (again.id, again.created, again.clips, again.speech_s) == (
         alice.id, alice.created, 2, 10.0)  # fmt: skip
     assert 1 - float(library.get(alice.id).vector @ B) < 0.02
+
+
+def test_one_voice_is_one_person(tmp_path: Path) -> None:
+    """A voice enrolled under one name cannot be enrolled under another (its speech would be
+    split between the two names), neither as a new person nor by replacing someone's print."""
+    library = VoiceprintLibrary(tmp_path)
+    alice = library.enrol("Alice", [(near(A, 0.2), 8.0)], threshold=0.10)
+    bob = library.enrol("Bob", [(near(B, 0.2), 8.0)], threshold=0.10)
+    with pytest.raises(VoiceAlreadyEnrolled) as info:
+        library.enrol("Al", [(near(A, 0.2), 8.0)], threshold=0.10)
+    assert info.value.other.id == alice.id
+    with pytest.raises(VoiceAlreadyEnrolled) as info:
+        library.enrol("Bob", [(near(A, 0.2), 8.0)], threshold=0.10, replace_print=True)
+    assert info.value.other.id == alice.id
+    assert library.enrol("Bob", [(B, 5.0)], threshold=0.10, replace_print=True).id == bob.id
+    assert [p.name for p in library.list()] == ["Alice", "Bob"]
 
 
 def test_odd_clip_out() -> None:

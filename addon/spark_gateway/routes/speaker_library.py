@@ -5,7 +5,8 @@
   added to the library or merged into the person already enrolled under that name. 201 with
   the summary. Clips that do not sound like one voice are a 400 `voice_mismatch` naming the
   odd clip (`param` `file[i]`, 0-based); clips that do not sound like the person already
-  enrolled are a 409 `voice_mismatch`, unless `replace=true` starts that print again.
+  enrolled are a 409 `voice_mismatch`, unless `replace=true` starts that print again; a new
+  print that sounds like someone enrolled under another name is a 409 `voice_already_enrolled`.
 - `GET /api/speakers`: everyone enrolled (names, clip counts, seconds; never the prints).
 - `PATCH /api/speakers/{id}` (JSON `{"name"}`): rename a person (a name someone else has is a
   409 `name_taken`).
@@ -34,6 +35,7 @@ from ..speakers.parsing import UpstreamFormatError
 from ..speakers.pipeline import clip_fingerprint
 from ..speakers.voiceprints import (
     NameTaken,
+    VoiceAlreadyEnrolled,
     VoiceMismatch,
     VoiceprintError,
     check_name,
@@ -87,6 +89,8 @@ async def enrol_route(request: web.Request) -> web.Response:
     )  # fmt: skip
     try:
         voiceprint = await asyncio.to_thread(enrol)
+    except VoiceAlreadyEnrolled as err:
+        raise ApiError(409, str(err), code="voice_already_enrolled", param="file") from err
     except VoiceMismatch as err:
         if err.clip is None:  # the request is fine; it disagrees with what is stored
             raise ApiError(409, str(err), code="voice_mismatch") from err

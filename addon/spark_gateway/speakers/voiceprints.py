@@ -50,6 +50,18 @@ class NameTaken(VoiceprintError):
     """Another enrolled person already has the name (names are told apart in any case)."""
 
 
+class VoiceAlreadyEnrolled(VoiceprintError):
+    """A new person's clips sound like someone enrolled under another name: two prints of one
+    voice would split that person's speech between two names."""
+
+    def __init__(self, other: Voiceprint) -> None:
+        super().__init__(
+            f"the clips sound like {other.name} (id {other.id}), who is already enrolled:"
+            " enrol them under that name, or forget that person first"
+        )
+        self.other = other
+
+
 class VoiceMismatch(VoiceprintError):
     """Enrolment clips that do not sound like one person, or not like the person already
     enrolled under the name. `clip` is the 0-based index of the odd clip out, None when the
@@ -279,33 +291,23 @@ class VoiceprintLibrary:
         within `threshold` (the naming threshold) of the others, and together within it of
         the print; otherwise `VoiceMismatch` and nothing is stored, so a wrong clip cannot
         poison a print. `replace_print` starts the person's print again from these clips alone
-        (same id, so automations keyed on it keep working).
+        (same id, so automations keyed on it keep working). A new print (a new person, or one
+        replaced) must not lie within `threshold` of another person's: `VoiceAlreadyEnrolled`.
         """
         name = check_name(name)
         with self._lock:
-            existing = next((p for p in self.list() if p.name.casefold() == name.casefold()),
-                            None)  # fmt: skip
+            everyone = self.list()
+            existing = next((p for p in everyone if p.name.casefold() == name.casefold()), None)
             keep = existing if existing is not None and not replace_print else None
-            odd = odd_clip_out(prints, threshold=threshold,
-                               enrolled=keep.vector if keep is not None else None)  # fmt: skip
-            if odd is not None:
-                clip, distance = odd
-                others = f"clip {2 - clip}" if len(prints) == 2 else "the other clips"
-                raise VoiceMismatch(
-                    f"clip {clip + 1} does not sound like {others} (voice distance"
-                    f" {distance:.2f}, at most {threshold:.2f} for one person)",
-                    clip=clip,
-                )
+            _check_one_voice(prints, keep, threshold=threshold)
             vector, seconds = combine(prints)
+            if keep is not None:
+                _check_same_voice(vector, keep, threshold=threshold)
+            else:
+                others = [p for p in everyone if existing is None or p.id != existing.id]
+                _check_new_voice(vector, others, threshold=threshold)
             now = datetime.now(UTC).isoformat(timespec="seconds")
             if keep is not None:
-                distance = voice_distance(vector, keep.vector)
-                if distance > threshold:
-                    raise VoiceMismatch(
-                        "the clips do not sound like the person already enrolled under this"
-                        f" name (voice distance {distance:.2f}, at most {threshold:.2f});"
-                        " send replace=true to enrol them again from these clips alone"
-                    )
                 merged, total = combine([(keep.vector, keep.speech_s), (vector, seconds)])
                 voiceprint = Voiceprint(keep.id, keep.name, merged, total,
                                         keep.clips + len(prints), keep.created, now)  # fmt: skip
@@ -313,7 +315,7 @@ class VoiceprintLibrary:
                 voiceprint = Voiceprint(existing.id, name, vector, seconds, len(prints),
                                         existing.created, now)  # fmt: skip
             else:
-                if len(self.list()) >= MAX_VOICEPRINTS:
+                if len(everyone) >= MAX_VOICEPRINTS:
                     raise VoiceprintError(f"at most {MAX_VOICEPRINTS} people can be enrolled")
                 voiceprint = Voiceprint(secrets.token_hex(8), name, vector, seconds,
                                         len(prints), now, now)  # fmt: skip
@@ -355,6 +357,39 @@ class VoiceprintLibrary:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(body)
         temporary.replace(path)
+
+
+def _check_one_voice(
+    prints: Sequence[tuple[np.ndarray, float]], kept: Voiceprint | None, *, threshold: float
+) -> None:
+    odd = odd_clip_out(prints, threshold=threshold,
+                       enrolled=kept.vector if kept is not None else None)  # fmt: skip
+    if odd is not None:
+        clip, distance = odd
+        others = f"clip {2 - clip}" if len(prints) == 2 else "the other clips"
+        raise VoiceMismatch(
+            f"clip {clip + 1} does not sound like {others} (voice distance {distance:.2f},"
+            f" at most {threshold:.2f} for one person)",
+            clip=clip,
+        )
+
+
+def _check_same_voice(vector: np.ndarray, kept: Voiceprint, *, threshold: float) -> None:
+    distance = voice_distance(vector, kept.vector)
+    if distance > threshold:
+        raise VoiceMismatch(
+            "the clips do not sound like the person already enrolled under this name (voice"
+            f" distance {distance:.2f}, at most {threshold:.2f}); send replace=true to enrol"
+            " them again from these clips alone"
+        )
+
+
+def _check_new_voice(vector: np.ndarray, others: Sequence[Voiceprint], *, threshold: float
+                     ) -> None:  # fmt: skip
+    distances = [(voice_distance(vector, other.vector), other) for other in others]
+    nearest = min(distances, key=lambda pair: pair[0], default=None)
+    if nearest is not None and nearest[0] <= threshold:
+        raise VoiceAlreadyEnrolled(nearest[1])
 
 
 def _load(path: Path) -> Voiceprint | None:
