@@ -33,6 +33,8 @@ MAX_NAME_BYTES = 255  # NAME_MAX of every common file system
 ATTR_LANGUAGE = "language"
 GATEWAY_PATH = "/api/audio/transcribe-with-speakers"
 MEDIA_SOURCE_PREFIX = "media-source://media_source/"
+# The gateway's codes for an upload that is not audio it can read (empty, damaged, too long).
+NOT_AUDIO_CODES = frozenset({"empty_audio", "invalid_audio"})
 MAX_FILE_BYTES = 2 * 1024**3
 # A long meeting is transcribed in chunks on the GPU; allow for several hours of audio.
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=3 * 3600, sock_connect=10)
@@ -102,6 +104,10 @@ async def async_transcribe_with_speakers(
         return await gateway_request(
             hass, "POST", gateway_url.rstrip("/") + GATEWAY_PATH, api_key, data=form
         )
+    except GatewayError as err:
+        if err.code in NOT_AUDIO_CODES:  # the user's file, not a fault of the gateway
+            raise invalid_input("media_file_not_audio", file=path.name, reason=err.message) from err
+        raise
     finally:
         await hass.async_add_executor_job(handle.close)
 

@@ -117,6 +117,30 @@ async def test_bad_requests_are_clear_errors(
     assert info.value.translation_key == "invalid_cluster"
 
 
+async def test_a_file_that_is_not_audio_is_the_users_error(
+    hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """Found on the demo: a text file or an empty one in the media folder came back as the
+    gateway's failure (HTTP 500 from HA's API); it is the user's input, named with the reason."""
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    (tmp_path / "notes.wav").write_bytes(b"hello world\n" * 100)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, gateway.url)
+    for file, reason in (
+        ("notes.wav", "the audio could not be decoded"),
+        ("empty.wav", "the audio file is empty"),
+    ):
+        with pytest.raises(ServiceValidationError) as info:
+            await call(hass, entry, f"local/{file}")
+        assert info.value.translation_key == "media_file_not_audio"
+        placeholders = info.value.translation_placeholders or {}
+        assert placeholders["file"] == file
+        assert placeholders["reason"].startswith(reason), placeholders
+    assert sim.parakeet.transcriptions == 0
+
+
 def test_resolve_media_file(tmp_path: Path) -> None:
     dirs = {"local": str(tmp_path / "media"), "recordings": str(tmp_path / "rec")}
     assert resolve_media_file(dirs, "recordings/x.mp3") == (tmp_path / "rec" / "x.mp3").resolve()
