@@ -98,6 +98,9 @@ def parse_speech_request(payload: Any, config: GatewayConfig) -> SpeechRequest:
 
 MAX_WORD_CHARS = 200  # longer than any word or URL worth reading aloud
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Chinese and Japanese (Magpie's zh-CN and ja-JP) put no spaces between words: their
+# characters and punctuation each end a "word", or any paragraph of theirs would be one.
+_UNSPACED_SCRIPTS = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def _check_speakable(text: str) -> None:
@@ -113,7 +116,7 @@ def _check_speakable(text: str) -> None:
             code="invalid_input",
             param="input",
         )
-    longest = max((len(word) for word in text.split()), default=0)
+    longest = max((len(word) for word in _UNSPACED_SCRIPTS.sub(" ", text).split()), default=0)
     if longest > MAX_WORD_CHARS:
         raise ApiError(
             400,

@@ -161,3 +161,26 @@ async def test_unspeakable_text_is_400(gateway: RunningGateway, text: str, messa
     assert status == 400, body
     assert body["error"]["code"] == "invalid_input"
     assert message in body["error"]["message"]
+
+
+async def test_a_paragraph_without_spaces_is_not_one_word(gateway: RunningGateway) -> None:
+    """Found on the demo: 550 characters of Japanese were refused as "a 550-character word".
+    Chinese and Japanese put no spaces between words; their characters are not one word, while
+    a long run of Latin letters among them still is."""
+    paragraph = "今日はとても良い天気ですね。散歩に行きましょう。" * 25  # 600 characters
+    async with (
+        aiohttp.ClientSession(headers=gateway.headers()) as session,
+        session.post(
+            f"{gateway.url}/v1/audio/speech",
+            json={"model": "tts-1", "voice": "alloy", "input": paragraph, "response_format": "wav"},
+        ) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        assert resp.content_type == "audio/wav"
+        assert len(await resp.read()) > 44  # more than a WAV header
+    status, body = await gateway.post(
+        "/v1/audio/speech",
+        json={"model": "tts-1", "voice": "alloy", "input": "今日は" + "a" * 300 + "です。"},
+    )
+    assert status == 400, body
+    assert "300-character word" in body["error"]["message"]
