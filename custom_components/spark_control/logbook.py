@@ -131,17 +131,26 @@ def _health_report(data: Mapping[str, Any], text: LogbookText) -> str:
     return text(key, source=data.get("source"), ms=ms, error=_error(data, text))
 
 
+def _swap_or_start(data: Mapping[str, Any], phase: str) -> str:
+    """The sentence's key: a start or restart of vLLM is told as one, not as a swap."""
+    return f"{'start' if data.get('starting') else 'swap'}_{phase}"
+
+
 def _swap_started(data: Mapping[str, Any], text: LogbookText) -> str:
-    return text("swap_started", model=data.get("model"))
+    return text(_swap_or_start(data, "started"), model=data.get("model"))
 
 
 def _swap_finished(data: Mapping[str, Any], text: LogbookText) -> str:
-    return text("swap_finished", model=data.get("model"), duration=_seconds(data.get("duration")))
+    return text(
+        _swap_or_start(data, "finished"),
+        model=data.get("model"),
+        duration=_seconds(data.get("duration")),
+    )
 
 
 def _swap_failed(data: Mapping[str, Any], text: LogbookText) -> str:
     return text(
-        "swap_failed",
+        _swap_or_start(data, "failed"),
         model=data.get("model"),
         duration=_seconds(data.get("duration")),
         reason=_error(data, text, "reason"),

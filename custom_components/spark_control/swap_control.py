@@ -236,6 +236,8 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
             "cluster": self.config_entry.title,
             # The swap's logbook lines belong to the model select (and its dashboard card).
             **logbook_entity(self.hass, self.config_entry, "select", "model"),
+            # A start or restart of vLLM (its launch is a swap's): the logbook says "starting".
+            "starting": self._starting,
         }
         self.hass.bus.async_fire(
             EVENT_SWAP_STARTED,

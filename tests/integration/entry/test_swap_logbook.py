@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from homeassistant.components.recorder import Recorder
 from homeassistant.components.select import ATTR_OPTION, SERVICE_SELECT_OPTION
-from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, SERVICE_TURN_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
@@ -24,7 +24,9 @@ from tests.ha_entry import logbook_of
 SELECT = "select.lab_vllm_model"
 SWAP_SENSOR = "sensor.lab_vllm_swap_status"
 WEDGED = "binary_sensor.lab_vllm_wedged"
+SWITCH = "switch.lab_vllm_running"
 GEMMA = "Gemma 4 27B Instruct"
+QWEN = "Qwen3.6 35B-A3B (NVFP4)"  # what the simulator serves
 FINISHED_LINE = rf"now serves {GEMMA} \(swap took [\d.]+ s\)"
 
 
@@ -62,8 +64,10 @@ async def test_swap_lines_are_filed_under_the_model_select(
     async with asyncio.timeout(20):
         await hass.async_block_till_done(wait_background_tasks=True)
 
-    # The events say which entity they are about (automations see it too).
+    # The events say which entity they are about (automations see it too), and that this
+    # changed vLLM's model rather than starting it.
     assert started[0].data["entity_id"] == finished[0].data["entity_id"] == SELECT
+    assert started[0].data["starting"] is finished[0].data["starting"] is False
     streamed: list[str] = []
     async with asyncio.timeout(30):  # the line must come: a deadline a loaded machine keeps
         while not any(re.fullmatch(FINISHED_LINE, line) for line in streamed):
@@ -80,6 +84,41 @@ async def test_swap_lines_are_filed_under_the_model_select(
     assert {entry["name"] for entry in ours} == {"Lab vLLM"}
     # The swap sensor's phases are not the select's: they stay off its logbook.
     assert all(entry["entity_id"] != SWAP_SENSOR for entry in entries)
+
+
+async def test_a_start_of_vllm_is_told_as_a_start_not_a_swap(
+    recorder_mock: Recorder,
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Switching vLLM off and on again relaunches its model through the swap's launch; the
+    events say `starting` and the select's logbook says vLLM starts with that model."""
+    assert await async_setup_component(hass, "logbook", {})
+    await hass.async_block_till_done()
+    await hass.services.async_call(
+        "switch", SERVICE_TURN_OFF, {ATTR_ENTITY_ID: SWITCH}, blocking=True
+    )
+    await hass.async_block_till_done()
+    start = dt_util.utcnow()
+    started = async_capture_events(hass, EVENT_SWAP_STARTED)
+    finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
+
+    await hass.services.async_call(
+        "switch", SERVICE_TURN_ON, {ATTR_ENTITY_ID: SWITCH}, blocking=True
+    )
+    async with asyncio.timeout(20):
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+    assert started[0].data["starting"] is finished[0].data["starting"] is True
+    ours = [
+        entry
+        for entry in await logbook_of(hass, hass_ws_client, start, SELECT)
+        if entry.get("domain") == DOMAIN
+    ]
+    assert [entry["name"] for entry in ours] == ["Lab vLLM", "Lab vLLM"]
+    assert ours[0]["message"] == f"is starting with {QWEN}"
+    assert re.fullmatch(rf"started with {re.escape(QWEN)} \(took [\d.]+ s\)", ours[1]["message"])
 
 
 async def test_a_reload_leaves_no_line_on_the_dashboard_logbooks(

@@ -96,6 +96,22 @@ EVENTS: list[tuple[str, dict[str, Any], str]] = [
         {"cluster": "Lab", "model": "gemma4", "duration": 12.0, "reason": "container exited"},
         "failed to load gemma4 after 12.0 s: container exited",
     ),
+    # A start or restart of vLLM runs through the swap's launch and says so.
+    (
+        EVENT_SWAP_STARTED,
+        {"cluster": "Lab", "model": "qwen36", "starting": True},
+        "is starting with qwen36",
+    ),
+    (
+        EVENT_SWAP_FINISHED,
+        {"cluster": "Lab", "model": "qwen36", "duration": 61.04, "starting": True},
+        "started with qwen36 (took 61.0 s)",
+    ),
+    (
+        EVENT_SWAP_FAILED,
+        {"cluster": "Lab", "model": "qwen36", "duration": 3.0, "reason": "x", "starting": True},
+        "failed to start with qwen36 after 3.0 s: x",
+    ),
     (
         EVENT_SWAP_FELL_BACK,
         {"cluster": "Lab", "model": "gemma4", "fallback_model": "qwen36", "reason": "crashed"},
