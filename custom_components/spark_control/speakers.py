@@ -59,7 +59,12 @@ ENROLL_SCHEMA = vol.Schema(
 )
 ODD_CLIP = re.compile(r"file\[(\d+)\]")  # the gateway's `param` for the clip that disagrees
 FORGET_SCHEMA = vol.Schema(
-    {vol.Required(ATTR_CLUSTER): cv.string, vol.Required(ATTR_SPEAKER_ID): cv.string}
+    {
+        vol.Required(ATTR_CLUSTER): cv.string,
+        # The gateway hands out lower-case hex ids: one pasted in upper case (or with the
+        # spaces of a copy) is the same id.
+        vol.Required(ATTR_SPEAKER_ID): vol.All(cv.string, vol.Strip, vol.Lower),
+    }
 )
 LIST_SCHEMA = vol.Schema({vol.Required(ATTR_CLUSTER): cv.string})
 RENAME_SCHEMA = FORGET_SCHEMA.extend({vol.Required(ATTR_NAME): cv.string})
