@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Literal
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
@@ -36,6 +37,9 @@ from .sparklib.speech_container import BuildContext
 VERSION_CHECK_INTERVAL = timedelta(minutes=30)
 HEALTH_TIMEOUT = 20 * 60  # NeMo models download and load on the first start
 
+# Deployed by this integration (labelled with its context digest), built by hand, or none.
+type ContainerKind = Literal["deployed", "built_by_hand", "missing"]
+
 
 @dataclass(frozen=True, kw_only=True)
 class SpeechContainerState:
@@ -46,6 +50,13 @@ class SpeechContainerState:
     percentage: int | None = None
     log_tail: tuple[str, ...] = ()
     error: str | None = None
+
+    @property
+    def container(self) -> ContainerKind:
+        """What runs on the speech node, as the update entity's `container` attribute says."""
+        if self.installed is None:
+            return "missing"
+        return "deployed" if self.installed else "built_by_hand"
 
 
 def deploy_percentage(line: str, current: int | None) -> int | None:

@@ -8,9 +8,10 @@ from typing import Any, Protocol
 from homeassistant.components.update import UpdateEntity, UpdateEntityFeature
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.translation import async_get_cached_translations
 
 from .cluster_config import nodes_of
-from .const import SERVICE_PARAKEET
+from .const import DOMAIN, SERVICE_PARAKEET
 from .coordinator import SparkControlConfigEntry
 from .entity import SparkControlEntity, node_device, service_device
 from .software_update import SoftwareState, SparkSoftwareCoordinator
@@ -151,20 +152,49 @@ class SparkSpeechContainerUpdateEntity(
 
     @property
     def installed_version(self) -> str | None:
-        """The digest; "unmanaged" for a container built by hand, "none" without one."""
-        installed = self.coordinator.data.installed
-        if installed is None:
-            return "none"
-        return installed or "unmanaged"
+        """The digest it was built from; else what runs in words ("Built by hand", "Not
+        installed"), in HA's language since HA shows versions as they are. Never None: an
+        unknown version would leave the entity without a state, and HA offers Install (the
+        only way to deploy) only while an update is on offer."""
+        state = self.coordinator.data
+        if state.installed:
+            return state.installed
+        return (
+            self._words(
+                f"entity.update.{self.translation_key}.state_attributes.container.state."
+                f"{state.container}"
+            )
+            or state.container
+        )
 
     @property
     def latest_version(self) -> str:
         return self.coordinator.context.digest
 
     @property
+    def release_summary(self) -> str | None:
+        """What Install does to a container this integration did not deploy."""
+        container = self.coordinator.data.container
+        if container == "deployed":
+            return None
+        return self._words(f"exceptions.speech_container_summary_{container}.message")
+
+    @property
     def extra_state_attributes(self) -> dict[str, Any]:
         state = self.coordinator.data
-        return {"log_tail": list(state.log_tail), "last_error": state.error}
+        return {
+            "container": state.container,
+            "log_tail": list(state.log_tail),
+            "last_error": state.error,
+        }
+
+    def _words(self, key: str) -> str | None:
+        """A text of the translations in HA's language (English where it has none)."""
+        category = key.split(".", 1)[0]
+        strings = async_get_cached_translations(
+            self.hass, self.hass.config.language, category, DOMAIN
+        )
+        return strings.get(f"component.{DOMAIN}.{key}")
 
     async def async_install(self, version: str | None, backup: bool, **kwargs: Any) -> None:
         """Deploy the shipped context (build, replace the container, wait for health)."""

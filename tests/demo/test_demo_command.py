@@ -200,7 +200,7 @@ def test_demo_comes_up_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         software = operations["software_update"]
         assert (software["state"], software["commits_behind"]) == ("on", 3)
         speech = operations["speech_container_update"]
-        assert (speech["state"], speech["installed_version"]) == ("on", "unmanaged")
+        assert (speech["state"], speech["installed_version"]) == ("on", "Built by hand")
         _download_from_the_catalog_dialog(ha, operations)
         _, select = _get(f"{ha['url']}/api/states/{selects[0]}", token)
         assert "Qwen3 8B" in select["attributes"]["options"]

@@ -68,7 +68,7 @@ def test_operations_are_listed(capsys: pytest.CaptureFixture[str], tmp_path: Pat
         },
         "speech_container_update": {
             "entity_id": "update.demo_cluster_parakeet_asr_speech_container",
-            "installed_version": "unmanaged",
+            "installed_version": "Built by hand",
             "latest_version": "0123456789ab",
         },
     }
@@ -80,4 +80,4 @@ def test_operations_are_listed(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert "repo id Qwen/Qwen3-8B: its 16.4 GB are on no node yet" in out
     assert "sensor.demo_cluster_vllm_model_download_progress" in out
     assert "update.spark_1_spark_vllm_docker (spark-vllm-docker): 3 commits behind" in out
-    assert "unmanaged → 0123456789ab" in out
+    assert "Built by hand → 0123456789ab" in out

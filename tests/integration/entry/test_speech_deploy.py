@@ -53,9 +53,14 @@ async def test_deploy_from_the_update_entity(
     context = load_build_context()
     update = _entity_id(hass, loaded_entry)
     state = _state(hass, update)
-    # The simulator's container was started by hand (no label): an update is offered.
+    # The simulator's container was started by hand (no label): an update is offered, the
+    # unknown version said in words (HA shows versions as they are) and Install explained.
     assert state.state == "on"
-    assert state.attributes["installed_version"] == "unmanaged"
+    assert state.attributes["installed_version"] == "Built by hand"
+    assert state.attributes["container"] == "built_by_hand"
+    assert state.attributes["release_summary"].startswith(
+        "The running speech container was not deployed by Spark Control"
+    )
     assert state.attributes["latest_version"] == context.digest
     events = _events(hass)
     percentages: list[int] = []
@@ -76,6 +81,8 @@ async def test_deploy_from_the_update_entity(
     state = _state(hass, update)
     assert state.state == "off"
     assert state.attributes["installed_version"] == context.digest
+    assert state.attributes["container"] == "deployed"
+    assert state.attributes["release_summary"] is None
     assert state.attributes["log_tail"][-1] == "Healthy"
     assert percentages == sorted(percentages)
     assert percentages[-1] == 90  # waiting for /health
@@ -100,7 +107,11 @@ async def test_deploy_from_the_update_entity(
     )
     await hass.async_block_till_done()
     assert container.removed
-    assert _state(hass, update).attributes["installed_version"] == "none"
+    # Nothing installed: Install is on offer again, to deploy it anew.
+    state = _state(hass, update)
+    assert (state.state, state.attributes["container"]) == ("on", "missing")
+    assert state.attributes["installed_version"] == "Not installed"
+    assert state.attributes["release_summary"].startswith("No speech container is installed")
     assert events[-1].event_type == f"{DOMAIN}_speech_container_removed"
     assert _state(hass, "switch.lab_parakeet_asr_running").state == "off"
 
@@ -118,7 +129,7 @@ async def test_failed_build_reports_and_keeps_the_old_container(
     assert err.value.translation_key == "command_failed"
     state = _state(hass, update)
     assert state.attributes["in_progress"] is False
-    assert state.attributes["installed_version"] == "unmanaged"
+    assert state.attributes["installed_version"] == "Built by hand"
     assert "did not complete successfully" in state.attributes["log_tail"][-1]
     assert events[-1].event_type == f"{DOMAIN}_speech_container_deploy_failed"
     assert events[-1].data["last_lines"][-1].startswith("ERROR: failed to solve")
