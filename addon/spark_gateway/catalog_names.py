@@ -255,8 +255,15 @@ class SwapSession:
         }
         try:
             result = await self._ws.command(call, timeout=SWAP_CALL_TIMEOUT_S)
-        except (HaConnectionLost, TimeoutError) as err:
-            raise SwapRefused(f"Home Assistant did not answer the swap request ({err!r})") from err
+        except HaConnectionLost as err:
+            raise SwapRefused(
+                f"lost Home Assistant's WebSocket API during the swap request ({err}); "
+                "the swap may still go on in Home Assistant"
+            ) from err
+        except TimeoutError as err:
+            raise SwapRefused(
+                f"Home Assistant did not answer the swap request within {SWAP_CALL_TIMEOUT_S:g} s"
+            ) from err
         if result.get("success") is True:
             return
         error = result.get("error")

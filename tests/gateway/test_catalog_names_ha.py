@@ -679,6 +679,13 @@ class CuttableLink:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+def _swap_failed_message(error: openai.APIStatusError) -> str:
+    """The message of a 502 `model_swap_failed`."""
+    assert error.status_code == 502
+    assert error.body["code"] == "model_swap_failed"  # type: ignore[index]
+    return str(error.body["message"])  # type: ignore[index]
+
+
 @pytest.fixture
 async def link(ha_api: str) -> AsyncIterator[CuttableLink]:
     relay = CuttableLink(URL(ha_api))
@@ -750,9 +757,7 @@ async def test_home_assistant_gone_while_waiting_its_turn_fails_the_request_clea
         await link.close()
         with pytest.raises(openai.APIStatusError) as failed:
             await request
-    assert failed.value.status_code == 502
-    assert failed.value.body["code"] == "model_swap_failed"  # type: ignore[index]
-    message = failed.value.body["message"]  # type: ignore[index]
+    message = _swap_failed_message(failed.value)
     assert message.startswith(
         "could not swap vLLM to 'gemma4': lost Home Assistant's WebSocket API while waiting "
         "to swap: cannot reach Home Assistant's WebSocket API: Cannot connect to host"
@@ -828,3 +833,33 @@ async def test_a_request_held_while_vllm_is_being_stopped_is_checked_again(
             assert info.value.body["code"] == "vllm_stopped"  # type: ignore[index]
     launches = [c for c in cluster.nodes[0].commands if "vllm serve" in c]
     assert len(launches) == (1 if swap_on_request else 0)
+
+
+async def test_home_assistant_lost_during_the_swap_call_is_said_in_words(
+    hass: HomeAssistant,
+    start_swapping: GatewayFactory,
+    link: CuttableLink,
+) -> None:
+    """The connection carrying the swap action drops while the swap loads: the request's 502
+    says so in words (it held the exception's repr: "(HaConnectionLost('...'))"), and that the
+    swap may go on in Home Assistant, as it does."""
+    gateway = await start_swapping(ha_url=str(await link.start()))
+    loading = _swap_loading(hass)
+    finished = asyncio.Event()
+    hass.bus.async_listen(EVENT_SWAP_FINISHED, callback(lambda _event: finished.set()))
+    async with _openai(gateway) as client:
+        request = asyncio.ensure_future(
+            client.chat.completions.create(model=TARGET, messages=HI, max_tokens=3)
+        )
+        await _until(loading)
+        link.cut()
+        with pytest.raises(openai.APIStatusError) as failed:
+            await request
+    message = _swap_failed_message(failed.value)
+    assert message.startswith(
+        "could not swap vLLM to 'gemma4': lost Home Assistant's WebSocket API during the swap "
+        "request (Home Assistant closed the WebSocket connection); the swap may still go on in "
+        "Home Assistant"
+    ), message
+    await _until(finished)
+    assert _select_key(hass) == TARGET
