@@ -59,6 +59,7 @@ from .const import (
     CONF_VLLM_LOG_WATCH,
     CONF_VLLM_PROBE_INTERVAL,
     CONF_VLLM_PROBE_TIMEOUT,
+    CONF_VLLM_RELAUNCH_ON_EXIT,
     CONF_VLLM_RESTART_LIMIT,
     CONF_VLLM_RESTART_WINDOW,
     CONF_VOICE_BRIDGES,
@@ -78,6 +79,7 @@ from .const import (
     DEFAULT_VLLM_LOG_WATCH,
     DEFAULT_VLLM_PROBE_INTERVAL,
     DEFAULT_VLLM_PROBE_TIMEOUT,
+    DEFAULT_VLLM_RELAUNCH_ON_EXIT,
     DEFAULT_VLLM_RESTART_LIMIT,
     DEFAULT_VLLM_RESTART_WINDOW,
     DEFAULT_VOICE_BRIDGES,
@@ -656,6 +658,10 @@ class SparkControlOptionsFlow(OptionsFlowWithReload):
                 vol.Required(
                     CONF_VLLM_LOG_WATCH,
                     default=options.get(CONF_VLLM_LOG_WATCH, DEFAULT_VLLM_LOG_WATCH),
+                ): BooleanSelector(),
+                vol.Required(
+                    CONF_VLLM_RELAUNCH_ON_EXIT,
+                    default=options.get(CONF_VLLM_RELAUNCH_ON_EXIT, DEFAULT_VLLM_RELAUNCH_ON_EXIT),
                 ): BooleanSelector(),
                 vol.Required(
                     CONF_VOICE_BRIDGES,

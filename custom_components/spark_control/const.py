@@ -53,6 +53,7 @@ CONF_VLLM_PROBE_INTERVAL: Final = "vllm_probe_interval"  # seconds, 0 disables
 CONF_VLLM_PROBE_TIMEOUT: Final = "vllm_probe_timeout"  # seconds
 CONF_VLLM_FREEZE_WINDOW: Final = "vllm_freeze_window"  # seconds, 0 disables
 CONF_VLLM_LOG_WATCH: Final = "vllm_log_watch"
+CONF_VLLM_RELAUNCH_ON_EXIT: Final = "vllm_relaunch_on_exit"
 CONF_VOICE_BRIDGES: Final = "voice_bridges"
 CONF_STT_PORT: Final = "stt_port"
 CONF_TTS_PORT: Final = "tts_port"
@@ -75,6 +76,7 @@ DEFAULT_VLLM_PROBE_TIMEOUT: Final = 10  # seconds
 # No token generated or prefilled for a minute while requests run, and the GPU idle.
 DEFAULT_VLLM_FREEZE_WINDOW: Final = 60  # seconds
 DEFAULT_VLLM_LOG_WATCH: Final = True
+DEFAULT_VLLM_RELAUNCH_ON_EXIT: Final = True
 DEFAULT_VOICE_BRIDGES: Final = True
 # Clear of the Whisper (10300) and Piper (10200) add-ons' usual ports.
 DEFAULT_STT_PORT: Final = 10310
@@ -90,6 +92,8 @@ EVENT_SERVICE_RESTARTED: Final = f"{DOMAIN}_service_restarted"
 EVENT_RESTART_SUPPRESSED: Final = f"{DOMAIN}_restart_suppressed"
 EVENT_SERVICE_RECOVERED: Final = f"{DOMAIN}_service_recovered"
 EVENT_HEALTH_REPORT: Final = f"{DOMAIN}_health_report"
+# vLLM's server exited on its own while serving (no stop, swap or start asked for it).
+EVENT_VLLM_EXITED: Final = f"{DOMAIN}_vllm_exited"
 # A wedge report from the add-on gateway or the Wyoming bridge; triggers a deep probe at once.
 EVENT_WEDGE_REPORT: Final = f"{DOMAIN}_wedge_report"
 # A voice command through the Wyoming STT bridge was spoken by an enrolled person.

@@ -32,13 +32,15 @@ from .const import (
     EVENT_SWAP_FELL_BACK,
     EVENT_SWAP_FINISHED,
     EVENT_SWAP_STARTED,
+    EVENT_VLLM_EXITED,
     EVENT_WEDGE_DETECTED,
 )
 from .errors import async_swap_failure_reason
 
 SERVICE_NAMES = {"vllm": "vLLM", "parakeet": "Parakeet", "magpie": "Magpie"}
 # Who found a wedge, named in words by the translations: the add-on gateway's and the voice
-# bridges' reports, the recovery's own checks (recovery.py) and vLLM's watch (vllm_watch.py).
+# bridges' reports, the recovery's own checks (recovery.py) and vLLM's watches (vllm_watch.py,
+# vllm_exit.py).
 # Any other source is a client's own name for itself, shown as it is.
 KNOWN_SOURCES = (
     "gateway",
@@ -50,6 +52,7 @@ KNOWN_SOURCES = (
     "frozen_generation",
     "container_log",
     "vllm_probe",
+    "server_exited",
 )
 MODEL_FIELDS = ("model", "fallback_model")
 
@@ -122,6 +125,11 @@ def _service_recovered(data: Mapping[str, Any], text: LogbookText) -> str:
     return text("service_recovered", downtime=_seconds(data.get("downtime")))
 
 
+def _vllm_exited(data: Mapping[str, Any], text: LogbookText) -> str:
+    model = data.get("model") or text("unknown_model")
+    return text("vllm_exited" if data.get("relaunch") else "vllm_exited_kept_down", model=model)
+
+
 def _health_report(data: Mapping[str, Any], text: LogbookText) -> str:
     # One whole sentence per combination of the optional fields, so a language can order them.
     ms = data.get("ms")
@@ -176,6 +184,7 @@ DESCRIBERS: dict[str, Describer] = {
     EVENT_RESTART_SUPPRESSED: _restart_suppressed,
     EVENT_RESTART_FAILED: _restart_failed,
     EVENT_SERVICE_RECOVERED: _service_recovered,
+    EVENT_VLLM_EXITED: _vllm_exited,
     EVENT_HEALTH_REPORT: _health_report,
 }
 

@@ -26,12 +26,14 @@ from .const import (
     CONF_PROBE_TIMEOUT,
     CONF_RESTART_LIMIT,
     CONF_RESTART_WINDOW,
+    CONF_VLLM_RELAUNCH_ON_EXIT,
     CONF_VLLM_RESTART_LIMIT,
     CONF_VLLM_RESTART_WINDOW,
     DEFAULT_DEEP_CHECK_INTERVAL,
     DEFAULT_PROBE_TIMEOUT,
     DEFAULT_RESTART_LIMIT,
     DEFAULT_RESTART_WINDOW,
+    DEFAULT_VLLM_RELAUNCH_ON_EXIT,
     DEFAULT_VLLM_RESTART_LIMIT,
     DEFAULT_VLLM_RESTART_WINDOW,
     DOMAIN,
@@ -58,6 +60,7 @@ from .sparklib.recovery import (
     RestartBudget,
     ServiceRecoveryState,
 )
+from .vllm_exit import VllmExitWatch
 from .vllm_watch import VllmWatch, VllmWatchSettings
 
 if TYPE_CHECKING:
@@ -151,6 +154,14 @@ class SparkRecovery:
         )
         settings = VllmWatchSettings.from_options(entry.options)
         self.vllm_watch = VllmWatch(hass, entry, self, settings)
+        self.vllm_exits = VllmExitWatch(
+            hass,
+            entry,
+            self,
+            relaunch=bool(
+                entry.options.get(CONF_VLLM_RELAUNCH_ON_EXIT, DEFAULT_VLLM_RELAUNCH_ON_EXIT)
+            ),
+        )
 
     async def _wait_for_vllm_start(self, service: str) -> bool:
         """Wait for a swap or start of vLLM under way (the select's, an action's, the add-on
@@ -225,8 +236,9 @@ class SparkRecovery:
 
     @callback
     def async_start(self, deep_check_minutes: float) -> None:
-        """Listen for wedge reports, start the periodic deep checks and vLLM's own watch."""
+        """Listen for wedge reports, start the periodic deep checks and vLLM's own watches."""
         self.vllm_watch.async_start()
+        self.vllm_exits.async_start()
         self._unsubscribers.append(
             self.hass.bus.async_listen(EVENT_WEDGE_REPORT, self._handle_wedge_report)
         )
@@ -255,6 +267,7 @@ class SparkRecovery:
         while self._unsubscribers:
             self._unsubscribers.pop()()
         await self.vllm_watch.async_stop()
+        await self.vllm_exits.async_stop()
         await self.manager.aclose()
         await self._store.async_save(self._data_to_save())
 

@@ -45,6 +45,7 @@ async def async_service_action(
         return
     if service == SERVICE_VLLM:
         runtime.swap.ensure_idle()
+        runtime.recovery.vllm_exits.user_stopped()  # its port closing is no exit
     await runtime.client.service_action(service, action)
     if settle:
         # The running switches (docker ps) and the health entities show the outcome now.

@@ -112,6 +112,7 @@ class SimCluster:
             release_hangs=self._release_hangs,
             node_count=config.nodes,
             engine_died=self.vllm.engine_died,
+            server_killed=self.vllm.kill_server,
         )
         self.nodes = [SimNode(index, name, world) for index, name in enumerate(world.node_names)]
         self._started = True

@@ -52,6 +52,7 @@ class Faults:
         release_hangs: Callable[[], None],
         node_count: int,
         engine_died: Callable[[bool], None] = lambda _exit: None,
+        server_killed: Callable[[], asyncio.Task[None]] | None = None,
     ) -> None:
         self.state = state
         self._reconcile_ports = reconcile_ports
@@ -59,6 +60,7 @@ class Faults:
         self._release_hangs = release_hangs
         self._node_count = node_count
         self._engine_died = engine_died
+        self._server_killed = server_killed
 
     @staticmethod
     def _check_service(service: str) -> None:
@@ -130,6 +132,14 @@ class Faults:
         default; its container keeps running `sleep infinity`). Gone with the next `vllm serve`."""
         self.state.engine_dead = True
         self._engine_died(exit_server)
+
+    def kill_server(self) -> asyncio.Task[None]:
+        """vLLM's server process is killed while it serves (the kernel's OOM killer, a
+        segfault): nothing more is written to its log, its port closes, its container runs on
+        `sleep infinity`. Hand back the port's task, as `refuse` does."""
+        if self._server_killed is None:
+            raise RuntimeError("this simulator has no vLLM server to kill")
+        return self._server_killed()
 
     def drop_ssh_mid_command(self, enabled: bool = True) -> None:
         """Each SSH command writes its first output, then the TCP connection is cut."""

@@ -98,14 +98,32 @@ class VllmService(SimService):
             self._serving.set()
         return True
 
-    def _process_exited(self) -> None:
+    def _process_exited(self) -> asyncio.Task[None]:
         """The server process ended (crash, engine death): its port closes, the container stays."""
         self.process_running = False
         self.phase = STOPPED
         self._new_engine()
         self._serving.clear()
-        self.port.reconcile()
+        closing = self.port.reconcile()
         self.container.changed()
+        return closing
+
+    def kill_server(self) -> asyncio.Task[None]:
+        """SIGKILL of the server process (`faults.kill_server`): no line in the log."""
+        self._cancel_load()
+        return self._process_exited()
+
+    def processes(self) -> list[str]:
+        """The command lines running in the container, as `docker top` lists them."""
+        if not self.container.running:
+            return []
+        lines = [self.container.command]
+        if self.process_running:
+            lines.append(
+                f"/usr/bin/python3 /usr/local/bin/vllm serve {self.model} --host 0.0.0.0 "
+                "--port 8888"
+            )
+        return lines
 
     def _bind_failed(self) -> None:
         p = vllm_log_prefix

@@ -18,6 +18,7 @@ from .commands import (
     docker_action,
     docker_logs,
     docker_ps,
+    docker_top,
     gpu_identity_query,
     hostname_query,
     meminfo_read,
@@ -27,7 +28,7 @@ from .commands import (
     update_apply,
     update_check,
 )
-from .containers import ContainerInfo, parse_docker_ps
+from .containers import ContainerInfo, parse_docker_ps, runs_vllm_server
 from .downloads import DiskSpace, ModelDownload, read_disk_space
 from .errors import InvalidInput, ServiceNotOnNode, SparkError
 from .gpu import GpuStats, parse_nvidia_smi
@@ -275,6 +276,17 @@ class ClusterClient:
         gpus = await self.node_gpus(self.node_for(VLLM).name)
         readings = [gpu.power_w for gpu in gpus if gpu.power_w is not None]
         return sum(readings) if readings else None
+
+    async def vllm_server_running(self) -> bool | None:
+        """Whether a vLLM server process runs in vLLM's container (on its node); None when
+        the container does not run (stopped, removed) or cannot be listed. Tells a server that
+        exited on its own (False: the container runs on `sleep infinity`) from one that was
+        stopped with its container."""
+        command = docker_top(self.container(VLLM))
+        result = await self.node_for(VLLM).run(command, timeout=30, check=False)
+        if result.exit_status != 0:
+            return None
+        return runs_vllm_server(result.stdout)
 
     async def vllm_log(self, since: datetime) -> AsyncGenerator[str]:
         """Follow the vLLM container's log from `since` (aware), line by line, until the

@@ -98,6 +98,11 @@ def docker_ps() -> RemoteCommand:
     return RemoteCommand.of(["docker", "ps", "-a", "--format", "{{json .}}"])
 
 
+def docker_top(container: str) -> RemoteCommand:
+    """`docker top <container>`: the processes running in it, in `ps -ef` columns."""
+    return RemoteCommand.of(["docker", "top", validate_container(container)])
+
+
 def docker_inspect(container: str) -> RemoteCommand:
     """`docker inspect <container>` (a JSON array)."""
     return RemoteCommand.of(["docker", "inspect", validate_container(container)])

@@ -1,4 +1,4 @@
-"""Parse `docker ps -a --format '{{json .}}'` and `docker inspect` output."""
+"""Parse `docker ps -a --format '{{json .}}'`, `docker inspect` and `docker top` output."""
 
 from __future__ import annotations
 
@@ -25,6 +25,14 @@ class ContainerInfo:
     def running(self) -> bool:
         """Whether the container is up."""
         return self.state == "running"
+
+
+def runs_vllm_server(docker_top: str) -> bool:
+    """Whether `docker top` lists a vLLM server (`vllm serve ...`, as launch-cluster.sh starts
+    it) among a container's processes; its header and the container's own `sleep infinity`
+    do not count."""
+    processes = docker_top.splitlines()[1:]
+    return any("vllm serve " in f"{line} " for line in processes)
 
 
 def parse_docker_ps(text: str) -> dict[str, ContainerInfo]:

@@ -374,6 +374,7 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
         "vllm_probe_timeout",
         "vllm_freeze_window",
         "vllm_log_watch",
+        "vllm_relaunch_on_exit",
         "voice_bridges",
         "stt_port",
         "tts_port",

@@ -15,9 +15,11 @@ from homeassistant.exceptions import HomeAssistantError
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.spark_control.const import (
+    CONF_VLLM_RELAUNCH_ON_EXIT,
     DOMAIN,
     EVENT_SWAP_FINISHED,
     EVENT_SWAP_STARTED,
+    EVENT_VLLM_EXITED,
 )
 from tests.ha_entry import async_wait_until
 from tests.integration.entry.test_swap import SELECT, SWAP_SENSOR, _record_states, _swap_done
@@ -221,26 +223,40 @@ async def test_a_start_with_no_model_known_asks_for_one(
 
 
 async def test_a_container_left_without_vllm_reads_stopped_and_starts_again(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
+    hass: HomeAssistant, config_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
     """`docker restart vllm_node` by hand on the node: the container runs `sleep infinity`
-    again, nothing serves. The switch says vLLM is not running (not just the container), and
+    again, nothing serves. Seen from Home Assistant that is vLLM exiting on its own while
+    serving (the exit watch, tests/integration/recovery/ha/test_vllm_exit.py); with its
+    relaunch turned off, the switch says vLLM is not running (not just the container), and
     turning it on relaunches the model it served."""
-    await sim.world.docker.restart(sim.world.vllm.container)
-    runtime = loaded_entry.runtime_data
-    await runtime.metrics.async_refresh_containers()
-    await runtime.status.async_refresh()
-    await hass.async_block_till_done()
-    assert sim.containers["vllm_node"].running
-    assert _state(hass, SWITCH) == "off"
-    assert _state(hass, "binary_sensor.lab_vllm_connectivity") == "off"
-
-    finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
-    await hass.services.async_call(
-        "switch", SERVICE_TURN_ON, {ATTR_ENTITY_ID: SWITCH}, blocking=True
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, options={**config_entry.options, CONF_VLLM_RELAUNCH_ON_EXIT: False}
     )
-    await _swap_done(hass)
-    assert finished[0].data["model"] == "qwen36"
-    assert _launches(sim) == 1
-    assert _state(hass, SWITCH) == "on"
-    assert sim.vllm.phase == "ready"
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    exited = async_capture_events(hass, EVENT_VLLM_EXITED)
+    try:
+        await sim.world.docker.restart(sim.world.vllm.container)
+        runtime = config_entry.runtime_data
+        await runtime.metrics.async_refresh_containers()
+        await runtime.status.async_refresh()
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert sim.containers["vllm_node"].running
+        assert _state(hass, SWITCH) == "off"
+        assert _state(hass, "binary_sensor.lab_vllm_connectivity") == "off"
+        assert [event.data["relaunch"] for event in exited] == [False]
+
+        finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
+        await hass.services.async_call(
+            "switch", SERVICE_TURN_ON, {ATTR_ENTITY_ID: SWITCH}, blocking=True
+        )
+        await _swap_done(hass)
+        assert finished[0].data["model"] == "qwen36"
+        assert _launches(sim) == 1
+        assert _state(hass, SWITCH) == "on"
+        assert sim.vllm.phase == "ready"
+    finally:
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done()

@@ -1,4 +1,4 @@
-"""`docker ps|inspect|image inspect|start|stop|restart|logs`, printing what the Docker CLI
+"""`docker ps|inspect|image inspect|start|stop|restart|logs|top`, printing what the Docker CLI
 prints."""
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ async def docker(ctx: CommandContext, argv: list[str]) -> int:
         "stop": _lifecycle,
         "restart": _lifecycle,
         "logs": _logs,
+        "top": _top,
         "build": build,
         "run": run,
         "rm": rm,
@@ -261,6 +262,30 @@ async def _lifecycle(ctx: CommandContext, sub: str, args: list[str]) -> int:
             await engine.restart(container)
         ctx.out(f"{name}\n")
     return code
+
+
+async def _top(ctx: CommandContext, sub: str, args: list[str]) -> int:
+    """`docker top CONTAINER`: its processes in `ps -ef` columns (no ps options taken)."""
+    if len(args) != 1:
+        ctx.err(f'"docker {sub}" requires exactly 1 argument.\n')
+        return 1
+    container = ctx.world.container_on(ctx.node_index, args[0])
+    if container is None or container.removed:
+        ctx.err(f"Error response from daemon: No such container: {args[0]}\n")
+        return 1
+    if not container.running:
+        ctx.err(f"Error response from daemon: container {container.id} is not running\n")
+        return 1
+    vllm = ctx.world.vllm
+    commands = vllm.processes() if container is vllm.container else [container.command]
+    columns = ("UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD")
+    ctx.out("".join(f"{name:<20}" for name in columns[:-1]) + columns[-1] + "\n")
+    started = (container.started_at or now()).strftime("%H:%M")
+    for index, command in enumerate(commands):
+        pid, parent = 41_000 + index, 40_990 if index == 0 else 41_000
+        row = ("root", str(pid), str(parent), "0", started, "?", "00:00:00")
+        ctx.out("".join(f"{value:<20}" for value in row) + command + "\n")
+    return 0
 
 
 def _render(line: LogLine, timestamps: bool) -> str:

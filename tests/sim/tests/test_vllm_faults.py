@@ -158,3 +158,32 @@ async def test_dead_engine_can_take_the_server_down(
     await sim.vllm.container.wait_until(lambda _: not sim.vllm.port.listening)
     with pytest.raises(aiohttp.ClientConnectorError):
         await http.get(f"{sim.vllm.url}/health")
+
+
+async def test_a_killed_server_leaves_its_container_without_it_and_writes_nothing(
+    sim: SimCluster, ssh: SshConnect, http: aiohttp.ClientSession
+) -> None:
+    """The kernel's OOM killer takes vLLM's server while it serves: no line in its log, its
+    port refused, and `docker top` lists only the container's `sleep infinity`, where it listed
+    `vllm serve` before; stopped (and so removed, being run `--rm`) it cannot be listed."""
+    conn = await ssh(0)
+    before = await conn.run("docker top vllm_node", check=True)
+    header, *processes = str(before.stdout).splitlines()
+    assert header.split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    assert [line.split(maxsplit=7)[7] for line in processes] == [
+        "sleep infinity",
+        f"/usr/bin/python3 /usr/local/bin/vllm serve {MODEL} --host 0.0.0.0 --port 8888",
+    ]
+    lines = len(sim.vllm.container.logs)
+    await sim.faults.kill_server()
+    with pytest.raises(aiohttp.ClientConnectorError):
+        await http.get(f"{sim.vllm.url}/health")
+    assert len(sim.vllm.container.logs) == lines
+    after = await conn.run("docker top vllm_node", check=True)
+    assert [line.split(maxsplit=7)[7] for line in str(after.stdout).splitlines()[1:]] == [
+        "sleep infinity"
+    ]
+    await conn.run("docker stop vllm_node", check=True)
+    stopped = await conn.run("docker top vllm_node")
+    assert stopped.exit_status == 1
+    assert "No such container: vllm_node" in str(stopped.stderr)
