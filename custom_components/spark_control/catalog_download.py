@@ -87,6 +87,8 @@ class CatalogDownloadSteps(ConfigSubentryFlow):
 
     _pending: PendingModel | None = None
     _needed: dict[str, int] | None = None  # node → bytes still to fetch (last check)
+    _complete = False  # the last check found nothing to fetch on any node
+    _size_known = True  # the last check knew every file's size (else `_needed` is a floor)
     _free: dict[str, int] | None = None
     _waiting: asyncio.Task[None] | None = None
     _outcome: DownloadState | None = None
@@ -107,14 +109,18 @@ class CatalogDownloadSteps(ConfigSubentryFlow):
             download = downloads.prepare(pending.repo_id, pending.target)
             spaces = await download.check_space()
         except InsufficientDisk:
-            self._needed = {part.node.name: part.needed for part in download.parts}
+            self._checked(download)
             raise
         except SparkError as error:
             async_handle_key_error(self.hass, self._get_entry(), error)
             raise WeightsCheckFailed(_reason(error)) from error
-        self._needed = {part.node.name: part.needed for part in download.parts}
+        self._checked(download)
         self._free = {node: space.free for node, space in spaces.items()}
         return download
+
+    def _checked(self, download: ModelDownload) -> None:
+        self._needed = {part.node.name: part.needed for part in download.parts}
+        self._complete, self._size_known = download.complete, download.size_known
 
     async def async_weights_step(self, pending: PendingModel) -> SubentryFlowResult:
         """Create the subentry if the weights are on every node the model runs on, else show
@@ -127,7 +133,7 @@ class CatalogDownloadSteps(ConfigSubentryFlow):
             await self._check(downloads, pending)
         except InsufficientDisk as error:
             return self._download_form({"base": "insufficient_disk"}, str(error))
-        if not any((self._needed or {}).values()):
+        if self._complete:
             return self._save()
         return self._download_form({}, "")
 
@@ -142,7 +148,9 @@ class CatalogDownloadSteps(ConfigSubentryFlow):
             errors=errors,
             description_placeholders={
                 "repo_id": pending.repo_id,
-                "size": _gigabytes(max(needed.values(), default=0)),
+                # A floor when the hub did not know every file's size.
+                "size": ("" if self._size_known else "≥ ")
+                + _gigabytes(max(needed.values(), default=0)),
                 "nodes": ", ".join(needed),
                 "free": ", ".join(f"{node}: {_gigabytes(size)}" for node, size in free.items())
                 or "-",
@@ -172,7 +180,7 @@ class CatalogDownloadSteps(ConfigSubentryFlow):
             return self._download_form({"base": "insufficient_disk"}, str(error))
         except WeightsCheckFailed as failed:
             return self._download_form({"base": "weights_check_failed"}, failed.reason)
-        if not any((self._needed or {}).values()):
+        if self._complete:
             return self._save()  # fetched meanwhile (another flow or the action)
         task = downloads.async_start(pending.repo_id, pending.target, checked=download)
         self._waiting = self.hass.async_create_task(

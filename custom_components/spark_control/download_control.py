@@ -210,7 +210,9 @@ class SparkDownloadCoordinator(DataUpdateCoordinator[DownloadState]):
         state = replace(state, status="downloading")
         self.async_set_updated_data(state)
         needed = sum(part.needed for part in download.parts)
-        self._fire(EVENT_DOWNLOAD_STARTED, state, bytes_needed=needed)
+        self._fire(
+            EVENT_DOWNLOAD_STARTED, state, bytes_needed=needed, size_known=download.size_known
+        )
         last_percent = -1
 
         @callback

@@ -23,6 +23,9 @@ class FaultState:
     drop_ssh_mid_command: bool = False
     rejected_key_nodes: set[int] = field(default_factory=set)
     download_fails_at: float | None = None  # fraction of the bytes after which a download dies
+    # The hub gives no size for the largest file to fetch (huggingface_hub 2.x's dry run then
+    # says "an unknown size").
+    hub_hides_a_size: bool = False
     docker_build_fails: bool = False  # `docker build` fails at its first RUN step
     # vLLM engine faults, each gone with the next `vllm serve` (a fresh engine).
     frozen_generation: bool = False  # tokens stop mid-answer; requests stay running
@@ -162,6 +165,12 @@ class Faults:
             raise ValueError("fraction must be in [0, 1)")
         self.state.download_fails_at = fraction
 
+    def hide_a_file_size(self, enabled: bool = True) -> None:
+        """The hub's answer for the largest file `hf download` still has to fetch carries no
+        size: the dry run says "totalling an unknown size" and lists that file's size as "-"
+        (huggingface_hub 2.x's words, tests/sparklib/hf_output/hub-2.4-dry-run-*)."""
+        self.state.hub_hides_a_size = enabled
+
     def fail_docker_builds(self, enabled: bool = True) -> None:
         """`docker build` fails at the Dockerfile's first RUN step (as a broken pip install)."""
         self.state.docker_build_fails = enabled
@@ -178,6 +187,7 @@ class Faults:
         self.state.drop_ssh_mid_command = False
         self.state.rejected_key_nodes.clear()
         self.state.download_fails_at = None
+        self.state.hub_hides_a_size = False
         self.state.docker_build_fails = False
         self.state.clear_vllm_engine()
         self.state.prefill_seconds = 0.0

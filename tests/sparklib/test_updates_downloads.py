@@ -14,6 +14,7 @@ from custom_components.spark_control.sparklib.downloads import (
     DownloadCancelled,
     DownloadFailed,
     DownloadProgress,
+    DryRun,
     InsufficientDisk,
     NodeDownload,
     parse_df,
@@ -98,6 +99,29 @@ async def test_download_to_every_node_reports_aggregated_progress(
     assert any(r.rate and r.rate >= 140e6 and r.eta for r in readings)
     after = await client.disk_space()
     assert [space.free for space in after.values()] == [sim.config.disk_free_bytes - 12 * GB] * 2
+
+
+async def test_download_whose_size_the_hub_does_not_fully_know(
+    sim: SimCluster, client: ClusterClient
+) -> None:
+    """The dry run says "an unknown size": the check counts the sizes it gives (a floor, still
+    enough to refuse a disk too small for them), and the download runs to its real total."""
+    sim.config.model_bytes["org/small"] = 12 * GB
+    sim.faults.hide_a_file_size()
+    download = client.model_download("org/small", all_nodes=False)
+    await download.check_space()
+    (part,) = download.parts
+    assert (part.files, part.size_known) == (10, False)
+    assert 0 < part.needed < 12 * GB
+    assert not download.complete
+    readings: list[DownloadProgress] = []
+    await download.run(readings.append)
+    assert (readings[-1].percent, readings[-1].done, readings[-1].total) == (100, 12 * GB, 12 * GB)
+
+    sim.config.model_bytes["org/big"] = 400 * GB
+    sim.world.storage[0].free = 100 * GB
+    with pytest.raises(InsufficientDisk):
+        await client.model_download("org/big", all_nodes=False).check_space()
 
 
 async def test_download_refused_without_space_and_cleanup(
@@ -190,10 +214,21 @@ def test_parse_download_lines() -> None:
     slow = parse_download_progress("Downloading:   0%|          | 0.00/21.3G [00:00<?, ?B/s]")
     assert slow is not None
     assert (slow.rate, slow.eta) == (None, None)
-    assert parse_dry_run("[dry-run] Will download 0 files (out of 10) totalling 0.0.") == 0
+    assert parse_dry_run("[dry-run] Will download 0 files (out of 10) totalling 0.0.") == DryRun(
+        files=0, size=0
+    )
     assert parse_df("     1B-blocks          Avail\n  4000  1000\n") == DiskSpace(4000, 1000)
     with pytest.raises(SparkError):
         parse_df("df: .: No such file or directory")
+
+
+def test_parse_dry_run_captures() -> None:
+    """huggingface_hub 2.4's own dry run (capture_dry_run.py): a total, or "an unknown size"
+    when one file's size is not given, then the sizes it knows are the floor."""
+    known = parse_dry_run((HF_OUTPUT / "hub-2.4-dry-run-known-size.txt").read_text())
+    assert known == DryRun(files=4, size=round(7.8e9))
+    unknown = parse_dry_run((HF_OUTPUT / "hub-2.4-dry-run-unknown-size.txt").read_text())
+    assert unknown == DryRun(files=4, size=1_600 + 4 * 10**9 + 11_400_000, size_known=False)
 
 
 def _read_capture(name: str) -> tuple[NodeDownload, list[DownloadProgress]]:

@@ -42,10 +42,13 @@ _RECONSTRUCT_BAR = re.compile(
 _REDRAW = re.compile(r"^[^:|]+:.*\||^[^:|]+: \d+(?:\.\d+)?[kKMGTP]?B \[")
 # The snapshot path `hf download` prints last: bare (1.x) or as "  path: ..." (2.x).
 _SNAPSHOT = re.compile(r"(?P<path>/\S*/snapshots/[0-9a-f]{40})\s*$")
+# huggingface_hub 2.x says "an unknown size" when a file's HEAD answer carries no size.
 _DRY_RUN = re.compile(
     r"\[dry-run\] Will download (?P<files>\d+) files \(out of \d+\) totalling "
-    r"(?P<size>\d+(?:\.\d+)?)(?P<unit>[KMGTP]?)"
+    r"(?:(?P<size>\d+(?:\.\d+)?)(?P<unit>[KMGTP]?)|(?P<unknown>an unknown size))"
 )
+# A row of the dry run's table that has a size ("-": not fetched, or its size unknown).
+_DRY_RUN_ROW = re.compile(r"^\S+\s+(?P<size>\d+(?:\.\d+)?)(?P<unit>[KMGTP]?)\s*$", re.MULTILINE)
 # What a dry run's one-decimal size may understate, plus room the node keeps for itself.
 DISK_MARGIN_BYTES = 2 * 10**9
 
@@ -56,6 +59,15 @@ class DiskSpace:
 
     size: int
     free: int
+
+
+@dataclass(frozen=True, slots=True)
+class DryRun:
+    """What `hf download --dry-run` says a node still has to fetch."""
+
+    files: int
+    size: int  # bytes; when not every size is known, the sum of those that are (a floor)
+    size_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +148,18 @@ def parse_snapshot_path(line: str) -> str | None:
     return match["path"] if match else None
 
 
-def parse_dry_run(output: str) -> int:
-    """Bytes `hf download --dry-run` says it still has to fetch."""
+def parse_dry_run(output: str) -> DryRun:
+    """What `hf download --dry-run` says it still has to fetch: files and bytes, or when the
+    hub does not know every file's size, the bytes of the files its table sizes."""
     match = _DRY_RUN.search(output)
     if match is None:
         raise SparkError(f"unexpected `hf download --dry-run` output: {output[:200]!r}")
-    return _scaled(match["size"], match["unit"])
+    files = int(match["files"])
+    if match["unknown"] is None:
+        return DryRun(files=files, size=_scaled(match["size"], match["unit"]))
+    table = output[match.end() :]
+    known = sum(_scaled(row["size"], row["unit"]) for row in _DRY_RUN_ROW.finditer(table))
+    return DryRun(files=files, size=known, size_known=False)
 
 
 def parse_df(output: str) -> DiskSpace:
@@ -165,7 +183,9 @@ class NodeDownload:
     """One node's part of a download."""
 
     node: SshNode
-    needed: int = 0
+    needed: int = 0  # bytes to fetch (the dry run's; a floor when not `size_known`)
+    files: int = 0  # files to fetch
+    size_known: bool = True
     progress: DownloadProgress | None = None
     snapshot: str | None = None
     last_lines: list[str] = field(default_factory=list)
@@ -230,6 +250,16 @@ class ModelDownload:
         )
 
     @property
+    def complete(self) -> bool:
+        """Whether the last check found every node holding all the files (nothing to fetch)."""
+        return not any(part.files for part in self.parts)
+
+    @property
+    def size_known(self) -> bool:
+        """Whether the last check knew the size of every file to fetch."""
+        return all(part.size_known for part in self.parts)
+
+    @property
     def snapshots(self) -> dict[str, str]:
         """Node name → snapshot path, for the nodes that finished."""
         return {p.node.name: p.snapshot for p in self.parts if p.snapshot is not None}
@@ -238,8 +268,12 @@ class ModelDownload:
         """Ask each node what is left to fetch and what is free; InsufficientDisk if short."""
 
         async def check(part: NodeDownload) -> DiskSpace:
-            dry = await part.node.run(hf_download(self.repo_id, dry_run=True), timeout=120)
-            part.needed = parse_dry_run(dry.stdout)
+            dry = parse_dry_run(
+                (await part.node.run(hf_download(self.repo_id, dry_run=True), timeout=120)).stdout
+            )
+            part.needed, part.files, part.size_known = dry.size, dry.files, dry.size_known
+            # An unknown size is checked as far as it is known: too little disk for that much
+            # is too little for all of it.
             space = await read_disk_space(part.node)
             if part.needed and part.needed + DISK_MARGIN_BYTES > space.free:
                 raise InsufficientDisk(part.node.name, part.needed + DISK_MARGIN_BYTES, space.free)

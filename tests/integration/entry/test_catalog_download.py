@@ -187,6 +187,20 @@ async def test_weights_already_on_the_node_add_at_once(
     assert "cached" in _catalog_keys(loaded_entry)
 
 
+async def _adjust_bundled(
+    hass: HomeAssistant, entry: MockConfigEntry, model: str, **changes: object
+) -> Any:
+    """Submit a bundled model's adjustment form with its suggested values and `changes`."""
+    flows = hass.config_entries.subentries
+    pick = await _model_form(hass, entry, "bundled_model")
+    form = await flows.async_configure(pick["flow_id"], {"model": model})
+    suggested = {
+        str(key): key.description["suggested_value"]  # type: ignore[index]
+        for key in form["data_schema"].schema
+    }
+    return await flows.async_configure(form["flow_id"], {**suggested, **changes})
+
+
 async def test_a_cluster_model_downloads_to_every_node(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
@@ -194,13 +208,7 @@ async def test_a_cluster_model_downloads_to_every_node(
     node; the adjustment is saved once both nodes have them."""
     flows = hass.config_entries.subentries
     bundled = loaded_entry.runtime_data.catalog.catalog.get("qwen2.5-72b")
-    pick = await _model_form(hass, loaded_entry, "bundled_model")
-    form = await flows.async_configure(pick["flow_id"], {"model": "qwen2.5-72b"})
-    suggested = {
-        str(key): key.description["suggested_value"]  # type: ignore[index]
-        for key in form["data_schema"].schema
-    }
-    offer = await flows.async_configure(form["flow_id"], {**suggested, "max_model_len": 8192})
+    offer = await _adjust_bundled(hass, loaded_entry, "qwen2.5-72b", max_model_len=8192)
     assert offer["step_id"] == "download"
     assert offer["description_placeholders"]["nodes"] == ", ".join(node_strings(sim))
     assert offer["description_placeholders"]["size"] == "21.3 GB"  # the sim's default size
@@ -211,6 +219,27 @@ async def test_a_cluster_model_downloads_to_every_node(
     await hass.async_block_till_done()
     assert all(storage.hf_cache[bundled.repo_id].complete for storage in sim.world.storage)
     assert loaded_entry.runtime_data.catalog.catalog.get("qwen2.5-72b").max_model_len == 8192
+
+
+async def test_a_size_the_hub_does_not_fully_know_is_offered_as_a_floor(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
+) -> None:
+    """huggingface_hub 2.x's dry run says "an unknown size": the offer shows the sizes it
+    gave as "at least" (never "0.0 GB", never the model added as if its weights were there),
+    and the download fetches them all."""
+    sim.faults.hide_a_file_size()
+    flows = hass.config_entries.subentries
+    bundled = loaded_entry.runtime_data.catalog.catalog.get("qwen2.5-72b")
+    offer = await _adjust_bundled(hass, loaded_entry, "qwen2.5-72b")
+    assert offer["step_id"] == "download"
+    size = offer["description_placeholders"]["size"]
+    assert size.startswith("≥ ")
+    assert 0 < float(size.removeprefix("≥ ").removesuffix(" GB")) < 21.3
+    await flows.async_configure(offer["flow_id"], {"download": True})
+    await hass.async_block_till_done()
+    done = await flows.async_configure(offer["flow_id"])
+    assert done["type"] is FlowResultType.CREATE_ENTRY
+    assert all(storage.hf_cache[bundled.repo_id].complete for storage in sim.world.storage)
 
 
 async def test_too_little_disk_is_an_error_in_the_form(

@@ -162,6 +162,28 @@ async def test_download_to_every_node_then_add_to_catalog(
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
 
+async def test_download_whose_size_the_hub_does_not_fully_know(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
+) -> None:
+    """huggingface_hub 2.x's dry run says "an unknown size": the download runs all the same,
+    the started event says the size is a floor, the sensor ends at the real total."""
+    sim.faults.hide_a_file_size()
+    events = _events(hass, "download_started", "download_finished", "download_failed")
+
+    response = await _download(hass, loaded_entry, repo_id=REPO, target="head", wait=True)
+    await hass.async_block_till_done()
+
+    assert (response["status"], response["bytes"]) == ("finished", 12 * GB)
+    assert [event.event_type for event in events] == [
+        f"{DOMAIN}_download_started",
+        f"{DOMAIN}_download_finished",
+    ]
+    assert events[0].data["size_known"] is False
+    assert 0 < events[0].data["bytes_needed"] < 12 * GB
+    progress = _state(hass, PROGRESS)
+    assert (progress.state, progress.attributes["total_bytes"]) == ("100", 12 * GB)
+
+
 async def test_too_little_disk_is_refused_before_any_byte(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
