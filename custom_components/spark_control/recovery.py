@@ -216,6 +216,7 @@ class SparkRecovery:
             "probes_started": self.manager.probes_started,
             "services": services,
             "vllm_watch": self.vllm_watch.as_diagnostics(),
+            "vllm_relaunch_on_exit": self.vllm_exits.relaunch,
         }
 
     def restore(self, saved: dict[str, Any] | None) -> None:

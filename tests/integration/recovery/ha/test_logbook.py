@@ -27,6 +27,7 @@ from custom_components.spark_control.const import (
     EVENT_SWAP_FELL_BACK,
     EVENT_SWAP_FINISHED,
     EVENT_SWAP_STARTED,
+    EVENT_VLLM_EXITED,
     EVENT_WEDGE_DETECTED,
     EVENT_WEDGE_REPORT,
 )
@@ -126,6 +127,30 @@ EVENTS: list[tuple[str, dict[str, Any], str]] = [
             "source": "container_log",
         },
         "is wedged: engine died: EngineCore encountered a fatal error. (reported by vLLM's log)",
+    ),
+    # vLLM's server gone while serving (vllm_exit.py), relaunched or, with the option off, not.
+    (
+        EVENT_VLLM_EXITED,
+        {"service": "vllm", "cluster": "Lab", "model": "qwen36", "relaunch": True},
+        "exited on its own while serving qwen36 (the node may have run out of memory); "
+        "relaunching it",
+    ),
+    (
+        EVENT_VLLM_EXITED,
+        {"service": "vllm", "cluster": "Lab", "model": None, "relaunch": False},
+        "exited on its own while serving a model outside the catalog (the node may have run out "
+        "of memory); not relaunched, as automatic relaunch is off in the options",
+    ),
+    (
+        EVENT_WEDGE_DETECTED,
+        {
+            "service": "vllm",
+            "cluster": "Lab",
+            "error": "vLLM's server exited while serving, with nothing in its log",
+            "source": "server_exited",
+        },
+        "is wedged: vLLM's server exited while serving, with nothing in its log "
+        "(reported by the exit watch)",
     ),
 ]
 
