@@ -156,3 +156,19 @@ async def test_service_on_no_node_is_refused(
         assert all("magpie" not in command for node in sim.nodes for command in node.commands)
     finally:
         await client.close()
+
+
+async def test_vllm_server_running_tells_an_exit_from_a_stop(
+    sim: SimCluster, client: ClusterClient
+) -> None:
+    """`docker top vllm_node` on vLLM's node: the server runs (True), was killed while its
+    container runs on (False), or its container is gone with a stop (None)."""
+    assert await client.vllm_server_running() is True
+    await sim.faults.refuse("vllm")  # a closed port alone says nothing about the process
+    assert await client.vllm_server_running() is True
+    await sim.faults.clear()
+    await sim.faults.kill_server()
+    assert await client.vllm_server_running() is False
+    await client.service_action("vllm", "stop")
+    assert await client.vllm_server_running() is None
+    assert sim.nodes[0].commands.count("docker top vllm_node") == 4
