@@ -19,7 +19,8 @@ SUPERVISOR_CORE_URL = "http://supervisor/core/api"
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Seconds allowed for each kind of upstream call (and the client's idle stream, and the
-    client's request body: `body` seconds plus one per 500 bytes received)."""
+    client's first request head and each request body: `body` seconds, plus one per 500
+    bytes received for a body)."""
 
     connect: float = 5.0
     chat: float = 600.0  # whole non-streamed completion
@@ -29,7 +30,7 @@ class Timeouts:
     speech: float = 120.0
     decode: float = 120.0  # one upload's decoding, in a decoder process
     health: float = 5.0
-    body: float = 20.0  # a request body's first seconds (body_deadline.py)
+    body: float = 20.0  # a first request head; a body's first seconds (body_deadline.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,17 @@ versions the project runs.
 
 The answer names the kind of fault, never the bytes: aiohttp's own text quotes the start of the
 offending line, which may be a key.
+
+The same handler closes a connection whose first request head (request line and headers) has
+not arrived within `timeouts.body` seconds: aiohttp waits for it forever (its keep-alive
+timeout only starts after a first answer), so clients that connect and send nothing, or a header
+line now and then, could pile up until the gateway runs out of file descriptors.
 """
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import (
@@ -27,6 +35,7 @@ from aiohttp.http_exceptions import (
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from .appkeys import CONFIG
 from .errors import error_response
 
 # Most specific first: LineTooLong and the others are BadHttpMessages.
@@ -54,7 +63,30 @@ def describe(fault: BaseException | None) -> str:
 
 
 class JsonErrorRequestHandler(RequestHandler):
-    """aiohttp's connection handler, answering its own errors in the gateway's JSON shape."""
+    """aiohttp's connection handler, answering its own errors in the gateway's JSON shape and
+    closing a connection whose first request head is late."""
+
+    def __init__(self, *args: Any, head_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timeout = head_timeout
+        self._head_late: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self._head_timeout is not None:
+            self._head_late = asyncio.get_running_loop().call_later(
+                self._head_timeout, self.force_close
+            )
+
+    def request_started(self) -> None:
+        """A request head arrived: from now on aiohttp's keep-alive timeout applies."""
+        if self._head_late is not None:
+            self._head_late.cancel()
+            self._head_late = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.request_started()  # nothing left to time
+        super().connection_lost(exc)
 
     def handle_error(
         self,
@@ -77,9 +109,26 @@ class JsonErrorRequestHandler(RequestHandler):
 class JsonErrorServer(web.Server):
     """aiohttp's low-level server, making `JsonErrorRequestHandler`s for its connections."""
 
+    def __init__(self, *args: Any, head_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timeout = head_timeout
+        make_request = self.request_factory
+
+        def request_factory(
+            message: Any, payload: Any, protocol: Any, writer: Any, task: Any
+        ) -> BaseRequest:
+            # aiohttp makes the request object once the whole head has been parsed.
+            if isinstance(protocol, JsonErrorRequestHandler):
+                protocol.request_started()
+            return make_request(message, payload, protocol, writer, task)
+
+        self.request_factory = request_factory
+
     def __call__(self) -> RequestHandler:
         # The line of aiohttp's own __call__, with our class.
-        return JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
+        return JsonErrorRequestHandler(
+            self, loop=self._loop, head_timeout=self._head_timeout, **self._kwargs
+        )
 
 
 class GatewayRunner(web.AppRunner):
@@ -91,5 +140,6 @@ class GatewayRunner(web.AppRunner):
             plain.request_handler,
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,
+            head_timeout=self.app[CONFIG].timeouts.body,
             **plain._kwargs,
         )

@@ -1,8 +1,11 @@
-"""A body trickled a few bytes at a time gets 408 and gives its request slot back.
+"""A body trickled a few bytes at a time gets 408 and gives its request slot back; a
+connection that never completes its first request head is closed.
 
 Found on the demo: two clients sending an upload's body at 5 bytes/s held both speaker slots
 for as long as they liked (every other speaker request got 429), and 64 would have done the
-same to chat. The gateway now gives a body `timeouts.body` seconds plus one per 500 bytes.
+same to chat. The gateway now gives a body `timeouts.body` seconds plus one per 500 bytes. A
+connection sending half a request head was kept open for as long as the client liked (200 s
+tried); it now has `timeouts.body` seconds to send it.
 """
 
 from __future__ import annotations
@@ -147,5 +150,37 @@ async def test_a_slow_but_steady_upload_is_not_cut(
         status, _, body = await asyncio.wait_for(_read_answer(reader), timeout=30)
         assert status == b"HTTP/1.1 200 OK", body
         assert set(body) == {"speaker", "confidence"}
+    finally:
+        writer.close()
+
+
+async def test_a_connection_that_never_finishes_its_head_is_closed(
+    one_speaker_slot: RunningGateway,
+) -> None:
+    """Half a head, then a header line now and then: closed after the deadline, while a client
+    that sent its requests keeps its connection between them past that deadline."""
+    gateway = one_speaker_slot
+    host, port = gateway.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        closed = asyncio.ensure_future(reader.read())
+        while not closed.done() and loop.time() - started < 10:
+            writer.write(b"X-Slow: 1\r\n")
+            await asyncio.sleep(0.3)
+        assert await asyncio.wait_for(closed, timeout=10) == b""  # closed, nothing answered
+        assert loop.time() - started < 4 * GRACE_S
+    finally:
+        writer.close()
+    # One connection, two requests, longer apart than the deadline: kept alive as usual.
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        for _ in range(2):
+            writer.write(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+            status, _, body = await asyncio.wait_for(_read_answer(reader), timeout=10)
+            assert status == b"HTTP/1.1 200 OK", body
+            await asyncio.sleep(2 * GRACE_S)
     finally:
         writer.close()
