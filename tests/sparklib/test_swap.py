@@ -9,9 +9,15 @@ import pytest
 from custom_components.spark_control.sparklib.catalog import Catalog, load_bundled_models
 from custom_components.spark_control.sparklib.errors import (
     AuthRejected,
+    CommandFailed,
+    CommandTimeout,
+    HostKeyNotPinned,
     InvalidInput,
+    ServiceUnreachable,
+    SparkError,
     SwapFailed,
     SwapInProgress,
+    swap_error_cause,
 )
 from custom_components.spark_control.sparklib.http_api import ServiceApi
 from custom_components.spark_control.sparklib.keys import KeyPair
@@ -135,6 +141,27 @@ async def test_ssh_error_fails_the_swap(
         )
     assert isinstance(err.value.__cause__, AuthRejected)
     assert phases(seen) == ["stopping", "failed"]
+    # The kind and the node, to be told in any language; the English stays in `reason`.
+    assert (err.value.cause, err.value.detail) == ("ssh_key_rejected", node.name)
+    assert err.value.reason == f"SSH key rejected by {node.name}"
+
+
+@pytest.mark.parametrize(
+    ("error", "cause", "detail"),
+    [
+        (CommandTimeout("docker logs", 120), "command_timeout", "120"),
+        (CommandFailed("x", 1, "warning\nError: no such container\n"), "command_failed",
+         "Error: no such container"),
+        (CommandFailed("x", 2, ""), "command_failed", "exit 2"),
+        (ServiceUnreachable("vllm", "http://h:8000/health", "timed out"), "http_timeout",
+         "http://h:8000/health"),
+        (ServiceUnreachable("vllm", "http://h:8000/health", "refused", refused=True),
+         "http_unreachable", "http://h:8000/health"),
+        (HostKeyNotPinned("h"), "error", "No pinned host key for h; validate the cluster first"),
+    ],
+)  # fmt: skip
+def test_swap_error_causes(error: SparkError, cause: str, detail: str) -> None:
+    assert swap_error_cause(error) == (cause, detail)
 
 
 async def test_cluster_model_needs_two_nodes(

@@ -84,9 +84,22 @@ class SwapInProgress(SparkError):
 
 
 # Why a swap failed: no ready model in time, vLLM crashed (with its error line, or before
-# one was seen), its container exited, or another error (SSH, HTTP).
+# one was seen), its container exited, its server vanished, an SSH or HTTP failure of a
+# common kind (`swap_error_cause`), or another error.
 type SwapFailureCause = Literal[
-    "timeout", "crashed", "crashed_early", "exited", "server_exited", "error"
+    "timeout",
+    "crashed",
+    "crashed_early",
+    "exited",
+    "server_exited",
+    "ssh_unreachable",
+    "ssh_key_rejected",
+    "host_key_changed",
+    "command_timeout",
+    "command_failed",
+    "http_timeout",
+    "http_unreachable",
+    "error",
 ]
 
 
@@ -148,3 +161,26 @@ class ServiceNotOnNode(SparkError):
             f"{service} runs on {host}, which is not one of the cluster's SSH nodes; add that "
             "host as a node or correct the service's host"
         )
+
+
+def swap_error_cause(error: SparkError) -> tuple[SwapFailureCause, str]:
+    """The cause and detail of a swap that `error` (SSH, HTTP) broke: its kind, and only
+    particulars that need no words (a host, seconds, a URL, the tool's own last line), so the
+    failure can be told in any language. Any other error is `error` with its English text."""
+    match error:
+        case HostKeyChanged():
+            return "host_key_changed", error.host
+        case AuthRejected():
+            return "ssh_key_rejected", error.host
+        case CannotConnect():
+            return "ssh_unreachable", error.host
+        case CommandTimeout():
+            return "command_timeout", f"{error.timeout:g}"
+        case CommandFailed():
+            lines = [line.strip() for line in error.stderr.splitlines() if line.strip()]
+            return "command_failed", lines[-1][:300] if lines else f"exit {error.exit_status}"
+        case ServiceUnreachable(refused=False, detail="timed out"):
+            return "http_timeout", error.url
+        case ServiceUnreachable():
+            return "http_unreachable", error.url
+    return "error", str(error)

@@ -28,6 +28,7 @@ from .errors import (
     SwapFailed,
     SwapFailureCause,
     SwapInProgress,
+    swap_error_cause,
 )
 from .http_api import ServiceApi
 from .service_keys import VLLM
@@ -241,7 +242,7 @@ class _Swap:
         except SwapFailed:
             raise
         except SparkError as err:
-            raise self.fail(str(err)) from err
+            raise self.fail(str(err), *swap_error_cause(err)) from err
         # Report first: the caller refreshes its state on "ready"; the model list can wait.
         self.report("ready")
         duration = time.monotonic() - self.t0

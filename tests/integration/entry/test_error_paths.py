@@ -8,6 +8,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from homeassistant.components.persistent_notification import (
+    _async_get_or_create_notifications,
+)
 from homeassistant.components.repairs import DOMAIN as REPAIRS_DOMAIN
 from homeassistant.components.repairs.issue_handler import RepairsFlowManager
 from homeassistant.components.select import ATTR_OPTION, SERVICE_SELECT_OPTION
@@ -311,6 +314,21 @@ async def test_host_key_fix_flow_with_the_node_down(
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
 
 
+async def _swap_to_gemma_until_loading(
+    hass: HomeAssistant, entry: MockConfigEntry, sim: SimCluster, load_seconds: float
+) -> None:
+    """Start a swap to gemma4 whose load takes `load_seconds`; return once it loads."""
+    sim.faults.slow_start(load_seconds)
+    await hass.services.async_call(
+        DOMAIN,
+        "swap_model",
+        {"cluster": entry.entry_id, "model": "gemma4", "wait": False},
+        blocking=True,
+        return_response=True,
+    )
+    await async_wait_until(hass, lambda: _swap_phase(hass) == "loading")
+
+
 async def test_head_node_host_key_changing_during_a_swap(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
 ) -> None:
@@ -318,15 +336,7 @@ async def test_head_node_host_key_changing_during_a_swap(
     fails (event) and the host key repair issue names the head node."""
     assert await async_setup_component(hass, REPAIRS_DOMAIN, {})
     failed = async_capture_events(hass, EVENT_SWAP_FAILED)
-    sim.faults.slow_start(2.0)
-    await hass.services.async_call(
-        DOMAIN,
-        "swap_model",
-        {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": False},
-        blocking=True,
-        return_response=True,
-    )
-    await async_wait_until(hass, lambda: _swap_phase(hass) == "loading")
+    await _swap_to_gemma_until_loading(hass, loaded_entry, sim, 2.0)
     sim.faults.change_host_key(0)
     await async_node_hangs_up(loaded_entry, sim, 0)
     await async_wait_until(hass, lambda: bool(failed))
@@ -334,6 +344,40 @@ async def test_head_node_host_key_changing_during_a_swap(
     head = node_strings(sim)[0]
     issue_id = f"host_key_changed_{loaded_entry.entry_id}_{head}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    # Said in words, naming the node; the library's English stays in `reason` and the log.
+    assert (failed[0].data["cause"], failed[0].data["detail"]) == ("host_key_changed", head)
+    assert failed[0].data["reason"].startswith(f"Host key of {head} changed")
+    assert _swap_failure_notice(hass, loaded_entry).endswith(
+        f"failed: the SSH host key of {head} has changed (see the repair issue)"
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+def _swap_failure_notice(hass: HomeAssistant, entry: MockConfigEntry) -> str:
+    """The failed swap's notification, up to its log tail."""
+    notice = _async_get_or_create_notifications(hass)[f"{DOMAIN}_{entry.entry_id}_swap_failed"]
+    message: str = notice["message"]
+    return message.split("\n", 1)[0]
+
+
+async def test_head_node_lost_during_a_swap_is_said_in_words(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, sim: SimCluster
+) -> None:
+    """The head node stops answering SSH while a swap follows its log: the failure names the
+    node in the integration's words, not asyncssh's or the library's English."""
+    hass.config_entries.async_update_entry(
+        loaded_entry, options={**loaded_entry.options, CONF_SWAP_FALLBACK: False}
+    )
+    failed = async_capture_events(hass, EVENT_SWAP_FAILED)
+    await _swap_to_gemma_until_loading(hass, loaded_entry, sim, 2.0)
+    await sim.nodes[0].stop()
+    await async_wait_until(hass, lambda: bool(failed))
+    head = node_strings(sim)[0]
+    assert (failed[0].data["cause"], failed[0].data["detail"]) == ("ssh_unreachable", head)
+    assert failed[0].data["reason"].startswith(f"Cannot connect to {head}")
+    notice = _swap_failure_notice(hass, loaded_entry)
+    assert notice.endswith(f"failed: {head} could not be reached over SSH")
+    assert "Cannot connect" not in notice
     await hass.async_block_till_done(wait_background_tasks=True)
 
 
@@ -344,15 +388,7 @@ async def test_swap_survives_the_head_connection_dropping_while_loading(
     followed again over a new connection and the swap completes."""
     finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
     failed = async_capture_events(hass, EVENT_SWAP_FAILED)
-    sim.faults.slow_start(1.5)
-    await hass.services.async_call(
-        DOMAIN,
-        "swap_model",
-        {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": False},
-        blocking=True,
-        return_response=True,
-    )
-    await async_wait_until(hass, lambda: _swap_phase(hass) == "loading")
+    await _swap_to_gemma_until_loading(hass, loaded_entry, sim, 1.5)
     follows_before = sum("docker logs" in command for command in sim.nodes[0].commands)
     for conn in list(sim.nodes[0].connections):
         conn.abort()
@@ -374,15 +410,7 @@ async def test_vllm_container_stopped_during_the_load(
         loaded_entry, options={**loaded_entry.options, CONF_SWAP_FALLBACK: False}
     )
     failed = async_capture_events(hass, EVENT_SWAP_FAILED)
-    sim.faults.slow_start(1.5)
-    await hass.services.async_call(
-        DOMAIN,
-        "swap_model",
-        {"cluster": loaded_entry.entry_id, "model": "gemma4", "wait": False},
-        blocking=True,
-        return_response=True,
-    )
-    await async_wait_until(hass, lambda: _swap_phase(hass) == "loading")
+    await _swap_to_gemma_until_loading(hass, loaded_entry, sim, 1.5)
     await sim.world.docker.stop(sim.containers["vllm_node"])
     await async_wait_until(hass, lambda: bool(failed))
     assert failed[0].data["reason"] == "container exited before startup completed"

@@ -223,7 +223,40 @@ async def test_each_health_report_is_one_whole_sentence(
             "vLLM stopped before its startup completed without logging an error (the node may "
             "have run out of memory)",
         ),
-        ("error", "Cannot connect to 10.0.0.2", "Cannot connect to 10.0.0.2"),
+        # SSH and HTTP failures in words, naming only the node, the seconds, the URL or the
+        # tool's own last line; any other error not in the library's English.
+        ("ssh_unreachable", "spark-2", "spark-2 could not be reached over SSH"),
+        (
+            "ssh_key_rejected",
+            "spark-2",
+            "spark-2 refused Spark Control's SSH key (re-authenticate the cluster)",
+        ),
+        (
+            "host_key_changed",
+            "spark-2",
+            "the SSH host key of spark-2 has changed (see the repair issue)",
+        ),
+        ("command_timeout", "120", "a command on the head node did not finish within 120 s"),
+        (
+            "command_failed",
+            "Error: no such container",
+            "a command on the head node failed: Error: no such container",
+        ),
+        (
+            "http_timeout",
+            "http://10.0.0.2:8000/health",
+            "vLLM did not answer in time at http://10.0.0.2:8000/health",
+        ),
+        (
+            "http_unreachable",
+            "http://10.0.0.2:8000/health",
+            "vLLM could not be reached at http://10.0.0.2:8000/health",
+        ),
+        (
+            "error",
+            "No pinned host key for spark-2; validate the cluster first",
+            "an unexpected error (the Home Assistant log has its details)",
+        ),
     ],
 )
 async def test_a_failed_swap_says_why_in_words(
