@@ -394,4 +394,5 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 "reason": async_swap_failure_reason(self.hass, error.cause, error.detail),
                 "log_tail": "\n".join(error.last_lines[-10:]),
             },
+            starting=base["starting"],
         )

@@ -26,11 +26,18 @@ def notification_id(entry_id: str, notice: SwapNotice) -> str:
 
 
 async def async_notify(
-    hass: HomeAssistant, entry_id: str, notice: SwapNotice, placeholders: dict[str, str]
+    hass: HomeAssistant,
+    entry_id: str,
+    notice: SwapNotice,
+    placeholders: dict[str, str],
+    *,
+    starting: bool = False,
 ) -> None:
-    """Show (or replace) the entry's notification of this kind."""
+    """Show (or replace) the entry's notification of this kind; a failed start or restart of
+    vLLM (`starting`) is told as one, under the same id."""
     strings = await async_get_translations(hass, hass.config.language, "exceptions", {DOMAIN})
-    prefix = f"component.{DOMAIN}.exceptions.{notice}"
+    words = "start_failed" if starting and notice == "swap_failed" else notice
+    prefix = f"component.{DOMAIN}.exceptions.{words}"
     persistent_notification.async_create(
         hass,
         strings[f"{prefix}_notification.message"].format(**placeholders),

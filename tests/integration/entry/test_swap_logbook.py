@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import datetime
 from typing import Any
 
 import pytest
+from homeassistant.components.persistent_notification import (
+    _async_get_or_create_notifications,
+)
 from homeassistant.components.recorder import Recorder
 from homeassistant.components.select import ATTR_OPTION, SERVICE_SELECT_OPTION
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, SERVICE_TURN_ON
@@ -20,6 +24,7 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.spark_control.const import DOMAIN, EVENT_SWAP_FINISHED, EVENT_SWAP_STARTED
 from tests.ha_entry import logbook_of
+from tests.sim import SimCluster
 
 SELECT = "select.lab_vllm_model"
 SWAP_SENSOR = "sensor.lab_vllm_swap_status"
@@ -86,6 +91,17 @@ async def test_swap_lines_are_filed_under_the_model_select(
     assert all(entry["entity_id"] != SWAP_SENSOR for entry in entries)
 
 
+async def _logbook_with_vllm_stopped(hass: HomeAssistant) -> datetime:
+    """Set the logbook up and switch vLLM off; the time from which to read its lines."""
+    assert await async_setup_component(hass, "logbook", {})
+    await hass.async_block_till_done()
+    await hass.services.async_call(
+        "switch", SERVICE_TURN_OFF, {ATTR_ENTITY_ID: SWITCH}, blocking=True
+    )
+    await hass.async_block_till_done()
+    return dt_util.utcnow()
+
+
 async def test_a_start_of_vllm_is_told_as_a_start_not_a_swap(
     recorder_mock: Recorder,
     hass: HomeAssistant,
@@ -94,13 +110,7 @@ async def test_a_start_of_vllm_is_told_as_a_start_not_a_swap(
 ) -> None:
     """Switching vLLM off and on again relaunches its model through the swap's launch; the
     events say `starting` and the select's logbook says vLLM starts with that model."""
-    assert await async_setup_component(hass, "logbook", {})
-    await hass.async_block_till_done()
-    await hass.services.async_call(
-        "switch", SERVICE_TURN_OFF, {ATTR_ENTITY_ID: SWITCH}, blocking=True
-    )
-    await hass.async_block_till_done()
-    start = dt_util.utcnow()
+    start = await _logbook_with_vllm_stopped(hass)
     started = async_capture_events(hass, EVENT_SWAP_STARTED)
     finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
 
@@ -119,6 +129,40 @@ async def test_a_start_of_vllm_is_told_as_a_start_not_a_swap(
     assert [entry["name"] for entry in ours] == ["Lab vLLM", "Lab vLLM"]
     assert ours[0]["message"] == f"is starting with {QWEN}"
     assert re.fullmatch(rf"started with {re.escape(QWEN)} \(took [\d.]+ s\)", ours[1]["message"])
+
+
+async def test_a_failed_start_of_vllm_is_told_as_a_start(
+    recorder_mock: Recorder,
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    loaded_entry: MockConfigEntry,
+    sim: SimCluster,
+) -> None:
+    """A start whose load crashes: the logbook line and the notification say vLLM failed to
+    start with the model (under the swap notification's one id), not that a swap failed."""
+    start = await _logbook_with_vllm_stopped(hass)
+    sim.faults.crash_on_load(True)
+
+    await hass.services.async_call(
+        "switch", SERVICE_TURN_ON, {ATTR_ENTITY_ID: SWITCH}, blocking=True
+    )
+    async with asyncio.timeout(20):
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+    ours = [
+        entry["message"]
+        for entry in await logbook_of(hass, hass_ws_client, start, SELECT)
+        if entry.get("domain") == DOMAIN
+    ]
+    assert ours[0] == f"is starting with {QWEN}"
+    assert re.fullmatch(
+        rf"failed to start with {re.escape(QWEN)} after [\d.]+ s: vLLM crashed: .+", ours[1]
+    )
+    notice = _async_get_or_create_notifications(hass)[
+        f"{DOMAIN}_{loaded_entry.entry_id}_swap_failed"
+    ]
+    assert notice["title"] == "Spark Control: vLLM failed to start"
+    assert notice["message"].startswith(f"vLLM on **Lab** failed to start with {QWEN}: ")
 
 
 async def test_a_reload_leaves_no_line_on_the_dashboard_logbooks(
