@@ -115,6 +115,15 @@ async def test_health_event_validation(gateway: RunningGateway, fake_ha: FakeHom
         status, body = await gateway.post("/api/health-event", json=bad)
         assert status == 400, bad
         assert body["error"]["code"] == "invalid_health_event"
+    # The answer says what is wrong with the field, not only which (was "not a valid value").
+    for bad, words in (
+        ({"service": "vllm", "ok": False, "error": "e" * 2001}, "at most 2000"),
+        ({"service": "vllm", "ok": False, "source": "s" * 129}, "at most 128"),
+        ({"service": "vllm", "ok": True, "ms": -3}, "at least 0"),
+    ):
+        status, body = await gateway.post("/api/health-event", json=bad)
+        assert status == 400, bad
+        assert words in body["error"]["message"], body
     status, _ = await gateway.post(
         "/api/health-event", data=b"not json", headers={"Content-Type": "application/json"}
     )

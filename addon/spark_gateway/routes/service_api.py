@@ -21,9 +21,11 @@ HEALTH_EVENT_SCHEMA = vol.Schema(
     {
         vol.Required("service"): vol.All(str, vol.Length(min=1, max=64)),
         vol.Required("ok"): bool,
-        vol.Optional("source"): vol.Any(None, vol.All(str, vol.Length(max=128))),
-        vol.Optional("error"): vol.Any(None, vol.All(str, vol.Length(max=2000))),
-        vol.Optional("ms"): vol.Any(None, vol.All(vol.Any(int, float), vol.Range(min=0))),
+        # The value's own check first: voluptuous' Any reports its first alternative's failure,
+        # and None's is only "not a valid value".
+        vol.Optional("source"): vol.Any(vol.All(str, vol.Length(max=128)), None),
+        vol.Optional("error"): vol.Any(vol.All(str, vol.Length(max=2000)), None),
+        vol.Optional("ms"): vol.Any(vol.All(vol.Any(int, float), vol.Range(min=0)), None),
     }
 )
 
