@@ -856,6 +856,12 @@ def main() -> None:
         default=defaults.unsure_below,
         help="a slot whose mean confidence is lower probably holds two people",
     )
+    parser.add_argument(
+        "--split-below",
+        type=float,
+        help="a slot whose mean confidence is lower is diarized again on its own speech "
+        "(default: --unsure-below)",
+    )
     args = parser.parse_args()
     report("merge alone (true segments ±80 ms)", evaluate_merge())
     if args.skip_long:
@@ -864,6 +870,7 @@ def main() -> None:
     options = SpeakerOptions(
         min_piece_s=args.min_piece,
         unsure_below=args.unsure_below,
+        split_below=args.split_below,
         split_distance=args.split_distance or SWEEPS[args.encoder].split_distance,
     )
     asyncio.run(evaluate_speakers(args.quick, args.cache, options, args.encoder))

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from spark_gateway.config import Timeouts
+from spark_gateway.speakers.chunking import Chunk
 from spark_gateway.speakers.parsing import Diarization, parse_diarization
+from spark_gateway.speakers.pipeline import SpeakerOptions, diarize_slots
 from spark_gateway.speakers.records import SpeakerSegment
 from spark_gateway.speakers.slot_split import (
     GAP_S,
@@ -129,6 +131,32 @@ async def test_nothing_is_sent_without_an_unsure_slot_with_speech(unsure: set[st
     out = await split_slots(lambda n: np.zeros(RATE, np.int16), [piece], lambda d: unsure,
                             diarize, RATE, min_distance=0.15, min_speech_s=3.0)  # fmt: skip
     assert out == [piece]
+
+
+@pytest.mark.parametrize(("split_below", "sent_slots"), [(None, 0), (0.85, 1)])
+async def test_split_below_sends_slots_the_halving_sign_leaves(
+    split_below: float | None, sent_slots: int
+) -> None:
+    """`split_below` (an evaluation knob, docs/diarization.md) diarizes slots again that are
+    surer than the halving's sign but under it; unset, the halving's sign decides."""
+    piece = answer(
+        [(0.0, 4.0, "speaker_0", 0.95), (4.0, 8.0, "speaker_1", 0.8)],
+        {"speaker_0": [1.0, 0.0], "speaker_1": [0.0, 1.0]},
+        {"speaker_0": 4.0, "speaker_1": 4.0},
+    )
+    one_voice = answer([(0.0, 4.0, "speaker_0", 0.9)], {"speaker_0": [0.0, 1.0]},
+                       {"speaker_0": 4.0})  # fmt: skip
+    sent: list[np.ndarray] = []
+
+    async def diarize(makers: list[Callable[[], np.ndarray]]) -> list[Diarization]:
+        sent.extend(make() for make in makers)
+        return [one_voice for _ in makers]
+
+    options = SpeakerOptions(unsure_below=0.76, split_below=split_below)
+    out = await diarize_slots(np.ones(8 * RATE, np.int16), [Chunk(0, 0.0, 8.0, 0.0, 8.0)],
+                              [piece], diarize, options)  # fmt: skip
+    assert [len(c) for c in sent] == [4 * RATE] * sent_slots  # only slot 1's speech, if any
+    assert out == [piece]  # one voice in the clip: the slot stays as it was
 
 
 async def diarize_chunk(sim: SimCluster, samples: np.ndarray) -> Any:

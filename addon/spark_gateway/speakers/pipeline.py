@@ -93,6 +93,9 @@ class SpeakerOptions:
     min_piece_s: float = MIN_PIECE_S
     unsure_below: float = DEFAULT_UNSURE_BELOW
     split_distance: float = DEFAULT_SPLIT_DISTANCE
+    # A slot whose mean confidence is below this is diarized again on its own speech (None:
+    # `unsure_below`, the halving's sign).
+    split_below: float | None = None
     link_threshold: float = DEFAULT_LINK_THRESHOLD
     min_reliable_speech_s: float = DEFAULT_MIN_RELIABLE_SPEECH_S
     rejoin_threshold: float = DEFAULT_REJOIN_THRESHOLD
@@ -230,10 +233,11 @@ async def diarize_slots(
 ) -> list[Diarization]:
     """Slots still unsure after `diarize_finer` are diarized again on their own speech
     (`slot_split`) and replaced by the voices found in it."""
+    split_below = options.unsure_below if options.split_below is None else options.split_below
     return await split_slots(
         lambda n: slice_samples(samples, SAMPLE_RATE, chunks[n]),
         diarizations,
-        lambda d: _unsure_slots(d, options.unsure_below),
+        lambda d: _unsure_slots(d, split_below),
         diarize,
         SAMPLE_RATE,
         min_distance=options.split_distance,
