@@ -9,6 +9,7 @@ is polled and no other object keeps a copy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -217,7 +218,13 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
     async def _swap(self, claim: SwapClaim, target: ModelEntry) -> SwapResult:
         """Run the claimed swap; the claim is released (and pushed) however it ends."""
         try:
-            return await self._swap_claimed(claim, target)
+            result = await self._swap_claimed(claim, target)
+            # Read before the claim goes: vLLM's Running switch, on under the claim, would
+            # otherwise read the container list of before the swap (none after a stop) as
+            # "off" until the metrics are read again below. A key error here has raised its
+            # repair issue; the swap itself succeeded.
+            with contextlib.suppress(HomeAssistantError):
+                await self.config_entry.runtime_data.metrics.async_refresh_containers()
         finally:
             claim.release()
             self._push()
@@ -227,6 +234,7 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
                 self.config_entry.runtime_data.metrics.async_vllm_relaunched(),
                 f"{DOMAIN} metrics after the swap to {target.key}",
             )
+        return result
 
     async def _swap_claimed(self, claim: SwapClaim, target: ModelEntry) -> SwapResult:
         status = self.config_entry.runtime_data.status

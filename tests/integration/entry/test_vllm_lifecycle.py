@@ -63,6 +63,7 @@ async def test_switch_stops_vllm_and_relaunches_its_model_with_progress(
     finished = async_capture_events(hass, EVENT_SWAP_FINISHED)
     shown, unsub_select = _record_states(hass, SELECT)
     phases, unsub_sensor = _record_states(hass, SWAP_SENSOR)
+    switched, unsub_switch = _record_states(hass, SWITCH)
     sim.faults.slow_start(1.0)  # a load the entities can be seen in
     before = _launches(sim)
     await hass.services.async_call(
@@ -76,6 +77,10 @@ async def test_switch_stops_vllm_and_relaunches_its_model_with_progress(
     await _swap_done(hass)
     unsub_select()
     unsub_sensor()
+    unsub_switch()
+    # On from the request to the end: the claim's end never showed the container list of
+    # before the start (no container) as "off" until the metrics were read again.
+    assert switched == ["on"]
     assert _launches(sim) == before + 1
     assert not any(command.startswith("docker start") for command in sim.nodes[0].commands)
     assert started[0].data["model"] == "qwen36"
