@@ -94,6 +94,8 @@ EVENT_SERVICE_RECOVERED: Final = f"{DOMAIN}_service_recovered"
 EVENT_HEALTH_REPORT: Final = f"{DOMAIN}_health_report"
 # vLLM's server exited on its own while serving (no stop, swap or start asked for it).
 EVENT_VLLM_EXITED: Final = f"{DOMAIN}_vllm_exited"
+# Stopped on request (Running switch off, `stop_service`); filed under the model select.
+EVENT_VLLM_STOPPED: Final = f"{DOMAIN}_vllm_stopped"
 # A wedge report from the add-on gateway or the Wyoming bridge; triggers a deep probe at once.
 EVENT_WEDGE_REPORT: Final = f"{DOMAIN}_wedge_report"
 # A voice command through the Wyoming STT bridge was spoken by an enrolled person.

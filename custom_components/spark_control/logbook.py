@@ -33,6 +33,7 @@ from .const import (
     EVENT_SWAP_FINISHED,
     EVENT_SWAP_STARTED,
     EVENT_VLLM_EXITED,
+    EVENT_VLLM_STOPPED,
     EVENT_WEDGE_DETECTED,
 )
 from .errors import async_swap_failure_reason
@@ -130,6 +131,12 @@ def _vllm_exited(data: Mapping[str, Any], text: LogbookText) -> str:
     return text("vllm_exited" if data.get("relaunch") else "vllm_exited_kept_down", model=model)
 
 
+def _vllm_stopped(data: Mapping[str, Any], text: LogbookText) -> str:
+    if model := data.get("model"):
+        return text("vllm_stopped", model=model)
+    return text("vllm_stopped_idle")
+
+
 def _health_report(data: Mapping[str, Any], text: LogbookText) -> str:
     # One whole sentence per combination of the optional fields, so a language can order them.
     ms = data.get("ms")
@@ -185,6 +192,7 @@ DESCRIBERS: dict[str, Describer] = {
     EVENT_RESTART_FAILED: _restart_failed,
     EVENT_SERVICE_RECOVERED: _service_recovered,
     EVENT_VLLM_EXITED: _vllm_exited,
+    EVENT_VLLM_STOPPED: _vllm_stopped,
     EVENT_HEALTH_REPORT: _health_report,
 }
 

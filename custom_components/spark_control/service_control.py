@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .const import SERVICE_VLLM
+from .const import EVENT_VLLM_STOPPED, SERVICE_VLLM
+from .entity import logbook_entity
 from .sparklib.commands import DockerAction
 from .sparklib.errors import ServiceUnreachable
 
@@ -47,6 +48,19 @@ async def async_service_action(
         runtime.swap.ensure_idle()
         runtime.recovery.vllm_exits.user_stopped()  # its port closing is no exit
     await runtime.client.service_action(service, action)
+    if service == SERVICE_VLLM:
+        # The model select (the dashboard's Swaps card) goes unknown: its line says why.
+        hass = runtime.swap.hass
+        hass.bus.async_fire(
+            EVENT_VLLM_STOPPED,
+            {
+                "entry_id": entry.entry_id,
+                "cluster": entry.title,
+                "service": SERVICE_VLLM,
+                "model": runtime.status.last_served_key,
+                **logbook_entity(hass, entry, "select", "model"),
+            },
+        )
     if settle:
         # The running switches (docker ps) and the health entities show the outcome now.
         await runtime.metrics.async_refresh_containers()

@@ -156,7 +156,8 @@ class SparkCluster {
         grid_options: { columns: 12 },
       });
     }
-    // The integration files its swap lines (started, now serves …, failed) under the select.
+    // The integration files its swap lines (started, now serves …, failed) and vLLM's stops
+    // ("stopped (it served …)", beside the select's state going unknown) under the select.
     // With none in the window when the dashboard opened and no swap since Home Assistant
     // started, a note says so instead of the logbook's bare "No activity found"; the first
     // swap (the swap sensor leaves idle) brings the logbook in its place.

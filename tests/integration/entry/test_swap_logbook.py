@@ -22,7 +22,13 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.spark_control.const import DOMAIN, EVENT_SWAP_FINISHED, EVENT_SWAP_STARTED
+from custom_components.spark_control.const import (
+    DOMAIN,
+    EVENT_SWAP_FINISHED,
+    EVENT_SWAP_STARTED,
+    EVENT_VLLM_STOPPED,
+)
+from custom_components.spark_control.logbook import async_describe
 from tests.ha_entry import logbook_of
 from tests.sim import SimCluster
 
@@ -100,6 +106,43 @@ async def _logbook_with_vllm_stopped(hass: HomeAssistant) -> datetime:
     )
     await hass.async_block_till_done()
     return dt_util.utcnow()
+
+
+async def test_a_stop_of_vllm_is_told_as_a_stop_on_the_swaps_card(
+    recorder_mock: Recorder,
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Switching vLLM off leaves the select unknown (it serves nothing); the select's logbook
+    (the Swaps card) says vLLM was stopped and what it served, so the card's line for the
+    select's state is not left unexplained, and no swap line is written."""
+    assert await async_setup_component(hass, "logbook", {})
+    await hass.async_block_till_done()
+    start = dt_util.utcnow()
+    stopped = async_capture_events(hass, EVENT_VLLM_STOPPED)
+    swapped = async_capture_events(hass, EVENT_SWAP_STARTED)
+
+    await hass.services.async_call(
+        "switch", SERVICE_TURN_OFF, {ATTR_ENTITY_ID: SWITCH}, blocking=True
+    )
+    await hass.async_block_till_done()
+
+    assert hass.states.get(SELECT).state == "unknown"  # type: ignore[union-attr]
+    assert [event.data["model"] for event in stopped] == ["qwen36"]
+    assert stopped[0].data["entity_id"] == SELECT
+    assert swapped == []
+    ours = [
+        entry
+        for entry in await logbook_of(hass, hass_ws_client, start, SELECT)
+        if entry.get("domain") == DOMAIN
+    ]
+    assert [(entry["name"], entry["message"]) for entry in ours] == [
+        ("Lab vLLM", f"stopped (it served {QWEN})")
+    ]
+    assert ours[0]["entity_id"] == SELECT
+    # Stopped before it served anything Home Assistant knew of: no model to name.
+    assert async_describe(hass, EVENT_VLLM_STOPPED, {"cluster": "Lab", "model": None}) == "stopped"
 
 
 async def test_a_start_of_vllm_is_told_as_a_start_not_a_swap(
