@@ -27,6 +27,7 @@ from homeassistant.helpers import config_validation as cv
 from .actions import ATTR_CLUSTER
 from .const import DOMAIN, EVENT_SPEAKER_IDENTIFIED, LOGGER
 from .transcribe import (
+    NOT_AUDIO_CODES,
     GatewayError,
     gateway_request,
     invalid_input,
@@ -57,7 +58,7 @@ ENROLL_SCHEMA = vol.Schema(
         vol.Optional(ATTR_REPLACE, default=False): cv.boolean,
     }
 )
-ODD_CLIP = re.compile(r"file\[(\d+)\]")  # the gateway's `param` for the clip that disagrees
+ODD_CLIP = re.compile(r"file\[(\d+)\]")  # the gateway's `param` for the clip it refuses
 FORGET_SCHEMA = vol.Schema(
     {
         vol.Required(ATTR_CLUSTER): cv.string,
@@ -106,6 +107,11 @@ async def _enroll(call: ServiceCall) -> ServiceResponse:
     except GatewayError as err:
         if err.code == "voice_mismatch":
             raise _voice_mismatch(err, name, call.data[ATTR_FILES]) from err
+        if err.code in NOT_AUDIO_CODES:  # the user's recording, not a fault of the gateway
+            raise invalid_input("media_file_not_audio", reason=err.message,
+                                file=_clip_named(err, call.data[ATTR_FILES])) from err  # fmt: skip
+        if err.code == "invalid_name":  # a character the gateway's name rule refuses
+            raise invalid_input("speaker_name_invalid", max=str(MAX_NAME_CHARS)) from err
         if err.code == "voice_already_enrolled":  # the gateway's words name that person
             raise invalid_input("speaker_voice_already_enrolled", name=name,
                                 reason=err.message) from err  # fmt: skip
@@ -113,6 +119,14 @@ async def _enroll(call: ServiceCall) -> ServiceResponse:
     finally:
         for handle in handles:
             await hass.async_add_executor_job(handle.close)
+
+
+def _clip_named(err: GatewayError, files: list[str]) -> str:
+    """The recording the gateway's `param` (`file[i]`) points at; a bare `file` is the first
+    (the gateway checks that one for emptiness as the upload arrives)."""
+    clip = ODD_CLIP.fullmatch(err.param or "")
+    index = int(clip.group(1)) if clip is not None else 0
+    return files[index] if index < len(files) else files[0]
 
 
 def _voice_mismatch(err: GatewayError, name: str, files: list[str]) -> ServiceValidationError:
@@ -136,6 +150,8 @@ async def _rename(call: ServiceCall) -> ServiceResponse:
     except GatewayError as err:
         if err.code == "name_taken":
             raise invalid_input("speaker_name_taken", name=name) from err
+        if err.code == "invalid_name":
+            raise invalid_input("speaker_name_invalid", max=str(MAX_NAME_CHARS)) from err
         raise
 
 

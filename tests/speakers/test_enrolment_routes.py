@@ -158,12 +158,23 @@ async def test_who_spoke_and_forgetting(
     assert body["identified"] == {}
 
 
-async def test_enrolment_errors(sim: SimCluster, start_gateway: GatewayFactory) -> None:
+async def test_enrolment_errors(
+    sim: SimCluster, start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
     gateway = await start_gateway(parakeet_url=sim.parakeet.url)
     clip = enrolment_clip(ENROLLED)
+    notes = tmp_path / "notes.flac"
+    notes.write_text("not audio at all\n" * 50)
+    # Which clip is not audio is named, as for clips of another voice.
+    resp = await enrol(gateway, "Alice", clip, notes)
+    error = (await resp.json())["error"]
+    assert (resp.status, error["code"], error["param"]) == (400, "invalid_audio", "file[1]")
+    assert error["message"].startswith("the audio could not be decoded")
     cases = [
         (await enrol(gateway, "", clip), 400, "invalid_name"),
         (await enrol(gateway, "x" * 65, clip), 400, "invalid_name"),
+        (await enrol(gateway, "\u202eecilA", clip), 400, "invalid_name"),  # a bidi override
+        (await enrol(gateway, "\u200d\ufe0f", clip), 400, "invalid_name"),  # nothing shows
         (await enrol(gateway, "Quiet", np.zeros(3 * 16000, np.int16)), 400, "too_little_speech"),
         (await enrol(gateway, "Many", *([clip[: 16000 * 2]] * 11)), 400, "too_many_clips"),
         (await call(gateway, "DELETE", "/api/speakers/0123456789abcdef"), 404, "unknown_speaker"),
@@ -268,6 +279,7 @@ async def test_renaming_keeps_the_voice(
         (f"/api/speakers/{june['id']}", {"name": "ALICE SMITH"}, 409, "name_taken"),
         (f"/api/speakers/{june['id']}", {"name": ""}, 400, "invalid_name"),
         (f"/api/speakers/{june['id']}", {"name": 7}, 400, "invalid_name"),
+        (f"/api/speakers/{june['id']}", {"name": "June\u0007"}, 400, "invalid_name"),
         (f"/api/speakers/{june['id']}", ["June"], 400, "invalid_json"),
         ("/api/speakers/0123456789abcdef", {"name": "Nobody"}, 404, "unknown_speaker"),
         ("/api/speakers/..%2F..%2Fx", {"name": "Nobody"}, 404, "unknown_speaker"),
@@ -278,3 +290,7 @@ async def test_renaming_keeps_the_voice(
     # A person may change only the case of their own name.
     resp = await call(gateway, "PATCH", f"/api/speakers/{june['id']}", {"name": "JUNE"})
     assert (await resp.json())["name"] == "JUNE"
+    # An emoji written with joiners (ZWJ, a variation selector) is a name like any other.
+    emoji_name = "Zo\u00eb \U0001f469\u200d\U0001f4bb \u2764\ufe0f\u200d\U0001f525"
+    resp = await call(gateway, "PATCH", f"/api/speakers/{june['id']}", {"name": emoji_name})
+    assert (resp.status, (await resp.json())["name"]) == (200, emoji_name)

@@ -308,6 +308,63 @@ async def test_rename_speaker(
     assert info.value.translation_key == "unknown_speaker"
 
 
+async def test_enroll_a_file_that_is_not_audio_is_the_users_error(
+    hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """Found by the reviewer: a text file or an empty one among the recordings came back as
+    the gateway's failure; it is the user's input, the recording named with the reason."""
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    (tmp_path / "alice.flac").write_bytes(enrolment_files("ALLISON")[0].read_bytes())
+    (tmp_path / "notes.wav").write_bytes(b"hello world\n" * 100)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, gateway.url)
+    for files, named, reason in (
+        (["notes.wav"], "notes.wav", "the audio could not be decoded"),
+        (["local/empty.wav"], "local/empty.wav", "the audio file is empty"),
+        (["alice.flac", "local/notes.wav"], "local/notes.wav", "the audio could not be decoded"),
+        (["alice.flac", "empty.wav"], "empty.wav", "the audio"),
+    ):
+        with pytest.raises(ServiceValidationError) as info:
+            await enroll(hass, entry, "Alice", *files)
+        assert info.value.translation_key == "media_file_not_audio", files
+        placeholders = info.value.translation_placeholders or {}
+        assert placeholders["file"] == named
+        assert placeholders["reason"].startswith(reason), placeholders
+    assert await list_speakers(hass, entry) == {"speakers": []}
+
+
+async def test_names_with_emoji_and_the_refused_characters(
+    hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """An emoji written with a ZERO WIDTH JOINER (and a variation selector) enrols and renames;
+    a text-direction override or a control character is the translated name error."""
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    (tmp_path / "alice.flac").write_bytes(enrolment_files("ALLISON")[0].read_bytes())
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, gateway.url)
+    zoe = "Zo\u00eb \U0001f469\u200d\U0001f4bb"
+    enrolled = await enroll(hass, entry, zoe, "alice.flac")
+    assert enrolled["name"] == zoe
+    fire = "Zo\u00eb \u2764\ufe0f\u200d\U0001f525"
+    renamed = await speaker_action(hass, ACTION_RENAME_SPEAKER, entry,
+                                   speaker_id=enrolled["id"], name=fire)  # fmt: skip
+    assert renamed["name"] == fire
+    assert await list_speakers(hass, entry) == {"speakers": [renamed]}
+    for action, data in (
+        (ACTION_ENROLL_SPEAKER, {"name": "\u202eecilA", "files": ["alice.flac"]}),
+        (ACTION_ENROLL_SPEAKER, {"name": "\u200d\ufe0f", "files": ["alice.flac"]}),
+        (ACTION_RENAME_SPEAKER, {"speaker_id": enrolled["id"], "name": "Zo\u00eb\u2066"}),
+        (ACTION_RENAME_SPEAKER, {"speaker_id": enrolled["id"], "name": "Zo\u00eb\x07"}),
+    ):
+        with pytest.raises(ServiceValidationError) as info:
+            await speaker_action(hass, action, entry, **data)
+        assert info.value.translation_key == "speaker_name_invalid", data
+    assert await list_speakers(hass, entry) == {"speakers": [renamed]}
+
+
 @pytest.mark.parametrize(
     ("action", "data", "key"),
     [

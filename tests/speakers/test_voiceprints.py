@@ -124,10 +124,37 @@ def test_damaged_file_is_skipped(tmp_path: Path) -> None:
     assert [p.name for p in library.list()] == ["Carol"]
 
 
-@pytest.mark.parametrize("name", ["", "   ", "x" * 65, "tab\there", "new\nline", None])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "", "   ", "x" * 65, "tab\there", "new\nline", None,
+        "\u202eevil", "Al\u202aice", "x\u2066y\u2069",  # bidi overrides and isolates
+        "\u200d", "\u200c\u200d", "\ufe0f", "\u0301", "\u200b",  # nothing that shows
+        "\u200dAl", "Al\u200d", "A\u200d\u200dB",  # a joiner joins two characters
+        "\U000e0067Al", "Al\u200bice", "Al\u00adice", "\u200fAl",  # stray tag, ZWSP, SHY, RLM
+    ],
+)  # fmt: skip
 def test_bad_names(name: str | None) -> None:
     with pytest.raises(VoiceprintError):
         check_name(name)
+
+
+SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Zo\u00eb \U0001f469\u200d\U0001f4bb",  # woman technologist: a ZWJ sequence
+        "\u2764\ufe0f\u200d\U0001f525 Sam",  # variation selector, then the joiner
+        "\U0001f44d\U0001f3fd Kim",  # skin tone modifier
+        f"{SCOTLAND} Iain",  # a subdivision flag's tag characters
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0645",  # Persian with ZERO WIDTH NON-JOINER
+        "\U0001f469\u200d\U0001f4bb" * 21,  # 63 characters: within the cap
+    ],
+)
+def test_names_written_with_joiners(name: str) -> None:
+    assert check_name(f"  {name} ") == name
 
 
 def test_empty_prints_refused(tmp_path: Path) -> None:

@@ -46,22 +46,29 @@ from .speakers import bad_upstream, decode_audio
 
 MAX_CLIPS = 10
 MAX_CLIP_S = 300.0
+NOT_AUDIO = frozenset({"empty_audio", "invalid_audio"})  # a clip that is not audio at all
 
 
 async def _fingerprint(
-    request: web.Request, upload: Path | bytes, what: str
+    request: web.Request, upload: Path | bytes, what: str, param: str = "file"
 ) -> tuple[np.ndarray, float]:
-    decoded = await decode_audio(request, upload)
+    """One clip's print; an error names the clip by `param` (`file[i]` among several)."""
+    try:
+        decoded = await decode_audio(request, upload)
+    except ApiError as err:
+        if err.code not in NOT_AUDIO:
+            raise
+        raise ApiError(err.status, err.message, code=err.code, param=param) from err
     if decoded.duration_s > MAX_CLIP_S:
         raise ApiError(400, f"{what} is longer than {MAX_CLIP_S:g} s", code="clip_too_long",
-                       param="file")  # fmt: skip
+                       param=param)  # fmt: skip
     try:
         found = await clip_fingerprint(request.app[UPSTREAM], decoded.samples())
     except UpstreamFormatError as err:
         raise bad_upstream(err) from err
     if found is None:
         raise ApiError(400, f"{what} holds too little clear speech for a voiceprint",
-                       code="too_little_speech", param="file")  # fmt: skip
+                       code="too_little_speech", param=param)  # fmt: skip
     return found
 
 
@@ -82,7 +89,10 @@ async def enrol_route(request: web.Request) -> web.Response:
         raise ApiError(400, str(err), code="invalid_name", param="name") from err
     replace_print = upload.flag("replace")
     paths = _clips(upload)
-    prints = [await _fingerprint(request, path, f"clip {n}") for n, path in enumerate(paths, 1)]
+    prints = [
+        await _fingerprint(request, path, f"clip {n + 1}", f"file[{n}]")
+        for n, path in enumerate(paths)
+    ]
     enrol = functools.partial(
         request.app[VOICEPRINTS].enrol, name, prints,
         threshold=request.app[CONFIG].speaker_name_threshold, replace_print=replace_print,

@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import threading
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ DEFAULT_CONFIRM_MARGIN = 0.02
 MAX_NAME_LENGTH = 64
 MAX_VOICEPRINTS = 200
 _ID = re.compile(r"^[a-f0-9]{16}$")
+_JOINERS = frozenset("\u200c\u200d")  # ZERO WIDTH NON-JOINER, ZERO WIDTH JOINER
+_EMOJI_TAG = re.compile("[\U000e0020-\U000e007f]")
 _FILE_SUFFIX = ".json"
 
 
@@ -112,11 +115,34 @@ class NameMatch:
 
 
 def check_name(raw: str | None) -> str:
-    """A display name: 1-64 printable characters, surrounding space removed."""
+    """A display name: 1-64 printable characters, surrounding space removed.
+
+    Printable as Python means it, plus the invisible joiners that emoji and some scripts
+    are written with ("Zoë 👩\u200d💻", a flag's tag characters, Persian's ZWNJ), each
+    between two other characters; never control characters or bidi overrides, and at
+    least one character that shows.
+    """
     name = (raw or "").strip()
-    if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
-        raise VoiceprintError(f"the name must be 1-{MAX_NAME_LENGTH} printable characters")
+    if not name or len(name) > MAX_NAME_LENGTH or not _displayable(name):
+        raise VoiceprintError(
+            f"the name must be 1-{MAX_NAME_LENGTH} printable characters"
+            " (no control characters or text-direction marks)"
+        )
     return name
+
+
+def _displayable(name: str) -> bool:
+    for n, char in enumerate(name):
+        if char in _JOINERS:  # joins two characters: never first, last or doubled
+            if n == 0 or n == len(name) - 1 or name[n + 1] in _JOINERS:
+                return False
+        elif _EMOJI_TAG.fullmatch(char):  # a subdivision flag's letters, after its 🏴
+            if n == 0:
+                return False
+        elif not char.isprintable():
+            return False
+    # Combining marks, variation selectors and joiners alone show nothing.
+    return any(unicodedata.category(char)[0] in "LNPS" for char in name)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
