@@ -170,6 +170,10 @@ async def test_enrolment_errors(
     error = (await resp.json())["error"]
     assert (resp.status, error["code"], error["param"]) == (400, "invalid_audio", "file[1]")
     assert error["message"].startswith("the audio could not be decoded")
+    (tmp_path / "empty.flac").write_bytes(b"")
+    resp = await enrol(gateway, "Alice", clip, clip, tmp_path / "empty.flac")
+    error = (await resp.json())["error"]
+    assert (resp.status, error["code"], error["param"]) == (400, "empty_audio", "file[2]")
     cases = [
         (await enrol(gateway, "", clip), 400, "invalid_name"),
         (await enrol(gateway, "x" * 65, clip), 400, "invalid_name"),

@@ -324,7 +324,7 @@ async def test_enroll_a_file_that_is_not_audio_is_the_users_error(
         (["notes.wav"], "notes.wav", "the audio could not be decoded"),
         (["local/empty.wav"], "local/empty.wav", "the audio file is empty"),
         (["alice.flac", "local/notes.wav"], "local/notes.wav", "the audio could not be decoded"),
-        (["alice.flac", "empty.wav"], "empty.wav", "the audio"),
+        (["alice.flac", "empty.wav"], "empty.wav", "the audio file is empty"),
     ):
         with pytest.raises(ServiceValidationError) as info:
             await enroll(hass, entry, "Alice", *files)

@@ -77,6 +77,10 @@ def _clips(upload: AudioUpload) -> list[Path | bytes]:
     if len(upload.files) > MAX_CLIPS:
         raise ApiError(400, f"send at most {MAX_CLIPS} clips", code="too_many_clips",
                        param="file")  # fmt: skip
+    for n, clip in enumerate(upload.files):  # (the upload checked the first one)
+        if (len(clip) if isinstance(clip, bytes) else clip.stat().st_size) == 0:
+            raise ApiError(400, "the audio file is empty", code="empty_audio",
+                           param=f"file[{n}]")  # fmt: skip
     return upload.files
 
 
