@@ -16,7 +16,7 @@ for CAM++ (link 0.30, re-join 0.30, `?` below 0.5, names 0.35, confirm +0.30).
 The settings are chosen on the tuning voices: the lowest `min_s` and the widest threshold that
 add at most one point of strangers' speech named over slot naming (the main evaluation's rule
 for the confirm margin), then reported on the held-out voices. The window embeddings of each
-conversation are computed once (about 20 min on two cores) and kept beside `--cache`.
+conversation are computed once (14-25 min on the two shared cores) and kept beside `--cache`.
 """
 
 from __future__ import annotations

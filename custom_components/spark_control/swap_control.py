@@ -99,11 +99,6 @@ class SparkSwapCoordinator(DataUpdateCoordinator[SwapState]):
         self.async_set_updated_data(self._snapshot())
 
     @property
-    def last_good(self) -> str | None:
-        """The last model a swap of this entry loaded (None before any)."""
-        return self._last_good
-
-    @property
     def running(self) -> bool:
         """Whether a swap is under way."""
         return self.client.swapper.busy

@@ -16,6 +16,7 @@ from spark_gateway.speakers.pipeline import SpeakerOptions, diarize_slots
 from spark_gateway.speakers.records import SpeakerSegment
 from spark_gateway.speakers.slot_split import (
     GAP_S,
+    SubDiarize,
     distinct_voices,
     map_back,
     slot_clip,
@@ -100,23 +101,32 @@ def test_the_slot_is_replaced_by_the_voices_found_in_it() -> None:
     assert out.clean_speech_s["Speaker_1/Speaker_1"] == 2.0
 
 
+def one_voice() -> Diarization:
+    """What the diarizer answers for a clip of one voice."""
+    return answer([(0.0, 4.0, "speaker_0", 0.9)], {"speaker_0": [0.0, 1.0]}, {"speaker_0": 4.0})
+
+
+def recording_diarizer(sent: list[np.ndarray]) -> SubDiarize:
+    """A clip diarizer that keeps every clip it is sent and hears one voice in each."""
+
+    async def diarize(makers: list[Callable[[], np.ndarray]]) -> list[Diarization]:
+        sent.extend(make() for make in makers)
+        return [one_voice() for _ in makers]
+
+    return diarize
+
+
 async def test_only_unsure_slots_are_sent_and_one_voice_leaves_the_slot_as_it_was() -> None:
     piece = answer(
         [(0.0, 4.0, "speaker_0", 0.9), (4.0, 8.0, "speaker_1", 0.7)],
         {"speaker_0": [1.0, 0.0], "speaker_1": [0.0, 1.0]},
         {"speaker_0": 4.0, "speaker_1": 4.0},
     )
-    one_voice = answer([(0.0, 4.0, "speaker_0", 0.9)], {"speaker_0": [0.0, 1.0]},
-                       {"speaker_0": 4.0})  # fmt: skip
     sent: list[np.ndarray] = []
-
-    async def diarize(makers: list[Callable[[], np.ndarray]]) -> list[Diarization]:
-        sent.extend(make() for make in makers)
-        return [one_voice for _ in makers]
-
     samples = np.ones(8 * RATE, np.int16)
-    out = await split_slots(lambda n: samples, [piece, piece], lambda d: {"Speaker_1"}, diarize,
-                            RATE, min_distance=0.15, min_speech_s=3.0)  # fmt: skip
+    out = await split_slots(lambda n: samples, [piece, piece], lambda d: {"Speaker_1"},
+                            recording_diarizer(sent), RATE, min_distance=0.15,
+                            min_speech_s=3.0)  # fmt: skip
     assert [len(c) for c in sent] == [4 * RATE, 4 * RATE]  # slot 1 of each piece, nothing else
     assert out == [piece, piece]
 
@@ -144,17 +154,10 @@ async def test_split_below_sends_slots_the_halving_sign_leaves(
         {"speaker_0": [1.0, 0.0], "speaker_1": [0.0, 1.0]},
         {"speaker_0": 4.0, "speaker_1": 4.0},
     )
-    one_voice = answer([(0.0, 4.0, "speaker_0", 0.9)], {"speaker_0": [0.0, 1.0]},
-                       {"speaker_0": 4.0})  # fmt: skip
     sent: list[np.ndarray] = []
-
-    async def diarize(makers: list[Callable[[], np.ndarray]]) -> list[Diarization]:
-        sent.extend(make() for make in makers)
-        return [one_voice for _ in makers]
-
     options = SpeakerOptions(unsure_below=0.76, split_below=split_below)
     out = await diarize_slots(np.ones(8 * RATE, np.int16), [Chunk(0, 0.0, 8.0, 0.0, 8.0)],
-                              [piece], diarize, options)  # fmt: skip
+                              [piece], recording_diarizer(sent), options)  # fmt: skip
     assert [len(c) for c in sent] == [4 * RATE] * sent_slots  # only slot 1's speech, if any
     assert out == [piece]  # one voice in the clip: the slot stays as it was
 
