@@ -19,6 +19,9 @@ Real but simple, and honest about it (docs/diarization.md lists where it differs
   column over its frames, computed exactly as the real container does.
 - A fingerprint uses only windows whose neighbours belong to the same speaker (clean speech);
   under `MIN_FINGERPRINT_S` of it, the fingerprint is null and the shortfall is reported.
+- On `/v1/audio/diarize-chunk` each segment of `MIN_SEGMENT_PRINT_S` or more also carries a
+  print of its own: the mean of the speech windows inside its span (the container runs TitaNet
+  on the segment's audio), so a person folded into another's slot can still be named.
 
 The wedge fault answers 500 like the transcription route.
 """
@@ -51,6 +54,7 @@ EMBED_FRAMES = 160  # 1.6 s around each window is embedded (GE2E's training leng
 MAX_SPEAKERS = 4
 MIN_SPEAKER_S = 3.2  # clusters with less speech are folded into the nearest one
 MIN_FINGERPRINT_S = 1.6
+MIN_SEGMENT_PRINT_S = 1.0  # the contract's: shorter segments get a null print
 FINGERPRINT_DIM = 192
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 WEDGE_STATUS = 500
@@ -180,6 +184,7 @@ class DiarizationResult:
     probs: np.ndarray  # (1, T, 4)
     fingerprints: dict[str, list[float] | None]
     clean_speech_s: dict[str, float]
+    segment_prints: dict[str, list[float]]  # line → the print of the windows inside it
 
 
 def _speech_mask(samples: np.ndarray) -> np.ndarray:
@@ -207,7 +212,7 @@ def diarize_windows(windows: SpeechWindows, profile: EncoderProfile) -> Diarizat
     n_frames = max(round(windows.duration / FRAME_S), 1)
     if not idx:
         empty = np.zeros((1, n_frames, MAX_SPEAKERS), np.float32)
-        return DiarizationResult(windows.duration, [], empty, {}, {})
+        return DiarizationResult(windows.duration, [], empty, {}, {}, {})
     smooth, labels = cluster_windows(windows, profile)
     centroids = np.stack([_unit(smooth[labels == k].mean(axis=0)) for k in range(labels.max() + 1)])
     probs = _probabilities(smooth, centroids, idx, n_frames, profile)
@@ -220,7 +225,21 @@ def diarize_windows(windows: SpeechWindows, profile: EncoderProfile) -> Diarizat
         fingerprints[f"speaker_{k}"] = (
             to_fingerprint(raw[clean]) if len(clean) * WINDOW_S >= MIN_FINGERPRINT_S else None
         )
-    return DiarizationResult(windows.duration, lines, probs, fingerprints, clean_s)
+    return DiarizationResult(windows.duration, lines, probs, fingerprints, clean_s,
+                             _segment_prints(lines, windows))  # fmt: skip
+
+
+def _segment_prints(lines: list[str], windows: SpeechWindows) -> dict[str, list[float]]:
+    """A print for each segment line of `MIN_SEGMENT_PRINT_S` or more, from every speech window
+    inside its span (whichever speaker they went to: TitaNet hears the whole segment)."""
+    starts = np.asarray(windows.idx) * WINDOW_S
+    prints: dict[str, list[float]] = {}
+    for line in lines:
+        start, end = (float(v) for v in line.split()[:2])
+        inside = (starts >= start - 1e-6) & (starts + WINDOW_S <= end + 1e-6)
+        if end - start >= MIN_SEGMENT_PRINT_S and inside.any():
+            prints[line] = to_fingerprint(windows.raw[inside])
+    return prints
 
 
 def cluster_windows(
@@ -406,8 +425,11 @@ def _is_clean(j: int, idx: list[int], labels: np.ndarray) -> bool:
     return True
 
 
-def segments_with_confidence(result: DiarizationResult) -> list[dict[str, Any]]:
-    """Parse the lines, sort by time, and attach the mean probability of the speaker."""
+def segments_with_confidence(
+    result: DiarizationResult, *, prints: bool = False
+) -> list[dict[str, Any]]:
+    """Parse the lines, sort by time, and attach the mean probability of the speaker (and,
+    with `prints`, each segment's own print or null)."""
     frames = result.probs.shape[1]
     fps = frames / result.duration if result.duration > 0 else 0.0
     segments = []
@@ -417,8 +439,11 @@ def segments_with_confidence(result: DiarizationResult) -> list[dict[str, Any]]:
         lo, hi = int(start * fps), min(max(int(np.ceil(end * fps)), int(start * fps) + 1), frames)
         column = result.probs[0, lo:hi, k]
         confidence = round(float(column.mean()), 4) if column.size else None
-        segments.append({"start_s": round(start, 3), "end_s": round(end, 3),
-                         "speaker": speaker, "confidence": confidence})  # fmt: skip
+        segment = {"start_s": round(start, 3), "end_s": round(end, 3),
+                   "speaker": speaker, "confidence": confidence}  # fmt: skip
+        if prints:
+            segment["fingerprint"] = result.segment_prints.get(line)
+        segments.append(segment)
     segments.sort(key=lambda s: (s["start_s"], s["end_s"]))
     return segments
 
@@ -468,7 +493,7 @@ def add_diarization_routes(app: web.Application, state: Any) -> None:
         encoder = state.config.speaker_encoder
         result = await asyncio.to_thread(diarize_samples, samples, encoder)
         state.diarizations = getattr(state, "diarizations", 0) + 1
-        segments = segments_with_confidence(result)
+        segments = segments_with_confidence(result, prints=chunk)
         body: dict[str, Any] = {
             "duration": round(result.duration, 3),
             "segments": segments,

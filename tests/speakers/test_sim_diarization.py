@@ -81,6 +81,18 @@ async def test_two_flite_voices_two_speakers(sim: SimCluster, tmp_path: Path) ->
     for seg in segments:
         assert 0.0 <= seg["confidence"] <= 1.0
     assert set(body["fingerprint_speech_s"]) == {"speaker_0", "speaker_1"}
+    # Segments of a second or more carry their own print, nearer their own slot's than the other's.
+    long_enough = [s for s in segments if s["end_s"] - s["start_s"] >= 1.0]
+    assert long_enough
+    for seg in segments:
+        if seg["end_s"] - seg["start_s"] < 1.0:
+            assert seg["fingerprint"] is None
+            continue
+        own = np.array(seg["fingerprint"])
+        assert own.shape == (192,)
+        assert abs(np.linalg.norm(own) - 1.0) < 1e-3
+        other = "speaker_1" if seg["speaker"] == "speaker_0" else "speaker_0"
+        assert float(own @ np.array(prints[seg["speaker"]])) > float(own @ np.array(prints[other]))
 
 
 async def test_diarize_without_fingerprints_and_errors(sim: SimCluster, tmp_path: Path) -> None:
@@ -89,6 +101,7 @@ async def test_diarize_without_fingerprints_and_errors(sim: SimCluster, tmp_path
     status, body = await post(url, wav_bytes(samples))
     assert status == 200
     assert "fingerprints" not in body
+    assert all("fingerprint" not in s for s in body["segments"])  # type: ignore[union-attr]
     starts = [s["start_s"] for s in body["segments"]]  # type: ignore[union-attr]
     assert starts == sorted(starts)
     for data in (None, b"", b"ID3 this is an mp3"):
