@@ -30,6 +30,9 @@ class Segment:
     end_s: float
     speaker: int
     confidence: float | None = None
+    # diarize-chunk only: the unit TitaNet print of this segment's own audio, rounded as the
+    # speakers' prints; None when the segment is too short or prints were not asked for.
+    fingerprint: tuple[float, ...] | None = None
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -124,9 +124,15 @@ class SpeechEngine:
         windows = plan_windows(
             samples, window_s=self.config.diar_window_s, search_s=self.config.window_search_s
         )
-        # Linking windows needs fingerprints even when the caller did not ask for them.
+        # Linking windows needs fingerprints even when the caller did not ask for them;
+        # segment prints are for the caller only.
         need_prints = fingerprints or len(windows) > 1
-        results = [self._diarize_window(w.slice(samples), need_prints) for w in windows]
+        results = [
+            self._diarize_window(
+                w.slice(samples), speaker_prints=need_prints, segment_prints=fingerprints
+            )
+            for w in windows
+        ]
         maps = (
             link_windows(results)
             if len(results) > 1
@@ -134,7 +140,9 @@ class SpeechEngine:
         )
         return self._merge_windows(windows, results, maps, duration)
 
-    def _diarize_window(self, samples: np.ndarray, with_prints: bool) -> WindowDiarization:
+    def _diarize_window(
+        self, samples: np.ndarray, *, speaker_prints: bool, segment_prints: bool
+    ) -> WindowDiarization:
         model = self.registry.diarization()
         output = self._with_file(
             samples,
@@ -151,16 +159,42 @@ class SpeechEngine:
             if s.start_s < duration
         ]
         segments = attach_confidence(segments, probs, duration)
+        if segment_prints:
+            segments = self._print_segments(samples, segments)
         result = WindowDiarization(segments, probs)
-        if with_prints:
+        if speaker_prints:
             self._fingerprint(samples, result)
         return result
+
+    def _embed(self, samples: np.ndarray) -> np.ndarray:
+        """TitaNet's unit embedding of `samples` (at most `max_fingerprint_speech_s` of them)."""
+        limit = int(self.config.max_fingerprint_speech_s * SAMPLE_RATE)
+        with self.registry.inference():
+            embedding, _ = self.registry.embedding().infer_segment(samples[:limit])
+        vector = to_numpy(embedding).reshape(-1)
+        if vector.size == 0 or not np.all(np.isfinite(vector)):
+            raise ModelOutputError(f"embedding has shape {vector.shape} or is not finite")
+        return unit(vector.astype(np.float64))
+
+    def _print_segments(self, samples: np.ndarray, segments: list[Segment]) -> list[Segment]:
+        """Each segment of `segment_fingerprint_min_s` or more with a print of all its audio
+        (one TitaNet pass each), so the gateway can name a person whom the diarizer folded
+        into another person's slot; shorter segments get None."""
+        # NeMo writes times in whole milliseconds; float subtraction must not drop a 1.000 s one.
+        shortest = self.config.segment_fingerprint_min_s - 1e-6
+        printed = []
+        for s in segments:
+            fingerprint = None
+            if s.end_s - s.start_s >= shortest:
+                audio = samples[round(s.start_s * SAMPLE_RATE) : round(s.end_s * SAMPLE_RATE)]
+                fingerprint = tuple(round(float(x), 6) for x in self._embed(audio))
+            printed.append(replace(s, fingerprint=fingerprint))
+        return printed
 
     def _fingerprint(self, samples: np.ndarray, result: WindowDiarization) -> None:
         masks = clean_masks(
             result.segments, result.probs, len(samples), self.config.speaker_activity_threshold
         )
-        limit = int(self.config.max_fingerprint_speech_s * SAMPLE_RATE)
         for speaker, mask in masks.items():
             clean = samples[mask]
             seconds = len(clean) / SAMPLE_RATE
@@ -168,12 +202,7 @@ class SpeechEngine:
             if seconds < self.config.min_fingerprint_speech_s:
                 result.fingerprints[speaker] = None  # flagged, not guessed
                 continue
-            with self.registry.inference():
-                embedding, _ = self.registry.embedding().infer_segment(clean[:limit])
-            vector = to_numpy(embedding).reshape(-1)
-            if vector.size == 0 or not np.all(np.isfinite(vector)):
-                raise ModelOutputError(f"embedding has shape {vector.shape} or is not finite")
-            result.fingerprints[speaker] = unit(vector.astype(np.float64))
+            result.fingerprints[speaker] = self._embed(clean)
 
     @staticmethod
     def _merge_windows(
@@ -186,15 +215,15 @@ class SpeechEngine:
         prints: dict[int, list[tuple[np.ndarray, float]]] = {}
         clean: dict[int, float] = {}
         for window, result, mapping in zip(windows, results, maps, strict=True):
-            for s in result.segments:
-                segments.append(
-                    Segment(
-                        s.start_s + window.start_s,
-                        s.end_s + window.start_s,
-                        mapping[s.speaker],
-                        s.confidence,
-                    )
+            segments.extend(
+                replace(
+                    s,
+                    start_s=s.start_s + window.start_s,
+                    end_s=s.end_s + window.start_s,
+                    speaker=mapping[s.speaker],
                 )
+                for s in result.segments
+            )
             for local, global_k in mapping.items():
                 seconds = result.clean_speech_s.get(local, 0.0)
                 clean[global_k] = clean.get(global_k, 0.0) + seconds
@@ -204,7 +233,7 @@ class SpeechEngine:
         segments.sort(key=lambda s: (s.start_s, s.end_s, s.speaker))
         # Renumber by first appearance, as Sortformer does within one input.
         order = {k: n for n, k in enumerate(dict.fromkeys(s.speaker for s in segments))}
-        segments = [Segment(s.start_s, s.end_s, order[s.speaker], s.confidence) for s in segments]
+        segments = [replace(s, speaker=order[s.speaker]) for s in segments]
         fingerprints: dict[int, list[float] | None] = {}
         for old, new in order.items():
             pieces = prints.get(old)

@@ -19,6 +19,7 @@ from aiohttp import web
 from . import __version__
 from .audio import AudioError, AudioTooLong, read_audio
 from .config import ServerConfig
+from .diarization import Segment
 from .engine import Diarization, SpeechEngine
 from .models import ModelLoadError, ModelRegistry
 
@@ -164,19 +165,23 @@ async def transcriptions(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+def _segment_body(segment: Segment, *, chunk: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "start_s": round(segment.start_s, 3),
+        "end_s": round(segment.end_s, 3),
+        "speaker": f"speaker_{segment.speaker}",
+        "confidence": segment.confidence,
+    }
+    if chunk:  # only diarize-chunk computes them; null for a segment too short
+        body["fingerprint"] = None if segment.fingerprint is None else list(segment.fingerprint)
+    return body
+
+
 def diarization_body(result: Diarization, config: ServerConfig, *, chunk: bool) -> dict[str, Any]:
     """The contract shape (tests/contracts/diarize_chunk.json)."""
     body: dict[str, Any] = {
         "duration": round(result.duration, 3),
-        "segments": [
-            {
-                "start_s": round(s.start_s, 3),
-                "end_s": round(s.end_s, 3),
-                "speaker": f"speaker_{s.speaker}",
-                "confidence": s.confidence,
-            }
-            for s in result.segments
-        ],
+        "segments": [_segment_body(s, chunk=chunk) for s in result.segments],
         "speakers_detected": len({s.speaker for s in result.segments}),
         "models": {"diarization": config.diarization_model},
     }

@@ -56,10 +56,12 @@ async def start_server() -> AsyncIterator[Factory]:
         *,
         sortformer: FakeSortformer | None = None,
         asr: FakeAsr | None = None,
+        titanet: FakeTitanet | None = None,
         failing_loader: str | None = None,
         **overrides: Any,
     ) -> Running:
-        asr, sf, titanet = asr or FakeAsr(), sortformer or FakeSortformer(), FakeTitanet()
+        asr, sf = asr or FakeAsr(), sortformer or FakeSortformer()
+        titanet = titanet or FakeTitanet()
         counts = {"asr": 0, "diarization": 0, "embedding": 0}
 
         def loader(name: str, model: Any) -> Callable[[], Any]:

@@ -176,9 +176,13 @@ class FakeSortformer:
 
 @dataclass
 class FakeTitanet:
-    """A 192-dim vector pointing at the voice heard; mixing voices mixes the vector."""
+    """A 192-dim vector pointing at the voice heard; mixing voices mixes the vector.
+
+    `non_finite` makes it answer NaN, as a model on a failing GPU can.
+    """
 
     segment_seconds: list[float] = field(default_factory=list)
+    non_finite: bool = False
 
     def infer_segment(self, segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.segment_seconds.append(len(segment) / RATE)
@@ -187,6 +191,8 @@ class FakeTitanet:
         freqs = np.fft.rfftfreq(len(segment), 1 / RATE)
         for n, hz in enumerate(VOICE_HZ.values()):
             vector[0, n * 40] = spectrum[(freqs > hz - 40) & (freqs < hz + 40)].sum()
+        if self.non_finite:
+            vector[0, 1] = np.nan
         return vector, np.zeros((1, 10), np.float32)
 
 

@@ -14,6 +14,7 @@ from tests.container.conftest import Factory
 from tests.container.fakes import (
     FakeAsr,
     FakeSortformer,
+    FakeTitanet,
     ogg_opus_bytes,
     silence,
     tone,
@@ -75,7 +76,91 @@ async def test_diarize_chunk_contract_confidence_and_clean_fingerprints(
     assert body["fingerprints"]["speaker_1"] is None
     assert body["fingerprint_speech_s"]["speaker_1"] == pytest.approx(1.0, abs=0.2)
     assert body["models"]["embedding"]
-    assert server.titanet.segment_seconds == [pytest.approx(5.0, abs=0.2)]
+    # One TitaNet pass per segment of 1 s or more (its own print), then one for A's clean 5 s.
+    *segment_seconds, clean_seconds = server.titanet.segment_seconds
+    assert segment_seconds == pytest.approx([3.04, 1.04, 2.0, 2.0, 2.0])
+    assert clean_seconds == pytest.approx(5.0, abs=0.2)
+
+
+def dialogue_with_backchannel() -> np.ndarray:
+    """`dialogue()` then, after a pause, B for 0.6 s: a segment too short for a print."""
+    return np.concatenate([dialogue(), silence(0.4), tone("B", 0.6)])
+
+
+def voice_of(fingerprint: list[float]) -> np.ndarray:
+    """How much of each tone voice (A, B, C, D) a fake TitaNet print holds."""
+    return np.array([fingerprint[n * 40] for n in range(4)])
+
+
+def loudest_voice(fingerprint: list[float] | None) -> str | None:
+    return None if fingerprint is None else "ABCD"[int(np.argmax(voice_of(fingerprint)))]
+
+
+async def test_diarize_chunk_segments_carry_prints_of_their_own_audio(
+    start_server: Factory,
+) -> None:
+    server = await start_server()
+    status, body = await server.post(
+        "/v1/audio/diarize-chunk", wav_bytes(dialogue_with_backchannel())
+    )
+    assert status == 200, body
+    assert set(CONTRACT["segment_optional"]) == {"fingerprint"}
+    assert [(s["start_s"], s["end_s"], s["speaker"]) for s in body["segments"]] == [
+        (0.0, 3.04, "speaker_0"),
+        (3.36, 4.4, "speaker_1"),
+        (4.8, 6.8, "speaker_0"),
+        (4.8, 6.8, "speaker_1"),
+        (7.2, 9.2, "speaker_0"),
+        (9.6, 10.2, "speaker_1"),
+    ]
+    prints = [s["fingerprint"] for s in body["segments"]]
+    for fingerprint in prints[:5]:  # 1 s or more: 192 unit floats, rounded like the speakers'
+        assert len(fingerprint) == CONTRACT["fingerprint_dim"]
+        assert np.linalg.norm(fingerprint) == pytest.approx(1.0, abs=1e-5)
+        assert all(round(x, 6) == x for x in fingerprint)
+    assert prints[5] is None  # 0.6 s: shorter than segment_fingerprint_min_s
+    half = np.sqrt(0.5)
+    # Each print is of the segment's whole audio: the overlap's two segments hear both voices.
+    expected = [(1, 0), (0, 1), (half, half), (half, half), (1, 0)]
+    for fingerprint, (a, b) in zip(prints, expected, strict=False):
+        assert voice_of(fingerprint) == pytest.approx([a, b, 0, 0], abs=0.03)
+    # B's slot has too little clean speech for a print, but its 1.04 s turn has one.
+    assert body["fingerprints"]["speaker_1"] is None
+
+
+async def test_whole_file_diarize_computes_no_segment_prints(start_server: Factory) -> None:
+    server = await start_server()
+    status, body = await server.post("/v1/audio/diarize", wav_bytes(dialogue_with_backchannel()))
+    assert status == 200, body
+    assert len(body["segments"]) == 6
+    assert all("fingerprint" not in s for s in body["segments"])
+    assert server.titanet.segment_seconds == []  # one window: TitaNet never ran
+    assert server.load_counts["embedding"] == 0
+
+
+async def test_segment_print_length_settings(start_server: Factory) -> None:
+    """The shortest printed segment is a setting; a print hears at most
+    max_fingerprint_speech_s of its segment, as the speakers' prints do."""
+    server = await start_server(segment_fingerprint_min_s=2.5, max_fingerprint_speech_s=1.5,
+                                min_fingerprint_speech_s=100.0)  # fmt: skip
+    status, body = await server.post("/v1/audio/diarize-chunk", wav_bytes(dialogue()))
+    assert status == 200, body
+    printed = [s["fingerprint"] is not None for s in body["segments"]]
+    assert printed == [True, False, False, False, False]  # only the 3.04 s turn
+    assert server.titanet.segment_seconds == [1.5]
+    assert body["fingerprints"] == {"speaker_0": None, "speaker_1": None}
+
+
+async def test_non_finite_segment_print_is_a_model_failure(start_server: Factory) -> None:
+    """A NaN print is a wedged model (500, so the gateway has the container restarted), never
+    a print that names nobody."""
+    server = await start_server(titanet=FakeTitanet(non_finite=True),
+                                min_fingerprint_speech_s=100.0)  # fmt: skip
+    status, body = await server.post("/v1/audio/diarize-chunk", wav_bytes(dialogue()))
+    assert status == 500
+    assert body["detail"].startswith("ModelOutputError: ")
+    assert "not finite" in body["detail"]
+    assert server.titanet.segment_seconds == [pytest.approx(3.04)]  # the first segment's
 
 
 async def test_confidence_null_when_tensor_missing(start_server: Factory) -> None:
@@ -86,14 +171,21 @@ async def test_confidence_null_when_tensor_missing(start_server: Factory) -> Non
     assert "fingerprints" not in body
 
 
+# Diarization windows of at most 10 s, cut in a pause; 2 s of clean speech make a print.
+TEN_SECOND_WINDOWS = {
+    "diar_window_s": 10.0,
+    "window_search_s": 3.0,
+    "min_fingerprint_speech_s": 2.0,
+}
+
+
 async def test_long_input_diarized_in_linked_windows(start_server: Factory) -> None:
     audio = np.concatenate([
         tone("A", 4.0), silence(1.0), tone("B", 4.0), silence(1.0),   # window 1
         tone("C", 4.0), silence(1.0), tone("B", 4.0), silence(1.0),   # window 2: B first
         tone("A", 4.0), silence(1.0),                                 # window 3
     ])  # fmt: skip
-    server = await start_server(diar_window_s=10.0, window_search_s=3.0,
-                                min_fingerprint_speech_s=2.0)  # fmt: skip
+    server = await start_server(**TEN_SECOND_WINDOWS)
     status, body = await server.post("/v1/audio/diarize", wav_bytes(audio))
     assert status == 200, body
     assert len(server.sortformer.calls) == 3
@@ -101,6 +193,34 @@ async def test_long_input_diarized_in_linked_windows(start_server: Factory) -> N
     speakers = [s["speaker"] for s in body["segments"]]
     assert speakers == ["speaker_0", "speaker_1", "speaker_2", "speaker_1", "speaker_0"]
     assert body["segments"][-1]["start_s"] == pytest.approx(20.0, abs=0.1)
+    # Linking needs one print per local speaker (A, B | C, B | A), the segments none.
+    assert len(server.titanet.segment_seconds) == 5
+    assert all("fingerprint" not in s for s in body["segments"])
+
+
+async def test_segment_prints_survive_linking_across_windows(start_server: Factory) -> None:
+    """Window 2 sees C first (its local speaker_0) and B second; globally they are speaker_2
+    and speaker_1, and each segment keeps the print of its own audio through the renumbering."""
+    audio = np.concatenate([
+        tone("A", 4.0), silence(1.0), tone("B", 4.0), silence(1.0),   # window 1
+        tone("C", 4.0), silence(1.0), tone("B", 0.5) + tone("C", 0.5),  # window 2
+        silence(0.5), tone("B", 3.0), silence(1.0),
+        tone("A", 4.0), silence(1.0),                                 # window 3
+    ])  # fmt: skip
+    server = await start_server(**TEN_SECOND_WINDOWS)
+    status, body = await server.post("/v1/audio/diarize-chunk", wav_bytes(audio))
+    assert status == 200, body
+    assert len(server.sortformer.calls) == 3
+    heard = [(s["speaker"], loudest_voice(s["fingerprint"])) for s in body["segments"]]
+    assert heard == [
+        ("speaker_0", "A"),
+        ("speaker_1", "B"),
+        ("speaker_2", "C"),
+        ("speaker_1", None),  # B's 0.5 s overlapping C: too short for a print
+        ("speaker_2", None),
+        ("speaker_1", "B"),
+        ("speaker_0", "A"),
+    ]
 
 
 async def test_transcription_formats_and_asr_windows(start_server: Factory) -> None:

@@ -9,6 +9,7 @@ streaming Sortformer's `diarize()` returns lines and the sigmoid tensor, TitaNet
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -36,6 +37,7 @@ from tests.container.nemo.conftest import (
     TURNS,
     V1_SPEAKER_LOGITS,
     Factory,
+    Running,
     TinyModels,
     dialogue,
     speech_like,
@@ -45,6 +47,32 @@ from tests.paths import CONTRACTS
 FRAME_S = 0.08  # encoder frame of both FastConformers: 10 ms hop x subsampling 8
 CONTRACT = json.loads((CONTRACTS / "diarize_chunk.json").read_text())
 WORD_GAP_S = TDT_DURATION * FRAME_S  # the forced transducer says one word per 4 frames
+SEGMENT_PRINT_MIN_S = CONTRACT["segment_fingerprint_min_s"]
+
+
+def titanet_print(running: Running, heard: np.ndarray, segment: dict[str, Any]) -> np.ndarray:
+    """TitaNet's own unit embedding of a segment's samples, called directly."""
+    audio = heard[round(segment["start_s"] * SAMPLE_RATE) : round(segment["end_s"] * SAMPLE_RATE)]
+    embedding, _ = running.registry.embedding().infer_segment(audio)
+    vector = embedding.detach().numpy().reshape(-1)
+    return vector / np.linalg.norm(vector)
+
+
+def assert_segment_prints(running: Running, samples: np.ndarray, body: dict[str, Any]) -> int:
+    """Each segment of 1 s or more carries TitaNet's print of its own samples (rounded to 6
+    places), each shorter one null; returns how many were printed."""
+    heard = read_audio(wav_bytes(samples), max_audio_s=60)  # as the server decoded the upload
+    printed = 0
+    for segment in body["segments"]:
+        fingerprint = segment["fingerprint"]
+        if segment["end_s"] - segment["start_s"] < SEGMENT_PRINT_MIN_S:
+            assert fingerprint is None, segment
+            continue
+        assert len(fingerprint) == CONTRACT["fingerprint_dim"]
+        assert np.linalg.norm(fingerprint) == pytest.approx(1.0, abs=1e-5)
+        assert fingerprint == pytest.approx(titanet_print(running, heard, segment), abs=2e-6)
+        printed += 1
+    return printed
 
 
 async def test_released_names_load_lazily_from_the_hub_cache(
@@ -199,7 +227,9 @@ async def test_the_tiniest_inputs_get_answers_not_errors(
     assert (body["segments"], body["fingerprints"], body["speakers_detected"]) == ([], {}, 0)
     status, body = await running.post("/v1/audio/diarize-chunk", ten_ms)
     assert status == 200
-    assert [(s["start_s"], s["end_s"]) for s in body["segments"]] == [(0.0, 0.01)]
+    assert [(s["start_s"], s["end_s"], s["fingerprint"]) for s in body["segments"]] == [
+        (0.0, 0.01, None)  # far under a second: no print of its own
+    ]
     assert body["fingerprints"] == {"speaker_0": None}
 
 
@@ -221,7 +251,7 @@ async def test_diarize_segments_carry_the_tensor_confidence(
     confidence = round(tiny_models.speaker_probs[0], 4)
     (segment,) = body.pop("segments")
     # NeMo ends a segment within one 80 ms frame of the audio's end (3.03 s for 3 s, 3.99 s
-    # for 4 s); the server keeps it inside the audio.
+    # for 4 s); the server keeps it inside the audio. No segment print on the whole-file route.
     assert 4.0 - FRAME_S < segment.pop("end_s") <= 4.0
     assert segment == {"start_s": 0.0, "speaker": "speaker_0", "confidence": confidence}
     assert body == {
@@ -306,6 +336,9 @@ async def test_turn_taking_speakers_through_nemo_post_processing(
     # Random weights barely tell voices apart (cosine ~0.99998), but each print is its own.
     assert np.abs(prints[0] - prints[1]).max() > 1e-4
 
+    # Every turn of 1 s or more has TitaNet's print of its own samples; slivers get null.
+    assert assert_segment_prints(running, samples, body) >= 4
+
 
 async def test_diarize_chunk_fingerprints_come_from_titanet(
     start_server: Factory, tiny_models: TinyModels
@@ -334,6 +367,9 @@ async def test_diarize_chunk_fingerprints_come_from_titanet(
     direct, _ = running.registry.embedding().infer_segment(clean)
     direct = direct.detach().numpy().reshape(-1)
     assert fingerprint == pytest.approx(direct / np.linalg.norm(direct), abs=1e-5)
+    # The segment is all of that speech, so its own print is the same.
+    assert assert_segment_prints(running, samples, body) == 1
+    assert segment["fingerprint"] == pytest.approx(fingerprint, abs=2e-6)
 
 
 async def test_short_speech_gets_no_fingerprint(start_server: Factory) -> None:
@@ -342,6 +378,8 @@ async def test_short_speech_gets_no_fingerprint(start_server: Factory) -> None:
     assert status == 200
     assert body["fingerprints"] == {"speaker_0": None}  # under 2 s of clean speech: flagged
     assert body["fingerprint_speech_s"] == {"speaker_0": 1.5}
+    # The 1.5 s segment is long enough for a print of its own, which the gateway can name.
+    assert assert_segment_prints(running, speech_like(1.5), body) == 1
 
 
 async def test_long_input_is_diarized_window_by_window_and_linked(
@@ -363,3 +401,7 @@ async def test_long_input_is_diarized_window_by_window_and_linked(
     assert body["speakers_detected"] == 1
     assert len(body["fingerprints"]["speaker_0"]) == 192
     assert body["fingerprint_speech_s"]["speaker_0"] == pytest.approx(10.0, abs=0.01)
+    # Each window's segment keeps the print of its own samples through the linking.
+    assert assert_segment_prints(running, samples, body) == 3
+    prints = [np.array(s["fingerprint"]) for s in segments]
+    assert min(np.abs(a - b).max() for a, b in itertools.combinations(prints, 2)) > 1e-4

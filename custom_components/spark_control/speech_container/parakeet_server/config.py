@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ class ServerConfig:
     window_search_s: float = 20.0  # how far back from a window edge to look for a pause
     min_fingerprint_speech_s: float = 2.0  # less clean speech: fingerprint is null
     max_fingerprint_speech_s: float = 30.0  # enough for a stable TitaNet embedding
+    # diarize-chunk: shorter segments get a null print of their own (the contract's
+    # segment_fingerprint_min_s, the length benchmarks/eval_segment_names.py chose).
+    segment_fingerprint_min_s: float = 1.0
     speaker_activity_threshold: float = 0.5  # sigmoid level that counts as "speaking"
 
 
@@ -40,6 +44,7 @@ _ENV = {
     "asr_window_s": ("PARAKEET_ASR_WINDOW_S", float),
     "diar_window_s": ("PARAKEET_DIAR_WINDOW_S", float),
     "min_fingerprint_speech_s": ("PARAKEET_MIN_FINGERPRINT_SPEECH_S", float),
+    "segment_fingerprint_min_s": ("PARAKEET_SEGMENT_FINGERPRINT_MIN_S", float),
 }
 
 
@@ -62,4 +67,11 @@ def config_from_env(env: Mapping[str, str] | None = None) -> ServerConfig:
     config = ServerConfig(**values)  # type: ignore[arg-type]
     if config.max_audio_s <= 0 or config.asr_window_s <= 0 or config.diar_window_s <= 0:
         raise ConfigError("durations must be positive")
+    # Not zero: a print of a few milliseconds is noise, and TitaNet needs some audio to pool.
+    shortest = config.segment_fingerprint_min_s
+    if not (math.isfinite(shortest) and shortest > 0):
+        raise ConfigError(
+            "PARAKEET_SEGMENT_FINGERPRINT_MIN_S must be a positive number of seconds, "
+            f"not {shortest}"
+        )
     return config
