@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import unicodedata
 from typing import Any
 
 import aiohttp
@@ -59,6 +60,9 @@ ENROLL_SCHEMA = vol.Schema(
     }
 )
 ODD_CLIP = re.compile(r"file\[(\d+)\]")  # the gateway's `param` for the clip it refuses
+# The gateway's words for its cap on one recording: "clip 2 is longer than 300 s".
+CLIP_LIMIT = re.compile(r"longer than (\d+(?:\.\d+)?) s\b")
+SPACE_RUN = re.compile(" {2,}")
 FORGET_SCHEMA = vol.Schema(
     {
         vol.Required(ATTR_CLUSTER): cv.string,
@@ -72,7 +76,11 @@ RENAME_SCHEMA = FORGET_SCHEMA.extend({vol.Required(ATTR_NAME): cv.string})
 
 
 def _checked_name(call: ServiceCall) -> str:
-    name: str = call.data[ATTR_NAME].strip()
+    """The name as the gateway keeps it: each Unicode space (a no-break space pasted from a
+    document) a plain one, a run of them one, none around it."""
+    plain = "".join(" " if unicodedata.category(char) == "Zs" else char
+                    for char in call.data[ATTR_NAME])  # fmt: skip
+    name = SPACE_RUN.sub(" ", plain).strip()
     if not 1 <= len(name) <= MAX_NAME_CHARS:
         raise invalid_input("speaker_name_invalid", max=str(MAX_NAME_CHARS))
     return name
@@ -105,20 +113,39 @@ async def _enroll(call: ServiceCall) -> ServiceResponse:
         return await gateway_request(hass, "POST", gateway_url.rstrip("/") + "/api/speakers",
                                    api_key, data=form)  # fmt: skip
     except GatewayError as err:
-        if err.code == "voice_mismatch":
-            raise _voice_mismatch(err, name, call.data[ATTR_FILES]) from err
-        if err.code in NOT_AUDIO_CODES:  # the user's recording, not a fault of the gateway
-            raise invalid_input("media_file_not_audio", reason=err.message,
-                                file=_clip_named(err, call.data[ATTR_FILES])) from err  # fmt: skip
-        if err.code == "invalid_name":  # a character the gateway's name rule refuses
-            raise invalid_input("speaker_name_invalid", max=str(MAX_NAME_CHARS)) from err
-        if err.code == "voice_already_enrolled":  # the gateway's words name that person
-            raise invalid_input("speaker_voice_already_enrolled", name=name,
-                                reason=err.message) from err  # fmt: skip
-        raise
+        refusal = _refused_enrolment(err, name, call.data[ATTR_FILES])
+        if refusal is None:
+            raise
+        raise refusal from err
     finally:
         for handle in handles:
             await hass.async_add_executor_job(handle.close)
+
+
+def _refused_enrolment(
+    err: GatewayError, name: str, files: list[str]
+) -> ServiceValidationError | None:
+    """The user's own error for each way the gateway refuses what they sent; None for a
+    fault of the gateway or its models (left as the gateway's error)."""
+    if err.code == "voice_mismatch":
+        return _voice_mismatch(err, name, files)
+    if err.code in NOT_AUDIO_CODES:  # the user's recording, not a fault of the gateway
+        return invalid_input("media_file_not_audio", file=_clip_named(err, files),
+                             reason=err.message)  # fmt: skip
+    if err.code == "clip_too_long" and (limit := CLIP_LIMIT.search(err.message)):
+        return invalid_input("speaker_recording_too_long", file=_clip_named(err, files),
+                             max_seconds=limit.group(1))  # fmt: skip
+    if err.code == "too_little_speech":
+        return invalid_input("speaker_recording_too_little_speech", file=_clip_named(err, files))
+    if err.code == "request_too_large":  # over the add-on's max_upload_mb, all together
+        return invalid_input("media_files_too_large", files=", ".join(files), reason=err.message)
+    if err.code == "invalid_name":  # a character the gateway's name rule refuses
+        return invalid_input("speaker_name_invalid", max=str(MAX_NAME_CHARS))
+    if err.code == "voice_already_enrolled":  # the gateway's words name that person
+        return invalid_input("speaker_voice_already_enrolled", name=name, reason=err.message)
+    if err.code == "library_full":
+        return invalid_input("speaker_library_full", name=name)
+    return None
 
 
 def _clip_named(err: GatewayError, files: list[str]) -> str:

@@ -107,6 +107,9 @@ async def async_transcribe_with_speakers(
     except GatewayError as err:
         if err.code in NOT_AUDIO_CODES:  # the user's file, not a fault of the gateway
             raise invalid_input("media_file_not_audio", file=path.name, reason=err.message) from err
+        if err.code == "request_too_large":  # over the add-on's max_upload_mb
+            raise invalid_input("media_files_too_large", files=path.name,
+                                reason=err.message) from err  # fmt: skip
         raise
     finally:
         await hass.async_add_executor_job(handle.close)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -12,6 +13,7 @@ import aiohttp
 import numpy as np
 import pytest
 
+from spark_gateway.routes.speaker_library import MAX_CLIP_S
 from tests.gateway.conftest import GatewayFactory, RunningGateway
 from tests.paths import CONTRACTS
 from tests.sim import SimCluster
@@ -180,6 +182,7 @@ async def test_enrolment_errors(
         (await enrol(gateway, "\u202eecilA", clip), 400, "invalid_name"),  # a bidi override
         (await enrol(gateway, "\u200d\ufe0f", clip), 400, "invalid_name"),  # nothing shows
         (await enrol(gateway, "Quiet", np.zeros(3 * 16000, np.int16)), 400, "too_little_speech"),
+        (await enrol(gateway, "Ann\u00a0\tLee", clip), 400, "invalid_name"),  # a tab still
         (await enrol(gateway, "Many", *([clip[: 16000 * 2]] * 11)), 400, "too_many_clips"),
         (await call(gateway, "DELETE", "/api/speakers/0123456789abcdef"), 404, "unknown_speaker"),
         (await call(gateway, "DELETE", "/api/speakers/..%2F..%2Fx"), 404, "unknown_speaker"),
@@ -191,6 +194,40 @@ async def test_enrolment_errors(
     async with aiohttp.ClientSession() as session:  # no key
         assert (await session.get(gateway.url + "/api/speakers")).status == 401
     assert (await (await call(gateway, "GET", "/api/speakers")).json()) == {"speakers": []}
+    # A clip over the cap, or without speech, is named by `param`, its message as HA reads it.
+    refusals = json.loads((CONTRACTS / "speakers.json").read_text())["enrol_clip_refusals"]
+    long_clip = np.zeros(int(MAX_CLIP_S + 1) * 16000, np.int16)
+    for clips, refusal in (
+        ((clip, long_clip), refusals["clip_too_long"]),
+        ((clip, np.zeros(3 * 16000, np.int16)), refusals["too_little_speech"]),
+    ):
+        resp = await enrol(gateway, "Alice", *clips)
+        error = (await resp.json())["error"]
+        assert (resp.status, error["code"], error["param"]) == (
+            refusal["status"], refusal["code"], "file[1]")  # fmt: skip
+        assert re.fullmatch(refusal["message"], error["message"]), error
+        if refusal["code"] == "clip_too_long":  # the cap, in seconds, is in the words
+            assert error["message"] == refusal["example"].replace("300", f"{MAX_CLIP_S:g}")
+
+
+async def test_names_with_unicode_spaces_are_folded(
+    sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """A no-break space (pasted from a document) enrols the person with a plain one; renaming
+    with an ideographic space, and enrolling the plain name again, find the same person."""
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    allison = enrolment_files(ENROLLED)
+    resp = await enrol(gateway, "\u00a0Alice\u00a0\u00a0Smith ", allison[0])
+    assert resp.status == 201, await resp.text()
+    alice = await resp.json()
+    assert alice["name"] == "Alice Smith"
+    more = await (await enrol(gateway, "alice smith", allison[1])).json()
+    assert (more["id"], more["clips"]) == (alice["id"], 2)
+    resp = await call(gateway, "PATCH", f"/api/speakers/{alice['id']}",
+                      {"name": "\u5c71\u7530\u3000\u82b1\u5b50"})  # fmt: skip
+    assert (resp.status, (await resp.json())["name"]) == (200, "\u5c71\u7530 \u82b1\u5b50")
+    listing = await (await call(gateway, "GET", "/api/speakers")).json()
+    assert [p["name"] for p in listing["speakers"]] == ["\u5c71\u7530 \u82b1\u5b50"]
 
 
 async def test_a_name_enrolled_again_takes_only_its_own_voice(

@@ -20,6 +20,7 @@ from custom_components.spark_control.speakers import (
     ACTION_LIST_SPEAKERS,
     ACTION_RENAME_SPEAKER,
     ATTR_REPLACE,
+    CLIP_LIMIT,
     ODD_CLIP,
 )
 from custom_components.spark_control.transcribe import (
@@ -27,6 +28,7 @@ from custom_components.spark_control.transcribe import (
     async_setup_transcribe_services,
     resolve_media_file,
 )
+from spark_gateway.speakers.voiceprints import MAX_VOICEPRINTS
 from tests.gateway.conftest import API_KEY, GatewayFactory
 from tests.paths import CONTRACTS
 from tests.sim import SimCluster
@@ -212,16 +214,6 @@ async def test_enroll_then_transcripts_name_the_person_and_forget(
             DOMAIN, ACTION_FORGET_SPEAKER, forget, blocking=True, return_response=True
         )
     assert info.value.translation_key == "unknown_speaker"
-    # A recording without speech is the gateway's clear 400, translated.
-    (tmp_path / "silence.wav").write_bytes(wav_bytes(np.zeros(3 * 16000, np.int16)))
-    with pytest.raises(HomeAssistantError) as failure:
-        await hass.services.async_call(
-            DOMAIN, ACTION_ENROLL_SPEAKER,
-            {"cluster": entry.entry_id, "name": "Quiet", "files": "local/silence.wav"},
-            blocking=True, return_response=True,
-        )  # fmt: skip
-    assert failure.value.translation_key == "gateway_error"
-    assert "clear speech" in str(failure.value.translation_placeholders)
     with pytest.raises(ServiceValidationError) as info:
         await hass.services.async_call(
             DOMAIN, ACTION_ENROLL_SPEAKER,
@@ -408,3 +400,125 @@ async def test_list_speakers_errors_are_translated(
         assert info.value.translation_key == key
     # Without the add-on's speech models configured the library is still there to list.
     assert await list_speakers(hass, entry_for(hass, gateway.url)) == {"speakers": []}
+
+
+async def test_enroll_refusals_of_the_recordings_name_them(
+    hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """A recording over the gateway's cap on one clip, or without enough speech for a print,
+    is the user's translated error naming that recording (and the cap, as the gateway says
+    it), not "the add-on gateway answered 400"; nothing is stored."""
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    (tmp_path / "alice.flac").write_bytes(enrolment_files("ALLISON")[0].read_bytes())
+    (tmp_path / "silence.wav").write_bytes(wav_bytes(np.zeros(3 * 16000, np.int16)))
+    # Just past the gateway's cap (`speaker_library.MAX_CLIP_S`, 300 s), in an 8 kHz file.
+    (tmp_path / "lecture.wav").write_bytes(wav_bytes(np.zeros(301 * 8000, np.int16), 8000))
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, gateway.url)
+    for files, key, placeholders in (
+        (["local/silence.wav"], "speaker_recording_too_little_speech",
+         {"file": "local/silence.wav"}),
+        (["alice.flac", "silence.wav"], "speaker_recording_too_little_speech",
+         {"file": "silence.wav"}),
+        (["lecture.wav"], "speaker_recording_too_long",
+         {"file": "lecture.wav", "max_seconds": "300"}),
+        (["alice.flac", "local/lecture.wav"], "speaker_recording_too_long",
+         {"file": "local/lecture.wav", "max_seconds": "300"}),
+    ):  # fmt: skip
+        with pytest.raises(ServiceValidationError) as info:
+            await enroll(hass, entry, "Alice", *files)
+        assert info.value.translation_key == key, files
+        assert info.value.translation_placeholders == placeholders
+    assert await list_speakers(hass, entry) == {"speakers": []}
+    # (The cap is read from the gateway's words, as the contract gives them.)
+    refusals = json.loads((CONTRACTS / "speakers.json").read_text())["enrol_clip_refusals"]
+    limit = CLIP_LIMIT.search(refusals["clip_too_long"]["example"])
+    assert limit is not None
+    assert limit.group(1) == "300"
+
+
+async def test_uploads_over_the_add_ons_cap_are_the_users_error(
+    hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """Recordings together larger than the add-on's `max_upload_mb`: the gateway's 413 is a
+    translated error naming them and the cap, for enrolment and for transcripts."""
+    clip = enrolment_files("ALLISON")[0].read_bytes()
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url, max_upload_bytes=len(clip) + 4096)
+    (tmp_path / "a.flac").write_bytes(clip)
+    (tmp_path / "b.flac").write_bytes(enrolment_files("ALLISON")[1].read_bytes())
+    (tmp_path / "meeting.wav").write_bytes(wav_bytes(np.zeros(10 * 16000, np.int16)))
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, gateway.url)
+    with pytest.raises(ServiceValidationError) as info:
+        await enroll(hass, entry, "Alice", "a.flac", "local/b.flac")
+    assert info.value.translation_key == "media_files_too_large"
+    placeholders = info.value.translation_placeholders or {}
+    assert placeholders["files"] == "a.flac, local/b.flac"
+    assert str(gateway.config.max_upload_bytes) in placeholders["reason"]
+    with pytest.raises(ServiceValidationError) as info:
+        await call(hass, entry, "local/meeting.wav")
+    assert info.value.translation_key == "media_files_too_large"
+    assert (info.value.translation_placeholders or {})["files"] == "meeting.wav"
+    assert await list_speakers(hass, entry) == {"speakers": []}
+    assert sim.parakeet.transcriptions == 0
+    # One recording within the cap still enrols.
+    assert (await enroll(hass, entry, "Alice", "a.flac"))["clips"] == 1
+
+
+async def test_a_full_library_is_the_users_error(
+    hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """With `MAX_VOICEPRINTS` people enrolled, a new person is refused in translated words
+    (someone must be forgotten first); someone enrolled can still add recordings."""
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    library = gateway.config.data_dir / "voiceprints"
+    library.mkdir(parents=True, mode=0o700)
+    vectors = np.random.default_rng(7).normal(size=(MAX_VOICEPRINTS, 192))
+    for n, vector in enumerate(vectors):  # voices far from anyone's: unit random directions
+        person = {"id": f"{n:016x}", "name": f"Person {n}", "clips": 1, "speech_s": 20.0,
+                  "created": "2026-12-01T00:00:00+00:00", "updated": "2026-12-01T00:00:00+00:00",
+                  "vector": (vector / np.linalg.norm(vector)).tolist()}  # fmt: skip
+        (library / f"{person['id']}.json").write_text(json.dumps(person))
+    (tmp_path / "alice.flac").write_bytes(enrolment_files("ALLISON")[0].read_bytes())
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, gateway.url)
+    with pytest.raises(ServiceValidationError) as info:
+        await enroll(hass, entry, "Alice", "alice.flac")
+    assert info.value.translation_key == "speaker_library_full"
+    assert info.value.translation_placeholders == {"name": "Alice"}
+    assert len(list(library.iterdir())) == MAX_VOICEPRINTS
+    await speaker_action(hass, ACTION_FORGET_SPEAKER, entry, speaker_id=f"{0:016x}")
+    assert (await enroll(hass, entry, "Alice", "alice.flac"))["name"] == "Alice"
+
+
+async def test_unicode_spaces_in_names_are_plain_spaces(
+    hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """A name pasted with a no-break space (or typed with an ideographic or narrow no-break
+    space) is the name with plain spaces, runs of them one: the same person as typed plainly.
+    A control character is still refused."""
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
+    (tmp_path / "alice.flac").write_bytes(enrolment_files("ALLISON")[0].read_bytes())
+    (tmp_path / "alice-2.flac").write_bytes(enrolment_files("ALLISON")[1].read_bytes())
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, gateway.url)
+    enrolled = await enroll(hass, entry, "\u00a0Alice\u00a0\u3000 Smith\u2003", "alice.flac")
+    assert enrolled["name"] == "Alice Smith"
+    # The same person, by the name typed plainly: her recordings are added to her print.
+    more = await enroll(hass, entry, "alice smith", "alice-2.flac")
+    assert (more["id"], more["clips"]) == (enrolled["id"], 2)
+    renamed = await speaker_action(hass, ACTION_RENAME_SPEAKER, entry, speaker_id=enrolled["id"],
+                                   name="Zo\u00eb\u202fM\u00e9ril")  # fmt: skip
+    assert renamed["name"] == "Zo\u00eb M\u00e9ril"
+    assert [p["name"] for p in (await list_speakers(hass, entry))["speakers"]] == [
+        "Zo\u00eb M\u00e9ril"
+    ]
+    for name in ("Zo\u00eb\u00a0\tM", "Zo\u00eb\u2028M", "\u00a0\u3000"):
+        with pytest.raises(ServiceValidationError) as info:
+            await speaker_action(hass, ACTION_RENAME_SPEAKER, entry,
+                                 speaker_id=enrolled["id"], name=name)  # fmt: skip
+        assert info.value.translation_key == "speaker_name_invalid", name

@@ -157,6 +157,30 @@ def test_names_written_with_joiners(name: str) -> None:
     assert check_name(f"  {name} ") == name
 
 
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        ("Alice\u00a0Smith", "Alice Smith"),  # a no-break space pasted from a document
+        ("\u3000\u5c71\u7530\u3000\u592a\u90ce\u3000", "\u5c71\u7530 \u592a\u90ce"),  # ideographic
+        ("M.\u202fDupont", "M. Dupont"),  # French narrow no-break space
+        ("Ann \u00a0\u2003 Lee", "Ann Lee"),  # a run of spaces is one
+        ("Ann  Lee", "Ann Lee"),
+        ("\u00a0" * 3 + "x" * 64 + "\u2009", "x" * 64),  # spaces around do not count
+    ],
+)
+def test_unicode_spaces_are_plain_spaces(raw: str, name: str) -> None:
+    assert check_name(raw) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["Ann\u00a0\tLee", "Ann\u2028Lee", "Ann\u2029Lee", "\u00a0\u3000", "Ann\u200bLee"]
+)
+def test_spaces_that_are_not_space_separators_stay_refused(name: str) -> None:
+    """Tabs and line or paragraph separators are control characters, ZWSP shows nothing."""
+    with pytest.raises(VoiceprintError):
+        check_name(name)
+
+
 def test_empty_prints_refused(tmp_path: Path) -> None:
     with pytest.raises(VoiceprintError):
         combine([])

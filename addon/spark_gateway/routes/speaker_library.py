@@ -6,7 +6,10 @@
   the summary. Clips that do not sound like one voice are a 400 `voice_mismatch` naming the
   odd clip (`param` `file[i]`, 0-based); clips that do not sound like the person already
   enrolled are a 409 `voice_mismatch`, unless `replace=true` starts that print again; a new
-  print that sounds like someone enrolled under another name is a 409 `voice_already_enrolled`.
+  print that sounds like someone enrolled under another name is a 409 `voice_already_enrolled`;
+  a new person when `MAX_VOICEPRINTS` are enrolled is a 409 `library_full`. A clip over
+  `MAX_CLIP_S` is a 400 `clip_too_long`, one without enough clear speech for a print a 400
+  `too_little_speech`, both naming the clip by `param`.
 - `GET /api/speakers`: everyone enrolled (names, clip counts, seconds; never the prints).
 - `PATCH /api/speakers/{id}` (JSON `{"name"}`): rename a person (a name someone else has is a
   409 `name_taken`).
@@ -34,6 +37,7 @@ from ..request_body import read_json_object
 from ..speakers.parsing import UpstreamFormatError
 from ..speakers.pipeline import clip_fingerprint
 from ..speakers.voiceprints import (
+    LibraryFull,
     NameTaken,
     VoiceAlreadyEnrolled,
     VoiceMismatch,
@@ -109,6 +113,8 @@ async def enrol_route(request: web.Request) -> web.Response:
         if err.clip is None:  # the request is fine; it disagrees with what is stored
             raise ApiError(409, str(err), code="voice_mismatch") from err
         raise ApiError(400, str(err), code="voice_mismatch", param=f"file[{err.clip}]") from err
+    except LibraryFull as err:
+        raise ApiError(409, str(err), code="library_full") from err
     except VoiceprintError as err:
         raise ApiError(400, str(err), code="enrolment_refused") from err
     return web.json_response(voiceprint.summary(), status=201)

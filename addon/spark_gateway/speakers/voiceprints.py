@@ -43,6 +43,7 @@ _ID = re.compile(r"^[a-f0-9]{16}$")
 _JOINERS = frozenset("\u200c\u200d")  # ZERO WIDTH NON-JOINER, ZERO WIDTH JOINER
 _EMOJI_TAG = re.compile("[\U000e0020-\U000e007f]")
 _FILE_SUFFIX = ".json"
+_SPACE_RUN = re.compile(" {2,}")
 
 
 class VoiceprintError(ValueError):
@@ -51,6 +52,10 @@ class VoiceprintError(ValueError):
 
 class NameTaken(VoiceprintError):
     """Another enrolled person already has the name (names are told apart in any case)."""
+
+
+class LibraryFull(VoiceprintError):
+    """`MAX_VOICEPRINTS` people are enrolled: someone must be forgotten before a new person."""
 
 
 class VoiceAlreadyEnrolled(VoiceprintError):
@@ -117,18 +122,26 @@ class NameMatch:
 def check_name(raw: str | None) -> str:
     """A display name: 1-64 printable characters, surrounding space removed.
 
+    Every Unicode space (a no-break space pasted from a document, an ideographic space) is a
+    plain one, and a run of spaces one, so "Alice\u00a0Smith" is the person "Alice Smith".
     Printable as Python means it, plus the invisible joiners that emoji and some scripts
     are written with ("Zoë 👩\u200d💻", a flag's tag characters, Persian's ZWNJ), each
     between two other characters; never control characters or bidi overrides, and at
     least one character that shows.
     """
-    name = (raw or "").strip()
+    name = _folded_spaces(raw or "").strip()
     if not name or len(name) > MAX_NAME_LENGTH or not _displayable(name):
         raise VoiceprintError(
             f"the name must be 1-{MAX_NAME_LENGTH} printable characters"
             " (no control characters or text-direction marks)"
         )
     return name
+
+
+def _folded_spaces(text: str) -> str:
+    """Each Unicode space separator (category Zs) as " ", and each run of them as one."""
+    plain = "".join(" " if unicodedata.category(char) == "Zs" else char for char in text)
+    return _SPACE_RUN.sub(" ", plain)
 
 
 def _displayable(name: str) -> bool:
@@ -342,7 +355,8 @@ class VoiceprintLibrary:
                                         existing.created, now)  # fmt: skip
             else:
                 if len(everyone) >= MAX_VOICEPRINTS:
-                    raise VoiceprintError(f"at most {MAX_VOICEPRINTS} people can be enrolled")
+                    raise LibraryFull(f"at most {MAX_VOICEPRINTS} people can be enrolled:"
+                                      " forget someone first")  # fmt: skip
                 voiceprint = Voiceprint(secrets.token_hex(8), name, vector, seconds,
                                         len(prints), now, now)  # fmt: skip
             self._write(voiceprint)

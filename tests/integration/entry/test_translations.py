@@ -28,7 +28,8 @@ def test_exception_keys_exist() -> None:
     """Every translation_key raised in an exception has a message."""
     source = _source()
     raised = set(re.findall(r'translation_key="([a-z_]+)"', source))
-    raised |= set(re.findall(r'_invalid\(\s*"([a-z_]+)"', source))  # transcribe.py's helper
+    raised |= set(re.findall(r'_invalid\(\s*"([a-z_]+)"', source))
+    raised |= set(re.findall(r'invalid_input\(\s*"([a-z_]+)"', source))  # transcribe.py's helper
     entity_keys = {
         key for platform in EN["entity"].values() for key in platform
     }  # entity descriptions use translation_key too
@@ -36,6 +37,23 @@ def test_exception_keys_exist() -> None:
     known = set(EN["exceptions"]) | set(EN["issues"]) | entity_keys | set(EN["selector"])
     missing = raised - known
     assert not missing
+
+
+def test_invalid_input_placeholders_fill_the_message() -> None:
+    """Each `invalid_input(key, **placeholders)` gives exactly the placeholders its message
+    shows: a missing one would show as `{file}`, an extra one is a fact the user never sees."""
+    mismatched = []
+    for name in OURS:
+        for node in ast.walk(ast.parse((PACKAGE / name).read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "invalid_input"
+                    and node.args and isinstance(node.args[0], ast.Constant)):  # fmt: skip
+                continue
+            message = EN["exceptions"][node.args[0].value]["message"]
+            shown = set(re.findall(r"\{(\w+)\}", message))
+            if shown != {keyword.arg for keyword in node.keywords}:
+                mismatched.append(f"{name}:{node.lineno}: {node.args[0].value}")
+    assert not mismatched
 
 
 # Every error class of HA's whose message the user reads (actions, setup, coordinators).
