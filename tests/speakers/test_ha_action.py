@@ -143,6 +143,27 @@ async def test_a_file_that_is_not_audio_is_the_users_error(
     assert sim.parakeet.transcriptions == 0
 
 
+async def test_a_recording_over_the_add_ons_length_cap_says_so(
+    hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """A meeting longer than the add-on's `max_audio_minutes` is the user's error with the
+    gateway's reason (the cap), before any of it reaches Parakeet."""
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url, max_audio_seconds=6.0)
+    (tmp_path / "meeting.wav").write_bytes(wav_bytes(np.zeros(10 * 16000, np.int16)))
+    (tmp_path / "meeting.flac").write_bytes(enrolment_files("ALLISON")[0].read_bytes())
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    async_setup_transcribe_services(hass)
+    entry = entry_for(hass, gateway.url)
+    for file in ("meeting.wav", "meeting.flac"):  # used as sent / decoded
+        with pytest.raises(ServiceValidationError) as info:
+            await call(hass, entry, f"local/{file}")
+        assert info.value.translation_key == "media_file_not_audio"
+        placeholders = info.value.translation_placeholders or {}
+        assert placeholders["file"] == file
+        assert "longer than the 6 s allowed" in placeholders["reason"], placeholders
+    assert sim.parakeet.transcriptions == 0
+
+
 def test_resolve_media_file(tmp_path: Path) -> None:
     dirs = {"local": str(tmp_path / "media"), "recordings": str(tmp_path / "rec")}
     assert resolve_media_file(dirs, "recordings/x.mp3") == (tmp_path / "rec" / "x.mp3").resolve()
