@@ -13,7 +13,8 @@ Two evaluations on conversations with exactly known turns:
    naming, merge): real recorded voices (tests/speakers/data/voices) joined into
    conversations of 2-9 speakers and 1.5-20 minutes, each chunk diarized by the simulator's
    `/v1/audio/diarize-chunk` over HTTP (real GE2E speaker encoder), oracle words. The voices are
-   split: every threshold (linking, re-joining, naming, low-confidence mark) is chosen on the
+   split: every threshold (linking, re-joining, naming slots and segments, low-confidence
+   mark) is chosen on the
    TUNING conversations, then the HELD-OUT conversations, built from voices no choice ever
    saw, are reported with those values. Per recording: speakers found vs true, DER/JER,
    DER with oracle linking of the same per-chunk output (so linking's own cost shows), people
@@ -21,7 +22,8 @@ Two evaluations on conversations with exactly known turns:
    labels; per set: share of wrong turns marked `?` and of marked turns that are right; with
    some voices enrolled, the share of enrolled speech given the right name and of
    unenrolled speech given any name, beside the same shares when every local speaker is
-   named by its true identity (the ceiling the per-chunk diarization leaves to naming).
+   named by its true identity (the ceiling the per-chunk diarization leaves to naming whole
+   slots; naming segments by their own prints can pass it).
    Voices with enrolment clips of their own (`tests/speakers/data/enrolment`, other prompts
    of the same Asterisk speakers) enrol from those; the AMI voices, which have no more
    material, from the last 35 % of theirs, and are reported as a set of their own.
@@ -37,6 +39,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import math
 import sys
 import time
 import warnings
@@ -121,6 +124,10 @@ class Sweeps:
     confirm: tuple[float, ...]
     # Two voices found in one unsure slot's speech are two people this far apart.
     split_distance: float
+    # Segments at least this long named by their own print (the first value: never) ...
+    segment_min_s: tuple[float, ...] = (math.inf, 1.0, 1.6, 2.4)
+    # ... within the name threshold plus this margin.
+    segment_margin: tuple[float, ...] = (-0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2)
 
 
 SWEEPS = {
@@ -153,6 +160,8 @@ HELDOUT_ENROLLED = {
     "3 Asterisk voices, the other 2 strangers": ("ALLISON", "CARLO", "IRINA"),
     "AMI voices, 35 % keep-back": ("MEE068", "MEE075", "FEE087", "FEO070"),
 }
+# A cold diarize call of a long piece can take minutes on two shared cores.
+SIM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_read=1800)
 LOW_CONFIDENCE = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 
 
@@ -657,6 +666,8 @@ def mean_der(files: list[FileFigures]) -> float:
 def choose(recs: list[Recording], prints: list[Voiceprint], base: SpeakerOptions,
            sweeps: Sweeps) -> SpeakerOptions:  # fmt: skip
     """Every threshold from the tuning conversations only."""
+    # Segments are named by their own prints only once the slots' naming is chosen.
+    base = replace(base, segment_name_min_s=sweeps.segment_min_s[0])
     best: tuple[tuple[float, ...], SpeakerOptions] | None = None
     for link in sweeps.link:
         for rejoin in sweeps.rejoin:
@@ -721,7 +732,25 @@ def choose(recs: list[Recording], prints: list[Voiceprint], base: SpeakerOptions
         )
         if f.own_false / f.strangers <= 0.01 and f.named - base.named <= 0.01 * f.strangers:
             margin_best = margin
-    return replace(chosen, confirm_margin=margin_best)
+    chosen = replace(chosen, confirm_margin=margin_best)
+    # Last, naming segments by their own prints: the most enrolled speech named right, adding
+    # at most one point of strangers' speech named (the confirm margin's rule).
+    base = naming(recs, chosen, prints)
+    segment_best = (base.right, sweeps.segment_min_s[0], 0.0)
+    for min_s in sweeps.segment_min_s[1:]:
+        for margin in sweeps.segment_margin:
+            f = naming(recs, replace(chosen, segment_name_min_s=min_s, segment_name_margin=margin),
+                       prints)  # fmt: skip
+            print(
+                f"    tuning segments of {min_s:g} s or more named within "
+                f"{chosen.name_threshold + margin:.2f}: enrolled speech named right "
+                f"{f.right / f.enrolled:.1%}, unenrolled speech named {f.named / f.strangers:.1%}",
+                flush=True,
+            )
+            if f.named - base.named <= 0.01 * f.strangers and f.right > segment_best[0]:
+                segment_best = (f.right, min_s, margin)
+    return replace(chosen, segment_name_min_s=segment_best[1],
+                   segment_name_margin=segment_best[2])  # fmt: skip
 
 
 def print_names(title: str, recs: list[Recording], options: SpeakerOptions,
@@ -739,8 +768,8 @@ def print_names(title: str, recs: list[Recording], options: SpeakerOptions,
         f"{', '.join(f'{p.speech_s:.0f}' for p in prints)} s of clean speech): enrolled speech "
         f"to the right name {f.right / f.enrolled:.1%} (target >= 95%), unenrolled speech "
         f"given a name {f.named / f.strangers:.1%} (target <= 2%; by the matching itself "
-        f"{f.own_false / f.strangers:.1%}); with true identities {f.ceiling / f.enrolled:.1%}"
-        f" / {f.floor / f.strangers:.1%}; recordings of up to 4 people "
+        f"{f.own_false / f.strangers:.1%}); slots named by true identities "
+        f"{f.ceiling / f.enrolled:.1%} / {f.floor / f.strangers:.1%}; recordings of up to 4 people "
         f"{few.right / few.enrolled:.1%} / {few.named / few.strangers:.1%} (true identities "
         f"{few.ceiling / few.enrolled:.1%} / {few.floor / few.strangers:.1%})"
     )
@@ -752,7 +781,8 @@ def print_table(title: str, recs: list[Recording], options: SpeakerOptions,
     print(
         f"\n{title} (link {options.link_threshold:.2f}, rejoin {options.rejoin_threshold:.2f}, "
         f"low-confidence {options.low_confidence:.2f}, name {options.name_threshold:.2f}, "
-        f"confirm +{options.confirm_margin:.2f}; "
+        f"confirm +{options.confirm_margin:.2f}, segments of {options.segment_name_min_s:g} s "
+        f"or more named within +{options.segment_name_margin:.2f}; "
         f"pieces down to {options.min_piece_s:g} s, unsure slot below "
         f"{options.unsure_below:.2f})"
     )
@@ -793,7 +823,7 @@ async def evaluate_speakers(quick: bool, cache_file: Path | None,
     tuning_cases = TUNING_CASES[:2] + TUNING_CASES[3:4] if quick else TUNING_CASES
     heldout_cases = HELDOUT_CASES[:2] + HELDOUT_CASES[3:4] if quick else HELDOUT_CASES
     config = SimConfig(nodes=1, speaker_encoder=encoder)
-    async with SimCluster(config) as sim, aiohttp.ClientSession() as session:
+    async with SimCluster(config) as sim, aiohttp.ClientSession(timeout=SIM_TIMEOUT) as session:
         diarizer = SimDiarizer(session, sim.parakeet.url, cache_file, encoder)
         # Both sets at once: the simulator diarizes in threads, so two calls share the cores.
         tuning, heldout = await asyncio.gather(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from spark_gateway.speakers.chunking import Chunk, halve, plan_chunks, slice_samples
-from spark_gateway.speakers.dedupe import owned_segments, owned_words, shift_words
+from spark_gateway.speakers.dedupe import owned_segments, owned_words, shift_segments, shift_words
 from spark_gateway.speakers.records import SpeakerSegment, Word
 
 RATE = 16_000
@@ -78,6 +78,10 @@ def test_segments_clipped_to_owned_span() -> None:
     chunk = Chunk(1, 59.0, 100.0, 60.0, 100.0)
     segs = [SpeakerSegment(59.0, 61.0, "A", 0.8), SpeakerSegment(59.0, 59.8, "B", 0.7)]
     assert owned_segments(segs, chunk) == [SpeakerSegment(60.0, 61.0, "A", 0.8)]
+    # The segment's own print stays with it through the shift and the clipping.
+    voice = np.ones(4)
+    shifted = shift_segments([SpeakerSegment(0.0, 2.0, "A", 0.8, voice)], 59.0)
+    assert owned_segments(shifted, chunk)[0].voice is voice
 
 
 def test_no_tiny_tail_chunk() -> None:

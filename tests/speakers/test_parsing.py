@@ -22,9 +22,15 @@ def test_contract_example_parses() -> None:
     example = dict(CONTRACT["example"])
     dim = CONTRACT["fingerprint_dim"]
     example["fingerprints"] = {k: [0.1] * dim for k in ("speaker_0", "speaker_1")}
+    long_segment, short_segment = example["segments"]
+    example["segments"] = [{**long_segment, "fingerprint": [0.2] * dim}, short_segment]
     result = parse_diarization(example)
     assert result.speakers == ["Speaker_0", "Speaker_1"]
     assert result.segments[0] == SpeakerSegment(0.32, 3.2, "Speaker_0", 0.91)
+    voice = result.segments[0].voice
+    assert voice is not None
+    assert voice.shape == (dim,)
+    assert result.segments[1].voice is None  # shorter than the contract's minimum: null
     assert result.segments[1].confidence is None
     assert result.fingerprints["Speaker_1"].shape == (192,)
     assert result.models["embedding"].endswith("titanet_large")
@@ -49,6 +55,13 @@ def test_segments_sorted_and_labels_normalised() -> None:
         {"segments": [{"start_s": 0, "end_s": 1, "speaker": None}]},
         {"segments": [], "fingerprints": {"speaker_0": [1.0, 2.0], "speaker_1": [1.0]}},
         {"segments": [], "fingerprints": {"speaker_0": "x"}},
+        {"segments": [{"start_s": 0, "end_s": 1, "speaker": "speaker_0", "fingerprint": "x"}]},
+        {"segments": [{"start_s": 0, "end_s": 1, "speaker": "speaker_0", "fingerprint": []}]},
+        {"segments": [{"start_s": 0, "end_s": 1, "speaker": "s", "fingerprint": [float("inf")]}]},
+        {
+            "segments": [{"start_s": 0, "end_s": 1, "speaker": "speaker_0", "fingerprint": [1.0]}],
+            "fingerprints": {"speaker_0": [1.0, 2.0]},
+        },
     ],
 )
 def test_bad_diarization_rejected(body: object) -> None:

@@ -55,11 +55,13 @@ def test_the_clip_joins_the_slots_speech_with_silence_and_maps_back() -> None:
     assert not clip[2 * RATE : round((2 + GAP_S) * RATE)].any()  # the gap is silence
     assert clip[round((2 + GAP_S) * RATE)] == samples[6 * RATE]
     # A clip segment over the gap is cut in two at the stretches' edges; the gap is dropped.
-    back = map_back([SpeakerSegment(1.5, 3.0, "Speaker_0", 0.9)], stretches, "Speaker_1/")
+    voice = np.ones(4)
+    back = map_back([SpeakerSegment(1.5, 3.0, "Speaker_0", 0.9, voice)], stretches, "Speaker_1/")
     assert back == [
         SpeakerSegment(2.5, 3.0, "Speaker_1/Speaker_0", 0.9),
         SpeakerSegment(6.0, 6.5, "Speaker_1/Speaker_0", 0.9),
     ]
+    assert all(s.voice is voice for s in back)  # both pieces are the voice the print heard
     # A segment past the piece's end keeps its place; the missing audio is silence.
     late = slot_stretches([SpeakerSegment(9.0, 11.0, "Speaker_1")], RATE)
     assert len(slot_clip(samples, RATE, late)) == 2 * RATE

@@ -351,3 +351,49 @@ def test_a_name_is_shown_only_where_its_evidence_is_sure() -> None:
     # shows the doubt), the weak slot named through the link does not.
     assert shown(0.5)[0] == ("Alice", "hello", True)
     assert shown(0.5)[4] == ("Speaker_0", "later", True)
+
+
+def test_a_segment_is_named_by_its_own_voice() -> None:
+    """Bob was folded into Alice's slot: the slot is named Alice by its print, but the
+    segments whose own print is Bob's show Bob, also in a slot never linked; a segment too
+    short for the minimum keeps its slot's name, and a stranger's segment stays unnamed."""
+    chunks = [Chunk(0, 0.0, 20.0, 0.0, 20.0)]
+    diarization = Diarization(
+        segments=[
+            SpeakerSegment(0.0, 4.0, "Speaker_0", 0.9, near(A, 0.2)),
+            SpeakerSegment(5.0, 8.0, "Speaker_0", 0.8, near(B, 0.2)),
+            SpeakerSegment(9.0, 9.6, "Speaker_0", 0.9, near(B, 0.2)),  # under a second
+            SpeakerSegment(11.0, 13.0, "Speaker_2", 0.4, near(B, 0.2)),  # slot without a print
+            SpeakerSegment(14.0, 16.0, "Speaker_1", 0.9, near(C, 0.2)),
+        ],
+        speakers=["Speaker_0", "Speaker_1", "Speaker_2"],
+        duration_s=20.0,
+        fingerprints={"Speaker_0": near(A, 0.2), "Speaker_1": near(C, 0.2), "Speaker_2": None},
+        clean_speech_s={"Speaker_0": 7.0, "Speaker_1": 2.0, "Speaker_2": 0.5},
+    )
+    words = [Word(1.0, 1.5, "alice"), Word(6.0, 6.5, "bob"), Word(9.1, 9.4, "short"),
+             Word(11.5, 12.0, "unlinked"), Word(14.5, 15.0, "stranger")]  # fmt: skip
+
+    def linker(speakers: object) -> Linking:
+        return Linking(labels={(0, "Speaker_0"): "Speaker_0", (0, "Speaker_1"): "Speaker_1"},
+                       confidence={}, fingerprints={"Speaker_0": A, "Speaker_1": C})  # fmt: skip
+
+    def shown(options: SpeakerOptions) -> tuple[list[tuple[str, str]], set[str]]:
+        result = link_and_merge(
+            chunks, [diarization], words, options=options, language="en", models={},
+            duration_s=20.0, voiceprints=[print_of("Alice", A), print_of("Bob", B)],
+            linker=linker,
+        )  # fmt: skip
+        return [(t.speaker, t.text) for t in result.turns], set(result.names)
+
+    turns, names = shown(SpeakerOptions())
+    assert turns == [("Alice", "alice"), ("Bob", "bob"), ("Alice", "short"),
+                     ("Bob", "unlinked"), ("Speaker_1", "stranger")]  # fmt: skip
+    assert names == {"Alice", "Bob"}
+    # Without segment naming (a minimum no segment reaches) Bob's speech keeps Alice's name,
+    # and the unlinked slot's is given its nearest neighbour's label (the stranger's), unnamed.
+    turns, names = shown(SpeakerOptions(segment_name_min_s=60.0))
+    assert [speaker for speaker, _ in turns] == [
+        "Alice", "Alice", "Alice", "Speaker_1", "Speaker_1",
+    ]  # fmt: skip
+    assert names == {"Alice"}

@@ -8,6 +8,7 @@ one heard with context on both sides.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from .chunking import Chunk
 from .records import SpeakerSegment, Word
@@ -20,10 +21,7 @@ def shift_words(words: Iterable[Word], offset_s: float) -> list[Word]:
 
 def shift_segments(segments: Iterable[SpeakerSegment], offset_s: float) -> list[SpeakerSegment]:
     """Chunk-relative segment times to recording times."""
-    return [
-        SpeakerSegment(s.start + offset_s, s.end + offset_s, s.speaker, s.confidence)
-        for s in segments
-    ]
+    return [replace(s, start=s.start + offset_s, end=s.end + offset_s) for s in segments]
 
 
 def owned_words(words: Iterable[Word], chunk: Chunk, *, is_last: bool) -> list[Word]:
@@ -43,5 +41,5 @@ def owned_segments(segments: Iterable[SpeakerSegment], chunk: Chunk) -> list[Spe
         start = max(seg.start, chunk.own_start_s)
         end = min(seg.end, chunk.own_end_s)
         if end > start:
-            kept.append(SpeakerSegment(start, end, seg.speaker, seg.confidence))
+            kept.append(replace(seg, start=start, end=end))
     return kept

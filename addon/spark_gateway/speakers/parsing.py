@@ -138,7 +138,8 @@ def parse_diarization(body: object) -> Diarization:
         if confidence is not None:
             confidence = min(max(confidence, 0.0), 1.0)
         speaker = normalize_speaker(item.get("speaker"))
-        segments.append(SpeakerSegment(start, end, speaker, confidence))
+        voice = _vector(item.get("fingerprint"), "segment fingerprint")
+        segments.append(SpeakerSegment(start, end, speaker, confidence, voice))
     segments.sort(key=lambda s: (s.start, s.end))
     # `speakers_detected` is a count in the contract; older containers sent the label list.
     speakers_raw = body.get("speakers_detected")
@@ -154,14 +155,28 @@ def parse_diarization(body: object) -> Diarization:
         if isinstance(models_raw, Mapping)
         else {}
     )
+    fingerprints = _parse_fingerprints(body.get("fingerprints"))
+    dims = {v.shape[0] for v in fingerprints.values() if v is not None}
+    dims.update(s.voice.shape[0] for s in segments if s.voice is not None)
+    if len(dims) > 1:
+        raise UpstreamFormatError("fingerprints differ in length")
     return Diarization(
         segments=segments,
         speakers=speakers,
         duration_s=_optional_number(body.get("duration"), "duration"),
-        fingerprints=_parse_fingerprints(body.get("fingerprints")),
+        fingerprints=fingerprints,
         clean_speech_s=_parse_clean_speech(body.get("fingerprint_speech_s")),
         models=models,
     )
+
+
+def _vector(raw: object, what: str) -> np.ndarray | None:
+    """A fingerprint: null, or a non-empty list of finite numbers."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw:
+        raise UpstreamFormatError(f"{what} is not a list of numbers")
+    return np.asarray([_number(v, f"{what} value") for v in raw], dtype=np.float64)
 
 
 def _parse_fingerprints(raw: object) -> dict[str, np.ndarray | None]:
@@ -169,20 +184,9 @@ def _parse_fingerprints(raw: object) -> dict[str, np.ndarray | None]:
         return {}
     if not isinstance(raw, Mapping):
         raise UpstreamFormatError("fingerprints is not an object")
-    result: dict[str, np.ndarray | None] = {}
-    dims: set[int] = set()
-    for label, vector in raw.items():
-        if vector is None:
-            result[normalize_speaker(label)] = None
-            continue
-        if not isinstance(vector, list) or not vector:
-            raise UpstreamFormatError("fingerprint is not a list of numbers")
-        array = np.asarray([_number(v, "fingerprint value") for v in vector], dtype=np.float64)
-        dims.add(array.shape[0])
-        result[normalize_speaker(label)] = array
-    if len(dims) > 1:
-        raise UpstreamFormatError("fingerprints differ in length")
-    return result
+    return {
+        normalize_speaker(label): _vector(vector, "fingerprint") for label, vector in raw.items()
+    }
 
 
 def _parse_clean_speech(raw: object) -> dict[str, float]:

@@ -47,9 +47,12 @@ from .turns import DEFAULT_LOW_CONFIDENCE, DEFAULT_MAX_PAUSE_S, turns_from_assig
 from .voiceprints import (
     DEFAULT_CONFIRM_MARGIN,
     DEFAULT_NAME_THRESHOLD,
+    DEFAULT_SEGMENT_NAME_MARGIN,
+    DEFAULT_SEGMENT_NAME_MIN_S,
     NameMatch,
     Voiceprint,
     name_local_speakers,
+    nearest_name,
 )
 
 SAMPLE_RATE = 16_000
@@ -101,6 +104,8 @@ class SpeakerOptions:
     rejoin_threshold: float = DEFAULT_REJOIN_THRESHOLD
     name_threshold: float = DEFAULT_NAME_THRESHOLD
     confirm_margin: float = DEFAULT_CONFIRM_MARGIN
+    segment_name_margin: float = DEFAULT_SEGMENT_NAME_MARGIN
+    segment_name_min_s: float = DEFAULT_SEGMENT_NAME_MIN_S
     max_pause_s: float = DEFAULT_MAX_PAUSE_S
     low_confidence: float = DEFAULT_LOW_CONFIDENCE
 
@@ -366,14 +371,26 @@ def link_and_merge(
     # (or, for a name that came through the linking, the link was), a stranger folded into an
     # enrolled person's slot would otherwise carry that person's name; such speech keeps its
     # `Speaker_N`, marked `?`. A name from the slot's own voice ignores the link's doubt,
-    # which is only about which `Speaker_N` the slot joins.
+    # which is only about which `Speaker_N` the slot joins. A segment whose own print matches
+    # someone is shown under that name whatever its slot was given: the diarizer may have
+    # folded that person into another's slot.
     names: dict[SpeakerSegment, NameMatch] = {}
+    own_named: list[tuple[SpeakerSegment, NameMatch]] = []  # unlinked speech, named by its voice
     for chunk, kept in zip(chunks, per_chunk, strict=True):
         for s in kept:
             key = (chunk.index, s.speaker)
             label = linking.labels.get(key)
+            own = _segment_name(s, voiceprints, options)
             if label is None:
-                unsure.append(s)
+                if own is None:
+                    unsure.append(s)
+                else:
+                    own_named.append((replace(s, speaker=own.voiceprint.name), own))
+                continue
+            if own is not None:
+                segment = SpeakerSegment(s.start, s.end, label, s.confidence)
+                segments.append(segment)
+                names[segment] = own
                 continue
             link = linking.confidence.get(key, 1.0)
             confidence = None if s.confidence is None else round(s.confidence * link, 4)
@@ -388,6 +405,7 @@ def link_and_merge(
         replace(s, speaker=names[s].voiceprint.name) if s in names else s
         for s in _fill_unsure(segments, unsure)
     ]
+    segments = sorted(segments + [s for s, _ in own_named], key=lambda s: (s.start, s.end))
     return _merge(
         words,
         segments,
@@ -396,8 +414,17 @@ def link_and_merge(
         models=models,
         options=options,
         chunks=len(chunks),
-        names=_closest_matches(names.values()),
+        names=_closest_matches([*names.values(), *(m for _, m in own_named)]),
     )
+
+
+def _segment_name(segment: SpeakerSegment, voiceprints: Sequence[Voiceprint],
+                  options: SpeakerOptions) -> NameMatch | None:  # fmt: skip
+    """The enrolled person a long enough segment's own print matches, if any."""
+    if segment.voice is None or segment.end - segment.start < options.segment_name_min_s:
+        return None
+    return nearest_name(segment.voice, voiceprints,
+                        threshold=options.name_threshold + options.segment_name_margin)  # fmt: skip
 
 
 def _closest_matches(matches: Iterable[NameMatch]) -> dict[str, NameMatch]:

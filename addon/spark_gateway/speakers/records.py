@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass(frozen=True, slots=True)
 class Word:
@@ -16,12 +18,17 @@ class Word:
 
 @dataclass(frozen=True, slots=True)
 class SpeakerSegment:
-    """A stretch of time attributed to one speaker by the diarizer."""
+    """A stretch of time attributed to one speaker by the diarizer.
+
+    `voice` is the unit print of this stretch's own audio, when the diarizer sent one: it can
+    name a person whom the diarizer folded into another person's slot.
+    """
 
     start: float
     end: float
     speaker: str
     confidence: float | None = None
+    voice: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

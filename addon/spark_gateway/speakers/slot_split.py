@@ -74,8 +74,8 @@ def map_back(segments: Sequence[SpeakerSegment], stretches: Sequence[Stretch], p
             end = min(seg.end, st.clip_start_s + st.length_s)
             if end > start:
                 shift = st.piece_start_s - st.clip_start_s
-                out.append(SpeakerSegment(start + shift, end + shift, f"{prefix}{seg.speaker}",
-                                          seg.confidence))  # fmt: skip
+                out.append(replace(seg, start=start + shift, end=end + shift,
+                                   speaker=f"{prefix}{seg.speaker}"))  # fmt: skip
     return out
 
 

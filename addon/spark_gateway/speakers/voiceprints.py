@@ -37,6 +37,12 @@ DEFAULT_NAME_THRESHOLD = 0.10  # cosine distance; a placeholder until TitaNet (s
 # linked speaker matched: two pieces of evidence agree (chosen on the GE2E stand-in's tuning
 # voices, a placeholder like the threshold).
 DEFAULT_CONFIRM_MARGIN = 0.02
+# A diarizer segment of at least this long is named by a print of its own audio when that print
+# lies within the name threshold plus this margin of an enrolled person's (a short stretch's
+# print is noisier than a whole slot's). Chosen on the CAM++ stand-in's tuning voices
+# (benchmarks/eval_diarization.py).
+DEFAULT_SEGMENT_NAME_MIN_S = 1.0
+DEFAULT_SEGMENT_NAME_MARGIN = 0.05
 MAX_NAME_LENGTH = 64
 MAX_VOICEPRINTS = 200
 _ID = re.compile(r"^[a-f0-9]{16}$")
@@ -202,6 +208,19 @@ def odd_clip_out(
         farthest = 1 if enrolled is None else max(
             (0, 1), key=lambda i: voice_distance(prints[i][0], enrolled))  # fmt: skip
     return farthest, distances[farthest]
+
+
+def nearest_name(
+    voice: np.ndarray, prints: Sequence[Voiceprint], *, threshold: float
+) -> NameMatch | None:
+    """The enrolled person whose print lies nearest to one voice, if within `threshold`."""
+    if not prints or not np.any(voice):
+        return None
+    distance = 1.0 - np.stack([p.vector for p in prints]) @ _unit(np.asarray(voice, np.float64))
+    best = int(np.argmin(distance))
+    if distance[best] > threshold:
+        return None
+    return NameMatch(prints[best], round(1.0 - float(distance[best]), 4))
 
 
 def match_names(
