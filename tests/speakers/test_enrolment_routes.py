@@ -21,6 +21,7 @@ from tests.speakers.conftest import NAME_THRESHOLD
 from tests.speakers.test_routes import post
 from tests.speakers.voices import (
     Conversation,
+    RefTurn,
     build_conversation,
     enrolment_clip,
     enrolment_files,
@@ -335,3 +336,39 @@ async def test_renaming_keeps_the_voice(
     emoji_name = "Zo\u00eb \U0001f469\u200d\U0001f4bb \u2764\ufe0f\u200d\U0001f525"
     resp = await call(gateway, "PATCH", f"/api/speakers/{june['id']}", {"name": emoji_name})
     assert (resp.status, (await resp.json())["name"]) == (200, emoji_name)
+
+
+async def test_a_person_folded_into_anothers_slot_keeps_their_name(
+    sim: SimCluster, start_gateway: GatewayFactory
+) -> None:
+    """Five enrolled people in one minute: the diarizer has four slots and puts Irina into
+    June's, so naming whole slots could never show her. Each segment's own print does."""
+    people = ["ALLISON", "CARLO", "JUNE", "IRINA", "PAOLA"]
+    gateway = await start_gateway(
+        parakeet_url=sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
+    )
+    for person in people:
+        resp = await enrol(gateway, person.title(), *enrolment_files(person))
+        assert resp.status == 201, await resp.text()
+    conversation = build_conversation(people, duration_s=60.0, seed=100, keep_back=0.35)
+    resp = await post(gateway, "/api/audio/transcribe-with-speakers",
+                      wav_bytes(conversation.samples))  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert sorted(body["identified"]) == sorted(p.title() for p in people)
+
+    def shown(turn: RefTurn) -> str:
+        """The label covering most of a true turn."""
+        cover: dict[str, float] = {}
+        for s in body["segments"]:
+            overlap = min(s["end_ms"] / 1000, turn.end) - max(s["start_ms"] / 1000, turn.start)
+            if overlap > 0:
+                cover[s["speaker"]] = cover.get(s["speaker"], 0.0) + overlap
+        return max(cover, key=lambda label: cover[label])
+
+    irina = [t for t in conversation.turns if t.speaker == "IRINA"]
+    longest = max(irina, key=lambda t: t.end - t.start)
+    assert shown(longest) == "Irina"
+    # Most turns carry their own speaker's name.
+    right = sum(shown(t) == t.speaker.title() for t in conversation.turns)
+    assert right > len(conversation.turns) * 3 // 4
