@@ -11,6 +11,10 @@ from typing import Any
 import voluptuous as vol
 import yaml
 
+from .speakers.linking import DEFAULT_LINK_THRESHOLD, DEFAULT_REJOIN_THRESHOLD
+from .speakers.turns import DEFAULT_LOW_CONFIDENCE
+from .speakers.voiceprints import DEFAULT_CONFIRM_MARGIN, DEFAULT_NAME_THRESHOLD
+
 SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 DEFAULT_PORT = 8080
 SUPERVISOR_CORE_URL = "http://supervisor/core/api"
@@ -115,8 +119,13 @@ class GatewayConfig:
     # A chunk the diarizer was unsure of is diarized again in halves down to pieces this long
     # (speakers.pipeline.MIN_PIECE_S: chosen on the tuning voices).
     speaker_min_piece_s: float = 30.0
-    speaker_link_threshold: float = 0.35  # speakers.linking.DEFAULT_LINK_THRESHOLD
-    speaker_name_threshold: float = 0.10  # speakers.voiceprints.DEFAULT_NAME_THRESHOLD
+    # Cosine distances between voice prints, on the speaker encoder's own scale (the defaults'
+    # comments say where they come from), and the turn confidence under which a turn is unsure.
+    speaker_link_threshold: float = DEFAULT_LINK_THRESHOLD
+    speaker_rejoin_threshold: float = DEFAULT_REJOIN_THRESHOLD
+    speaker_name_threshold: float = DEFAULT_NAME_THRESHOLD
+    speaker_confirm_margin: float = DEFAULT_CONFIRM_MARGIN
+    speaker_low_confidence: float = DEFAULT_LOW_CONFIDENCE
     log_level: str = "info"
 
 
@@ -144,6 +153,9 @@ _CONCURRENCY_SCHEMA = vol.Schema(
         for item in fields(ConcurrencyBudgets)
     }
 )
+
+# A cosine distance between two unit voice prints.
+_DISTANCE = vol.All(vol.Coerce(float), vol.Range(min=0, max=2))
 
 _ALIAS_ENTRY = vol.Schema({vol.Required("alias"): str, vol.Required("voice"): str})
 
@@ -182,12 +194,15 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional("port"): vol.All(int, vol.Range(min=1, max=65535)),
         vol.Optional("public_url"): _url,
         vol.Optional("long_audio_threshold_s"): vol.All(vol.Coerce(float), vol.Range(min=1)),
-        vol.Optional("speaker_name_threshold"): vol.All(vol.Coerce(float), vol.Range(min=0, max=2)),
+        vol.Optional("speaker_name_threshold"): _DISTANCE,
         vol.Optional("chunk_concurrency"): vol.All(int, vol.Range(min=1, max=32)),
         vol.Optional("chunk_target_s"): vol.All(vol.Coerce(float), vol.Range(min=10)),
         vol.Optional("chunk_overlap_s"): vol.All(vol.Coerce(float), vol.Range(min=0, max=30)),
         vol.Optional("speaker_min_piece_s"): vol.All(vol.Coerce(float), vol.Range(min=5)),
-        vol.Optional("speaker_link_threshold"): vol.All(vol.Coerce(float), vol.Range(min=0, max=2)),
+        vol.Optional("speaker_link_threshold"): _DISTANCE,
+        vol.Optional("speaker_rejoin_threshold"): _DISTANCE,
+        vol.Optional("speaker_confirm_margin"): _DISTANCE,
+        vol.Optional("speaker_low_confidence"): vol.All(vol.Coerce(float), vol.Range(min=0, max=1)),
         vol.Optional("log_level"): vol.In(("debug", "info", "warning", "error")),
     },
     extra=vol.REMOVE_EXTRA,
@@ -229,7 +244,10 @@ def config_from_options(options: Mapping[str, Any]) -> GatewayConfig:
         "chunk_overlap_s",
         "speaker_min_piece_s",
         "speaker_link_threshold",
+        "speaker_rejoin_threshold",
         "speaker_name_threshold",
+        "speaker_confirm_margin",
+        "speaker_low_confidence",
         "log_level",
     ):
         if opts.get(name) is not None:

@@ -14,6 +14,8 @@ from spark_gateway.config import (
     config_from_options,
     load_config,
 )
+from spark_gateway.routes.speakers import speaker_options
+from spark_gateway.speakers.pipeline import SpeakerOptions
 
 
 def test_supervisor_options_json(tmp_path: Path) -> None:
@@ -68,10 +70,31 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     assert load_config(path) == config_from_options({})
 
 
+def test_speaker_distances_reach_the_pipeline() -> None:
+    """Unset, the add-on runs at the pipeline's own defaults (one home for each value); set,
+    each option moves its tunable (the speaker encoder's scale differs from model to model)."""
+
+    def distances(options: SpeakerOptions) -> tuple[float, ...]:
+        return (options.link_threshold, options.rejoin_threshold, options.name_threshold,
+                options.confirm_margin, options.low_confidence)  # fmt: skip
+
+    assert distances(speaker_options(config_from_options({}))) == distances(SpeakerOptions())
+    options = {
+        "speaker_link_threshold": 0.4,
+        "speaker_rejoin_threshold": 0.2,
+        "speaker_name_threshold": 0.45,
+        "speaker_confirm_margin": 0.05,
+        "speaker_low_confidence": 0.7,
+    }
+    tuned = speaker_options(config_from_options(options))
+    assert distances(tuned) == (0.4, 0.2, 0.45, 0.05, 0.7)
+
+
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [
         ({"vllm_url": "not a url"}, "vllm_url"),
+        ({"speaker_low_confidence": 1.5}, "speaker_low_confidence"),
         ({"default_speech_format": "ogg"}, "default_speech_format"),
         ({"api_keys": ["short"]}, "api_keys"),
         ({"port": 70000}, "port"),

@@ -17,7 +17,6 @@ from spark_gateway.routes.speaker_library import MAX_CLIP_S
 from tests.gateway.conftest import GatewayFactory, RunningGateway
 from tests.paths import CONTRACTS
 from tests.sim import SimCluster
-from tests.speakers.conftest import NAME_THRESHOLD
 from tests.speakers.test_routes import post
 from tests.speakers.voices import (
     Conversation,
@@ -66,9 +65,7 @@ async def gateway_with_alice(
 ) -> tuple[RunningGateway, dict[str, Any]]:
     """A gateway naming at the stand-in's threshold, with Allison enrolled as "Alice" from her
     three recordings (never heard in a conversation)."""
-    gateway = await start_gateway(
-        parakeet_url=sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
-    )
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
     resp = await enrol(gateway, "Alice", *enrolment_files(ENROLLED))
     assert resp.status == 201, await resp.text()
     alice: dict[str, Any] = await resp.json()
@@ -236,9 +233,7 @@ async def test_a_name_enrolled_again_takes_only_its_own_voice(
 ) -> None:
     """Clips of someone else (June) never reach Allison's print; `replace` starts it again."""
     mismatch = json.loads((CONTRACTS / "speakers.json").read_text())["enrol_voice_mismatch"]
-    gateway = await start_gateway(
-        parakeet_url=sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
-    )
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
     allison, june = enrolment_files(ENROLLED), enrolment_files(STRANGER)
     resp = await enrol(gateway, "Alice", *allison[:2])
     assert resp.status == 201
@@ -344,9 +339,7 @@ async def test_a_person_folded_into_anothers_slot_keeps_their_name(
     """Five enrolled people in one minute: the diarizer has four slots and puts Irina into
     June's, so naming whole slots could never show her. Each segment's own print does."""
     people = ["ALLISON", "CARLO", "JUNE", "IRINA", "PAOLA"]
-    gateway = await start_gateway(
-        parakeet_url=sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
-    )
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
     for person in people:
         resp = await enrol(gateway, person.title(), *enrolment_files(person))
         assert resp.status == 201, await resp.text()

@@ -32,7 +32,6 @@ from spark_gateway.speakers.voiceprints import MAX_VOICEPRINTS
 from tests.gateway.conftest import API_KEY, GatewayFactory
 from tests.paths import CONTRACTS
 from tests.sim import SimCluster
-from tests.speakers.conftest import NAME_THRESHOLD
 from tests.speakers.voices import build_conversation, enrolment_files, wav_bytes
 
 
@@ -190,9 +189,7 @@ async def test_registered_by_the_integration(hass: HomeAssistant) -> None:
 async def test_enroll_then_transcripts_name_the_person_and_forget(
     hass: HomeAssistant, tmp_path: Path, sim: SimCluster, start_gateway: GatewayFactory
 ) -> None:
-    gateway = await start_gateway(
-        parakeet_url=sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
-    )
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
     (tmp_path / "voices").mkdir()
     for n, clip in enumerate(enrolment_files("ALLISON")[:2], 1):  # recordings as they come
         (tmp_path / "voices" / f"alice-{n}.flac").write_bytes(clip.read_bytes())
@@ -255,9 +252,7 @@ async def test_enroll_refuses_another_voice_in_clear_words(
 ) -> None:
     """Another person's recording under an enrolled name, or among one person's recordings,
     is a translated error naming the person or the recording; `replace` starts over."""
-    gateway = await start_gateway(
-        parakeet_url=sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
-    )
+    gateway = await start_gateway(parakeet_url=sim.parakeet.url)
     (tmp_path / "voices").mkdir()
     for voice_name in ("ALLISON", "JUNE"):
         for n, clip in enumerate(enrolment_files(voice_name)[:2], 1):

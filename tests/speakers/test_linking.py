@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from spark_gateway.speakers.linking import LocalSpeaker, link_local_speakers, link_speakers
+from spark_gateway.speakers.linking import (
+    DEFAULT_REJOIN_THRESHOLD,
+    LocalSpeaker,
+    link_local_speakers,
+    link_speakers,
+)
 
 RNG = np.random.default_rng(7)
 VOICES = {name: RNG.standard_normal(192) for name in "ABCDEF"}
@@ -48,11 +53,12 @@ def test_same_voice_linked_across_chunks_labels_in_time_order() -> None:
 
 
 def test_two_speakers_of_one_chunk_never_merged() -> None:
-    # Two similar voices in one chunk (0.2 apart): AHC at 0.5 alone would merge them.
+    # Two similar voices in one chunk (about 0.35 apart, too far to be re-joined as one): AHC
+    # at 0.5 alone would merge them.
     a = noisy("A", 0.05)
-    b = a + 0.7 * noisy("B", 0.05)
+    b = a + 1.2 * noisy("B", 0.05)
     b /= np.linalg.norm(b)
-    assert 0.15 < 1 - float(a @ b) < 0.5
+    assert DEFAULT_REJOIN_THRESHOLD < 1 - float(a @ b) < 0.5
     speakers = [
         local(0, "Speaker_0", None, vector=a),
         local(0, "Speaker_1", None, vector=b, at=1.0),
@@ -138,10 +144,15 @@ def test_weak_slots_without_free_cluster_are_dropped() -> None:
         local(1, "Speaker_2", None, clean=1.6, at=302.0, vector=noisy("A", 0.5)),
         local(1, "Speaker_3", None, clean=1.6, at=303.0, vector=noisy("D", 0.5)),
     ]  # fmt: skip
-    mapping = link_speakers(speakers, threshold=0.5)
+    # Re-joining off: the sliver lies within the default re-join distance of A's slot.
+    mapping = link_speakers(speakers, threshold=0.5, rejoin_threshold=0.0)
     assert (1, "Speaker_2") not in mapping
     assert (1, "Speaker_3") not in mapping  # too little speech to tell a newcomer from a split
     assert len(set(mapping.values())) == 2
+    # At the default the split is re-joined to A's slot first, and so labelled as A.
+    rejoined = link_speakers(speakers, threshold=0.5)
+    assert rejoined[(1, "Speaker_2")] == rejoined[(1, "Speaker_0")] == rejoined[(0, "Speaker_0")]
+    assert (1, "Speaker_3") not in rejoined
 
 
 def test_missing_fingerprint_with_nothing_to_compare_keeps_own_label() -> None:

@@ -303,7 +303,7 @@ def test_a_name_is_shown_only_where_its_evidence_is_sure() -> None:
             segments=[
                 SpeakerSegment(0.0, 4.0, "Speaker_0", 0.9),
                 SpeakerSegment(4.5, 7.5, "Speaker_1", 0.9),
-                SpeakerSegment(8.0, 9.5, "Speaker_0", 0.5),
+                SpeakerSegment(8.0, 9.5, "Speaker_0", 0.4),  # under the `?` mark
                 SpeakerSegment(12.2, 13.0, "Speaker_2", 0.9),  # no print: never linked
             ],
             speakers=["Speaker_0", "Speaker_1", "Speaker_2"],

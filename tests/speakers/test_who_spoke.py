@@ -34,7 +34,6 @@ from tests.integration.voice.test_ha_wyoming import (  # the same real-HA, real-
     zeroconf_instance,
 )
 from tests.sim import SimCluster
-from tests.speakers.conftest import NAME_THRESHOLD
 from tests.speakers.voices import enrolment_files, voice
 
 __all__ = ["_custom_integrations", "_real_network", "client_key", "ha_sim", "zeroconf_instance"]
@@ -66,9 +65,7 @@ async def test_enrolled_speaker_of_a_voice_command_fires_an_event(
     pytest_socket.socket_allow_hosts(
         ["127.0.0.1", MDNS_TARGET_IP, lan_address()], allow_unix_socket=True
     )
-    gateway = await start_gateway(
-        parakeet_url=ha_sim.parakeet.url, speaker_name_threshold=NAME_THRESHOLD
-    )
+    gateway = await start_gateway(parakeet_url=ha_sim.parakeet.url)
     form = aiohttp.FormData({"name": "Alice"})
     for clip in enrolment_files("ALLISON"):
         form.add_field("file", clip.read_bytes(), filename=clip.name, content_type="audio/flac")

@@ -47,10 +47,12 @@ def speaker_options(config: GatewayConfig) -> SpeakerOptions:
         chunk_concurrency=config.chunk_concurrency,
         min_piece_s=config.speaker_min_piece_s,
         link_threshold=config.speaker_link_threshold,
+        rejoin_threshold=config.speaker_rejoin_threshold,
         name_threshold=config.speaker_name_threshold,
+        confirm_margin=config.speaker_confirm_margin,
         min_reliable_speech_s=defaults.min_reliable_speech_s,
         max_pause_s=defaults.max_pause_s,
-        low_confidence=defaults.low_confidence,
+        low_confidence=config.speaker_low_confidence,
     )
 
 

@@ -34,14 +34,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-# Chosen on the former d-vector stand-in's tuning voices; a placeholder until the sweep of
-# benchmarks/eval_diarization.py runs on TitaNet prints (docs/diarization.md). The simulator's
-# GE2E stand-in has its own range: its tuning chose 0.12 (its tests use it), 0.17 since slots
-# are diarized again (docs/diarization.md).
-DEFAULT_LINK_THRESHOLD = 0.35
-# No value up to 0.10 changed anything on the simulator (its diarizer does not give one voice
-# two near-identical slots): a conservative value for a diarizer that does.
-DEFAULT_REJOIN_THRESHOLD = 0.08
+# Cosine distances chosen by benchmarks/eval_diarization.py on the CAM++ stand-in's tuning voices
+# (docs/diarization.md, "The evaluation with CAM++"): CAM++ is a modern verification encoder
+# like the GPU node's TitaNet, whose same-speaker distances lie well under NeMo's own 0.6
+# boundary. To be chosen again on TitaNet prints. The simulator's default GE2E stand-in packs
+# voices far closer together (one voice 0.02-0.15): its tests pass GE2E's own values
+# (tests/speakers/conftest.py).
+DEFAULT_LINK_THRESHOLD = 0.30
+# Two slots of one chunk this close are one person the diarizer split (CAM++'s tuning chose it
+# from 0-0.40; two different CAM++ voices have been seen 0.49 apart).
+DEFAULT_REJOIN_THRESHOLD = 0.30
 DEFAULT_MIN_RELIABLE_SPEECH_S = 3.0
 _FORBIDDEN_COST = 1e6
 

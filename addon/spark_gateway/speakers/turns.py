@@ -13,8 +13,9 @@ from .tokens import join_token_groups
 
 DEFAULT_MAX_PAUSE_S = 1.5
 # Sortformer's mean sigmoid for a clearly active speaker sits well above this; turns below
-# it are mostly overlapped speech or the nearest-edge fallback.
-DEFAULT_LOW_CONFIDENCE = 0.6
+# it are mostly overlapped speech or the nearest-edge fallback. Chosen with the link threshold
+# on the CAM++ stand-in's tuning voices (GE2E's chose 0.6), to be chosen again on the GPU.
+DEFAULT_LOW_CONFIDENCE = 0.5
 
 
 def turns_from_assignment(

@@ -10,7 +10,7 @@ name, and a name is given only when the voice is closer than `threshold` to the 
 voice nobody enrolled stays `Speaker_N`. In a transcript every local speaker with a reliable
 fingerprint is named by its own voice, not by the global speaker it was linked into: a link
 that joined two people then cannot carry one person's name over the other's speech. The
-default threshold was chosen on the former stand-in encoder's tuning voices and waits for a
+default threshold was chosen on the CAM++ stand-in encoder's tuning voices and waits for a
 sweep on TitaNet prints (docs/diarization.md).
 """
 
@@ -32,11 +32,12 @@ from scipy.optimize import linear_sum_assignment
 
 from .linking import Linking, LocalKey, LocalSpeaker
 
-DEFAULT_NAME_THRESHOLD = 0.10  # cosine distance; a placeholder until TitaNet (see the link one)
+# Cosine distance within which a voice takes an enrolled name; chosen with the link threshold on
+# the CAM++ stand-in's tuning voices, to be chosen again on TitaNet prints (see the link one).
+DEFAULT_NAME_THRESHOLD = 0.35
 # A reliable voice that misses the threshold by at most this much still takes the name its
-# linked speaker matched: two pieces of evidence agree (chosen on the GE2E stand-in's tuning
-# voices, a placeholder like the threshold).
-DEFAULT_CONFIRM_MARGIN = 0.02
+# linked speaker matched: two pieces of evidence agree (chosen on CAM++'s tuning voices too).
+DEFAULT_CONFIRM_MARGIN = 0.30
 # A diarizer segment of at least this long is named by a print of its own audio when that print
 # lies within the name threshold plus this margin of an enrolled person's (a short stretch's
 # print is noisier than a whole slot's). Chosen on the CAM++ stand-in's tuning voices
