@@ -137,7 +137,7 @@ SWEEPS = {
         rejoin=(0.0, 0.04, 0.06, 0.08, 0.1),
         name=(0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.125, 0.15, 0.175, 0.2),
         confirm=(0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1),
-        split_distance=DEFAULT_SPLIT_DISTANCE,
+        split_distance=0.20,  # one voice over-split by the diarizer mostly gives closer prints
     ),
     # CAM++: the two halves of one voice's material 0.04-0.47 apart, two voices 0.49 or more
     # (GE2E: 0.02-0.17 and 0.15 or more), so every range is about three times as wide. Re-joining
@@ -148,7 +148,8 @@ SWEEPS = {
         rejoin=(0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4),
         name=(0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6),
         confirm=(0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3),
-        split_distance=0.55,  # GE2E's 0.20 over its widest voice (0.17), times CAM++'s (0.47)
+        split_distance=DEFAULT_SPLIT_DISTANCE,  # 0.55: GE2E's 0.20 / its widest voice (0.17)
+        # times CAM++'s (0.47)
     ),
 }
 TUNING_ENROLLED = TUNING_VOICES[::2]

@@ -12,6 +12,7 @@ import voluptuous as vol
 import yaml
 
 from .speakers.linking import DEFAULT_LINK_THRESHOLD, DEFAULT_REJOIN_THRESHOLD
+from .speakers.pipeline import DEFAULT_SPLIT_DISTANCE
 from .speakers.turns import DEFAULT_LOW_CONFIDENCE
 from .speakers.voiceprints import DEFAULT_CONFIRM_MARGIN, DEFAULT_NAME_THRESHOLD
 
@@ -123,6 +124,7 @@ class GatewayConfig:
     # comments say where they come from), and the turn confidence under which a turn is unsure.
     speaker_link_threshold: float = DEFAULT_LINK_THRESHOLD
     speaker_rejoin_threshold: float = DEFAULT_REJOIN_THRESHOLD
+    speaker_split_distance: float = DEFAULT_SPLIT_DISTANCE
     speaker_name_threshold: float = DEFAULT_NAME_THRESHOLD
     speaker_confirm_margin: float = DEFAULT_CONFIRM_MARGIN
     speaker_low_confidence: float = DEFAULT_LOW_CONFIDENCE
@@ -201,6 +203,7 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional("speaker_min_piece_s"): vol.All(vol.Coerce(float), vol.Range(min=5)),
         vol.Optional("speaker_link_threshold"): _DISTANCE,
         vol.Optional("speaker_rejoin_threshold"): _DISTANCE,
+        vol.Optional("speaker_split_distance"): _DISTANCE,
         vol.Optional("speaker_confirm_margin"): _DISTANCE,
         vol.Optional("speaker_low_confidence"): vol.All(vol.Coerce(float), vol.Range(min=0, max=1)),
         vol.Optional("log_level"): vol.In(("debug", "info", "warning", "error")),
@@ -245,6 +248,7 @@ def config_from_options(options: Mapping[str, Any]) -> GatewayConfig:
         "speaker_min_piece_s",
         "speaker_link_threshold",
         "speaker_rejoin_threshold",
+        "speaker_split_distance",
         "speaker_name_threshold",
         "speaker_confirm_margin",
         "speaker_low_confidence",

@@ -76,7 +76,7 @@ def test_speaker_distances_reach_the_pipeline() -> None:
 
     def distances(options: SpeakerOptions) -> tuple[float, ...]:
         return (options.link_threshold, options.rejoin_threshold, options.name_threshold,
-                options.confirm_margin, options.low_confidence)  # fmt: skip
+                options.confirm_margin, options.low_confidence, options.split_distance)  # fmt: skip
 
     assert distances(speaker_options(config_from_options({}))) == distances(SpeakerOptions())
     options = {
@@ -85,9 +85,10 @@ def test_speaker_distances_reach_the_pipeline() -> None:
         "speaker_name_threshold": 0.45,
         "speaker_confirm_margin": 0.05,
         "speaker_low_confidence": 0.7,
+        "speaker_split_distance": 0.25,
     }
     tuned = speaker_options(config_from_options(options))
-    assert distances(tuned) == (0.4, 0.2, 0.45, 0.05, 0.7)
+    assert distances(tuned) == (0.4, 0.2, 0.45, 0.05, 0.7, 0.25)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ from tests.sim import SimCluster, SimConfig
 # (docs/diarization.md). Every gateway and pipeline here on GE2E prints runs at the values
 # GE2E's tuning voices chose (benchmarks/eval_diarization.py): link 0.12 (its first choice,
 # 0.17 since slots are diarized again), re-join 0.08, names 0.10 with a 0.02 confirm margin
-# (the margin its rule chose before unsure stretches lost their names), `?` below 0.6.
+# (the margin its rule chose before unsure stretches lost their names), `?` below 0.6, and
+# two voices in one unsure slot's speech two people 0.20 apart.
 # Measured on it: ALLISON's 5 s commands lie 0.05-0.06 from the print of her three enrolment
 # clips, every other voice 0.15 or more (JUNE, the nearest, a woman on the same telephone
 # channel).
@@ -28,6 +29,7 @@ GE2E_OPTIONS = SpeakerOptions(
     name_threshold=0.10,
     confirm_margin=0.02,
     low_confidence=0.6,
+    split_distance=0.20,
 )
 # The same values as the gateway's configuration.
 GE2E_GATEWAY = {
@@ -36,6 +38,7 @@ GE2E_GATEWAY = {
     "speaker_name_threshold": GE2E_OPTIONS.name_threshold,
     "speaker_confirm_margin": GE2E_OPTIONS.confirm_margin,
     "speaker_low_confidence": GE2E_OPTIONS.low_confidence,
+    "speaker_split_distance": GE2E_OPTIONS.split_distance,
 }
 
 

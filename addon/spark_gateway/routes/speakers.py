@@ -46,6 +46,7 @@ def speaker_options(config: GatewayConfig) -> SpeakerOptions:
         overlap_s=config.chunk_overlap_s,
         chunk_concurrency=config.chunk_concurrency,
         min_piece_s=config.speaker_min_piece_s,
+        split_distance=config.speaker_split_distance,
         link_threshold=config.speaker_link_threshold,
         rejoin_threshold=config.speaker_rejoin_threshold,
         name_threshold=config.speaker_name_threshold,
