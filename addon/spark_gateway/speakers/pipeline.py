@@ -386,7 +386,7 @@ def link_and_merge(
                 if own is None:
                     unsure.append(s)
                 else:
-                    own_named.append((replace(s, speaker=own.voiceprint.name), own))
+                    own_named.append((replace(s, speaker=own.voiceprint.name, voice=None), own))
                 continue
             if own is not None:
                 segment = SpeakerSegment(s.start, s.end, label, s.confidence)
