@@ -38,8 +38,7 @@ from ..uploads import decode_upload, read_audio_upload
 
 
 def speaker_options(config: GatewayConfig) -> SpeakerOptions:
-    """The pipeline's tunables from the gateway configuration."""
-    defaults = SpeakerOptions()
+    """The pipeline's tunables from the gateway configuration (the rest at their defaults)."""
     return SpeakerOptions(
         long_audio_threshold_s=config.long_audio_threshold_s,
         chunk_s=config.chunk_target_s,
@@ -51,8 +50,6 @@ def speaker_options(config: GatewayConfig) -> SpeakerOptions:
         rejoin_threshold=config.speaker_rejoin_threshold,
         name_threshold=config.speaker_name_threshold,
         confirm_margin=config.speaker_confirm_margin,
-        min_reliable_speech_s=defaults.min_reliable_speech_s,
-        max_pause_s=defaults.max_pause_s,
         low_confidence=config.speaker_low_confidence,
     )
 
